@@ -1,0 +1,264 @@
+"""Wheels to install: gunicorn (a release from the index, or a commit built from git),
+the app's dependency (bottle) and setuptools (gunicorn 19.x imports ``pkg_resources``).
+
+Everything lands in the cache once, verified, and is installed by unpacking the wheel
+(see envs.py), so no pip runs per environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from . import index
+from .fsutil import remove_tree, temp_dir
+from .interpreters import Interpreter
+
+BOTTLE_AS_REPORTED = "0.12.13"  # the seed report's version; sdist only, builds on <= 3.10
+SETUPTOOLS_CAP = Version("81")  # setuptools 81+ no longer ships pkg_resources
+WHEEL_CAP = Version("0.46")  # wheel 0.46+ needs packaging, which an offline build env lacks
+
+
+class ArtifactError(Exception):
+    """A wheel could not be obtained or built (one line, user-facing)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A gunicorn wheel and the digest of the ``gunicorn/`` package it must install."""
+
+    label: str  # "19.6.0" or a short sha
+    version: str  # the version the wheel declares
+    wheel: Path
+    digest: str
+    sha: str | None = None  # full commit sha for builds from git
+
+
+def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
+    """Digest of a package's source files, independent of where they sit.
+
+    The same function runs over a wheel's entries, an exported git tree and an
+    installed site-packages, which is how we verify that an environment really holds
+    the code we meant to test.
+    """
+    h = hashlib.sha256()
+    for rel, data in sorted(files):
+        if "__pycache__" in rel or rel.endswith((".pyc", ".pyo")):
+            continue
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def wheel_package_files(wheel: Path, package: str = "gunicorn") -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(wheel) as zf:
+        return [
+            (n, zf.read(n))
+            for n in zf.namelist()
+            if n.startswith(package + "/") and not n.endswith("/")
+        ]
+
+
+def dir_package_files(root: Path, package: str = "gunicorn") -> list[tuple[str, bytes]]:
+    base = root / package
+    return [
+        (p.relative_to(root).as_posix(), p.read_bytes()) for p in base.rglob("*") if p.is_file()
+    ]
+
+
+def _wheel_file(files: Iterable[index.DistFile], py: str | None = None) -> index.DistFile | None:
+    """The pure-Python wheel among a release's files, if it has one."""
+    for f in files:
+        if f.packagetype != "bdist_wheel" or not f.filename.endswith("-none-any.whl"):
+            continue
+        tags = f.filename.rsplit("-", 3)[1]
+        if py and not any(t.startswith("py3") or t == "py2.py3" for t in tags.split(".")):
+            continue
+        return f
+    return None
+
+
+def gunicorn_release(version: str, cache_dir: Path, project: index.Project) -> Artifact:
+    """The release's wheel from the index (or, lacking one, a wheel built from its sdist)."""
+    files = project.releases.get(version, ())
+    wheels = cache_dir / "wheels"
+    f = _wheel_file(files)
+    if f is not None:
+        path = index.download(f, wheels)
+    else:
+        sdist = next((x for x in files if x.packagetype == "sdist"), None)
+        if sdist is None:
+            raise ArtifactError(f"gunicorn {version}: the index has no wheel or sdist")
+        path = _build_wheel_from_sdist(index.download(sdist, wheels / "sdist"), wheels, version)
+    return Artifact(version, version, path, package_digest(wheel_package_files(path)))
+
+
+def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path:
+    """Build a wheel from a source tree with the harness's own setuptools (no network)."""
+    tmp = temp_dir(out_dir, "wheel")
+    try:
+        proc = subprocess.run(
+            [
+                python,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                "--disable-pip-version-check",
+                "-q",
+                "-w",
+                str(tmp),
+                str(tree),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        built = sorted(tmp.glob("*.whl"))
+        if proc.returncode != 0 or not built:
+            last = (proc.stderr.strip().splitlines() or ["no wheel produced"])[-1]
+            raise ArtifactError(f"building a wheel from {tree.name} failed: {last}")
+        final = out_dir / built[0].name
+        built[0].replace(final)
+        return final
+    finally:
+        remove_tree(tmp)
+
+
+def _build_wheel_from_sdist(sdist: Path, out_dir: Path, label: str) -> Path:
+    import tarfile
+
+    tmp = temp_dir(out_dir, "sdist")
+    try:
+        with tarfile.open(sdist) as tf:
+            tf.extractall(tmp)  # noqa: S202 - our own verified download
+        roots = [p for p in tmp.iterdir() if p.is_dir()]
+        if not roots:
+            raise ArtifactError(f"{sdist.name}: empty sdist")
+        return build_wheel(roots[0], out_dir)
+    finally:
+        remove_tree(tmp)
+
+
+def _admits(requires_python: str | None, interp: Interpreter) -> bool:
+    if not requires_python:
+        return True
+    try:
+        return Version(interp.version) in SpecifierSet(requires_python)
+    except (InvalidSpecifier, InvalidVersion):
+        return False
+
+
+def newest_wheel(
+    name: str,
+    interp: Interpreter,
+    cache_dir: Path,
+    below: Version | None = None,
+    series: tuple[int, ...] = (),
+) -> tuple[Path, str]:
+    """Newest final release of ``name`` with a pure-Python wheel that supports ``interp``."""
+    proj = index.project(name, cache_dir)
+    best: tuple[Version, index.DistFile] | None = None
+    for v, files in proj.releases.items():
+        try:
+            ver = Version(v)
+        except InvalidVersion:
+            continue
+        if ver.is_prerelease or (below is not None and ver >= below) or (best and ver <= best[0]):
+            continue
+        if series and ver.release[: len(series)] != series:
+            continue
+        f = _wheel_file(files, py="3")
+        if f is not None and _admits(f.requires_python, interp):
+            best = (ver, f)
+    if best is None:
+        raise ArtifactError(f"no {name} wheel on the index supports Python {interp.version}")
+    return index.download(best[1], cache_dir / "wheels"), str(best[0])
+
+
+def setuptools_for(interp: Interpreter, cache_dir: Path) -> Path:
+    """Newest setuptools below 81 for this Python: gunicorn 19.x imports pkg_resources."""
+    return newest_wheel("setuptools", interp, cache_dir, below=SETUPTOOLS_CAP)[0]
+
+
+def bottle_for(interp: Interpreter, cache_dir: Path) -> tuple[Path, str]:
+    """bottle 0.12.13 as in the report where it builds (Python <= 3.10), else the newest 0.12.
+
+    0.12.13 ships only an sdist whose setup.py needs ``inspect.getargspec``; we build it
+    once with the target interpreter's own pip (offline, from cached setuptools/wheel)
+    and fall back to the newest 0.12 wheel when that cannot work.
+    """
+    wheels = cache_dir / "wheels"
+    if interp.version_tuple < (3, 11):
+        pattern = f"bottle-{BOTTLE_AS_REPORTED}-*.whl"
+        with FileLock(str(cache_dir / ".bottle.lock")):
+            built = sorted(wheels.glob(pattern))
+            if built:
+                return built[0], BOTTLE_AS_REPORTED
+            proj = index.project("bottle", cache_dir)
+            sdist = next(
+                (f for f in proj.releases.get(BOTTLE_AS_REPORTED, ()) if f.packagetype == "sdist"),
+                None,
+            )
+            if sdist is not None:
+                src = index.download(sdist, wheels / "sdist")
+                path = _try_build_with(interp, src, wheels, cache_dir)
+                if path is not None:
+                    return path, BOTTLE_AS_REPORTED
+    return newest_wheel("bottle", interp, cache_dir, series=(0, 12))
+
+
+def _try_build_with(
+    interp: Interpreter, sdist: Path, out_dir: Path, cache_dir: Path
+) -> Path | None:
+    tmp = temp_dir(out_dir, "bottle")
+    try:
+        links = tmp / "links"  # the build backend, offline, in versions this Python supports
+        links.mkdir()
+        for dep in (
+            setuptools_for(interp, cache_dir),
+            newest_wheel("wheel", interp, cache_dir, below=WHEEL_CAP)[0],
+        ):
+            (links / dep.name).write_bytes(dep.read_bytes())
+        base = [
+            interp.path,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-index",
+            "--no-cache-dir",
+            "--find-links",
+            str(links),
+            "-q",
+            "--disable-pip-version-check",
+            "-w",
+            str(tmp),
+        ]
+        # --use-pep517 builds in isolation from the cached backend; pip < 19 lacks the flag.
+        for extra in (["--use-pep517"], []):
+            proc = subprocess.run(
+                base + extra + [str(sdist)], capture_output=True, text=True, timeout=300
+            )
+            built = sorted(tmp.glob("*.whl"))
+            if proc.returncode == 0 and built:
+                break
+        else:
+            return None
+        final = out_dir / built[0].name
+        built[0].replace(final)
+        return final
+    except (OSError, subprocess.SubprocessError):
+        return None
+    finally:
+        remove_tree(tmp)

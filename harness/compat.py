@@ -1,0 +1,97 @@
+"""Host probes and the shims they enable.
+
+Linux 6.13 (backported to 6.12.9 and 6.1.124, "net: restrict SO_REUSEPORT to inet
+sockets") rejects ``SO_REUSEPORT`` on ``AF_UNIX`` with EOPNOTSUPP.  Gunicorn
+19.7.0-19.7.1 set it unconditionally, so on such a kernel they cannot bind a Unix
+socket at all -- a host incompatibility, not the bug under test.  The shim below makes
+exactly that one call a no-op inside the scenario's server process, as older kernels
+did, and leaves a mark so the report can say which rows needed it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import platform
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+SHIM_MARK_ENV = "GUNICORN_BISECT_COMPAT_MARK"
+
+# Runs inside the server's interpreter (any Python 3 gunicorn supports); keep it 3.6-safe.
+SITECUSTOMIZE = (
+    """\
+# gunicorn-bisect compat shim: SO_REUSEPORT on AF_UNIX becomes a no-op (see harness/compat.py)
+import errno as _errno
+import os as _os
+import socket as _socket
+
+_orig_setsockopt = _socket.socket.setsockopt
+
+
+def _setsockopt(self, level, option, *args):
+    try:
+        return _orig_setsockopt(self, level, option, *args)
+    except OSError as exc:
+        if (
+            exc.errno == _errno.EOPNOTSUPP
+            and level == _socket.SOL_SOCKET
+            and option == getattr(_socket, "SO_REUSEPORT", None)
+            and self.family == getattr(_socket, "AF_UNIX", None)
+        ):
+            mark = _os.environ.get("%s")
+            if mark:
+                with open(mark, "a") as fh:
+                    fh.write("SO_REUSEPORT on AF_UNIX accepted as a no-op\\n")
+            return None
+        raise
+
+
+_socket.socket.setsockopt = _setsockopt
+"""
+    % SHIM_MARK_ENV
+)
+
+
+@dataclass(frozen=True)
+class CompatProbe:
+    """What the host kernel does with SO_REUSEPORT on a Unix socket."""
+
+    kernel: str
+    reuseport_unix_rejected: bool
+    detail: str
+
+    def describe(self) -> str:
+        if self.reuseport_unix_rejected:
+            return f"kernel {self.kernel} rejects SO_REUSEPORT on AF_UNIX ({self.detail})"
+        return f"kernel {self.kernel} accepts SO_REUSEPORT on AF_UNIX"
+
+
+def probe_host() -> CompatProbe:
+    """Ask the kernel once, the same way gunicorn 19.7.0 does."""
+    kernel = platform.release()
+    if not hasattr(socket, "SO_REUSEPORT") or not hasattr(socket, "AF_UNIX"):
+        return CompatProbe(kernel, False, "SO_REUSEPORT not defined on this platform")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError as exc:
+        name = (
+            "EOPNOTSUPP"
+            if exc.errno == errno.EOPNOTSUPP
+            else errno.errorcode.get(exc.errno or 0, "?")
+        )
+        return CompatProbe(kernel, True, f"errno {exc.errno} {name}")
+    finally:
+        sock.close()
+    return CompatProbe(kernel, False, "accepted")
+
+
+def write_shim(directory: Path) -> Path:
+    """Write the sitecustomize shim into ``directory`` (put on the server's PYTHONPATH)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "sitecustomize.py"
+    path.write_text(SITECUSTOMIZE)
+    os.chmod(path, 0o644)
+    return directory

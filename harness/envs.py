@@ -1,0 +1,242 @@
+"""Isolated environments: one per (gunicorn artifact, interpreter), cached and verified.
+
+An environment is a virtualenv (``virtualenv`` where it supports the interpreter, the
+interpreter's own ``venv`` for 3.6-3.8, equally isolated) into which the wheels are
+unpacked with ``installer``: no pip start-up per environment, nothing downloaded twice.
+It is built in a temporary directory and renamed into place with its manifest written
+last, so an interrupted build is never mistaken for a finished one; on reuse the
+installed gunicorn is checked against the artifact's digest before it is trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from . import artifacts
+from .artifacts import Artifact
+from .fsutil import atomic_write_text, remove_tree, sweep_temporaries, temp_dir
+from .interpreters import Interpreter
+
+MANIFEST = "gunicorn-bisect-env.json"
+LAYOUT = 1  # bump when the way environments are built changes
+
+# Runs in the target Python: can it import gunicorn and boot the worker class we test?
+_BOOT_PROBE = r"""
+import json, sys
+out = {"python": sys.version.split()[0]}
+try:
+    import gunicorn
+    out["gunicorn"] = gunicorn.__version__ if isinstance(gunicorn.__version__, str) else ".".join(map(str, gunicorn.version_info))
+    out["file"] = gunicorn.__file__
+    from gunicorn.config import Config
+    from gunicorn.app.wsgiapp import WSGIApplication
+    cfg = Config()
+    cfg.set("threads", 2)
+    if sys.argv[1]:
+        cfg.set("worker_class", sys.argv[1])
+    out["worker"] = cfg.worker_class.__module__
+    import bottle
+    out["bottle"] = bottle.__version__
+    out["ok"] = True
+except BaseException as exc:
+    out["ok"] = False
+    lines = [l.strip() for l in ("%s: %s" % (type(exc).__name__, exc)).splitlines()]
+    lines = [l for l in lines if l and l not in ("]", "[")]
+    out["error"] = lines[-1] if lines else type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+class EnvError(Exception):
+    """An environment could not be built (one line, user-facing)."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A built environment and what its boot probe found."""
+
+    path: Path
+    interpreter: Interpreter
+    artifact: Artifact
+    bottle: str
+    works: bool
+    reason: str  # why it does not work ("" when it does)
+    reused: bool
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    @property
+    def site_packages(self) -> Path:
+        return self.path / "lib" / f"python{self.interpreter.minor}" / "site-packages"
+
+
+def _key(artifact: Artifact, interp: Interpreter, worker_class: str) -> str:
+    ident = json.dumps(
+        [LAYOUT, artifact.digest, artifact.wheel.name, interp.path, interp.version, worker_class]
+    )
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
+    return f"gunicorn-{artifact.label}-py{interp.version}-{digest}"
+
+
+def _create_venv(interp: Interpreter, dest: Path) -> None:
+    if interp.version_tuple >= (3, 9):
+        from virtualenv import cli_run
+
+        try:
+            cli_run(
+                [
+                    "--no-seed",
+                    "--activators",
+                    "",
+                    "--no-periodic-update",
+                    "--quiet",
+                    "-p",
+                    interp.path,
+                    str(dest),
+                ],
+                setup_logging=False,
+            )
+            return
+        except (Exception, SystemExit) as exc:  # virtualenv reports failures as SystemExit too
+            raise EnvError(f"virtualenv failed for Python {interp.version}: {exc}") from None
+    # virtualenv 21 cannot serve 3.6-3.8 fully; the stdlib venv is just as isolated.
+    proc = subprocess.run(
+        [interp.path, "-m", "venv", "--without-pip", str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise EnvError(f"venv failed for Python {interp.version}: {last}")
+
+
+def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter) -> None:
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.sources import WheelFile
+
+    site = env_root / "lib" / f"python{interp.minor}" / "site-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    scheme = {
+        "purelib": str(site),
+        "platlib": str(site),
+        "headers": str(env_root / "include" / "site" / f"python{interp.minor}"),
+        "scripts": str(env_root / "bin"),
+        "data": str(env_root),
+    }
+    dest = SchemeDictionaryDestination(
+        scheme, interpreter=str(final_root / "bin" / "python"), script_kind="posix"
+    )
+    with WheelFile.open(wheel) as source:
+        install(source, dest, {"INSTALLER": b"gunicorn-bisect\n"})
+
+
+def _probe(python: Path, worker_class: str) -> dict:
+    try:
+        proc = subprocess.run(
+            [str(python), "-c", _BOOT_PROBE, worker_class],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",
+        )
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        return {"ok": False, "error": f"boot probe did not run: {exc}"}
+
+
+def _installed_digest(site: Path) -> str:
+    return artifacts.package_digest(artifacts.dir_package_files(site))
+
+
+def _load(path: Path, interp: Interpreter, artifact: Artifact) -> Environment | None:
+    """A finished environment, if it is complete and holds exactly our gunicorn."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    env = Environment(
+        path,
+        interp,
+        artifact,
+        manifest.get("bottle", "?"),
+        bool(manifest.get("works")),
+        manifest.get("reason", ""),
+        reused=True,
+    )
+    if manifest.get("digest") != artifact.digest or not env.python.exists():
+        return None
+    try:
+        if _installed_digest(env.site_packages) != artifact.digest:
+            return None
+    except OSError:
+        return None
+    return env
+
+
+def ensure(
+    artifact: Artifact, interp: Interpreter, cache_dir: Path, worker_class: str = ""
+) -> Environment:
+    """Reuse the cached environment for (artifact, interpreter) or build it."""
+    root = cache_dir / "envs"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / _key(artifact, interp, worker_class)
+    env = _load(final, interp, artifact)
+    if env is not None:
+        return env
+    with FileLock(str(root / f".{final.name}.lock")):
+        env = _load(final, interp, artifact)  # someone else may have built it meanwhile
+        if env is not None:
+            return env
+        sweep_temporaries(root)
+        remove_tree(final)  # broken or incomplete: rebuild, never use
+        bottle_wheel, bottle_version = artifacts.bottle_for(interp, cache_dir)
+        setuptools_wheel = artifacts.setuptools_for(interp, cache_dir)
+        tmp = temp_dir(root, final.name)
+        try:
+            _create_venv(interp, tmp)
+            for wheel in (artifact.wheel, bottle_wheel, setuptools_wheel):
+                _install(wheel, tmp, final, interp)
+            if (
+                _installed_digest(tmp / "lib" / f"python{interp.minor}" / "site-packages")
+                != artifact.digest
+            ):
+                raise EnvError(f"installed gunicorn {artifact.label} does not match its wheel")
+            probe = _probe(tmp / "bin" / "python", worker_class)
+            ok = bool(probe.get("ok"))
+            if ok and probe.get("gunicorn") != artifact.version:
+                ok = False
+                probe["error"] = (
+                    f"installed gunicorn reports {probe.get('gunicorn')}, "
+                    f"expected {artifact.version}"
+                )
+            manifest = {
+                "layout": LAYOUT,
+                "label": artifact.label,
+                "sha": artifact.sha,
+                "version": artifact.version,
+                "digest": artifact.digest,
+                "python": interp.version,
+                "interpreter": interp.path,
+                "bottle": bottle_version,
+                "works": ok,
+                "reason": probe.get("error", ""),
+            }
+            atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
+            tmp.rename(final)
+        except BaseException:
+            remove_tree(tmp)
+            raise
+    env = _load(final, interp, artifact)
+    if env is None:
+        raise EnvError(f"environment for gunicorn {artifact.label} did not verify after building")
+    return Environment(env.path, interp, artifact, env.bottle, env.works, env.reason, reused=False)

@@ -1,0 +1,143 @@
+"""Find the Pythons on this machine and order them for a target.
+
+Gunicorn 19.x does not run on Python 3.10+, and pyenv's shims do not expose its
+versions on PATH, so we look in three places: PATH, pyenv's versions folder and uv's
+managed Pythons.  Which one *works* for a release is decided by evidence (the boot
+probe in a built environment, see envs.py); this module only finds and orders them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_PROBE = (
+    "import json, platform, sys; print(json.dumps({'version': platform.python_version(), "
+    "'impl': platform.python_implementation(), 'executable': sys.executable}))"
+)
+
+
+class InterpreterError(Exception):
+    """A user-facing, one-line problem with --python."""
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """One Python installation, identified by its resolved executable."""
+
+    path: str
+    version: str
+    source: str  # "PATH", "pyenv", "uv", "--python"
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.version.split(".")[:3] if p.isdigit())
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+def _candidate_paths() -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        if not entry or "shims" in Path(entry).parts:
+            continue  # pyenv shims dispatch on cwd; we read pyenv's folder directly
+        d = Path(entry)
+        if not d.is_dir():
+            continue
+        for name in ("python3", "python") + tuple(f"python3.{m}" for m in range(6, 20)):
+            p = d / name
+            if p.is_file() and os.access(p, os.X_OK):
+                found.append((str(p), "PATH"))
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for d in sorted((pyenv_root / "versions").glob("*")):
+        for name in ("bin/python3", "bin/python"):
+            if (d / name).is_file():
+                found.append((str(d / name), "pyenv"))
+                break
+    uv_dirs = [os.environ.get("UV_PYTHON_INSTALL_DIR", "")]
+    data_home = os.environ.get("XDG_DATA_HOME", str(Path.home() / ".local" / "share"))
+    uv_dirs.append(str(Path(data_home) / "uv" / "python"))
+    for base in filter(None, uv_dirs):
+        for d in sorted(Path(base).glob("cpython-*")):
+            if (d / "bin" / "python3").is_file():
+                found.append((str(d / "bin" / "python3"), "uv"))
+    return found
+
+
+def probe(path: str, source: str) -> Interpreter | None:
+    """Run the interpreter once to learn its exact version; None if it is not a CPython 3."""
+    try:
+        out = subprocess.run(
+            [path, "-c", _PROBE], capture_output=True, text=True, timeout=15, check=True
+        ).stdout
+        data = json.loads(out)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if data.get("impl") != "CPython" or not str(data.get("version", "")).startswith("3."):
+        return None
+    return Interpreter(path=path, version=data["version"], source=source)
+
+
+def discover() -> list[Interpreter]:
+    """Every distinct CPython 3 we can find, newest first."""
+    seen: dict[str, Interpreter] = {}
+    for path, source in _candidate_paths():
+        key = os.path.realpath(path)
+        if key in seen:
+            continue
+        interp = probe(path, source)
+        if interp is not None:
+            seen[key] = interp
+    return order(seen.values())
+
+
+def order(interps: Iterable[Interpreter], prefer: str | None = None) -> list[Interpreter]:
+    """Newest first (we want the newest Python that works); ``prefer`` (a path) leads.
+
+    One interpreter per exact version: two copies of 3.9.18 are the same evidence.
+    """
+    ranked = sorted(interps, key=lambda i: (i.version_tuple, i.source != "PATH"), reverse=True)
+    unique: list[Interpreter] = []
+    versions: set[str] = set()
+    for i in ranked:
+        if i.version not in versions:
+            versions.add(i.version)
+            unique.append(i)
+    if prefer:
+        unique.sort(key=lambda i: i.path != prefer)
+    return unique
+
+
+def select(spec: str, available: Sequence[Interpreter]) -> Interpreter:
+    """Resolve ``--python X.Y`` (newest matching) or ``--python PATH``."""
+    if "/" in spec or os.sep in spec or not spec.replace(".", "").isdigit():
+        path = spec if ("/" in spec) else (shutil.which(spec) or spec)
+        if not Path(path).exists():
+            raise InterpreterError(f"--python {spec}: no such file")
+        interp = probe(path, "--python")
+        if interp is None:
+            raise InterpreterError(f"--python {spec}: not a working CPython 3 interpreter")
+        return interp
+    matches = [i for i in available if i.version == spec or i.minor == spec]
+    if not matches:
+        have = ", ".join(sorted({i.minor for i in available}, key=_vkey)) or "none"
+        raise InterpreterError(
+            f"--python {spec}: no such Python found on PATH, in pyenv or in uv (found: {have})"
+        )
+    return order(matches)[0]
+
+
+def _vkey(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+def how_to_get(minor: str) -> str:
+    """The hint we print when no interpreter fits."""
+    return f"install one with `pyenv install {minor}` or `uv python install {minor}`"
