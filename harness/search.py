@@ -1,0 +1,369 @@
+"""Pure, graph-aware bisection over a commit DAG: no I/O, no git calls.
+
+Why not just drive ``git bisect``: the harness tests several commits in parallel
+(k-ary search), re-tests skipped commits after "healing" them, and the search
+must be unit- and property-testable without a repository.  The semantics follow
+``git bisect --term-old/--term-new`` so results can be compared with git:
+
+* candidates = commits reachable from the NEW bound (inclusive) and not
+  reachable from any OLD commit (inclusive);
+* a NEW result moves the bound to that commit, an OLD result cuts its history;
+* SKIP commits are never treated as OLD or NEW; if only they separate the OLD
+  side from the bound, the result is "ambiguous", as in git.
+
+With ``first_parent=True`` the NEW side follows first parents only (like
+``git bisect --first-parent``), while OLD commits still exclude their whole
+history, exactly as git's revision walk propagates "uninteresting" to every
+parent.  So no commit outside ``old..new`` is ever proposed for testing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+Parents = Mapping[str, Sequence[str]]
+Status = Literal["found", "ambiguous", "pending"]
+
+__all__ = [
+    "Bisection",
+    "InconsistentOutcomes",
+    "Outcome",
+    "Parents",
+    "Result",
+    "ancestors",
+    "first_parent_chain",
+    "merged_via",
+    "next_testable_after",
+]
+
+
+class Outcome(str, Enum):
+    """Result of testing one commit (str-valued so it serialises to JSON as is)."""
+
+    OLD = "old"
+    NEW = "new"
+    SKIP = "skip"
+
+
+class InconsistentOutcomes(ValueError):
+    """Outcomes contradict each other, e.g. a NEW commit is an ancestor of an OLD one.
+
+    Raised instead of silently searching a meaningless range: it usually means the
+    bug is flaky or the OLD/NEW bounds given to the search are wrong.
+    """
+
+
+@dataclass(frozen=True)
+class Result:
+    """Where the search stands.
+
+    ``candidates`` is ``(commit,)`` when found; when ambiguous it is the skipped
+    candidates plus the NEW bound, oldest first (git's "could be any of" list);
+    empty while pending.
+    """
+
+    status: Status
+    commit: str | None = None
+    candidates: tuple[str, ...] = ()
+
+
+def _edges(parents: Parents, sha: str, first_parent: bool) -> Sequence[str]:
+    ps = parents.get(sha, ())
+    return ps[:1] if first_parent else ps
+
+
+def _walk(
+    parents: Parents,
+    starts: Iterable[str],
+    first_parent: bool = False,
+    stop: frozenset[str] | set[str] = frozenset(),
+    known_only: bool = False,
+) -> set[str]:
+    """Iterative DFS over parent edges (no recursion: histories have thousands of commits).
+
+    Nodes in ``stop`` are neither visited nor crossed; with ``known_only`` nodes
+    missing from ``parents`` (outside the range) are dropped too.
+    """
+    seen: set[str] = set()
+    stack = [s for s in starts]
+    while stack:
+        sha = stack.pop()
+        if sha in seen or sha in stop or (known_only and sha not in parents):
+            continue
+        seen.add(sha)
+        stack.extend(_edges(parents, sha, first_parent))
+    return seen
+
+
+def ancestors(parents: Parents, sha: str, first_parent: bool = False) -> set[str]:
+    """All ancestors of ``sha``, inclusive (parents missing from the mapping are leaves)."""
+    return _walk(parents, [sha], first_parent)
+
+
+def first_parent_chain(parents: Parents, tip: str) -> list[str]:
+    """The mainline of ``tip``: tip, its first parent, ... newest first."""
+    chain: list[str] = []
+    seen: set[str] = set()
+    sha: str | None = tip
+    while sha is not None and sha not in seen:
+        seen.add(sha)
+        chain.append(sha)
+        ps = parents.get(sha, ())
+        sha = ps[0] if ps else None
+    return chain
+
+
+def _topo_order(
+    parents: Parents, root: str, members: set[str] | frozenset[str], first_parent: bool
+) -> list[str]:
+    """Members reachable from ``root``, parents before children (oldest first).
+
+    Post-order DFS visiting parents in git order, so the first-parent history comes
+    out first: deterministic and close to ``git log --topo-order --reverse``.
+    """
+    if root not in members:
+        return []
+    order: list[str] = []
+    visited = {root}
+    stack = [(root, iter(_edges(parents, root, first_parent)))]
+    while stack:
+        _, it = stack[-1]
+        for p in it:
+            if p in members and p not in visited:
+                visited.add(p)
+                stack.append((p, iter(_edges(parents, p, first_parent))))
+                break
+        else:
+            order.append(stack.pop()[0])
+    return order
+
+
+@dataclass(frozen=True)
+class _State:
+    bound: str
+    candidates: frozenset[str]
+    order: tuple[str, ...]
+
+
+class Bisection:
+    """Mutable bisection state over a commit graph; the caller does the testing.
+
+    ``parents`` must contain at least every commit of ``old..new``; ``old`` may be
+    several commits (like several ``git bisect good``).
+    """
+
+    def __init__(
+        self,
+        parents: Parents,
+        old: str | Iterable[str],
+        new: str,
+        first_parent: bool = False,
+    ) -> None:
+        olds = (old,) if isinstance(old, str) else tuple(old)
+        if not olds:
+            raise ValueError("at least one OLD commit is required")
+        if new not in parents:
+            raise ValueError(f"NEW commit {new!r} is not in the parents mapping")
+        self._parents = parents
+        self._first_parent = first_parent
+        self._olds = frozenset(olds)
+        self._new = new
+        self._tested: dict[str, Outcome] = {}
+        self._reach: dict[str, int] | None = None
+        self._state = self._compute(self._tested)
+
+    # -- state -----------------------------------------------------------------
+
+    def _reachable(self, start: str, excluded: set[str]) -> set[str]:
+        return _walk(self._parents, [start], self._first_parent, stop=excluded, known_only=True)
+
+    def _compute(self, tested: Mapping[str, Outcome]) -> _State:
+        """Recompute candidates from scratch, so re-recording (overriding) is trivially right."""
+        olds = set(self._olds)
+        olds.update(s for s, o in tested.items() if o is Outcome.OLD)
+        excluded = _walk(self._parents, olds)  # full history, as git does
+        if self._new in excluded:
+            raise InconsistentOutcomes(f"NEW commit {self._new} is reachable from an OLD commit")
+        news = [s for s, o in tested.items() if o is Outcome.NEW]
+        contradicting = sorted(s for s in news if s in excluded)
+        if contradicting:
+            raise InconsistentOutcomes(
+                f"commits tested NEW are ancestors of OLD commits: {', '.join(contradicting)}"
+            )
+        candidates = self._reachable(self._new, excluded)
+        bound = self._new
+        inner = [s for s in news if s in candidates and s != self._new]
+        if inner:
+            # Several NEW results (parallel probes): the one with the smallest history
+            # has no NEW-tested ancestor among the candidates, so one move suffices.
+            sized = sorted((len(self._reachable(s, excluded)), s) for s in inner)
+            bound = sized[0][1]
+            candidates = self._reachable(bound, excluded)
+        order = _topo_order(self._parents, bound, candidates, self._first_parent)
+        return _State(bound, frozenset(candidates), tuple(order))
+
+    def record(self, sha: str, outcome: Outcome) -> None:
+        """Record a test outcome; recording again overrides (e.g. a skip healed later).
+
+        Raises InconsistentOutcomes (and keeps the previous state) when the outcome
+        contradicts earlier ones.
+        """
+        outcome = Outcome(outcome)
+        if sha == self._new and outcome is not Outcome.NEW:
+            raise InconsistentOutcomes(f"{sha} is the given NEW commit, cannot be {outcome.value}")
+        if sha in self._olds and outcome is not Outcome.OLD:
+            raise InconsistentOutcomes(f"{sha} is a given OLD commit, cannot be {outcome.value}")
+        tested = dict(self._tested)
+        tested[sha] = outcome
+        self._state = self._compute(tested)
+        self._tested = tested
+        self._reach = None
+
+    def tested(self) -> dict[str, Outcome]:
+        """A copy of the recorded outcomes."""
+        return dict(self._tested)
+
+    @property
+    def bound(self) -> str:
+        """The current NEW bound: the NEW commit whose history the candidates are."""
+        return self._state.bound
+
+    def candidates(self) -> tuple[str, ...]:
+        """Commits that may still be the first NEW one, oldest first (bound last)."""
+        return self._state.order
+
+    def known(self) -> dict[str, Outcome]:
+        """Recorded outcomes plus the given OLD/NEW bounds (which are never re-tested)."""
+        known = {sha: Outcome.OLD for sha in self._olds}
+        known[self._new] = Outcome.NEW
+        known.update(self._tested)
+        return known
+
+    def healing_source(self, skipped: str) -> str | None:
+        """The testable commit whose change a skipped candidate should be re-tested with."""
+        return next_testable_after(self._parents, skipped, self.known(), self._state.order)
+
+    def remaining(self) -> int:
+        """Number of commits that may still be the first NEW one (bound and skips included)."""
+        return len(self._state.candidates)
+
+    def _untested(self) -> list[str]:
+        return [c for c in self._state.order if c != self._state.bound and c not in self._tested]
+
+    def steps_left(self) -> int:
+        """Rough number of single-probe steps left (git's "roughly K steps")."""
+        return len(self._untested()).bit_length()
+
+    # -- choosing probes -----------------------------------------------------------
+
+    def _reach_counts(self) -> dict[str, int]:
+        """Per candidate, how many candidates it reaches (inclusive).
+
+        Bitsets in topological order make this O(N^2 / wordsize) instead of one
+        graph walk per candidate.
+        """
+        if self._reach is None:
+            order = self._state.order
+            bits: dict[str, int] = {}
+            for i, c in enumerate(order):
+                b = 1 << i
+                for p in _edges(self._parents, c, self._first_parent):
+                    pb = bits.get(p)
+                    if pb is not None:
+                        b |= pb
+                bits[c] = b
+            self._reach = {c: bin(b).count("1") for c, b in bits.items()}
+        return self._reach
+
+    def next_probes(self, k: int = 1) -> list[str]:
+        """Up to ``k`` distinct untested candidates to test next ([] when nothing is left).
+
+        k=1 uses git's best-bisection rule, max min(reach, N - reach), ties by sha.
+        k>1 aims at reach values N*i/(k+1) so the k results cut the set into about
+        k+1 parts.  Any choice of untested candidates keeps the search correct.
+        """
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        pool = self._untested()
+        if len(pool) <= k:
+            return pool
+        n = len(self._state.candidates)
+        reach = self._reach_counts()
+        if k == 1:
+            return [min(pool, key=lambda c: (-min(reach[c], n - reach[c]), c))]
+        left = set(pool)
+        picks: list[str] = []
+        for i in range(1, k + 1):
+            target = n * i / (k + 1)
+            best = min(left, key=lambda c, t=target: (abs(reach[c] - t), c))
+            left.remove(best)
+            picks.append(best)
+        return picks
+
+    def result(self) -> Result:
+        """found / ambiguous (only skipped commits separate) / pending."""
+        st = self._state
+        rest = [c for c in st.order if c != st.bound]
+        if not rest:
+            return Result("found", st.bound, (st.bound,))
+        if all(self._tested.get(c) is Outcome.SKIP for c in rest):
+            return Result("ambiguous", None, st.order)
+        return Result("pending")
+
+
+def merged_via(parents: Parents, commit: str, tip: str) -> str | None:
+    """The mainline merge of ``tip`` that brought ``commit`` in (which PR shipped it).
+
+    None when ``commit`` is on the first-parent chain itself or not an ancestor of
+    ``tip``.  Walks the mainline oldest first, growing the set of reachable commits
+    one merge at a time, so the whole thing is linear in the history size.
+    """
+    seen: set[str] = set()
+    for mainline in reversed(first_parent_chain(parents, tip)):
+        stack = [mainline]
+        while stack:
+            sha = stack.pop()
+            if sha in seen:
+                continue
+            if sha == commit:
+                return None if mainline == commit else mainline
+            seen.add(sha)
+            stack.extend(parents.get(sha, ()))
+    return None
+
+
+def next_testable_after(
+    parents: Parents,
+    skipped: str,
+    tested: Mapping[str, Outcome],
+    within: Iterable[str],
+) -> str | None:
+    """Nearest descendant of ``skipped`` in ``within`` already tested OLD or NEW.
+
+    Used for healing: an unbootable commit is re-tested with the change of the first
+    testable commit after it cherry-picked on top.  "Testable" means a recorded
+    outcome other than SKIP; untested commits are walked through, not returned.
+    Fewest edges wins, ties by sha.
+    """
+    members = set(within)
+    children: dict[str, list[str]] = {}
+    for c in members:
+        for p in parents.get(c, ()):
+            children.setdefault(p, []).append(c)
+    seen = {skipped}
+    frontier = [skipped]
+    while frontier:
+        layer: set[str] = set()
+        for sha in frontier:
+            for child in children.get(sha, ()):
+                if child not in seen:
+                    seen.add(child)
+                    layer.add(child)
+        hits = sorted(c for c in layer if tested.get(c) in (Outcome.OLD, Outcome.NEW))
+        if hits:
+            return hits[0]
+        frontier = sorted(layer)
+    return None
