@@ -96,7 +96,8 @@ def decide(obs: Observation) -> Outcome:
     if obs.recycles > 0 and broken and obs.arbiter_alive:
         if not obs.path_present:
             nth = obs.path_gone_after_recycle or obs.recycles
-            what = f"socket file gone after the {_ordinal(nth)} worker restart"
+            when = "after the 1st" if nth == 1 else f"by the {_ordinal(nth)}"
+            what = f"socket file gone {when} worker restart"
         else:
             kinds = ", ".join(sorted(set(obs.probe_errors))) or "refused"
             what = f"socket path refuses new connections after a worker restart ({kinds})"
