@@ -196,6 +196,12 @@ class Repo:
         if proc.returncode != 0:
             raise SourceError(f"--repo {spec}: not a git repository")
         git_dir = Path(proc.stdout.decode().strip())
+        if git_dir.resolve() != path.resolve():  # not a bare repo: must be a work tree's top
+            top = _run(["-C", str(path), "rev-parse", "--show-toplevel"])
+            toplevel = top.stdout.decode().strip()
+            if top.returncode != 0 or Path(toplevel).resolve() != path.resolve():
+                where = f" (it is inside {toplevel})" if toplevel else ""
+                raise SourceError(f"--repo {spec}: not a git repository{where}")
         shallow = _run(["--git-dir", str(git_dir), "rev-parse", "--is-shallow-repository"])
         if shallow.stdout.decode().strip() == "true":
             raise SourceError(

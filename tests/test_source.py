@@ -114,6 +114,12 @@ def test_open_non_repo_raises(tmp_path: Path) -> None:
         Repo.open(str(tmp_path / "missing"), tmp_path / "cache")
 
 
+def test_open_subdirectory_of_a_clone_raises(checkout: Path, tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="not a git repository .it is inside"):
+        Repo.open(str(checkout / "gunicorn"), tmp_path / "cache")
+    assert Repo.open(str(checkout / ".git"), tmp_path / "cache").resolve("19.5.0")
+
+
 def test_open_bare_repository(gunicorn_history: History, tmp_path: Path) -> None:
     bare = tmp_path / "bare.git"
     git(tmp_path, "clone", "-q", "--bare", str(gunicorn_history.path), str(bare))
