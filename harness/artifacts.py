@@ -52,8 +52,8 @@ def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
     """
     h = hashlib.sha256()
     for rel, data in sorted(files):
-        if "__pycache__" in rel or rel.endswith((".pyc", ".pyo")):
-            continue
+        if "__pycache__" in rel or not rel.endswith(".py"):
+            continue  # the code is what must match; packaging may drop or add data files
         h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()
 

@@ -57,8 +57,8 @@ def sweep_temporaries(directory: Path) -> None:
     for entry in directory.iterdir():
         parts = entry.name.split("-")
         if entry.name.startswith(".tmp-") and len(parts) > 2 and parts[1].isdigit():
-            if int(parts[1]) != os.getpid() and _pid_alive(int(parts[1])):
-                continue
+            if _pid_alive(int(parts[1])):
+                continue  # a live build, ours (another thread) or another run's
             if entry.is_dir():
                 remove_tree(entry)
             else:

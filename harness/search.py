@@ -367,3 +367,36 @@ def next_testable_after(
             return hits[0]
         frontier = sorted(layer)
     return None
+
+
+# --------------------------------------------------------------------------- releases
+@dataclass(frozen=True)
+class Transition:
+    """Two adjacent *testable* releases whose states differ.
+
+    ``between`` lists the releases in the gap whose verdict could not tell (error or
+    flaky): the change happened in one of them or in ``after``.
+    """
+
+    before: str
+    after: str
+    old_state: bool
+    new_state: bool
+    between: tuple[str, ...] = ()
+
+
+def transitions(table: Sequence[tuple[str, bool | None]]) -> list[Transition]:
+    """Changes of state along an ordered table of (target, state or None for untestable)."""
+    found: list[Transition] = []
+    last: tuple[str, bool] | None = None
+    gap: list[str] = []
+    for target, state in table:
+        if state is None:
+            if last is not None:
+                gap.append(target)
+            continue
+        if last is not None and last[1] != state:
+            found.append(Transition(last[0], target, last[1], state, tuple(gap)))
+        last = (target, state)
+        gap = []
+    return found

@@ -36,7 +36,7 @@ RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
 # becomes 3 x 5 x 16, so every worker recycles within about a second of load.
 DEFAULTS = {"workers": 3, "threads": 5, "max_requests": 16, "worker_class": None}
 
-APP = '''\
+APP = """\
 # -*- coding:utf-8 -*-
 # The report's web.py
 from bottle import route, default_app
@@ -48,7 +48,7 @@ def index():
 
 
 app = default_app()
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,10 @@ class Params:
     def describe(self) -> str:
         wc = self.effective("worker_class") or "auto (gthread when threads > 1)"
         cfg = f", config {self.gunicorn_config}" if self.gunicorn_config else ""
-        return (f"workers={self.effective('workers')} threads={self.effective('threads')} "
-                f"max_requests={self.effective('max_requests')} worker_class={wc}{cfg}")
+        return (
+            f"workers={self.effective('workers')} threads={self.effective('threads')} "
+            f"max_requests={self.effective('max_requests')} worker_class={wc}{cfg}"
+        )
 
 
 @dataclass
@@ -161,7 +163,7 @@ def last_traceback(log: str) -> str:
     if not starts:
         return ""
     block = [lines[starts[-1]]]
-    for ln in lines[starts[-1] + 1:]:
+    for ln in lines[starts[-1] + 1 :]:
         if ln.startswith("[") and "] [" in ln:  # the next log record
             break
         block.append(ln)
@@ -173,7 +175,11 @@ def last_traceback(log: str) -> str:
 
 def boot_error(log: str) -> str:
     """The most telling line of a server that did not come up."""
-    for pattern in (r"connection to \S+ failed: (.+)", r"^(\w*Error: .+)$", r"^(\w*Exception: .+)$"):
+    for pattern in (
+        r"connection to \S+ failed: (.+)",
+        r"^(\w*Error: .+)$",
+        r"^(\w*Exception: .+)$",
+    ):
         found = re.findall(pattern, log, flags=re.M)
         if found:
             return found[-1].strip()
@@ -216,8 +222,9 @@ class _Load:
         self.ok = 0
         self.failed = 0
         self._lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._worker, daemon=True)
-                        for _ in range(concurrency)]
+        self.threads = [
+            threading.Thread(target=self._worker, daemon=True) for _ in range(concurrency)
+        ]
 
     def _worker(self) -> None:
         import requests
@@ -271,14 +278,18 @@ def run(
     try:
         with open(logpath, "wb") as logf:
             proc = subprocess.Popen(
-                server_command(python, conf), cwd=tmp, env=_server_env(compat_dir, mark, token),
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                server_command(python, conf),
+                cwd=tmp,
+                env=_server_env(compat_dir, mark, token),
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         processes.register(proc, token)
         # 1. boot: the socket answers and every worker has booted
         deadline = time.monotonic() + params.boot_timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not processes.STOP.is_set():
             log.refresh()
             if proc.poll() is not None or "Retrying in 1 second" in log.text:
                 break  # a bind that failed once fails again: do not wait out the retries
@@ -299,7 +310,7 @@ def run(
         gone_at: int | None = None
         grace_until: float | None = None
         deadline = time.monotonic() + params.run_timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not processes.STOP.is_set():
             log.refresh()
             recycles = max(log.exits, log.boots - workers)
             if gone_at is None and recycles > 0 and not sock.exists():
@@ -326,6 +337,8 @@ def run(
         obs["recycles"] = max(log.exits, log.boots - workers)
         obs["path_present"] = sock.exists()
         obs["path_gone_after_recycle"] = gone_at
+        if processes.STOP.is_set():
+            raise KeyboardInterrupt
         results = [_probe(sock) for _ in range(params.probes)]
         obs["probes_sent"] = len(results)
         obs["probes_ok"] = results.count("ok")
@@ -344,8 +357,9 @@ def run(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _finish(obs: dict, log: _Log, mark: Path, started: float,
-            on_log: Callable[[str], None] | None) -> Run:
+def _finish(
+    obs: dict, log: _Log, mark: Path, started: float, on_log: Callable[[str], None] | None
+) -> Run:
     text = log.refresh()
     obs["traceback"] = last_traceback(text)
     obs["compat_used"] = mark.exists()

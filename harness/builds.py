@@ -1,0 +1,89 @@
+"""Wheels built from git commits, cached by full commit sha (and the pick that healed it).
+
+A commit's tree is exported (never checked out), built into a wheel with the harness's
+own setuptools, and remembered with the digest of its ``gunicorn/`` package, so the
+environment built from it can prove it holds exactly that commit's code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from filelock import FileLock
+
+from . import artifacts
+from .artifacts import Artifact, ArtifactError
+from .fsutil import atomic_write_text, remove_tree, temp_dir
+from .source import Repo
+
+BUILD_RECORD = "build.json"
+
+
+def _load(folder: Path, label: str, sha: str) -> Artifact | None:
+    try:
+        rec = json.loads((folder / BUILD_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    wheel = folder / rec.get("wheel", "")
+    if rec.get("sha") != sha or not wheel.is_file():
+        return None
+    if artifacts.package_digest(artifacts.wheel_package_files(wheel)) != rec.get("digest"):
+        return None  # a damaged wheel is rebuilt, never used
+    return Artifact(label, rec["version"], wheel, rec["digest"], sha)
+
+
+def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None) -> Artifact:
+    """The wheel of ``sha`` (with ``pick``'s change applied on top when healing)."""
+    key = sha if pick is None else f"{sha}+{pick}"
+    label = sha[:10] if pick is None else f"{sha[:10]}+{pick[:7]}"
+    root = cache_dir / "builds"
+    folder = root / key
+    found = _load(folder, label, sha)
+    if found is not None:
+        return found
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f".{key}.lock")):
+        found = _load(folder, label, sha)
+        if found is not None:
+            return found
+        remove_tree(folder)
+        tmp = temp_dir(root, key[:20])
+        try:
+            tree = tmp / "tree"
+            tree.mkdir()
+            if pick is None:
+                repo.export(sha, tree)
+            elif not repo.export_with_pick(sha, pick, tree):
+                raise ArtifactError(f"{pick[:10]} does not apply on top of {sha[:10]}")
+            if not (tree / "gunicorn").is_dir():
+                raise ArtifactError(f"{sha[:10]} has no gunicorn/ package")
+            digest = artifacts.package_digest(artifacts.dir_package_files(tree))
+            out = tmp / "out"
+            out.mkdir()
+            wheel = artifacts.build_wheel(tree, out)
+            if artifacts.package_digest(artifacts.wheel_package_files(wheel)) != digest:
+                raise ArtifactError(f"the wheel built from {sha[:10]} does not hold its tree")
+            version = wheel.name.split("-")[1]
+            final_tmp = tmp / "final"
+            final_tmp.mkdir()
+            wheel.replace(final_tmp / wheel.name)
+            atomic_write_text(
+                final_tmp / BUILD_RECORD,
+                json.dumps(
+                    {
+                        "sha": sha,
+                        "pick": pick,
+                        "wheel": wheel.name,
+                        "digest": digest,
+                        "version": version,
+                    }
+                ),
+            )
+            final_tmp.rename(folder)
+        finally:
+            remove_tree(tmp)
+    found = _load(folder, label, sha)
+    if found is None:
+        raise ArtifactError(f"build of {sha[:10]} did not verify")
+    return found

@@ -1,0 +1,387 @@
+"""Command line: parse, wire the steps together, map outcomes to exit codes.
+
+Exit status: 0 done; 2 a problem the user can fix (one line on stderr); 130
+interrupted (what was established is printed, with the command that resumes).
+``--check`` exits 0 pass, 1 fail, 125 cannot tell, for ``git bisect run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import signal
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import artifacts, builds, compat, envs, index, interpreters, report, search, targets
+from .bisection import CommitBisector
+from .runner import NoInterpreter, Row, Runner
+from .scenarios import processes, socket_loss
+from .source import DEFAULT_REPO, Repo, SourceError
+from .verdict import Verdict
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
+
+
+class UsageError(Exception):
+    """Anything the user can fix: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + error
+        raise UsageError(f"{message} (see --help)")
+
+
+def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=prog,
+        description="Find the Gunicorn releases and commits where the Unix-socket loss of "
+        "issue #1298 happens, where it started and which commit fixed it.",
+    )
+    p.add_argument(
+        "targets", nargs="?", help="releases: A..B (every final release from A to B), A,B,C, or A"
+    )
+    p.add_argument(
+        "--check",
+        metavar="TARGET",
+        help="run the scenario once on a release or a "
+        "git ref; exit 0 pass, 1 fail, 125 error (drives `git bisect run`)",
+    )
+    p.add_argument("--no-commits", action="store_true", help="stop after the release table")
+    p.add_argument(
+        "--repo",
+        default=None,
+        metavar="URL|PATH",
+        help=f"git history to bisect (default {DEFAULT_REPO}); a local clone or "
+        "bare mirror is used read-only",
+    )
+    p.add_argument(
+        "--first-parent",
+        action="store_true",
+        help="bisect the mainline only (merges are the steps)",
+    )
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    p.add_argument("--python", metavar="X.Y|PATH", help="use this interpreter for every target")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="environments, wheels and clones (default: the user cache dir)",
+    )
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="where run records go (default: ./results)",
+    )
+    g = p.add_argument_group("scenario (defaults: the report's config.py, scaled for speed)")
+    g.add_argument("--workers", type=int, help=f"default {socket_loss.DEFAULTS['workers']}")
+    g.add_argument("--threads", type=int, help=f"default {socket_loss.DEFAULTS['threads']}")
+    g.add_argument(
+        "--max-requests", type=int, help=f"default {socket_loss.DEFAULTS['max_requests']}"
+    )
+    g.add_argument("--worker-class", help="default: gunicorn's choice (gthread when threads > 1)")
+    g.add_argument(
+        "--gunicorn-config",
+        type=Path,
+        metavar="FILE",
+        help="your own gunicorn config file; the harness still owns bind",
+    )
+    g.add_argument(
+        "--no-compat",
+        action="store_true",
+        help="do not neutralise SO_REUSEPORT on AF_UNIX on kernels that reject it",
+    )
+    g.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the scenario N times per target; disagreement is 'flaky'",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="targets evaluated at once (default: the core count)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="progress always, and each gunicorn log"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+class _Progress:
+    def __init__(self, verbose: bool, quiet: bool) -> None:
+        self.on = not quiet and (verbose or sys.stderr.isatty())
+        self.verbose = verbose and not quiet
+
+    def __call__(self, msg: str) -> None:
+        if self.on:
+            print(f"[gunicorn-bisect] {msg}", file=sys.stderr, flush=True)
+
+    def log(self, label: str, text: str) -> None:
+        if self.verbose:
+            sys.stderr.write(f"----- gunicorn log: {label} -----\n{text}\n----- end -----\n")
+            sys.stderr.flush()
+
+
+def _writable_dir(path: Path, option: str) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: not writable ({exc.strerror or exc})") from None
+    return path
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if not args.targets and not args.check:
+        raise UsageError("give releases (e.g. 19.5.0..19.7.0) or --check TARGET")
+    if args.targets and args.check:
+        raise UsageError("give either releases or --check, not both")
+    for name in ("workers", "threads", "max_requests", "repeat", "jobs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.gunicorn_config is not None:
+        cfg = args.gunicorn_config
+        if not cfg.is_file():
+            raise UsageError(f"--gunicorn-config {cfg}: no such file")
+        try:
+            compile(cfg.read_text(), str(cfg), "exec")
+        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+            line = getattr(exc, "lineno", None)
+            where = f" (line {line})" if line else ""
+            raise UsageError(
+                f"--gunicorn-config {cfg}: does not parse{where}: {getattr(exc, 'msg', exc)}"
+            ) from None
+
+
+def _host(probe: compat.CompatProbe, found: list[interpreters.Interpreter]) -> dict:
+    return {
+        "kernel": platform.release(),
+        "compat": probe.describe(),
+        "reuseport_unix_rejected": probe.reuseport_unix_rejected,
+        "pythons": [f"{i.version} ({i.source})" for i in found],
+        "python_paths": {i.version: i.path for i in found},
+        "host_python": platform.python_version(),
+    }
+
+
+def _on_signal(signum, frame):  # SIGTERM behaves like Ctrl-C: clean up, report, exit 130
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or os.path.basename(sys.argv[0]) or "bisect.py"
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        signal.signal(signal.SIGTERM, _on_signal)
+    except ValueError:
+        pass  # not the main thread (tests calling main() from a thread)
+    state: dict = {}
+    try:
+        return _main(argv, prog, state)
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (
+        targets.TargetError,
+        interpreters.InterpreterError,
+        NoInterpreter,
+        index.IndexUnavailable,
+        SourceError,
+    ) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        processes.STOP.set()
+        processes.terminate_all()
+        rep = state.get("report")
+        if rep is not None and not state.get("printed"):
+            rep.interrupted = True
+            print(report.render(rep, state.get("format", "table")))
+        cmd = " ".join(shlex.quote(a) for a in ["python", prog, *argv])
+        print(
+            f"{prog}: interrupted; what was established is above. Resume with: {cmd} "
+            "(environments and builds are cached)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        processes.terminate_all()
+
+
+def _main(argv: list[str], prog: str, state: dict) -> int:
+    args = build_parser(prog).parse_args(argv)
+    _validate(args)
+    progress = _Progress(args.verbose, args.quiet)
+    state["format"] = args.format
+    if args.cache_dir is None:
+        from platformdirs import user_cache_dir
+
+        args.cache_dir = Path(user_cache_dir("gunicorn-bisect"))
+    cache = _writable_dir(args.cache_dir.expanduser(), "--cache-dir")
+    probe = compat.probe_host()
+    found = interpreters.discover()
+    override = interpreters.select(args.python, found) if args.python else None
+    params = socket_loss.Params(
+        workers=args.workers,
+        threads=args.threads,
+        max_requests=args.max_requests,
+        worker_class=args.worker_class,
+        gunicorn_config=args.gunicorn_config,
+    )
+    use_compat = probe.reuseport_unix_rejected and not args.no_compat
+    compat_dir = compat.write_shim(cache / "compat-shim") if use_compat else None
+    runner = Runner(
+        cache,
+        found,
+        params,
+        compat_dir,
+        override,
+        args.repeat,
+        on_log=progress.log,
+        progress=progress,
+    )
+    command = " ".join(shlex.quote(a) for a in ["python", prog, *argv])
+    rep = report.Report(command, _host(probe, found), params.describe())
+    if use_compat:
+        rep.notes.append(
+            "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the "
+            "scenario that one call is a no-op, as on older kernels (--no-compat "
+            "to turn off)"
+        )
+    elif probe.reuseport_unix_rejected:
+        rep.notes.append(
+            "compat off: releases that set SO_REUSEPORT on a Unix socket cannot "
+            "bind here (error, not fail)"
+        )
+    state["report"] = rep
+    if args.check:
+        return _check(args, cache, runner, progress)
+    results_dir = _writable_dir(args.results_dir, "--results-dir")
+
+    spec = targets.parse(args.targets)
+    project = index.project("gunicorn", cache)
+    releases = targets.resolve(spec, project.versions)
+    progress(f"{len(releases)} release(s) to test: {', '.join(releases)}")
+    arts = []
+    for v in releases:
+        progress(f"{v}: fetching the wheel")
+        try:
+            arts.append(artifacts.gunicorn_release(v, cache, project))
+        except artifacts.ArtifactError as exc:
+            raise UsageError(str(exc)) from None
+    rows: list[Row] = [None] * len(arts)  # type: ignore[list-item]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(runner.evaluate, a): i for i, a in enumerate(arts)}
+        try:
+            done = 0
+            for fut in _as_completed(futures):
+                i = futures[fut]
+                rows[i] = fut.result()
+                done += 1
+                progress(
+                    f"{rows[i].target}: {rows[i].verdict.value} "
+                    f"({len(arts) - done} release(s) remain)"
+                )
+                rep.rows = [r for r in rows if r is not None]
+        except BaseException:
+            processes.STOP.set()
+            for f in futures:
+                f.cancel()
+            raise
+    rep.rows = rows
+    table = [
+        (r.target, None if not r.verdict.testable else r.verdict is Verdict.PASS) for r in rows
+    ]
+    rep.transitions = search.transitions(table)
+    if rep.transitions and not args.no_commits:
+        _bisect_commits(args, cache, runner, rep, progress, found, override)
+    out = report.render(rep, args.format, colour=report.use_colour())
+    print(out)
+    state["printed"] = True
+    record = report.write_record(rep, results_dir, args.targets)
+    progress(f"record written to {record}")
+    return EXIT_OK
+
+
+def _as_completed(futures):
+    from concurrent.futures import as_completed
+
+    return as_completed(futures)
+
+
+def _bisect_commits(args, cache, runner, rep, progress, found, override) -> None:
+    spec = args.repo or DEFAULT_REPO
+    try:
+        repo = Repo.open(spec, cache)
+    except SourceError as exc:
+        if args.repo is not None:
+            raise
+        rep.notes.append(f"commit bisection skipped: {exc}")
+        progress(f"commit bisection skipped: {exc}")
+        return
+    by_version = {i.version: i for i in ([override] if override else []) + list(found)}
+    for t in rep.transitions:
+        row = next(r for r in rep.rows if r.target == t.before)
+        interp = by_version.get(row.python or "")
+        bis = CommitBisector(
+            repo,
+            runner,
+            cache,
+            interp,
+            jobs=args.jobs,
+            first_parent=args.first_parent,
+            progress=progress,
+        )
+        try:
+            finding = bis.run(t.before, t.after, old_is_pass=t.old_state)
+        except SourceError as exc:
+            rep.notes.append(f"commit bisection {t.before}..{t.after} skipped: {exc}")
+            continue
+        rep.findings.append(finding)
+
+
+def _check(args, cache: Path, runner: Runner, progress: _Progress) -> int:
+    target = args.check
+    if targets.looks_like_version(target):
+        project = index.project("gunicorn", cache)
+        version = targets.resolve(targets.parse(target), project.versions)[0]
+        artifact = artifacts.gunicorn_release(version, cache, project)
+        kind = "release"
+    else:
+        repo = Repo.open(args.repo or DEFAULT_REPO, cache)
+        sha = repo.resolve(target)
+        try:
+            artifact = builds.commit_wheel(repo, sha, cache)
+        except artifacts.ArtifactError as exc:
+            print(f"{target}: error: {exc}")
+            return EXIT_UNTESTABLE
+        kind = "commit"
+    try:
+        row = runner.evaluate(artifact, kind=kind)
+    except NoInterpreter as exc:
+        if kind == "release" or args.python:
+            raise
+        row = Row(artifact.label, Verdict.ERROR, str(exc), kind=kind, sha=artifact.sha)
+    python = f" (Python {row.python})" if row.python else ""
+    print(f"{target}: {row.verdict.value}{python}: {row.detail}")
+    if row.verdict is Verdict.PASS:
+        return EXIT_OK
+    if row.verdict is Verdict.FAIL:
+        return EXIT_FAIL
+    return EXIT_UNTESTABLE
+
+
+__all__ = ["main", "build_parser", "envs"]
