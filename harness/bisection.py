@@ -9,6 +9,7 @@ human); a commit is named only when the boundary is then one commit wide.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ class Step:
     python: str | None
     detail: str
     picked: str | None = None  # the later commit applied on top to make it testable
+    build_seconds: float = 0.0
+    env_seconds: float = 0.0
+    boot_seconds: float = 0.0
+    scenario_seconds: float = 0.0
 
     def as_json(self) -> dict:
         return {
@@ -40,6 +45,10 @@ class Step:
             "python": self.python,
             "detail": self.detail,
             "picked": self.picked,
+            "build_seconds": round(self.build_seconds, 3),
+            "env_seconds": round(self.env_seconds, 3),
+            "boot_seconds": round(self.boot_seconds, 3),
+            "scenario_seconds": round(self.scenario_seconds, 3),
         }
 
 
@@ -99,12 +108,24 @@ class CommitBisector:
     progress: Callable[[str], None] = lambda msg: None
 
     def _evaluate(self, sha: str, pick: str | None = None) -> Step:
+        t0 = time.monotonic()
         try:
             artifact = builds.commit_wheel(self.repo, sha, self.cache_dir, pick)
         except (ArtifactError, SourceError) as exc:
             return Step(sha, Verdict.ERROR, None, f"build failed: {exc}", pick)
+        built = time.monotonic() - t0
         row: Row = self.runner.evaluate(artifact, kind="commit", interpreter=self.interpreter)
-        return Step(sha, row.verdict, row.python, row.detail, pick)
+        return Step(
+            sha,
+            row.verdict,
+            row.python,
+            row.detail,
+            pick,
+            built,
+            row.env_seconds,
+            row.boot_seconds,
+            row.seconds,
+        )
 
     def run(self, before: str, after: str, old_is_pass: bool) -> Finding:
         kind = "regression" if old_is_pass else "fix"
@@ -127,9 +148,10 @@ class CommitBisector:
                     probes = bis.next_probes(self.jobs)
                     if not probes:
                         break
+                    left = sum(1 for c in bis.candidates() if c not in bis.tested())
                     self.progress(
-                        f"{kind} {before}..{after}: {bis.remaining()} revisions left, "
-                        f"roughly {bis.steps_left()} steps; testing "
+                        f"{kind} {before}..{after}: {left} revisions left to test "
+                        f"(roughly {bis.steps_left()} steps); testing "
                         + ", ".join(p[:10] for p in probes)
                     )
                     for step in pool.map(self._evaluate, probes):

@@ -25,6 +25,7 @@ from .source import DEFAULT_REPO, Repo, SourceError
 from .verdict import Verdict
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
+EXIT_INTERNAL = 3
 
 
 class UsageError(Exception):
@@ -203,6 +204,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     ) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # a bug of ours: still one line, the details only with -v
+        if "-v" in argv or "--verbose" in argv:
+            import traceback
+
+            traceback.print_exc()
+        print(
+            f"{prog}: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         processes.STOP.set()
         processes.terminate_all()

@@ -20,8 +20,7 @@ from pathlib import Path
 SHIM_MARK_ENV = "GUNICORN_BISECT_COMPAT_MARK"
 
 # Runs inside the server's interpreter (any Python 3 gunicorn supports); keep it 3.6-safe.
-SITECUSTOMIZE = (
-    """\
+SITECUSTOMIZE = """\
 # gunicorn-bisect compat shim: SO_REUSEPORT on AF_UNIX becomes a no-op (see harness/compat.py)
 import errno as _errno
 import os as _os
@@ -40,7 +39,7 @@ def _setsockopt(self, level, option, *args):
             and option == getattr(_socket, "SO_REUSEPORT", None)
             and self.family == getattr(_socket, "AF_UNIX", None)
         ):
-            mark = _os.environ.get("%s")
+            mark = _os.environ.get("@MARK_ENV@")
             if mark:
                 with open(mark, "a") as fh:
                     fh.write("SO_REUSEPORT on AF_UNIX accepted as a no-op\\n")
@@ -49,9 +48,7 @@ def _setsockopt(self, level, option, *args):
 
 
 _socket.socket.setsockopt = _setsockopt
-"""
-    % SHIM_MARK_ENV
-)
+""".replace("@MARK_ENV@", SHIM_MARK_ENV)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ scenario (``repeat`` times), decide.  The one place where the effects meet.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ class Row:
     seconds: float = 0.0
     runs: tuple[str, ...] = ()
     tried: tuple[str, ...] = ()  # interpreters that could not boot it, with why
+    env_seconds: float = 0.0  # finding or building the environment (bench/ breakdown)
+    boot_seconds: float = 0.0  # of ``seconds``, waiting for gunicorn to listen
 
     def as_json(self) -> dict:
         return {
@@ -54,6 +57,8 @@ class Row:
             "seconds": round(self.seconds, 3),
             "runs": list(self.runs),
             "tried": list(self.tried),
+            "env_seconds": round(self.env_seconds, 3),
+            "boot_seconds": round(self.boot_seconds, 3),
         }
 
 
@@ -112,6 +117,7 @@ class Runner:
         that one is tried, so a commit that cannot boot is untestable, not a reason to
         go hunting for another Python.
         """
+        t0 = time.monotonic()
         try:
             if interpreter is not None:
                 env = envs.ensure(
@@ -133,8 +139,9 @@ class Runner:
             return Row(
                 artifact.label, Verdict.ERROR, f"install failed: {exc}", kind=kind, sha=artifact.sha
             )
+        env_seconds = time.monotonic() - t0
         outcomes: list[Outcome] = []
-        seconds = 0.0
+        seconds = boot = 0.0
         for i in range(self.repeat):
             suffix = f" (run {i + 1}/{self.repeat})" if self.repeat > 1 else ""
             self.progress(f"{artifact.label}: scenario on Python {env.interpreter.version}{suffix}")
@@ -144,6 +151,7 @@ class Runner:
             if self.on_log is not None:
                 self.on_log(artifact.label, result.log)
             seconds += result.observation.duration
+            boot += result.observation.boot_seconds
             outcomes.append(decide(result.observation))
         out = combine(outcomes)
         detail = out.detail
@@ -162,4 +170,6 @@ class Runner:
             seconds=seconds,
             runs=tuple(v.value for v in out.runs),
             tried=tuple(tried),
+            env_seconds=env_seconds,
+            boot_seconds=boot,
         )

@@ -50,6 +50,7 @@ class Observation:
     traceback: str = ""
     compat_used: bool = False
     duration: float = 0.0
+    boot_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
