@@ -24,3 +24,57 @@ def gunicorn_history(tmp_path_factory: pytest.TempPathFactory) -> History:
         return build_history(tmp_path_factory.mktemp("history") / "gunicorn", downloads)
     except HistoryError as exc:
         pytest.skip(f"cannot build the planted history: {exc}")
+
+
+# ---------------------------------------------------------------------------
+# Real runs: one cache for the whole session (environments, wheels, index), and a
+# helper that runs `python bisect.py ...` the way a user does.
+# ---------------------------------------------------------------------------
+import subprocess
+import sys
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = os.environ.get("GUNICORN_BISECT_TEST_CACHE")
+    path = Path(cache) / "harness" if cache else tmp_path_factory.mktemp("harness-cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """``python bisect.py ARGS`` from the project root, as the README says to run it."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bisect.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def gunicorn_pids() -> list[int]:
+    """Live (non-zombie) processes started by the harness (they carry its run token)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"GUNICORN_BISECT_RUN=" not in (entry / "environ").read_bytes():
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def no_leaks():
+    """Fail the test if it leaves a harness-started gunicorn running."""
+    before = set(gunicorn_pids())
+    yield
+    left = set(gunicorn_pids()) - before
+    assert not left, f"gunicorn processes outlived the run: {sorted(left)}"
