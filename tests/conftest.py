@@ -8,6 +8,8 @@ from __future__ import annotations
 # (and offline runs after one online run) do not download again.
 # ---------------------------------------------------------------------------
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,9 +32,6 @@ def gunicorn_history(tmp_path_factory: pytest.TempPathFactory) -> History:
 # Real runs: one cache for the whole session (environments, wheels, index), and a
 # helper that runs `python bisect.py ...` the way a user does.
 # ---------------------------------------------------------------------------
-import subprocess
-import sys
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
