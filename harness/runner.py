@@ -89,6 +89,8 @@ class Runner:
         """The newest interpreter whose environment boots this gunicorn, with the evidence."""
         tried: list[str] = []
         for interp in self._candidates(artifact):
+            if processes.STOP.is_set():
+                raise KeyboardInterrupt
             self.progress(f"{artifact.label}: environment on Python {interp.version}")
             env = envs.ensure(artifact, interp, self.cache_dir, self.params.worker_class or "")
             if env.works:
@@ -117,6 +119,8 @@ class Runner:
         that one is tried, so a commit that cannot boot is untestable, not a reason to
         go hunting for another Python.
         """
+        if processes.STOP.is_set():
+            raise KeyboardInterrupt
         t0 = time.monotonic()
         try:
             if interpreter is not None:

@@ -1,0 +1,183 @@
+"""Trustworthy runs, with real processes: nothing outlives a run, interrupted or not;
+an interrupted build is never used; concurrent runs share a cache safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, gunicorn_pids, run_cli
+
+pytestmark = pytest.mark.real
+
+
+def _scenario_dirs() -> set[Path]:
+    import tempfile
+
+    return set(Path(tempfile.gettempdir()).glob("gunicorn-bisect-*"))
+
+
+def _start(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "bisect.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture(scope="module")
+def warm(cache_dir):
+    """Environments for 19.5.0 and 19.6.0 built once, so interrupts hit running servers."""
+    for release in ("19.5.0", "19.6.0"):
+        run_cli("--check", release, "--cache-dir", str(cache_dir))
+    return cache_dir
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("attempt", range(3))
+def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signum, attempt):
+    before_pids, before_dirs = set(gunicorn_pids()), _scenario_dirs()
+    proc = _start(
+        "19.5.0..19.6.0",
+        "--no-commits",
+        "--repeat",
+        "50",
+        "--cache-dir",
+        str(warm),
+        "--results-dir",
+        str(tmp_path),
+    )
+    try:
+        assert _wait_for(lambda: set(gunicorn_pids()) - before_pids), "no server ever started"
+        time.sleep(random.uniform(0, 0.4))  # land anywhere: boot, load, probes, teardown
+        started = time.monotonic()
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=15)
+        elapsed = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert elapsed < 5, f"took {elapsed:.1f}s to stop"
+    assert "Resume with: python bisect.py 19.5.0..19.6.0" in err
+    assert "Traceback" not in err
+    assert not set(gunicorn_pids()) - before_pids
+    assert not _scenario_dirs() - before_dirs  # the private socket dirs are gone too
+    assert not list(tmp_path.glob("*.json"))  # no record of an unfinished run
+
+
+def test_interrupted_environment_build_is_never_used(tmp_path):
+    cache = tmp_path / "cache"
+    proc = _start("--check", "19.5.0", "--cache-dir", str(cache))
+    envs = cache / "envs"
+    try:
+        assert _wait_for(
+            lambda: envs.is_dir() and any(p.name.startswith(".tmp-") for p in envs.iterdir()), 120
+        )
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert not [p for p in envs.iterdir() if p.name.startswith(".tmp-")]
+    again = run_cli("--check", "19.5.0", "--cache-dir", str(cache))
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_damaged_environment_is_rebuilt(warm, tmp_path):
+    proc = run_cli("--check", "19.5.0", "--cache-dir", str(warm))
+    assert proc.returncode == 0
+    manifests = [
+        p
+        for p in (warm / "envs").glob("gunicorn-19.5.0-*/gunicorn-bisect-env.json")
+        if json.loads(p.read_text())["works"]
+    ]
+    assert manifests
+    env = manifests[0].parent
+    victim = next(env.glob("lib/python*/site-packages/gunicorn/arbiter.py"))
+    victim.write_text("raise SystemExit('damaged')\n")
+    proc = run_cli("--check", "19.5.0", "--cache-dir", str(warm))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "damaged" not in victim.read_text()
+
+
+def test_two_runs_on_one_cold_cache_both_finish(tmp_path):
+    cache = tmp_path / "cache"
+    a = _start("--check", "19.6.0", "--cache-dir", str(cache))
+    b = _start("--check", "19.6.0", "--cache-dir", str(cache))
+    outs = [p.communicate(timeout=300) for p in (a, b)]
+    assert (a.returncode, b.returncode) == (1, 1), outs
+    built = [p for p in (cache / "envs").iterdir() if not p.name.startswith(".")]
+    assert len(built) == len({p.name for p in built})
+
+
+def test_repeat_reports_agreement(warm):
+    proc = run_cli("--check", "19.6.0", "--repeat", "3", "--cache-dir", str(warm))
+    assert proc.returncode == 1
+    assert "same in 3/3 runs" in proc.stdout
+
+
+def test_progress_is_quiet_off_a_terminal_and_verbose_shows_the_log(warm):
+    quiet = run_cli("--check", "19.5.0", "--cache-dir", str(warm))
+    assert quiet.stderr == ""
+    loud = run_cli("--check", "19.5.0", "-v", "--cache-dir", str(warm))
+    assert "[gunicorn-bisect] 19.5.0: scenario on Python" in loud.stderr
+    assert "Booting worker with pid" in loud.stderr  # -v shows each gunicorn log
+    silenced = run_cli("--check", "19.5.0", "-v", "-q", "--cache-dir", str(warm))
+    assert silenced.stderr == ""
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bisect.py"), *args],
+        cwd=ROOT,
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(warm, tmp_path):
+    args = ["19.5.0", "--no-commits", "--cache-dir", str(warm), "--results-dir", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["TERM"] = "xterm"
+    assert "\x1b[32mPASS" in _on_a_terminal(args, env)
+    assert "\x1b[" not in _on_a_terminal(args, {**env, "NO_COLOR": "1"})
+    piped = run_cli(*args)
+    assert "PASS" in piped.stdout and "\x1b[" not in piped.stdout
