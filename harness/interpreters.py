@@ -103,7 +103,7 @@ def order(interps: Iterable[Interpreter], prefer: str | None = None) -> list[Int
 
     One interpreter per exact version: two copies of 3.9.18 are the same evidence.
     """
-    ranked = sorted(interps, key=lambda i: (i.version_tuple, i.source != "PATH"), reverse=True)
+    ranked = sorted(interps, key=lambda i: (i.version_tuple, i.source == "PATH"), reverse=True)
     unique: list[Interpreter] = []
     versions: set[str] = set()
     for i in ranked:

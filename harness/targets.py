@@ -118,4 +118,5 @@ def _is_version(v: str) -> bool:
 
 def looks_like_version(text: str) -> bool:
     """``--check`` takes a release or a git ref; a plain version number means a release."""
-    return _is_version(text) and all(c.isdigit() or c == "." for c in text)
+    # "1234567" is more likely an abbreviated commit sha than release 1234567
+    return "." in text and _is_version(text) and all(c.isdigit() or c == "." for c in text)
