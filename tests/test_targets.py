@@ -203,9 +203,15 @@ def test_nearest_ignores_pre_releases():
 # -- looks_like_version ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["19.6.0", "19.0", "20", "19.10.0"])
+@pytest.mark.parametrize("text", ["19.6.0", "19.0", "19.10.0"])
 def test_plain_versions_are_releases(text):
     assert looks_like_version(text)
+
+
+@pytest.mark.parametrize("text", ["20", "1234567"])
+def test_all_digit_refs_are_commits_not_releases(text):
+    """An abbreviated sha can be all digits; --check treats it as a git ref."""
+    assert not looks_like_version(text)
 
 
 @pytest.mark.parametrize(
