@@ -204,6 +204,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     ) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `... | head`: the reader left; not an error worth a line
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except Exception as exc:  # a bug of ours: still one line, the details only with -v
         if "-v" in argv or "--verbose" in argv:
             import traceback
@@ -265,7 +269,10 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         progress=progress,
     )
     command = " ".join(shlex.quote(a) for a in ["python", prog, *argv])
-    rep = report.Report(command, _host(probe, found), params.describe())
+    host = _host(probe, found)
+    if probe.reuseport_unix_rejected:
+        host["compat"] += ": compat off (--no-compat)" if args.no_compat else ": compat shim on"
+    rep = report.Report(command, host, params.describe())
     if use_compat:
         rep.notes.append(
             "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the "

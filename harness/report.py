@@ -166,6 +166,10 @@ def _steps_table(f: Finding, fmt: str, colour: bool) -> str:
 def render_table(rep: Report, colour: bool = False) -> str:
     rows = [[r.target, r.python or "-", _verdict(r.verdict, colour), r.detail] for r in rep.rows]
     out = [
+        f"scenario: {rep.params}",
+        f"host: {rep.host.get('compat', '?')}; Pythons found: "
+        f"{', '.join(rep.host.get('pythons', [])) or 'none'}",
+        "",
         tabulate(rows, headers=["release", "python", "verdict", "evidence"], tablefmt="simple"),
         "",
     ]
