@@ -24,7 +24,7 @@ from .fsutil import atomic_write_text, remove_tree, sweep_temporaries, temp_dir
 from .interpreters import Interpreter
 
 MANIFEST = "gunicorn-bisect-env.json"
-LAYOUT = 1  # bump when the way environments are built changes
+LAYOUT = 2  # bump when the way environments are built changes
 
 # Runs in the target Python: can it import gunicorn and boot the worker class we test?
 _BOOT_PROBE = r"""
@@ -46,9 +46,14 @@ try:
     out["ok"] = True
 except BaseException as exc:
     out["ok"] = False
+    import re
+    # gunicorn wraps the real error's traceback in its own message: keep the innermost
+    # "SomeError: message" (which may span lines) as one line
     lines = [l.strip() for l in ("%s: %s" % (type(exc).__name__, exc)).splitlines()]
     lines = [l for l in lines if l and l not in ("]", "[")]
-    out["error"] = lines[-1] if lines else type(exc).__name__
+    heads = [i for i, l in enumerate(lines) if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b", l)]
+    tail = lines[heads[-1]:] if heads else lines[-1:]
+    out["error"] = " ".join(tail).rstrip("]").strip() or type(exc).__name__
 print(json.dumps(out))
 """
 

@@ -4,10 +4,9 @@ scenario (``repeat`` times), decide.  The one place where the effects meet.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import envs
@@ -74,28 +73,23 @@ class Runner:
     repeat: int = 1
     on_log: Callable[[str, str], None] | None = None
     progress: Callable[[str], None] = lambda msg: None
-    _works: dict[str, str] = field(default_factory=dict)  # series -> interpreter path that worked
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _candidates(self, artifact: Artifact) -> list[Interpreter]:
+    def _candidates(self) -> list[Interpreter]:
+        """Newest first, every time: the newest Python that boots a release is the answer,
+        and a refusal is cached evidence (the environment's manifest), cheap to re-read."""
         if self.override is not None:
             return [self.override]
-        series = artifact.version.split(".")[0]
-        with self._lock:
-            prefer = self._works.get(series)
-        return order(self.interpreters, prefer=prefer)
+        return order(self.interpreters)
 
     def environment(self, artifact: Artifact) -> tuple[envs.Environment, list[str]]:
         """The newest interpreter whose environment boots this gunicorn, with the evidence."""
         tried: list[str] = []
-        for interp in self._candidates(artifact):
+        for interp in self._candidates():
             if processes.STOP.is_set():
                 raise KeyboardInterrupt
             self.progress(f"{artifact.label}: environment on Python {interp.version}")
             env = envs.ensure(artifact, interp, self.cache_dir, self.params.worker_class or "")
             if env.works:
-                with self._lock:
-                    self._works.setdefault(artifact.version.split(".")[0], interp.path)
                 return env, tried
             tried.append(f"{interp.version}: {env.reason}")
         if self.override is not None:

@@ -11,6 +11,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+#: Probe failures that mean the path itself turns new connections away: the bug's mark.
+REFUSALS = frozenset({"ENOENT", "ECONNREFUSED"})
+
 
 class Verdict(str, enum.Enum):
     """What a target did.  ``error`` means *cannot tell*, never pass or fail."""
@@ -93,14 +96,15 @@ def decide(obs: Observation) -> Outcome:
     if not obs.booted:
         reason = obs.boot_error or "server never listened on the socket"
         return Outcome(Verdict.ERROR, f"server did not start: {reason}", **extra)
-    broken = (not obs.path_present) or (obs.probes_sent > 0 and obs.probes_ok < obs.probes_sent)
+    refused = [e for e in obs.probe_errors if e in REFUSALS]
+    broken = (not obs.path_present) or bool(refused)
     if obs.recycles > 0 and broken and obs.arbiter_alive:
         if not obs.path_present:
             nth = obs.path_gone_after_recycle or obs.recycles
             when = "after the 1st" if nth == 1 else f"by the {_ordinal(nth)}"
             what = f"socket file gone {when} worker restart"
         else:
-            kinds = ", ".join(sorted(set(obs.probe_errors))) or "refused"
+            kinds = ", ".join(sorted(set(refused)))
             what = f"socket path refuses new connections after a worker restart ({kinds})"
         detail = f"{what}; {obs.probes_ok}/{obs.probes_sent} new connections served"
         if obs.traceback:
@@ -117,8 +121,14 @@ def decide(obs: Observation) -> Outcome:
             "raise the load or lower --max-requests",
             **extra,
         )
-    if broken:  # recycled, arbiter alive, but we could not classify: defensive
-        return Outcome(Verdict.ERROR, "inconsistent observations", **extra)
+    if obs.probes_ok < obs.probes_sent:  # resets or timeouts, not refusals: cannot tell
+        kinds = ", ".join(sorted(set(obs.probe_errors)))
+        return Outcome(
+            Verdict.ERROR,
+            f"socket path kept, but {obs.probes_sent - obs.probes_ok}/{obs.probes_sent} new "
+            f"connections were not served ({kinds}) even when retried",
+            **extra,
+        )
     if obs.probes_sent == 0:
         return Outcome(Verdict.ERROR, "no new connection was tried after the restarts", **extra)
     detail = (

@@ -99,11 +99,18 @@ def test_pass_with_one_restart_is_singular():
 
 
 def test_probes_refused_while_path_present_is_fail():
-    out = decide(obs(probes_sent=5, probes_ok=2, probe_errors=("ConnectionRefusedError",) * 3))
+    out = decide(obs(probes_sent=5, probes_ok=2, probe_errors=("ECONNREFUSED",) * 3))
     assert out.verdict is Verdict.FAIL
     assert "refuses new connections" in out.detail
-    assert "ConnectionRefusedError" in out.detail
+    assert "ECONNREFUSED" in out.detail
     assert "2/5 new connections" in out.detail
+
+
+def test_fresh_connection_reset_while_path_present_is_error_not_fail():
+    """A reset (a worker recycling at that instant) is not the path turning clients away."""
+    out = decide(obs(probes_sent=5, probes_ok=4, probe_errors=("ECONNRESET",)))
+    assert out.verdict is Verdict.ERROR
+    assert "ECONNRESET" in out.detail and "1/5" in out.detail
 
 
 def test_arbiter_dead_is_error_not_fail():
