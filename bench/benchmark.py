@@ -93,9 +93,10 @@ def load_json(proc: subprocess.CompletedProcess, label: str) -> dict:
 
 
 def evaluations(report: dict) -> list[dict]:
-    """Every evaluation of the run, as {build, env, boot, scenario} seconds."""
+    """Every evaluation of the run, as {kind, build, env, boot, scenario} seconds."""
     out = [
         {
+            "kind": "release",
             "build": 0.0,
             "env": r["env_seconds"],
             "boot": r["boot_seconds"],
@@ -107,6 +108,7 @@ def evaluations(report: dict) -> list[dict]:
         for s in (t.get("commit") or {}).get("steps", []):
             out.append(
                 {
+                    "kind": "commit",
                     "build": s["build_seconds"],
                     "env": s["env_seconds"],
                     "boot": s["boot_seconds"],
@@ -118,16 +120,22 @@ def evaluations(report: dict) -> list[dict]:
 
 def breakdown(report: dict, label: str) -> list[str]:
     evs = evaluations(report)
-    steps = sum(len((t.get("commit") or {}).get("steps", [])) for t in report["regressions"])
-    steps += sum(len((t.get("commit") or {}).get("steps", [])) for t in report["fixes"])
+    groups = [("all", evs)] + [
+        (k, [e for e in evs if e["kind"] == k]) for k in ("release", "commit")
+    ]
+    counts = ", ".join(f"{len(g)} {k}s" for k, g in groups[1:])
     lines = [
-        f"{label}: {len(evs)} evaluations ({len(report['rows'])} releases + {steps} commit steps)",
-        f"  {'':10} {'sum s':>8} {'median s':>9}",
+        f"{label}: {len(evs)} evaluations ({counts}); seconds, sum / median",
+        f"  {'':9}" + "".join(f"{k + f' ({len(g)})':>20}" for k, g in groups),
     ]
     for key in ("build", "env", "boot", "scenario"):
-        values = [e[key] for e in evs]
-        lines.append(f"  {key:10} {sum(values):8.2f} {statistics.median(values):9.3f}")
-    lines.append("  (build: commits only; boot is part of scenario)")
+        cells = []
+        for _, g in groups:
+            values = [e[key] for e in g] or [0.0]
+            cells.append(f"{sum(values):9.2f} / {statistics.median(values):6.3f}")
+        lines.append(f"  {key:9}" + "".join(f"{c:>20}" for c in cells))
+    lines.append("  (build: commit wheels only; boot is part of scenario; sums add up")
+    lines.append("   work done in parallel, so they can exceed the wall time)")
     return lines
 
 
@@ -158,6 +166,12 @@ def answers(report: dict) -> tuple[list[str], bool]:
             f"{c.get('subject')!r}{pr}{pick} ({len(c.get('steps', []))} steps) "
             f"[{'OK' if good else 'WRONG, expected ' + want_sha}]"
         )
+        for step in c.get("steps", []):
+            if step["verdict"] not in ("pass", "fail"):
+                pick = f"+{step['picked'][:8]}" if step.get("picked") else ""
+                lines.append(
+                    f"    untestable step {step['sha'][:8]}{pick}: {step['verdict']}: {step['detail']}"
+                )
     return lines, ok
 
 
