@@ -507,10 +507,18 @@ class Repo:
             proc.wait()
             reason = _last_line(proc.stderr.read().decode(errors="replace"))
             raise SourceError(f"cannot export {treeish} from {self.spec}: {reason or exc}") from exc
+        else:
+            # tarfile stops at the end-of-archive marker; git may still be writing the
+            # record padding after it. Drain to EOF so git is never killed by SIGPIPE.
+            while proc.stdout.read(65536):
+                pass
         finally:
             proc.stdout.close()
         stderr = proc.stderr.read()
         proc.stderr.close()
-        if proc.wait() != 0:
+        status = proc.wait()
+        if status != 0:
             reason = _last_line(stderr.decode(errors="replace"))
-            raise SourceError(f"cannot export {treeish} from {self.spec}: {reason}")
+            raise SourceError(
+                f"cannot export {treeish} from {self.spec}: git archive exited {status}: {reason}"
+            )
