@@ -101,10 +101,33 @@ def gunicorn_release(version: str, cache_dir: Path, project: index.Project) -> A
     return Artifact(version, version, path, package_digest(wheel_package_files(path)))
 
 
+_DIRECT_BUILD = (
+    "import sys; from setuptools.build_meta import __legacy__ as backend; "
+    "backend.build_wheel(sys.argv[1])"
+)
+
+
 def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path:
-    """Build a wheel from a source tree with the harness's own setuptools (no network)."""
+    """Build a wheel from a source tree with the harness's own setuptools (no network).
+
+    Gunicorn's trees are setup.py projects: calling setuptools' PEP 517 backend
+    directly costs a quarter of a ``pip wheel`` (no pip start-up, no resolver); pip
+    remains the fallback for a tree the direct call cannot build.
+    """
     tmp = temp_dir(out_dir, "wheel")
     try:
+        direct = subprocess.run(
+            [python, "-c", _DIRECT_BUILD, str(tmp)],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        built = sorted(tmp.glob("*.whl"))
+        if direct.returncode == 0 and built:
+            final = out_dir / built[0].name
+            built[0].replace(final)
+            return final
         proc = subprocess.run(
             [
                 python,

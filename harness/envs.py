@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,14 +146,17 @@ def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter)
         install(source, dest, {"INSTALLER": b"gunicorn-bisect\n"})
 
 
-def _probe(python: Path, worker_class: str) -> dict:
+def _probe(
+    python: Path, worker_class: str, flags: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> dict:
     try:
         proc = subprocess.run(
-            [str(python), "-c", _BOOT_PROBE, worker_class],
+            [str(python), *flags, "-c", _BOOT_PROBE, worker_class],
             capture_output=True,
             text=True,
             timeout=60,
             cwd="/",
+            env=env,
         )
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
@@ -186,6 +190,62 @@ def _load(path: Path, interp: Interpreter, artifact: Artifact) -> Environment | 
     except OSError:
         return None
     return env
+
+
+def _unpacked(wheel: Path, cache_dir: Path) -> Path:
+    """A wheel unpacked once under the cache (renamed into place: complete or absent)."""
+    import zipfile
+
+    root = cache_dir / "unpacked"
+    final = root / wheel.name
+    if final.is_dir():
+        return final
+    tmp = temp_dir(root, wheel.name[:30])
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(tmp)
+        try:
+            tmp.rename(final)
+        except OSError:  # another run unpacked it first
+            if not final.is_dir():
+                raise
+    finally:
+        remove_tree(tmp)
+    return final
+
+
+def preflight(
+    artifact: Artifact, interp: Interpreter, cache_dir: Path, worker_class: str = ""
+) -> str:
+    """Can ``interp`` boot this gunicorn at all?  "" if it may, else why not (cached).
+
+    The same boot probe as a built environment's, run with ``-S`` (no site-packages
+    of the base interpreter) on the unpacked wheels: it turns away the Pythons that are
+    too new for a release at a fraction of an environment's cost.  A pass here is not
+    trusted on its own; the real environment is probed again.
+    """
+    key = hashlib.sha256(
+        json.dumps([LAYOUT, artifact.digest, interp.path, interp.version, worker_class]).encode()
+    ).hexdigest()[:16]
+    record = cache_dir / "preflight" / f"{key}.json"
+    try:
+        return json.loads(record.read_text())["reason"]
+    except (OSError, ValueError, KeyError):
+        pass
+    bottle_wheel, _ = artifacts.bottle_for(interp, cache_dir)
+    paths = [
+        _unpacked(w, cache_dir)
+        for w in (artifact.wheel, bottle_wheel, artifacts.setuptools_for(interp, cache_dir))
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # the unpacked wheels are shared: keep them clean
+    probe = _probe(Path(interp.path), worker_class, flags=("-S",), env=env)
+    reason = "" if probe.get("ok") else probe.get("error", "boot probe failed")
+    atomic_write_text(
+        record, json.dumps({"reason": reason, "python": interp.version, "label": artifact.label})
+    )
+    return reason
 
 
 def ensure(

@@ -88,6 +88,12 @@ class Runner:
             if processes.STOP.is_set():
                 raise KeyboardInterrupt
             self.progress(f"{artifact.label}: environment on Python {interp.version}")
+            refused = envs.preflight(
+                artifact, interp, self.cache_dir, self.params.worker_class or ""
+            )
+            if refused:
+                tried.append(f"{interp.version}: {refused}")
+                continue
             env = envs.ensure(artifact, interp, self.cache_dir, self.params.worker_class or "")
             if env.works:
                 return env, tried
