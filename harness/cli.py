@@ -14,10 +14,10 @@ import shlex
 import signal
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import artifacts, builds, compat, envs, index, interpreters, report, search, targets
+from . import artifacts, builds, compat, index, interpreters, report, search, targets
 from .bisection import CommitBisector
 from .runner import NoInterpreter, Row, Runner
 from .scenarios import processes, socket_loss
@@ -305,7 +305,7 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         futures = {pool.submit(runner.evaluate, a): i for i, a in enumerate(arts)}
         try:
             done = 0
-            for fut in _as_completed(futures):
+            for fut in as_completed(futures):
                 i = futures[fut]
                 rows[i] = fut.result()
                 done += 1
@@ -332,12 +332,6 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
     record = report.write_record(rep, results_dir, args.targets)
     progress(f"record written to {record}")
     return EXIT_OK
-
-
-def _as_completed(futures):
-    from concurrent.futures import as_completed
-
-    return as_completed(futures)
 
 
 def _bisect_commits(args, cache, runner, rep, progress, found, override) -> None:
@@ -402,4 +396,4 @@ def _check(args, cache: Path, runner: Runner, progress: _Progress) -> int:
     return EXIT_UNTESTABLE
 
 
-__all__ = ["main", "build_parser", "envs"]
+__all__ = ["main", "build_parser"]

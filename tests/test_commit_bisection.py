@@ -162,3 +162,32 @@ def test_markdown_is_ready_to_paste(gunicorn_history, cache_dir, tmp_path):
     assert "| `19.6.0`" in md and "**FAIL**" in md
     assert gunicorn_history.regression[:12] in md and gunicorn_history.fix[:12] in md
     assert "Reproduce with:" in md and "bisect.py 19.5.0..19.7.0" in md
+
+
+def test_parallel_evaluation_changes_no_verdict(bisected, gunicorn_history, cache_dir, tmp_path):
+    """-j 1 (plain binary search) and the default k-ary search agree on every answer."""
+    proc = run_cli(
+        "19.5.0..19.7.0",
+        "--repo",
+        str(gunicorn_history.path),
+        "-j",
+        "1",
+        "--format",
+        "json",
+        "--cache-dir",
+        str(cache_dir),
+        "--results-dir",
+        str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    serial = json.loads(proc.stdout)
+    parallel = bisected[0]
+    assert [r["verdict"] for r in serial["rows"]] == [r["verdict"] for r in parallel["rows"]]
+    for kind in ("regressions", "fixes"):
+        a, b = serial[kind][0]["commit"], parallel[kind][0]["commit"]
+        assert (a["sha"], a["needed"]) == (b["sha"], b["needed"])
+        seen = {(s["sha"], s["picked"]): s["verdict"] for s in b["steps"]}
+        for step in a["steps"]:  # a commit tested by both searches got the same verdict
+            key = (step["sha"], step["picked"])
+            if key in seen:
+                assert seen[key] == step["verdict"]

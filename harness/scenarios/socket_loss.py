@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import signal
 import socket
 import subprocess
 import tempfile
@@ -392,4 +391,4 @@ def _finish(
     return Run(Observation(**obs), text)
 
 
-__all__ = ["DEFAULTS", "Params", "Run", "run", "server_command", "signal"]
+__all__ = ["DEFAULTS", "Params", "Run", "run", "server_command"]
