@@ -23,7 +23,7 @@ from . import index
 from .fsutil import remove_tree, temp_dir
 from .interpreters import Interpreter
 
-BOTTLE_AS_REPORTED = "0.12.13"  # the seed report's version; sdist only, builds on <= 3.10
+BOTTLE_AS_REPORTED = "0.12.13"  # the seed report's version; sdist only, runs on <= 3.9
 SETUPTOOLS_CAP = Version("81")  # setuptools 81+ no longer ships pkg_resources
 WHEEL_CAP = Version("0.46")  # wheel 0.46+ needs packaging, which an offline build env lacks
 
@@ -215,14 +215,14 @@ def setuptools_for(interp: Interpreter, cache_dir: Path) -> Path:
 
 
 def bottle_for(interp: Interpreter, cache_dir: Path) -> tuple[Path, str]:
-    """bottle 0.12.13 as in the report where it builds (Python <= 3.10), else the newest 0.12.
+    """bottle 0.12.13 as in the report where it runs (Python <= 3.9), else the newest 0.12.
 
     0.12.13 ships only an sdist whose setup.py needs ``inspect.getargspec``; we build it
     once with the target interpreter's own pip (offline, from cached setuptools/wheel)
     and fall back to the newest 0.12 wheel when that cannot work.
     """
     wheels = cache_dir / "wheels"
-    if interp.version_tuple < (3, 11):
+    if interp.version_tuple < (3, 10):  # 0.12.13 imports collections.MutableMapping
         pattern = f"bottle-{BOTTLE_AS_REPORTED}-*.whl"
         with FileLock(str(cache_dir / ".bottle.lock")):
             built = sorted(wheels.glob(pattern))

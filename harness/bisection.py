@@ -141,46 +141,54 @@ class CommitBisector:
         steps: dict[str, Step] = {}
         needed: dict[str, str] = {}
         healed: set[str] = set()
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            while True:
-                res = bis.result()
-                if res.status == "pending":
-                    probes = bis.next_probes(self.jobs)
-                    if not probes:
-                        break
-                    left = sum(1 for c in bis.candidates() if c not in bis.tested())
-                    self.progress(
-                        f"{kind} {before}..{after}: {left} revisions left to test "
-                        f"(roughly {bis.steps_left()} steps); testing "
-                        + ", ".join(p[:10] for p in probes)
-                    )
-                    for step in pool.map(self._evaluate, probes):
-                        steps[step.sha] = step
-                        bis.record(step.sha, _outcome(step.verdict, old_is_pass))
-                    continue
-                if res.status != "ambiguous":
-                    break
-                # Only skipped commits separate the boundary: heal each with a later change.
-                todo = []
-                for cand in res.candidates:
-                    if cand in healed or bis.tested().get(cand) is not Outcome.SKIP:
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+                while True:
+                    res = bis.result()
+                    if res.status == "pending":
+                        probes = bis.next_probes(self.jobs)
+                        if not probes:
+                            break
+                        left = sum(1 for c in bis.candidates() if c not in bis.tested())
+                        self.progress(
+                            f"{kind} {before}..{after}: {left} revisions left to test "
+                            f"(roughly {bis.steps_left()} steps); testing "
+                            + ", ".join(p[:10] for p in probes)
+                        )
+                        for step in pool.map(self._evaluate, probes):
+                            steps[step.sha] = step
+                            bis.record(step.sha, _outcome(step.verdict, old_is_pass))
                         continue
-                    source = bis.healing_source(cand)
-                    healed.add(cand)
-                    if source is not None:
-                        todo.append((cand, source))
-                if not todo:
-                    break
-                self.progress(
-                    f"{kind} {before}..{after}: re-testing {len(todo)} untestable "
-                    "commit(s) with the next testable change picked on top"
-                )
-                for step in pool.map(lambda cs: self._evaluate(*cs), todo):
-                    steps[f"{step.sha}+{step.picked}"] = step
-                    outcome = _outcome(step.verdict, old_is_pass)
-                    if outcome is not Outcome.SKIP:
-                        needed[step.sha] = step.picked or ""
-                        bis.record(step.sha, outcome)
+                    if res.status != "ambiguous":
+                        break
+                    # Only skipped commits separate the boundary: heal each with a later change.
+                    todo = []
+                    for cand in res.candidates:
+                        if cand in healed or bis.tested().get(cand) is not Outcome.SKIP:
+                            continue
+                        source = bis.healing_source(cand)
+                        healed.add(cand)
+                        if source is not None:
+                            todo.append((cand, source))
+                    if not todo:
+                        break
+                    self.progress(
+                        f"{kind} {before}..{after}: re-testing {len(todo)} untestable "
+                        "commit(s) with the next testable change picked on top"
+                    )
+                    for step in pool.map(lambda cs: self._evaluate(*cs), todo):
+                        steps[f"{step.sha}+{step.picked}"] = step
+                        outcome = _outcome(step.verdict, old_is_pass)
+                        if outcome is not Outcome.SKIP:
+                            needed[step.sha] = step.picked or ""
+                            bis.record(step.sha, outcome)
+        except search.InconsistentOutcomes as exc:
+            finding.steps = list(steps.values())
+            finding.status = "inconsistent"
+            finding.reason = (
+                f"verdicts contradict each other ({exc}); the bug may be flaky here: try --repeat 5"
+            )
+            return finding
         res = bis.result()
         finding.steps = list(steps.values())
         if res.status == "found" and res.commit:

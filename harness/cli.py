@@ -1,4 +1,4 @@
-"""Command line: parse, wire the steps together, map outcomes to exit codes.
+"""Command line: parse and validate, run a job from harness.app, map outcomes to exit codes.
 
 Exit status: 0 done; 2 a problem the user can fix (one line on stderr); 130
 interrupted (what was established is printed, with the command that resumes).
@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import signal
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import artifacts, builds, compat, index, interpreters, report, search, targets
-from .bisection import CommitBisector
-from .runner import NoInterpreter, Row, Runner
+from . import app, artifacts, index, interpreters, report, targets
+from .runner import NoInterpreter
 from .scenarios import processes, socket_loss
-from .source import DEFAULT_REPO, Repo, SourceError
+from .source import DEFAULT_REPO, SourceError
 from .verdict import Verdict
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
@@ -167,17 +164,6 @@ def _validate(args: argparse.Namespace) -> None:
             ) from None
 
 
-def _host(probe: compat.CompatProbe, found: list[interpreters.Interpreter]) -> dict:
-    return {
-        "kernel": platform.release(),
-        "compat": probe.describe(),
-        "reuseport_unix_rejected": probe.reuseport_unix_rejected,
-        "pythons": [f"{i.version} ({i.source})" for i in found],
-        "python_paths": {i.version: i.path for i in found},
-        "host_python": platform.python_version(),
-    }
-
-
 def _on_signal(signum, frame):  # SIGTERM behaves like Ctrl-C: clean up, report, exit 130
     raise KeyboardInterrupt
 
@@ -200,6 +186,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         interpreters.InterpreterError,
         NoInterpreter,
         index.IndexUnavailable,
+        artifacts.ArtifactError,
         SourceError,
     ) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -246,9 +233,6 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
 
         args.cache_dir = Path(user_cache_dir("gunicorn-bisect"))
     cache = _writable_dir(args.cache_dir.expanduser(), "--cache-dir")
-    probe = compat.probe_host()
-    found = interpreters.discover()
-    override = interpreters.select(args.python, found) if args.python else None
     params = socket_loss.Params(
         workers=args.workers,
         threads=args.threads,
@@ -256,144 +240,33 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         worker_class=args.worker_class,
         gunicorn_config=args.gunicorn_config,
     )
-    use_compat = probe.reuseport_unix_rejected and not args.no_compat
-    compat_dir = compat.write_shim(cache / "compat-shim") if use_compat else None
-    runner = Runner(
-        cache,
-        found,
-        params,
-        compat_dir,
-        override,
-        args.repeat,
-        on_log=progress.log,
+    session = app.open_session(
+        cache=cache,
+        python=args.python,
+        params=params,
+        no_compat=args.no_compat,
+        repeat=args.repeat,
+        jobs=args.jobs,
+        command=" ".join(shlex.quote(a) for a in ["python", prog, *argv]),
         progress=progress,
+        on_log=progress.log,
     )
-    command = " ".join(shlex.quote(a) for a in ["python", prog, *argv])
-    host = _host(probe, found)
-    if probe.reuseport_unix_rejected:
-        host["compat"] += ": compat off (--no-compat)" if args.no_compat else ": compat shim on"
-    rep = report.Report(command, host, params.describe())
-    if use_compat:
-        rep.notes.append(
-            "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the "
-            "scenario that one call is a no-op, as on older kernels (--no-compat "
-            "to turn off)"
-        )
-    elif probe.reuseport_unix_rejected:
-        rep.notes.append(
-            "compat off: releases that set SO_REUSEPORT on a Unix socket cannot "
-            "bind here (error, not fail)"
-        )
-    state["report"] = rep
+    state["report"] = session.report
     if args.check:
-        return _check(args, cache, runner, progress)
+        row = app.check(session, args.check, args.repo)
+        python = f" (Python {row.python})" if row.python else ""
+        print(f"{args.check}: {row.verdict.value}{python}: {row.detail}")
+        state["printed"] = True
+        return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
     results_dir = _writable_dir(args.results_dir, "--results-dir")
-
-    spec = targets.parse(args.targets)
-    project = index.project("gunicorn", cache)
-    releases = targets.resolve(spec, project.versions)
-    progress(f"{len(releases)} release(s) to test: {', '.join(releases)}")
-    arts = []
-    for v in releases:
-        progress(f"{v}: fetching the wheel")
-        try:
-            arts.append(artifacts.gunicorn_release(v, cache, project))
-        except artifacts.ArtifactError as exc:
-            raise UsageError(str(exc)) from None
-    rows: list[Row] = [None] * len(arts)  # type: ignore[list-item]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(runner.evaluate, a): i for i, a in enumerate(arts)}
-        try:
-            done = 0
-            for fut in as_completed(futures):
-                i = futures[fut]
-                rows[i] = fut.result()
-                done += 1
-                progress(
-                    f"{rows[i].target}: {rows[i].verdict.value} "
-                    f"({len(arts) - done} release(s) remain)"
-                )
-                rep.rows = [r for r in rows if r is not None]
-        except BaseException:
-            processes.STOP.set()
-            for f in futures:
-                f.cancel()
-            raise
-    rep.rows = rows
-    table = [
-        (r.target, None if not r.verdict.testable else r.verdict is Verdict.PASS) for r in rows
-    ]
-    rep.transitions = search.transitions(table)
-    if rep.transitions and not args.no_commits:
-        _bisect_commits(args, cache, runner, rep, progress, found, override)
-    out = report.render(rep, args.format, colour=report.use_colour())
-    print(out)
+    app.release_table(session, args.targets)
+    if session.report.transitions and not args.no_commits:
+        app.bisect_commits(session, args.repo, args.first_parent)
+    print(report.render(session.report, args.format, colour=report.use_colour()))
     state["printed"] = True
-    record = report.write_record(rep, results_dir, args.targets)
+    record = report.write_record(session.report, results_dir, args.targets)
     progress(f"record written to {record}")
     return EXIT_OK
-
-
-def _bisect_commits(args, cache, runner, rep, progress, found, override) -> None:
-    spec = args.repo or DEFAULT_REPO
-    try:
-        repo = Repo.open(spec, cache)
-    except SourceError as exc:
-        if args.repo is not None:
-            raise
-        rep.notes.append(f"commit bisection skipped: {exc}")
-        progress(f"commit bisection skipped: {exc}")
-        return
-    by_version = {i.version: i for i in ([override] if override else []) + list(found)}
-    for t in rep.transitions:
-        row = next(r for r in rep.rows if r.target == t.before)
-        interp = by_version.get(row.python or "")
-        bis = CommitBisector(
-            repo,
-            runner,
-            cache,
-            interp,
-            jobs=args.jobs,
-            first_parent=args.first_parent,
-            progress=progress,
-        )
-        try:
-            finding = bis.run(t.before, t.after, old_is_pass=t.old_state)
-        except SourceError as exc:
-            rep.notes.append(f"commit bisection {t.before}..{t.after} skipped: {exc}")
-            continue
-        rep.findings.append(finding)
-
-
-def _check(args, cache: Path, runner: Runner, progress: _Progress) -> int:
-    target = args.check
-    if targets.looks_like_version(target):
-        project = index.project("gunicorn", cache)
-        version = targets.resolve(targets.parse(target), project.versions)[0]
-        artifact = artifacts.gunicorn_release(version, cache, project)
-        kind = "release"
-    else:
-        repo = Repo.open(args.repo or DEFAULT_REPO, cache)
-        sha = repo.resolve(target)
-        try:
-            artifact = builds.commit_wheel(repo, sha, cache)
-        except artifacts.ArtifactError as exc:
-            print(f"{target}: error: {exc}")
-            return EXIT_UNTESTABLE
-        kind = "commit"
-    try:
-        row = runner.evaluate(artifact, kind=kind)
-    except NoInterpreter as exc:
-        if kind == "release" or args.python:
-            raise
-        row = Row(artifact.label, Verdict.ERROR, str(exc), kind=kind, sha=artifact.sha)
-    python = f" (Python {row.python})" if row.python else ""
-    print(f"{target}: {row.verdict.value}{python}: {row.detail}")
-    if row.verdict is Verdict.PASS:
-        return EXIT_OK
-    if row.verdict is Verdict.FAIL:
-        return EXIT_FAIL
-    return EXIT_UNTESTABLE
 
 
 __all__ = ["main", "build_parser"]

@@ -25,7 +25,7 @@ from .fsutil import atomic_write_text, remove_tree, sweep_temporaries, temp_dir
 from .interpreters import Interpreter
 
 MANIFEST = "gunicorn-bisect-env.json"
-LAYOUT = 2  # bump when the way environments are built changes
+LAYOUT = 3  # bump when the way environments are built changes
 
 # Runs in the target Python: can it import gunicorn and boot the worker class we test?
 _BOOT_PROBE = r"""

@@ -39,6 +39,7 @@ class Row:
     seconds: float = 0.0
     runs: tuple[str, ...] = ()
     tried: tuple[str, ...] = ()  # interpreters that could not boot it, with why
+    bottle: str | None = None  # the app's bottle version in that environment
     env_seconds: float = 0.0  # finding or building the environment (bench/ breakdown)
     boot_seconds: float = 0.0  # of ``seconds``, waiting for gunicorn to listen
 
@@ -56,6 +57,7 @@ class Row:
             "seconds": round(self.seconds, 3),
             "runs": list(self.runs),
             "tried": list(self.tried),
+            "bottle": self.bottle,
             "env_seconds": round(self.env_seconds, 3),
             "boot_seconds": round(self.boot_seconds, 3),
         }
@@ -174,6 +176,7 @@ class Runner:
             seconds=seconds,
             runs=tuple(v.value for v in out.runs),
             tried=tuple(tried),
+            bottle=env.bottle,
             env_seconds=env_seconds,
             boot_seconds=boot,
         )

@@ -181,3 +181,34 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(warm, tmp_path):
     assert "\x1b[" not in _on_a_terminal(args, {**env, "NO_COLOR": "1"})
     piped = run_cli(*args)
     assert "PASS" in piped.stdout and "\x1b[" not in piped.stdout
+
+
+def test_teardown_kills_a_worker_that_left_its_process_group():
+    """A worker whose arbiter died, or that escaped into its own session, is still found
+    (by the run token in its environment) and killed."""
+    import uuid
+
+    from harness.scenarios import processes
+
+    token = uuid.uuid4().hex
+    env = {**os.environ, "GUNICORN_BISECT_RUN": token}
+    escapee = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"  # a new session: killpg of the parent's group misses it
+        "    time.sleep(120)\n"
+        "else:\n"
+        "    time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", escapee], env=env, start_new_session=True)
+    assert _wait_for(lambda: len(processes.pids_with_token(token)) == 2, 10)
+    processes.terminate(proc, token)
+    assert _wait_for(lambda: not [p for p in processes.pids_with_token(token) if _alive(p)], 5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,0 +1,161 @@
+"""The jobs a user asks for, as functions over one Session: the release table, the
+commit bisections that follow it, and a single ``--check``.
+
+cli.py turns arguments into a Session and results into output and exit codes; this
+module holds the order of the steps and nothing about the command line.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import artifacts, builds, compat, index, interpreters, report, search, targets
+from .bisection import CommitBisector
+from .interpreters import Interpreter
+from .runner import NoInterpreter, Row, Runner
+from .scenarios import processes, socket_loss
+from .source import DEFAULT_REPO, Repo, SourceError
+from .verdict import Verdict
+
+
+@dataclass
+class Session:
+    """What is fixed for one run: where things are cached, which Pythons, the report."""
+
+    cache: Path
+    runner: Runner
+    interpreters: list[Interpreter]
+    override: Interpreter | None
+    report: report.Report
+    jobs: int
+    progress: Callable[[str], None]
+
+
+def open_session(
+    *,
+    cache: Path,
+    python: str | None,
+    params: socket_loss.Params,
+    no_compat: bool,
+    repeat: int,
+    jobs: int,
+    command: str,
+    progress: Callable[[str], None],
+    on_log: Callable[[str, str], None] | None = None,
+) -> Session:
+    """Probe the host once (kernel, Pythons) and set up the runner and the report."""
+    probe = compat.probe_host()
+    found = interpreters.discover()
+    override = interpreters.select(python, found) if python else None
+    use_compat = probe.reuseport_unix_rejected and not no_compat
+    compat_dir = compat.write_shim(cache / "compat-shim") if use_compat else None
+    runner = Runner(
+        cache, found, params, compat_dir, override, repeat, on_log=on_log, progress=progress
+    )
+    host = {
+        "kernel": platform.release(),
+        "compat": probe.describe(),
+        "reuseport_unix_rejected": probe.reuseport_unix_rejected,
+        "pythons": [f"{i.version} ({i.source})" for i in found],
+        "python_paths": {i.version: i.path for i in found},
+        "host_python": platform.python_version(),
+    }
+    if probe.reuseport_unix_rejected:
+        host["compat"] += ": compat shim on" if use_compat else ": compat off (--no-compat)"
+    rep = report.Report(command, host, params.describe())
+    if use_compat:
+        rep.notes.append(
+            "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the scenario that "
+            "one call is a no-op, as on older kernels (--no-compat to turn off)"
+        )
+    elif probe.reuseport_unix_rejected:
+        rep.notes.append(
+            "compat off: releases that set SO_REUSEPORT on a Unix socket cannot bind here "
+            "(error, not fail)"
+        )
+    return Session(cache, runner, found, override, rep, jobs, progress)
+
+
+def release_table(s: Session, spec_text: str) -> None:
+    """Every requested release, evaluated ``jobs`` at a time, then the transitions."""
+    spec = targets.parse(spec_text)
+    project = index.project("gunicorn", s.cache)
+    releases = targets.resolve(spec, project.versions)
+    s.progress(f"{len(releases)} release(s) to test: {', '.join(releases)}")
+    arts = []
+    for v in releases:
+        s.progress(f"{v}: fetching the wheel")
+        arts.append(artifacts.gunicorn_release(v, s.cache, project))
+    rows: list[Row | None] = [None] * len(arts)
+    with ThreadPoolExecutor(max_workers=s.jobs) as pool:
+        futures = {pool.submit(s.runner.evaluate, a): i for i, a in enumerate(arts)}
+        try:
+            for done, fut in enumerate(as_completed(futures), 1):
+                row = rows[futures[fut]] = fut.result()
+                s.progress(
+                    f"{row.target}: {row.verdict.value} ({len(arts) - done} release(s) remain)"
+                )
+                s.report.rows = [r for r in rows if r is not None]
+        except BaseException:
+            processes.STOP.set()  # running scenarios tear down now; queued ones never start
+            for f in futures:
+                f.cancel()
+            raise
+    table = [
+        (r.target, r.verdict is Verdict.PASS if r.verdict.testable else None) for r in s.report.rows
+    ]
+    s.report.transitions = search.transitions(table)
+
+
+def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> None:
+    """Name the commit behind each transition; without a reachable repo, say why not."""
+    try:
+        repo = Repo.open(repo_spec or DEFAULT_REPO, s.cache)
+    except SourceError as exc:
+        if repo_spec is not None:
+            raise
+        s.report.notes.append(f"commit bisection skipped: {exc}")
+        s.progress(f"commit bisection skipped: {exc}")
+        return
+    by_version = {i.version: i for i in s.interpreters}
+    if s.override is not None:
+        by_version[s.override.version] = s.override
+    for t in s.report.transitions:
+        before = next(r for r in s.report.rows if r.target == t.before)
+        bisector = CommitBisector(
+            repo,
+            s.runner,
+            s.cache,
+            by_version.get(before.python or ""),
+            jobs=s.jobs,
+            first_parent=first_parent,
+            progress=s.progress,
+        )
+        try:
+            s.report.findings.append(bisector.run(t.before, t.after, old_is_pass=t.old_state))
+        except SourceError as exc:
+            s.report.notes.append(f"commit bisection {t.before}..{t.after} skipped: {exc}")
+
+
+def check(s: Session, target: str, repo_spec: str | None) -> Row:
+    """One release (a version number) or one git ref, evaluated once (or --repeat times)."""
+    if targets.looks_like_version(target):
+        project = index.project("gunicorn", s.cache)
+        version = targets.resolve(targets.parse(target), project.versions)[0]
+        return s.runner.evaluate(artifacts.gunicorn_release(version, s.cache, project))
+    repo = Repo.open(repo_spec or DEFAULT_REPO, s.cache)
+    sha = repo.resolve(target)
+    try:
+        artifact = builds.commit_wheel(repo, sha, s.cache)
+    except artifacts.ArtifactError as exc:
+        return Row(target, Verdict.ERROR, str(exc), kind="commit", sha=sha)
+    try:
+        return s.runner.evaluate(artifact, kind="commit")
+    except NoInterpreter as exc:
+        if s.override is not None:
+            raise  # --python names an interpreter that cannot run it: the user's to fix
+        return Row(artifact.label, Verdict.ERROR, str(exc), kind="commit", sha=sha)
