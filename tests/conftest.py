@@ -7,6 +7,7 @@ from __future__ import annotations
 # Sdists are cached in $GUNICORN_BISECT_TEST_CACHE when set, so repeated runs
 # (and offline runs after one online run) do not download again.
 # ---------------------------------------------------------------------------
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +55,15 @@ def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedP
         timeout=timeout,
         **kwargs,
     )
+
+
+def run_json(*args: str, cache_dir: Path, results_dir: Path) -> dict:
+    """A run with ``--format json`` that must succeed; its report, parsed."""
+    proc = run_cli(
+        *args, "--format", "json", "--cache-dir", str(cache_dir), "--results-dir", str(results_dir)
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def gunicorn_pids() -> list[int]:

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_json
 
 pytestmark = pytest.mark.real
 
@@ -98,20 +98,15 @@ def test_the_users_repository_is_never_modified(bisected):
 
 
 def test_first_parent_names_the_merge(gunicorn_history, cache_dir, tmp_path):
-    proc = run_cli(
+    report = run_json(
         "19.5.0..19.6.0",
         "--repo",
         str(gunicorn_history.path),
         "--first-parent",
-        "--format",
-        "json",
-        "--cache-dir",
-        str(cache_dir),
-        "--results-dir",
-        str(tmp_path),
+        cache_dir=cache_dir,
+        results_dir=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
-    commit = json.loads(proc.stdout)["regressions"][0]["commit"]
+    commit = report["regressions"][0]["commit"]
     assert commit["status"] == "found"
     assert commit["sha"] == gunicorn_history.merge
 
@@ -120,20 +115,14 @@ def test_second_run_reuses_the_built_wheels(bisected, gunicorn_history, cache_di
     builds = cache_dir / "builds"
     stamps = {p: p.stat().st_mtime_ns for p in builds.glob("*/build.json")}
     assert stamps
-    proc = run_cli(
+    again = run_json(
         "19.5.0..19.7.0",
         "--repo",
         str(gunicorn_history.path),
-        "--format",
-        "json",
-        "--cache-dir",
-        str(cache_dir),
-        "--results-dir",
-        str(tmp_path),
+        cache_dir=cache_dir,
+        results_dir=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
     assert {p: p.stat().st_mtime_ns for p in builds.glob("*/build.json")} == stamps
-    again = json.loads(proc.stdout)
     assert again["regressions"][0]["commit"]["sha"] == gunicorn_history.regression
 
 
@@ -166,21 +155,15 @@ def test_markdown_is_ready_to_paste(gunicorn_history, cache_dir, tmp_path):
 
 def test_parallel_evaluation_changes_no_verdict(bisected, gunicorn_history, cache_dir, tmp_path):
     """-j 1 (plain binary search) and the default k-ary search agree on every answer."""
-    proc = run_cli(
+    serial = run_json(
         "19.5.0..19.7.0",
         "--repo",
         str(gunicorn_history.path),
         "-j",
         "1",
-        "--format",
-        "json",
-        "--cache-dir",
-        str(cache_dir),
-        "--results-dir",
-        str(tmp_path),
+        cache_dir=cache_dir,
+        results_dir=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
-    serial = json.loads(proc.stdout)
     parallel = bisected[0]
     assert [r["verdict"] for r in serial["rows"]] == [r["verdict"] for r in parallel["rows"]]
     for kind in ("regressions", "fixes"):

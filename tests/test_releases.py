@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.compat import probe_host
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, run_json
 
 pytestmark = pytest.mark.real
 KERNEL = probe_host()
@@ -16,18 +16,8 @@ KERNEL = probe_host()
 @pytest.fixture(scope="module")
 def table(cache_dir, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    proc = run_cli(
-        "19.5.0..19.7.0",
-        "--no-commits",
-        "--format",
-        "json",
-        "--cache-dir",
-        str(cache_dir),
-        "--results-dir",
-        str(results),
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout), results
+    report = run_json("19.5.0..19.7.0", "--no-commits", cache_dir=cache_dir, results_dir=results)
+    return report, results
 
 
 def test_verdicts_pin_the_regression_and_the_fix(table, no_leaks):
@@ -82,18 +72,7 @@ def test_a_record_is_written_to_results(table):
 
 
 def test_second_run_reuses_the_environments(table, cache_dir, tmp_path):
-    proc = run_cli(
-        "19.5.0..19.7.0",
-        "--no-commits",
-        "--format",
-        "json",
-        "--cache-dir",
-        str(cache_dir),
-        "--results-dir",
-        str(tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr
-    again = json.loads(proc.stdout)
+    again = run_json("19.5.0..19.7.0", "--no-commits", cache_dir=cache_dir, results_dir=tmp_path)
     assert all(r["reused_env"] for r in again["rows"])
     assert [r["verdict"] for r in again["rows"]] == ["pass", "fail", "pass"]
 
