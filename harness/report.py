@@ -184,6 +184,36 @@ def render_table(rep: Report, colour: bool = False) -> str:
     return "\n".join(out)
 
 
+def _who(c) -> str:
+    return f"{c.date[:10]}, {c.author.split(' <')[0]}"
+
+
+def _finding_markdown(f: Finding) -> list[str]:
+    """The finding as a list a maintainer can paste into an upstream issue."""
+    if f.status == "skipped":
+        return [f"- commit bisection skipped: {f.reason}"]
+    if f.status == "ambiguous":
+        return [f"- not settled: {f.reason}:"] + [
+            f"  - `{c.short}` {c.subject!r} ({_who(c)})" for c in f.candidates
+        ]
+    if f.status != "found" or f.commit is None:
+        return [f"- {f.reason}"]
+    c = f.commit
+    label = "first failing commit" if f.kind == "regression" else "first passing commit"
+    sha = f"[`{c.sha[:12]}`]({f.url})" if f.url else f"`{c.sha[:12]}`"
+    refs = ([f"PR #{c.pr}"] if c.pr else []) + [f'"Fix #{n}"' for n in c.fixes]
+    out = [f"- {label}: {sha} {c.subject!r} ({_who(c)})" + (f", {', '.join(refs)}" if refs else "")]
+    out.append(f"  - full sha: `{c.sha}`")
+    if f.merge is not None:
+        pr = f" (PR #{f.merge.pr})" if f.merge.pr else ""
+        out.append(f"- reached the mainline in `{f.merge.sha[:12]}`{pr} {f.merge.subject!r}")
+    if f.needed:
+        picks = ", ".join(f"`{n[:12]}`" for n in f.needed)
+        out.append(f"- untestable alone: tested with {picks} picked on top so that it could boot")
+    out.append(f"- {len(f.steps)} commits tested:")
+    return out
+
+
 def render_markdown(rep: Report) -> str:
     h = rep.host
     out = ["## Gunicorn #1298 socket loss: bisection report", ""]
@@ -208,8 +238,7 @@ def render_markdown(rep: Report) -> str:
     out.append("")
     for f in rep.findings:
         out += [f"### {f.kind.capitalize()} {f.before} -> {f.after}", ""]
-        out += [f"    {ln}" if ln.startswith(" ") else ln for ln in _finding_lines(f)]
-        out.append("")
+        out += _finding_markdown(f) + [""]
         if f.steps:
             out += [_steps_table(f, "github", False), ""]
     if rep.notes:
