@@ -120,3 +120,19 @@ def test_server_never_imports_our_bisect_module(cache_dir, tmp_path, no_leaks):
     assert seen, "the config's post_fork hook never ran"
     assert str(ROOT / "bisect.py") not in seen
     assert all("/lib/python3." in p and p.endswith("/bisect.py") for p in seen), seen
+
+
+@pytest.mark.parametrize(("release", "status"), [("19.5.0", 0), ("19.6.0", 1)])
+def test_the_reports_own_config_reproduces_it(release, status, cache_dir, no_leaks):
+    """--gunicorn-config runs the reporter's config.py (5 workers, 5 threads,
+    max_requests=512, bind to /tmp/gunicorn.sock): the harness still owns bind, and it
+    waits for the server's own worker count, read from gunicorn's log."""
+    config = ROOT / "tests" / "data" / "report_config.py"
+    proc = run_cli(
+        "--check", release, "--gunicorn-config", str(config), "--cache-dir", str(cache_dir)
+    )
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    if status == 0:
+        assert "socket kept through 5 worker restarts" in proc.stdout
+    else:
+        assert "socket file gone" in proc.stdout

@@ -70,10 +70,15 @@ class Params:
 
     def describe(self) -> str:
         wc = self.effective("worker_class") or "auto (gthread when threads > 1)"
-        cfg = f", config {self.gunicorn_config}" if self.gunicorn_config else ""
+        if self.gunicorn_config is not None:  # the file decides what flags do not
+            given = [f"{n}={getattr(self, n)}" for n in DEFAULTS if getattr(self, n) is not None]
+            return (
+                f"config {self.gunicorn_config} (its own settings; defaults where it has "
+                "none" + (f"; flags: {' '.join(given)}" if given else "") + ")"
+            )
         return (
             f"workers={self.effective('workers')} threads={self.effective('threads')} "
-            f"max_requests={self.effective('max_requests')} worker_class={wc}{cfg}"
+            f"max_requests={self.effective('max_requests')} worker_class={wc}"
         )
 
 
@@ -168,6 +173,16 @@ def last_traceback(log: str) -> str:
             if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)?\b.*", ln) and ":" in ln:
                 break
     return "\n".join(block).strip()
+
+
+def effective_setting(log: str, name: str) -> str | None:
+    """A setting as the arbiter reports it ("Current configuration:" at debug level).
+
+    With ``--gunicorn-config`` the user's file decides workers and max_requests; the
+    counts the scenario waits for must be the server's own, not our defaults.
+    """
+    found = re.search(rf"^\s+{re.escape(name)}: (\S+)\s*$", log, flags=re.M)
+    return found.group(1) if found else None
 
 
 def boot_error(log: str) -> str:
@@ -306,6 +321,9 @@ def run(
             log.refresh()
             if proc.poll() is not None or "Retrying in 1 second" in log.text:
                 break  # a bind that failed once fails again: do not wait out the retries
+            seen = effective_setting(log.text, "workers")
+            if seen and seen.isdigit():  # a user's config may set its own worker count
+                workers = obs["workers"] = int(seen)
             if log.text.count("Exception in worker process") > 2 * workers:
                 break  # workers crash as fast as the arbiter respawns them
             if sock.exists() and log.boots >= workers and _probe(sock, 2.0) == "ok":
@@ -324,6 +342,8 @@ def run(
             obs["boot_error"] = why
             return _finish(obs, log, mark, started, on_log)
         # 2. load until every worker recycled once, or the path vanished
+        seen = effective_setting(log.text, "max_requests")
+        max_requests = int(seen) if seen and seen.isdigit() else params.effective("max_requests")
         load.start()
         want = workers
         gone_at: int | None = None
@@ -341,7 +361,7 @@ def run(
                 break
             if gone_at is None and recycles >= want:
                 break
-            if recycles == 0 and load.ok > 10 * workers * params.effective("max_requests"):
+            if recycles == 0 and load.ok > 10 * workers * max_requests:
                 break  # ten times the requests that should recycle every worker: it never will
             time.sleep(0.005)
         else:
