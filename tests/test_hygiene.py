@@ -212,3 +212,19 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_servers_die_with_a_harness_killed_by_sigkill(warm):
+    """SIGKILL reaches no handler; the servers still go (PR_SET_PDEATHSIG, then the
+    workers see their arbiter gone)."""
+    before = set(gunicorn_pids())
+    proc = _start("--check", "19.5.0", "--repeat", "50", "--cache-dir", str(warm))
+    try:
+        assert _wait_for(lambda: set(gunicorn_pids()) - before), "no server ever started"
+        time.sleep(random.uniform(0, 0.3))
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _wait_for(lambda: not set(gunicorn_pids()) - before, 10), "servers outlived SIGKILL"

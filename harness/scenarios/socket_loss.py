@@ -124,11 +124,26 @@ def _server_env(compat_dir: Path | None, mark: Path, token: str) -> dict[str, st
     return env
 
 
-LAUNCH = "import sys; sys.argv[0] = 'gunicorn'; from gunicorn.app.wsgiapp import run; run()"
+# The arbiter asks the kernel to SIGKILL it if the harness dies (even by SIGKILL, which no
+# handler sees); its workers notice the lost parent and exit on their own.  Linux only,
+# hence the guard; Python 3.6-safe, since it runs in the target interpreter.
+LAUNCH = """\
+import os, sys
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+except Exception:
+    pass
+if os.getppid() != int(sys.argv.pop(1)):
+    sys.exit('gunicorn-bisect: the harness is gone')
+sys.argv[0] = 'gunicorn'
+from gunicorn.app.wsgiapp import run
+run()
+"""
 
 
 def server_command(python: Path, conf: Path) -> list[str]:
-    return [str(python), "-c", LAUNCH, "-c", str(conf), "web:app"]
+    return [str(python), "-c", LAUNCH, str(os.getpid()), "-c", str(conf), "web:app"]
 
 
 class _Log:
