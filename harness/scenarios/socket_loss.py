@@ -184,9 +184,8 @@ def last_traceback(log: str) -> str:
         if ln.startswith("[") and "] [" in ln:  # the next log record
             break
         block.append(ln)
-        if ln and not ln.startswith((" ", "\t")) and block[-1] is ln and len(block) > 1:
-            if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)?\b.*", ln) and ":" in ln:
-                break
+        if ln and not ln[0].isspace():  # the unindented exception line closes it
+            break
     return "\n".join(block).strip()
 
 
