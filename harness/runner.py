@@ -16,7 +16,7 @@ from .scenarios import processes, socket_loss
 from .verdict import Outcome, Verdict, combine, decide
 
 # Only a hint for the message when nothing fits; the choice itself is made by evidence.
-_KNOWN_NEEDS = {"19.": "3.9", "20.": "3.11"}
+_KNOWN_NEEDS = {"19.": "3.9"}
 
 
 class NoInterpreter(Exception):
@@ -78,7 +78,7 @@ class Runner:
 
     def _candidates(self) -> list[Interpreter]:
         """Newest first, every time: the newest Python that boots a release is the answer,
-        and a refusal is cached evidence (the environment's manifest), cheap to re-read."""
+        and each refusal is cached evidence (envs.preflight), cheap to read again."""
         if self.override is not None:
             return [self.override]
         return order(self.interpreters)
