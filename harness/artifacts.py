@@ -97,7 +97,7 @@ def gunicorn_release(version: str, cache_dir: Path, project: index.Project) -> A
         sdist = next((x for x in files if x.packagetype == "sdist"), None)
         if sdist is None:
             raise ArtifactError(f"gunicorn {version}: the index has no wheel or sdist")
-        path = _build_wheel_from_sdist(index.download(sdist, wheels / "sdist"), wheels, version)
+        path = _build_wheel_from_sdist(index.download(sdist, wheels / "sdist"), wheels)
     return Artifact(version, version, path, package_digest(wheel_package_files(path)))
 
 
@@ -123,11 +123,9 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
             text=True,
             timeout=300,
         )
-        built = sorted(tmp.glob("*.whl"))
-        if direct.returncode == 0 and built:
-            final = out_dir / built[0].name
-            built[0].replace(final)
-            return final
+        built = _keep_wheel(direct, tmp, out_dir)
+        if built is not None:
+            return built
         proc = subprocess.run(
             [
                 python,
@@ -147,18 +145,26 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
             text=True,
             timeout=300,
         )
-        built = sorted(tmp.glob("*.whl"))
-        if proc.returncode != 0 or not built:
+        built = _keep_wheel(proc, tmp, out_dir)
+        if built is None:
             last = (proc.stderr.strip().splitlines() or ["no wheel produced"])[-1]
             raise ArtifactError(f"building a wheel from {tree.name} failed: {last}")
-        final = out_dir / built[0].name
-        built[0].replace(final)
-        return final
+        return built
     finally:
         remove_tree(tmp)
 
 
-def _build_wheel_from_sdist(sdist: Path, out_dir: Path, label: str) -> Path:
+def _keep_wheel(proc: subprocess.CompletedProcess, tmp: Path, out_dir: Path) -> Path | None:
+    """The wheel a successful build left in ``tmp``, moved into ``out_dir``; else None."""
+    built = sorted(tmp.glob("*.whl"))
+    if proc.returncode != 0 or not built:
+        return None
+    final = out_dir / built[0].name
+    built[0].replace(final)
+    return final
+
+
+def _build_wheel_from_sdist(sdist: Path, out_dir: Path) -> Path:
     import tarfile
 
     tmp = temp_dir(out_dir, "sdist")
@@ -273,14 +279,10 @@ def _try_build_with(
             proc = subprocess.run(
                 base + extra + [str(sdist)], capture_output=True, text=True, timeout=300
             )
-            built = sorted(tmp.glob("*.whl"))
-            if proc.returncode == 0 and built:
-                break
-        else:
-            return None
-        final = out_dir / built[0].name
-        built[0].replace(final)
-        return final
+            built = _keep_wheel(proc, tmp, out_dir)
+            if built is not None:
+                return built
+        return None
     except (OSError, subprocess.SubprocessError):
         return None
     finally:
