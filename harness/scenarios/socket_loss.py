@@ -11,9 +11,11 @@ the bug.  This module only observes; harness.verdict decides.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -155,13 +157,19 @@ class _Log:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.text = ""
+        self._offset = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def refresh(self) -> str:
+        """Append what the server wrote since the last call (polled every few ms)."""
         try:
-            with open(self.path, errors="replace") as fh:
-                self.text = fh.read()
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read()
         except OSError:
-            pass
+            return self.text
+        self._offset += len(chunk)
+        self.text += self._decoder.decode(chunk)
         return self.text
 
     @property
@@ -407,8 +415,6 @@ def run(
         load.finish()
         if proc is not None:
             processes.terminate(proc, token)
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
 
 
