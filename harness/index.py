@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -67,7 +68,21 @@ def _parse(name: str, cached: dict, stale: bool) -> Project:
     return Project(name, releases, stale)
 
 
+_loaded: dict[tuple[str, str, str], Project] = {}
+_loaded_lock = threading.Lock()
+
+
 def project(name: str, cache_dir: Path, index_url: str = DEFAULT_INDEX) -> Project:
+    """``name``'s releases, read once per process: every environment build asks again
+    (setuptools' document alone is over a megabyte), and within one run it cannot change."""
+    key = (name, str(cache_dir), index_url)
+    with _loaded_lock:
+        if key not in _loaded:
+            _loaded[key] = _project(name, cache_dir, index_url)
+        return _loaded[key]
+
+
+def _project(name: str, cache_dir: Path, index_url: str) -> Project:
     """Load ``name`` from the cache if fresh, else from the index (falling back to stale)."""
     path = cache_dir / "index" / f"{name}.json"
     cached: dict | None = None
