@@ -30,14 +30,16 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from harness import artifacts, compat, index, interpreters  # noqa: E402
+from harness.cancel import Cancel  # noqa: E402
 from harness.runner import Runner  # noqa: E402
-from harness.scenarios import processes, socket_loss  # noqa: E402
+from harness.scenarios import base, processes  # noqa: E402
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-n", type=int, default=50, help="runs per release (default 50)")
     p.add_argument("--releases", default="19.5.0,19.6.0,19.7.0")
+    p.add_argument("--scenario", default="socket-loss", help="a built-in scenario or a file")
     p.add_argument("--cache-dir", type=Path, help="default: the harness's user cache dir")
     p.add_argument("--python", help="X.Y or a path (default: as the harness chooses)")
     args = p.parse_args()
@@ -54,7 +56,9 @@ def main() -> int:
     found = interpreters.discover()
     override = interpreters.select(args.python, found) if args.python else None
     compat_dir = compat.write_shim(cache / "compat-shim") if probe.reuseport_unix_rejected else None
-    runner = Runner(cache, found, socket_loss.Params(), compat_dir, override, repeat=1)
+    cancel = Cancel()  # a fresh one per session: a library caller can run again after Ctrl-C
+    scenario = base.create(args.scenario, base.Options())
+    runner = Runner(cache, found, scenario, compat_dir, override, repeat=1, cancel=cancel)
     project = index.project("gunicorn", cache)
     releases = [v.strip() for v in args.releases.split(",") if v.strip()]
 
@@ -93,7 +97,7 @@ def main() -> int:
             for v, d in details.items():
                 print(f"    {v}: e.g. {d}")
     except KeyboardInterrupt:
-        processes.STOP.set()
+        cancel.set()
         print("soak: interrupted", file=sys.stderr)
         return 130
     finally:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 from . import artifacts, builds, compat, index, interpreters, report, search, targets
 from .bisection import CommitBisector
+from .cancel import Cancel
 from .interpreters import Interpreter
-from .runner import NoInterpreter, Row, Runner
-from .scenarios import processes, socket_loss
+from .results import Row
+from .runner import NoInterpreter, Runner
+from .scenarios.base import Scenario
 from .source import DEFAULT_REPO, Repo, SourceError
 from .verdict import Verdict
 
@@ -33,19 +35,22 @@ class Session:
     report: report.Report
     jobs: int
     progress: Callable[[str], None]
+    cancel: Cancel
 
 
 def open_session(
     *,
     cache: Path,
     python: str | None,
-    params: socket_loss.Params,
+    scenario: Scenario,
     no_compat: bool,
     repeat: int,
     jobs: int,
     command: str,
     progress: Callable[[str], None],
     on_log: Callable[[str, str], None] | None = None,
+    timeout: float = 20.0,
+    cancel: Cancel | None = None,
 ) -> Session:
     """Probe the host once (kernel, Pythons) and set up the runner and the report."""
     probe = compat.probe_host()
@@ -53,8 +58,18 @@ def open_session(
     override = interpreters.select(python, found) if python else None
     use_compat = probe.reuseport_unix_rejected and not no_compat
     compat_dir = compat.write_shim(cache / "compat-shim") if use_compat else None
+    cancel = cancel or Cancel()
     runner = Runner(
-        cache, found, params, compat_dir, override, repeat, on_log=on_log, progress=progress
+        cache,
+        found,
+        scenario,
+        compat_dir,
+        override,
+        repeat,
+        on_log=on_log,
+        progress=progress,
+        cancel=cancel,
+        timeout=timeout,
     )
     host = {
         "kernel": platform.release(),
@@ -66,7 +81,18 @@ def open_session(
     }
     if probe.reuseport_unix_rejected:
         host["compat"] += ": compat shim on" if use_compat else ": compat off (--no-compat)"
-    rep = report.Report(command, host, params.describe())
+    line = scenario.describe()
+    if scenario.name != "socket-loss":
+        line = f"{scenario.name}: {line}"
+    rep = report.Report(
+        command,
+        host,
+        line,
+        scenario=scenario.record(),
+        title=scenario.title,
+        axes=scenario.axes(),
+    )
+    rep.notes += scenario.notes()
     if use_compat:
         rep.notes.append(
             "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the scenario that "
@@ -77,7 +103,7 @@ def open_session(
             "compat off: releases that set SO_REUSEPORT on a Unix socket cannot bind here "
             "(error, not fail)"
         )
-    return Session(cache, runner, found, override, rep, jobs, progress)
+    return Session(cache, runner, found, override, rep, jobs, progress, cancel)
 
 
 def release_table(s: Session, spec_text: str) -> None:
@@ -101,14 +127,33 @@ def release_table(s: Session, spec_text: str) -> None:
                 )
                 s.report.rows = [r for r in rows if r is not None]
         except BaseException:
-            processes.STOP.set()  # running scenarios tear down now; queued ones never start
+            s.cancel.set()  # running scenarios tear down now; queued ones never start
             for f in futures:
                 f.cancel()
             raise
-    table = [
-        (r.target, r.verdict is Verdict.PASS if r.verdict.testable else None) for r in s.report.rows
-    ]
-    s.report.transitions = search.transitions(table)
+    for axis in s.report.axes:
+        table = [(r.target, axis.state(r.verdict)) for r in s.report.rows]
+        s.report.by_axis[axis.key] = search.transitions(table)
+    _worker_class_notes(s)
+
+
+def _worker_class_notes(s: Session) -> None:
+    """Never let a table claim a worker class that did not run: say where it differed."""
+    asked = s.report.scenario.get("parameters", {}).get("worker_class")
+    if not asked or asked == "auto":
+        return
+    ran = sorted(
+        {
+            str(r.facts.get("worker_class"))
+            for r in s.report.rows
+            if r.facts.get("worker_class") not in (None, asked)
+        }
+    )
+    if ran:
+        s.report.notes.append(
+            f"warning: --worker-class {asked} was asked, but gunicorn ran {', '.join(ran)} "
+            "(see each row's worker_class); gunicorn turns sync into gthread when threads > 1"
+        )
 
 
 def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> None:
@@ -124,21 +169,23 @@ def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> Non
     by_version = {i.version: i for i in s.interpreters}
     if s.override is not None:
         by_version[s.override.version] = s.override
-    for t in s.report.transitions:
-        before = next(r for r in s.report.rows if r.target == t.before)
-        bisector = CommitBisector(
-            repo,
-            s.runner,
-            s.cache,
-            by_version.get(before.python or ""),
-            jobs=s.jobs,
-            first_parent=first_parent,
-            progress=s.progress,
-        )
-        try:
-            s.report.findings.append(bisector.run(t.before, t.after, old_is_pass=t.old_state))
-        except SourceError as exc:
-            s.report.notes.append(f"commit bisection {t.before}..{t.after} skipped: {exc}")
+    for axis in s.report.axes:
+        for t in s.report.by_axis.get(axis.key, []):
+            before = next(r for r in s.report.rows if r.target == t.before)
+            bisector = CommitBisector(
+                repo,
+                s.runner,
+                s.cache,
+                by_version.get(before.python or ""),
+                axis=axis,
+                jobs=s.jobs,
+                first_parent=first_parent,
+                progress=s.progress,
+            )
+            try:
+                s.report.findings.append(bisector.run(t.before, t.after, old_is_pass=t.old_state))
+            except SourceError as exc:
+                s.report.notes.append(f"commit bisection {t.before}..{t.after} skipped: {exc}")
 
 
 def check(s: Session, target: str, repo_spec: str | None) -> Row:

@@ -1,5 +1,5 @@
 """Wheels to install: gunicorn (a release from the index, or a commit built from git),
-the app's dependency (bottle) and setuptools (gunicorn 19.x imports ``pkg_resources``).
+a scenario's extras (built here when they ship only an sdist) and setuptools (gunicorn 19.x imports ``pkg_resources``).
 
 Everything lands in the cache once, verified, and is installed by unpacking the wheel
 (see envs.py), so no pip runs per environment.
@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -23,7 +22,6 @@ from . import index
 from .fsutil import remove_tree, temp_dir
 from .interpreters import Interpreter
 
-BOTTLE_AS_REPORTED = "0.12.13"  # the seed report's version; sdist only, runs on <= 3.9
 SETUPTOOLS_CAP = Version("81")  # setuptools 81+ no longer ships pkg_resources
 WHEEL_CAP = Version("0.46")  # wheel 0.46+ needs packaging, which an offline build env lacks
 
@@ -220,37 +218,11 @@ def setuptools_for(interp: Interpreter, cache_dir: Path) -> Path:
     return newest_wheel("setuptools", interp, cache_dir, below=SETUPTOOLS_CAP)[0]
 
 
-def bottle_for(interp: Interpreter, cache_dir: Path) -> tuple[Path, str]:
-    """bottle 0.12.13 as in the report where it runs (Python <= 3.9), else the newest 0.12.
-
-    0.12.13 ships only an sdist whose setup.py needs ``inspect.getargspec``; we build it
-    once with the target interpreter's own pip (offline, from cached setuptools/wheel)
-    and fall back to the newest 0.12 wheel when that cannot work.
-    """
-    wheels = cache_dir / "wheels"
-    if interp.version_tuple < (3, 10):  # 0.12.13 imports collections.MutableMapping
-        pattern = f"bottle-{BOTTLE_AS_REPORTED}-*.whl"
-        with FileLock(str(cache_dir / ".bottle.lock")):
-            built = sorted(wheels.glob(pattern))
-            if built:
-                return built[0], BOTTLE_AS_REPORTED
-            proj = index.project("bottle", cache_dir)
-            sdist = next(
-                (f for f in proj.releases.get(BOTTLE_AS_REPORTED, ()) if f.packagetype == "sdist"),
-                None,
-            )
-            if sdist is not None:
-                src = index.download(sdist, wheels / "sdist")
-                path = _try_build_with(interp, src, wheels, cache_dir)
-                if path is not None:
-                    return path, BOTTLE_AS_REPORTED
-    return newest_wheel("bottle", interp, cache_dir, series=(0, 12))
-
-
-def _try_build_with(
+def build_sdist_with(
     interp: Interpreter, sdist: Path, out_dir: Path, cache_dir: Path
 ) -> Path | None:
-    tmp = temp_dir(out_dir, "bottle")
+    """A wheel built from ``sdist`` by ``interp``'s own pip, offline (None if it cannot)."""
+    tmp = temp_dir(out_dir, sdist.name[:20])
     try:
         links = tmp / "links"  # the build backend, offline, in versions this Python supports
         links.mkdir()

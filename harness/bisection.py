@@ -12,89 +12,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import builds, search
 from .artifacts import ArtifactError
 from .interpreters import Interpreter
-from .runner import Row, Runner
+from .results import Finding, Row, Step
+from .runner import Runner
 from .search import Outcome
-from .source import CommitInfo, Repo, SourceError
-from .verdict import Verdict
+from .source import Repo, SourceError
+from .verdict import Axis, Verdict
 
 
-@dataclass(frozen=True)
-class Step:
-    """One commit tested during a bisection."""
-
-    sha: str
-    verdict: Verdict
-    python: str | None
-    detail: str
-    picked: str | None = None  # the later commit applied on top to make it testable
-    build_seconds: float = 0.0
-    env_seconds: float = 0.0
-    boot_seconds: float = 0.0
-    scenario_seconds: float = 0.0
-
-    def as_json(self) -> dict:
-        return {
-            "sha": self.sha,
-            "verdict": self.verdict.value,
-            "python": self.python,
-            "detail": self.detail,
-            "picked": self.picked,
-            "build_seconds": round(self.build_seconds, 3),
-            "env_seconds": round(self.env_seconds, 3),
-            "boot_seconds": round(self.boot_seconds, 3),
-            "scenario_seconds": round(self.scenario_seconds, 3),
-        }
-
-
-@dataclass
-class Finding:
-    """The answer for one transition: the first commit in the new state, with evidence."""
-
-    kind: str  # "regression" or "fix"
-    before: str  # release in the old state
-    after: str  # release in the new state
-    status: str  # "found", "ambiguous", "skipped"
-    reason: str = ""
-    commit: CommitInfo | None = None
-    merge: CommitInfo | None = None
-    url: str | None = None
-    candidates: list[CommitInfo] = field(default_factory=list)
-    needed: list[str] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
-    first_parent: bool = False
-
-    def as_json(self) -> dict:
-        c = self.commit
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "sha": c.sha if c else None,
-            "short": c.short if c else None,
-            "subject": c.subject if c else None,
-            "author": c.author if c else None,
-            "date": c.date if c else None,
-            "pr": (self.merge.pr if self.merge and self.merge.pr else (c.pr if c else None)),
-            "fixes": list(c.fixes) if c else [],
-            "merged_by": self.merge.sha if self.merge else None,
-            "merged_by_subject": self.merge.subject if self.merge else None,
-            "url": self.url,
-            "candidates": [x.sha for x in self.candidates],
-            "needed": list(self.needed),
-            "steps": [s.as_json() for s in self.steps],
-            "first_parent": self.first_parent,
-        }
-
-
-def _outcome(verdict: Verdict, old_is_pass: bool) -> Outcome:
-    if not verdict.testable:
+def _outcome(verdict: Verdict, axis: Axis, old_is_old: bool) -> Outcome:
+    """A commit's verdict on the transition's question: ``old_is_old`` is False for a
+    fix, where the older release is in the axis's new state."""
+    state = axis.state(verdict)
+    if state is None:
         return Outcome.SKIP
-    return Outcome.OLD if (verdict is Verdict.PASS) == old_is_pass else Outcome.NEW
+    return Outcome.OLD if state == old_is_old else Outcome.NEW
 
 
 @dataclass
@@ -103,6 +40,7 @@ class CommitBisector:
     runner: Runner
     cache_dir: Path
     interpreter: Interpreter | None
+    axis: Axis
     jobs: int = 1
     first_parent: bool = False
     progress: Callable[[str], None] = lambda msg: None
@@ -128,8 +66,12 @@ class CommitBisector:
         )
 
     def run(self, before: str, after: str, old_is_pass: bool) -> Finding:
+        """Bisect ``before``..``after``; ``old_is_pass`` says ``before`` is in the axis's
+        old state (a regression) rather than its new one (a fix)."""
         kind = "regression" if old_is_pass else "fix"
-        finding = Finding(kind, before, after, "skipped", first_parent=self.first_parent)
+        finding = Finding(
+            kind, before, after, "skipped", first_parent=self.first_parent, axis=self.axis.key
+        )
         tags = {v: self.repo.tag_for_version(v) for v in (before, after)}
         missing = [v for v, t in tags.items() if t is None]
         if missing:
@@ -157,7 +99,7 @@ class CommitBisector:
                         )
                         for step in pool.map(self._evaluate, probes):
                             steps[step.sha] = step
-                            bis.record(step.sha, _outcome(step.verdict, old_is_pass))
+                            bis.record(step.sha, _outcome(step.verdict, self.axis, old_is_pass))
                         continue
                     if res.status != "ambiguous":
                         break
@@ -178,7 +120,7 @@ class CommitBisector:
                     )
                     for step in pool.map(lambda cs: self._evaluate(*cs), todo):
                         steps[f"{step.sha}+{step.picked}"] = step
-                        outcome = _outcome(step.verdict, old_is_pass)
+                        outcome = _outcome(step.verdict, self.axis, old_is_pass)
                         if outcome is not Outcome.SKIP:
                             needed[step.sha] = step.picked or ""
                             bis.record(step.sha, outcome)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import app, artifacts, index, interpreters, report, targets
 from .runner import NoInterpreter
-from .scenarios import processes, socket_loss
+from .scenarios import base, processes
 from .source import DEFAULT_REPO, SourceError
 from .verdict import Verdict
 
@@ -37,8 +37,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
     p = _Parser(
         prog=prog,
-        description="Find the Gunicorn releases and commits where the Unix-socket loss of "
-        "issue #1298 happens, where it started and which commit fixed it.",
+        description="Find the Gunicorn releases and commits where a server-lifecycle failure "
+        "happens (by default the Unix-socket loss of issue #1298), where it started and which "
+        "commit fixed it.",
     )
     p.add_argument(
         "targets", nargs="?", help="releases: A..B (every final release from A to B), A,B,C, or A"
@@ -76,13 +77,55 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         default=Path("results"),
         help="where run records go (default: ./results)",
     )
-    g = p.add_argument_group("scenario (defaults: the report's config.py, scaled for speed)")
-    g.add_argument("--workers", type=int, help=f"default {socket_loss.DEFAULTS['workers']}")
-    g.add_argument("--threads", type=int, help=f"default {socket_loss.DEFAULTS['threads']}")
+    s = p.add_argument_group("what to check")
+    s.add_argument(
+        "--scenario",
+        default="socket-loss",
+        metavar="NAME|FILE.py",
+        help="a built-in scenario (--list-scenarios) or your own scenario file "
+        "(default socket-loss)",
+    )
+    s.add_argument(
+        "--list-scenarios", action="store_true", help="list the built-in scenarios and exit"
+    )
+    s.add_argument(
+        "--run",
+        metavar="CMD",
+        help="your own check, run through the shell in each target's environment, "
+        "git-bisect-run style: exit 0 pass (old), 125 cannot tell, 1-127 fail (new)",
+    )
+    s.add_argument(
+        "--terms",
+        metavar="OLD,NEW",
+        help="names of the two states in the table and findings (default pass,fail)",
+    )
+    s.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="each scenario run ends within this limit, whatever the server does (default 20)",
+    )
+    g = p.add_argument_group("server settings (defaults: the scenario's own)")
+    g.add_argument("--workers", type=int, help="gunicorn workers (default: the scenario's)")
+    g.add_argument("--threads", type=int, help="threads per worker (default: the scenario's)")
     g.add_argument(
-        "--max-requests", type=int, help=f"default {socket_loss.DEFAULTS['max_requests']}"
+        "--max-requests", type=int, help="requests before a worker recycles (the scenario's)"
     )
     g.add_argument("--worker-class", help="default: gunicorn's choice (gthread when threads > 1)")
+    g.add_argument(
+        "--trigger",
+        choices=("auto", "max-requests", "signal"),
+        default="auto",
+        help="how workers are made to exit: max-requests under load, signal (graceful "
+        "SIGTERM to each worker), auto (max-requests, then signal if none recycled)",
+    )
+    g.add_argument(
+        "--bind",
+        choices=("unix", "tcp"),
+        default="unix",
+        help="where the server listens: a Unix socket (default) or a 127.0.0.1 TCP port",
+    )
     g.add_argument(
         "--gunicorn-config",
         type=Path,
@@ -141,7 +184,22 @@ def _writable_dir(path: Path, option: str) -> Path:
     return path
 
 
+def _terms(text: str | None) -> tuple[str, str] | None:
+    if text is None:
+        return None
+    parts = [t.strip() for t in text.split(",")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise UsageError(f"--terms {text!r}: expected two different names, OLD,NEW")
+    return parts[0], parts[1]
+
+
 def _validate(args: argparse.Namespace) -> None:
+    if args.run is not None and args.scenario != "socket-loss":
+        raise UsageError("give either --run CMD or --scenario, not both")
+    if args.run is not None and not args.run.strip():
+        raise UsageError("--run needs a command")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
     if not args.targets and not args.check:
         raise UsageError("give releases (e.g. 19.5.0..19.7.0) or --check TARGET")
     if args.targets and args.check:
@@ -182,6 +240,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (
+        base.ScenarioError,
         targets.TargetError,
         interpreters.InterpreterError,
         NoInterpreter,
@@ -206,7 +265,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         )
         return EXIT_INTERNAL
     except KeyboardInterrupt:
-        processes.STOP.set()
+        session = state.get("session")
+        if session is not None:
+            session.cancel.set()
         processes.terminate_all()
         rep = state.get("report")
         if rep is not None and not state.get("printed"):
@@ -225,6 +286,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def _main(argv: list[str], prog: str, state: dict) -> int:
     args = build_parser(prog).parse_args(argv)
+    if args.list_scenarios:
+        for name, description in base.listing():
+            print(f"{name:15} {description}")
+        print(f"{'FILE.py':15} your own scenario file (see README: Your own scenario)")
+        print(f"{'--run CMD':15} your own command, git-bisect-run exit codes")
+        return EXIT_OK
     _validate(args)
     progress = _Progress(args.verbose, args.quiet)
     state["format"] = args.format
@@ -233,17 +300,29 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
 
         args.cache_dir = Path(user_cache_dir("gunicorn-bisect"))
     cache = _writable_dir(args.cache_dir.expanduser(), "--cache-dir")
-    params = socket_loss.Params(
+    options = base.Options(
         workers=args.workers,
         threads=args.threads,
         max_requests=args.max_requests,
         worker_class=args.worker_class,
         gunicorn_config=args.gunicorn_config,
+        bind=args.bind,
+        trigger=args.trigger,
+        timeout=args.timeout,
+        terms=_terms(args.terms),
+        run=args.run,
     )
+    if args.run is not None:
+        from .scenarios.command import CommandScenario
+
+        scenario: base.Scenario = CommandScenario.from_options(options)
+    else:
+        scenario = base.create(args.scenario, options)
     session = app.open_session(
         cache=cache,
         python=args.python,
-        params=params,
+        scenario=scenario,
+        timeout=args.timeout,
         no_compat=args.no_compat,
         repeat=args.repeat,
         jobs=args.jobs,
@@ -252,10 +331,13 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         on_log=progress.log,
     )
     state["report"] = session.report
+    state["session"] = session
     if args.check:
         row = app.check(session, args.check, args.repo)
         python = f" (Python {row.python})" if row.python else ""
-        print(f"{args.check}: {row.verdict.value}{python}: {row.detail}")
+        print(
+            f"{args.check}: {report.verdict_name(row.verdict, session.report)}{python}: {row.detail}"
+        )
         state["printed"] = True
         return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
     results_dir = _writable_dir(args.results_dir, "--results-dir")

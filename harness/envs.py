@@ -23,11 +23,13 @@ from . import artifacts
 from .artifacts import Artifact
 from .fsutil import atomic_write_text, remove_tree, sweep_temporaries, temp_dir
 from .interpreters import Interpreter
+from .scenarios.base import EnvNeeds
 
 MANIFEST = "gunicorn-bisect-env.json"
-LAYOUT = 3  # bump when the way environments are built changes
+LAYOUT = 4  # bump when the way environments are built changes
 
-# Runs in the target Python: can it import gunicorn and boot the worker class we test?
+# Runs in the target Python: can it import gunicorn, resolve the worker class we test and
+# import what the scenario's app needs (argv: worker class, JSON list of modules)?
 _BOOT_PROBE = r"""
 import json, sys
 out = {"python": sys.version.split()[0]}
@@ -42,8 +44,9 @@ try:
     if sys.argv[1]:
         cfg.set("worker_class", sys.argv[1])
     out["worker"] = cfg.worker_class.__module__
-    import bottle
-    out["bottle"] = bottle.__version__
+    for name in json.loads(sys.argv[2]):
+        module = __import__(name)
+        out[name] = getattr(module, "__version__", "?")
     out["ok"] = True
 except BaseException as exc:
     out["ok"] = False
@@ -70,7 +73,7 @@ class Environment:
     path: Path
     interpreter: Interpreter
     artifact: Artifact
-    bottle: str
+    extras: dict[str, str]  # name -> version of what the scenario asked for besides gunicorn
     works: bool
     reason: str  # why it does not work ("" when it does)
     reused: bool
@@ -84,12 +87,24 @@ class Environment:
         return self.path / "lib" / f"python{self.interpreter.minor}" / "site-packages"
 
 
-def _key(artifact: Artifact, interp: Interpreter, worker_class: str) -> str:
-    ident = json.dumps(
-        [LAYOUT, artifact.digest, artifact.wheel.name, interp.path, interp.version, worker_class]
+def _wheels(artifact: Artifact, needs: EnvNeeds, setuptools: Path) -> list[Path]:
+    return [artifact.wheel, *(e.wheel for e in needs.extras), setuptools]
+
+
+def _key(artifact: Artifact, interp: Interpreter, needs: EnvNeeds, setuptools: Path) -> str:
+    """Every input that shapes the environment (hashed into its name): a changed choice
+    of any wheel builds a new environment instead of silently reusing an old one."""
+    return json.dumps(
+        [
+            LAYOUT,
+            artifact.digest,
+            [w.name for w in _wheels(artifact, needs, setuptools)],
+            interp.path,
+            interp.version,
+            needs.worker_class,
+            list(needs.probe_imports),
+        ]
     )
-    digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
-    return f"gunicorn-{artifact.label}-py{interp.version}-{digest}"
 
 
 def _create_venv(interp: Interpreter, dest: Path) -> None:
@@ -147,11 +162,18 @@ def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter)
 
 
 def _probe(
-    python: Path, worker_class: str, flags: tuple[str, ...] = (), env: dict[str, str] | None = None
+    python: Path, needs: EnvNeeds, flags: tuple[str, ...] = (), env: dict[str, str] | None = None
 ) -> dict:
     try:
         proc = subprocess.run(
-            [str(python), *flags, "-c", _BOOT_PROBE, worker_class],
+            [
+                str(python),
+                *flags,
+                "-c",
+                _BOOT_PROBE,
+                needs.worker_class,
+                json.dumps(list(needs.probe_imports)),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -177,7 +199,7 @@ def _load(path: Path, interp: Interpreter, artifact: Artifact) -> Environment | 
         path,
         interp,
         artifact,
-        manifest.get("bottle", "?"),
+        manifest.get("extras", {}),
         bool(manifest.get("works")),
         manifest.get("reason", ""),
         reused=True,
@@ -214,9 +236,7 @@ def _unpacked(wheel: Path, cache_dir: Path) -> Path:
     return final
 
 
-def preflight(
-    artifact: Artifact, interp: Interpreter, cache_dir: Path, worker_class: str = ""
-) -> str:
+def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds) -> str:
     """Can ``interp`` boot this gunicorn at all?  "" if it may, else why not (cached).
 
     The same boot probe as a built environment's, run with ``-S`` (no site-packages
@@ -224,23 +244,18 @@ def preflight(
     too new for a release at a fraction of an environment's cost.  A pass here is not
     trusted on its own; the real environment is probed again.
     """
-    key = hashlib.sha256(
-        json.dumps([LAYOUT, artifact.digest, interp.path, interp.version, worker_class]).encode()
-    ).hexdigest()[:16]
+    setuptools = artifacts.setuptools_for(interp, cache_dir)
+    key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:16]
     record = cache_dir / "preflight" / f"{key}.json"
     try:
         return json.loads(record.read_text())["reason"]
     except (OSError, ValueError, KeyError):
         pass
-    bottle_wheel, _ = artifacts.bottle_for(interp, cache_dir)
-    paths = [
-        _unpacked(w, cache_dir)
-        for w in (artifact.wheel, bottle_wheel, artifacts.setuptools_for(interp, cache_dir))
-    ]
+    paths = [_unpacked(w, cache_dir) for w in _wheels(artifact, needs, setuptools)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # the unpacked wheels are shared: keep them clean
-    probe = _probe(Path(interp.path), worker_class, flags=("-S",), env=env)
+    probe = _probe(Path(interp.path), needs, flags=("-S",), env=env)
     reason = "" if probe.get("ok") else probe.get("error", "boot probe failed")
     atomic_write_text(
         record, json.dumps({"reason": reason, "python": interp.version, "label": artifact.label})
@@ -249,12 +264,14 @@ def preflight(
 
 
 def ensure(
-    artifact: Artifact, interp: Interpreter, cache_dir: Path, worker_class: str = ""
+    artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds
 ) -> Environment:
-    """Reuse the cached environment for (artifact, interpreter) or build it."""
+    """Reuse the cached environment for (artifact, interpreter, needs) or build it."""
     root = cache_dir / "envs"
     root.mkdir(parents=True, exist_ok=True)
-    final = root / _key(artifact, interp, worker_class)
+    setuptools = artifacts.setuptools_for(interp, cache_dir)
+    key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:12]
+    final = root / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
     env = _load(final, interp, artifact)
     if env is not None:
         return env
@@ -264,19 +281,17 @@ def ensure(
             return env
         sweep_temporaries(root)
         remove_tree(final)  # broken or incomplete: rebuild, never use
-        bottle_wheel, bottle_version = artifacts.bottle_for(interp, cache_dir)
-        setuptools_wheel = artifacts.setuptools_for(interp, cache_dir)
         tmp = temp_dir(root, final.name)
         try:
             _create_venv(interp, tmp)
-            for wheel in (artifact.wheel, bottle_wheel, setuptools_wheel):
+            for wheel in _wheels(artifact, needs, setuptools):
                 _install(wheel, tmp, final, interp)
             if (
                 _installed_digest(tmp / "lib" / f"python{interp.minor}" / "site-packages")
                 != artifact.digest
             ):
                 raise EnvError(f"installed gunicorn {artifact.label} does not match its wheel")
-            probe = _probe(tmp / "bin" / "python", worker_class)
+            probe = _probe(tmp / "bin" / "python", needs)
             ok = bool(probe.get("ok"))
             if ok and probe.get("gunicorn") != artifact.version:
                 ok = False
@@ -292,7 +307,7 @@ def ensure(
                 "digest": artifact.digest,
                 "python": interp.version,
                 "interpreter": interp.path,
-                "bottle": bottle_version,
+                "extras": {e.name: e.version for e in needs.extras},
                 "works": ok,
                 "reason": probe.get("error", ""),
             }
@@ -304,4 +319,4 @@ def ensure(
     env = _load(final, interp, artifact)
     if env is None:
         raise EnvError(f"environment for gunicorn {artifact.label} did not verify after building")
-    return Environment(env.path, interp, artifact, env.bottle, env.works, env.reason, reused=False)
+    return Environment(env.path, interp, artifact, env.extras, env.works, env.reason, reused=False)

@@ -15,13 +15,19 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .bisection import Finding
 from .fsutil import atomic_write_text
-from .runner import Row
+from .results import Finding, Row
 from .search import Transition
-from .verdict import Verdict
+from .verdict import Axis, Verdict
 
-_COLOURS = {Verdict.PASS: "32", Verdict.FAIL: "31", Verdict.ERROR: "33", Verdict.FLAKY: "35"}
+_COLOURS = {
+    Verdict.PASS: "32",
+    Verdict.FAIL: "31",
+    Verdict.OUTAGE: "31;1",
+    Verdict.ERROR: "33",
+    Verdict.FLAKY: "35",
+}
+_PRIMARY = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 
 
 @dataclass
@@ -30,12 +36,27 @@ class Report:
 
     command: str
     host: dict
-    params: str
+    params: str  # the scenario in one line
+    scenario: dict = field(default_factory=dict)  # name, parameters, file/command + sha256
+    title: str = "Gunicorn bisection report"
+    axes: list[Axis] = field(default_factory=lambda: [_PRIMARY])
     rows: list[Row] = field(default_factory=list)
-    transitions: list[Transition] = field(default_factory=list)
+    by_axis: dict[str, list[Transition]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+
+    @property
+    def primary(self) -> Axis:
+        return self.axes[0]
+
+    @property
+    def transitions(self) -> list[Transition]:
+        """The scenario's own question's transitions (pass <-> fail)."""
+        return self.by_axis.get(self.primary.key, [])
+
+    def axis(self, key: str) -> Axis:
+        return next(a for a in self.axes if a.key == key)
 
     def regressions(self) -> list[Transition]:
         return [t for t in self.transitions if t.old_state and not t.new_state]
@@ -44,14 +65,54 @@ class Report:
         return [t for t in self.transitions if not t.old_state and t.new_state]
 
     def affected(self) -> list[str]:
-        return [r.target for r in self.rows if r.verdict is Verdict.FAIL]
+        return [r.target for r in self.rows if r.verdict is self.primary.new]
+
+    def finding_for(self, t: Transition, axis: str = "primary") -> Finding | None:
+        return next(
+            (
+                f
+                for f in self.findings
+                if f.before == t.before and f.after == t.after and f.axis == axis
+            ),
+            None,
+        )
 
     def as_json(self) -> dict:
-        def finding_for(t: Transition) -> dict | None:
-            f = next(
-                (f for f in self.findings if f.before == t.before and f.after == t.after), None
-            )
+        def finding_for(t: Transition, axis: str = "primary") -> dict | None:
+            f = self.finding_for(t, axis)
             return f.as_json() if f else None
+
+        others = []
+        for ax in self.axes[1:]:
+            ts = self.by_axis.get(ax.key, [])
+            others.append(
+                {
+                    "axis": ax.key,
+                    "label": ax.label,
+                    "verdict": ax.new.value,
+                    "affected": [r.target for r in self.rows if r.verdict is ax.new],
+                    "introduced": [
+                        {
+                            "last_good": t.before,
+                            "first_bad": t.after,
+                            "untested": list(t.between),
+                            "commit": finding_for(t, ax.key),
+                        }
+                        for t in ts
+                        if t.old_state
+                    ],
+                    "fixed": [
+                        {
+                            "last_bad": t.before,
+                            "first_good": t.after,
+                            "untested": list(t.between),
+                            "commit": finding_for(t, ax.key),
+                        }
+                        for t in ts
+                        if not t.old_state
+                    ],
+                }
+            )
 
         regs, fixes = [], []
         for t in self.regressions():
@@ -75,11 +136,13 @@ class Report:
         return {
             "command": self.command,
             "host": self.host,
-            "scenario": self.params,
+            "scenario": {**self.scenario, "summary": self.params},
+            "terms": [self.primary.old_term, self.primary.new_term],
             "rows": [r.as_json() for r in self.rows],
             "regressions": regs,
             "fixes": fixes,
             "affected": self.affected(),
+            "other_problems": others,
             "notes": self.notes,
             "interrupted": self.interrupted,
         }
@@ -89,32 +152,76 @@ def use_colour(stream=sys.stdout) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def _verdict(v: Verdict, colour: bool) -> str:
-    text = v.value.upper()
+def _name(v: Verdict, rep: Report | None) -> str:
+    """What users call a verdict: pass/fail, or the --terms they chose."""
+    if rep is not None and v is rep.primary.old:
+        return rep.primary.old_term
+    if rep is not None and v is rep.primary.new:
+        return rep.primary.new_term
+    return v.value
+
+
+verdict_name = _name
+
+
+def _verdict(v: Verdict, colour: bool, rep: Report | None = None) -> str:
+    text = _name(v, rep).upper()
     return f"\033[{_COLOURS[v]}m{text}\033[0m" if colour else text
 
 
+def _default_terms(ax: Axis) -> bool:
+    return (ax.old_term, ax.new_term) == ("pass", "fail")
+
+
+def _transition_line(ax: Axis, t: Transition) -> str:
+    gap = f" (untestable in between: {', '.join(t.between)})" if t.between else ""
+    if ax.primary and _default_terms(ax):
+        if t.old_state:
+            return f"regression introduced in {t.after} (last good {t.before}){gap}"
+        return f"fixed in {t.after} (last bad {t.before}){gap}"
+    if ax.primary:
+        frm, to = (ax.old_term, ax.new_term) if t.old_state else (ax.new_term, ax.old_term)
+        return f"{frm} -> {to}: changed in {t.after} (last {frm} {t.before}){gap}"
+    if t.old_state:
+        return f"{ax.label}: introduced in {t.after} (last good {t.before}){gap}"
+    return f"{ax.label}: fixed in {t.after} (last {ax.new_term} {t.before}){gap}"
+
+
 def _conclusions(rep: Report) -> list[str]:
-    lines = []
-    for t in rep.regressions():
-        gap = f" (untestable in between: {', '.join(t.between)})" if t.between else ""
-        lines.append(f"regression introduced in {t.after} (last good {t.before}){gap}")
-    for t in rep.fixes():
-        gap = f" (untestable in between: {', '.join(t.between)})" if t.between else ""
-        lines.append(f"fixed in {t.after} (last bad {t.before}){gap}")
-    testable = [r for r in rep.rows if r.verdict.testable]
+    lines = [_transition_line(rep.primary, t) for t in rep.transitions]
+    testable = [r for r in rep.rows if r.verdict in (rep.primary.old, rep.primary.new)]
     if rep.rows and not rep.transitions:
         if not testable:
             lines.append("no conclusion: no release could be tested")
         else:
-            state = testable[0].verdict.value
+            state = _name(testable[0].verdict, rep)
             lines.append(f"no change: every testable release is {state}")
+    for ax in rep.axes[1:]:
+        hit = [r.target for r in rep.rows if r.verdict is ax.new]
+        if not hit:
+            continue
+        lines.append(f"{ax.label}: {ax.new_term} in {', '.join(hit)}")
+        lines += [_transition_line(ax, t) for t in rep.by_axis.get(ax.key, [])]
     return lines
 
 
-def _finding_lines(f: Finding) -> list[str]:
-    head = f"{f.kind}: {f.before} -> {f.after}"
-    label = "first failing commit" if f.kind == "regression" else "first passing commit"
+def _finding_head(f: Finding, rep: Report) -> tuple[str, str]:
+    """The finding's heading and what its commit is called."""
+    ax = rep.axis(f.axis) if any(a.key == f.axis for a in rep.axes) else rep.primary
+    if ax.primary and _default_terms(ax):
+        label = "first failing commit" if f.kind == "regression" else "first passing commit"
+        return f"{f.kind}: {f.before} -> {f.after}", label
+    if ax.primary:
+        to = ax.new_term if f.kind == "regression" else ax.old_term
+        frm = ax.old_term if f.kind == "regression" else ax.new_term
+        return f"{frm} -> {to}: {f.before} -> {f.after}", f"first {to!r} commit"
+    what = "introduced" if f.kind == "regression" else "fixed"
+    label = f"first commit {'with' if what == 'introduced' else 'without'} it"
+    return f"{ax.label}, {what}: {f.before} -> {f.after}", label
+
+
+def _finding_lines(f: Finding, rep: Report) -> list[str]:
+    head, label = _finding_head(f, rep)
     if f.status == "skipped":
         return [f"{head}  commit bisection skipped: {f.reason}"]
     if f.status == "ambiguous":
@@ -150,11 +257,11 @@ def _finding_lines(f: Finding) -> list[str]:
     return out
 
 
-def _steps_table(f: Finding, fmt: str, colour: bool) -> str:
+def _steps_table(f: Finding, fmt: str, colour: bool, rep: Report) -> str:
     rows = [
         [
             s.sha[:12] + (f"+{s.picked[:7]}" if s.picked else ""),
-            _verdict(s.verdict, colour),
+            _verdict(s.verdict, colour, rep),
             s.python or "-",
             s.detail,
         ]
@@ -164,7 +271,9 @@ def _steps_table(f: Finding, fmt: str, colour: bool) -> str:
 
 
 def render_table(rep: Report, colour: bool = False) -> str:
-    rows = [[r.target, r.python or "-", _verdict(r.verdict, colour), r.detail] for r in rep.rows]
+    rows = [
+        [r.target, r.python or "-", _verdict(r.verdict, colour, rep), r.detail] for r in rep.rows
+    ]
     out = [
         f"scenario: {rep.params}",
         f"host: {rep.host.get('compat', '?')}; Pythons found: "
@@ -176,10 +285,10 @@ def render_table(rep: Report, colour: bool = False) -> str:
     out += _conclusions(rep)
     for f in rep.findings:
         out.append("")
-        out += _finding_lines(f)
+        out += _finding_lines(f, rep)
         if f.steps:
             out.append(f"steps ({len(f.steps)} commits tested):")
-            out.append(_steps_table(f, "simple", colour))
+            out.append(_steps_table(f, "simple", colour, rep))
     out += [f"note: {n}" for n in rep.notes]
     return "\n".join(out)
 
@@ -188,7 +297,7 @@ def _who(c) -> str:
     return f"{c.date[:10]}, {c.author.split(' <')[0]}"
 
 
-def _finding_markdown(f: Finding) -> list[str]:
+def _finding_markdown(f: Finding, rep: Report) -> list[str]:
     """The finding as a list a maintainer can paste into an upstream issue."""
     if f.status == "skipped":
         return [f"- commit bisection skipped: {f.reason}"]
@@ -199,7 +308,7 @@ def _finding_markdown(f: Finding) -> list[str]:
     if f.status != "found" or f.commit is None:
         return [f"- {f.reason}"]
     c = f.commit
-    label = "first failing commit" if f.kind == "regression" else "first passing commit"
+    label = _finding_head(f, rep)[1]
     sha = f"[`{c.sha[:12]}`]({f.url})" if f.url else f"`{c.sha[:12]}`"
     refs = ([f"PR #{c.pr}"] if c.pr else []) + [f'"Fix #{n}"' for n in c.fixes]
     out = [f"- {label}: {sha} {c.subject!r} ({_who(c)})" + (f", {', '.join(refs)}" if refs else "")]
@@ -216,13 +325,13 @@ def _finding_markdown(f: Finding) -> list[str]:
 
 def render_markdown(rep: Report) -> str:
     h = rep.host
-    out = ["## Gunicorn #1298 socket loss: bisection report", ""]
+    out = [f"## {rep.title}", ""]
     out.append(f"- host: Linux {h.get('kernel')}, {h.get('compat')}")
     out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
     out.append(f"- scenario: {rep.params}")
     out.append("")
     rows = [
-        [f"`{r.target}`", r.python or "-", f"**{r.verdict.value.upper()}**", r.detail]
+        [f"`{r.target}`", r.python or "-", f"**{_name(r.verdict, rep).upper()}**", r.detail]
         for r in rep.rows
     ]
     out.append(
@@ -233,14 +342,20 @@ def render_markdown(rep: Report) -> str:
     if concl:
         out += ["### Conclusions", ""] + [f"- {c}" for c in concl] + [""]
     affected = rep.affected()
-    out += ["### Affected releases", ""]
+    heading = (
+        "Affected releases"
+        if _default_terms(rep.primary)
+        else (f"Releases that are {rep.primary.new_term!r}")
+    )
+    out += [f"### {heading}", ""]
     out += [f"- {v}" for v in affected] if affected else ["- none of the tested releases"]
     out.append("")
     for f in rep.findings:
-        out += [f"### {f.kind.capitalize()} {f.before} -> {f.after}", ""]
-        out += _finding_markdown(f) + [""]
+        head = _finding_head(f, rep)[0]
+        out += [f"### {head[0].upper()}{head[1:]}", ""]
+        out += _finding_markdown(f, rep) + [""]
         if f.steps:
-            out += [_steps_table(f, "github", False), ""]
+            out += [_steps_table(f, "github", False, rep), ""]
     if rep.notes:
         out += [f"> {n}" for n in rep.notes] + [""]
     out += ["Reproduce with:", "", "```", rep.command, "```"]

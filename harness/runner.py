@@ -1,80 +1,46 @@
 """Evaluate one target: pick an interpreter, build or reuse its environment, run the
-scenario (``repeat`` times), decide.  The one place where the effects meet.
+scenario (``repeat`` times), decide.  The one place where the effects meet; it knows
+the scenario only through its interface.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import envs
 from .artifacts import Artifact, ArtifactError
+from .cancel import Cancel
 from .interpreters import Interpreter, how_to_get, order
-from .scenarios import processes, socket_loss
-from .verdict import Outcome, Verdict, combine, decide
+from .results import Row
+from .scenarios.base import RunContext, Scenario
+from .verdict import Decision, Verdict, combine
 
 # Only a hint for the message when nothing fits; the choice itself is made by evidence.
 _KNOWN_NEEDS = {"19.": "3.9"}
+COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
 
 
 class NoInterpreter(Exception):
     """No interpreter on this machine can run the target (exit status 2)."""
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of the report: a target, where it ran, and what it did."""
-
-    target: str
-    verdict: Verdict
-    detail: str
-    python: str | None = None
-    kind: str = "release"  # or "commit"
-    sha: str | None = None
-    compat: bool = False
-    traceback: str = ""
-    reused_env: bool = False
-    seconds: float = 0.0
-    runs: tuple[str, ...] = ()
-    tried: tuple[str, ...] = ()  # interpreters that could not boot it, with why
-    bottle: str | None = None  # the app's bottle version in that environment
-    env_seconds: float = 0.0  # finding or building the environment (bench/ breakdown)
-    boot_seconds: float = 0.0  # of ``seconds``, waiting for gunicorn to listen
-
-    def as_json(self) -> dict:
-        return {
-            "target": self.target,
-            "kind": self.kind,
-            "sha": self.sha,
-            "python": self.python,
-            "verdict": self.verdict.value,
-            "detail": self.detail,
-            "compat": self.compat,
-            "traceback": self.traceback,
-            "reused_env": self.reused_env,
-            "seconds": round(self.seconds, 3),
-            "runs": list(self.runs),
-            "tried": list(self.tried),
-            "bottle": self.bottle,
-            "env_seconds": round(self.env_seconds, 3),
-            "boot_seconds": round(self.boot_seconds, 3),
-        }
-
-
 @dataclass
 class Runner:
-    """Everything fixed for a run: where to cache, which Pythons, scenario parameters."""
+    """Everything fixed for a run: where to cache, which Pythons, which scenario."""
 
     cache_dir: Path
     interpreters: Sequence[Interpreter]
-    params: socket_loss.Params
+    scenario: Scenario
     compat_dir: Path | None = None
     override: Interpreter | None = None
     repeat: int = 1
     on_log: Callable[[str, str], None] | None = None
     progress: Callable[[str], None] = lambda msg: None
+    cancel: Cancel = field(default_factory=Cancel)
+    timeout: float = 20.0
 
     def _candidates(self) -> list[Interpreter]:
         """Newest first, every time: the newest Python that boots a release is the answer,
@@ -87,16 +53,14 @@ class Runner:
         """The newest interpreter whose environment boots this gunicorn, with the evidence."""
         tried: list[str] = []
         for interp in self._candidates():
-            if processes.STOP.is_set():
-                raise KeyboardInterrupt
+            self.cancel.check()
             self.progress(f"{artifact.label}: environment on Python {interp.version}")
-            refused = envs.preflight(
-                artifact, interp, self.cache_dir, self.params.worker_class or ""
-            )
+            needs = self.scenario.needs(interp, self.cache_dir)
+            refused = envs.preflight(artifact, interp, self.cache_dir, needs)
             if refused:
                 tried.append(f"{interp.version}: {refused}")
                 continue
-            env = envs.ensure(artifact, interp, self.cache_dir, self.params.worker_class or "")
+            env = envs.ensure(artifact, interp, self.cache_dir, needs)
             if env.works:
                 return env, tried
             tried.append(f"{interp.version}: {env.reason}")
@@ -121,14 +85,12 @@ class Runner:
         that one is tried, so a commit that cannot boot is untestable, not a reason to
         go hunting for another Python.
         """
-        if processes.STOP.is_set():
-            raise KeyboardInterrupt
+        self.cancel.check()
         t0 = time.monotonic()
         try:
             if interpreter is not None:
-                env = envs.ensure(
-                    artifact, interpreter, self.cache_dir, self.params.worker_class or ""
-                )
+                needs = self.scenario.needs(interpreter, self.cache_dir)
+                env = envs.ensure(artifact, interpreter, self.cache_dir, needs)
                 tried: list[str] = []
                 if not env.works:
                     return Row(
@@ -146,37 +108,46 @@ class Runner:
                 artifact.label, Verdict.ERROR, f"install failed: {exc}", kind=kind, sha=artifact.sha
             )
         env_seconds = time.monotonic() - t0
-        outcomes: list[Outcome] = []
+        decisions: list[Decision] = []
         seconds = boot = 0.0
+        compat = False
+        facts: dict = dict(env.extras)
+        ctx = RunContext(
+            label=artifact.label,
+            sha=artifact.sha,
+            python=env.python,
+            env_root=env.path,
+            interpreter=env.interpreter,
+            compat_dir=self.compat_dir,
+            timeout=self.timeout,
+        )
         for i in range(self.repeat):
             suffix = f" (run {i + 1}/{self.repeat})" if self.repeat > 1 else ""
             self.progress(f"{artifact.label}: scenario on Python {env.interpreter.version}{suffix}")
-            result = socket_loss.run(env.python, self.params, self.compat_dir)
-            if processes.STOP.is_set():
-                raise KeyboardInterrupt  # a run cut short by Ctrl-C is not evidence
+            result = self.scenario.run(ctx, self.cancel)
+            self.cancel.check()  # a run cut short by Ctrl-C is not evidence
             if self.on_log is not None:
                 self.on_log(artifact.label, result.log)
-            seconds += result.observation.duration
-            boot += result.observation.boot_seconds
-            outcomes.append(decide(result.observation))
-        out = combine(outcomes)
-        detail = out.detail
-        if out.compat_used:
-            detail += " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
+            seconds += result.duration
+            boot += result.boot_seconds
+            compat = compat or result.compat_used
+            facts.update(result.facts)
+            decisions.append(self.scenario.decide(result.observation))
+        out = combine(decisions)
         return Row(
             target=artifact.label,
             verdict=out.verdict,
-            detail=detail,
+            detail=out.detail + (COMPAT_NOTE if compat else ""),
             python=env.interpreter.version,
             kind=kind,
             sha=artifact.sha,
-            compat=out.compat_used,
+            compat=compat,
             traceback=out.traceback,
             reused_env=env.reused,
             seconds=seconds,
             runs=tuple(v.value for v in out.runs),
             tried=tuple(tried),
-            bottle=env.bottle,
+            facts=facts,
             env_seconds=env_seconds,
             boot_seconds=boot,
         )

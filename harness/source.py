@@ -16,8 +16,9 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from .results import CommitInfo
 
 DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
 
@@ -48,26 +49,6 @@ _LOG_FORMAT = _FIELD.join(["%H", "%h", "%P", "%s", "%an <%ae>", "%aI", "%b"]) + 
 
 class SourceError(Exception):
     """A one-line, user-facing problem with the repository or a ref."""
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    """What a report needs to name a commit, parsed once from ``git log``."""
-
-    sha: str
-    short: str
-    parents: tuple[str, ...]
-    subject: str
-    author: str
-    date: str
-    body: str
-    pr: int | None
-    fixes: tuple[int, ...]
-
-    @property
-    def is_merge(self) -> bool:
-        """True for merge commits, which report "merged via" instead of a change."""
-        return len(self.parents) > 1
 
 
 def parse_refs(subject: str, body: str) -> tuple[int | None, tuple[int, ...]]:

@@ -7,9 +7,8 @@ import re
 
 import pytest
 
-from harness.bisection import Finding
 from harness.report import Report, render, render_markdown, render_table, write_record
-from harness.runner import Row
+from harness.results import Finding, Row
 from harness.search import Transition, transitions
 from harness.verdict import Verdict
 
@@ -36,7 +35,9 @@ def table_of(rows: list[Row]) -> list[tuple[str, bool | None]]:
 
 
 def make_report(rows: list[Row], **kw) -> Report:
-    return Report(COMMAND, HOST, PARAMS, rows=rows, transitions=transitions(table_of(rows)), **kw)
+    return Report(
+        COMMAND, HOST, PARAMS, rows=rows, by_axis={"primary": transitions(table_of(rows))}, **kw
+    )
 
 
 @pytest.fixture

@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 
 _live: dict[int, tuple[subprocess.Popen, str]] = {}
-#: Set on Ctrl-C/SIGTERM: running scenarios stop waiting and tear down at once.
-STOP = threading.Event()
 _lock = threading.Lock()
 
 

@@ -1,273 +1,93 @@
-"""The socket-loss scenario of upstream issue #1298, run against one environment.
+"""socket-loss: upstream issue #1298, run against one environment.
 
-A bottle "Hello World" app behind gunicorn bound to a Unix socket in a private 0700
-directory; the threaded worker (``threads > 1`` makes gunicorn pick gthread, as in the
-report's config.py); a small ``max_requests`` so workers recycle within a second; load
-over the socket with requests-unixsocket on keep-alive sessions (like wrk behind h2o).
-After the recycles, *fresh* connections to the socket path are the evidence: a
-keep-alive connection reset by a recycling worker is normal, a path that is gone is
-the bug.  This module only observes; harness.verdict decides.
+The report's bottle "Hello World" app behind gunicorn bound to a Unix socket in a
+private directory; the threaded worker (``threads > 1`` makes gunicorn pick gthread,
+as in the report's config.py); a small ``max_requests`` so workers recycle within a
+second of keep-alive load (like wrk behind h2o).  Where a release's workers never
+recycle on ``max_requests``, each worker is sent a graceful SIGTERM in turn instead.
+After the restarts, *fresh* connections to the path are the evidence: a keep-alive
+connection reset by a recycling worker is normal, a path that is gone is the bug.
+
+Verdicts (``decide``): ``fail`` the socket file is gone after a worker exit (#1298);
+``outage`` the file stays but nothing answers new connections (another problem);
+``pass`` it kept serving; ``error`` it could not be exercised.
 """
 
 from __future__ import annotations
 
-import codecs
-import errno
-import os
-import re
-import shutil
-import socket
-import subprocess
-import tempfile
+import signal
 import threading
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
 
-from ..compat import SHIM_MARK_ENV
-from ..verdict import Observation
-from . import processes
-
-RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
+from ..cancel import Cancel
+from ..interpreters import Interpreter
+from ..verdict import Axis, Decision, Verdict, last_line, ordinal, plural
+from . import app_bottle
+from .base import (
+    EnvNeeds,
+    Options,
+    RunContext,
+    RunResult,
+    Scenario,
+    register,
+)
+from .server import BootError, Server, ServerSpec, last_traceback
 
 # The report's config.py, scaled for speed: 5 workers x 5 threads x 512 max_requests
 # becomes 3 x 5 x 16, so every worker recycles within about a second of load.
-DEFAULTS = {"workers": 3, "threads": 5, "max_requests": 16, "worker_class": None}
+DEFAULTS = {"workers": 3, "threads": 5, "max_requests": 16}
 
-APP = """\
-# -*- coding:utf-8 -*-
-# The report's web.py
-from bottle import route, default_app
+#: Probe results that mean the path itself turns new connections away.
+REFUSALS = frozenset({"ENOENT", "ECONNREFUSED"})
+#: Probe results that mean nobody answered: the server accepted (or not) and went quiet.
+SILENT = frozenset({"timeout", "ECONNREFUSED", "empty response"})
+PROBE_TIMEOUT = 2.0
 
-
-@route('/')
-def index():
-    return 'Hello World'
-
-
-app = default_app()
-"""
+OUTAGE_AXIS = Axis(
+    "outage",
+    Verdict.PASS,
+    Verdict.OUTAGE,
+    "serves",
+    "outage",
+    label="another problem than #1298: stops serving after worker restarts",
+)
 
 
 @dataclass(frozen=True)
-class Params:
-    """Scenario knobs; ``None`` means "not given" (the report's scaled defaults apply)."""
+class Observation:
+    """Facts gathered by one run (the scenario observes; ``decide`` judges)."""
 
-    workers: int | None = None
-    threads: int | None = None
-    max_requests: int | None = None
+    booted: bool
+    boot_error: str = ""
+    workers: int = 0
+    recycles: int = 0
+    boots: int = 0
+    exits: int = 0
+    trigger: str = "max-requests"
+    requests_ok: int = 0
+    requests_failed: int = 0
+    path_present: bool = True
+    path_gone_after_recycle: int | None = None
+    probes_sent: int = 0
+    probes_ok: int = 0
+    probe_errors: tuple[str, ...] = ()
+    arbiter_alive: bool = True
+    arbiter_exit: str = ""
+    ran_out: str = ""  # the phase the run's deadline cut short, if any
+    traceback: str = ""
+    error_lines: tuple[str, ...] = ()  # the arbiter's own error lines
     worker_class: str | None = None
-    gunicorn_config: Path | None = None
-    concurrency: int = 8
-    probes: int = 20
-    boot_timeout: float = 10.0
-    run_timeout: float = 15.0
-
-    def effective(self, name: str):
-        value = getattr(self, name)
-        return DEFAULTS[name] if value is None else value
-
-    def describe(self) -> str:
-        wc = self.effective("worker_class") or "auto (gthread when threads > 1)"
-        if self.gunicorn_config is not None:  # the file decides what flags do not
-            given = [f"{n}={getattr(self, n)}" for n in DEFAULTS if getattr(self, n) is not None]
-            return (
-                f"config {self.gunicorn_config} (its own settings; defaults where it has "
-                "none" + (f"; flags: {' '.join(given)}" if given else "") + ")"
-            )
-        return (
-            f"workers={self.effective('workers')} threads={self.effective('threads')} "
-            f"max_requests={self.effective('max_requests')} worker_class={wc}"
-        )
-
-
-@dataclass
-class Run:
-    """What one run produced: the observation and the server's log for the record."""
-
-    observation: Observation
-    log: str
-
-
-def _config(params: Params, sock: Path) -> str:
-    """A gunicorn config: our defaults < the user's config file < explicit flags < bind."""
-    lines = ["# generated by gunicorn-bisect"]
-    for name, default in DEFAULTS.items():
-        if default is not None:
-            lines.append(f"{name} = {default!r}")
-    lines += ["keepalive = 2", "timeout = 30", "backlog = 2048"]
-    if params.gunicorn_config is not None:
-        path = str(params.gunicorn_config.resolve())
-        lines.append(f"exec(compile(open({path!r}).read(), {path!r}, 'exec'))")
-    for f in fields(Params):
-        if f.name in DEFAULTS and getattr(params, f.name) is not None:
-            lines.append(f"{f.name} = {getattr(params, f.name)!r}")
-    # The harness owns where it listens, where it logs and that it stays in the foreground.
-    lines += [
-        f"bind = [{'unix:' + str(sock)!r}]",
-        "daemon = False",
-        "pidfile = None",
-        "errorlog = '-'",
-        "loglevel = 'debug'",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _server_env(compat_dir: Path | None, mark: Path, token: str) -> dict[str, str]:
-    """The server's environment: nothing from the harness's Python leaks in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env[RUN_TOKEN_ENV] = token
-    env[SHIM_MARK_ENV] = str(mark)
-    if compat_dir is not None:
-        env["PYTHONPATH"] = str(compat_dir)
-    return env
-
-
-# The arbiter asks the kernel to SIGKILL it if the harness dies (even by SIGKILL, which no
-# handler sees); its workers notice the lost parent and exit on their own.  Linux only,
-# hence the guard; Python 3.6-safe, since it runs in the target interpreter.
-LAUNCH = """\
-import os, sys
-try:
-    import ctypes
-    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-except Exception:
-    pass
-if os.getppid() != int(sys.argv.pop(1)):
-    sys.exit('gunicorn-bisect: the harness is gone')
-sys.argv[0] = 'gunicorn'
-from gunicorn.app.wsgiapp import run
-run()
-"""
-
-
-def server_command(python: Path, conf: Path) -> list[str]:
-    return [str(python), "-c", LAUNCH, str(os.getpid()), "-c", str(conf), "web:app"]
-
-
-class _Log:
-    """Incremental reader of the server's log file."""
-
-    BOOT = re.compile(r"Booting worker with pid: (\d+)")
-    EXIT = re.compile(r"Worker exiting \(pid: (\d+)\)")
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.text = ""
-        self._offset = 0
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def refresh(self) -> str:
-        """Append what the server wrote since the last call (polled every few ms)."""
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self._offset)
-                chunk = fh.read()
-        except OSError:
-            return self.text
-        self._offset += len(chunk)
-        self.text += self._decoder.decode(chunk)
-        return self.text
-
-    @property
-    def boots(self) -> int:
-        return len(self.BOOT.findall(self.text))
-
-    @property
-    def exits(self) -> int:
-        return len(set(self.EXIT.findall(self.text)))
-
-
-def last_traceback(log: str) -> str:
-    """The last Python traceback in a gunicorn log (a worker's, in the failing case)."""
-    lines = log.splitlines()
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
-    if not starts:
-        return ""
-    block = [lines[starts[-1]]]
-    for ln in lines[starts[-1] + 1 :]:
-        if ln.startswith("[") and "] [" in ln:  # the next log record
-            break
-        block.append(ln)
-        if ln and not ln[0].isspace():  # the unindented exception line closes it
-            break
-    return "\n".join(block).strip()
-
-
-def effective_setting(log: str, name: str) -> str | None:
-    """A setting as the arbiter reports it ("Current configuration:" at debug level).
-
-    With ``--gunicorn-config`` the user's file decides workers and max_requests; the
-    counts the scenario waits for must be the server's own, not our defaults.
-    """
-    found = re.search(rf"^\s+{re.escape(name)}: (\S+)\s*$", log, flags=re.M)
-    return found.group(1) if found else None
-
-
-def boot_error(log: str) -> str:
-    """The most telling line of a server that did not come up."""
-    for pattern in (
-        r"connection to \S+ failed: (.+)",
-        r"^(\w*Error: .+)$",
-        r"^(\w*Exception: .+)$",
-    ):
-        found = re.findall(pattern, log, flags=re.M)
-        if found:
-            return found[-1].strip()
-    for ln in reversed(log.splitlines()):
-        if ln.strip() and "DEBUG" not in ln:
-            return re.sub(r"^\[[^]]*\] \[\d+\] \[\w+\] ", "", ln.strip())
-    return "no output"
-
-
-def _probe(path: Path, timeout: float = 5.0) -> str:
-    """One fresh connection: "ok", or the errno name / reason it was not served."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(str(path))
-        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        if data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0]:
-            return "ok"
-        return "bad response"
-    except OSError as exc:
-        if exc.errno:
-            return errno.errorcode.get(exc.errno, str(exc.errno))
-        return "timeout" if isinstance(exc, socket.timeout) else type(exc).__name__
-    finally:
-        s.close()
-
-
-def _fresh_connection(path: Path, attempts: int = 3) -> str:
-    """A probe that tells a refused path apart from a passing hiccup.
-
-    A refusal (ENOENT: the path is gone; ECONNREFUSED: nobody listens) is final at
-    once; a reset or a timeout may be a worker recycling at that instant, so the
-    probe is tried again on a new connection before it counts.
-    """
-    result = _probe(path)
-    for _ in range(attempts - 1):
-        if result in ("ok", "ENOENT", "ECONNREFUSED"):
-            break
-        time.sleep(0.05)
-        result = _probe(path)
-    return result
 
 
 class _Load:
-    """Keep-alive load over the socket with requests-unixsocket, one session per thread."""
+    """Keep-alive load with requests(-unixsocket), one session per thread."""
 
-    def __init__(self, sock: Path, concurrency: int) -> None:
-        self.url = f"http+unix://{quote(str(sock), safe='')}/"
+    def __init__(self, server: Server, concurrency: int) -> None:
+        self.server = server
         self.stop = threading.Event()
         self.ok = 0
         self.failed = 0
@@ -278,12 +98,11 @@ class _Load:
 
     def _worker(self) -> None:
         import requests
-        import requests_unixsocket
 
-        with requests_unixsocket.Session() as session:
+        with self.server.client() as session:
             while not self.stop.is_set():
                 try:
-                    ok = session.get(self.url, timeout=5).status_code == 200
+                    ok = session.get(self.server.url, timeout=PROBE_TIMEOUT).status_code == 200
                 except requests.RequestException:
                     ok = False  # a reset keep-alive connection or a vanished path
                 with self._lock:
@@ -302,133 +121,376 @@ class _Load:
         self.stop.set()
         for t in self.threads:
             if t.is_alive():
-                t.join(timeout=6)
+                t.join(timeout=PROBE_TIMEOUT + 0.5)
 
 
-def run(
-    python: Path,
-    params: Params,
-    compat_dir: Path | None = None,
-    on_log: Callable[[str], None] | None = None,
-) -> Run:
-    """Boot, load, recycle, probe, tear down: always within the time bounds, never leaking."""
-    started = time.monotonic()
-    workers = params.effective("workers")
-    tmp = Path(tempfile.mkdtemp(prefix="gunicorn-bisect-"))
-    os.chmod(tmp, 0o700)
-    sock, logpath, mark = tmp / "gunicorn.sock", tmp / "gunicorn.log", tmp / "compat.mark"
-    (tmp / "web.py").write_text(APP)
-    conf = tmp / "gunicorn_conf.py"
-    conf.write_text(_config(params, sock))
-    token = uuid.uuid4().hex
-    log = _Log(logpath)
-    load = _Load(sock, params.concurrency)
-    proc: subprocess.Popen | None = None
-    obs: dict = {"booted": False, "workers": workers}
-    try:
-        with open(logpath, "wb") as logf:
-            proc = subprocess.Popen(
-                server_command(python, conf),
-                cwd=tmp,
-                env=_server_env(compat_dir, mark, token),
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+def _fresh_connection(server: Server, attempts: int = 3) -> str:
+    """A probe that tells a refused path apart from a passing hiccup.
+
+    A refusal (ENOENT: the path is gone; ECONNREFUSED: nobody listens), a timeout or
+    an HTTP error status is final at once; a reset may be a worker recycling at that
+    instant, so it is tried again on a new connection before it counts.
+    """
+    result = server.probe(PROBE_TIMEOUT)
+    for _ in range(attempts - 1):
+        if result == "ok" or result in REFUSALS or result in SILENT or result.startswith("HTTP"):
+            break
+        time.sleep(0.05)
+        result = server.probe(PROBE_TIMEOUT)
+    return result
+
+
+def fresh_connections(server: Server, n: int, until: float) -> list[str]:
+    """``n`` fresh connections, bounded: once one goes unanswered, the rest go at once."""
+    results: list[str] = []
+    while len(results) < n:
+        if time.monotonic() + PROBE_TIMEOUT > until and results:
+            break
+        r = _fresh_connection(server)
+        results.append(r)
+        if r == "timeout":
+            with ThreadPoolExecutor(max_workers=n - len(results) or 1) as pool:
+                results += list(
+                    pool.map(lambda _: server.probe(PROBE_TIMEOUT), range(n - len(results)))
+                )
+    return results
+
+
+@register(
+    "socket-loss",
+    "#1298: the gthread worker unlinks its Unix socket on exit (fail = the socket file is gone)",
+)
+class SocketLoss(Scenario):
+    title = "Gunicorn #1298 socket loss: bisection report"
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.concurrency = 8
+        self.probes = 20
+
+    @classmethod
+    def from_options(cls, options: Options) -> SocketLoss:
+        return cls(options)
+
+    # -- what it is ----------------------------------------------------------------------
+    def effective(self, name: str) -> Any:
+        value = getattr(self.options, name)
+        if name == "threads" and value is None and self.options.worker_class == "sync":
+            return 1  # "sync" means the sync worker: threads > 1 would turn it into gthread
+        return DEFAULTS.get(name) if value is None else value
+
+    def axes(self) -> list[Axis]:
+        return [self.primary_axis(), OUTAGE_AXIS]
+
+    def parameters(self) -> dict[str, Any]:
+        o = self.options
+        return {
+            "workers": self.effective("workers"),
+            "threads": self.effective("threads"),
+            "max_requests": self.effective("max_requests"),
+            "worker_class": o.worker_class or "auto",
+            "bind": o.bind,
+            "trigger": o.trigger,
+            "timeout": o.timeout,
+            "gunicorn_config": str(o.gunicorn_config) if o.gunicorn_config else None,
+            "proxy": o.proxy,
+            "app": "bottle Hello World (the report's web.py)",
+            "probes": self.probes,
+        }
+
+    def describe(self) -> str:
+        o = self.options
+        wc = o.worker_class or "auto (gthread when threads > 1)"
+        if o.gunicorn_config is not None:  # the file decides what flags do not
+            given = [f"{n}={getattr(o, n)}" for n in DEFAULTS if getattr(o, n) is not None]
+            return (
+                f"config {o.gunicorn_config} (its own settings; defaults where it has "
+                "none" + (f"; flags: {' '.join(given)}" if given else "") + ")"
             )
-        processes.register(proc, token)
-        # 1. boot: the socket answers and every worker has booted
-        deadline = time.monotonic() + params.boot_timeout
-        while time.monotonic() < deadline and not processes.STOP.is_set():
-            log.refresh()
-            if proc.poll() is not None or "Retrying in 1 second" in log.text:
-                break  # a bind that failed once fails again: do not wait out the retries
-            seen = effective_setting(log.text, "workers")
-            if seen and seen.isdigit():  # a user's config may set its own worker count
-                workers = obs["workers"] = int(seen)
-            if log.text.count("Exception in worker process") > 2 * workers:
-                break  # workers crash as fast as the arbiter respawns them
-            if sock.exists() and log.boots >= workers and _probe(sock, 2.0) == "ok":
-                obs["booted"] = True
-                obs["boot_seconds"] = round(time.monotonic() - started, 3)
-                break
-            time.sleep(0.02)
-        if not obs["booted"]:
-            log.refresh()
-            why = boot_error(log.text) if log.text.strip() else "no output"
-            crashes = log.text.count("Exception in worker process")
-            if crashes > 2 * workers:
-                why = f"workers crash on start ({crashes} times): {why}"
-            elif proc.poll() is None and "Retrying" not in log.text:
-                why = f"not listening after {params.boot_timeout:.0f}s ({why})"
-            obs["boot_error"] = why
-            return _finish(obs, log, mark, started, on_log)
-        # 2. load until every worker recycled once, or the path vanished
-        seen = effective_setting(log.text, "max_requests")
-        max_requests = int(seen) if seen and seen.isdigit() else params.effective("max_requests")
-        load.start()
-        want = workers
+        out = (
+            f"workers={self.effective('workers')} threads={self.effective('threads')} "
+            f"max_requests={self.effective('max_requests')} worker_class={wc}"
+        )
+        if o.bind != "unix":
+            out += f" bind={o.bind}"
+        if o.trigger != "auto":
+            out += f" trigger={o.trigger}"
+        return out
+
+    def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
+        return EnvNeeds(
+            extras=(app_bottle.bottle_for(interp, cache_dir),),
+            probe_imports=("bottle",),
+            worker_class=self.options.worker_class or "",
+        )
+
+    def spec(self, boot_timeout: float) -> ServerSpec:
+        o = self.options
+        settings = {
+            n: self.effective(n)
+            for n in ("workers", "threads", "max_requests")
+            if getattr(o, n) is not None or (n == "threads" and o.worker_class == "sync")
+        }
+        if o.worker_class:
+            settings["worker_class"] = o.worker_class
+        if o.trigger == "signal":
+            settings["max_requests"] = 0  # workers exit only when told to
+        return ServerSpec(
+            app_source=app_bottle.APP,
+            settings=settings,
+            defaults={**DEFAULTS, "keepalive": 2, "timeout": 30, "backlog": 2048},
+            config_file=o.gunicorn_config,
+            bind=o.bind,
+            boot_timeout=boot_timeout,
+        )
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
+        """Boot, make workers exit, probe, tear down: within ``ctx.timeout``, never leaking."""
+        started = time.monotonic()
+        deadline = started + ctx.timeout
+        reserve = 2 * PROBE_TIMEOUT + 1.0  # kept for the probes, whatever happens before
+        server = Server(ctx, self.spec(boot_timeout=min(10.0, ctx.timeout / 2)), cancel)
+        obs: dict[str, Any] = {"booted": False, "workers": server.workers}
+        load = None
+        try:
+            try:
+                server.start()
+            except BootError as exc:
+                obs["boot_error"] = str(exc)
+                return self._result(server, obs, started)
+            obs["booted"] = True
+            obs["workers"] = server.workers
+            obs["worker_class"] = server.log.worker_class
+            gone_at: int | None = None
+            trigger = self.options.trigger
+            if trigger in ("auto", "max-requests"):
+                load = _Load(server, self.concurrency)
+                load.start()
+                gone_at, ran_out = self._until_recycled(server, load, deadline - reserve, cancel)
+                load.finish()
+                obs["requests_ok"], obs["requests_failed"] = load.ok, load.failed
+                if ran_out:
+                    obs["ran_out"] = "load (waiting for workers to recycle on max_requests)"
+            if self._recycles(server) == 0 and trigger in ("auto", "signal"):
+                obs["trigger"] = "signal"
+                obs.pop("ran_out", None)
+                gone_at, ran_out = self._signal_each(server, deadline - reserve, cancel)
+                if ran_out:
+                    obs["ran_out"] = "signal (waiting for a worker to exit on SIGTERM)"
+            elif trigger == "signal":
+                obs["trigger"] = "signal"
+            # fresh connections, after the replacements booted (or clearly will not)
+            self._settle(server, min(time.monotonic() + 3.0, deadline - reserve))
+            cancel.check()
+            recycles = self._recycles(server)
+            obs.update(
+                recycles=recycles,
+                path_present=server.listening(),
+                path_gone_after_recycle=gone_at,
+            )
+            results = fresh_connections(server, self.probes, deadline)
+            cancel.check()
+            if len(results) < self.probes and not obs.get("ran_out"):
+                obs["ran_out"] = "probes"
+            obs["probes_sent"] = len(results)
+            obs["probes_ok"] = results.count("ok")
+            obs["probe_errors"] = tuple(r for r in results if r != "ok")
+            obs["arbiter_alive"] = server.alive()
+            if not obs["arbiter_alive"]:
+                obs["arbiter_exit"] = server.exit_status()
+            return self._result(server, obs, started)
+        finally:
+            if load is not None:
+                load.finish()
+            server.stop()
+
+    @staticmethod
+    def _recycles(server: Server) -> int:
+        log = server.log
+        return max(log.exits, log.boots - server.workers)
+
+    def _until_recycled(
+        self, server: Server, load: _Load, until: float, cancel: Cancel
+    ) -> tuple[int | None, bool]:
+        """Load until every worker recycled once, the path vanished, or it is hopeless."""
+        max_requests = server.setting("max_requests", self.effective("max_requests")) or 1
+        workers = server.workers
         gone_at: int | None = None
         grace_until: float | None = None
-        deadline = time.monotonic() + params.run_timeout
-        while time.monotonic() < deadline and not processes.STOP.is_set():
+        all_gone_since: float | None = None
+        while time.monotonic() < until:
+            cancel.check()
+            log = server.log
             log.refresh()
-            recycles = max(log.exits, log.boots - workers)
-            if gone_at is None and recycles > 0 and not sock.exists():
+            recycles = self._recycles(server)
+            if gone_at is None and recycles > 0 and not server.listening():
                 gone_at = recycles
                 grace_until = time.monotonic() + 1.0  # let a second worker exit: its traceback
-            if proc.poll() is not None:
-                break
+            if not server.alive():
+                return gone_at, False
             if grace_until is not None and (time.monotonic() > grace_until or log.exits >= 2):
-                break
-            if gone_at is None and recycles >= want:
-                break
+                return gone_at, False
+            if gone_at is None and recycles >= workers:
+                return gone_at, False
             if recycles == 0 and load.ok > 10 * workers * max_requests:
-                break  # ten times the requests that should recycle every worker: it never will
+                return gone_at, False  # ten times what should recycle every worker: it never will
+            if log.exits >= workers and not log.worker_pids:  # every worker gone, none booted
+                all_gone_since = all_gone_since or time.monotonic()
+                if time.monotonic() - all_gone_since > 1.0:
+                    return gone_at, False
             time.sleep(0.005)
-        else:
-            obs["timed_out"] = True
-        load.finish()
-        # 3. fresh connections to the path, after the replacements booted
-        settle = time.monotonic() + 3.0
-        while time.monotonic() < settle and proc.poll() is None:
-            log.refresh()
-            if log.boots >= workers + max(log.exits, log.boots - workers) or not sock.exists():
+        return gone_at, True
+
+    def _signal_each(self, server: Server, until: float, cancel: Cancel) -> tuple[int | None, bool]:
+        """Graceful SIGTERM to each worker in turn; wait for it to exit (and be replaced)."""
+        gone_at: int | None = None
+        for pid in list(server.log.worker_pids)[: server.workers]:
+            server.signal(signal.SIGTERM, pid)
+            exits = server.log.exits
+            while time.monotonic() < until:
+                cancel.check()
+                server.log.refresh()
+                if server.log.exits > exits or not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.01)
+            else:
+                return gone_at, True
+            if gone_at is None and not server.listening():
+                gone_at = max(1, self._recycles(server))
                 break
+        return gone_at, False
+
+    def _settle(self, server: Server, until: float) -> None:
+        """Wait for replacements to boot; stop early when they clearly will not."""
+        quiet_since = time.monotonic()
+        boots = server.log.boots
+        while time.monotonic() < until and server.alive():
+            server.log.refresh()
+            log = server.log
+            if log.boots >= server.workers + self._recycles(server) or not server.listening():
+                return
+            if log.boots != boots:
+                boots, quiet_since = log.boots, time.monotonic()
+            elif not log.worker_pids and time.monotonic() - quiet_since > 1.0:
+                return  # every worker exited and none booted for a second
             time.sleep(0.02)
-        log.refresh()
-        obs["recycles"] = max(log.exits, log.boots - workers)
-        obs["path_present"] = sock.exists()
-        obs["path_gone_after_recycle"] = gone_at
-        if processes.STOP.is_set():
-            raise KeyboardInterrupt
-        results = [_fresh_connection(sock) for _ in range(params.probes)]
-        obs["probes_sent"] = len(results)
-        obs["probes_ok"] = results.count("ok")
-        obs["probe_errors"] = tuple(r for r in results if r != "ok")
-        obs["requests_ok"], obs["requests_failed"] = load.ok, load.failed
-        obs["arbiter_alive"] = proc.poll() is None
-        if not obs["arbiter_alive"]:
-            obs["arbiter_exit"] = f"exit status {proc.returncode}: {boot_error(log.text)}"
-        return _finish(obs, log, mark, started, on_log)
-    finally:
-        load.finish()
-        if proc is not None:
-            processes.terminate(proc, token)
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    def _result(self, server: Server, obs: dict[str, Any], started: float) -> RunResult:
+        text = server.log.refresh()
+        obs["traceback"] = server.scrub(last_traceback(text))
+        obs["boots"], obs["exits"] = server.log.boots, server.log.exits
+        obs["error_lines"] = tuple(server.scrub(e) for e in server.log.errors())
+        obs.setdefault("worker_class", server.log.worker_class)
+        observation = Observation(**obs)
+        facts = {"worker_class": observation.worker_class, "trigger": observation.trigger}
+        if self.options.bind != "unix":
+            facts["bind"] = self.options.bind
+        return RunResult(
+            observation,
+            log=text,
+            duration=round(time.monotonic() - started, 3),
+            boot_seconds=server.boot_seconds,
+            compat_used=server.compat_used,
+            facts=facts,
+        )
+
+    # -- the rules ---------------------------------------------------------------------------
+    def decide(self, obs: Observation) -> Decision:
+        return decide(obs)
 
 
-def _finish(
-    obs: dict, log: _Log, mark: Path, started: float, on_log: Callable[[str], None] | None
-) -> Run:
-    text = log.refresh()
-    # the private directory's random name is noise in evidence meant to be compared
-    obs["traceback"] = last_traceback(text).replace(str(log.path.parent), "<tmpdir>")
-    obs["compat_used"] = mark.exists()
-    obs["duration"] = round(time.monotonic() - started, 3)
-    if on_log is not None:
-        on_log(text)
-    return Run(Observation(**obs), text)
+def _restarts(obs: Observation) -> str:
+    how = " (SIGTERM to each worker)" if obs.trigger == "signal" else ""
+    return f"{plural(obs.recycles, 'worker restart')}{how}"
 
 
-__all__ = ["DEFAULTS", "Params", "Run", "run", "server_command"]
+def _cause(obs: Observation) -> str:
+    """Why a server that kept its socket file stopped answering, from its log."""
+    replaced = max(0, obs.boots - obs.workers)
+    out = f"{obs.exits} worker exit(s), {replaced} worker(s) booted again"
+    if obs.error_lines:
+        out += "; log: " + "; ".join(repr(e) for e in obs.error_lines)
+    elif obs.traceback:
+        out += f"; worker traceback: {last_line(obs.traceback)}"
+    return out
+
+
+def _unanswered(obs: Observation) -> str:
+    failed = obs.probes_sent - obs.probes_ok
+    kinds = sorted(set(obs.probe_errors))
+    if kinds == ["timeout"]:
+        return (
+            f"no answer within {PROBE_TIMEOUT:g} s to {failed}/{obs.probes_sent} fresh connections"
+        )
+    return f"{failed}/{obs.probes_sent} fresh connections not served ({', '.join(kinds)})"
+
+
+def decide(obs: Observation) -> Decision:
+    """The #1298 rules, most specific first.
+
+    - error: not exercised (never booted, the arbiter died, no worker ever exited);
+    - fail: after a worker exit the socket file is gone while the arbiter is alive;
+    - outage: the file stays but fresh connections go unanswered or are refused
+      (another problem, e.g. workers that exit and are never replaced);
+    - pass: workers restarted and the path served every fresh connection.
+    A reset of a keep-alive connection while a worker recycles is not evidence: only
+    fresh connections count, and a reset is retried before it does.
+    """
+    tb = obs.traceback
+    ran_out = f"; the run's time limit ran out during {obs.ran_out}" if obs.ran_out else ""
+    if not obs.booted:
+        reason = obs.boot_error or "server never listened on the socket"
+        return Decision(Verdict.ERROR, f"server did not start: {reason}", tb)
+    if obs.recycles > 0 and not obs.path_present and obs.arbiter_alive:
+        nth = obs.path_gone_after_recycle or obs.recycles
+        when = "after the 1st" if nth == 1 else f"by the {ordinal(nth)}"
+        detail = (
+            f"socket file gone {when} worker restart; "
+            f"{obs.probes_ok}/{obs.probes_sent} new connections served"
+        )
+        if obs.trigger == "signal":
+            detail += " (workers stopped by SIGTERM)"
+        if tb:
+            detail += f"; worker traceback: {last_line(tb)}"
+        return Decision(Verdict.FAIL, detail, tb)
+    if not obs.arbiter_alive:
+        why = obs.arbiter_exit or "exited"
+        return Decision(Verdict.ERROR, f"arbiter died during the run: {why}{ran_out}", tb)
+    if obs.recycles == 0:
+        how = (
+            "neither on max_requests nor on SIGTERM"
+            if obs.trigger == "signal"
+            else f"after {obs.requests_ok} requests"
+        )
+        return Decision(
+            Verdict.ERROR,
+            f"no worker ever exited ({how}){ran_out}; raise the load or lower --max-requests",
+            tb,
+        )
+    if obs.probes_sent == 0:
+        return Decision(Verdict.ERROR, f"no new connection was tried{ran_out}", tb)
+    if obs.probes_ok < obs.probes_sent:
+        errors = set(obs.probe_errors)
+        if obs.probes_ok == 0 or errors <= SILENT:
+            return Decision(
+                Verdict.OUTAGE,
+                f"socket file kept, but {_unanswered(obs)} after {_restarts(obs)}: "
+                f"{_cause(obs)}{ran_out}",
+                tb,
+            )
+        return Decision(  # a few resets among answers: cannot tell
+            Verdict.ERROR,
+            f"socket path kept, but {_unanswered(obs)} even when retried{ran_out}",
+            tb,
+        )
+    return Decision(
+        Verdict.PASS,
+        f"socket kept through {_restarts(obs)}; "
+        f"{obs.probes_ok}/{obs.probes_sent} new connections served",
+        tb,
+    )
+
+
+def observation_json(obs: Observation) -> dict[str, Any]:
+    return asdict(obs)

@@ -1,0 +1,142 @@
+"""What a run establishes, as plain data: rows, bisection steps, findings.
+
+Pure: the report formats these, the runner and the bisector produce them, and
+neither side needs to import the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .verdict import Verdict
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the report: a target, where it ran, and what it did."""
+
+    target: str
+    verdict: Verdict
+    detail: str
+    python: str | None = None
+    kind: str = "release"  # or "commit"
+    sha: str | None = None
+    compat: bool = False
+    traceback: str = ""
+    reused_env: bool = False
+    seconds: float = 0.0
+    runs: tuple[str, ...] = ()
+    tried: tuple[str, ...] = ()  # interpreters that could not boot it, with why
+    facts: dict[str, Any] = field(default_factory=dict)  # scenario facts (bottle, worker_class)
+    env_seconds: float = 0.0  # finding or building the environment (bench/ breakdown)
+    boot_seconds: float = 0.0  # of ``seconds``, waiting for gunicorn to listen
+
+    def as_json(self) -> dict:
+        out = {
+            "target": self.target,
+            "kind": self.kind,
+            "sha": self.sha,
+            "python": self.python,
+            "verdict": self.verdict.value,
+            "detail": self.detail,
+            "compat": self.compat,
+            "traceback": self.traceback,
+            "reused_env": self.reused_env,
+            "seconds": round(self.seconds, 3),
+            "runs": list(self.runs),
+            "tried": list(self.tried),
+            "env_seconds": round(self.env_seconds, 3),
+            "boot_seconds": round(self.boot_seconds, 3),
+        }
+        out.update(self.facts)
+        return out
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What a report needs to name a commit, parsed once from ``git log``."""
+
+    sha: str
+    short: str
+    parents: tuple[str, ...]
+    subject: str
+    author: str
+    date: str
+    body: str
+    pr: int | None
+    fixes: tuple[int, ...]
+
+    @property
+    def is_merge(self) -> bool:
+        """True for merge commits, which report "merged via" instead of a change."""
+        return len(self.parents) > 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """One commit tested during a bisection."""
+
+    sha: str
+    verdict: Verdict
+    python: str | None
+    detail: str
+    picked: str | None = None  # the later commit applied on top to make it testable
+    build_seconds: float = 0.0
+    env_seconds: float = 0.0
+    boot_seconds: float = 0.0
+    scenario_seconds: float = 0.0
+
+    def as_json(self) -> dict:
+        return {
+            "sha": self.sha,
+            "verdict": self.verdict.value,
+            "python": self.python,
+            "detail": self.detail,
+            "picked": self.picked,
+            "build_seconds": round(self.build_seconds, 3),
+            "env_seconds": round(self.env_seconds, 3),
+            "boot_seconds": round(self.boot_seconds, 3),
+            "scenario_seconds": round(self.scenario_seconds, 3),
+        }
+
+
+@dataclass
+class Finding:
+    """The answer for one transition: the first commit in the new state, with evidence."""
+
+    kind: str  # "regression" (old -> new state) or "fix" (new -> old)
+    before: str  # release in the old state
+    after: str  # release in the new state
+    status: str  # "found", "ambiguous", "skipped", "inconsistent"
+    reason: str = ""
+    commit: CommitInfo | None = None
+    merge: CommitInfo | None = None
+    url: str | None = None
+    candidates: list[CommitInfo] = field(default_factory=list)
+    needed: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    first_parent: bool = False
+    axis: str = "primary"  # which question (see verdict.Axis); "outage" for another problem
+
+    def as_json(self) -> dict:
+        c = self.commit
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "axis": self.axis,
+            "sha": c.sha if c else None,
+            "short": c.short if c else None,
+            "subject": c.subject if c else None,
+            "author": c.author if c else None,
+            "date": c.date if c else None,
+            "pr": (self.merge.pr if self.merge and self.merge.pr else (c.pr if c else None)),
+            "fixes": list(c.fixes) if c else [],
+            "merged_by": self.merge.sha if self.merge else None,
+            "merged_by_subject": self.merge.subject if self.merge else None,
+            "url": self.url,
+            "candidates": [x.sha for x in self.candidates],
+            "needed": list(self.needed),
+            "steps": [s.as_json() for s in self.steps],
+            "first_parent": self.first_parent,
+        }

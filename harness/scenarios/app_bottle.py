@@ -1,0 +1,55 @@
+"""The report's app: bottle "Hello World" (its web.py), and the bottle wheel for it.
+
+bottle 0.12.13 as reported where it runs (Python <= 3.9; it imports
+``collections.MutableMapping``), else the newest 0.12 wheel.  0.12.13 ships only an
+sdist whose setup.py needs ``inspect.getargspec``, so it is built once with the target
+interpreter's own pip, offline, from cached setuptools/wheel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from filelock import FileLock
+
+from .. import artifacts, index
+from ..interpreters import Interpreter
+from .base import Extra
+
+BOTTLE_AS_REPORTED = "0.12.13"
+
+APP = """\
+# -*- coding:utf-8 -*-
+# The report's web.py
+from bottle import route, default_app
+
+
+@route('/')
+def index():
+    return 'Hello World'
+
+
+app = default_app()
+"""
+
+
+def bottle_for(interp: Interpreter, cache_dir: Path) -> Extra:
+    wheels = cache_dir / "wheels"
+    if interp.version_tuple < (3, 10):
+        pattern = f"bottle-{BOTTLE_AS_REPORTED}-*.whl"
+        with FileLock(str(cache_dir / ".bottle.lock")):
+            built = sorted(wheels.glob(pattern))
+            if built:
+                return Extra("bottle", BOTTLE_AS_REPORTED, built[0])
+            proj = index.project("bottle", cache_dir)
+            sdist = next(
+                (f for f in proj.releases.get(BOTTLE_AS_REPORTED, ()) if f.packagetype == "sdist"),
+                None,
+            )
+            if sdist is not None:
+                src = index.download(sdist, wheels / "sdist")
+                path = artifacts.build_sdist_with(interp, src, wheels, cache_dir)
+                if path is not None:
+                    return Extra("bottle", BOTTLE_AS_REPORTED, path)
+    wheel, version = artifacts.newest_wheel("bottle", interp, cache_dir, series=(0, 12))
+    return Extra("bottle", version, wheel)
