@@ -17,6 +17,7 @@ from . import artifacts, builds, compat, index, interpreters, report, search, ta
 from .bisection import CommitBisector
 from .cancel import Cancel
 from .interpreters import Interpreter
+from .progress import Progress
 from .results import Row
 from .runner import NoInterpreter, Runner
 from .scenarios.base import Scenario
@@ -34,7 +35,7 @@ class Session:
     override: Interpreter | None
     report: report.Report
     jobs: int
-    progress: Callable[[str], None]
+    progress: Progress
     cancel: Cancel
 
 
@@ -47,7 +48,7 @@ def open_session(
     repeat: int,
     jobs: int,
     command: str,
-    progress: Callable[[str], None],
+    progress: Progress,
     on_log: Callable[[str, str], None] | None = None,
     timeout: float = 20.0,
     cancel: Cancel | None = None,
@@ -112,16 +113,19 @@ def release_table(s: Session, spec_text: str) -> None:
     project = index.project("gunicorn", s.cache)
     releases = targets.resolve(spec, project.versions)
     s.progress(f"{len(releases)} release(s) to test: {', '.join(releases)}")
+    s.progress.start(2 * len(releases), "steps")  # a download, then a scenario, per release
     arts = []
     for v in releases:
         s.progress(f"{v}: fetching the wheel")
         arts.append(artifacts.gunicorn_release(v, s.cache, project))
+        s.progress.advance()
     rows: list[Row | None] = [None] * len(arts)
     with ThreadPoolExecutor(max_workers=s.jobs) as pool:
         futures = {pool.submit(s.runner.evaluate, a): i for i, a in enumerate(arts)}
         try:
             for done, fut in enumerate(as_completed(futures), 1):
                 row = rows[futures[fut]] = fut.result()
+                s.progress.advance()
                 s.progress(
                     f"{row.target}: {row.verdict.value} ({len(arts) - done} release(s) remain)"
                 )

@@ -10,14 +10,14 @@ human); a commit is named only when the boundary is then one commit wide.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import builds, search
 from .artifacts import ArtifactError
 from .interpreters import Interpreter
+from .progress import Progress
 from .results import Finding, Row, Step
 from .runner import Runner
 from .search import Outcome
@@ -43,7 +43,7 @@ class CommitBisector:
     axis: Axis
     jobs: int = 1
     first_parent: bool = False
-    progress: Callable[[str], None] = lambda msg: None
+    progress: Progress = field(default_factory=Progress)
 
     def _evaluate(self, sha: str, pick: str | None = None) -> Step:
         t0 = time.monotonic()
@@ -83,6 +83,7 @@ class CommitBisector:
         steps: dict[str, Step] = {}
         needed: dict[str, str] = {}
         healed: set[str] = set()
+        self.progress.start(bis.steps_left() * max(1, self.jobs), "commits")
         try:
             with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
                 while True:
@@ -100,6 +101,8 @@ class CommitBisector:
                         for step in pool.map(self._evaluate, probes):
                             steps[step.sha] = step
                             bis.record(step.sha, _outcome(step.verdict, self.axis, old_is_pass))
+                            self.progress.advance()
+                        self.progress.set_total(len(steps) + bis.steps_left() * max(1, self.jobs))
                         continue
                     if res.status != "ambiguous":
                         break
@@ -118,8 +121,10 @@ class CommitBisector:
                         f"{kind} {before}..{after}: re-testing {len(todo)} untestable "
                         "commit(s) with the next testable change picked on top"
                     )
+                    self.progress.set_total(len(steps) + len(todo))
                     for step in pool.map(lambda cs: self._evaluate(*cs), todo):
                         steps[f"{step.sha}+{step.picked}"] = step
+                        self.progress.advance()
                         outcome = _outcome(step.verdict, self.axis, old_is_pass)
                         if outcome is not Outcome.SKIP:
                             needed[step.sha] = step.picked or ""

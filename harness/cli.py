@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import app, artifacts, index, interpreters, report, targets
+from . import app, artifacts, index, interpreters, progress, report, targets
 from .runner import NoInterpreter
 from .scenarios import base, processes
 from .source import DEFAULT_REPO, SourceError
@@ -159,21 +159,6 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
     return p
 
 
-class _Progress:
-    def __init__(self, verbose: bool, quiet: bool) -> None:
-        self.on = not quiet and (verbose or sys.stderr.isatty())
-        self.verbose = verbose and not quiet
-
-    def __call__(self, msg: str) -> None:
-        if self.on:
-            print(f"[gunicorn-bisect] {msg}", file=sys.stderr, flush=True)
-
-    def log(self, label: str, text: str) -> None:
-        if self.verbose:
-            sys.stderr.write(f"----- gunicorn log: {label} -----\n{text}\n----- end -----\n")
-            sys.stderr.flush()
-
-
 def _writable_dir(path: Path, option: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -281,6 +266,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         )
         return EXIT_INTERRUPTED
     finally:
+        if state.get("progress") is not None:
+            state["progress"].close()
         processes.terminate_all()
 
 
@@ -293,7 +280,8 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         print(f"{'--run CMD':15} your own command, git-bisect-run exit codes")
         return EXIT_OK
     _validate(args)
-    progress = _Progress(args.verbose, args.quiet)
+    bar = progress.for_terminal(args.verbose, args.quiet)
+    state["progress"] = bar
     state["format"] = args.format
     if args.cache_dir is None:
         from platformdirs import user_cache_dir
@@ -327,13 +315,14 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         repeat=args.repeat,
         jobs=args.jobs,
         command=" ".join(shlex.quote(a) for a in ["python", prog, *argv]),
-        progress=progress,
-        on_log=progress.log,
+        progress=bar,
+        on_log=bar.log,
     )
     state["report"] = session.report
     state["session"] = session
     if args.check:
         row = app.check(session, args.check, args.repo)
+        bar.close()
         python = f" (Python {row.python})" if row.python else ""
         print(
             f"{args.check}: {report.verdict_name(row.verdict, session.report)}{python}: {row.detail}"
@@ -342,12 +331,13 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
     results_dir = _writable_dir(args.results_dir, "--results-dir")
     app.release_table(session, args.targets)
-    if session.report.transitions and not args.no_commits:
+    if any(session.report.by_axis.values()) and not args.no_commits:
         app.bisect_commits(session, args.repo, args.first_parent)
+    bar.close()
     print(report.render(session.report, args.format, colour=report.use_colour()))
     state["printed"] = True
     record = report.write_record(session.report, results_dir, args.targets)
-    progress(f"record written to {record}")
+    bar(f"record written to {record}")
     return EXIT_OK
 
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+#: A range may end in ``latest`` (or be left open, ``A..``): the newest final release.
+LATEST = "latest"
+
 
 class TargetError(Exception):
     """A user-facing, one-line problem with the requested targets."""
@@ -35,11 +38,16 @@ def parse(text: str) -> Spec:
     if not text:
         raise TargetError("empty target: give a release like 19.6.0 or a range like 19.5.0..19.7.0")
     if ".." in text:
-        parts = text.split("..")
-        if len(parts) != 2 or not parts[0] or not parts[1]:
+        parts = [p.strip() for p in text.split("..")]
+        if len(parts) != 2 or not parts[0]:
             raise TargetError(f"malformed range {text!r}: expected A..B, e.g. 19.5.0..19.7.0")
-        low, high = (_version(p.strip(), text) for p in parts)
-        return Spec(low=str(low), high=str(high))
+        if parts[0] == LATEST:
+            raise TargetError(f"malformed range {text!r}: 'latest' can only end a range")
+        low = str(_version(parts[0], text))
+        high = LATEST if parts[1] in ("", LATEST) else str(_version(parts[1], text))
+        return Spec(low=low, high=high)
+    if text == LATEST:
+        return Spec(items=(LATEST,))
     items = [p.strip() for p in text.split(",")]
     if any(not p for p in items):
         raise TargetError(f"malformed list {text!r}: expected A,B,C")
@@ -79,6 +87,11 @@ def nearest(wanted: str, available: Sequence[str], n: int = 2) -> list[str]:
 
 def _lookup(wanted: str, available: Sequence[str]) -> str:
     """The index's own spelling of ``wanted`` (19.0 and 19.0.0 are the same release)."""
+    if wanted == LATEST:
+        finals = _finals(available)
+        if not finals:
+            raise TargetError("the package index lists no final gunicorn release")
+        wanted = str(finals[-1])
     w = Version(wanted)
     for v in available:
         try:
@@ -94,12 +107,12 @@ def resolve(spec: Spec, available: Sequence[str]) -> list[str]:
     """Turn a Spec into releases that exist, oldest first."""
     if not spec.is_range:
         found = [_lookup(v, available) for v in spec.items]
+        if found and spec.items == (LATEST,):
+            return found
         return sorted(dict.fromkeys(found), key=Version)
     low, high = _lookup(spec.low, available), _lookup(spec.high, available)
     if Version(low) > Version(high):
-        raise TargetError(
-            f"reversed range {spec.low}..{spec.high}: did you mean {spec.high}..{spec.low}?"
-        )
+        raise TargetError(f"reversed range {spec.low}..{spec.high}: did you mean {high}..{low}?")
     lo, hi = Version(low), Version(high)
     chosen = [v for v in _finals(available) if lo <= v <= hi]
     if not chosen:
@@ -119,4 +132,6 @@ def _is_version(v: str) -> bool:
 def looks_like_version(text: str) -> bool:
     """``--check`` takes a release or a git ref; a plain version number means a release."""
     # "1234567" is more likely an abbreviated commit sha than release 1234567
+    if text == LATEST:
+        return True
     return "." in text and _is_version(text) and all(c.isdigit() or c == "." for c in text)

@@ -70,7 +70,6 @@ def test_parse_list_and_single():
 @pytest.mark.parametrize(
     "text",
     [
-        "19.5.0..",
         "..19.7.0",
         "..",
         "a..b",
@@ -94,7 +93,7 @@ def test_parse_names_the_bad_part():
     with pytest.raises(TargetError, match="'a' in 'a..b' is not a version number"):
         parse("a..b")
     with pytest.raises(TargetError, match="malformed range"):
-        parse("19.5.0..")
+        parse("..19.5.0")
     with pytest.raises(TargetError, match="malformed list"):
         parse("1,,2")
     with pytest.raises(TargetError, match="empty target"):
@@ -219,3 +218,23 @@ def test_all_digit_refs_are_commits_not_releases(text):
 )
 def test_everything_else_is_a_git_ref(text):
     assert not looks_like_version(text)
+
+
+# -- latest and open ranges -------------------------------------------------------------
+
+
+def test_latest_ends_a_range_at_the_newest_final_release():
+    got = targets("19.9.0..latest")
+    assert got == ["19.9.0", "19.10.0", "20.0.0", "20.0.2", "20.0.3", "20.0.4", "20.1.0"]  # no rc1
+    assert targets("19.9.0..") == got  # an open range is the same
+
+
+def test_latest_alone_is_the_newest_release():
+    assert targets("latest") == [targets("19.9.0..latest")[-1]]
+    assert looks_like_version("latest")
+
+
+@pytest.mark.parametrize("text", ["latest..19.5.0", "..19.5.0", "..", "latest.."])
+def test_latest_cannot_start_a_range(text):
+    with pytest.raises(TargetError):
+        parse(text)

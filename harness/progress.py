@@ -1,0 +1,102 @@
+"""Progress on stderr: a bar on a terminal, plain lines with -v, nothing with -q.
+
+A run over 40+ releases takes a minute or more; a bar that says done/total, the
+current step, the time spent and an estimate of what remains tells a user it is
+working.  tqdm draws it (a well-kept library: ETA, terminal width, redraws), on
+stderr only, so stdout stays the report.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+
+class Progress:
+    """Plain lines (``-v``, or a non-terminal asked for lines) or nothing at all."""
+
+    def __init__(self, lines: bool = False, verbose: bool = False, stream: TextIO | None = None):
+        self.lines = lines
+        self.verbose = verbose
+        self.stream = stream or sys.stderr
+
+    def __call__(self, msg: str) -> None:
+        """The current step."""
+        if self.lines:
+            print(f"[gunicorn-bisect] {msg}", file=self.stream, flush=True)
+
+    def start(self, total: int, unit: str) -> None:
+        """A new stretch of ``total`` items (releases, commits)."""
+
+    def advance(self, n: int = 1) -> None:
+        """``n`` items done."""
+
+    def set_total(self, total: int) -> None:
+        """A better estimate of the stretch's size (a bisection learns as it goes)."""
+
+    def close(self) -> None:
+        """Clear the bar, if any, before the report prints."""
+
+    def log(self, label: str, text: str) -> None:
+        if self.verbose:
+            self.stream.write(f"----- gunicorn log: {label} -----\n{text}\n----- end -----\n")
+            self.stream.flush()
+
+
+class BarProgress(Progress):
+    """A tqdm bar: done/total, the current step, elapsed, and the estimated time left."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(lines=False, stream=stream)
+        self._bar = None
+        self._lock = threading.Lock()
+
+    def start(self, total: int, unit: str) -> None:
+        from tqdm import tqdm
+
+        with self._lock:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = tqdm(
+                total=total,
+                unit=f" {unit}",
+                file=self.stream,
+                leave=False,
+                dynamic_ncols=True,
+                bar_format="{n_fmt}/{total_fmt}{unit} |{bar:20}| {elapsed}<{remaining} {desc}",
+            )
+
+    def __call__(self, msg: str) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._bar.set_description_str(msg[:70], refresh=True)
+
+    def advance(self, n: int = 1) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._bar.update(n)
+
+    def set_total(self, total: int) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._bar.total = total
+                self._bar.refresh()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+
+
+def for_terminal(verbose: bool, quiet: bool, stream: TextIO | None = None) -> Progress:
+    """Nothing with -q; lines with -v; a bar when stderr is a terminal; else nothing."""
+    stream = stream or sys.stderr
+    if quiet:
+        return Progress(stream=stream)
+    if verbose:
+        return Progress(lines=True, verbose=True, stream=stream)
+    if stream.isatty():
+        return BarProgress(stream)
+    return Progress(stream=stream)
