@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.envs import LAYOUT
 from tests.conftest import ROOT, gunicorn_pids, run_cli
 
 pytestmark = pytest.mark.real
@@ -37,6 +38,41 @@ def _start(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
+def _servers_of(parent: int) -> list[int]:
+    """Harness-started servers whose parent is ``parent`` (the run under test)."""
+    found = []
+    for pid in gunicorn_pids():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat[1]) == parent:
+            found.append(pid)
+    return found
+
+
+def _token(pid: int) -> str | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    found = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"GUNICORN_BISECT_RUN=")]
+    return found[0] if found else None
+
+
+def _cwd(pid: int) -> Path | None:
+    """A server runs in its private directory."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def _alive_with_token(tokens: set[str]) -> list[int]:
+    """Live processes (any parent) that carry one of this run's tokens."""
+    return [p for p in gunicorn_pids() if _token(p) in tokens]
+
+
 def _wait_for(predicate, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -57,7 +93,6 @@ def warm(cache_dir):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("attempt", range(3))
 def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signum, attempt):
-    before_pids, before_dirs = set(gunicorn_pids()), _scenario_dirs()
     proc = _start(
         "19.5.0..19.6.0",
         "--no-commits",
@@ -69,8 +104,12 @@ def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signu
         str(tmp_path),
     )
     try:
-        assert _wait_for(lambda: set(gunicorn_pids()) - before_pids), "no server ever started"
+        # this run's own server (other runs on the machine may have theirs up)
+        assert _wait_for(lambda: _servers_of(proc.pid)), "no server ever started"
+        tokens = {t for t in map(_token, _servers_of(proc.pid)) if t}
         time.sleep(random.uniform(0, 0.4))  # land anywhere: boot, load, probes, teardown
+        tokens |= {t for t in map(_token, _servers_of(proc.pid)) if t}
+        dirs = {d for d in map(_cwd, _servers_of(proc.pid)) if d}
         started = time.monotonic()
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=15)
@@ -82,8 +121,8 @@ def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signu
     assert elapsed < 5, f"took {elapsed:.1f}s to stop"
     assert "Resume with: python bisect.py 19.5.0..19.6.0" in err
     assert "Traceback" not in err
-    assert not set(gunicorn_pids()) - before_pids
-    assert not _scenario_dirs() - before_dirs  # the private socket dirs are gone too
+    assert tokens and not _alive_with_token(tokens)  # this run's servers, workers included
+    assert not [d for d in dirs if d.exists()]  # the private socket dirs are gone too
     assert not list(tmp_path.glob("*.json"))  # no record of an unfinished run
 
 
@@ -112,7 +151,7 @@ def test_a_damaged_environment_is_rebuilt(warm, tmp_path):
     manifests = [
         p
         for p in (warm / "envs").glob("gunicorn-19.5.0-*/gunicorn-bisect-env.json")
-        if json.loads(p.read_text())["works"]
+        if json.loads(p.read_text())["works"] and json.loads(p.read_text())["layout"] == LAYOUT
     ]
     assert manifests
     env = manifests[0].parent

@@ -326,7 +326,7 @@ class SocketLoss(Scenario):
             recycles = self._recycles(server)
             if gone_at is None and recycles > 0 and not server.listening():
                 gone_at = recycles
-                grace_until = time.monotonic() + 1.0  # let a second worker exit: its traceback
+                grace_until = time.monotonic() + 2.0  # let a second worker exit: its traceback
             if not server.alive():
                 return gone_at, False
             if grace_until is not None and (time.monotonic() > grace_until or log.exits >= 2):
