@@ -195,6 +195,17 @@ class Proxy:
         processes.terminate(self.proc, self.token)
         self._stopped = True
 
+    def ready(self) -> bool:
+        """Listening, and the listener is its own.  Both proxies write their pid file
+        after they bound the port (h2o also after dropping privileges), so our pid there
+        rules out a process that took the port between free_port() and the bind --
+        a bare connect would reach that process and call a dying proxy ready."""
+        try:
+            pid = (self.workdir / f"{self.kind}.pid").read_text().strip()
+        except OSError:
+            return False
+        return pid == str(self.proc.pid) and self.proc.poll() is None and _accepts(self.port)
+
     def log_tail(self, n: int = 20) -> str:
         """The last ``n`` lines of its error log (start-up errors, upstream failures)."""
         try:
@@ -205,8 +216,20 @@ class Proxy:
 
 
 def _last_line(text: str) -> str:
+    """The line that says why: the last error-looking one (nginx ends a failed bind with
+    a vaguer "still could not bind()"), else the last one."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
+    telling = [line for line in lines if "in use" in line or "failed" in line]
+    return (telling or lines or ["no output"])[-1]
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _accepts(port: int) -> bool:
@@ -274,28 +297,32 @@ def start(
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise ProxyError(f"{kind}: working directory {workdir} does not exist")
+    log = workdir / "error.log"
     for attempt in (1, 2):
         port = free_port()
-        log = workdir / "error.log"
         offset = log.stat().st_size if log.exists() else 0
         proxy = _launch(kind, binary, workdir, port, upstream, token, io_timeout)
         deadline = time.monotonic() + start_timeout
+        said, in_use = "", False
         while time.monotonic() < deadline and proxy.proc.poll() is None:
-            # the proxy is still alive after the connect: the listener is ours, not a
-            # process that took the port between our probe and its bind
-            if _accepts(port) and proxy.proc.poll() is None:
+            if proxy.ready():
                 return proxy
+            said = _read_from(log, offset)
+            # nginx retries a busy port for 2.5 s before it gives up: do not wait for it
+            in_use = "Address already in use" in said or f"({errno.EADDRINUSE}:" in said
+            if in_use:
+                break
             time.sleep(0.005)
+        exit_code = proxy.proc.poll()
         proxy.stop()
-        with open(log, "rb") as fh:
-            fh.seek(offset)
-            said = fh.read().decode(errors="replace")
-        if attempt == 1 and ("Address already in use" in said or f"({errno.EADDRINUSE}:" in said):
+        said = _read_from(log, offset)
+        in_use = in_use or "Address already in use" in said
+        if attempt == 1 and in_use:
             continue  # someone took the free port first: one more pick
-        if proxy.proc.returncode is not None and proxy.proc.returncode >= 0:
-            raise ProxyError(
-                f"{kind} did not start (exit {proxy.proc.returncode}): {_last_line(said)}"
-            )
+        if in_use:
+            raise ProxyError(f"{kind} could not bind 127.0.0.1:{port}: {_last_line(said)}")
+        if exit_code is not None:
+            raise ProxyError(f"{kind} did not start (exit {exit_code}): {_last_line(said)}")
         raise ProxyError(
             f"{kind} did not accept connections on 127.0.0.1:{port} within "
             f"{start_timeout:g} s: {_last_line(said)}"

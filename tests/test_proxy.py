@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -224,6 +225,25 @@ def test_sigkill_of_the_starter_leaves_no_proxy(kind, upstream, workdir, token, 
         if starter.poll() is None:
             starter.kill()
             starter.wait()
+
+
+def test_a_port_taken_before_the_proxy_binds_it_is_retried(
+    kind, upstream, workdir, token, monkeypatch
+):
+    """free_port() closes its probe socket: another process may bind the port first."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        picks = iter([taken])
+        real = proxy.free_port
+        monkeypatch.setattr(proxy, "free_port", lambda: next(picks, None) or real())
+        p = proxy.start(kind, upstream("close"), workdir, token=token)
+        try:
+            assert p.port != taken
+            assert proxy.request_status(p.url) == 200
+        finally:
+            p.stop()
 
 
 @pytest.mark.parametrize("name", proxy.KINDS)
