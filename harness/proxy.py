@@ -72,7 +72,7 @@ def find_binary(kind: str, path: str | None = None) -> str:
 
 
 def _upstream(upstream: str) -> tuple[str | None, str | None]:
-    """("unix", path) or (None, "host:port"), checked, from the caller's spelling."""
+    """(socket path, None) or (None, "host:port"), checked, from the caller's spelling."""
     if upstream.startswith("unix:"):
         sock = upstream[len("unix:") :]
         if not sock.startswith("/") or ":" in sock:
@@ -90,9 +90,9 @@ def _q(text: str) -> str:
 
 
 def h2o_config(port: int, upstream: str, workdir: Path, io_timeout: float) -> str:
-    """h2o's YAML.  keepalive 0: reusing upstream connections that a server closes
-    after each response gives false 502s ("detected close by upstream before the
-    expected timeout").  As root h2o otherwise drops to nobody and cannot write its pid
+    """h2o's YAML.  keepalive 0: h2o 2.2 reuses pooled upstream connections and answers
+    502 when the server closed one meanwhile (a recycling gunicorn worker does; 2-4 per
+    120 requests on a healthy 19.5.0, none with the setting).  As root h2o otherwise drops to nobody and cannot write its pid
     file (exit 71), so it is told to stay the user it is."""
     sock, tcp = _upstream(upstream)
     url = f"http://[unix:{sock}]/" if sock else f"http://{tcp}/"
