@@ -1,0 +1,350 @@
+"""A real reverse proxy (h2o or nginx) in front of the server under test.
+
+Issue #1298 was seen as h2o answering 502 Bad Gateway once a recycled gthread worker
+had unlinked gunicorn's Unix socket.  This module runs that proxy for real: a private
+config in a directory the caller owns, a free 127.0.0.1 port, short upstream timeouts
+(a hung server must not cost 30-60 s), and the harness's process hygiene -- own
+session, run token in the environment, parent-death signal -- so no proxy outlives
+its run, even when the harness is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .scenarios import processes
+
+KINDS = ("h2o", "nginx")
+#: The environment variable that marks every process a run starts (see scenarios.processes).
+RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
+INSTALL = {"h2o": "apt-get install h2o", "nginx": "apt-get install nginx-light"}
+#: Debian installs nginx in /usr/sbin, which a non-root PATH often lacks.
+EXTRA_DIRS = ("/usr/sbin", "/usr/bin")
+
+# Runs the proxy binary in place of itself.  PR_SET_PDEATHSIG survives execve (the
+# binaries are not setuid), so the proxy is SIGKILLed when the thread that started it
+# dies -- even by SIGKILL, which no cleanup handler sees.  The getppid check closes the
+# window where the parent died before prctl ran.
+LAUNCH = """\
+import ctypes, os, sys
+try:
+    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit('gunicorn-bisect: the harness is gone')
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+class ProxyError(Exception):
+    """The proxy could not be started; the message is one line for the user."""
+
+
+class ProxyMissing(ProxyError):
+    """The proxy binary is not installed."""
+
+
+def find_binary(kind: str, path: str | None = None) -> str:
+    """The proxy's executable: on ``path`` (default: $PATH, then /usr/sbin and /usr/bin)."""
+    if kind not in KINDS:
+        raise ProxyError(f"unknown proxy {kind!r}: choose one of {', '.join(KINDS)}")
+    if path is None:
+        path = os.pathsep.join([os.environ.get("PATH", os.defpath), *EXTRA_DIRS])
+    found = shutil.which(kind, path=path)
+    if not found:
+        raise ProxyMissing(f"{kind} not found: install it with `{INSTALL[kind]}`")
+    return found
+
+
+def _upstream(upstream: str) -> tuple[str | None, str | None]:
+    """(socket path, None) or (None, "host:port"), checked, from the caller's spelling."""
+    if upstream.startswith("unix:"):
+        sock = upstream[len("unix:") :]
+        if not sock.startswith("/") or ":" in sock:
+            raise ProxyError(f"upstream {upstream!r}: want unix:/absolute/path (no ':')")
+        return sock, None
+    host, _, port = upstream.rpartition(":")
+    if not host or not port.isdigit():
+        raise ProxyError(f"upstream {upstream!r}: want unix:/path or HOST:PORT")
+    return None, upstream
+
+
+def _q(text: str) -> str:
+    """A quoted string for nginx's config and for h2o's YAML (JSON strings are YAML)."""
+    return json.dumps(text)
+
+
+def h2o_config(port: int, upstream: str, workdir: Path, io_timeout: float) -> str:
+    """h2o's YAML.  keepalive 0: h2o 2.2 reuses pooled upstream connections and answers
+    502 when the server closed one meanwhile (a recycling gunicorn worker does; 2-4 per
+    120 requests on a healthy 19.5.0, none with the setting).  As root h2o otherwise drops to nobody and cannot write its pid
+    file (exit 71), so it is told to stay the user it is."""
+    sock, tcp = _upstream(upstream)
+    url = f"http://[unix:{sock}]/" if sock else f"http://{tcp}/"
+    user = pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
+    return "\n".join(
+        [
+            *([f"user: {_q(user)}"] if user else []),
+            f"pid-file: {_q(str(workdir / 'h2o.pid'))}",
+            f"error-log: {_q(str(workdir / 'error.log'))}",
+            "listen:",
+            "  host: 127.0.0.1",
+            f"  port: {port}",
+            "hosts:",
+            "  default:",
+            "    paths:",
+            "      /:",
+            f"        proxy.reverse.url: {_q(url)}",
+            f"        proxy.timeout.io: {max(1, round(io_timeout * 1000))}",
+            "        proxy.timeout.keepalive: 0",
+            "",
+        ]
+    )
+
+
+def nginx_config(port: int, upstream: str, workdir: Path, io_timeout: float) -> str:
+    """nginx's config.  One process (``master_process off``): no workers to orphan when
+    the harness is killed (PDEATHSIG reaches only the process we exec), none that drop
+    to nobody and cannot reach a socket in a 0700 directory, and nginx's
+    setproctitle never overwrites the environment that carries the run token.  Every
+    path it would write (pid, logs, temp dirs) is in ``workdir``."""
+    sock, tcp = _upstream(upstream)
+    url = f"http://unix:{sock}:/" if sock else f"http://{tcp}/"
+    ms = f"{max(1, round(io_timeout * 1000))}ms"
+    temp = workdir / "temp"
+    temps = "\n".join(
+        f"    {name}_temp_path {_q(str(temp / name))};"
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""\
+daemon off;
+master_process off;
+pid {_q(str(workdir / "nginx.pid"))};
+error_log {_q(str(workdir / "error.log"))} warn;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    access_log off;
+{temps}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass {_q(url)};
+            proxy_connect_timeout {ms};
+            proxy_send_timeout {ms};
+            proxy_read_timeout {ms};
+        }}
+    }}
+}}
+"""
+
+
+def _command(kind: str, binary: str, workdir: Path, conf: Path) -> list[str]:
+    if kind == "h2o":
+        return [binary, "-c", str(conf)]
+    # -p/-e keep nginx off its compiled-in prefix and /var/log/nginx/error.log at start-up
+    return [binary, "-p", f"{workdir}/", "-e", str(workdir / "error.log"), "-c", str(conf)]
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proxy:
+    """A running proxy; ``stop()`` it (idempotent) when the run ends."""
+
+    kind: str
+    port: int
+    workdir: Path
+    proc: subprocess.Popen
+    token: str
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "error.log"
+
+    def stop(self) -> None:
+        """Kill the proxy's session and sweep its token: nothing is left running."""
+        if self._stopped:
+            return  # its pid may belong to someone else by now
+        processes.terminate(self.proc, self.token)
+        self._stopped = True
+
+    def ready(self) -> bool:
+        """Listening, and the listener is its own.  Both proxies write their pid file
+        after they bound the port (h2o also after dropping privileges), so our pid there
+        rules out a process that took the port between free_port() and the bind --
+        a bare connect would reach that process and call a dying proxy ready."""
+        try:
+            pid = (self.workdir / f"{self.kind}.pid").read_text().strip()
+        except OSError:
+            return False
+        return pid == str(self.proc.pid) and self.proc.poll() is None and _accepts(self.port)
+
+    def log_tail(self, n: int = 20) -> str:
+        """The last ``n`` lines of its error log (start-up errors, upstream failures)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-n:])
+
+
+def _last_line(text: str) -> str:
+    """The line that says why: the last error-looking one (nginx ends a failed bind with
+    a vaguer "still could not bind()"), else the last one."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    telling = [line for line in lines if "in use" in line or "failed" in line]
+    return (telling or lines or ["no output"])[-1]
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _launch(
+    kind: str, binary: str, workdir: Path, port: int, upstream: str, token: str, io_timeout: float
+) -> Proxy:
+    make = h2o_config if kind == "h2o" else nginx_config
+    conf = workdir / f"{kind}.conf"
+    conf.write_text(make(port, upstream, workdir, io_timeout))
+    if kind == "nginx":
+        (workdir / "temp").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env[RUN_TOKEN_ENV] = token
+    # The error log doubles as stdout/stderr: config errors printed before the proxy
+    # opens its own log land in the same file (all writers append).
+    with open(workdir / "error.log", "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                LAUNCH,
+                str(os.getpid()),
+                *_command(kind, binary, workdir, conf),
+            ],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    processes.register(proc, token)
+    return Proxy(kind=kind, port=port, workdir=workdir, proc=proc, token=token)
+
+
+def start(
+    kind: str,
+    upstream: str,
+    workdir: Path,
+    *,
+    token: str,
+    io_timeout: float = 3.0,
+    start_timeout: float = 5.0,
+    path: str | None = None,
+) -> Proxy:
+    """Start ``kind`` proxying 127.0.0.1:<free port> to ``upstream`` and wait until it
+    accepts TCP connections.
+
+    ``upstream`` is ``unix:/path/to/sock`` or ``HOST:PORT``; ``workdir`` is a private
+    directory the caller owns (config, pid, logs and temp paths go there).  Call it from
+    a thread that outlives the proxy: the parent-death signal follows the starting
+    thread.  Raises ProxyMissing, or ProxyError with the log's last line.
+    """
+    binary = find_binary(kind, path)
+    _upstream(upstream)  # a bad spelling fails before anything starts
+    workdir = Path(workdir)
+    if not workdir.is_dir():
+        raise ProxyError(f"{kind}: working directory {workdir} does not exist")
+    log = workdir / "error.log"
+    for attempt in (1, 2):
+        port = free_port()
+        offset = log.stat().st_size if log.exists() else 0
+        proxy = _launch(kind, binary, workdir, port, upstream, token, io_timeout)
+        deadline = time.monotonic() + start_timeout
+        said, in_use = "", False
+        while time.monotonic() < deadline and proxy.proc.poll() is None:
+            if proxy.ready():
+                return proxy
+            said = _read_from(log, offset)
+            # nginx retries a busy port for 2.5 s before it gives up: do not wait for it
+            in_use = "Address already in use" in said or f"({errno.EADDRINUSE}:" in said
+            if in_use:
+                break
+            time.sleep(0.005)
+        exit_code = proxy.proc.poll()
+        proxy.stop()
+        said = _read_from(log, offset)
+        in_use = in_use or "Address already in use" in said
+        if attempt == 1 and in_use:
+            continue  # someone took the free port first: one more pick
+        if in_use:
+            raise ProxyError(f"{kind} could not bind 127.0.0.1:{port}: {_last_line(said)}")
+        if exit_code is not None:
+            raise ProxyError(f"{kind} did not start (exit {exit_code}): {_last_line(said)}")
+        raise ProxyError(
+            f"{kind} did not accept connections on 127.0.0.1:{port} within "
+            f"{start_timeout:g} s: {_last_line(said)}"
+        )
+    raise AssertionError("unreachable")
+
+
+def request_status(url: str, timeout: float = 10.0) -> int | str:
+    """One GET on a fresh connection: the HTTP status, or a short "error: ..." string."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except (OSError, http.client.HTTPException) as exc:
+        return f"error: {type(exc).__name__}"
+    finally:
+        conn.close()
+
+
+def status_counts(codes: Iterable[int | str]) -> dict[str, int]:
+    """Outcomes tallied by status, e.g. ``{"200": 117, "502": 3}`` (sorted by key)."""
+    return dict(sorted(Counter(str(code) for code in codes).items()))
