@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import app, artifacts, index, interpreters, progress, report, targets
+from . import app, artifacts, index, interpreters, progress, proxy, report, targets
 from .runner import NoInterpreter
 from .scenarios import base, processes
 from .source import DEFAULT_REPO, SourceError
@@ -127,6 +127,11 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         help="where the server listens: a Unix socket (default) or a 127.0.0.1 TCP port",
     )
     g.add_argument(
+        "--proxy",
+        choices=proxy.KINDS,
+        help="put a real h2o or nginx in front (as in the report) and count what it answers",
+    )
+    g.add_argument(
         "--gunicorn-config",
         type=Path,
         metavar="FILE",
@@ -185,6 +190,11 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("--run needs a command")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.proxy is not None:
+        try:
+            proxy.find_binary(args.proxy)
+        except proxy.ProxyError as exc:
+            raise UsageError(f"--proxy {args.proxy}: {exc}") from None
     if not args.targets and not args.check:
         raise UsageError("give releases (e.g. 19.5.0..19.7.0) or --check TARGET")
     if args.targets and args.check:
@@ -295,6 +305,7 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         worker_class=args.worker_class,
         gunicorn_config=args.gunicorn_config,
         bind=args.bind,
+        proxy=args.proxy,
         trigger=args.trigger,
         timeout=args.timeout,
         terms=_terms(args.terms),

@@ -29,8 +29,7 @@ from urllib.parse import urlsplit
 from .scenarios import processes
 
 KINDS = ("h2o", "nginx")
-#: The environment variable that marks every process a run starts (see scenarios.processes).
-RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
+RUN_TOKEN_ENV = processes.RUN_TOKEN_ENV
 INSTALL = {"h2o": "apt-get install h2o", "nginx": "apt-get install nginx-light"}
 #: Debian installs nginx in /usr/sbin, which a non-root PATH often lacks.
 EXTRA_DIRS = ("/usr/sbin", "/usr/bin")

@@ -131,7 +131,12 @@ class Runner:
             seconds += result.duration
             boot += result.boot_seconds
             compat = compat or result.compat_used
-            facts.update(result.facts)
+            for key, value in result.facts.items():  # counts add up over --repeat runs
+                if isinstance(value, dict) and isinstance(facts.get(key), dict):
+                    value = {
+                        k: facts[key].get(k, 0) + value.get(k, 0) for k in {*facts[key], *value}
+                    }
+                facts[key] = value
             decisions.append(self.scenario.decide(result.observation))
         out = combine(decisions)
         return Row(

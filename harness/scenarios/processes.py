@@ -15,6 +15,9 @@ import threading
 import time
 from pathlib import Path
 
+#: The environment variable that marks every process a run starts (server, proxy, --run).
+RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
+
 _live: dict[int, tuple[subprocess.Popen, str]] = {}
 _lock = threading.Lock()
 

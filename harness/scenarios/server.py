@@ -27,10 +27,12 @@ from urllib.parse import quote
 
 from ..cancel import Cancel
 from ..compat import SHIM_MARK_ENV
+from ..proxy import Proxy
+from ..proxy import start as start_proxy
 from . import processes
 from .base import RunContext
 
-RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
+RUN_TOKEN_ENV = processes.RUN_TOKEN_ENV
 
 #: A plain WSGI app: what a user's scenario file gets when it brings none.
 PLAIN_APP = """\
@@ -193,8 +195,9 @@ def probe_once(address: str | tuple[str, int], timeout: float = 2.0, path: str =
             data += chunk
         else:
             return "timeout"
-        if data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0]:
-            return "ok"
+        status = data.split(b"\r\n", 1)[0].split()
+        if len(status) >= 2 and status[0].startswith(b"HTTP/1.") and status[1].isdigit():
+            return "ok" if status[1] == b"200" else f"HTTP {status[1].decode()}"
         return "bad response" if data else "empty response"
     except OSError as exc:
         if isinstance(exc, socket.timeout):
@@ -237,16 +240,31 @@ class Server:
         else:
             self.socket_path = self.dir / "gunicorn.sock"
         self.workers = int(spec.settings.get("workers") or spec.defaults.get("workers") or 1)
+        self.proxy: Proxy | None = None
         self.started = time.monotonic()
         self.boot_seconds = 0.0
 
     # -- where it listens ------------------------------------------------------------
     @property
     def address(self) -> str | tuple[str, int]:
-        """For sockets: a path (unix) or (host, port) (tcp)."""
+        """For sockets: a path (unix) or (host, port) (tcp) -- gunicorn's own."""
         if self.socket_path is not None:
             return str(self.socket_path)
         return ("127.0.0.1", self.port or 0)
+
+    @property
+    def front(self) -> str | tuple[str, int]:
+        """Where clients connect: the proxy in front, when there is one, else gunicorn."""
+        if self.proxy is not None:
+            return ("127.0.0.1", self.proxy.port)
+        return self.address
+
+    def put_proxy_in_front(self, kind: str, io_timeout: float) -> None:
+        """A real h2o or nginx reverse-proxying to this server (see harness/proxy.py);
+        it lives in the private directory and dies with the server."""
+        workdir = self.dir / "proxy"
+        workdir.mkdir(mode=0o700)
+        self.proxy = start_proxy(kind, self.bind, workdir, token=self.token, io_timeout=io_timeout)
 
     @property
     def bind(self) -> str:
@@ -257,7 +275,10 @@ class Server:
 
     @property
     def url(self) -> str:
-        """A requests URL: http+unix://... (requests-unixsocket) or http://127.0.0.1:PORT/."""
+        """A requests URL: the proxy's, http+unix://... (requests-unixsocket) or
+        http://127.0.0.1:PORT/."""
+        if self.proxy is not None:
+            return self.proxy.url
         if self.socket_path is not None:
             return f"http+unix://{quote(str(self.socket_path), safe='')}/"
         return f"http://127.0.0.1:{self.port}/"
@@ -273,7 +294,8 @@ class Server:
         return requests_unixsocket.Session()
 
     def probe(self, timeout: float = 2.0, path: str = "/") -> str:
-        return probe_once(self.address, timeout, path)
+        """One fresh connection through the front (the proxy, if any)."""
+        return probe_once(self.front, timeout, path)
 
     # -- life cycle ------------------------------------------------------------------
     def _config(self) -> str:
@@ -383,6 +405,8 @@ class Server:
     def stop(self) -> str:
         """Kill the whole group, sweep stragglers, remove the directory; returns the log."""
         text = self.log.refresh()
+        if self.proxy is not None:
+            self.proxy.stop()
         if self.proc is not None:
             processes.terminate(self.proc, self.token)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -396,6 +420,4 @@ class Server:
         return self
 
     def __exit__(self, *exc) -> None:
-        compat = self.compat_used
         self.stop()
-        self._compat_used = compat

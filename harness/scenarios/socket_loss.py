@@ -18,6 +18,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 from ..cancel import Cancel
 from ..interpreters import Interpreter
+from ..proxy import ProxyError
 from ..verdict import Axis, Decision, Verdict, last_line, ordinal, plural
 from . import app_bottle
 from .base import (
@@ -36,6 +38,14 @@ from .base import (
     register,
 )
 from .server import BootError, Server, ServerSpec, last_traceback
+
+#: A proxy in front answers a dead upstream within this (shorter than a probe's wait).
+PROXY_IO_TIMEOUT = 1.5
+_REASONS = {
+    "502": "502 Bad Gateway",
+    "503": "503 Service Unavailable",
+    "504": "504 Gateway Timeout",
+}
 
 # The report's config.py, scaled for speed: 5 workers x 5 threads x 512 max_requests
 # becomes 3 x 5 x 16, so every worker recycles within about a second of load.
@@ -81,6 +91,9 @@ class Observation:
     traceback: str = ""
     error_lines: tuple[str, ...] = ()  # the arbiter's own error lines
     worker_class: str | None = None
+    bind: str = "unix"  # or "tcp": no socket file to lose
+    proxy: str | None = None  # "h2o" or "nginx" in front: probes and load went through it
+    load_statuses: dict[str, int] | None = None
 
 
 class _Load:
@@ -91,6 +104,7 @@ class _Load:
         self.stop = threading.Event()
         self.ok = 0
         self.failed = 0
+        self.statuses: Counter[str] = Counter()  # what answered the load: 200, 502, errors
         self._lock = threading.Lock()
         self.threads = [
             threading.Thread(target=self._worker, daemon=True) for _ in range(concurrency)
@@ -102,10 +116,12 @@ class _Load:
         with self.server.client() as session:
             while not self.stop.is_set():
                 try:
-                    ok = session.get(self.server.url, timeout=PROBE_TIMEOUT).status_code == 200
-                except requests.RequestException:
-                    ok = False  # a reset keep-alive connection or a vanished path
+                    status = str(session.get(self.server.url, timeout=PROBE_TIMEOUT).status_code)
+                except requests.RequestException as exc:
+                    status = type(exc).__name__  # a reset keep-alive connection, a vanished path
+                ok = status == "200"
                 with self._lock:
+                    self.statuses[status] += 1
                     if ok:
                         self.ok += 1
                     else:
@@ -141,14 +157,16 @@ def _fresh_connection(server: Server, attempts: int = 3) -> str:
 
 
 def fresh_connections(server: Server, n: int, until: float) -> list[str]:
-    """``n`` fresh connections, bounded: once one goes unanswered, the rest go at once."""
+    """``n`` fresh connections, bounded: once one is slow to answer (or never does), the
+    rest go at once, so a silent server costs one probe's wait, not twenty."""
     results: list[str] = []
     while len(results) < n:
         if time.monotonic() + PROBE_TIMEOUT > until and results:
             break
+        t0 = time.monotonic()
         r = _fresh_connection(server)
         results.append(r)
-        if r == "timeout":
+        if r == "timeout" or time.monotonic() - t0 > 0.5:
             with ThreadPoolExecutor(max_workers=n - len(results) or 1) as pool:
                 results += list(
                     pool.map(lambda _: server.probe(PROBE_TIMEOUT), range(n - len(results)))
@@ -251,7 +269,11 @@ class SocketLoss(Scenario):
         deadline = started + ctx.timeout
         reserve = 2 * PROBE_TIMEOUT + 1.0  # kept for the probes, whatever happens before
         server = Server(ctx, self.spec(boot_timeout=min(10.0, ctx.timeout / 2)), cancel)
-        obs: dict[str, Any] = {"booted": False, "workers": server.workers}
+        obs: dict[str, Any] = {
+            "booted": False,
+            "workers": server.workers,
+            "bind": self.options.bind,
+        }
         load = None
         try:
             try:
@@ -262,6 +284,13 @@ class SocketLoss(Scenario):
             obs["booted"] = True
             obs["workers"] = server.workers
             obs["worker_class"] = server.log.worker_class
+            if self.options.proxy:
+                obs["proxy"] = self.options.proxy
+                try:
+                    server.put_proxy_in_front(self.options.proxy, PROXY_IO_TIMEOUT)
+                except ProxyError as exc:
+                    obs["booted"], obs["boot_error"] = False, f"proxy did not start: {exc}"
+                    return self._result(server, obs, started)
             gone_at: int | None = None
             trigger = self.options.trigger
             if trigger in ("auto", "max-requests"):
@@ -270,6 +299,7 @@ class SocketLoss(Scenario):
                 gone_at, ran_out = self._until_recycled(server, load, deadline - reserve, cancel)
                 load.finish()
                 obs["requests_ok"], obs["requests_failed"] = load.ok, load.failed
+                obs["load_statuses"] = dict(load.statuses)
                 if ran_out:
                     obs["ran_out"] = "load (waiting for workers to recycle on max_requests)"
             if self._recycles(server) == 0 and trigger in ("auto", "signal"):
@@ -383,9 +413,15 @@ class SocketLoss(Scenario):
         obs["error_lines"] = tuple(server.scrub(e) for e in server.log.errors())
         obs.setdefault("worker_class", server.log.worker_class)
         observation = Observation(**obs)
-        facts = {"worker_class": observation.worker_class, "trigger": observation.trigger}
-        if self.options.bind != "unix":
-            facts["bind"] = self.options.bind
+        facts: dict[str, Any] = {
+            "worker_class": observation.worker_class,
+            "trigger": observation.trigger,
+            "bind": self.options.bind,
+        }
+        if observation.proxy:
+            facts["proxy"] = observation.proxy
+            facts["proxy_statuses"] = proxy_statuses(observation)
+            facts["proxy_load_statuses"] = observation.load_statuses or {}
         return RunResult(
             observation,
             log=text,
@@ -414,6 +450,30 @@ def _cause(obs: Observation) -> str:
     elif obs.traceback:
         out += f"; worker traceback: {last_line(obs.traceback)}"
     return out
+
+
+def proxy_statuses(obs: Observation) -> dict[str, int]:
+    """What the proxy answered the fresh requests: {"200": 0, "502": 20}."""
+    counts: Counter[str] = Counter()
+    for r in ("ok",) * obs.probes_ok + obs.probe_errors:
+        counts["200" if r == "ok" else r.replace("HTTP ", "")] += 1
+    return dict(sorted(counts.items()))
+
+
+def _proxy_phrase(obs: Observation) -> str:
+    """The report's own symptom: "h2o answered 502 Bad Gateway to 20/20 requests"."""
+    counts = proxy_statuses(obs)
+    top = max(counts, key=lambda k: counts[k]) if counts else "?"
+    what = _REASONS.get(top, top)
+    rest = [f"{_REASONS.get(k, k)} x{n}" for k, n in counts.items() if k != top]
+    extra = f" ({', '.join(rest)})" if rest else ""
+    return f"{obs.proxy} answered {what} to {counts.get(top, 0)}/{obs.probes_sent} requests{extra}"
+
+
+def _served(obs: Observation) -> str:
+    if obs.proxy:
+        return _proxy_phrase(obs)
+    return f"{obs.probes_ok}/{obs.probes_sent} new connections served"
 
 
 def _unanswered(obs: Observation) -> str:
@@ -445,10 +505,7 @@ def decide(obs: Observation) -> Decision:
     if obs.recycles > 0 and not obs.path_present and obs.arbiter_alive:
         nth = obs.path_gone_after_recycle or obs.recycles
         when = "after the 1st" if nth == 1 else f"by the {ordinal(nth)}"
-        detail = (
-            f"socket file gone {when} worker restart; "
-            f"{obs.probes_ok}/{obs.probes_sent} new connections served"
-        )
+        detail = f"socket file gone {when} worker restart; {_served(obs)}"
         if obs.trigger == "signal":
             detail += " (workers stopped by SIGTERM)"
         if tb:
@@ -473,10 +530,10 @@ def decide(obs: Observation) -> Decision:
     if obs.probes_ok < obs.probes_sent:
         errors = set(obs.probe_errors)
         if obs.probes_ok == 0 or errors <= SILENT:
+            what = _proxy_phrase(obs) if obs.proxy else _unanswered(obs)
             return Decision(
                 Verdict.OUTAGE,
-                f"socket file kept, but {_unanswered(obs)} after {_restarts(obs)}: "
-                f"{_cause(obs)}{ran_out}",
+                f"socket file kept, but {what} after {_restarts(obs)}: {_cause(obs)}{ran_out}",
                 tb,
             )
         return Decision(  # a few resets among answers: cannot tell
@@ -484,12 +541,8 @@ def decide(obs: Observation) -> Decision:
             f"socket path kept, but {_unanswered(obs)} even when retried{ran_out}",
             tb,
         )
-    return Decision(
-        Verdict.PASS,
-        f"socket kept through {_restarts(obs)}; "
-        f"{obs.probes_ok}/{obs.probes_sent} new connections served",
-        tb,
-    )
+    kept = "socket kept" if obs.bind == "unix" else f"{obs.bind.upper()} port kept serving"
+    return Decision(Verdict.PASS, f"{kept} through {_restarts(obs)}; {_served(obs)}", tb)
 
 
 def observation_json(obs: Observation) -> dict[str, Any]:
