@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from . import app, artifacts, index, interpreters, progress, proxy, report, targets
+from .fsutil import atomic_write_text
 from .runner import NoInterpreter
 from .scenarios import base, processes
 from .source import DEFAULT_REPO, SourceError
@@ -64,6 +65,13 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         help="bisect the mainline only (merges are the steps)",
     )
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    p.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="also write the report (in --format) to FILE, atomically "
+        "(e.g. results/affected-versions.md)",
+    )
     p.add_argument("--python", metavar="X.Y|PATH", help="use this interpreter for every target")
     p.add_argument(
         "--cache-dir",
@@ -188,6 +196,11 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("give either --run CMD or --scenario, not both")
     if args.run is not None and not args.run.strip():
         raise UsageError("--run needs a command")
+    if args.output is not None:
+        if args.check:
+            raise UsageError("--output writes a release table; --check prints one line")
+        if not args.output.parent.is_dir():
+            raise UsageError(f"--output {args.output}: no such directory {args.output.parent}")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
     if args.proxy is not None:
@@ -338,6 +351,13 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         print(
             f"{args.check}: {report.verdict_name(row.verdict, session.report)}{python}: {row.detail}"
         )
+        ran = row.facts.get("worker_class")
+        if args.worker_class and ran and ran != args.worker_class:
+            print(
+                f"{prog}: warning: --worker-class {args.worker_class} was asked, but gunicorn "
+                f"ran {ran} (it turns sync into gthread when threads > 1)",
+                file=sys.stderr,
+            )
         state["printed"] = True
         return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
     results_dir = _writable_dir(args.results_dir, "--results-dir")
@@ -345,7 +365,11 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
     if any(session.report.by_axis.values()) and not args.no_commits:
         app.bisect_commits(session, args.repo, args.first_parent)
     bar.close()
-    print(report.render(session.report, args.format, colour=report.use_colour()))
+    rendered = report.render(session.report, args.format, colour=report.use_colour())
+    if args.output is not None:  # written whole or not at all
+        atomic_write_text(args.output, report.render(session.report, args.format) + "\n")
+        bar(f"report written to {args.output}")
+    print(rendered)
     state["printed"] = True
     record = report.write_record(session.report, results_dir, args.targets)
     bar(f"record written to {record}")
