@@ -123,14 +123,21 @@ def test_a_damaged_environment_is_rebuilt(warm, tmp_path):
     assert "damaged" not in victim.read_text()
 
 
-def test_two_runs_on_one_cold_cache_both_finish(tmp_path):
-    cache = tmp_path / "cache"
-    a = _start("--check", "19.6.0", "--cache-dir", str(cache))
-    b = _start("--check", "19.6.0", "--cache-dir", str(cache))
+def test_two_runs_on_one_cold_cache_build_once_and_keep_both_records(tmp_path):
+    """Concurrent runs share a cold cache: one builds the environment, the other waits
+    for it and reuses it (never builds over it), and each run keeps its own record."""
+    cache, results = tmp_path / "cache", tmp_path / "results"
+    args = ("19.6.0", "--no-commits", "--format", "json", "--cache-dir", str(cache))
+    a, b = (_start(*args, "--results-dir", str(results)) for _ in range(2))
     outs = [p.communicate(timeout=300) for p in (a, b)]
-    assert (a.returncode, b.returncode) == (1, 1), outs
-    built = [p for p in (cache / "envs").iterdir() if not p.name.startswith(".")]
-    assert len(built) == len({p.name for p in built})
+    assert (a.returncode, b.returncode) == (0, 0), outs
+    rows = [json.loads(out)["rows"][0] for out, _ in outs]
+    assert [r["verdict"] for r in rows] == ["fail", "fail"], rows
+    assert sorted(r["reused_env"] for r in rows) == [False, True], rows  # built once
+    assert not [p for p in (cache / "envs").iterdir() if p.name.startswith(".tmp-")]
+    records = [json.loads(r.read_text())["rows"] for r in results.glob("*.json")]
+    assert len(records) == 2  # one per run, neither clobbered:
+    assert {r[0]["reused_env"]: r for r in records} == {r["reused_env"]: [r] for r in rows}
 
 
 def test_repeat_reports_agreement(warm):
