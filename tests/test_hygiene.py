@@ -46,6 +46,12 @@ def _wait_for(predicate, timeout: float = 60.0) -> bool:
     return False
 
 
+@pytest.fixture
+def seed() -> int:
+    """Seed of a test's random delay: GUNICORN_BISECT_TEST_SEED=N replays a failure."""
+    return int(os.environ.get("GUNICORN_BISECT_TEST_SEED") or random.randrange(2**32))
+
+
 @pytest.fixture(scope="module")
 def warm(cache_dir):
     """Environments for 19.5.0 and 19.6.0 built once, so interrupts hit running servers."""
@@ -56,7 +62,8 @@ def warm(cache_dir):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("attempt", range(3))
-def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signum, attempt):
+def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signum, attempt, seed):
+    replay = f"replay: GUNICORN_BISECT_TEST_SEED={seed}"
     before_pids, before_dirs = set(gunicorn_pids()), _scenario_dirs()
     proc = _start(
         "19.5.0..19.6.0",
@@ -70,7 +77,7 @@ def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signu
     )
     try:
         assert _wait_for(lambda: set(gunicorn_pids()) - before_pids), "no server ever started"
-        time.sleep(random.uniform(0, 0.4))  # land anywhere: boot, load, probes, teardown
+        time.sleep(random.Random(seed).uniform(0, 0.4))  # anywhere: boot, probes, teardown
         started = time.monotonic()
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=15)
@@ -78,13 +85,13 @@ def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signu
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
-    assert elapsed < 5, f"took {elapsed:.1f}s to stop"
-    assert "Resume with: python bisect.py 19.5.0..19.6.0" in err
-    assert "Traceback" not in err
-    assert not set(gunicorn_pids()) - before_pids
-    assert not _scenario_dirs() - before_dirs  # the private socket dirs are gone too
-    assert not list(tmp_path.glob("*.json"))  # no record of an unfinished run
+    assert proc.returncode == 130, f"{replay}\n{err}"
+    assert elapsed < 5, f"took {elapsed:.1f}s to stop; {replay}"
+    assert "Resume with: python bisect.py 19.5.0..19.6.0" in err, f"{replay}\n{err}"
+    assert "Traceback" not in err, f"{replay}\n{err}"
+    assert not set(gunicorn_pids()) - before_pids, replay
+    assert not _scenario_dirs() - before_dirs, replay  # the private socket dirs are gone too
+    assert not list(tmp_path.glob("*.json")), replay  # no record of an unfinished run
 
 
 def test_interrupted_environment_build_is_never_used(tmp_path):
@@ -221,17 +228,19 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_servers_die_with_a_harness_killed_by_sigkill(warm):
+def test_servers_die_with_a_harness_killed_by_sigkill(warm, seed):
     """SIGKILL reaches no handler; the servers still go (PR_SET_PDEATHSIG, then the
     workers see their arbiter gone)."""
     before = set(gunicorn_pids())
     proc = _start("--check", "19.5.0", "--repeat", "50", "--cache-dir", str(warm))
     try:
         assert _wait_for(lambda: set(gunicorn_pids()) - before), "no server ever started"
-        time.sleep(random.uniform(0, 0.3))
+        time.sleep(random.Random(seed).uniform(0, 0.3))
         proc.kill()
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert _wait_for(lambda: not set(gunicorn_pids()) - before, 10), "servers outlived SIGKILL"
+    assert _wait_for(lambda: not set(gunicorn_pids()) - before, 10), (
+        f"servers outlived SIGKILL; replay: GUNICORN_BISECT_TEST_SEED={seed}"
+    )
