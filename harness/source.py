@@ -22,9 +22,6 @@ from .results import CommitInfo
 
 DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
 
-#: Directory of the Python package inside the Gunicorn tree (see ``tree_digest``).
-PACKAGE_DIR = "gunicorn"
-
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SCP_RE = re.compile(r"^(?:[^@/:\s]+@)?[^/:\s]+:(?!//)[^\s]*$")
 _GITHUB_RE = re.compile(
@@ -307,16 +304,6 @@ class Repo:
                 break
         return None
 
-    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        """True when ``ancestor`` is reachable from ``descendant`` (or equal)."""
-        proc = _run(
-            ["--git-dir", str(self.git_dir), "merge-base", "--is-ancestor", ancestor, descendant]
-        )
-        if proc.returncode not in (0, 1):
-            reason = _last_line(proc.stderr.decode(errors="replace"))
-            raise SourceError(f"git merge-base failed in {self.spec}: {reason}")
-        return proc.returncode == 0
-
     def graph(self, old: str | Iterable[str], new: str) -> dict[str, tuple[str, ...]]:
         """Parents of every commit in ``old..new`` (all parents, merges included)."""
         olds = [old] if isinstance(old, str) else list(old)
@@ -382,23 +369,6 @@ class Repo:
         if len(result) != len(wanted):
             raise SourceError(f"git log returned {len(result)} of {len(wanted)} commits")
         return result
-
-    def tree_digest(self, sha: str) -> str:
-        """Tree id of the package dir at ``sha``: proves an install is exactly that commit."""
-        self._check_ref(sha)
-        proc = _run(
-            [
-                "--git-dir",
-                str(self.git_dir),
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                f"{sha}:{PACKAGE_DIR}",
-            ]
-        )
-        if proc.returncode != 0:
-            raise SourceError(f"{sha} has no {PACKAGE_DIR}/ directory in {self.spec}")
-        return proc.stdout.decode().strip()
 
     def web_url(self, sha: str) -> str | None:
         """GitHub link for a commit when the history comes from GitHub."""

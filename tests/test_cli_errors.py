@@ -210,25 +210,3 @@ def test_usage_error(case: Case, paths, request, minors):
     assert re.search(case.phrase, line), line
     assert proc.stdout == ""
     assert not list(paths["results"].glob("*.json")), "a usage error left a run record"
-
-
-def test_every_required_row_is_present():
-    """The brief's rows, by id: a row removed from the table must fail loudly."""
-    required = {
-        "malformed-range-open-end",
-        "malformed-range-letters",
-        "reversed-range",
-        "unknown-version",
-        "repo-not-git",
-        "ref-not-found",
-        "python-missing-path",
-        "python-cannot-run-target",
-        "gunicorn-config-missing",
-        "gunicorn-config-syntax-error",
-        "cache-dir-unwritable",
-        "results-dir-unwritable",
-        "index-unreachable",
-        "no-target",
-        "workers-zero",
-    }
-    assert required <= {c.id for c in CASES}

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from tests.conftest import run_cli, run_json
+from tests.history import BAD, BROKEN, GOOD
 
 pytestmark = pytest.mark.real
 
@@ -84,10 +85,15 @@ def test_fix_names_the_planted_commit(bisected, gunicorn_history):
     assert commit["needed"] == []
 
 
-def test_every_step_has_a_verdict_and_a_python(bisected):
+def test_every_step_has_its_planted_verdict_and_a_python(bisected, gunicorn_history):
+    h = gunicorn_history
+    expected = {GOOD: "pass", BAD: "fail", BROKEN: "error"}
     for entry in bisected[0]["regressions"] + bisected[0]["fixes"]:
+        assert entry["commit"]["steps"], entry
         for step in entry["commit"]["steps"]:
-            assert step["verdict"] in {"pass", "fail", "error", "flaky"}
+            # a picked commit only repairs the boot: the pair behaves like the repair
+            planted = h.behaviour[step["picked"] or step["sha"]]
+            assert step["verdict"] == expected[planted], step
             if step["verdict"] != "error":
                 assert step["python"]
 

@@ -21,12 +21,6 @@ from tests.conftest import ROOT, gunicorn_pids, run_cli
 pytestmark = pytest.mark.real
 
 
-def _scenario_dirs() -> set[Path]:
-    import tempfile
-
-    return set(Path(tempfile.gettempdir()).glob("gunicorn-bisect-*"))
-
-
 def _start(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "bisect.py"), *args],
@@ -82,6 +76,12 @@ def _wait_for(predicate, timeout: float = 60.0) -> bool:
     return False
 
 
+@pytest.fixture
+def seed() -> int:
+    """Seed of a test's random delay: GUNICORN_BISECT_TEST_SEED=N replays a failure."""
+    return int(os.environ.get("GUNICORN_BISECT_TEST_SEED") or random.randrange(2**32))
+
+
 @pytest.fixture(scope="module")
 def warm(cache_dir):
     """Environments for 19.5.0 and 19.6.0 built once, so interrupts hit running servers."""
@@ -92,7 +92,8 @@ def warm(cache_dir):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("attempt", range(3))
-def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signum, attempt):
+def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signum, attempt, seed):
+    replay = f"replay: GUNICORN_BISECT_TEST_SEED={seed}"
     proc = _start(
         "19.5.0..19.6.0",
         "--no-commits",
@@ -107,7 +108,7 @@ def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signu
         # this run's own server (other runs on the machine may have theirs up)
         assert _wait_for(lambda: _servers_of(proc.pid)), "no server ever started"
         tokens = {t for t in map(_token, _servers_of(proc.pid)) if t}
-        time.sleep(random.uniform(0, 0.4))  # land anywhere: boot, load, probes, teardown
+        time.sleep(random.Random(seed).uniform(0, 0.4))  # anywhere: boot, probes, teardown
         tokens |= {t for t in map(_token, _servers_of(proc.pid)) if t}
         dirs = {d for d in map(_cwd, _servers_of(proc.pid)) if d}
         started = time.monotonic()
@@ -117,13 +118,13 @@ def test_interrupt_mid_run_leaves_no_process_and_no_socket(warm, tmp_path, signu
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
-    assert elapsed < 5, f"took {elapsed:.1f}s to stop"
-    assert "Resume with: python bisect.py 19.5.0..19.6.0" in err
-    assert "Traceback" not in err
-    assert tokens and not _alive_with_token(tokens)  # this run's servers, workers included
-    assert not [d for d in dirs if d.exists()]  # the private socket dirs are gone too
-    assert not list(tmp_path.glob("*.json"))  # no record of an unfinished run
+    assert proc.returncode == 130, f"{replay}\n{err}"
+    assert elapsed < 5, f"took {elapsed:.1f}s to stop; {replay}"
+    assert "Resume with: python bisect.py 19.5.0..19.6.0" in err, f"{replay}\n{err}"
+    assert "Traceback" not in err, f"{replay}\n{err}"
+    assert tokens and not _alive_with_token(tokens), replay  # this run's servers and workers
+    assert not [d for d in dirs if d.exists()], replay  # the private socket dirs are gone too
+    assert not list(tmp_path.glob("*.json")), replay  # no record of an unfinished run
 
 
 def test_interrupted_environment_build_is_never_used(tmp_path):
@@ -162,14 +163,21 @@ def test_a_damaged_environment_is_rebuilt(warm, tmp_path):
     assert "damaged" not in victim.read_text()
 
 
-def test_two_runs_on_one_cold_cache_both_finish(tmp_path):
-    cache = tmp_path / "cache"
-    a = _start("--check", "19.6.0", "--cache-dir", str(cache))
-    b = _start("--check", "19.6.0", "--cache-dir", str(cache))
+def test_two_runs_on_one_cold_cache_build_once_and_keep_both_records(tmp_path):
+    """Concurrent runs share a cold cache: one builds the environment, the other waits
+    for it and reuses it (never builds over it), and each run keeps its own record."""
+    cache, results = tmp_path / "cache", tmp_path / "results"
+    args = ("19.6.0", "--no-commits", "--format", "json", "--cache-dir", str(cache))
+    a, b = (_start(*args, "--results-dir", str(results)) for _ in range(2))
     outs = [p.communicate(timeout=300) for p in (a, b)]
-    assert (a.returncode, b.returncode) == (1, 1), outs
-    built = [p for p in (cache / "envs").iterdir() if not p.name.startswith(".")]
-    assert len(built) == len({p.name for p in built})
+    assert (a.returncode, b.returncode) == (0, 0), outs
+    rows = [json.loads(out)["rows"][0] for out, _ in outs]
+    assert [r["verdict"] for r in rows] == ["fail", "fail"], rows
+    assert sorted(r["reused_env"] for r in rows) == [False, True], rows  # built once
+    assert not [p for p in (cache / "envs").iterdir() if p.name.startswith(".tmp-")]
+    records = [json.loads(r.read_text())["rows"] for r in results.glob("*.json")]
+    assert len(records) == 2  # one per run, neither clobbered:
+    assert {r[0]["reused_env"]: r for r in records} == {r["reused_env"]: [r] for r in rows}
 
 
 def test_repeat_reports_agreement(warm):
@@ -253,17 +261,19 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_servers_die_with_a_harness_killed_by_sigkill(warm):
+def test_servers_die_with_a_harness_killed_by_sigkill(warm, seed):
     """SIGKILL reaches no handler; the servers still go (PR_SET_PDEATHSIG, then the
     workers see their arbiter gone)."""
-    before = set(gunicorn_pids())
     proc = _start("--check", "19.5.0", "--repeat", "50", "--cache-dir", str(warm))
     try:
-        assert _wait_for(lambda: set(gunicorn_pids()) - before), "no server ever started"
-        time.sleep(random.uniform(0, 0.3))
+        assert _wait_for(lambda: _servers_of(proc.pid)), "no server ever started"
+        time.sleep(random.Random(seed).uniform(0, 0.3))
+        tokens = {t for t in map(_token, _servers_of(proc.pid)) if t}
         proc.kill()
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert _wait_for(lambda: not set(gunicorn_pids()) - before, 10), "servers outlived SIGKILL"
+    assert _wait_for(lambda: not _alive_with_token(tokens), 10), (
+        f"servers outlived SIGKILL; replay: GUNICORN_BISECT_TEST_SEED={seed}"
+    )

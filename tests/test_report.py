@@ -58,7 +58,6 @@ def test_json_rows(rep):
     doc = json.loads(render(rep, "json"))
     assert [r["target"] for r in doc["rows"]] == ["19.5.0", "19.6.0", "19.7.0"]
     for r in doc["rows"]:
-        assert r["verdict"] in ("pass", "fail", "error")
         assert r["python"] == "3.9.18"
         assert r["detail"]
     assert [r["verdict"] for r in doc["rows"]] == ["pass", "fail", "pass"]

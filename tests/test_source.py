@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import artifacts
 from harness.source import (
     CommitInfo,
     Repo,
@@ -203,11 +204,30 @@ def test_infos_keeps_order(repo: Repo, gunicorn_history: History) -> None:
     assert repo.infos([]) == []
 
 
-def test_tree_digest_is_the_package_tree(repo: Repo, gunicorn_history: History) -> None:
+def test_an_exported_tree_digests_as_exactly_its_package(
+    repo: Repo, gunicorn_history: History, tmp_path: Path
+) -> None:
+    """What verifies an installed commit: the package digest of its export is that of
+    git's own blobs, blind to docs-only commits and changed by any code change."""
     h = gunicorn_history
-    assert repo.tree_digest(h.repair) == git(h.path, "rev-parse", f"{h.repair}:gunicorn")
-    assert repo.tree_digest(h.m1) == repo.tree_digest(h.root)  # docs-only change
-    assert repo.tree_digest(h.b1) != repo.tree_digest(h.root)
+
+    def exported(sha: str) -> str:
+        repo.export(sha, tmp_path / sha)
+        return artifacts.package_digest(artifacts.dir_package_files(tmp_path / sha))
+
+    names = git(h.path, "ls-tree", "-r", "--name-only", h.repair, "gunicorn").splitlines()
+    blobs = [
+        (
+            n,
+            subprocess.run(
+                ["git", "-C", h.path, "show", f"{h.repair}:{n}"], capture_output=True, check=True
+            ).stdout,
+        )
+        for n in names
+    ]
+    assert exported(h.repair) == artifacts.package_digest(blobs)
+    assert exported(h.m1) == exported(h.root)  # docs-only change
+    assert exported(h.b1) != exported(h.root)
 
 
 def test_web_url(checkout: Path, tmp_path: Path, gunicorn_history: History) -> None:
