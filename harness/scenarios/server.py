@@ -308,6 +308,9 @@ class Server:
         lines += [f"{k} = {v!r}" for k, v in self.spec.settings.items()]
         lines += [
             f"bind = [{self.bind!r}]",
+            # 25.1.0+ open a control socket in ~/.gunicorn by default, shared between
+            # concurrent runs; keep it private (older releases ignore unknown names)
+            f"control_socket = {str(self.dir / 'gunicorn.ctl')!r}",
             "daemon = False",
             "pidfile = None",
             "errorlog = '-'",
