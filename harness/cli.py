@@ -71,6 +71,12 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         help="environments, wheels and clones (default: the user cache dir)",
     )
     p.add_argument(
+        "--index-url",
+        metavar="URL",
+        help="package index (simple API) to read instead of pip's configured ones "
+        "(default: pip's index-url and extra-index-url, else PyPI)",
+    )
+    p.add_argument(
         "--results-dir",
         type=Path,
         default=Path("results"),
@@ -225,6 +231,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def _main(argv: list[str], prog: str, state: dict) -> int:
     args = build_parser(prog).parse_args(argv)
+    index.configure(args.index_url)
     _validate(args)
     progress = _Progress(args.verbose, args.quiet)
     state["format"] = args.format
