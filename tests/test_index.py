@@ -204,6 +204,7 @@ class LocalIndex:
     url: str  # .../simple
     server: ThreadingHTTPServer
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (path, accept, served)
+    auth: list[str] = field(default_factory=list)  # the Authorization header of each request
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -213,12 +214,13 @@ class LocalIndex:
 class _Handler(SimpleHTTPRequestHandler):
     """Static files; with ``pep691`` a project page asked for as JSON is answered as JSON."""
 
-    def __init__(self, *args, pep691: bool, log: list, **kwargs) -> None:
-        self.pep691, self.log = pep691, log
+    def __init__(self, *args, pep691: bool, log: list, auth: list, **kwargs) -> None:
+        self.pep691, self.log, self.auth = pep691, log, auth
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         accept = self.headers.get("Accept", "")
+        self.auth.append(self.headers.get("Authorization", ""))
         page = Path(self.translate_path(self.path)) / "index.json"
         if self.pep691 and JSON_TYPE in accept and self.path.endswith("/") and page.exists():
             body = page.read_bytes()
@@ -243,12 +245,12 @@ def serve() -> Iterator:
 
     def start(root: Path, pep691: bool = False) -> LocalIndex:
         log: list = []
-        handler = partial(_Handler, directory=str(root), pep691=pep691, log=log)
+        auth: list = []
+        handler = partial(_Handler, directory=str(root), pep691=pep691, log=log, auth=auth)
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(
-            LocalIndex(f"http://127.0.0.1:{server.server_address[1]}/simple", server, log)
-        )
+        url = f"http://127.0.0.1:{server.server_address[1]}/simple"
+        servers.append(LocalIndex(url, server, log, auth))
         return servers[-1]
 
     yield start
@@ -480,3 +482,26 @@ def test_a_stale_copy_is_used_when_the_index_is_gone(serve, tmp_path, dist_files
         text=True,
     )
     assert "IndexUnavailable: package index unreachable" in proc.stderr
+
+
+def test_credentials_in_the_index_url_go_to_that_host_only_and_are_never_printed(
+    serve, tmp_path, dist_files
+):
+    local = serve(lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]}))
+    secret_url = local.url.replace("http://", "http://alice:s3cret@")
+    proj = index.project("gunicorn", tmp_path / "cache", secret_url)
+    index.download(proj.releases["19.6.0"][0], tmp_path / "wheels")
+    assert local.auth == ["Basic YWxpY2U6czNjcmV0"] * 2  # the page and the file
+    assert all("s3cret" not in str(p) for p in (tmp_path / "cache").rglob("*"))
+    local.stop()
+    proc = run_cli(
+        "--check",
+        "19.6.0",
+        "--cache-dir",
+        str(tmp_path / "c2"),
+        "--index-url",
+        secret_url,
+        env=_isolated_env(),
+    )
+    assert proc.returncode == 2 and "package index unreachable" in proc.stderr
+    assert "s3cret" not in proc.stderr and "alice" not in proc.stderr
