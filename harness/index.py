@@ -60,9 +60,8 @@ from .simple_api import ACCEPT, DistFile, Link, normalize, parse_html, parse_jso
 
 PYPI = "https://pypi.org/simple"
 FRESH_SECONDS = 24 * 3600
-CACHE_FORMAT = (
-    2  # a cached page: {v, page, absent, links: [[filename, url, sha256, requires_python, yanked]]}
-)
+# A cached page: {v, page, absent, links: [[filename, url, sha256, requires_python, yanked]]}
+CACHE_FORMAT = 2
 USER_AGENT = "gunicorn-bisect (simple API reader)"
 
 __all__ = ["DistFile", "IndexUnavailable", "HashMismatch", "Project", "configure", "indexes"]
@@ -108,8 +107,7 @@ def _clean(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.username is not None:
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        host = parts.hostname or ""
-        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        netloc = parts.netloc.rpartition("@")[2]
         _auth[netloc] = "Basic " + base64.b64encode(secret.encode()).decode()
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts).rstrip("/")
@@ -154,6 +152,23 @@ def indexes() -> Indexes:
         return _from_config
 
 
+class _AuthPerHost(urllib.request.HTTPRedirectHandler):
+    """urllib carries every header across a redirect; credentials must not leave their host
+    (an index commonly redirects file downloads to a CDN)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            new.remove_header("Authorization")
+            auth = _auth.get(urlsplit(new.full_url).netloc)
+            if auth:
+                new.add_header("Authorization", auth)
+        return new
+
+
+_opener = urllib.request.build_opener(_AuthPerHost)  # with the environment's proxies, as pip
+
+
 def _open(url: str, timeout: float, accept: str | None = None):
     headers = {"User-Agent": USER_AGENT}
     if accept:
@@ -161,7 +176,7 @@ def _open(url: str, timeout: float, accept: str | None = None):
     auth = _auth.get(urlsplit(url).netloc)
     if auth:
         headers["Authorization"] = auth
-    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    return _opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from packaging.version import Version
@@ -205,6 +206,7 @@ class LocalIndex:
     server: ThreadingHTTPServer
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (path, accept, served)
     auth: list[str] = field(default_factory=list)  # the Authorization header of each request
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> where a 302 sends it
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -214,13 +216,19 @@ class LocalIndex:
 class _Handler(SimpleHTTPRequestHandler):
     """Static files; with ``pep691`` a project page asked for as JSON is answered as JSON."""
 
-    def __init__(self, *args, pep691: bool, log: list, auth: list, **kwargs) -> None:
-        self.pep691, self.log, self.auth = pep691, log, auth
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, pep691: bool, log: list, auth: list, redirects: dict, **kw) -> None:
+        self.pep691, self.log, self.auth, self.redirects = pep691, log, auth, redirects
+        super().__init__(*args, **kw)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         accept = self.headers.get("Accept", "")
         self.auth.append(self.headers.get("Authorization", ""))
+        if self.path in self.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         page = Path(self.translate_path(self.path)) / "index.json"
         if self.pep691 and JSON_TYPE in accept and self.path.endswith("/") and page.exists():
             body = page.read_bytes()
@@ -246,11 +254,14 @@ def serve() -> Iterator:
     def start(root: Path, pep691: bool = False) -> LocalIndex:
         log: list = []
         auth: list = []
-        handler = partial(_Handler, directory=str(root), pep691=pep691, log=log, auth=auth)
+        redirects: dict = {}
+        handler = partial(
+            _Handler, directory=str(root), pep691=pep691, log=log, auth=auth, redirects=redirects
+        )
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/simple"
-        servers.append(LocalIndex(url, server, log, auth))
+        servers.append(LocalIndex(url, server, log, auth, redirects))
         return servers[-1]
 
     yield start
@@ -493,6 +504,14 @@ def test_credentials_in_the_index_url_go_to_that_host_only_and_are_never_printed
     index.download(proj.releases["19.6.0"][0], tmp_path / "wheels")
     assert local.auth == ["Basic YWxpY2U6czNjcmV0"] * 2  # the page and the file
     assert all("s3cret" not in str(p) for p in (tmp_path / "cache").rglob("*"))
+    # a download the index redirects to another host gets no credentials there
+    cdn = serve(lay_out(tmp_path / "cdn", {"gunicorn": dist_files["gunicorn"]}))
+    wheel = proj.releases["19.5.0"][0]
+    local.redirects[urlsplit(wheel.url).path] = (
+        cdn.url.replace("/simple", "/files/") + wheel.filename
+    )
+    index.download(wheel, tmp_path / "wheels")
+    assert local.auth[-1] == "Basic YWxpY2U6czNjcmV0" and cdn.auth == [""]
     local.stop()
     proc = run_cli(
         "--check",
