@@ -80,6 +80,12 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         help="environments, wheels and clones (default: the user cache dir)",
     )
     p.add_argument(
+        "--index-url",
+        metavar="URL",
+        help="package index (simple API) to read instead of pip's configured ones "
+        "(default: pip's index-url and extra-index-url, else PyPI)",
+    )
+    p.add_argument(
         "--results-dir",
         type=Path,
         default=Path("results"),
@@ -302,6 +308,7 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         print(f"{'FILE.py':15} your own scenario file (see README: Your own scenario)")
         print(f"{'--run CMD':15} your own command, git-bisect-run exit codes")
         return EXIT_OK
+    index.configure(args.index_url)
     _validate(args)
     bar = progress.for_terminal(args.verbose, args.quiet)
     state["progress"] = bar

@@ -132,7 +132,7 @@ def index_cache(tmp_path_factory) -> Path:
     """One cache directory holding the real index, fetched once for the module."""
     cache = tmp_path_factory.mktemp("shared-cache")
     try:
-        index.project("gunicorn", cache, "https://pypi.org/pypi")
+        index.project("gunicorn", cache)  # the indexes the CLI reads (pip's configuration)
     except index.IndexUnavailable as exc:
         pytest.skip(f"the package index is needed for this row: {exc}")
     return cache
