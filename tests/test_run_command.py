@@ -237,7 +237,7 @@ def test_the_environment_is_the_targets(tmp_path: Path, cache_dir: Path) -> None
     command = (
         'printf "%s\\n" "$GUNICORN_BISECT_TARGET" "[$GUNICORN_BISECT_SHA]" '
         '"$GUNICORN_BISECT_PYTHON" "$(command -v python)" "$(command -v gunicorn)" '
-        '"$VIRTUAL_ENV" "$PWD" "$(stat -c %a "$PWD")" "${PYTHONPATH-unset}" '
+        '"$VIRTUAL_ENV" "$PWD" "$(stat -c %a "$PWD")" "${PYTHONPATH-unset}" "$GUNICORN_BISECT_ORIGIN" '
         f'"$(python -c "import gunicorn; print(gunicorn.__version__)")" > {seen}'
     )
     proc = run_cli(
@@ -250,7 +250,7 @@ def test_the_environment_is_the_targets(tmp_path: Path, cache_dir: Path) -> None
         env={**os.environ, "PYTHONPATH": str(tmp_path / "harness-only")},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    target, sha, python, which_python, which_gunicorn, venv, pwd, mode, path, version = (
+    target, sha, python, which_python, which_gunicorn, venv, pwd, mode, path, origin, version = (
         seen.read_text().splitlines()
     )
     assert (target, sha, version) == ("19.5.0", "[]", "19.5.0")
@@ -259,6 +259,7 @@ def test_the_environment_is_the_targets(tmp_path: Path, cache_dir: Path) -> None
     assert Path(python).parent == Path(venv) / "bin"
     assert mode == "700"
     assert "harness-only" not in path  # unset, or the compat shim's directory only
+    assert origin == str(ROOT)  # where bisect.py was started (run_cli's cwd)
     assert not Path(pwd).exists()  # the private directory is gone after the row
 
 
