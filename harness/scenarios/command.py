@@ -245,11 +245,13 @@ class CommandScenario(Scenario):
                     break
             seconds = time.monotonic() - started
         finally:
-            if proc is not None:
-                processes.terminate(proc, token)
-            log = _read_end(out_path)
-            compat_used = mark.exists()
-            shutil.rmtree(root, ignore_errors=True)
+            try:
+                if proc is not None:
+                    processes.terminate(proc, token)
+            finally:  # the directory goes even if killing went wrong
+                log = _read_end(out_path)
+                compat_used = mark.exists()
+                shutil.rmtree(root, ignore_errors=True)
         cancel.check()  # Ctrl-C: everything is gone, now stop
         code = None if timed_out else proc.returncode
         obs = Observation(
