@@ -57,10 +57,17 @@ def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedP
     )
 
 
-def run_json(*args: str, cache_dir: Path, results_dir: Path) -> dict:
+def run_json(*args: str, cache_dir: Path, results_dir: Path, **kwargs) -> dict:
     """A run with ``--format json`` that must succeed; its report, parsed."""
     proc = run_cli(
-        *args, "--format", "json", "--cache-dir", str(cache_dir), "--results-dir", str(results_dir)
+        *args,
+        "--format",
+        "json",
+        "--cache-dir",
+        str(cache_dir),
+        "--results-dir",
+        str(results_dir),
+        **kwargs,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

@@ -34,7 +34,8 @@ class Case:
 
 
 CASES = [
-    Case("malformed-range-open-end", ("19.5.0..",), r"malformed range '19\.5\.0\.\.'"),
+    Case("malformed-range-open-start", ("..19.5.0",), r"malformed range '\.\.19\.5\.0'"),
+    Case("latest-starts-a-range", ("latest..19.5.0",), r"'latest' can only end a range"),
     Case("malformed-range-letters", ("a..b",), r"'a' in 'a\.\.b' is not a version number"),
     Case("malformed-range-three-dots", ("19.5.0...19.7.0",), r"is not a version number"),
     Case("malformed-list", ("1,,2",), r"malformed list"),

@@ -1,0 +1,283 @@
+"""``--run CMD``: the user's own check, judged the way ``git bisect run`` judges it.
+
+CMD runs through ``/bin/sh -c`` once per target, with the target's environment first
+on ``PATH`` (so ``python`` and ``gunicorn`` are the target's), in a private 0700
+working directory, in its own session carrying a run token.  Whatever it starts --
+a backgrounded gunicorn, a ``sleep 300 &``, even a daemon that left the group -- is
+killed when the row ends, pass, fail, timeout or Ctrl-C.
+
+Exit status (``decide``): 0 pass; 125 cannot tell; 1-127 fail; killed by a signal,
+above 127, or over the time limit: error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal as signals
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..cancel import Cancel
+from ..compat import SHIM_MARK_ENV
+from ..verdict import Decision, Verdict
+from . import processes
+from .base import Options, RunContext, RunResult, Scenario, ScenarioError, sha256_of
+from .server import RUN_TOKEN_ENV
+
+TARGET_ENV = "GUNICORN_BISECT_TARGET"
+PYTHON_ENV = "GUNICORN_BISECT_PYTHON"
+SHA_ENV = "GUNICORN_BISECT_SHA"
+ORIGIN_ENV = "GUNICORN_BISECT_ORIGIN"  # where bisect.py was started (CMD runs elsewhere)
+
+EXIT_UNTESTABLE = 125
+POLL = 0.02  # seconds between looks at the command, the clock and Ctrl-C
+TAIL_LINES = 3
+TAIL_CHARS = 300
+LOG_BYTES = 64 * 1024  # what -v shows and the tail is taken from: the end of the output
+
+# Runs in the harness's own interpreter (-I -S: nothing from the target's PYTHONPATH).
+# The shell asks the kernel to SIGKILL it if the harness dies, even by SIGKILL.
+LAUNCH = """\
+import os, sys
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit('gunicorn-bisect: the harness is gone')
+os.execv('/bin/sh', ['sh', '-c', sys.argv[2]])
+"""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """How the command ended (``decide`` judges this, nothing else)."""
+
+    exit_code: int | None  # the shell's exit status; None when killed or never started
+    signal: int | None = None  # the signal that killed the shell itself
+    timed_out: bool = False
+    tail: str = ""  # the last non-empty lines of its output, joined with " | "
+    seconds: float = 0.0
+    launch_error: str = ""  # the command could not even be started
+
+
+def output_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
+    """The last few non-empty lines as one line, cut from the left to ``chars``."""
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
+    joined = " | ".join(kept)
+    if len(joined) > chars:
+        joined = "..." + joined[-(chars - 3) :]
+    return joined
+
+
+def _with_tail(head: str, tail: str) -> str:
+    return f"{head}: {tail}" if tail else f"{head} (no output)"
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signals.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def decide(obs: Observation) -> Decision:
+    """git bisect run's rules: 0 pass, 125 cannot tell, 1-127 fail, the rest error."""
+    if obs.launch_error:
+        return Decision(Verdict.ERROR, f"could not start the command: {obs.launch_error}")
+    if obs.timed_out:
+        return Decision(Verdict.ERROR, _with_tail(f"ran out after {obs.seconds:g} s", obs.tail))
+    if obs.signal is not None:
+        return Decision(Verdict.ERROR, _with_tail(f"killed by {signal_name(obs.signal)}", obs.tail))
+    code = obs.exit_code
+    if code is None:
+        return Decision(Verdict.ERROR, _with_tail("no exit status", obs.tail))
+    if code == 0:
+        return Decision(Verdict.PASS, _with_tail("exit 0", obs.tail))
+    if code == EXIT_UNTESTABLE:
+        return Decision(Verdict.ERROR, _with_tail("cannot tell (exit 125)", obs.tail))
+    if 1 <= code <= 127:
+        return Decision(Verdict.FAIL, _with_tail(f"exit {code}", obs.tail))
+    return Decision(Verdict.ERROR, _with_tail(f"exit {code}", obs.tail))
+
+
+def _first_word(command: str) -> str | None:
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: the shell will say so
+        return None
+    return words[0] if words else None
+
+
+def _absolute_program(command: str, origin: Path) -> tuple[str, Path | None]:
+    """CMD runs in a private directory: a leading ``./check.sh`` is made absolute.
+
+    Only a plain first word naming a path (it has a "/") is touched; a quoted or
+    expanded one, or a program name looked up on PATH, is left to the shell.
+    Raises ScenarioError when such a path does not exist or is not executable.
+    """
+    found = re.match(r"(\s*)([\w@%+=:,./-]+)(?=\s|$)", command)
+    if not found or "/" not in found.group(2):
+        return command, None
+    word = found.group(2)
+    path = Path(word) if os.path.isabs(word) else origin / word
+    if not path.exists():
+        raise ScenarioError(f"--run: {word}: no such file")
+    if path.is_dir():
+        raise ScenarioError(f"--run: {word}: is a directory")
+    if not os.access(path, os.X_OK):
+        raise ScenarioError(
+            f"--run: {word}: not executable (chmod +x it, or run it with sh {word})"
+        )
+    path = path.resolve()
+    return found.group(1) + shlex.quote(str(path)) + command[found.end() :], path
+
+
+class CommandScenario(Scenario):
+    """The user's command as a scenario: no server of ours, only process hygiene."""
+
+    name = "run"
+    description = "your own command, git-bisect-run exit codes"
+    title = "Gunicorn bisection report: your check"
+
+    def __init__(self, options: Options, origin: Path | None = None) -> None:
+        if options.run is None or not options.run.strip():
+            raise ScenarioError("--run needs a command")
+        self.options = options
+        self.command = options.run
+        self.origin = (origin or Path.cwd()).resolve()
+        self.shell_command, self.program = _absolute_program(self.command, self.origin)
+
+    @classmethod
+    def from_options(cls, options: Options) -> CommandScenario:
+        return cls(options)
+
+    # -- what it is ----------------------------------------------------------------------
+    def describe(self) -> str:
+        """The command as given (the report header prefixes the name: "run: CMD")."""
+        return self.command
+
+    def parameters(self) -> dict[str, Any]:
+        return {"command": self.command, "timeout": self.options.timeout}
+
+    def record(self) -> dict[str, Any]:
+        out = super().record()
+        out["command"] = self.command
+        program = self.program
+        if program is None:  # `sh check.sh`, `bash ./x` ...: name the file the shell runs
+            word = _first_word(self.command)
+            candidate = self.origin / word if word else None
+            if candidate is not None and candidate.is_file():
+                program = candidate.resolve()
+        if program is not None:
+            out["file"] = str(program)
+            out["sha256"] = sha256_of(program)
+        return out
+
+    # -- the run ---------------------------------------------------------------------------
+    def environment(self, ctx: RunContext, mark: Path, token: str) -> dict[str, str]:
+        """The harness's environment minus its Python, plus the target's and ours."""
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+        bin_dir = ctx.python.parent
+        env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", os.defpath)])
+        env["VIRTUAL_ENV"] = str(ctx.env_root)
+        env[TARGET_ENV] = ctx.sha or ctx.label
+        env[PYTHON_ENV] = str(ctx.python)
+        env[SHA_ENV] = ctx.sha or ""
+        env[ORIGIN_ENV] = str(self.origin)
+        env[RUN_TOKEN_ENV] = token
+        if ctx.compat_dir is not None:
+            env["PYTHONPATH"] = str(ctx.compat_dir)
+            env[SHIM_MARK_ENV] = str(mark)
+        return env
+
+    def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
+        """Run CMD once, bounded by ``ctx.timeout``; always kill all it started."""
+        root = Path(tempfile.mkdtemp(prefix="gunicorn-bisect-run-"))
+        os.chmod(root, 0o700)
+        work = root / "work"
+        work.mkdir(mode=0o700)
+        out_path, mark = root / "output.log", root / "compat.mark"
+        token = uuid.uuid4().hex
+        started = time.monotonic()
+        proc: subprocess.Popen | None = None
+        timed_out = False
+        try:
+            with open(out_path, "wb") as out:
+                try:
+                    proc = subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-I",
+                            "-S",
+                            "-c",
+                            LAUNCH,
+                            str(os.getpid()),
+                            self.shell_command,
+                        ],
+                        cwd=work,
+                        env=self.environment(ctx, mark, token),
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                except OSError as exc:
+                    obs = Observation(None, launch_error=exc.strerror or str(exc))
+                    return RunResult(obs, duration=time.monotonic() - started)
+            processes.register(proc, token)
+            deadline = started + ctx.timeout
+            while proc.poll() is None:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    break
+                if cancel.wait(POLL):
+                    break
+            seconds = time.monotonic() - started
+        finally:
+            try:
+                if proc is not None:
+                    processes.terminate(proc, token)
+            finally:  # the directory goes even if killing went wrong
+                log = _read_end(out_path)
+                compat_used = mark.exists()
+                shutil.rmtree(root, ignore_errors=True)
+        cancel.check()  # Ctrl-C: everything is gone, now stop
+        code = None if timed_out else proc.returncode
+        obs = Observation(
+            exit_code=code if code is None or code >= 0 else None,
+            signal=-code if code is not None and code < 0 else None,
+            timed_out=timed_out,
+            tail=output_tail(log),
+            seconds=ctx.timeout if timed_out else round(seconds, 3),
+        )
+        return RunResult(obs, log=log, duration=seconds, compat_used=compat_used)
+
+    def decide(self, observation: Observation) -> Decision:
+        return decide(observation)
+
+
+def _read_end(path: Path, limit: int = LOG_BYTES) -> str:
+    """The end of the command's output (a chatty command may write megabytes)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            data = fh.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    if size > limit:  # the first line is probably cut in the middle
+        text = text.split("\n", 1)[-1]
+    return text
