@@ -55,7 +55,11 @@ class Runner:
         for interp in self._candidates():
             self.cancel.check()
             self.progress(f"{artifact.label}: environment on Python {interp.version}")
-            needs = self.scenario.needs(interp, self.cache_dir)
+            try:
+                needs = self.scenario.needs(interp, self.cache_dir)
+            except ArtifactError as exc:  # what the scenario needs does not exist for it
+                tried.append(f"{interp.version}: {exc}")
+                continue
             refused = envs.preflight(artifact, interp, self.cache_dir, needs)
             if refused:
                 tried.append(f"{interp.version}: {refused}")
