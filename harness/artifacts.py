@@ -8,6 +8,7 @@ Everything lands in the cache once, verified, and is installed by unpacking the 
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 import zipfile
@@ -145,11 +146,21 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
         )
         built = _keep_wheel(proc, tmp, out_dir)
         if built is None:
-            last = (proc.stderr.strip().splitlines() or ["no wheel produced"])[-1]
-            raise ArtifactError(f"building a wheel from {tree.name} failed: {last}")
+            raise ArtifactError(f"building a wheel from {tree.name} failed: {_why(direct, proc)}")
         return built
     finally:
         remove_tree(tmp)
+
+
+def _why(*procs: subprocess.CompletedProcess) -> str:
+    """The most telling line of failed builds: an exception line beats pip's "hint"."""
+    for proc in procs:
+        lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
+        errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception)\b", ln)]
+        if errors:
+            return errors[-1]
+    last = [ln.strip() for p in procs for ln in (p.stderr or "").splitlines() if ln.strip()]
+    return last[-1] if last else "no wheel produced"
 
 
 def _keep_wheel(proc: subprocess.CompletedProcess, tmp: Path, out_dir: Path) -> Path | None:
