@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from . import app, artifacts, index, interpreters, progress, proxy, report, targets
-from .fsutil import atomic_write_text
+from .fsutil import atomic_write_text, remove_own_temporaries
 from .runner import NoInterpreter
 from .scenarios import base, processes
 from .source import DEFAULT_REPO, SourceError
@@ -283,6 +283,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if session is not None:
             session.cancel.set()
         processes.terminate_all()
+        if state.get("cache") is not None:
+            remove_own_temporaries(state["cache"])
         rep = state.get("report")
         if rep is not None and not state.get("printed"):
             rep.interrupted = True
@@ -318,6 +320,7 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
 
         args.cache_dir = Path(user_cache_dir("gunicorn-bisect"))
     cache = _writable_dir(args.cache_dir.expanduser(), "--cache-dir")
+    state["cache"] = cache
     options = base.Options(
         workers=args.workers,
         threads=args.threads,

@@ -63,3 +63,17 @@ def sweep_temporaries(directory: Path) -> None:
                 remove_tree(entry)
             else:
                 entry.unlink(missing_ok=True)
+
+
+def remove_own_temporaries(root: Path, depth: int = 2) -> None:
+    """On an interrupt: this process's unfinished ``.tmp-<pid>-*`` entries under ``root``
+    (a signal can land between creating one and the code that would remove it)."""
+    if not root.is_dir():
+        return
+    prefix = f".tmp-{os.getpid()}-"
+    for level in range(depth):
+        for entry in root.glob("/".join(["*"] * level + [prefix + "*"])):
+            if entry.is_dir() and not entry.is_symlink():
+                remove_tree(entry)
+            else:
+                entry.unlink(missing_ok=True)
