@@ -53,7 +53,7 @@ def main() -> int:
     cache.mkdir(parents=True, exist_ok=True)
 
     probe = compat.probe_host()
-    found = interpreters.discover()
+    found = interpreters.discover(cache)
     override = interpreters.select(args.python, found) if args.python else None
     compat_dir = compat.write_shim(cache / "compat-shim") if probe.reuseport_unix_rejected else None
     cancel = Cancel()  # a fresh one per session: a library caller can run again after Ctrl-C

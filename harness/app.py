@@ -55,7 +55,7 @@ def open_session(
 ) -> Session:
     """Probe the host once (kernel, Pythons) and set up the runner and the report."""
     probe = compat.probe_host()
-    found = interpreters.discover()
+    found = interpreters.discover(cache)
     override = interpreters.select(python, found) if python else None
     use_compat = probe.reuseport_unix_rejected and not no_compat
     compat_dir = compat.write_shim(cache / "compat-shim") if use_compat else None

@@ -197,6 +197,9 @@ def _admits(requires_python: str | None, interp: Interpreter) -> bool:
         return False
 
 
+_NEWEST: dict[tuple, tuple[Path, str]] = {}
+
+
 def newest_wheel(
     name: str,
     interp: Interpreter,
@@ -204,24 +207,33 @@ def newest_wheel(
     below: Version | None = None,
     series: tuple[int, ...] = (),
 ) -> tuple[Path, str]:
-    """Newest final release of ``name`` with a pure-Python wheel that supports ``interp``."""
+    """Newest final release of ``name`` with a pure-Python wheel that supports ``interp``.
+
+    Remembered per process: every environment asks again, and setuptools has hundreds of
+    releases whose ``requires_python`` would be parsed each time.
+    """
+    key = (name, interp.path, interp.version, str(cache_dir), str(below), series)
+    known = _NEWEST.get(key)
+    if known is not None and known[0].is_file():
+        return known
     proj = index.project(name, cache_dir)
-    best: tuple[Version, index.DistFile] | None = None
-    for v, files in proj.releases.items():
+    candidates = []
+    for v in proj.releases:
         try:
             ver = Version(v)
         except InvalidVersion:
             continue
-        if ver.is_prerelease or (below is not None and ver >= below) or (best and ver <= best[0]):
+        if ver.is_prerelease or (below is not None and ver >= below):
             continue
         if series and ver.release[: len(series)] != series:
             continue
-        f = _wheel_file(files, py="3")
+        candidates.append((ver, v))
+    for ver, v in sorted(candidates, reverse=True):  # newest first: the first fit wins
+        f = _wheel_file(proj.releases[v], py="3")
         if f is not None and _admits(f.requires_python, interp):
-            best = (ver, f)
-    if best is None:
-        raise ArtifactError(f"no {name} wheel on the index supports Python {interp.version}")
-    return index.download(best[1], cache_dir / "wheels"), str(best[0])
+            found = _NEWEST[key] = (index.download(f, cache_dir / "wheels"), str(ver))
+            return found
+    raise ArtifactError(f"no {name} wheel on the index supports Python {interp.version}")
 
 
 def setuptools_for(interp: Interpreter, cache_dir: Path) -> Path:

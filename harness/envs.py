@@ -26,7 +26,7 @@ from .interpreters import Interpreter
 from .scenarios.base import EnvNeeds
 
 MANIFEST = "gunicorn-bisect-env.json"
-LAYOUT = 4  # bump when the way environments are built changes
+LAYOUT = 5  # bump when the way environments are built changes
 
 # Runs in the target Python: can it import gunicorn, resolve the worker class we test and
 # import what the scenario's app needs (argv: worker class, JSON list of modules)?
@@ -185,6 +185,19 @@ def _probe(
         return {"ok": False, "error": f"boot probe did not run: {exc}"}
 
 
+SHARED_PTH = "gunicorn-bisect-shared.pth"
+
+
+def _share(wheels: list[Path], env_root: Path, interp: Interpreter, cache_dir: Path) -> None:
+    """Put the extras and setuptools on the environment's path from their shared unpacked
+    copies (a .pth file), instead of installing a thousand setuptools files into every
+    environment: only gunicorn, the code under test, is installed and verified."""
+    site = env_root / "lib" / f"python{interp.minor}" / "site-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    lines = [str(_unpacked(w, cache_dir)) for w in wheels]
+    (site / SHARED_PTH).write_text("\n".join(lines) + "\n")
+
+
 def _installed_digest(site: Path) -> str:
     return artifacts.package_digest(artifacts.dir_package_files(site))
 
@@ -205,6 +218,12 @@ def _load(path: Path, interp: Interpreter, artifact: Artifact) -> Environment | 
         reused=True,
     )
     if manifest.get("digest") != artifact.digest or not env.python.exists():
+        return None
+    try:  # the shared copies it points at must still be there (a pruned cache)
+        shared = (env.site_packages / SHARED_PTH).read_text().split()
+    except OSError:
+        return None
+    if not all(Path(p).is_dir() for p in shared):
         return None
     try:
         if _installed_digest(env.site_packages) != artifact.digest:
@@ -264,9 +283,14 @@ def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: E
 
 
 def ensure(
-    artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds
+    artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds, probe: bool = True
 ) -> Environment:
-    """Reuse the cached environment for (artifact, interpreter, needs) or build it."""
+    """Reuse the cached environment for (artifact, interpreter, needs) or build it.
+
+    ``probe=False`` skips the boot probe (a commit, whose interpreter is fixed: a build
+    that cannot boot shows up as the scenario's own "server did not start" all the same,
+    and the probe's interpreter start-up is a third of an environment's cost).
+    """
     root = cache_dir / "envs"
     root.mkdir(parents=True, exist_ok=True)
     setuptools = artifacts.setuptools_for(interp, cache_dir)
@@ -284,19 +308,19 @@ def ensure(
         tmp = temp_dir(root, final.name)
         try:
             _create_venv(interp, tmp)
-            for wheel in _wheels(artifact, needs, setuptools):
-                _install(wheel, tmp, final, interp)
+            _install(artifact.wheel, tmp, final, interp)
+            _share(_wheels(artifact, needs, setuptools)[1:], tmp, interp, cache_dir)
             if (
                 _installed_digest(tmp / "lib" / f"python{interp.minor}" / "site-packages")
                 != artifact.digest
             ):
                 raise EnvError(f"installed gunicorn {artifact.label} does not match its wheel")
-            probe = _probe(tmp / "bin" / "python", needs)
-            ok = bool(probe.get("ok"))
-            if ok and probe.get("gunicorn") != artifact.version:
+            found = _probe(tmp / "bin" / "python", needs) if probe else {"ok": True}
+            ok = bool(found.get("ok"))
+            if ok and probe and found.get("gunicorn") != artifact.version:
                 ok = False
-                probe["error"] = (
-                    f"installed gunicorn reports {probe.get('gunicorn')}, "
+                found["error"] = (
+                    f"installed gunicorn reports {found.get('gunicorn')}, "
                     f"expected {artifact.version}"
                 )
             manifest = {
@@ -309,7 +333,8 @@ def ensure(
                 "interpreter": interp.path,
                 "extras": {e.name: e.version for e in needs.extras},
                 "works": ok,
-                "reason": probe.get("error", ""),
+                "probed": probe,
+                "reason": found.get("error", ""),
             }
             atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
             tmp.rename(final)

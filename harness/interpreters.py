@@ -85,16 +85,48 @@ def probe(path: str, source: str) -> Interpreter | None:
     return Interpreter(path=path, version=data["version"], source=source)
 
 
-def discover() -> list[Interpreter]:
-    """Every distinct CPython 3 we can find, newest first."""
+def _identity(path: str) -> str:
+    """What must not change for a remembered probe to hold: the file itself."""
+    st = os.stat(path)
+    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def discover(cache_dir: Path | None = None) -> list[Interpreter]:
+    """Every distinct CPython 3 we can find, newest first.
+
+    With ``cache_dir`` each executable's version is remembered by its identity (path,
+    size, mtime): running ten interpreters costs a quarter of a second per run.
+    """
+    known: dict[str, dict] = {}
+    record = cache_dir / "interpreters.json" if cache_dir is not None else None
+    if record is not None:
+        try:
+            known = json.loads(record.read_text())
+        except (OSError, ValueError):
+            known = {}
+    fresh: dict[str, dict] = {}
     seen: dict[str, Interpreter] = {}
     for path, source in _candidate_paths():
         key = os.path.realpath(path)
         if key in seen:
             continue
-        interp = probe(path, source)
+        try:
+            ident = _identity(path)
+        except OSError:
+            continue
+        if ident in known:
+            fresh[ident] = known[ident]
+            version = known[ident].get("version")
+            interp = Interpreter(path=path, version=version, source=source) if version else None
+        else:
+            interp = probe(path, source)
+            fresh[ident] = {"version": interp.version if interp else None}
         if interp is not None:
             seen[key] = interp
+    if record is not None and fresh != known:
+        from .fsutil import atomic_write_text
+
+        atomic_write_text(record, json.dumps(fresh, indent=1, sort_keys=True))
     return order(seen.values())
 
 

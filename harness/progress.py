@@ -8,8 +8,10 @@ stderr only, so stdout stays the report.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 from typing import TextIO
 
 
@@ -20,11 +22,13 @@ class Progress:
         self.lines = lines
         self.verbose = verbose
         self.stream = stream or sys.stderr
+        self.started = time.monotonic()
 
     def __call__(self, msg: str) -> None:
-        """The current step."""
+        """The current step, with the time since the run started."""
         if self.lines:
-            print(f"[gunicorn-bisect] {msg}", file=self.stream, flush=True)
+            elapsed = time.monotonic() - self.started
+            print(f"[gunicorn-bisect {elapsed:6.2f}s] {msg}", file=self.stream, flush=True)
 
     def start(self, total: int, unit: str) -> None:
         """A new stretch of ``total`` items (releases, commits)."""
@@ -58,12 +62,18 @@ class BarProgress(Progress):
         with self._lock:
             if self._bar is not None:
                 self._bar.close()
+            try:  # a terminal that reports no size (a fresh pty) would get a 0-wide bar
+                sized = os.get_terminal_size(self.stream.fileno()).columns > 0
+            except (OSError, ValueError, AttributeError):
+                sized = False
             self._bar = tqdm(
                 total=total,
                 unit=f" {unit}",
                 file=self.stream,
                 leave=False,
-                dynamic_ncols=True,
+                dynamic_ncols=sized,
+                ncols=None if sized else 100,
+                nrows=None if sized else 24,  # 0 rows would hide the bar as off-screen
                 bar_format="{n_fmt}/{total_fmt}{unit} |{bar:20}| {elapsed}<{remaining} {desc}",
             )
 

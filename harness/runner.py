@@ -94,7 +94,7 @@ class Runner:
         try:
             if interpreter is not None:
                 needs = self.scenario.needs(interpreter, self.cache_dir)
-                env = envs.ensure(artifact, interpreter, self.cache_dir, needs)
+                env = envs.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
                 tried: list[str] = []
                 if not env.works:
                     return Row(

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -193,7 +194,9 @@ def test_progress_is_quiet_off_a_terminal_and_verbose_shows_the_log(warm):
     quiet = run_cli("--check", "19.5.0", "--cache-dir", str(warm))
     assert quiet.stderr == ""
     loud = run_cli("--check", "19.5.0", "-v", "--cache-dir", str(warm))
-    assert "[gunicorn-bisect] 19.5.0: scenario on Python" in loud.stderr
+    assert re.search(
+        r"^\[gunicorn-bisect +[\d.]+s\] 19\.5\.0: scenario on Python", loud.stderr, re.M
+    )
     assert "Booting worker with pid" in loud.stderr  # -v shows each gunicorn log
     silenced = run_cli("--check", "19.5.0", "-v", "-q", "--cache-dir", str(warm))
     assert silenced.stderr == ""
@@ -280,3 +283,43 @@ def test_servers_die_with_a_harness_killed_by_sigkill(warm, seed):
     assert _wait_for(lambda: not _alive_with_token(tokens), 10), (
         f"servers outlived SIGKILL; replay: GUNICORN_BISECT_TEST_SEED={seed}"
     )
+
+
+def test_a_progress_bar_on_a_terminal_and_only_on_stderr(warm, tmp_path):
+    """stderr on a terminal: a bar with done/total, the step, elapsed<remaining; stdout
+    (a pipe here) gets the report alone."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bisect.py"),
+            "19.5.0,19.6.0",
+            "--no-commits",
+            "--cache-dir",
+            str(warm),
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=120)
+    os.close(master)
+    bar = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, bar
+    assert re.search(r"\b[0-4]/4 steps \|", bar), bar  # done/total
+    assert re.search(r"\d\d:\d\d<", bar), bar  # elapsed<remaining
+    assert "19.6.0" in bar  # the current step
+    assert "steps |" not in out and "FAIL" in out
