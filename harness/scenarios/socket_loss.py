@@ -26,7 +26,7 @@ from typing import Any
 from ..cancel import Cancel
 from ..interpreters import Interpreter
 from ..verdict import Axis, Decision, Verdict, last_line, ordinal, plural
-from . import app_bottle
+from . import app_bottle, worker_wheels
 from .base import (
     EnvNeeds,
     Options,
@@ -81,6 +81,7 @@ class Observation:
     traceback: str = ""
     error_lines: tuple[str, ...] = ()  # the arbiter's own error lines
     worker_class: str | None = None
+    bind: str = "unix"  # "tcp": no socket file, so only pass/outage/error can come of it
 
 
 class _Load:
@@ -218,8 +219,11 @@ class SocketLoss(Scenario):
         return out
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
+        """bottle, and gevent/eventlet (with their dependencies) for those worker classes;
+        ArtifactError when no wheel fits ``interp`` (the runner tries an older Python)."""
+        worker = worker_wheels.extras_for(self.options.worker_class, interp, cache_dir)
         return EnvNeeds(
-            extras=(app_bottle.bottle_for(interp, cache_dir),),
+            extras=(app_bottle.bottle_for(interp, cache_dir), *worker),
             probe_imports=("bottle",),
             worker_class=self.options.worker_class or "",
         )
@@ -251,7 +255,11 @@ class SocketLoss(Scenario):
         deadline = started + ctx.timeout
         reserve = 2 * PROBE_TIMEOUT + 1.0  # kept for the probes, whatever happens before
         server = Server(ctx, self.spec(boot_timeout=min(10.0, ctx.timeout / 2)), cancel)
-        obs: dict[str, Any] = {"booted": False, "workers": server.workers}
+        obs: dict[str, Any] = {
+            "booted": False,
+            "workers": server.workers,
+            "bind": self.options.bind,
+        }
         load = None
         try:
             try:
@@ -383,9 +391,11 @@ class SocketLoss(Scenario):
         obs["error_lines"] = tuple(server.scrub(e) for e in server.log.errors())
         obs.setdefault("worker_class", server.log.worker_class)
         observation = Observation(**obs)
-        facts = {"worker_class": observation.worker_class, "trigger": observation.trigger}
-        if self.options.bind != "unix":
-            facts["bind"] = self.options.bind
+        facts = {
+            "worker_class": observation.worker_class,
+            "trigger": observation.trigger,
+            "bind": self.options.bind,
+        }
         return RunResult(
             observation,
             log=text,
@@ -473,20 +483,22 @@ def decide(obs: Observation) -> Decision:
     if obs.probes_ok < obs.probes_sent:
         errors = set(obs.probe_errors)
         if obs.probes_ok == 0 or errors <= SILENT:
+            kept = "socket file kept" if obs.bind == "unix" else "TCP port bound"
             return Decision(
                 Verdict.OUTAGE,
-                f"socket file kept, but {_unanswered(obs)} after {_restarts(obs)}: "
-                f"{_cause(obs)}{ran_out}",
+                f"{kept}, but {_unanswered(obs)} after {_restarts(obs)}: {_cause(obs)}{ran_out}",
                 tb,
             )
         return Decision(  # a few resets among answers: cannot tell
             Verdict.ERROR,
-            f"socket path kept, but {_unanswered(obs)} even when retried{ran_out}",
+            f"{'socket path kept' if obs.bind == 'unix' else 'TCP port bound'}, but "
+            f"{_unanswered(obs)} even when retried{ran_out}",
             tb,
         )
+    kept = "socket kept" if obs.bind == "unix" else "kept serving on TCP (no socket file to lose)"
     return Decision(
         Verdict.PASS,
-        f"socket kept through {_restarts(obs)}; "
+        f"{kept} through {_restarts(obs)}; "
         f"{obs.probes_ok}/{obs.probes_sent} new connections served",
         tb,
     )
