@@ -178,23 +178,23 @@ def _writable_dir(path: Path, option: str) -> Path:
     return path
 
 
-def _comma_list(text: str, option: str) -> tuple[str, ...]:
-    """``a,b`` -> ("a", "b"), each once, in the order given."""
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``a,b`` -> ("a", "b"), each once, in the order given (argparse names the option)."""
     items = [t.strip() for t in text.split(",")]
     if not all(items):
-        raise argparse.ArgumentTypeError(f"{option} {text!r}: an empty name in the list")
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty name in the list")
     return tuple(dict.fromkeys(items))
 
 
 def _worker_classes(text: str) -> tuple[str, ...]:
-    return _comma_list(text, "--worker-class")
+    return _comma_list(text)
 
 
 def _binds(text: str) -> tuple[str, ...]:
-    binds = _comma_list(text, "--bind")
+    binds = _comma_list(text)
     wrong = [b for b in binds if b not in ("unix", "tcp")]
     if wrong:
-        raise argparse.ArgumentTypeError(f"--bind {wrong[0]!r}: choose unix or tcp")
+        raise argparse.ArgumentTypeError(f"{wrong[0]!r}: choose unix or tcp (or unix,tcp)")
     return binds
 
 
