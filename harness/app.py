@@ -8,9 +8,9 @@ module holds the order of the steps and nothing about the command line.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import artifacts, builds, compat, index, interpreters, report, search, targets
@@ -25,25 +25,48 @@ from .source import DEFAULT_REPO, Repo, SourceError
 from .verdict import Verdict
 
 
+@dataclass(frozen=True)
+class Column:
+    """One deployment of the matrix (a worker class on a bind): its own scenario and a
+    runner for it; columns that need the same environment share it (envs are keyed by
+    what the scenario needs)."""
+
+    label: str  # "gthread/unix"
+    worker_class: str | None
+    bind: str
+    scenario: Scenario
+    runner: Runner
+
+
+def column_label(scenario: Scenario) -> str:
+    o = scenario.options
+    return f"{o.worker_class or 'auto'}/{o.bind}"
+
+
 @dataclass
 class Session:
     """What is fixed for one run: where things are cached, which Pythons, the report."""
 
     cache: Path
-    runner: Runner
+    runner: Runner  # the first (usually only) column's
     interpreters: list[Interpreter]
     override: Interpreter | None
     report: report.Report
     jobs: int
     progress: Progress
     cancel: Cancel
+    columns: list[Column] = field(default_factory=list)
+
+    @property
+    def matrix(self) -> bool:
+        return len(self.columns) > 1
 
 
 def open_session(
     *,
     cache: Path,
     python: str | None,
-    scenario: Scenario,
+    scenarios: Sequence[Scenario],
     no_compat: bool,
     repeat: int,
     jobs: int,
@@ -53,25 +76,37 @@ def open_session(
     timeout: float = 20.0,
     cancel: Cancel | None = None,
 ) -> Session:
-    """Probe the host once (kernel, Pythons) and set up the runner and the report."""
+    """Probe the host once (kernel, Pythons) and set up a runner per scenario (one per
+    column of the matrix; usually one) and the report."""
     probe = compat.probe_host()
     found = interpreters.discover(cache)
     override = interpreters.select(python, found) if python else None
     use_compat = probe.reuseport_unix_rejected and not no_compat
     compat_dir = compat.write_shim(cache / "compat-shim") if use_compat else None
     cancel = cancel or Cancel()
-    runner = Runner(
-        cache,
-        found,
-        scenario,
-        compat_dir,
-        override,
-        repeat,
-        on_log=on_log,
-        progress=progress,
-        cancel=cancel,
-        timeout=timeout,
-    )
+    columns = [
+        Column(
+            column_label(sc),
+            sc.options.worker_class,
+            sc.options.bind,
+            sc,
+            Runner(
+                cache,
+                found,
+                sc,
+                compat_dir,
+                override,
+                repeat,
+                on_log=on_log,
+                progress=progress,
+                cancel=cancel,
+                timeout=timeout,
+                untestable_is_row=len(scenarios) > 1,
+            ),
+        )
+        for sc in scenarios
+    ]
+    scenario = scenarios[0]
     host = {
         "kernel": platform.release(),
         "compat": probe.describe(),
@@ -85,13 +120,26 @@ def open_session(
     line = scenario.describe()
     if scenario.name != "socket-loss":
         line = f"{scenario.name}: {line}"
+    record = scenario.record()
+    if len(columns) > 1:
+        line = f"{scenario.name}, {len(columns)} deployments (worker class x bind)"
+        params = dict(record.get("parameters", {}))
+        for key in ("worker_class", "bind"):
+            params[key] = list(dict.fromkeys(getattr(c, key) or "auto" for c in columns))
+        record = {**record, "parameters": params}
     rep = report.Report(
         command,
         host,
         line,
-        scenario=scenario.record(),
+        scenario=record,
         title=scenario.title,
         axes=scenario.axes(),
+        columns=[
+            report.ColumnInfo(
+                c.label, c.worker_class, c.bind, c.scenario.describe(), c.scenario.parameters()
+            )
+            for c in columns
+        ],
     )
     rep.notes += scenario.notes()
     if use_compat:
@@ -104,60 +152,81 @@ def open_session(
             "compat off: releases that set SO_REUSEPORT on a Unix socket cannot bind here "
             "(error, not fail)"
         )
-    return Session(cache, runner, found, override, rep, jobs, progress, cancel)
+    return Session(cache, columns[0].runner, found, override, rep, jobs, progress, cancel, columns)
 
 
 def release_table(s: Session, spec_text: str) -> None:
-    """Every requested release, evaluated ``jobs`` at a time, then the transitions."""
+    """Every requested release in every column, ``jobs`` at a time, then the transitions
+    of each column on each axis."""
     spec = targets.parse(spec_text)
     project = index.project("gunicorn", s.cache)
     releases = targets.resolve(spec, project.versions)
+    cells = len(releases) * len(s.columns)
     s.progress(f"{len(releases)} release(s) to test: {', '.join(releases)}")
-    s.progress.start(2 * len(releases), "steps")  # a download, then a scenario, per release
+    if s.matrix:
+        s.progress(f"{len(s.columns)} deployments each: {', '.join(c.label for c in s.columns)}")
+    s.progress.start(len(releases) + cells, "steps")  # a download per release, then each cell
     arts = []
     for v in releases:
         s.progress(f"{v}: fetching the wheel")
         arts.append(artifacts.gunicorn_release(v, s.cache, project))
         s.progress.advance()
-    rows: list[Row | None] = [None] * len(arts)
+    jobs = [(a, c) for a in arts for c in s.columns]  # release order, then column order
+    rows: list[Row | None] = [None] * len(jobs)
     with ThreadPoolExecutor(max_workers=s.jobs) as pool:
-        futures = {pool.submit(s.runner.evaluate, a): i for i, a in enumerate(arts)}
+        futures = {pool.submit(_evaluate, c, a): i for i, (a, c) in enumerate(jobs)}
         try:
             for done, fut in enumerate(as_completed(futures), 1):
                 row = rows[futures[fut]] = fut.result()
                 s.progress.advance()
-                s.progress(
-                    f"{row.target}: {row.verdict.value} ({len(arts) - done} release(s) remain)"
-                )
+                where = f" {row.facts['column']}" if s.matrix else ""
+                s.progress(f"{row.target}{where}: {row.verdict.value} ({cells - done} remain)")
                 s.report.rows = [r for r in rows if r is not None]
         except BaseException:
             s.cancel.set()  # running scenarios tear down now; queued ones never start
             for f in futures:
                 f.cancel()
             raise
-    for axis in s.report.axes:
-        table = [(r.target, axis.state(r.verdict)) for r in s.report.rows]
-        s.report.by_axis[axis.key] = search.transitions(table)
+    for col in s.columns:
+        col_rows = [r for r in s.report.rows if r.facts.get("column") == col.label]
+        found = {
+            axis.key: search.transitions([(r.target, axis.state(r.verdict)) for r in col_rows])
+            for axis in s.report.axes
+        }
+        if s.matrix:
+            s.report.by_column[col.label] = found
+        else:
+            s.report.by_axis.update(found)
     _worker_class_notes(s)
+
+
+def _evaluate(col: Column, artifact: artifacts.Artifact) -> Row:
+    """One cell: the column's runner on one release, the row naming its column."""
+    row = col.runner.evaluate(artifact)
+    facts = {**row.facts, "column": col.label}
+    facts.setdefault("bind", col.bind)
+    return replace(row, facts=facts)
 
 
 def _worker_class_notes(s: Session) -> None:
     """Never let a table claim a worker class that did not run: say where it differed."""
-    asked = s.report.scenario.get("parameters", {}).get("worker_class")
-    if not asked or asked == "auto":
-        return
-    ran = sorted(
-        {
-            str(r.facts.get("worker_class"))
-            for r in s.report.rows
-            if r.facts.get("worker_class") not in (None, asked)
-        }
-    )
-    if ran:
-        s.report.notes.append(
-            f"warning: --worker-class {asked} was asked, but gunicorn ran {', '.join(ran)} "
-            "(see each row's worker_class); gunicorn turns sync into gthread when threads > 1"
+    for col in s.columns:
+        asked = col.worker_class
+        if not asked:
+            continue
+        ran = sorted(
+            {
+                str(r.facts.get("worker_class"))
+                for r in s.report.rows
+                if r.facts.get("column") == col.label
+                and r.facts.get("worker_class") not in (None, asked)
+            }
         )
+        if ran:
+            s.report.notes.append(
+                f"warning: --worker-class {asked} was asked, but gunicorn ran {', '.join(ran)} "
+                "(see each row's worker_class); gunicorn turns sync into gthread when threads > 1"
+            )
 
 
 def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> None:
@@ -173,12 +242,26 @@ def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> Non
     by_version = {i.version: i for i in s.interpreters}
     if s.override is not None:
         by_version[s.override.version] = s.override
+    for col in s.columns:
+        _bisect_column(s, col, repo, by_version, first_parent)
+
+
+def _bisect_column(
+    s: Session, col: Column, repo: Repo, by_version: dict[str, Interpreter], first_parent: bool
+) -> None:
+    """The commit bisections of one column's transitions (none: nothing to do)."""
+    by_axis = s.report.by_column.get(col.label, {}) if s.matrix else s.report.by_axis
+    where = f" ({col.label})" if s.matrix else ""
     for axis in s.report.axes:
-        for t in s.report.by_axis.get(axis.key, []):
-            before = next(r for r in s.report.rows if r.target == t.before)
+        for t in by_axis.get(axis.key, []):
+            before = next(
+                r
+                for r in s.report.rows
+                if r.target == t.before and r.facts.get("column", col.label) == col.label
+            )
             bisector = CommitBisector(
                 repo,
-                s.runner,
+                col.runner,
                 s.cache,
                 by_version.get(before.python or ""),
                 axis=axis,
@@ -187,9 +270,15 @@ def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> Non
                 progress=s.progress,
             )
             try:
-                s.report.findings.append(bisector.run(t.before, t.after, old_is_pass=t.old_state))
+                finding = bisector.run(t.before, t.after, old_is_pass=t.old_state)
             except SourceError as exc:
-                s.report.notes.append(f"commit bisection {t.before}..{t.after} skipped: {exc}")
+                s.report.notes.append(
+                    f"commit bisection {t.before}..{t.after}{where} skipped: {exc}"
+                )
+                continue
+            if s.matrix:
+                finding.column = col.label
+            s.report.findings.append(finding)
 
 
 def check(s: Session, target: str, repo_spec: str | None) -> Row:

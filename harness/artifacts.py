@@ -7,6 +7,7 @@ Everything lands in the cache once, verified, and is installed by unpacking the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import subprocess
@@ -16,7 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging import tags
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from . import index
@@ -234,6 +237,82 @@ def newest_wheel(
             found = _NEWEST[key] = (index.download(f, cache_dir / "wheels"), str(ver))
             return found
     raise ArtifactError(f"no {name} wheel on the index supports Python {interp.version}")
+
+
+@functools.cache
+def interpreter_tags(version: tuple[int, int]) -> dict[tags.Tag, int]:
+    """The wheel tags a CPython ``version`` accepts on this host, best first (-> rank).
+
+    Computed here rather than in the target (which may lack ``packaging``): its ABI
+    from the version (``cp36m`` before 3.8), its platforms from this host's libc and
+    architecture (``manylinux_2_X_x86_64`` ..., ``linux_x86_64``), as pip would.
+    """
+    platforms = list(tags.platform_tags())
+    interpreter = f"cp{version[0]}{version[1]}"
+    ordered = [
+        *tags.cpython_tags(version, platforms=platforms),
+        *tags.compatible_tags(version, interpreter, platforms),
+    ]
+    return {t: i for i, t in reversed(list(enumerate(ordered)))}
+
+
+def _compatible_file(
+    files: Iterable[index.DistFile], accepted: dict[tags.Tag, int]
+) -> index.DistFile | None:
+    """The release's wheel this interpreter ranks best (binary or pure), if any."""
+    best: tuple[int, index.DistFile] | None = None
+    for f in files:
+        if f.packagetype != "bdist_wheel":
+            continue
+        try:
+            wheel_tags = parse_wheel_filename(f.filename)[3]
+        except InvalidWheelFilename:
+            continue
+        rank = min((accepted[t] for t in wheel_tags if t in accepted), default=None)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, f)
+    return best[1] if best else None
+
+
+def newest_compatible_wheel(
+    name: str, interp: Interpreter, cache_dir: Path, spec: SpecifierSet
+) -> tuple[Path, str]:
+    """Newest final release of ``name`` in ``spec`` with a wheel ``interp`` can install on
+    this host (manylinux binaries included, unlike :func:`newest_wheel`)."""
+    proj = index.project(name, cache_dir)
+    accepted = interpreter_tags(tuple(interp.version_tuple[:2]))
+    best: tuple[Version, index.DistFile] | None = None
+    for v, files in proj.releases.items():
+        try:
+            ver = Version(v)
+        except InvalidVersion:
+            continue
+        if ver.is_prerelease or ver not in spec or (best and ver <= best[0]):
+            continue
+        f = _compatible_file(files, accepted)
+        if f is not None and _admits(f.requires_python, interp):
+            best = (ver, f)
+    if best is None:
+        what = f"{name}{spec}" if str(spec) else name
+        raise ArtifactError(
+            f"no {what} wheel on the index for CPython {interp.minor} on this platform"
+        )
+    return index.download(best[1], cache_dir / "wheels"), str(best[0])
+
+
+def requires_dist(wheel: Path) -> list[str]:
+    """The wheel's own ``Requires-Dist`` lines (its METADATA), markers included."""
+    from email.parser import HeaderParser
+
+    with zipfile.ZipFile(wheel) as zf:
+        meta = next(
+            (n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")),
+            None,
+        )
+        if meta is None:
+            raise ArtifactError(f"{wheel.name}: no METADATA")
+        text = zf.read(meta).decode("utf-8", "replace")
+    return HeaderParser().parsestr(text).get_all("Requires-Dist") or []
 
 
 def setuptools_for(interp: Interpreter, cache_dir: Path) -> Path:

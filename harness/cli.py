@@ -8,6 +8,7 @@ interrupted (what was established is printed, with the command that resumes).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import signal
@@ -126,7 +127,13 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
     g.add_argument(
         "--max-requests", type=int, help="requests before a worker recycles (the scenario's)"
     )
-    g.add_argument("--worker-class", help="default: gunicorn's choice (gthread when threads > 1)")
+    g.add_argument(
+        "--worker-class",
+        type=_worker_classes,
+        metavar="CLASS[,CLASS...]",
+        help="default: gunicorn's choice (gthread when threads > 1); several (e.g. "
+        "gthread,sync,gevent) make a matrix with --bind, one verdict column per combination",
+    )
     g.add_argument(
         "--trigger",
         choices=("auto", "max-requests", "signal"),
@@ -136,9 +143,11 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--bind",
-        choices=("unix", "tcp"),
-        default="unix",
-        help="where the server listens: a Unix socket (default) or a 127.0.0.1 TCP port",
+        type=_binds,
+        default=("unix",),
+        metavar="unix|tcp[,...]",
+        help="where the server listens: a Unix socket (default) or a 127.0.0.1 TCP port; "
+        "unix,tcp for both (a matrix with --worker-class)",
     )
     g.add_argument(
         "--proxy",
@@ -188,6 +197,26 @@ def _writable_dir(path: Path, option: str) -> Path:
     return path
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``a,b`` -> ("a", "b"), each once, in the order given (argparse names the option)."""
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty name in the list")
+    return tuple(dict.fromkeys(items))
+
+
+def _worker_classes(text: str) -> tuple[str, ...]:
+    return _comma_list(text)
+
+
+def _binds(text: str) -> tuple[str, ...]:
+    binds = _comma_list(text)
+    wrong = [b for b in binds if b not in ("unix", "tcp")]
+    if wrong:
+        raise argparse.ArgumentTypeError(f"{wrong[0]!r}: choose unix or tcp (or unix,tcp)")
+    return binds
+
+
 def _terms(text: str | None) -> tuple[str, str] | None:
     if text is None:
         return None
@@ -218,6 +247,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("give releases (e.g. 19.5.0..19.7.0) or --check TARGET")
     if args.targets and args.check:
         raise UsageError("give either releases or --check, not both")
+    if args.check and (len(args.worker_class or ()) > 1 or len(args.bind) > 1):
+        raise UsageError("--check runs one deployment: give one --worker-class and one --bind")
     for name in ("workers", "threads", "max_requests", "repeat", "jobs"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -302,6 +333,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         processes.terminate_all()
 
 
+def _scenario(args: argparse.Namespace, options: base.Options) -> base.Scenario:
+    if args.run is not None:
+        from .scenarios.command import CommandScenario
+
+        return CommandScenario.from_options(options)
+    return base.create(args.scenario, options)
+
+
 def _main(argv: list[str], prog: str, state: dict) -> int:
     args = build_parser(prog).parse_args(argv)
     if args.list_scenarios:
@@ -325,25 +364,24 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         workers=args.workers,
         threads=args.threads,
         max_requests=args.max_requests,
-        worker_class=args.worker_class,
+        worker_class=None,
         gunicorn_config=args.gunicorn_config,
-        bind=args.bind,
+        bind="unix",
         proxy=args.proxy,
         trigger=args.trigger,
         timeout=args.timeout,
         terms=_terms(args.terms),
         run=args.run,
     )
-    if args.run is not None:
-        from .scenarios.command import CommandScenario
-
-        scenario: base.Scenario = CommandScenario.from_options(options)
-    else:
-        scenario = base.create(args.scenario, options)
+    scenarios = [  # one per column of the matrix (usually one)
+        _scenario(args, dataclasses.replace(options, worker_class=wc, bind=bind))
+        for wc in (args.worker_class or (None,))
+        for bind in args.bind
+    ]
     session = app.open_session(
         cache=cache,
         python=args.python,
-        scenario=scenario,
+        scenarios=scenarios,
         timeout=args.timeout,
         no_compat=args.no_compat,
         repeat=args.repeat,
@@ -372,12 +410,15 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
     results_dir = _writable_dir(args.results_dir, "--results-dir")
     app.release_table(session, args.targets)
-    if any(session.report.by_axis.values()) and not args.no_commits:
+    if session.report.has_transitions() and not args.no_commits:
         app.bisect_commits(session, args.repo, args.first_parent)
     bar.close()
-    rendered = report.render(session.report, args.format, colour=report.use_colour())
+    rendered = report.render(
+        session.report, args.format, colour=report.use_colour(), verbose=args.verbose
+    )
     if args.output is not None:  # written whole or not at all
-        atomic_write_text(args.output, report.render(session.report, args.format) + "\n")
+        plain = report.render(session.report, args.format, verbose=args.verbose)
+        atomic_write_text(args.output, plain + "\n")
         bar(f"report written to {args.output}")
     print(rendered)
     state["printed"] = True

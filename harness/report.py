@@ -30,9 +30,34 @@ _COLOURS = {
 _PRIMARY = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 
 
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One deployment of a matrix run (a worker class on a bind) as the report names it."""
+
+    label: str  # "gthread/unix"
+    worker_class: str | None
+    bind: str
+    summary: str = ""  # the column's scenario in one line
+    parameters: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {
+            "column": self.label,
+            "worker_class": self.worker_class or "auto",
+            "bind": self.bind,
+            "summary": self.summary,
+            "parameters": self.parameters,
+        }
+
+
 @dataclass
 class Report:
-    """Everything a run established, in the order it was established."""
+    """Everything a run established, in the order it was established.
+
+    With several ``columns`` (a worker class x bind matrix) each row belongs to one
+    column (``row.facts["column"]``) and the transitions are per column in
+    ``by_column``; with one, ``by_axis`` holds them and the output is the plain table.
+    """
 
     command: str
     host: dict
@@ -45,6 +70,38 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    columns: list[ColumnInfo] = field(default_factory=list)
+    by_column: dict[str, dict[str, list[Transition]]] = field(default_factory=dict)
+
+    @property
+    def matrix(self) -> bool:
+        return len(self.columns) > 1
+
+    @property
+    def labels(self) -> list[str]:
+        return [c.label for c in self.columns]
+
+    def targets(self) -> list[str]:
+        """Every target once, in the order of the rows."""
+        return list(dict.fromkeys(r.target for r in self.rows))
+
+    def rows_of(self, column: str) -> list[Row]:
+        return [r for r in self.rows if r.facts.get("column") == column]
+
+    def cell(self, target: str, column: str) -> Row | None:
+        return next(
+            (r for r in self.rows if r.target == target and r.facts.get("column") == column),
+            None,
+        )
+
+    def has_transitions(self) -> bool:
+        """Anything for commit bisection, in any column, on any axis."""
+        return any(self.by_axis.values()) or any(
+            ts for axes in self.by_column.values() for ts in axes.values()
+        )
+
+    def transitions_of(self, column: str, axis: str = "primary") -> list[Transition]:
+        return self.by_column.get(column, {}).get(axis, [])
 
     @property
     def primary(self) -> Axis:
@@ -67,17 +124,23 @@ class Report:
     def affected(self) -> list[str]:
         return [r.target for r in self.rows if r.verdict is self.primary.new]
 
-    def finding_for(self, t: Transition, axis: str = "primary") -> Finding | None:
+    def finding_for(self, t: Transition, axis: str = "primary", column: str = "") -> Finding | None:
         return next(
             (
                 f
                 for f in self.findings
-                if f.before == t.before and f.after == t.after and f.axis == axis
+                if f.before == t.before
+                and f.after == t.after
+                and f.axis == axis
+                and f.column == column
             ),
             None,
         )
 
     def as_json(self) -> dict:
+        if self.matrix:
+            return self._matrix_json()
+
         def finding_for(t: Transition, axis: str = "primary") -> dict | None:
             f = self.finding_for(t, axis)
             return f.as_json() if f else None
@@ -143,9 +206,77 @@ class Report:
             "fixes": fixes,
             "affected": self.affected(),
             "other_problems": others,
+            "columns": [c.as_json() for c in self.columns],
             "notes": self.notes,
             "interrupted": self.interrupted,
         }
+
+    def _matrix_json(self) -> dict:
+        """The same document with one row per (target, column) and a ``column`` key on
+        every transition; ``affected_by_release`` says which deployments fail where."""
+
+        def entry(t: Transition, axis: str, column: str) -> dict:
+            f = self.finding_for(t, axis, column)
+            ends = ("last_good", "first_bad") if t.old_state else ("last_bad", "first_good")
+            return {
+                "column": column,
+                ends[0]: t.before,
+                ends[1]: t.after,
+                "untested": list(t.between),
+                "commit": f.as_json() if f else None,
+            }
+
+        regs, fixes, others = [], [], []
+        for col in self.labels:
+            for t in self.transitions_of(col):
+                (regs if t.old_state else fixes).append(entry(t, "primary", col))
+        for ax in self.axes[1:]:
+            ts = [(col, t) for col in self.labels for t in self.transitions_of(col, ax.key)]
+            others.append(
+                {
+                    "axis": ax.key,
+                    "label": ax.label,
+                    "verdict": ax.new.value,
+                    "affected": [
+                        {"target": r.target, "column": r.facts.get("column")}
+                        for r in self.rows
+                        if r.verdict is ax.new
+                    ],
+                    "introduced": [entry(t, ax.key, c) for c, t in ts if t.old_state],
+                    "fixed": [entry(t, ax.key, c) for c, t in ts if not t.old_state],
+                }
+            )
+        new = self.primary.new
+        by_release = {
+            target: [c for c in self.labels if (r := self.cell(target, c)) and r.verdict is new]
+            for target in self.targets()
+        }
+        return {
+            "command": self.command,
+            "host": self.host,
+            "scenario": {**self.scenario, "summary": self.params},
+            "terms": [self.primary.old_term, self.primary.new_term],
+            "columns": [c.as_json() for c in self.columns],
+            "rows": [_matrix_row_json(r) for r in self.rows],
+            "regressions": regs,
+            "fixes": fixes,
+            "affected": [t for t, cols in by_release.items() if cols],
+            "affected_by_release": {t: cols for t, cols in by_release.items() if cols},
+            "other_problems": others,
+            "notes": self.notes,
+            "interrupted": self.interrupted,
+        }
+
+
+def _matrix_row_json(r: Row) -> dict:
+    """A row of one column: ``worker_class`` is what ran (gunicorn's log; null when no
+    server ran), ``column`` what was asked."""
+    out = r.as_json()
+    column = str(r.facts.get("column", ""))
+    out.setdefault("column", column)
+    out.setdefault("bind", column.rsplit("/", 1)[-1])
+    out.setdefault("worker_class", None)
+    return out
 
 
 def use_colour(stream=sys.stdout) -> bool:
@@ -188,20 +319,33 @@ def _transition_line(ax: Axis, t: Transition) -> str:
 
 
 def _conclusions(rep: Report) -> list[str]:
-    lines = [_transition_line(rep.primary, t) for t in rep.transitions]
-    testable = [r for r in rep.rows if r.verdict in (rep.primary.old, rep.primary.new)]
-    if rep.rows and not rep.transitions:
+    if not rep.matrix:
+        return _column_conclusions(rep, rep.rows, rep.by_axis)
+    lines = []
+    for col in rep.labels:
+        found = _column_conclusions(rep, rep.rows_of(col), rep.by_column.get(col, {}))
+        lines += [f"{col}: {line}" for line in found]
+    return lines
+
+
+def _column_conclusions(
+    rep: Report, rows: list[Row], by_axis: dict[str, list[Transition]]
+) -> list[str]:
+    transitions = by_axis.get(rep.primary.key, [])
+    lines = [_transition_line(rep.primary, t) for t in transitions]
+    testable = [r for r in rows if r.verdict in (rep.primary.old, rep.primary.new)]
+    if rows and not transitions:
         if not testable:
             lines.append("no conclusion: no release could be tested")
         else:
             state = _name(testable[0].verdict, rep)
             lines.append(f"no change: every testable release is {state}")
     for ax in rep.axes[1:]:
-        hit = [r.target for r in rep.rows if r.verdict is ax.new]
+        hit = [r.target for r in rows if r.verdict is ax.new]
         if not hit:
             continue
         lines.append(f"{ax.label}: {ax.new_term} in {', '.join(hit)}")
-        lines += [_transition_line(ax, t) for t in rep.by_axis.get(ax.key, [])]
+        lines += [_transition_line(ax, t) for t in by_axis.get(ax.key, [])]
     return lines
 
 
@@ -222,6 +366,8 @@ def _finding_head(f: Finding, rep: Report) -> tuple[str, str]:
 
 def _finding_lines(f: Finding, rep: Report) -> list[str]:
     head, label = _finding_head(f, rep)
+    if f.column:
+        head = f"{f.column}: {head}"
     if f.status == "skipped":
         return [f"{head}  commit bisection skipped: {f.reason}"]
     if f.status == "ambiguous":
@@ -270,18 +416,84 @@ def _steps_table(f: Finding, fmt: str, colour: bool, rep: Report) -> str:
     return tabulate(rows, headers=["commit", "verdict", "python", "evidence"], tablefmt=fmt)
 
 
-def render_table(rep: Report, colour: bool = False) -> str:
-    rows = [
-        [r.target, r.python or "-", _verdict(r.verdict, colour, rep), r.detail] for r in rep.rows
-    ]
-    out = [
-        f"scenario: {rep.params}",
+def _matrix_cells(rep: Report, cell) -> list[list[str]]:
+    """One line per release: its Python (the one most of its columns ran on) and a
+    verdict per column (``cell(row)`` formats it); a cell that ran on another Python
+    says which."""
+    lines = []
+    for target in rep.targets():
+        row = [rep.cell(target, c) for c in rep.labels]
+        pythons = [r.python for r in row if r is not None and r.python]
+        python = max(dict.fromkeys(pythons), key=pythons.count) if pythons else None
+        cells = []
+        for r in row:
+            if r is None:
+                cells.append("-")
+                continue
+            other = f" (Python {r.python})" if r.python and r.python != python else ""
+            cells.append(cell(r) + other)
+        lines.append([target, python or "-", *cells])
+    return lines
+
+
+def _evidence(rep: Report, verbose: bool) -> list[tuple[Row, str]]:
+    """(row, column) in table order: every one with ``verbose``, else those not passing."""
+    out = []
+    for target in rep.targets():
+        for col in rep.labels:
+            r = rep.cell(target, col)
+            if r is not None and (verbose or r.verdict is not rep.primary.old):
+                out.append((r, col))
+    return out
+
+
+def _matrix_table(rep: Report, colour: bool, verbose: bool) -> list[str]:
+    out = [f"scenario: {rep.params}"]
+    out += [f"  {c.label}: {c.summary}" for c in rep.columns]
+    out += [
         f"host: {rep.host.get('compat', '?')}; Pythons found: "
         f"{', '.join(rep.host.get('pythons', [])) or 'none'}",
         "",
-        tabulate(rows, headers=["release", "python", "verdict", "evidence"], tablefmt="simple"),
+        tabulate(
+            _matrix_cells(rep, lambda r: _verdict(r.verdict, colour, rep)),
+            headers=["release", "python", *rep.labels],
+            tablefmt="simple",
+        ),
         "",
     ]
+    evidence = _evidence(rep, verbose)
+    what = "every result" if verbose else f"every result that is not {_name(rep.primary.old, rep)}"
+    if evidence:
+        out.append(f"evidence ({what}{'' if verbose else '; -v for all'}):")
+        out.append(
+            tabulate(
+                [[r.target, c, _verdict(r.verdict, colour, rep), r.detail] for r, c in evidence],
+                headers=["release", "deployment", "verdict", "evidence"],
+                tablefmt="simple",
+            )
+        )
+    else:
+        out.append(f"evidence: every result is {_name(rep.primary.old, rep)} (-v for each)")
+    out.append("")
+    return out
+
+
+def render_table(rep: Report, colour: bool = False, verbose: bool = False) -> str:
+    if rep.matrix:
+        out = _matrix_table(rep, colour, verbose)
+    else:
+        rows = [
+            [r.target, r.python or "-", _verdict(r.verdict, colour, rep), r.detail]
+            for r in rep.rows
+        ]
+        out = [
+            f"scenario: {rep.params}",
+            f"host: {rep.host.get('compat', '?')}; Pythons found: "
+            f"{', '.join(rep.host.get('pythons', [])) or 'none'}",
+            "",
+            tabulate(rows, headers=["release", "python", "verdict", "evidence"], tablefmt="simple"),
+            "",
+        ]
     out += _conclusions(rep)
     for f in rep.findings:
         out.append("")
@@ -323,35 +535,83 @@ def _finding_markdown(f: Finding, rep: Report) -> list[str]:
     return out
 
 
-def render_markdown(rep: Report) -> str:
+def _matrix_markdown(rep: Report, verbose: bool) -> list[str]:
+    """The matrix as a github table, the evidence, and which deployments fail where."""
+    out = [
+        tabulate(
+            [
+                [f"`{line[0]}`", *line[1:]]
+                for line in _matrix_cells(rep, lambda r: f"**{_name(r.verdict, rep).upper()}**")
+            ],
+            headers=["release", "python", *rep.labels],
+            tablefmt="github",
+        ),
+        "",
+        "### Evidence",
+        "",
+    ]
+    evidence = _evidence(rep, verbose)
+    out += [
+        f"- `{r.target}` {c}: **{_name(r.verdict, rep).upper()}** {r.detail}" for r, c in evidence
+    ] or [f"- every result is {_name(rep.primary.old, rep)}"]
+    out.append("")
+    concl = _conclusions(rep)
+    if concl:
+        out += ["### Conclusions", ""] + [f"- {c}" for c in concl] + [""]
+    out += ["### Which deployments are affected", ""]
+    new = rep.primary.new
+    lines = []
+    for target in rep.targets():
+        cells = [(c, rep.cell(target, c)) for c in rep.labels]
+        if not any(r is not None and r.verdict is new for _, r in cells):
+            continue
+        by_verdict: dict[Verdict, list[str]] = {}
+        for c, r in cells:
+            if r is not None:
+                by_verdict.setdefault(r.verdict, []).append(c)
+        order = [new, rep.primary.old] + [v for v in by_verdict if v not in (new, rep.primary.old)]
+        parts = [
+            f"{_name(v, rep)} with {', '.join(by_verdict[v])}" for v in order if v in by_verdict
+        ]
+        lines.append(f"- `{target}`: " + "; ".join(parts))
+    out += lines or [f"- no tested release is {_name(new, rep)} in any deployment"]
+    out.append("")
+    return out
+
+
+def render_markdown(rep: Report, verbose: bool = False) -> str:
     h = rep.host
     out = [f"## {rep.title}", ""]
     out.append(f"- host: Linux {h.get('kernel')}, {h.get('compat')}")
     out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
     out.append(f"- scenario: {rep.params}")
+    out += [f"  - `{c.label}`: {c.summary}" for c in rep.columns if rep.matrix]
     out.append("")
-    rows = [
-        [f"`{r.target}`", r.python or "-", f"**{_name(r.verdict, rep).upper()}**", r.detail]
-        for r in rep.rows
-    ]
-    out.append(
-        tabulate(rows, headers=["release", "python", "verdict", "evidence"], tablefmt="github")
-    )
-    out.append("")
-    concl = _conclusions(rep)
-    if concl:
-        out += ["### Conclusions", ""] + [f"- {c}" for c in concl] + [""]
-    affected = rep.affected()
-    heading = (
-        "Affected releases"
-        if _default_terms(rep.primary)
-        else (f"Releases that are {rep.primary.new_term!r}")
-    )
-    out += [f"### {heading}", ""]
-    out += [f"- {v}" for v in affected] if affected else ["- none of the tested releases"]
-    out.append("")
+    if rep.matrix:
+        out += _matrix_markdown(rep, verbose)
+    else:
+        rows = [
+            [f"`{r.target}`", r.python or "-", f"**{_name(r.verdict, rep).upper()}**", r.detail]
+            for r in rep.rows
+        ]
+        out.append(
+            tabulate(rows, headers=["release", "python", "verdict", "evidence"], tablefmt="github")
+        )
+        out.append("")
+        concl = _conclusions(rep)
+        if concl:
+            out += ["### Conclusions", ""] + [f"- {c}" for c in concl] + [""]
+        affected = rep.affected()
+        heading = (
+            "Affected releases"
+            if _default_terms(rep.primary)
+            else (f"Releases that are {rep.primary.new_term!r}")
+        )
+        out += [f"### {heading}", ""]
+        out += [f"- {v}" for v in affected] if affected else ["- none of the tested releases"]
+        out.append("")
     for f in rep.findings:
-        head = _finding_head(f, rep)[0]
+        head = _finding_head(f, rep)[0] + (f" ({f.column})" if f.column else "")
         out += [f"### {head[0].upper()}{head[1:]}", ""]
         out += _finding_markdown(f, rep) + [""]
         if f.steps:
@@ -362,12 +622,13 @@ def render_markdown(rep: Report) -> str:
     return "\n".join(out)
 
 
-def render(rep: Report, fmt: str, colour: bool = False) -> str:
+def render(rep: Report, fmt: str, colour: bool = False, verbose: bool = False) -> str:
+    """``verbose``: a matrix lists the evidence of every cell, not only those not passing."""
     if fmt == "json":
         return json.dumps(rep.as_json(), indent=2)
     if fmt == "markdown":
-        return render_markdown(rep)
-    return render_table(rep, colour)
+        return render_markdown(rep, verbose)
+    return render_table(rep, colour, verbose)
 
 
 def write_record(rep: Report, results_dir: Path, label: str) -> Path:

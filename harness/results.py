@@ -118,6 +118,7 @@ class Finding:
     steps: list[Step] = field(default_factory=list)
     first_parent: bool = False
     axis: str = "primary"  # which question (see verdict.Axis); "outage" for another problem
+    column: str = ""  # the deployment ("gthread/unix") when the run is a matrix
 
     def as_json(self) -> dict:
         c = self.commit
@@ -125,6 +126,7 @@ class Finding:
             "status": self.status,
             "reason": self.reason,
             "axis": self.axis,
+            **({"column": self.column} if self.column else {}),
             "sha": c.sha if c else None,
             "short": c.short if c else None,
             "subject": c.subject if c else None,

@@ -24,7 +24,12 @@ COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
 
 
 class NoInterpreter(Exception):
-    """No interpreter on this machine can run the target (exit status 2)."""
+    """No interpreter on this machine can run the target (exit status 2, or an ``error``
+    row where the runner is one column of several)."""
+
+    def __init__(self, message: str, tried: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.tried = tuple(tried)
 
 
 @dataclass
@@ -41,6 +46,9 @@ class Runner:
     progress: Callable[[str], None] = lambda msg: None
     cancel: Cancel = field(default_factory=Cancel)
     timeout: float = 20.0
+    #: one column of a matrix: a target no Python can run is an ``error`` row, not the
+    #: end of the whole run (the other columns may well run it)
+    untestable_is_row: bool = False
 
     def _candidates(self) -> list[Interpreter]:
         """Newest first, every time: the newest Python that boots a release is the answer,
@@ -52,6 +60,7 @@ class Runner:
     def environment(self, artifact: Artifact) -> tuple[envs.Environment, list[str]]:
         """The newest interpreter whose environment boots this gunicorn, with the evidence."""
         tried: list[str] = []
+        unmet: list[str] = []  # Pythons for which the scenario's own wheels do not exist
         for interp in self._candidates():
             self.cancel.check()
             self.progress(f"{artifact.label}: environment on Python {interp.version}")
@@ -59,6 +68,7 @@ class Runner:
                 needs = self.scenario.needs(interp, self.cache_dir)
             except ArtifactError as exc:  # what the scenario needs does not exist for it
                 tried.append(f"{interp.version}: {exc}")
+                unmet.append(str(exc))
                 continue
             refused = envs.preflight(artifact, interp, self.cache_dir, needs)
             if refused:
@@ -68,16 +78,25 @@ class Runner:
             if env.works:
                 return env, tried
             tried.append(f"{interp.version}: {env.reason}")
+        if unmet and len(unmet) == len(tried):  # the scenario's own wheels: an error row
+            raise ArtifactError(f"{unmet[-1]} (Pythons tried: {len(tried)})")
+        if unmet:  # some lack the scenario's wheels, the others refuse this gunicorn
+            raise NoInterpreter(
+                f"no Python here runs gunicorn {artifact.label} as asked; "
+                f"the oldest said {tried[-1]}",
+                tried,
+            )
         if self.override is not None:
             raise NoInterpreter(
                 f"--python {self.override.version} cannot run gunicorn {artifact.label}: "
-                f"{tried[0].split(': ', 1)[1]}"
+                f"{tried[0].split(': ', 1)[1]}",
+                tried,
             )
         need = next((v for k, v in _KNOWN_NEEDS.items() if artifact.version.startswith(k)), None)
         hint = f"; it likely needs Python <= {need}: {how_to_get(need)}" if need else ""
         found = ", ".join(i.version for i in self.interpreters) or "none"
         raise NoInterpreter(
-            f"no Python found here can run gunicorn {artifact.label} (tried {found}){hint}"
+            f"no Python found here can run gunicorn {artifact.label} (tried {found}){hint}", tried
         )
 
     def evaluate(
@@ -110,6 +129,17 @@ class Runner:
         except (ArtifactError, envs.EnvError) as exc:
             return Row(
                 artifact.label, Verdict.ERROR, f"install failed: {exc}", kind=kind, sha=artifact.sha
+            )
+        except NoInterpreter as exc:
+            if not self.untestable_is_row:
+                raise
+            return Row(
+                artifact.label,
+                Verdict.ERROR,
+                str(exc),
+                kind=kind,
+                sha=artifact.sha,
+                tried=exc.tried,
             )
         env_seconds = time.monotonic() - t0
         decisions: list[Decision] = []

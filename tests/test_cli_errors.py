@@ -39,6 +39,17 @@ CASES = [
     Case("malformed-range-letters", ("a..b",), r"'a' in 'a\.\.b' is not a version number"),
     Case("malformed-range-three-dots", ("19.5.0...19.7.0",), r"is not a version number"),
     Case("malformed-list", ("1,,2",), r"malformed list"),
+    Case("bind-unknown", ("19.6.0", "--bind", "unix,udp"), r"--bind: 'udp': choose unix or tcp"),
+    Case(
+        "worker-class-empty-name",
+        ("19.6.0", "--worker-class", "gthread,,sync"),
+        r"--worker-class: 'gthread,,sync' has an empty name in the list",
+    ),
+    Case(
+        "check-of-a-matrix",
+        ("--check", "19.6.0", "--bind", "unix,tcp"),
+        r"--check runs one deployment: give one --worker-class and one --bind",
+    ),
     Case(
         "reversed-range",
         ("19.7.0..19.5.0",),

@@ -156,7 +156,8 @@ def test_a_damaged_environment_is_rebuilt(warm, tmp_path):
         if json.loads(p.read_text())["works"] and json.loads(p.read_text())["layout"] == LAYOUT
     ]
     assert manifests
-    # every candidate is damaged, so the check can only pass on a rebuilt environment
+    # the cache may hold other 19.5.0 environments (other worker classes, a matrix run):
+    # damage them all, so the check can only pass on a rebuilt environment
     victims = [
         next(m.parent.glob("lib/python*/site-packages/gunicorn/arbiter.py")) for m in manifests
     ]
@@ -164,7 +165,7 @@ def test_a_damaged_environment_is_rebuilt(warm, tmp_path):
         victim.write_text("raise SystemExit('damaged')\n")
     proc = run_cli("--check", "19.5.0", "--cache-dir", str(warm))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert any("damaged" not in v.read_text() for v in victims)
+    assert any("damaged" not in v.read_text() for v in victims if v.exists())
 
 
 def test_two_runs_on_one_cold_cache_build_once_and_keep_both_records(tmp_path):

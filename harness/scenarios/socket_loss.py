@@ -28,7 +28,7 @@ from ..cancel import Cancel
 from ..interpreters import Interpreter
 from ..proxy import ProxyError
 from ..verdict import Axis, Decision, Verdict, last_line, ordinal, plural
-from . import app_bottle
+from . import app_bottle, worker_wheels
 from .base import (
     EnvNeeds,
     Options,
@@ -91,7 +91,7 @@ class Observation:
     traceback: str = ""
     error_lines: tuple[str, ...] = ()  # the arbiter's own error lines
     worker_class: str | None = None
-    bind: str = "unix"  # or "tcp": no socket file to lose
+    bind: str = "unix"  # "tcp": no socket file, so only pass/outage/error can come of it
     proxy: str | None = None  # "h2o" or "nginx" in front: probes and load went through it
     load_statuses: dict[str, int] | None = None
 
@@ -233,11 +233,16 @@ class SocketLoss(Scenario):
             out += f" bind={o.bind}"
         if o.trigger != "auto":
             out += f" trigger={o.trigger}"
+        if o.proxy:
+            out += f" proxy={o.proxy}"
         return out
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
+        """bottle, and gevent/eventlet (with their dependencies) for those worker classes;
+        ArtifactError when no wheel fits ``interp`` (the runner tries an older Python)."""
+        worker = worker_wheels.extras_for(self.options.worker_class, interp, cache_dir)
         return EnvNeeds(
-            extras=(app_bottle.bottle_for(interp, cache_dir),),
+            extras=(app_bottle.bottle_for(interp, cache_dir), *worker),
             probe_imports=("bottle",),
             worker_class=self.options.worker_class or "",
         )
@@ -531,17 +536,19 @@ def decide(obs: Observation) -> Decision:
         errors = set(obs.probe_errors)
         if obs.probes_ok == 0 or errors <= SILENT:
             what = _proxy_phrase(obs) if obs.proxy else _unanswered(obs)
+            kept = "socket file kept" if obs.bind == "unix" else "TCP port bound"
             return Decision(
                 Verdict.OUTAGE,
-                f"socket file kept, but {what} after {_restarts(obs)}: {_cause(obs)}{ran_out}",
+                f"{kept}, but {what} after {_restarts(obs)}: {_cause(obs)}{ran_out}",
                 tb,
             )
         return Decision(  # a few resets among answers: cannot tell
             Verdict.ERROR,
-            f"socket path kept, but {_unanswered(obs)} even when retried{ran_out}",
+            f"{'socket path kept' if obs.bind == 'unix' else 'TCP port bound'}, but "
+            f"{_unanswered(obs)} even when retried{ran_out}",
             tb,
         )
-    kept = "socket kept" if obs.bind == "unix" else f"{obs.bind.upper()} port kept serving"
+    kept = "socket kept" if obs.bind == "unix" else "kept serving on TCP (no socket file to lose)"
     return Decision(Verdict.PASS, f"{kept} through {_restarts(obs)}; {_served(obs)}", tb)
 
 
