@@ -20,6 +20,7 @@ from .interpreters import Interpreter
 from .progress import Progress
 from .results import Row
 from .runner import NoInterpreter, Runner
+from .scenarios.base import DEFAULT as DEFAULT_SCENARIO
 from .scenarios.base import Scenario
 from .source import DEFAULT_REPO, Repo, SourceError
 from .verdict import Verdict
@@ -118,7 +119,7 @@ def open_session(
     if probe.reuseport_unix_rejected:
         host["compat"] += ": compat shim on" if use_compat else ": compat off (--no-compat)"
     line = scenario.describe()
-    if scenario.name != "socket-loss":
+    if scenario.name != DEFAULT_SCENARIO:
         line = f"{scenario.name}: {line}"
     record = scenario.record()
     if len(columns) > 1:

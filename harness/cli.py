@@ -95,10 +95,10 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
     s = p.add_argument_group("what to check")
     s.add_argument(
         "--scenario",
-        default="socket-loss",
+        default=None,
         metavar="NAME|FILE.py",
         help="a built-in scenario (--list-scenarios) or your own scenario file "
-        "(default socket-loss)",
+        f"(default {base.DEFAULT})",
     )
     s.add_argument(
         "--list-scenarios", action="store_true", help="list the built-in scenarios and exit"
@@ -227,7 +227,7 @@ def _terms(text: str | None) -> tuple[str, str] | None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.run is not None and args.scenario != "socket-loss":
+    if args.run is not None and args.scenario is not None:
         raise UsageError("give either --run CMD or --scenario, not both")
     if args.run is not None and not args.run.strip():
         raise UsageError("--run needs a command")
@@ -338,7 +338,7 @@ def _scenario(args: argparse.Namespace, options: base.Options) -> base.Scenario:
         from .scenarios.command import CommandScenario
 
         return CommandScenario.from_options(options)
-    return base.create(args.scenario, options)
+    return base.create(args.scenario or base.DEFAULT, options)
 
 
 def _main(argv: list[str], prog: str, state: dict) -> int:

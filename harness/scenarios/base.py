@@ -140,6 +140,9 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+#: The scenario a run uses when none is named (its header line omits the name).
+DEFAULT = "socket-loss"
+
 # name -> (factory from the CLI's options, one-line description)
 REGISTRY: dict[str, tuple[Callable[[Any], Scenario], str]] = {}
 
