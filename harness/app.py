@@ -8,6 +8,7 @@ module holds the order of the steps and nothing about the command line.
 from __future__ import annotations
 
 import platform
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
@@ -115,6 +116,7 @@ def open_session(
         "pythons": [f"{i.version} ({i.source})" for i in found],
         "python_paths": {i.version: i.path for i in found},
         "host_python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
     }
     if probe.reuseport_unix_rejected:
         host["compat"] += ": compat shim on" if use_compat else ": compat off (--no-compat)"

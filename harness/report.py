@@ -584,19 +584,33 @@ def render_markdown(rep: Report, verbose: bool = False) -> str:
     out = [f"## {rep.title}", ""]
     out.append(f"- host: Linux {h.get('kernel')}, {h.get('compat')}")
     out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
+    if h.get("date"):
+        out.append(f"- date: {h['date']}")
     out.append(f"- scenario: {rep.params}")
     out += [f"  - `{c.label}`: {c.summary}" for c in rep.columns if rep.matrix]
     out.append("")
     if rep.matrix:
         out += _matrix_markdown(rep, verbose)
     else:
+        # where the scenario reports them: the worker that ran, the trigger, the compat shim
+        facts = any("worker_class" in r.facts or "trigger" in r.facts for r in rep.rows)
         rows = [
-            [f"`{r.target}`", r.python or "-", f"**{_name(r.verdict, rep).upper()}**", r.detail]
+            [f"`{r.target}`", r.python or "-"]
+            + (
+                [
+                    r.facts.get("worker_class") or "-",
+                    r.facts.get("trigger") or "-",
+                    "shim" if r.compat else "-",
+                ]
+                if facts
+                else []
+            )
+            + [f"**{_name(r.verdict, rep).upper()}**", r.detail]
             for r in rep.rows
         ]
-        out.append(
-            tabulate(rows, headers=["release", "python", "verdict", "evidence"], tablefmt="github")
-        )
+        headers = ["release", "python"]
+        headers += ["worker", "trigger", "compat"] if facts else []
+        out.append(tabulate(rows, headers=headers + ["verdict", "evidence"], tablefmt="github"))
         out.append("")
         concl = _conclusions(rep)
         if concl:
