@@ -18,8 +18,8 @@ from . import artifacts, builds, compat, index, interpreters, report, search, ta
 from .bisection import CommitBisector
 from .cancel import Cancel
 from .interpreters import Interpreter
-from .progress import Progress
-from .results import Row
+from .progress import Progress, SharedBar
+from .results import Finding, Row
 from .runner import NoInterpreter, Runner
 from .scenarios.base import DEFAULT as DEFAULT_SCENARIO
 from .scenarios.base import Scenario
@@ -245,43 +245,79 @@ def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> Non
     by_version = {i.version: i for i in s.interpreters}
     if s.override is not None:
         by_version[s.override.version] = s.override
-    for col in s.columns:
-        _bisect_column(s, col, repo, by_version, first_parent)
-
-
-def _bisect_column(
-    s: Session, col: Column, repo: Repo, by_version: dict[str, Interpreter], first_parent: bool
-) -> None:
-    """The commit bisections of one column's transitions (none: nothing to do)."""
-    by_axis = s.report.by_column.get(col.label, {}) if s.matrix else s.report.by_axis
-    where = f" ({col.label})" if s.matrix else ""
-    for axis in s.report.axes:
-        for t in by_axis.get(axis.key, []):
-            before = next(
-                r
-                for r in s.report.rows
-                if r.target == t.before and r.facts.get("column", col.label) == col.label
-            )
-            bisector = CommitBisector(
-                repo,
-                col.runner,
-                s.cache,
-                by_version.get(before.python or ""),
-                axis=axis,
-                jobs=s.jobs,
-                first_parent=first_parent,
-                progress=s.progress,
-            )
-            try:
-                finding = bisector.run(t.before, t.after, old_is_pass=t.old_state)
-            except SourceError as exc:
-                s.report.notes.append(
-                    f"commit bisection {t.before}..{t.after}{where} skipped: {exc}"
-                )
-                continue
-            if s.matrix:
-                finding.column = col.label
+    work = [(col, axis, t) for col in s.columns for axis, t in _transitions(s, col)]
+    if not work:
+        return
+    # The transitions are independent: bisect them side by side (each tests -j commits at
+    # a time).  A scenario run mostly waits for gunicorn, so two bisections overlap well
+    # on two cores; findings keep the order of the transitions.
+    shared = SharedBar(s.progress)
+    shared.start(sum(_estimate(repo, s, t) for _, _, t in work), "commits")
+    at_once = min(len(work), max(2, s.jobs))
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        futures = [
+            pool.submit(_bisect_one, s, col, axis, t, repo, by_version, first_parent, shared)
+            for col, axis, t in work
+        ]
+        try:
+            for fut in futures:
+                fut.result()
+        except BaseException:
+            s.cancel.set()
+            for f in futures:
+                f.cancel()
+            raise
+    for fut in futures:
+        finding = fut.result()
+        if finding is not None:
             s.report.findings.append(finding)
+
+
+def _transitions(s: Session, col: Column) -> list:
+    by_axis = s.report.by_column.get(col.label, {}) if s.matrix else s.report.by_axis
+    return [(axis, t) for axis in s.report.axes for t in by_axis.get(axis.key, [])]
+
+
+def _estimate(repo: Repo, s: Session, t) -> int:
+    """Roughly how many commits a bisection tests: log2 of the commits in between."""
+    return 6
+
+
+def _bisect_one(
+    s: Session,
+    col: Column,
+    axis,
+    t,
+    repo: Repo,
+    by_version: dict[str, Interpreter],
+    first_parent: bool,
+    progress: Progress,
+) -> Finding | None:
+    """One transition's commit bisection (None when its history cannot be read)."""
+    where = f" ({col.label})" if s.matrix else ""
+    before = next(
+        r
+        for r in s.report.rows
+        if r.target == t.before and r.facts.get("column", col.label) == col.label
+    )
+    bisector = CommitBisector(
+        repo,
+        col.runner,
+        s.cache,
+        by_version.get(before.python or ""),
+        axis=axis,
+        jobs=s.jobs,
+        first_parent=first_parent,
+        progress=progress,
+    )
+    try:
+        finding = bisector.run(t.before, t.after, old_is_pass=t.old_state)
+    except SourceError as exc:
+        s.report.notes.append(f"commit bisection {t.before}..{t.after}{where} skipped: {exc}")
+        return None
+    if s.matrix:
+        finding.column = col.label
+    return finding
 
 
 def check(s: Session, target: str, repo_spec: str | None) -> Row:

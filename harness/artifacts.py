@@ -155,6 +155,70 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
         remove_tree(tmp)
 
 
+def make_wheel(
+    name: str, version: str, files: dict[str, bytes], out_dir: Path, entry_points: str = ""
+) -> Path:
+    """A pure-Python wheel holding exactly ``files`` (archive path -> bytes), written
+    atomically.  For code whose build is a copy: a commit's ``gunicorn/`` package, a
+    single-module sdist like bottle 0.12.13 -- no setuptools start-up per build."""
+    import base64
+    import zipfile
+
+    dist = f"{name}-{version}.dist-info"
+    meta = {
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: gunicorn-bisect\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n"
+        ),
+    }
+    if entry_points:
+        meta[f"{dist}/entry_points.txt"] = entry_points.encode()
+    entries = {**files, **meta}
+    record = []
+    for path, data in entries.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    entries[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"{name}-{version}-py3-none-any.whl"
+    tmp = temp_dir(out_dir, name)
+    try:
+        with zipfile.ZipFile(tmp / final.name, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(entries):
+                zf.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), entries[path])
+        (tmp / final.name).replace(final)
+    finally:
+        remove_tree(tmp)
+    return final
+
+
+_VERSION_INFO = re.compile(r"^version_info\s*=\s*\(([\d\s,]+)\)", re.M)
+#: gunicorn's console script, the same in setup.py (19.x) and pyproject.toml (24.x)
+GUNICORN_ENTRY_POINTS = "[console_scripts]\ngunicorn = gunicorn.app.wsgiapp:run\n"
+
+
+def tree_wheel(tree: Path, out_dir: Path) -> Path | None:
+    """A gunicorn source tree as a wheel by copying its ``gunicorn/`` package (the code
+    under test, verified by its digest afterwards) with its version; None when the
+    version cannot be read, so the caller builds it with setuptools instead."""
+    try:
+        init = (tree / "gunicorn" / "__init__.py").read_text()
+    except OSError:
+        return None
+    found = _VERSION_INFO.search(init)
+    if not found:
+        return None
+    version = ".".join(p.strip() for p in found.group(1).split(",") if p.strip())
+    files = {
+        rel: data
+        for rel, data in dir_package_files(tree)
+        if "__pycache__" not in rel and not rel.endswith((".pyc", ".pyo"))
+    }
+    return make_wheel("gunicorn", version, files, out_dir, GUNICORN_ENTRY_POINTS)
+
+
 def _why(*procs: subprocess.CompletedProcess) -> str:
     """The most telling line of failed builds: an exception line beats pip's "hint"."""
     for proc in procs:

@@ -61,7 +61,8 @@ def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None)
             digest = artifacts.package_digest(artifacts.dir_package_files(tree))
             out = tmp / "out"
             out.mkdir()
-            wheel = artifacts.build_wheel(tree, out)
+            # the package copied as it is; setuptools only where the version is not plain
+            wheel = artifacts.tree_wheel(tree, out) or artifacts.build_wheel(tree, out)
             if artifacts.package_digest(artifacts.wheel_package_files(wheel)) != digest:
                 raise ArtifactError(f"the wheel built from {sha[:10]} does not hold its tree")
             version = wheel.name.split("-")[1]

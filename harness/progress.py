@@ -110,3 +110,33 @@ def for_terminal(verbose: bool, quiet: bool, stream: TextIO | None = None) -> Pr
     if stream.isatty():
         return BarProgress(stream)
     return Progress(stream=stream)
+
+
+class SharedBar(Progress):
+    """One bar for work done side by side (several bisections at once): each part only
+    advances it and reports its step; starting is the owner's."""
+
+    def __init__(self, inner: Progress) -> None:
+        super().__init__(lines=False, verbose=inner.verbose, stream=inner.stream)
+        self.inner = inner
+        self._started = False
+
+    def start(self, total: int, unit: str) -> None:
+        if not self._started:
+            self._started = True
+            self.inner.start(total, unit)
+
+    def __call__(self, msg: str) -> None:
+        self.inner(msg)
+
+    def advance(self, n: int = 1) -> None:
+        self.inner.advance(n)
+
+    def set_total(self, total: int) -> None:
+        """The parts' own estimates would fight over one bar: the owner's stands."""
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def log(self, label: str, text: str) -> None:
+        self.inner.log(label, text)

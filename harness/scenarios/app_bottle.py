@@ -33,6 +33,29 @@ app = default_app()
 """
 
 
+def _module_wheel(sdist: Path, out_dir: Path) -> Path | None:
+    """bottle is one module: its wheel is ``bottle.py`` as the sdist has it (running its
+    setup.py through pip costs seconds on a cold cache, for the same file)."""
+    import tarfile
+
+    try:
+        with tarfile.open(sdist) as tf:
+            member = next(
+                (
+                    m
+                    for m in tf.getmembers()
+                    if m.name.count("/") == 1 and m.name.endswith("/bottle.py")
+                ),
+                None,
+            )
+            data = tf.extractfile(member).read() if member is not None else None
+    except (OSError, tarfile.TarError, AttributeError):
+        return None
+    if data is None:
+        return None
+    return artifacts.make_wheel("bottle", BOTTLE_AS_REPORTED, {"bottle.py": data}, out_dir)
+
+
 def bottle_for(interp: Interpreter, cache_dir: Path) -> Extra:
     wheels = cache_dir / "wheels"
     if interp.version_tuple < (3, 10):
@@ -48,7 +71,9 @@ def bottle_for(interp: Interpreter, cache_dir: Path) -> Extra:
             )
             if sdist is not None:
                 src = index.download(sdist, wheels / "sdist")
-                path = artifacts.build_sdist_with(interp, src, wheels, cache_dir)
+                path = _module_wheel(src, wheels) or artifacts.build_sdist_with(
+                    interp, src, wheels, cache_dir
+                )
                 if path is not None:
                     return Extra("bottle", BOTTLE_AS_REPORTED, path)
     wheel, version = artifacts.newest_wheel("bottle", interp, cache_dir, series=(0, 12))
