@@ -252,7 +252,9 @@ def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> Non
     # a time).  A scenario run mostly waits for gunicorn, so two bisections overlap well
     # on two cores; findings keep the order of the transitions.
     shared = SharedBar(s.progress)
-    shared.start(sum(_estimate(repo, s, t) for _, _, t in work), "commits")
+    # the bar's total is an estimate: a bisection between two releases tests about 6-11
+    # commits (log2 of the few hundred in between, plus healing)
+    shared.start(8 * len(work), "commits")
     at_once = min(len(work), max(2, s.jobs))
     with ThreadPoolExecutor(max_workers=at_once) as pool:
         futures = [
@@ -276,11 +278,6 @@ def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> Non
 def _transitions(s: Session, col: Column) -> list:
     by_axis = s.report.by_column.get(col.label, {}) if s.matrix else s.report.by_axis
     return [(axis, t) for axis in s.report.axes for t in by_axis.get(axis.key, [])]
-
-
-def _estimate(repo: Repo, s: Session, t) -> int:
-    """Roughly how many commits a bisection tests: log2 of the commits in between."""
-    return 6
 
 
 def _bisect_one(
