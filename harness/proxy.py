@@ -18,7 +18,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -33,21 +32,6 @@ RUN_TOKEN_ENV = processes.RUN_TOKEN_ENV
 INSTALL = {"h2o": "apt-get install h2o", "nginx": "apt-get install nginx-light"}
 #: Debian installs nginx in /usr/sbin, which a non-root PATH often lacks.
 EXTRA_DIRS = ("/usr/sbin", "/usr/bin")
-
-# Runs the proxy binary in place of itself.  PR_SET_PDEATHSIG survives execve (the
-# binaries are not setuid), so the proxy is SIGKILLed when the thread that started it
-# dies -- even by SIGKILL, which no cleanup handler sees.  The getppid check closes the
-# window where the parent died before prctl ran.
-LAUNCH = """\
-import ctypes, os, sys
-try:
-    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-except Exception:
-    pass
-if os.getppid() != int(sys.argv[1]):
-    sys.exit('gunicorn-bisect: the harness is gone')
-os.execv(sys.argv[2], sys.argv[2:])
-"""
 
 
 class ProxyError(Exception):
@@ -253,15 +237,7 @@ def _launch(
     # opens its own log land in the same file (all writers append).
     with open(workdir / "error.log", "ab") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-I",
-                "-S",
-                "-c",
-                LAUNCH,
-                str(os.getpid()),
-                *_command(kind, binary, workdir, conf),
-            ],
+            processes.dying_with_us(_command(kind, binary, workdir, conf)),
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,

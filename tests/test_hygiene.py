@@ -203,6 +203,20 @@ def test_progress_is_quiet_off_a_terminal_and_verbose_shows_the_log(warm):
     assert silenced.stderr == ""
 
 
+def _read_all(master: int) -> bytes:
+    """Everything written to a pty until its other end is closed."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
     master, slave = pty.openpty()
     proc = subprocess.Popen(
@@ -213,18 +227,10 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
         env=env,
     )
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    output = _read_all(master)
     proc.wait(timeout=120)
     os.close(master)
-    return b"".join(chunks).decode(errors="replace")
+    return output.decode(errors="replace")
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(warm, tmp_path):
@@ -307,18 +313,9 @@ def test_a_progress_bar_on_a_terminal_and_only_on_stderr(warm, tmp_path):
         text=True,
     )
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    bar = _read_all(master).decode(errors="replace")
     out, _ = proc.communicate(timeout=120)
     os.close(master)
-    bar = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0, bar
     assert re.search(r"\b[0-4]/4 steps \|", bar), bar  # done/total
     assert re.search(r"\d\d:\d\d<", bar), bar  # elapsed<remaining

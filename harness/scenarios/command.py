@@ -18,7 +18,6 @@ import shlex
 import shutil
 import signal as signals
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -43,20 +42,6 @@ POLL = 0.02  # seconds between looks at the command, the clock and Ctrl-C
 TAIL_LINES = 3
 TAIL_CHARS = 300
 LOG_BYTES = 64 * 1024  # what -v shows and the tail is taken from: the end of the output
-
-# Runs in the harness's own interpreter (-I -S: nothing from the target's PYTHONPATH).
-# The shell asks the kernel to SIGKILL it if the harness dies, even by SIGKILL.
-LAUNCH = """\
-import os, sys
-try:
-    import ctypes
-    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-except Exception:
-    pass
-if os.getppid() != int(sys.argv[1]):
-    sys.exit('gunicorn-bisect: the harness is gone')
-os.execv('/bin/sh', ['sh', '-c', sys.argv[2]])
-"""
 
 
 @dataclass(frozen=True)
@@ -216,15 +201,7 @@ class CommandScenario(Scenario):
             with open(out_path, "wb") as out:
                 try:
                     proc = subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-I",
-                            "-S",
-                            "-c",
-                            LAUNCH,
-                            str(os.getpid()),
-                            self.shell_command,
-                        ],
+                        processes.dying_with_us(["/bin/sh", "-c", self.shell_command]),
                         cwd=work,
                         env=self.environment(ctx, mark, token),
                         stdin=subprocess.DEVNULL,

@@ -11,12 +11,36 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 #: The environment variable that marks every process a run starts (server, proxy, --run).
 RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
+
+# Runs ``argv`` in place of itself in the harness's own interpreter (-I -S).
+# PR_SET_PDEATHSIG survives execve (the programs are not setuid), so the program is
+# SIGKILLed when the harness thread that started it dies -- even by SIGKILL, which no
+# cleanup handler sees.  The getppid check closes the window where the parent died
+# before prctl ran.
+_EXEC = """\
+import os, sys
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit('gunicorn-bisect: the harness is gone')
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def dying_with_us(argv: list[str]) -> list[str]:
+    """A command line that runs ``argv`` (a program path first) and dies with the harness."""
+    return [sys.executable, "-I", "-S", "-c", _EXEC, str(os.getpid()), *argv]
+
 
 _live: dict[int, tuple[subprocess.Popen, str]] = {}
 _lock = threading.Lock()
