@@ -381,7 +381,9 @@ def test_check_runs_from_the_users_index_alone(pep691, dist_files, serve, tmp_pa
     assert "socket file gone" in proc.stdout
 
     pages = {p for p, _, _ in local.requests if p.startswith("/simple/")}
-    assert pages == {f"/simple/{n}/" for n in ("gunicorn", "bottle", "setuptools", "wheel")}
+    # bottle 0.12.13's wheel is its one module copied from the sdist: no build backend
+    # ("wheel") is asked for, though the index offers it for the pip fallback
+    assert pages == {f"/simple/{n}/" for n in ("gunicorn", "bottle", "setuptools")}
     fetched = {p.rsplit("/", 1)[-1] for p, _, _ in local.requests if p.startswith("/files/")}
     assert "gunicorn-19.6.0-py2.py3-none-any.whl" in fetched
     assert "bottle-0.12.13.tar.gz" in fetched
