@@ -384,8 +384,11 @@ class Server:
 
     def signal(self, sig: int = signals.SIGTERM, pid: int | None = None) -> bool:
         """Send ``sig`` to a worker (``pid``) or the arbiter; False if it is gone."""
+        target = pid or self.arbiter_pid
+        if not target or target <= 0:  # never 0 or -1: that would signal our own group
+            return False
         try:
-            os.kill(pid or self.arbiter_pid or 0, sig)
+            os.kill(target, sig)
             return True
         except (ProcessLookupError, PermissionError):
             return False
