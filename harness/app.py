@@ -158,6 +158,13 @@ def open_session(
     return Session(cache, columns[0].runner, found, override, rep, jobs, progress, cancel, columns)
 
 
+def _abandon(s: Session, pool: ThreadPoolExecutor) -> None:
+    """On Ctrl-C: running scenarios see the cancel and tear down, queued ones never start,
+    and the caller goes on to kill every server at once instead of waiting for them."""
+    s.cancel.set()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def release_table(s: Session, spec_text: str) -> None:
     """Every requested release in every column, ``jobs`` at a time, then the transitions
     of each column on each axis."""
@@ -176,20 +183,19 @@ def release_table(s: Session, spec_text: str) -> None:
         s.progress.advance()
     jobs = [(a, c) for a in arts for c in s.columns]  # release order, then column order
     rows: list[Row | None] = [None] * len(jobs)
-    with ThreadPoolExecutor(max_workers=s.jobs) as pool:
-        futures = {pool.submit(_evaluate, c, a): i for i, (a, c) in enumerate(jobs)}
-        try:
-            for done, fut in enumerate(as_completed(futures), 1):
-                row = rows[futures[fut]] = fut.result()
-                s.progress.advance()
-                where = f" {row.facts['column']}" if s.matrix else ""
-                s.progress(f"{row.target}{where}: {row.verdict.value} ({cells - done} remain)")
-                s.report.rows = [r for r in rows if r is not None]
-        except BaseException:
-            s.cancel.set()  # running scenarios tear down now; queued ones never start
-            for f in futures:
-                f.cancel()
-            raise
+    pool = ThreadPoolExecutor(max_workers=s.jobs)
+    futures = {pool.submit(_evaluate, c, a): i for i, (a, c) in enumerate(jobs)}
+    try:
+        for done, fut in enumerate(as_completed(futures), 1):
+            row = rows[futures[fut]] = fut.result()
+            s.progress.advance()
+            where = f" {row.facts['column']}" if s.matrix else ""
+            s.progress(f"{row.target}{where}: {row.verdict.value} ({cells - done} remain)")
+            s.report.rows = [r for r in rows if r is not None]
+    except BaseException:
+        _abandon(s, pool)
+        raise
+    pool.shutdown(wait=True)
     for col in s.columns:
         col_rows = [r for r in s.report.rows if r.facts.get("column") == col.label]
         found = {
@@ -256,19 +262,18 @@ def bisect_commits(s: Session, repo_spec: str | None, first_parent: bool) -> Non
     # commits (log2 of the few hundred in between, plus healing)
     shared.start(8 * len(work), "commits")
     at_once = min(len(work), max(2, s.jobs))
-    with ThreadPoolExecutor(max_workers=at_once) as pool:
-        futures = [
-            pool.submit(_bisect_one, s, col, axis, t, repo, by_version, first_parent, shared)
-            for col, axis, t in work
-        ]
-        try:
-            for fut in futures:
-                fut.result()
-        except BaseException:
-            s.cancel.set()
-            for f in futures:
-                f.cancel()
-            raise
+    pool = ThreadPoolExecutor(max_workers=at_once)
+    futures = [
+        pool.submit(_bisect_one, s, col, axis, t, repo, by_version, first_parent, shared)
+        for col, axis, t in work
+    ]
+    try:
+        for fut in futures:
+            fut.result()
+    except BaseException:
+        _abandon(s, pool)
+        raise
+    pool.shutdown(wait=True)
     for fut in futures:
         finding = fut.result()
         if finding is not None:

@@ -156,13 +156,17 @@ def _fresh_connection(server: Server, attempts: int = 3) -> str:
     return result
 
 
-def fresh_connections(server: Server, n: int, until: float) -> list[str]:
+def fresh_connections(
+    server: Server, n: int, until: float, cancel: Cancel | None = None
+) -> list[str]:
     """``n`` fresh connections, bounded: once one is slow to answer (or never does), the
     rest go at once, so a silent server costs one probe's wait, not twenty."""
     results: list[str] = []
     while len(results) < n:
         if time.monotonic() + PROBE_TIMEOUT > until and results:
             break
+        if cancel is not None:
+            cancel.check()
         t0 = time.monotonic()
         r = _fresh_connection(server)
         results.append(r)
@@ -316,7 +320,7 @@ class SocketLoss(Scenario):
             elif trigger == "signal":
                 obs["trigger"] = "signal"
             # fresh connections, after the replacements booted (or clearly will not)
-            self._settle(server, min(time.monotonic() + 3.0, deadline - reserve))
+            self._settle(server, min(time.monotonic() + 3.0, deadline - reserve), cancel)
             cancel.check()
             recycles = self._recycles(server)
             obs.update(
@@ -324,7 +328,7 @@ class SocketLoss(Scenario):
                 path_present=server.listening(),
                 path_gone_after_recycle=gone_at,
             )
-            results = fresh_connections(server, self.probes, deadline)
+            results = fresh_connections(server, self.probes, deadline, cancel)
             cancel.check()
             if len(results) < self.probes and not obs.get("ran_out"):
                 obs["ran_out"] = "probes"
@@ -396,11 +400,11 @@ class SocketLoss(Scenario):
                 break
         return gone_at, False
 
-    def _settle(self, server: Server, until: float) -> None:
+    def _settle(self, server: Server, until: float, cancel: Cancel) -> None:
         """Wait for replacements to boot; stop early when they clearly will not."""
         quiet_since = time.monotonic()
         boots = server.log.boots
-        while time.monotonic() < until and server.alive():
+        while time.monotonic() < until and server.alive() and not cancel.is_set():
             server.log.refresh()
             log = server.log
             if log.boots >= server.workers + self._recycles(server) or not server.listening():
