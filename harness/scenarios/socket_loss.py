@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -554,7 +554,3 @@ def decide(obs: Observation) -> Decision:
         )
     kept = "socket kept" if obs.bind == "unix" else "kept serving on TCP (no socket file to lose)"
     return Decision(Verdict.PASS, f"{kept} through {_restarts(obs)}; {_served(obs)}", tb)
-
-
-def observation_json(obs: Observation) -> dict[str, Any]:
-    return asdict(obs)
