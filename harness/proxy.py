@@ -11,7 +11,6 @@ its run, even when the harness is SIGKILLed.
 from __future__ import annotations
 
 import errno
-import http.client
 import json
 import os
 import pwd
@@ -23,7 +22,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from .scenarios import processes
 
@@ -303,21 +301,6 @@ def start(
             f"{start_timeout:g} s: {_last_line(said)}"
         )
     raise AssertionError("unreachable")
-
-
-def request_status(url: str, timeout: float = 10.0) -> int | str:
-    """One GET on a fresh connection: the HTTP status, or a short "error: ..." string."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-    try:
-        conn.request("GET", parts.path or "/", headers={"Connection": "close"})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    except (OSError, http.client.HTTPException) as exc:
-        return f"error: {type(exc).__name__}"
-    finally:
-        conn.close()
 
 
 def status_counts(codes: Iterable[int | str]) -> dict[str, int]:

@@ -8,6 +8,7 @@ test would see "error: timeout" instead of a 502/504."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -92,6 +94,21 @@ time.sleep(300)
 """
 
 
+def request_status(url: str, timeout: float = 10.0) -> int | str:
+    """One GET on a fresh connection: the HTTP status, or a short "error: ..." string."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except (OSError, http.client.HTTPException) as exc:
+        return f"error: {type(exc).__name__}"
+    finally:
+        conn.close()
+
+
 @pytest.fixture(params=proxy.KINDS)
 def kind(request) -> str:
     try:
@@ -164,9 +181,9 @@ def test_unlinked_socket_gives_502_at_once(kind, upstream, workdir, token):
     # connect, never from waiting the timeout out
     p = proxy.start(kind, address, workdir, token=token, io_timeout=30)
     try:
-        assert proxy.request_status(p.url) == 200
+        assert request_status(p.url) == 200
         os.unlink(address.removeprefix("unix:"))  # as gunicorn 19.6.0's exiting worker does
-        assert proxy.request_status(p.url, timeout=10) == 502
+        assert request_status(p.url, timeout=10) == 502
         assert address.removeprefix("unix:") in p.log_tail() or "proxy.c" in p.log_tail()
     finally:
         p.stop()
@@ -176,7 +193,7 @@ def test_silent_upstream_gets_a_gateway_error_after_io_timeout(kind, upstream, w
     p = proxy.start(kind, upstream("hang", "tcp"), workdir, token=token, io_timeout=1)
     try:
         # the client waits 15 s: half of h2o's default 30 s, a quarter of nginx's 60 s
-        assert proxy.request_status(p.url, timeout=15) in (502, 504)
+        assert request_status(p.url, timeout=15) in (502, 504)
     finally:
         p.stop()
 
@@ -186,7 +203,7 @@ def test_reused_upstream_connections_give_no_false_502(kind, upstream, workdir, 
     one (~half of these requests, measured); the config turns pooling off."""
     p = proxy.start(kind, upstream("late"), workdir, token=token)
     try:
-        counts = proxy.status_counts(proxy.request_status(p.url) for _ in range(200))
+        counts = proxy.status_counts(request_status(p.url) for _ in range(200))
         assert counts == {"200": 200}, p.log_tail(5)
     finally:
         p.stop()
@@ -199,7 +216,7 @@ def test_stop_leaves_no_process(kind, upstream, workdir, token):
     p.stop()  # idempotent
     assert p.proc.poll() is not None
     assert processes.pids_with_token(token) == []
-    assert proxy.request_status(p.url, timeout=2) != 200
+    assert request_status(p.url, timeout=2) != 200
 
 
 def test_sigkill_of_the_starter_leaves_no_proxy(kind, upstream, workdir, token, tmp_path):
@@ -213,7 +230,7 @@ def test_sigkill_of_the_starter_leaves_no_proxy(kind, upstream, workdir, token, 
     )
     try:
         started = json.loads(starter.stdout.readline())
-        assert proxy.request_status(started["url"]) == 200
+        assert request_status(started["url"]) == 200
         assert processes.pids_with_token(token)
         starter.send_signal(signal.SIGKILL)
         starter.wait()
@@ -241,7 +258,7 @@ def test_a_port_taken_before_the_proxy_binds_it_is_retried(
         p = proxy.start(kind, upstream("close"), workdir, token=token)
         try:
             assert p.port != taken
-            assert proxy.request_status(p.url) == 200
+            assert request_status(p.url) == 200
         finally:
             p.stop()
 

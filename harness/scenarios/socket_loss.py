@@ -26,7 +26,7 @@ from typing import Any
 
 from ..cancel import Cancel
 from ..interpreters import Interpreter
-from ..proxy import ProxyError
+from ..proxy import ProxyError, status_counts
 from ..verdict import Axis, Decision, Verdict, last_line, ordinal, plural
 from . import app_bottle, worker_wheels
 from .base import (
@@ -431,6 +431,8 @@ class SocketLoss(Scenario):
             facts["proxy"] = observation.proxy
             facts["proxy_statuses"] = proxy_statuses(observation)
             facts["proxy_load_statuses"] = observation.load_statuses or {}
+            if server.proxy is not None:  # its own words for what went wrong upstream
+                facts["proxy_log"] = server.scrub(server.proxy.log_tail(3))
         return RunResult(
             observation,
             log=text,
@@ -463,10 +465,10 @@ def _cause(obs: Observation) -> str:
 
 def proxy_statuses(obs: Observation) -> dict[str, int]:
     """What the proxy answered the fresh requests: {"200": 0, "502": 20}."""
-    counts: Counter[str] = Counter()
-    for r in ("ok",) * obs.probes_ok + obs.probe_errors:
-        counts["200" if r == "ok" else r.replace("HTTP ", "")] += 1
-    return dict(sorted(counts.items()))
+    return status_counts(
+        "200" if r == "ok" else r.replace("HTTP ", "")
+        for r in ("ok",) * obs.probes_ok + obs.probe_errors
+    )
 
 
 def _proxy_phrase(obs: Observation) -> str:
