@@ -44,7 +44,10 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         "commit fixed it.",
     )
     p.add_argument(
-        "targets", nargs="?", help="releases: A..B (every final release from A to B), A,B,C, or A"
+        "targets",
+        nargs="?",
+        help="releases: A..B (every final release from A to B; B may be 'latest', or left "
+        "out: A..), A,B,C, or A",
     )
     p.add_argument(
         "--check",
