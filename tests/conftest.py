@@ -73,6 +73,22 @@ def run_json(*args: str, cache_dir: Path, results_dir: Path, **kwargs) -> dict:
     return json.loads(proc.stdout)
 
 
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def gunicorn_pids() -> list[int]:
     """Live (non-zombie) processes started by the harness (they carry its run token)."""
     found = []
@@ -80,10 +96,9 @@ def gunicorn_pids() -> list[int]:
         try:
             if b"GUNICORN_BISECT_RUN=" not in (entry / "environ").read_bytes():
                 continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z":
+        if alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.envs import LAYOUT
-from tests.conftest import ROOT, gunicorn_pids, run_cli
+from tests.conftest import ROOT, alive, gunicorn_pids, parent_of, run_cli
 
 pytestmark = pytest.mark.real
 
@@ -35,15 +35,7 @@ def _start(*args: str, **kwargs) -> subprocess.Popen:
 
 def _servers_of(parent: int) -> list[int]:
     """Harness-started servers whose parent is ``parent`` (the run under test)."""
-    found = []
-    for pid in gunicorn_pids():
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat[1]) == parent:
-            found.append(pid)
-    return found
+    return [pid for pid in gunicorn_pids() if parent_of(pid) == parent]
 
 
 def _token(pid: int) -> str | None:
@@ -263,15 +255,7 @@ def test_teardown_kills_a_worker_that_left_its_process_group():
     proc = subprocess.Popen([sys.executable, "-c", escapee], env=env, start_new_session=True)
     assert _wait_for(lambda: len(processes.pids_with_token(token)) == 2, 10)
     processes.terminate(proc, token)
-    assert _wait_for(lambda: not [p for p in processes.pids_with_token(token) if _alive(p)], 5)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    assert _wait_for(lambda: not [p for p in processes.pids_with_token(token) if alive(p)], 5)
 
 
 def test_servers_die_with_a_harness_killed_by_sigkill(warm, seed):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import proxy
-from tests.conftest import ROOT, gunicorn_pids, run_json
+from tests.conftest import ROOT, alive, gunicorn_pids, parent_of, run_json
 
 pytestmark = pytest.mark.real
 
@@ -84,7 +84,6 @@ def test_the_reports_workaround_tcp_keeps_serving_on_19_6_0(cache_dir, tmp_path,
 
 def test_an_interrupted_run_leaves_no_proxy_behind(cache_dir, tmp_path):
     _need("h2o")
-    before = set(gunicorn_pids())
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -109,7 +108,7 @@ def test_an_interrupted_run_leaves_no_proxy_behind(cache_dir, tmp_path):
         deadline = time.monotonic() + 120
         proxies: set[int] = set()
         while time.monotonic() < deadline and not proxies:
-            proxies = {p for p in set(gunicorn_pids()) - before if _is_h2o(p)}
+            proxies = {p for p in gunicorn_pids() if _is_h2o(p) and parent_of(p) == proc.pid}
             time.sleep(0.02)
         assert proxies, "h2o never started"
         proc.send_signal(signal.SIGINT)
@@ -119,7 +118,7 @@ def test_an_interrupted_run_leaves_no_proxy_behind(cache_dir, tmp_path):
             proc.kill()
     assert proc.returncode == 130
     time.sleep(0.2)
-    assert not [p for p in proxies if _alive(p)], "h2o outlived the interrupted run"
+    assert not [p for p in proxies if alive(p)], "h2o outlived the interrupted run"
 
 
 def _is_h2o(pid: int) -> bool:
@@ -127,14 +126,6 @@ def _is_h2o(pid: int) -> bool:
         return b"h2o" in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0]
     except OSError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_missing_proxy_is_one_line_saying_how_to_install_it(tmp_path):

@@ -21,7 +21,7 @@ import pytest
 from harness.scenarios.base import Options, ScenarioError
 from harness.scenarios.command import CommandScenario, Observation, decide, output_tail
 from harness.verdict import Verdict
-from tests.conftest import ROOT, run_cli, run_json
+from tests.conftest import ROOT, alive, run_cli, run_json
 
 EXAMPLE = "./examples/check_socket_survives.sh"
 
@@ -122,15 +122,6 @@ def _script(path: Path, body: str) -> Path:
     path.write_text("#!/bin/sh\n" + textwrap.dedent(body))
     path.chmod(0o755)
     return path
-
-
-def _alive(pid: int) -> bool:
-    """A process that exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 # The README's example: gunicorn's Server header over a Unix socket, standard library
@@ -304,7 +295,7 @@ def test_nothing_the_command_started_outlives_the_row(
         ("pass", "exit 0: left 10 things running"),
     ]
     started = [int(p) for p in pids.read_text().split()]
-    assert [p for p in started if _alive(p)] == []
+    assert [p for p in started if alive(p)] == []
     # and no process carrying a run token (the no_leaks fixture allows for other sessions)
 
 
@@ -325,7 +316,7 @@ def test_a_command_that_hangs_runs_out_and_is_killed(
     (row,) = report["rows"]
     assert row["verdict"] == "error"
     assert row["detail"] == "ran out after 3 s: waiting"
-    assert not _alive(int(pids.read_text()))
+    assert not alive(int(pids.read_text()))
     assert not Path((tmp_path / "cwd").read_text().strip()).exists()
 
 
@@ -364,5 +355,5 @@ def test_ctrl_c_stops_the_command_and_everything_it_started(
             cli.wait()
     assert cli.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    assert not _alive(int(pids.read_text()))
+    assert not alive(int(pids.read_text()))
     assert not Path((tmp_path / "cwd").read_text().strip()).exists()
