@@ -14,8 +14,8 @@
 #
 # Kernel compat: on kernels that reject SO_REUSEPORT on AF_UNIX (Linux >= 6.13 and
 # backports) gunicorn 19.7.x cannot bind a Unix socket at all.  Like the harness, this
-# recipe puts harness/compat.py's sitecustomize shim on the server's PYTHONPATH
-# ($PLAIN_SHIM_DIR, written by plain_recipe.sh with harness.compat.write_shim); the shim
+# recipe puts harness/host/compat.py's sitecustomize shim on the server's PYTHONPATH
+# ($PLAIN_SHIM_DIR, written by plain_recipe.sh with harness.host.compat.write_shim); the shim
 # only turns that one failing setsockopt into a no-op and changes nothing elsewhere.
 #
 # Bounded: pip has 300 s, boot 10 s, load 15 s; the server runs in its own session and

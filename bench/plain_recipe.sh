@@ -16,8 +16,8 @@
 # with its tags; nothing is fetched.  PY defaults to the newest Python 3.6-3.9 found
 # under $PYENV_ROOT/versions or on PATH.
 #
-# Kernel compat: the server gets harness/compat.py's sitecustomize shim on PYTHONPATH
-# (written with harness.compat.write_shim), the same one the harness uses, so 19.7.x can
+# Kernel compat: the server gets harness/host/compat.py's sitecustomize shim on PYTHONPATH
+# (written with harness.host.compat.write_shim), the same one the harness uses, so 19.7.x can
 # bind a Unix socket on kernels that reject SO_REUSEPORT on AF_UNIX.  It is a no-op
 # elsewhere.
 #
@@ -73,7 +73,7 @@ trap 'exit 130' INT TERM
 PLAIN_SHIM_DIR="$work/shim"
 export PLAIN_SHIM_DIR
 (cd "$work" && PYTHONPATH="$ROOT" "$py" -c \
-    "import sys; from pathlib import Path; from harness.compat import write_shim; write_shim(Path(sys.argv[1]))" \
+    "import sys; from pathlib import Path; from harness.host.compat import write_shim; write_shim(Path(sys.argv[1]))" \
     "$PLAIN_SHIM_DIR") || { echo "plain_recipe.sh: cannot write the compat shim" >&2; exit 2; }
 
 echo "python: $py ($("$py" -V 2>&1))"

@@ -29,10 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from harness import artifacts, compat, index, interpreters  # noqa: E402
-from harness.cancel import Cancel  # noqa: E402
-from harness.runner import Runner  # noqa: E402
-from harness.scenarios import base, processes  # noqa: E402
+from harness.build import index, interpreters, wheels  # noqa: E402
+from harness.host import compat, processes  # noqa: E402
+from harness.host.cancel import Cancel  # noqa: E402
+from harness.jobs.evaluate import Runner  # noqa: E402
+from harness.scenarios import base  # noqa: E402
 
 
 def main() -> int:
@@ -67,7 +68,7 @@ def main() -> int:
     t_start = time.monotonic()
     try:
         for version in releases:
-            artifact = artifacts.gunicorn_release(version, cache, project)
+            artifact = wheels.gunicorn_release(version, cache, project)
             counts: collections.Counter[str] = collections.Counter()
             details: dict[str, str] = {}
             seconds: list[float] = []

@@ -16,18 +16,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import app, artifacts, index, interpreters, progress, proxy, report, targets
-from .fsutil import atomic_write_text, remove_own_temporaries
-from .runner import NoInterpreter
-from .scenarios import base, processes
-from .source import DEFAULT_REPO, SourceError
-from .verdict import Verdict
+from harness.build import index
+from harness.host import processes, progress, proxy
+from harness.host.fsutil import atomic_write_text, remove_own_temporaries
+from harness.host.git import DEFAULT_REPO
+from harness.jobs import session as jobs
+from harness.model.errors import HarnessError
+from harness.model.verdict import Verdict
+from harness.report import report
+from harness.scenarios import base
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
 EXIT_INTERNAL = 3
 
 
-class UsageError(Exception):
+class UsageError(HarnessError):
     """Anything the user can fix: printed as one line, exit status 2."""
 
 
@@ -284,20 +287,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     state: dict = {}
     try:
         return _main(argv, prog, state)
-    except UsageError as exc:
+    except HarnessError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (
-        base.ScenarioError,
-        targets.TargetError,
-        interpreters.InterpreterError,
-        NoInterpreter,
-        index.IndexUnavailable,
-        artifacts.ArtifactError,
-        SourceError,
-    ) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_status
     except BrokenPipeError:  # `... | head`: the reader left; not an error worth a line
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -338,7 +330,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def _scenario(args: argparse.Namespace, options: base.Options) -> base.Scenario:
     if args.run is not None:
-        from .scenarios.command import CommandScenario
+        from harness.scenarios.command import CommandScenario
 
         return CommandScenario.from_options(options)
     return base.create(args.scenario or base.DEFAULT, options)
@@ -381,7 +373,7 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         for wc in (args.worker_class or (None,))
         for bind in args.bind
     ]
-    session = app.open_session(
+    session = jobs.open_session(
         cache=cache,
         python=args.python,
         scenarios=scenarios,
@@ -396,7 +388,7 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
     state["report"] = session.report
     state["session"] = session
     if args.check:
-        row = app.check(session, args.check, args.repo)
+        row = jobs.check(session, args.check, args.repo)
         bar.close()
         python = f" (Python {row.python})" if row.python else ""
         print(
@@ -412,9 +404,9 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         state["printed"] = True
         return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
     results_dir = _writable_dir(args.results_dir, "--results-dir")
-    app.release_table(session, args.targets)
+    jobs.release_table(session, args.targets)
     if session.report.has_transitions() and not args.no_commits:
-        app.bisect_commits(session, args.repo, args.first_parent)
+        jobs.bisect_commits(session, args.repo, args.first_parent)
     bar.close()
     rendered = report.render(
         session.report, args.format, colour=report.use_colour(), verbose=args.verbose

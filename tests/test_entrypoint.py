@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from harness.interpreters import discover
+from harness.build.interpreters import discover
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.real

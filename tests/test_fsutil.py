@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.fsutil import remove_own_temporaries, temp_dir
+from harness.host.fsutil import remove_own_temporaries, temp_dir
 
 
 def test_own_temporaries_go_and_other_processes_stay(tmp_path):

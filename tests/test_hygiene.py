@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.envs import LAYOUT
+from harness.build.environments import LAYOUT
 from tests.conftest import ROOT, alive, gunicorn_pids, parent_of, run_cli
 
 pytestmark = pytest.mark.real
@@ -240,7 +240,7 @@ def test_teardown_kills_a_worker_that_left_its_process_group():
     (by the run token in its environment) and killed."""
     import uuid
 
-    from harness.scenarios import processes
+    from harness.host import processes
 
     token = uuid.uuid4().hex
     env = {**os.environ, "GUNICORN_BISECT_RUN": token}

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from harness.report import ColumnInfo, Report, render, render_markdown, render_table
-from harness.results import Finding, Row
-from harness.search import transitions
-from harness.verdict import Verdict
+from harness.model.results import Finding, Row
+from harness.model.search import transitions
+from harness.model.verdict import Verdict
+from harness.report.report import ColumnInfo, Report, render, render_markdown, render_table
 
 COMMAND = "python bisect.py 19.5.0..19.7.0 --worker-class gthread,sync --bind unix,tcp"
 HOST = {"kernel": "6.1.0", "compat": "SO_REUSEPORT on AF_UNIX accepted", "pythons": ["3.9.18"]}

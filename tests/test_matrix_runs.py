@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import interpreters
+from harness.build import interpreters
 from tests.conftest import run_cli, run_json
 
 pytestmark = pytest.mark.real

@@ -23,8 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import proxy
-from harness.scenarios import processes
+from harness.host import processes, proxy
 from tests.conftest import ROOT
 
 # A real HTTP/1.1 server on a Unix socket path or on a free TCP port; prints
@@ -87,7 +86,7 @@ STARTER = """\
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from harness import proxy
+from harness.host import proxy
 p = proxy.start(sys.argv[2], sys.argv[3], Path(sys.argv[4]), token=sys.argv[5])
 print(json.dumps({"url": p.url, "pid": p.proc.pid}), flush=True)
 time.sleep(300)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import proxy
+from harness.host import proxy
 from tests.conftest import ROOT, alive, gunicorn_pids, parent_of, run_json
 
 pytestmark = pytest.mark.real

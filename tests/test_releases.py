@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from harness.compat import probe_host
+from harness.host.compat import probe_host
 from tests.conftest import ROOT, run_cli, run_json
 
 pytestmark = pytest.mark.real

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from harness.report import Report, render, render_markdown, render_table, write_record
-from harness.results import Finding, Row
-from harness.search import Transition, transitions
-from harness.verdict import Verdict
+from harness.model.results import Finding, Row
+from harness.model.search import Transition, transitions
+from harness.model.verdict import Verdict
+from harness.report.report import Report, render, render_markdown, render_table, write_record
 
 COMMAND = "python bisect.py 19.5.0..19.7.0"
 HOST = {

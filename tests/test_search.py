@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.search import (
+from harness.model.search import (
     Bisection,
     InconsistentOutcomes,
     Outcome,

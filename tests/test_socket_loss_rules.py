@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from harness.model.verdict import Verdict
 from harness.scenarios import keeps_serving
 from harness.scenarios.socket_loss import Observation, decide
-from harness.verdict import Verdict
 
 TRACEBACK = """\
 Traceback (most recent call last):

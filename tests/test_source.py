@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import artifacts
-from harness.source import (
+from harness.build import wheels
+from harness.host.git import (
     CommitInfo,
     Repo,
     SourceError,
@@ -213,7 +213,7 @@ def test_an_exported_tree_digests_as_exactly_its_package(
 
     def exported(sha: str) -> str:
         repo.export(sha, tmp_path / sha)
-        return artifacts.package_digest(artifacts.dir_package_files(tmp_path / sha))
+        return wheels.package_digest(wheels.dir_package_files(tmp_path / sha))
 
     names = git(h.path, "ls-tree", "-r", "--name-only", h.repair, "gunicorn").splitlines()
     blobs = [
@@ -225,7 +225,7 @@ def test_an_exported_tree_digests_as_exactly_its_package(
         )
         for n in names
     ]
-    assert exported(h.repair) == artifacts.package_digest(blobs)
+    assert exported(h.repair) == wheels.package_digest(blobs)
     assert exported(h.m1) == exported(h.root)  # docs-only change
     assert exported(h.b1) != exported(h.root)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.targets import Spec, TargetError, looks_like_version, nearest, parse, resolve
+from harness.model.targets import Spec, TargetError, looks_like_version, nearest, parse, resolve
 
 INDEX = [
     "0.17.4",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.verdict import Axis, Decision, Verdict, combine
+from harness.model.verdict import Axis, Decision, Verdict, combine
 
 # -- combine ---------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .. import artifacts, index
-from ..interpreters import Interpreter
-from .base import Extra
+from harness.build import index, wheels
+from harness.build.interpreters import Interpreter
+from harness.scenarios.base import Extra
 
 BOTTLE_AS_REPORTED = "0.12.13"
 
@@ -53,15 +53,15 @@ def _module_wheel(sdist: Path, out_dir: Path) -> Path | None:
         return None
     if data is None:
         return None
-    return artifacts.make_wheel("bottle", BOTTLE_AS_REPORTED, {"bottle.py": data}, out_dir)
+    return wheels.make_wheel("bottle", BOTTLE_AS_REPORTED, {"bottle.py": data}, out_dir)
 
 
 def bottle_for(interp: Interpreter, cache_dir: Path) -> Extra:
-    wheels = cache_dir / "wheels"
+    wheel_dir = cache_dir / "wheels"
     if interp.version_tuple < (3, 10):
         pattern = f"bottle-{BOTTLE_AS_REPORTED}-*.whl"
         with FileLock(str(cache_dir / ".bottle.lock")):
-            built = sorted(wheels.glob(pattern))
+            built = sorted(wheel_dir.glob(pattern))
             if built:
                 return Extra("bottle", BOTTLE_AS_REPORTED, built[0])
             proj = index.project("bottle", cache_dir)
@@ -70,11 +70,11 @@ def bottle_for(interp: Interpreter, cache_dir: Path) -> Extra:
                 None,
             )
             if sdist is not None:
-                src = index.download(sdist, wheels / "sdist")
-                path = _module_wheel(src, wheels) or artifacts.build_sdist_with(
-                    interp, src, wheels, cache_dir
+                src = index.download(sdist, wheel_dir / "sdist")
+                path = _module_wheel(src, wheel_dir) or wheels.build_sdist_with(
+                    interp, src, wheel_dir, cache_dir
                 )
                 if path is not None:
                     return Extra("bottle", BOTTLE_AS_REPORTED, path)
-    wheel, version = artifacts.newest_wheel("bottle", interp, cache_dir, series=(0, 12))
+    wheel, version = wheels.newest_wheel("bottle", interp, cache_dir, series=(0, 12))
     return Extra("bottle", version, wheel)

@@ -15,31 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cancel import Cancel
-from ..interpreters import Interpreter
-from ..verdict import Axis, Decision, Verdict
+from harness.build.environments import EnvNeeds, Extra  # noqa: F401  (part of the interface)
+from harness.build.interpreters import Interpreter
+from harness.host.cancel import Cancel
+from harness.model.errors import HarnessError
+from harness.model.verdict import Axis, Decision, Verdict
 
 
-class ScenarioError(Exception):
+class ScenarioError(HarnessError):
     """A scenario the user named cannot be used (one line, exit status 2)."""
-
-
-@dataclass(frozen=True)
-class Extra:
-    """A wheel an environment needs besides gunicorn and setuptools (the app's bottle)."""
-
-    name: str
-    version: str
-    wheel: Path
-
-
-@dataclass(frozen=True)
-class EnvNeeds:
-    """What a scenario asks of an environment; part of the environment's cache key."""
-
-    extras: tuple[Extra, ...] = ()
-    probe_imports: tuple[str, ...] = ()  # the boot probe must import these too
-    worker_class: str = ""  # resolved by the boot probe ("" = gunicorn's own choice)
 
 
 @dataclass(frozen=True)
@@ -164,14 +148,14 @@ def listing() -> list[tuple[str, str]]:
 
 
 def _load_builtins() -> None:
-    from . import keeps_serving, socket_loss  # noqa: F401  (they register themselves)
+    from harness.scenarios import keeps_serving, socket_loss  # noqa: F401
 
 
 def create(name: str, options: Any) -> Scenario:
     """A built-in scenario by name, or a user's scenario file (a path ending in .py)."""
     _load_builtins()
     if name.endswith(".py") or "/" in name:
-        from .user import UserScenario
+        from harness.scenarios.user import UserScenario
 
         return UserScenario.from_file(Path(name), options)
     if name not in REGISTRY:

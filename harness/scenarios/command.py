@@ -25,12 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cancel import Cancel
-from ..compat import SHIM_MARK_ENV
-from ..verdict import Decision, Verdict
-from . import processes
-from .base import Options, RunContext, RunResult, Scenario, ScenarioError, sha256_of
-from .server import RUN_TOKEN_ENV
+from harness.host import processes
+from harness.host.cancel import Cancel
+from harness.host.compat import SHIM_MARK_ENV
+from harness.model.verdict import Decision, Verdict
+from harness.scenarios.base import (
+    Options,
+    RunContext,
+    RunResult,
+    Scenario,
+    ScenarioError,
+    sha256_of,
+)
+from harness.scenarios.server import RUN_TOKEN_ENV
 
 TARGET_ENV = "GUNICORN_BISECT_TARGET"
 PYTHON_ENV = "GUNICORN_BISECT_PYTHON"

@@ -8,9 +8,9 @@ only when the path still serves every fresh connection.
 
 from __future__ import annotations
 
-from ..verdict import Axis, Decision, Verdict
-from .base import Options, register
-from .socket_loss import Observation, SocketLoss, _cause, _restarts, _unanswered
+from harness.model.verdict import Axis, Decision, Verdict
+from harness.scenarios.base import Options, register
+from harness.scenarios.socket_loss import Observation, SocketLoss, _cause, _restarts, _unanswered
 
 
 @register(

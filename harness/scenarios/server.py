@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..cancel import Cancel
-from ..compat import SHIM_MARK_ENV
-from ..proxy import Proxy
-from ..proxy import start as start_proxy
-from . import processes
-from .base import RunContext
+from harness.host import processes
+from harness.host.cancel import Cancel
+from harness.host.compat import SHIM_MARK_ENV
+from harness.host.proxy import Proxy
+from harness.host.proxy import start as start_proxy
+from harness.model.errors import HarnessError
+from harness.scenarios.base import RunContext
 
 RUN_TOKEN_ENV = processes.RUN_TOKEN_ENV
 
@@ -63,7 +64,7 @@ run()
 _WORKER_NAMES = {"threads": "gthread", "sync": "sync"}
 
 
-class BootError(Exception):
+class BootError(HarnessError):
     """The server did not come up; the message is the one-line reason."""
 
 

@@ -24,20 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cancel import Cancel
-from ..interpreters import Interpreter
-from ..proxy import ProxyError, status_counts
-from ..verdict import Axis, Decision, Verdict, last_line, ordinal, plural
-from . import app_bottle, worker_wheels
-from .base import (
-    EnvNeeds,
-    Options,
-    RunContext,
-    RunResult,
-    Scenario,
-    register,
-)
-from .server import BootError, Server, ServerSpec, last_traceback
+from harness.build import worker_libs
+from harness.build.interpreters import Interpreter
+from harness.host.cancel import Cancel
+from harness.host.proxy import ProxyError, status_counts
+from harness.model.verdict import Axis, Decision, Verdict, last_line, ordinal, plural
+from harness.scenarios import app_bottle
+from harness.scenarios.base import EnvNeeds, Options, RunContext, RunResult, Scenario, register
+from harness.scenarios.server import BootError, Server, ServerSpec, last_traceback
 
 #: A proxy in front answers a dead upstream within this (shorter than a probe's wait).
 PROXY_IO_TIMEOUT = 1.5
@@ -244,7 +238,7 @@ class SocketLoss(Scenario):
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         """bottle, and gevent/eventlet (with their dependencies) for those worker classes;
         ArtifactError when no wheel fits ``interp`` (the runner tries an older Python)."""
-        worker = worker_wheels.extras_for(self.options.worker_class, interp, cache_dir)
+        worker = worker_libs.extras_for(self.options.worker_class, interp, cache_dir)
         return EnvNeeds(
             extras=(app_bottle.bottle_for(interp, cache_dir), *worker),
             probe_imports=("bottle",),

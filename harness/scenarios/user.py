@@ -39,13 +39,21 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from ..artifacts import ArtifactError
-from ..cancel import Cancel, Cancelled
-from ..interpreters import Interpreter
-from ..verdict import Decision, Verdict
-from . import app_bottle
-from .base import EnvNeeds, Options, RunContext, RunResult, Scenario, ScenarioError, sha256_of
-from .server import PLAIN_APP, BootError, Server, ServerSpec, last_traceback
+from harness.build.interpreters import Interpreter
+from harness.build.wheels import ArtifactError
+from harness.host.cancel import Cancel, Cancelled
+from harness.model.verdict import Decision, Verdict
+from harness.scenarios import app_bottle
+from harness.scenarios.base import (
+    EnvNeeds,
+    Options,
+    RunContext,
+    RunResult,
+    Scenario,
+    ScenarioError,
+    sha256_of,
+)
+from harness.scenarios.server import PLAIN_APP, BootError, Server, ServerSpec, last_traceback
 
 FUNCTION = "check"
 #: gunicorn settings the harness owns (where it listens, foreground, its log)

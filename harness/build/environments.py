@@ -19,11 +19,11 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import artifacts
-from .artifacts import Artifact
-from .fsutil import atomic_write_text, remove_tree, sweep_temporaries, temp_dir
-from .interpreters import Interpreter
-from .scenarios.base import EnvNeeds
+from harness.build import wheels
+from harness.build.interpreters import Interpreter
+from harness.build.wheels import Artifact
+from harness.host.fsutil import atomic_write_text, remove_tree, sweep_temporaries, temp_dir
+from harness.model.errors import HarnessError
 
 MANIFEST = "gunicorn-bisect-env.json"
 LAYOUT = 5  # bump when the way environments are built changes
@@ -62,7 +62,25 @@ print(json.dumps(out))
 """
 
 
-class EnvError(Exception):
+@dataclass(frozen=True)
+class Extra:
+    """A wheel an environment needs besides gunicorn and setuptools (the app's bottle)."""
+
+    name: str
+    version: str
+    wheel: Path
+
+
+@dataclass(frozen=True)
+class EnvNeeds:
+    """What a scenario asks of an environment; part of the environment's cache key."""
+
+    extras: tuple[Extra, ...] = ()
+    probe_imports: tuple[str, ...] = ()  # the boot probe must import these too
+    worker_class: str = ""  # resolved by the boot probe ("" = gunicorn's own choice)
+
+
+class EnvError(HarnessError):
     """An environment could not be built (one line, user-facing)."""
 
 
@@ -199,7 +217,7 @@ def _share(wheels: list[Path], env_root: Path, interp: Interpreter, cache_dir: P
 
 
 def _installed_digest(site: Path) -> str:
-    return artifacts.package_digest(artifacts.dir_package_files(site))
+    return wheels.package_digest(wheels.dir_package_files(site))
 
 
 def _load(path: Path, interp: Interpreter, artifact: Artifact) -> Environment | None:
@@ -263,7 +281,7 @@ def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: E
     too new for a release at a fraction of an environment's cost.  A pass here is not
     trusted on its own; the real environment is probed again.
     """
-    setuptools = artifacts.setuptools_for(interp, cache_dir)
+    setuptools = wheels.setuptools_for(interp, cache_dir)
     key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:16]
     record = cache_dir / "preflight" / f"{key}.json"
     try:
@@ -293,7 +311,7 @@ def ensure(
     """
     root = cache_dir / "envs"
     root.mkdir(parents=True, exist_ok=True)
-    setuptools = artifacts.setuptools_for(interp, cache_dir)
+    setuptools = wheels.setuptools_for(interp, cache_dir)
     key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:12]
     final = root / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
     env = _load(final, interp, artifact)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .fsutil import atomic_write_text
-from .results import Finding, Row
-from .search import Transition
-from .verdict import Axis, Verdict
+from harness.host.fsutil import atomic_write_text
+from harness.model.results import Finding, Row
+from harness.model.search import Transition
+from harness.model.verdict import Axis, Verdict
 
 _COLOURS = {
     Verdict.PASS: "32",

@@ -16,13 +16,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.model.errors import HarnessError
+
 _PROBE = (
     "import json, platform, sys; print(json.dumps({'version': platform.python_version(), "
     "'impl': platform.python_implementation(), 'executable': sys.executable}))"
 )
 
 
-class InterpreterError(Exception):
+class InterpreterError(HarnessError):
     """A user-facing, one-line problem with --python."""
 
 
@@ -124,7 +126,7 @@ def discover(cache_dir: Path | None = None) -> list[Interpreter]:
         if interp is not None:
             seen[key] = interp
     if record is not None and fresh != known:
-        from .fsutil import atomic_write_text
+        from harness.host.fsutil import atomic_write_text
 
         atomic_write_text(record, json.dumps(fresh, indent=1, sort_keys=True))
     return order(seen.values())

@@ -18,7 +18,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .results import CommitInfo
+from harness.model.errors import HarnessError
+from harness.model.results import CommitInfo
 
 DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
 
@@ -44,7 +45,7 @@ _RECORD = "%x1e"
 _LOG_FORMAT = _FIELD.join(["%H", "%h", "%P", "%s", "%an <%ae>", "%aI", "%b"]) + _RECORD
 
 
-class SourceError(Exception):
+class SourceError(HarnessError):
     """A one-line, user-facing problem with the repository or a ref."""
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import artifacts
-from .artifacts import Artifact, ArtifactError
-from .fsutil import atomic_write_text, remove_tree, temp_dir
-from .source import Repo
+from harness.build import wheels
+from harness.build.wheels import Artifact, ArtifactError
+from harness.host.fsutil import atomic_write_text, remove_tree, temp_dir
+from harness.host.git import Repo
 
 BUILD_RECORD = "build.json"
 
@@ -28,7 +28,7 @@ def _load(folder: Path, label: str, sha: str) -> Artifact | None:
     wheel = folder / rec.get("wheel", "")
     if rec.get("sha") != sha or not wheel.is_file():
         return None
-    if artifacts.package_digest(artifacts.wheel_package_files(wheel)) != rec.get("digest"):
+    if wheels.package_digest(wheels.wheel_package_files(wheel)) != rec.get("digest"):
         return None  # a damaged wheel is rebuilt, never used
     return Artifact(label, rec["version"], wheel, rec["digest"], sha)
 
@@ -58,12 +58,12 @@ def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None)
                 raise ArtifactError(f"{pick[:10]} does not apply on top of {sha[:10]}")
             if not (tree / "gunicorn").is_dir():
                 raise ArtifactError(f"{sha[:10]} has no gunicorn/ package")
-            digest = artifacts.package_digest(artifacts.dir_package_files(tree))
+            digest = wheels.package_digest(wheels.dir_package_files(tree))
             out = tmp / "out"
             out.mkdir()
             # the package copied as it is; setuptools only where the version is not plain
-            wheel = artifacts.tree_wheel(tree, out) or artifacts.build_wheel(tree, out)
-            if artifacts.package_digest(artifacts.wheel_package_files(wheel)) != digest:
+            wheel = wheels.tree_wheel(tree, out) or wheels.build_wheel(tree, out)
+            if wheels.package_digest(wheels.wheel_package_files(wheel)) != digest:
                 raise ArtifactError(f"the wheel built from {sha[:10]} does not hold its tree")
             version = wheel.name.split("-")[1]
             final_tmp = tmp / "final"

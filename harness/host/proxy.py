@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .scenarios import processes
+from harness.host import processes
+from harness.model.errors import HarnessError
 
 KINDS = ("h2o", "nginx")
 RUN_TOKEN_ENV = processes.RUN_TOKEN_ENV
@@ -32,7 +33,7 @@ INSTALL = {"h2o": "apt-get install h2o", "nginx": "apt-get install nginx-light"}
 EXTRA_DIRS = ("/usr/sbin", "/usr/bin")
 
 
-class ProxyError(Exception):
+class ProxyError(HarnessError):
     """The proxy could not be started; the message is one line for the user."""
 
 

@@ -10,20 +10,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import envs
-from .artifacts import Artifact, ArtifactError
-from .cancel import Cancel
-from .interpreters import Interpreter, how_to_get, order
-from .results import Row
-from .scenarios.base import RunContext, Scenario
-from .verdict import Decision, Verdict, combine
+from harness.build import environments
+from harness.build.interpreters import Interpreter, how_to_get, order
+from harness.build.wheels import Artifact, ArtifactError
+from harness.host.cancel import Cancel
+from harness.model.errors import HarnessError
+from harness.model.results import Row
+from harness.model.verdict import Decision, Verdict, combine
+from harness.scenarios.base import RunContext, Scenario
 
 # Only a hint for the message when nothing fits; the choice itself is made by evidence.
 _KNOWN_NEEDS = {"19.": "3.9"}
 COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
 
 
-class NoInterpreter(Exception):
+class NoInterpreter(HarnessError):
     """No interpreter on this machine can run the target (exit status 2, or an ``error``
     row where the runner is one column of several)."""
 
@@ -52,12 +53,12 @@ class Runner:
 
     def _candidates(self) -> list[Interpreter]:
         """Newest first, every time: the newest Python that boots a release is the answer,
-        and each refusal is cached evidence (envs.preflight), cheap to read again."""
+        and each refusal is cached evidence (environments.preflight), cheap to read again."""
         if self.override is not None:
             return [self.override]
         return order(self.interpreters)
 
-    def environment(self, artifact: Artifact) -> tuple[envs.Environment, list[str]]:
+    def environment(self, artifact: Artifact) -> tuple[environments.Environment, list[str]]:
         """The newest interpreter whose environment boots this gunicorn, with the evidence."""
         tried: list[str] = []
         unmet: list[str] = []  # Pythons for which the scenario's own wheels do not exist
@@ -70,11 +71,11 @@ class Runner:
                 tried.append(f"{interp.version}: {exc}")
                 unmet.append(str(exc))
                 continue
-            refused = envs.preflight(artifact, interp, self.cache_dir, needs)
+            refused = environments.preflight(artifact, interp, self.cache_dir, needs)
             if refused:
                 tried.append(f"{interp.version}: {refused}")
                 continue
-            env = envs.ensure(artifact, interp, self.cache_dir, needs)
+            env = environments.ensure(artifact, interp, self.cache_dir, needs)
             if env.works:
                 return env, tried
             tried.append(f"{interp.version}: {env.reason}")
@@ -113,7 +114,7 @@ class Runner:
         try:
             if interpreter is not None:
                 needs = self.scenario.needs(interpreter, self.cache_dir)
-                env = envs.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
+                env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
                 tried: list[str] = []
                 if not env.works:
                     return Row(
@@ -126,7 +127,7 @@ class Runner:
                     )
             else:
                 env, tried = self.environment(artifact)
-        except (ArtifactError, envs.EnvError) as exc:
+        except (ArtifactError, environments.EnvError) as exc:
             return Row(
                 artifact.label, Verdict.ERROR, f"install failed: {exc}", kind=kind, sha=artifact.sha
             )

@@ -14,17 +14,20 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import artifacts, builds, compat, index, interpreters, report, search, targets
-from .bisection import CommitBisector
-from .cancel import Cancel
-from .interpreters import Interpreter
-from .progress import Progress, SharedBar
-from .results import Finding, Row
-from .runner import NoInterpreter, Runner
-from .scenarios.base import DEFAULT as DEFAULT_SCENARIO
-from .scenarios.base import Scenario
-from .source import DEFAULT_REPO, Repo, SourceError
-from .verdict import Verdict
+from harness.build import commit_wheels, index, interpreters, wheels
+from harness.build.interpreters import Interpreter
+from harness.host import compat
+from harness.host.cancel import Cancel
+from harness.host.git import DEFAULT_REPO, Repo, SourceError
+from harness.host.progress import Progress, SharedBar
+from harness.jobs.bisector import CommitBisector
+from harness.jobs.evaluate import NoInterpreter, Runner
+from harness.model import search, targets
+from harness.model.results import Finding, Row
+from harness.model.verdict import Verdict
+from harness.report import report
+from harness.scenarios.base import DEFAULT as DEFAULT_SCENARIO
+from harness.scenarios.base import Scenario
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ def release_table(s: Session, spec_text: str) -> None:
     arts = []
     for v in releases:
         s.progress(f"{v}: fetching the wheel")
-        arts.append(artifacts.gunicorn_release(v, s.cache, project))
+        arts.append(wheels.gunicorn_release(v, s.cache, project))
         s.progress.advance()
     jobs = [(a, c) for a in arts for c in s.columns]  # release order, then column order
     rows: list[Row | None] = [None] * len(jobs)
@@ -209,7 +212,7 @@ def release_table(s: Session, spec_text: str) -> None:
     _worker_class_notes(s)
 
 
-def _evaluate(col: Column, artifact: artifacts.Artifact) -> Row:
+def _evaluate(col: Column, artifact: wheels.Artifact) -> Row:
     """One cell: the column's runner on one release, the row naming its column."""
     row = col.runner.evaluate(artifact)
     facts = {**row.facts, "column": col.label}
@@ -327,12 +330,12 @@ def check(s: Session, target: str, repo_spec: str | None) -> Row:
     if targets.looks_like_version(target):
         project = index.project("gunicorn", s.cache)
         version = targets.resolve(targets.parse(target), project.versions)[0]
-        return s.runner.evaluate(artifacts.gunicorn_release(version, s.cache, project))
+        return s.runner.evaluate(wheels.gunicorn_release(version, s.cache, project))
     repo = Repo.open(repo_spec or DEFAULT_REPO, s.cache)
     sha = repo.resolve(target)
     try:
-        artifact = builds.commit_wheel(repo, sha, s.cache)
-    except artifacts.ArtifactError as exc:
+        artifact = commit_wheels.commit_wheel(repo, sha, s.cache)
+    except wheels.ArtifactError as exc:
         return Row(target, Verdict.ERROR, str(exc), kind="commit", sha=sha)
     try:
         return s.runner.evaluate(artifact, kind="commit")

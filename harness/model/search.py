@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
+from harness.model.errors import HarnessError
+
 Parents = Mapping[str, Sequence[str]]
 Status = Literal["found", "ambiguous", "pending"]
 
@@ -48,7 +50,7 @@ class Outcome(str, Enum):
     SKIP = "skip"
 
 
-class InconsistentOutcomes(ValueError):
+class InconsistentOutcomes(HarnessError, ValueError):
     """Outcomes contradict each other, e.g. a NEW commit is an ancestor of an OLD one.
 
     Raised instead of silently searching a meaningless range: it usually means the

@@ -54,9 +54,18 @@ from urllib.request import url2pathname
 
 from packaging.version import Version
 
-from . import pipconfig
-from .fsutil import atomic_write_bytes
-from .simple_api import ACCEPT, DistFile, Link, normalize, parse_html, parse_json, release_of
+from harness.build import pipconfig
+from harness.build.simple_api import (
+    ACCEPT,
+    DistFile,
+    Link,
+    normalize,
+    parse_html,
+    parse_json,
+    release_of,
+)
+from harness.host.fsutil import atomic_write_bytes
+from harness.model.errors import HarnessError
 
 PYPI = "https://pypi.org/simple"
 FRESH_SECONDS = 24 * 3600
@@ -67,7 +76,7 @@ USER_AGENT = "gunicorn-bisect (simple API reader)"
 __all__ = ["DistFile", "IndexUnavailable", "HashMismatch", "Project", "configure", "indexes"]
 
 
-class IndexUnavailable(Exception):
+class IndexUnavailable(HarnessError):
     """The package index could not be reached and nothing is cached, or lacks the project."""
 
 

@@ -14,15 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import builds, search
-from .artifacts import ArtifactError
-from .interpreters import Interpreter
-from .progress import Progress
-from .results import Finding, Row, Step
-from .runner import Runner
-from .search import Outcome
-from .source import Repo, SourceError
-from .verdict import Axis, Verdict
+from harness.build import commit_wheels
+from harness.build.interpreters import Interpreter
+from harness.build.wheels import ArtifactError
+from harness.host.git import Repo, SourceError
+from harness.host.progress import Progress
+from harness.jobs.evaluate import Runner
+from harness.model import search
+from harness.model.results import Finding, Row, Step
+from harness.model.search import Outcome
+from harness.model.verdict import Axis, Verdict
 
 
 def _outcome(verdict: Verdict, axis: Axis, old_is_old: bool) -> Outcome:
@@ -48,7 +49,7 @@ class CommitBisector:
     def _evaluate(self, sha: str, pick: str | None = None) -> Step:
         t0 = time.monotonic()
         try:
-            artifact = builds.commit_wheel(self.repo, sha, self.cache_dir, pick)
+            artifact = commit_wheels.commit_wheel(self.repo, sha, self.cache_dir, pick)
         except (ArtifactError, SourceError) as exc:
             return Step(sha, Verdict.ERROR, None, f"build failed: {exc}", pick)
         built = time.monotonic() - t0

@@ -22,15 +22,16 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from . import index
-from .fsutil import remove_tree, temp_dir
-from .interpreters import Interpreter
+from harness.build import index
+from harness.build.interpreters import Interpreter
+from harness.host.fsutil import remove_tree, temp_dir
+from harness.model.errors import HarnessError
 
 SETUPTOOLS_CAP = Version("81")  # setuptools 81+ no longer ships pkg_resources
 WHEEL_CAP = Version("0.46")  # wheel 0.46+ needs packaging, which an offline build env lacks
 
 
-class ArtifactError(Exception):
+class ArtifactError(HarnessError):
     """A wheel could not be obtained or built (one line, user-facing)."""
 
 

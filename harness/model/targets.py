@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from harness.model.errors import HarnessError
+
 #: A range may end in ``latest`` (or be left open, ``A..``): the newest final release.
 LATEST = "latest"
 
 
-class TargetError(Exception):
+class TargetError(HarnessError):
     """A user-facing, one-line problem with the requested targets."""
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .verdict import Verdict
+from harness.model.verdict import Verdict
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .. import artifacts
-from ..artifacts import ArtifactError
-from ..interpreters import Interpreter
-from .base import Extra
+from harness.build import wheels
+from harness.build.environments import Extra
+from harness.build.interpreters import Interpreter
+from harness.build.wheels import ArtifactError
 
 #: worker class -> the requirement that pins its library
 PINS: dict[str, str] = {
@@ -82,11 +82,9 @@ def resolve(requirement: str, interp: Interpreter, cache_dir: Path) -> tuple[Ext
                     f"chosen for {requirement}"
                 )
             continue
-        wheel, version = artifacts.newest_compatible_wheel(
-            req.name, interp, cache_dir, req.specifier
-        )
+        wheel, version = wheels.newest_compatible_wheel(req.name, interp, cache_dir, req.specifier)
         chosen[key] = Extra(req.name, version, wheel)
-        for line in artifacts.requires_dist(wheel):
+        for line in wheels.requires_dist(wheel):
             try:
                 queue.append(Requirement(line))
             except InvalidRequirement as exc:
