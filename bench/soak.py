@@ -33,7 +33,7 @@ from harness.build import index, interpreters, wheels  # noqa: E402
 from harness.host import compat, processes  # noqa: E402
 from harness.host.cancel import Cancel  # noqa: E402
 from harness.jobs.evaluate import Runner  # noqa: E402
-from harness.scenarios import base  # noqa: E402
+from harness.scenarios import base, registry  # noqa: E402
 
 
 def main() -> int:
@@ -58,7 +58,7 @@ def main() -> int:
     override = interpreters.select(args.python, found) if args.python else None
     compat_dir = compat.write_shim(cache / "compat-shim") if probe.reuseport_unix_rejected else None
     cancel = Cancel()  # a fresh one per session: a library caller can run again after Ctrl-C
-    scenario = base.create(args.scenario, base.Options())
+    scenario = registry.create(args.scenario, base.Options())
     runner = Runner(cache, found, scenario, compat_dir, override, repeat=1, cancel=cancel)
     project = index.project("gunicorn", cache)
     releases = [v.strip() for v in args.releases.split(",") if v.strip()]

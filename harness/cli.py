@@ -24,7 +24,7 @@ from harness.jobs import session as jobs
 from harness.model.errors import HarnessError
 from harness.model.verdict import Verdict
 from harness.report import report
-from harness.scenarios import base
+from harness.scenarios import base, registry
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
 EXIT_INTERNAL = 3
@@ -328,21 +328,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         processes.terminate_all()
 
 
-def _scenario(args: argparse.Namespace, options: base.Options) -> base.Scenario:
-    if args.run is not None:
-        from harness.scenarios.command import CommandScenario
-
-        return CommandScenario.from_options(options)
-    return base.create(args.scenario or base.DEFAULT, options)
-
-
 def _main(argv: list[str], prog: str, state: dict) -> int:
     args = build_parser(prog).parse_args(argv)
     if args.list_scenarios:
-        for name, description in base.listing():
+        for name, description in registry.listing():
             print(f"{name:15} {description}")
-        print(f"{'FILE.py':15} your own scenario file (see README: Your own scenario)")
-        print(f"{'--run CMD':15} your own command, git-bisect-run exit codes")
         return EXIT_OK
     index.configure(args.index_url)
     _validate(args)
@@ -369,7 +359,7 @@ def _main(argv: list[str], prog: str, state: dict) -> int:
         run=args.run,
     )
     scenarios = [  # one per column of the matrix (usually one)
-        _scenario(args, dataclasses.replace(options, worker_class=wc, bind=bind))
+        registry.create(args.scenario, dataclasses.replace(options, worker_class=wc, bind=bind))
         for wc in (args.worker_class or (None,))
         for bind in args.bind
     ]

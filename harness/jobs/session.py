@@ -123,12 +123,13 @@ def open_session(
     }
     if probe.reuseport_unix_rejected:
         host["compat"] += ": compat shim on" if use_compat else ": compat off (--no-compat)"
-    line = scenario.describe()
-    if scenario.name != DEFAULT_SCENARIO:
-        line = f"{scenario.name}: {line}"
-    record = scenario.record()
+    about = scenario.about()
+    line = about.summary
+    if about.name != DEFAULT_SCENARIO:
+        line = f"{about.name}: {line}"
+    record = about.record
     if len(columns) > 1:
-        line = f"{scenario.name}, {len(columns)} deployments (worker class x bind)"
+        line = f"{about.name}, {len(columns)} deployments (worker class x bind)"
         params = dict(record.get("parameters", {}))
         for key in ("worker_class", "bind"):
             params[key] = list(dict.fromkeys(getattr(c, key) or "auto" for c in columns))
@@ -138,11 +139,15 @@ def open_session(
         host,
         line,
         scenario=record,
-        title=scenario.title,
+        title=about.title,
         axes=scenario.axes(),
         columns=[
             report.ColumnInfo(
-                c.label, c.worker_class, c.bind, c.scenario.describe(), c.scenario.parameters()
+                c.label,
+                c.worker_class,
+                c.bind,
+                c.scenario.about().summary,
+                c.scenario.about().parameters,
             )
             for c in columns
         ],

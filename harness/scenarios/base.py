@@ -69,6 +69,22 @@ class Options:
     run: str | None = None  # --run CMD
 
 
+@dataclass(frozen=True)
+class About:
+    """How a scenario presents itself: everything the report and the record need, as data.
+
+    The jobs and the report read only this (and ``axes()``), never a scenario's methods,
+    so a scenario's presentation can change without touching them.
+    """
+
+    name: str  # "socket-loss", a file's path, or "run"
+    description: str  # one sentence (the registry listing)
+    summary: str  # the header line: the knobs as they will run
+    title: str  # the markdown report's heading
+    parameters: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)  # how the JSON record names it
+
+
 DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 
 
@@ -107,6 +123,17 @@ class Scenario(abc.ABC):
         """How the record names this scenario: name, parameters, and for user-provided
         checks the command or file with its sha256."""
         return {"name": self.name, "description": self.description, "parameters": self.parameters()}
+
+    def about(self) -> About:
+        """The scenario as the report and the record present it."""
+        return About(
+            self.name,
+            self.description,
+            self.describe(),
+            self.title,
+            self.parameters(),
+            self.record(),
+        )
 
     def notes(self) -> list[str]:
         """Lines the report prints under the table (set by the session)."""
