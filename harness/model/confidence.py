@@ -32,7 +32,7 @@ a 5% race absent - so ``--confidence`` stays off unless asked for.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Literal
@@ -47,6 +47,7 @@ __all__ = [
     "Prior",
     "Tally",
     "check",
+    "drive",
     "passes_to_clear",
 ]
 
@@ -168,6 +169,7 @@ class Finding:
     parent: str | None = None
     at_parent: Tally | None = None
     why: str = ""
+    between: tuple[str, ...] = ()  # untestable revisions just before: it may be any of them
 
     def line(self) -> str:
         """'a1b2c3d: 0.97 after 31 runs; 7/9 fail here, 0/12 at its parent'."""
@@ -177,9 +179,12 @@ class Finding:
         tallies = f"{self.here} fail here" + (
             f", {self.at_parent} at its parent" if self.at_parent is not None else ""
         )
+        name = self.culprit
+        if self.between:
+            name += f" (or the untestable {', '.join(self.between)} before it)"
         if self.status == "budget spent":
-            return f"{self.culprit}? {p} when the budget of {self.runs} runs ran out; {tallies}"
-        return f"{self.culprit}: {p} after {self.runs} runs; {tallies}"
+            return f"{name}? {p} when the budget of {self.runs} runs ran out; {tallies}"
+        return f"{name}: {p} after {self.runs} runs; {tallies}"
 
 
 class CulpritSearch:
@@ -217,6 +222,7 @@ class CulpritSearch:
         self._hyps = tuple(range(1, n) if bounds_known else range(n + 1))
         self._fails = [0] * n
         self._passes = [0] * n
+        self._untestable: set[int] = set()
 
     # -- evidence ----------------------------------------------------------------------
 
@@ -235,6 +241,14 @@ class CulpritSearch:
                 f"{revision} {'failed' if failed else 'passed'}, which no first-changed "
                 "revision explains under this prior: the scenario is racier than it says"
             )
+
+    def untestable(self, revision: str) -> None:
+        """Every run of ``revision`` was an ``error``: never probe it again.
+
+        Its hypothesis merges into the next revision's (``Finding.between``); a later
+        ``record`` (say, after healing it) makes it testable again.
+        """
+        self._untestable.add(self._index[revision])
 
     def tally(self, revision: str) -> Tally:
         i = self._index[revision]
@@ -324,38 +338,62 @@ class CulpritSearch:
             scored = [(w, self._expected_entropy(f, p)) for w, f, p in branches]
             n = len(self._revs)
             score = [sum(w * ee[j][0] for w, ee in scored) for j in range(n)]
-            j = min(range(n), key=lambda x: (score[x], abs(2 * x - n)))
+            pool = [x for x in range(n) if not self._is_untestable(x)]
+            if not pool:
+                break
+            j = min(pool, key=lambda x: (score[x], abs(2 * x - n)))
             picks.append(self._revs[j])
             branches = _split(branches, scored, j)
         return picks
 
     # -- the answer --------------------------------------------------------------------
 
+    def _groups(self, post: Sequence[float]) -> dict[int, tuple[list[int], float]]:
+        """Hypotheses whose first changed revision is untestable, merged into the next one.
+
+        Nothing can tell "changed at an untestable u" from "changed right after it" (as
+        with git's skips), so they are one answer: key -> (merged hypotheses, probability).
+        """
+        last = self._hyps[-1]
+        groups: dict[int, tuple[list[int], float]] = {}
+        for h, p in zip(self._hyps, post):
+            key = h
+            while key < last and self._is_untestable(key):
+                key += 1
+            members, total = groups.get(key, ([], 0.0))
+            groups[key] = (members + [h], total + p)
+        return groups
+
+    def _is_untestable(self, i: int) -> bool:
+        return i in self._untestable and self._fails[i] + self._passes[i] == 0
+
     def result(self) -> Finding:
-        post = self._normalised(*self._counts())
-        best = max(range(len(post)), key=lambda x: (post[x], -x))
-        h, p = self._hyps[best], post[best]
-        name, parent = self._name(h), (self._revs[h - 1] if h > 0 else None)
+        """The most likely answer and whether it is confident, out of budget or pending."""
+        groups = self._groups(self._normalised(*self._counts()))
+        h, (members, p) = max(groups.items(), key=lambda g: (g[1][1], -g[0]))
+        first = members[0]
         if p >= self._confidence:
-            status: Status = "confident" if name is not None and h > 0 else "no culprit"
+            status: Status = "confident" if h < len(self._revs) and first > 0 else "no culprit"
         elif self.runs >= self._max_runs:
             status = "budget spent"
         else:
             status = "pending"
-        why = ""
-        if h == 0:
-            why, name, parent = f"already changed at the oldest, {self._revs[0]}", None, None
-        elif name is None:
-            why = f"no change up to the newest, {self._revs[-1]}"
+        if first == 0 and h == 0:
+            return Finding(
+                status, None, p, self.runs, why=f"changed at the oldest, {self._revs[0]}"
+            )
+        if h == len(self._revs):
+            return Finding(status, None, p, self.runs, why=f"no change up to {self._revs[-1]}")
+        parent = self._revs[first - 1] if first > 0 else None
         return Finding(
             status,
-            name,
+            self._revs[h],
             p,
             self.runs,
-            self.tally(name) if name is not None else None,
+            self.tally(self._revs[h]),
             parent,
             self.tally(parent) if parent is not None else None,
-            why,
+            between=tuple(self._revs[m] for m in members if m != h),
         )
 
 
@@ -374,6 +412,25 @@ def _split(branches, scored, j: int):
     kept = out[:_MAX_BRANCHES]
     total = sum(b[0] for b in kept)
     return [(w / total, f, p) for w, f, p in kept]
+
+
+def drive(
+    search: CulpritSearch,
+    observe: Callable[[list[str]], Sequence[bool | None]],
+    k: int = 1,
+) -> Finding:
+    """The whole loop: ``observe`` runs a batch, one outcome each (failed, passed, None for
+    ``error``); an ``error`` on a revision never run makes it untestable, never a run."""
+    while search.result().status == "pending":
+        probes = search.next_probes(k)
+        if not probes:  # only untestable revisions left
+            break
+        for revision, failed in zip(probes, observe(probes)):
+            if failed is None:
+                search.untestable(revision)
+            else:
+                search.record(revision, failed)
+    return search.result()
 
 
 # --------------------------------------------------------------------------- one target
