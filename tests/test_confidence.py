@@ -149,6 +149,23 @@ def test_with_no_false_failures_a_fail_rules_out_every_later_culprit(j: int, run
             assert p == 0.0
 
 
+def test_a_fix_is_a_regression_read_backwards() -> None:
+    """Same runs, mirrored: the same posterior and the same probes (the fix's rules are the
+    regression's, turned around, not a second model)."""
+    revs = names(11)
+    fix, regression = CulpritSearch(revs, fix=True), CulpritSearch(revs[::-1])
+    rng = random.Random(5)
+    for _ in range(40):
+        (probe,) = fix.next_probes(1)
+        assert regression.next_probes(1) == [probe]
+        failed = rng.random() < (0.6 if int(probe[1:]) < 6 else 0.03)
+        fix.record(probe, failed)
+        regression.record(probe, failed)
+    backwards = regression.posterior()
+    for i, p in enumerate(fix.posterior().values(), start=1):
+        assert math.isclose(p, backwards[revs[i - 1]], abs_tol=1e-12)
+
+
 def test_bounds_unknown_can_answer_no_culprit() -> None:
     search = CulpritSearch(names(4), bounds_known=False, max_runs=400)
     found = drive(search, oracle(culprit=99, rate=1.0, false=0.0, seed=1))
