@@ -61,16 +61,22 @@ def _grid(lo: float, hi: float, step: float) -> tuple[float, ...]:
     return tuple(round(lo + i * step, 6) for i in range(n + 1))
 
 
+def _log_grid(lo: float, hi: float, points: int) -> tuple[float, ...]:
+    return tuple(round(lo * (hi / lo) ** (i / (points - 1)), 6) for i in range(points))
+
+
 @dataclass(frozen=True)
 class Prior:
     """What failure rates are plausible: uniform over each grid.
 
-    ``rates``: how often a broken revision fails; ``false_rates``: how often a healthy one
-    fails anyway (a proxy's stray 502, a slow CI box).  Widen them if the scenario is
-    known to be noisier; the answer is only as calibrated as the prior is honest.
+    ``rates``: how often a broken revision fails, by default 5%-100% evenly on a log scale
+    (a race failing 1 run in 10 is as plausible as one failing 1 in 2; a linear grid puts
+    most weight on high rates and was overconfident about rare races in the bench).
+    ``false_rates``: how often a healthy one fails anyway (a proxy's stray 502), 0%-5%.
+    Widen them if the scenario is noisier; the answer is only as calibrated as the prior.
     """
 
-    rates: tuple[float, ...] = field(default_factory=lambda: _grid(0.05, 1.0, 0.05))
+    rates: tuple[float, ...] = field(default_factory=lambda: _log_grid(0.05, 1.0, 12))
     false_rates: tuple[float, ...] = field(default_factory=lambda: _grid(0.0, 0.05, 0.01))
 
     def __post_init__(self) -> None:
