@@ -1,32 +1,26 @@
 """Flake-aware culprit finding: which revision changed a racy scenario, and how sure we are.
 
-Pure: no I/O.  ``--repeat N`` turns a disagreement into ``flaky`` and bisection skips it, so
-the revisions next to a racy culprit - the ones that matter - are the ones skipped.  This
-follows Henderson et al., "Flake Aware Culprit Finding" (ICST 2023) instead: a posterior over
-"which revision is the first changed one", the next runs chosen where they tell the most,
-and a stop when the most likely answer reaches a stated confidence (or a run budget is spent).
+Pure: no I/O.  ``--repeat N`` makes a disagreement ``flaky`` and bisection skips it, so the
+revisions next to a racy culprit - the ones that matter - are skipped.  This follows
+Henderson et al., "Flake Aware Culprit Finding" (ICST 2023) instead: a posterior over the
+first changed revision, the next runs chosen for information, a stop at a stated confidence.
 
-The model.  Revisions are an ordered list, oldest first.  Hypothesis ``i``: revisions from
-``i`` on are changed (a regression: broken from ``i``; a fix: fixed from ``i``).  Every run
-on a broken revision fails with one unknown rate ``theta`` (prior: ``Prior.rates``, 5%-100%);
-a healthy one fails falsely with one unknown rate ``phi`` (``Prior.false_rates``, 0%-5%).
-Both are integrated out over their grids, so the likelihood of hypothesis ``i`` needs only
-four sums: fails and passes on each side of ``i``.
+The model: revisions oldest first; hypothesis ``i`` says revisions from ``i`` on are changed
+(broken from ``i`` for a regression, fixed from ``i`` for a fix).  A broken revision fails
+at one unknown rate (``Prior.rates``, 5%-100%), a healthy one at one unknown false rate
+(``Prior.false_rates``, 0%-5%); both are integrated over their grids, so a hypothesis's
+likelihood needs only the fails and passes on each side of ``i``.
 
-The same engine serves releases (the versions in order), commits and ``--check`` (``check``,
-one target).  For commits the caller linearises the DAG: the first-parent chain
-(``search.first_parent_chain``, like ``git bisect --first-parent``) names the merge that
-brought the change in, the cost being that a culprit inside a merged branch is reported as
-its merge; a topological order (parents before children) reaches every commit, the cost
-being that a side-branch commit sits between mainline commits it does not contain, so the
-"changed from i on" model is only right when side branches are short.
+Releases are a list of versions; a commit DAG is linearised by the caller.  The first-parent
+chain (``search.first_parent_chain``) costs that a culprit inside a merged branch is named
+by its merge; a topological order reaches every commit but puts side-branch commits between
+mainline ones they are not part of, which "changed from i on" only fits for short branches.
 
-Deterministic scenarios: with ``Prior.deterministic()`` (rate 100%, no false failures) one
-run proves a revision's side, a revision already run is never worth another run (its
-expected information is zero), and the posterior is uniform over the revisions still
-consistent, so the most informative probe is the middle one: the answer and the run count
-are plain bisection's.  The broad default prior cannot be that cheap - one pass never proves
-a 5% race absent - so ``--confidence`` stays off unless asked for.
+Deterministic scenarios: with ``Prior.deterministic()`` one run proves a revision's side, a
+revision already run carries no information (never re-run) and the posterior is uniform
+over the consistent revisions, so the best probe is the middle one: plain bisection's answer
+at plain bisection's cost.  The broad default prior cannot be that cheap - one pass never
+rules out a 5% race - which is why ``--confidence`` is asked for, not the default.
 """
 
 from __future__ import annotations
@@ -122,16 +116,13 @@ class _Grid:
 
     def log_mass(self, fails: int, passes: int) -> float:
         """log of the prior-averaged probability of these fails and passes."""
-        key = (fails, passes)
-        got = self._memo.get(key)
+        got = self._memo.get((fails, passes))
         if got is None:
-            got = _logsumexp(
-                [
-                    lw + (fails * lr if fails else 0.0) + (passes * l1r if passes else 0.0)
-                    for lw, lr, l1r in self._logs
-                ]
-            )
-            self._memo[key] = got
+            f, p = fails, passes  # no fails at rate 0 is log 1, not 0 * -inf
+            terms = [
+                lw + (f * lr if f else 0.0) + (p * l1r if p else 0.0) for lw, lr, l1r in self._logs
+            ]
+            got = self._memo[(fails, passes)] = _logsumexp(terms)
         return got
 
     def fail_chance(self, fails: int, passes: int) -> float:
@@ -290,13 +281,10 @@ class CulpritSearch:
 
         ``None`` is "no change in the list" (only without ``bounds_known``).
         """
-        return {self._name(h): p for h, p in zip(self._hyps, self._normalised(*self._counts()))}
-
-    def _counts(self) -> tuple[list[int], list[int]]:
-        return list(self._fails), list(self._passes)
-
-    def _name(self, h: int) -> str | None:
-        return self._revs[h] if h < len(self._revs) else None
+        post = self._normalised(self._fails, self._passes)
+        return {
+            (self._revs[h] if h < len(self._revs) else None): p for h, p in zip(self._hyps, post)
+        }
 
     # -- choosing runs -----------------------------------------------------------------
 
@@ -338,7 +326,7 @@ class CulpritSearch:
         if self.result().status != "pending":
             return []
         k = min(k, self._max_runs - self.runs)
-        branches = [(1.0, *self._counts())]
+        branches = [(1.0, list(self._fails), list(self._passes))]
         picks: list[str] = []
         for _ in range(k):
             scored = [(w, self._expected_entropy(f, p)) for w, f, p in branches]
@@ -355,11 +343,8 @@ class CulpritSearch:
     # -- the answer --------------------------------------------------------------------
 
     def _groups(self, post: Sequence[float]) -> dict[int, tuple[list[int], float]]:
-        """Hypotheses whose first changed revision is untestable, merged into the next one.
-
-        Nothing can tell "changed at an untestable u" from "changed right after it" (as
-        with git's skips), so they are one answer: key -> (merged hypotheses, probability).
-        """
+        """Key -> (hypotheses, probability): "changed at an untestable u" is "changed right
+        after it" (nothing can tell them apart, as with git's skips), so they are one answer."""
         last = self._hyps[-1]
         groups: dict[int, tuple[list[int], float]] = {}
         for h, p in zip(self._hyps, post):
@@ -375,21 +360,17 @@ class CulpritSearch:
 
     def result(self) -> Finding:
         """The most likely answer and whether it is confident, out of budget or pending."""
-        groups = self._groups(self._normalised(*self._counts()))
+        groups = self._groups(self._normalised(self._fails, self._passes))
         h, (members, p) = max(groups.items(), key=lambda g: (g[1][1], -g[0]))
-        first = members[0]
+        n, first = len(self._revs), members[0]
+        named = 0 < h < n or (h == 0 and first != 0)
         if p >= self._confidence:
-            status: Status = "confident" if h < len(self._revs) and first > 0 else "no culprit"
-        elif self.runs >= self._max_runs:
-            status = "budget spent"
+            status: Status = "confident" if named else "no culprit"
         else:
-            status = "pending"
-        if first == 0 and h == 0:
-            return Finding(
-                status, None, p, self.runs, why=f"changed at the oldest, {self._revs[0]}"
-            )
-        if h == len(self._revs):
-            return Finding(status, None, p, self.runs, why=f"no change up to {self._revs[-1]}")
+            status = "budget spent" if self.runs >= self._max_runs else "pending"
+        if not named:
+            why = f"no change up to {self._revs[-1]}" if h == n else f"changed at {self._revs[0]}"
+            return Finding(status, None, p, self.runs, why=why)
         parent = self._revs[first - 1] if first > 0 else None
         return Finding(
             status,
