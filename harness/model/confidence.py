@@ -33,26 +33,12 @@ from typing import Literal
 
 from harness.model.errors import HarnessError
 
-__all__ = [
-    "CheckAnswer",
-    "ContradictoryRuns",
-    "CulpritSearch",
-    "Finding",
-    "Prior",
-    "Tally",
-    "check",
-    "drive",
-    "passes_to_clear",
-]
+__all__ = ["CheckAnswer", "ContradictoryRuns", "CulpritSearch", "Finding", "Prior", "Tally"]
+__all__ += ["check", "drive", "passes_to_clear"]
 
 Status = Literal["pending", "confident", "budget spent", "no culprit"]
 _NEG = float("-inf")
 _MAX_BRANCHES = 32  # imagined outcomes kept while choosing k probes at once
-
-
-def _grid(lo: float, hi: float, step: float) -> tuple[float, ...]:
-    n = round((hi - lo) / step)
-    return tuple(round(lo + i * step, 6) for i in range(n + 1))
 
 
 def _log_grid(lo: float, hi: float, points: int) -> tuple[float, ...]:
@@ -71,7 +57,7 @@ class Prior:
     """
 
     rates: tuple[float, ...] = field(default_factory=lambda: _log_grid(0.05, 1.0, 12))
-    false_rates: tuple[float, ...] = field(default_factory=lambda: _grid(0.0, 0.05, 0.01))
+    false_rates: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05)
 
     def __post_init__(self) -> None:
         for name in ("rates", "false_rates"):
@@ -104,10 +90,7 @@ class Tally:
 
 
 class _Grid:
-    """One rate grid with its logs precomputed (``0 * log 0`` counts as 0).
-
-    Masses are remembered: a search asks for the same (fails, passes) pairs at every step.
-    """
+    """One rate grid, logs precomputed; masses remembered (every step asks for the same)."""
 
     def __init__(self, rates: Sequence[float]) -> None:
         lw = -math.log(len(rates))
@@ -116,19 +99,20 @@ class _Grid:
 
     def log_mass(self, fails: int, passes: int) -> float:
         """log of the prior-averaged probability of these fails and passes."""
-        got = self._memo.get((fails, passes))
-        if got is None:
-            f, p = fails, passes  # no fails at rate 0 is log 1, not 0 * -inf
-            terms = [
-                lw + (f * lr if f else 0.0) + (p * l1r if p else 0.0) for lw, lr, l1r in self._logs
-            ]
-            got = self._memo[(fails, passes)] = _logsumexp(terms)
-        return got
+        key = (fails, passes)
+        if key not in self._memo:
+            terms = [lw + _times(fails, lr) + _times(passes, l1r) for lw, lr, l1r in self._logs]
+            self._memo[key] = _logsumexp(terms)
+        return self._memo[key]
 
     def fail_chance(self, fails: int, passes: int) -> float:
         """Probability that the next run fails, given these fails and passes."""
         base = self.log_mass(fails, passes)
         return 0.0 if base == _NEG else math.exp(self.log_mass(fails + 1, passes) - base)
+
+
+def _times(n: int, log_x: float) -> float:
+    return n * log_x if n else 0.0  # no fails at rate 0 has probability 1, not 0 * -inf
 
 
 def _log(x: float) -> float:
@@ -152,11 +136,7 @@ def _prefix(values: Iterable[float]) -> list[float]:
 
 @dataclass(frozen=True)
 class Finding:
-    """Where a search stands, in the terms a report prints.
-
-    ``culprit`` is the most likely first changed revision (None: most likely no change in
-    the list); ``parent`` is the revision before it, with its tally.
-    """
+    """Where a search stands, as a report prints it; ``culprit`` None: most likely no change."""
 
     status: Status
     culprit: str | None
@@ -248,6 +228,7 @@ class CulpritSearch:
         self._untestable.add(self._index[revision])
 
     def tally(self, revision: str) -> Tally:
+        """The revision's fails out of its runs (``error`` runs not counted)."""
         i = self._index[revision]
         return Tally(self._fails[i], self._fails[i] + self._passes[i])
 
