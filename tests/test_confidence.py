@@ -166,6 +166,25 @@ def test_a_fix_is_a_regression_read_backwards() -> None:
         assert math.isclose(p, backwards[revs[i - 1]], abs_tol=1e-12)
 
 
+@given(runs_st, st.sets(st.integers(1, 6)), st.integers(1, 4), st.integers(0, 30))
+@settings(max_examples=25, deadline=None)
+def test_probes_stay_inside_the_budget_and_off_untestable_revisions(
+    runs, untestable, k: int, budget: int
+) -> None:
+    revs = names(8)
+    search = CulpritSearch(revs, max_runs=budget + len(runs))
+    for i, failed in runs:
+        search.record(revs[i], failed)
+    for i in untestable:
+        search.untestable(revs[i])
+    probes = search.next_probes(k)
+    assert len(probes) <= min(k, budget)
+    skipped = {revs[i] for i in untestable if search.tally(revs[i]).runs == 0}
+    assert not skipped & set(probes)
+    if search.result().status == "pending":  # the bounds are always testable
+        assert probes
+
+
 def test_bounds_unknown_can_answer_no_culprit() -> None:
     search = CulpritSearch(names(4), bounds_known=False, max_runs=400)
     found = drive(search, oracle(culprit=99, rate=1.0, false=0.0, seed=1))
