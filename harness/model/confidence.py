@@ -415,7 +415,7 @@ class CheckAnswer:
         return {"pass": 0, "fail": 1}.get(self.verdict, 125)
 
     def line(self) -> str:
-        return f"{self.verdict}: broken with {self.broken:.2f} after {self.tally} failing runs"
+        return f"{self.verdict}: broken at {self.broken:.2f}; {self.tally} runs failed"
 
 
 def check(
