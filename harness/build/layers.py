@@ -239,8 +239,11 @@ def _drop_gunicorn(layer: Path) -> None:
             continue
         record = (info / "RECORD").read_text() if (info / "RECORD").is_file() else ""
         for row in record.splitlines():
-            target = (layer / row.split(",", 1)[0]).resolve()
-            if target.is_relative_to(layer.resolve()) and target.is_file():
+            rel = row.split(",", 1)[0]
+            if rel.startswith("../"):  # pip wrote scripts relative to its own prefix
+                rel = "bin/" + rel.rsplit("/", 1)[-1] if "/bin/" in rel else ""
+            target = (layer / rel).resolve()
+            if rel and target.is_relative_to(layer.resolve()) and target.is_file():
                 target.unlink()
         remove_tree(layer / "gunicorn")
         remove_tree(info)
