@@ -36,7 +36,6 @@ import os
 import re
 import subprocess
 import threading
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,13 @@ from packaging.utils import canonicalize_name
 from harness.build import index, wheels
 from harness.build.interpreters import Interpreter
 from harness.build.wheels import ArtifactError
-from harness.host.fsutil import atomic_write_text, remove_tree, sweep_temporaries, temp_dir
+from harness.host.fsutil import (
+    atomic_write_text,
+    extract_once,
+    remove_tree,
+    sweep_temporaries,
+    temp_dir,
+)
 from harness.model.errors import HarnessError
 
 LAYOUT = 1  # bump when the way layers are built changes
@@ -390,22 +395,9 @@ def _known(final: Path, reqs: RequirementSet) -> Layer | None:
 
 
 def _pip_tree(wheel: Path, cache_dir: Path) -> Path:
-    """pip's wheel unpacked once (renamed into place), to run from ``PYTHONPATH``: pip
-    from a zip cannot hand its CA bundle to ssl on old Pythons."""
-    final = cache_dir / "layers" / "pip" / wheel.name
-    if not final.is_dir():
-        tmp = temp_dir(final.parent, wheel.name[:20])
-        try:
-            with zipfile.ZipFile(wheel) as zf:
-                zf.extractall(tmp)
-            try:
-                tmp.rename(final)
-            except OSError:  # another run unpacked it first
-                if not final.is_dir():
-                    raise
-        finally:
-            remove_tree(tmp)
-    return final
+    """pip's wheel unpacked once, to run from ``PYTHONPATH``: pip run from a zip cannot
+    hand its CA bundle to ssl on old Pythons."""
+    return extract_once(wheel, cache_dir / "layers" / "pip" / wheel.name)
 
 
 def _ensure(
