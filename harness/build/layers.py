@@ -97,7 +97,8 @@ def _canonical(text: str, where: str) -> str:
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        raise RequirementsInvalid(f"{where}: not a requirement: {text!r} ({exc})") from None
+        why = str(exc).splitlines()[0]  # packaging adds the text and a caret below
+        raise RequirementsInvalid(f"{where}: not a requirement: {text!r} ({why})") from None
     if req.url:
         raise RequirementsInvalid(f"{where}: {text!r}: direct URLs are not supported")
     req.name = canonicalize_name(req.name)
