@@ -4,6 +4,7 @@ layers and real environments that import from them."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,18 @@ def test_the_digest_sees_every_file_but_bytecode(tmp_path):
     assert layers.tree_digest(tmp_path) == first
     (tmp_path / "pkg" / "native.so").write_bytes(b"\x7fELF2")
     assert layers.tree_digest(tmp_path) != first
+
+
+def test_pip_gets_the_runs_indexes_with_their_credentials_and_no_config_file(tmp_path):
+    index.configure("https://user:s3cret@mirror.example/simple", ["file:///srv/wheels"])
+    try:
+        env, urls = layers._pip_env(tmp_path)
+    finally:
+        index.configure(None)
+    assert env["PIP_INDEX_URL"] == "https://user:s3cret@mirror.example/simple"
+    assert env["PIP_EXTRA_INDEX_URL"] == "file:///srv/wheels"
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert "s3cret" not in json.dumps(urls)  # the key and any record stay clean
 
 
 # --- real layers ---------------------------------------------------------------------------

@@ -23,8 +23,11 @@ environment's own site-packages is also ahead of every ``.pth`` entry on ``sys.p
 A set pip cannot install on an interpreter raises ``LayerError`` (an ``ArtifactError``:
 the runner turns that Python away and tries the next) with pip's one decisive line, and
 leaves nothing in the cache. A set that installs but whose requested packages do not
-import (eventlet 0.30 on Python 3.11+) is refused the same way; that refusal is a fact
+import (eventlet 0.30.2 on Python 3.10+) is refused the same way; that refusal is a fact
 about the resolved set, so it is remembered (``<cache>/layers/refused``) like a preflight.
+
+A layer is resolved once: ``--with flask`` keeps the Flask of its first build until the
+cache is cleared (pin it to choose); a new pip release does not rebuild layers.
 """
 
 from __future__ import annotations
@@ -224,9 +227,11 @@ def _pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
     return env, urls
 
 
-def _key(reqs: RequirementSet, interp: Interpreter, urls: Iterable[str], pip_wheel: Path) -> str:
+def _key(reqs: RequirementSet, interp: Interpreter, urls: Iterable[str]) -> str:
+    """Not pip's version: a new pip release must not rebuild every layer (the environments
+    are keyed on the layer's digest, so a rebuilt layer that differs is never mixed up)."""
     text = json.dumps([LAYOUT, list(reqs.requirements), interp.path, interp.version, list(urls)])
-    return hashlib.sha256((text + pip_wheel.name).encode()).hexdigest()[:12]
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _dists(layer: Path) -> list[tuple[str, str, Path]]:
@@ -330,7 +335,7 @@ def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dic
         )
 
 
-def _build(interp: Interpreter, reqs: RequirementSet, final: Path, env: dict) -> None:
+def _build(interp: Interpreter, reqs: RequirementSet, final: Path, env: dict, pip: str) -> None:
     """Install into a temporary directory, check the imports, drop gunicorn, seal it."""
     tmp = temp_dir(final.parent, final.name)
     try:
@@ -345,6 +350,7 @@ def _build(interp: Interpreter, reqs: RequirementSet, final: Path, env: dict) ->
             "requirements": list(reqs.requirements),
             "python": interp.version,
             "interpreter": interp.path,
+            "pip": pip,
             "installed": [[n, v] for n, v, _ in _dists(tmp)],
             "digest": tree_digest(tmp),
         }
@@ -368,14 +374,13 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
     Raises ``LayerError`` when this Python cannot have the set (the runner then tries the
     next one). A layer is verified once per process; later calls return the same record.
     """
-    pip_wheel = wheels.newest_wheel("pip", interp, cache_dir)[0]
     env, urls = _pip_env(cache_dir)
     root = cache_dir / "layers"
-    final = root / f"py{interp.version}-{_key(reqs, interp, urls, pip_wheel)}"
+    final = root / f"py{interp.version}-{_key(reqs, interp, urls)}"
     with _verified_lock:
         if final in _verified:
             return _verified[final]
-    layer = _ensure(reqs, interp, cache_dir, final, env, pip_wheel)
+    layer = _ensure(reqs, interp, cache_dir, final, env)
     with _verified_lock:
         return _verified.setdefault(final, layer)
 
@@ -402,7 +407,7 @@ def _pip_tree(wheel: Path, cache_dir: Path) -> Path:
 
 
 def _ensure(
-    reqs: RequirementSet, interp: Interpreter, cache_dir: Path, final: Path, env: dict, pip: Path
+    reqs: RequirementSet, interp: Interpreter, cache_dir: Path, final: Path, env: dict
 ) -> Layer:
     layer = _known(final, reqs)
     if layer is not None:
@@ -415,7 +420,9 @@ def _ensure(
             return layer
         sweep_temporaries(root)
         remove_tree(final)  # incomplete or altered: rebuild, never use
-        _build(interp, reqs, final, {**env, "PYTHONPATH": str(_pip_tree(pip, cache_dir))})
+        pip = wheels.newest_wheel("pip", interp, cache_dir)  # (wheel, version)
+        env = {**env, "PYTHONPATH": str(_pip_tree(pip[0], cache_dir))}
+        _build(interp, reqs, final, env, pip[1])
     layer = _load(final, reqs)
     if layer is None:
         raise LayerError(f"the layer {final.name} did not verify after building")
