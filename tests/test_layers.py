@@ -154,8 +154,13 @@ def run_in(env: environments.Environment, code: str) -> dict:
 
 
 IMPORTS = """
-import json, importlib.metadata as md, flask, gunicorn
-print(json.dumps({"flask": flask.__file__, "flask_version": md.version("flask"),
+import json, flask, gunicorn
+try:
+    from importlib.metadata import version
+except ImportError:  # Python 3.6-3.7
+    import pkg_resources
+    version = lambda name: pkg_resources.get_distribution(name).version
+print(json.dumps({"flask": flask.__file__, "flask_version": version("flask"),
                   "gunicorn": gunicorn.__file__}))
 """
 
@@ -172,10 +177,18 @@ def builds(cache_dir: Path) -> set[str]:
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("minor, release", [("3.9", "20.1.0"), ("3.12", "23.0.0")])
-def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(cache_dir, minor, release):
+@pytest.mark.parametrize(
+    "minor, release, pip",
+    [("3.6", "19.9.0", "21.3.1"), ("3.9", "20.1.0", None), ("3.12", "23.0.0", None)],
+)
+def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
+    cache_dir, minor, release, pip
+):
+    """3.6 too, whose own pip predates the resolver: the layer's pip is 21.3.1 there."""
     interp = interpreter(minor, cache_dir)
     layer = layers.ensure(layers.parse(["flask"]), interp, cache_dir)
+    manifest = json.loads((layer.path / layers.MANIFEST).read_text())
+    assert pip is None or manifest["pip"] == pip
     assert "flask" in layer.versions and not (layer.path / "gunicorn").exists()
     env = environment(release, interp, cache_dir, layer)
     found = run_in(env, IMPORTS)
@@ -221,7 +234,7 @@ def test_an_altered_layer_is_rebuilt_not_used(tmp_path, cache_dir):
     first = layers.ensure(layers.parse(["six"]), interp, cache)
     six = next(first.path.glob("six.py"))
     six.write_text(six.read_text() + "\nraise SystemExit('tampered')\n")
-    layers._verified.clear()  # as a new process would start
+    layers._known_here.clear()  # as a new process would start
     again = layers.ensure(layers.parse(["six"]), interp, cache)
     assert again.built and "tampered" not in next(again.path.glob("six.py")).read_text()
 
@@ -239,6 +252,9 @@ def test_a_set_that_cannot_resolve_is_one_line_and_leaves_nothing(cache_dir):
     assert "\n" not in message and isinstance(err.value, ArtifactError)
     assert builds(cache_dir) == before
     assert (set(refused.iterdir()) if refused.is_dir() else set()) == refusals
+    with pytest.raises(layers.LayerError) as again:  # the next target: the same answer
+        layers.ensure(layers.parse(["nosuchpkg-gunicorn-bisect==1"]), interp, cache_dir)
+    assert str(again.value) == message
 
 
 @pytest.mark.real

@@ -51,6 +51,7 @@ from packaging.utils import canonicalize_name
 from harness.build import index, wheels
 from harness.build.interpreters import Interpreter
 from harness.build.wheels import ArtifactError
+from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
     extract_once,
@@ -176,7 +177,7 @@ class Layer:
     requirements: RequirementSet
     installed: tuple[tuple[str, str], ...]  # (name, version) of everything pip installed
     digest: str  # of every file in the layer: part of each environment's cache key
-    built: bool  # False when an existing layer was reused
+    built: bool  # True when this process built it, False when it found it built
 
     @property
     def versions(self) -> dict[str, str]:
@@ -319,7 +320,7 @@ def _load(path: Path, reqs: RequirementSet) -> Layer | None:
 
 def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dict) -> None:
     cmd = [interp.path, "-m", "pip", "install", "--target", str(dest), "--no-input"]
-    cmd += ["--progress-bar", "off", *reqs.requirements]
+    cmd = processes.dying_with_us([*cmd, "--progress-bar", "off", *reqs.requirements])
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT, env=env, cwd="/"
@@ -364,25 +365,33 @@ def _refusal(final: Path) -> Path:
     return final.parent / "refused" / f"{final.name}.json"
 
 
-_verified: dict[Path, Layer] = {}
-_verified_lock = threading.Lock()
+# per process: a layer verified once, a failure remembered (every target on that Python
+# would otherwise run pip again for a set that cannot be installed)
+_known_here: dict[Path, Layer | LayerError] = {}
+_locks: dict[Path, threading.Lock] = {}
+_locks_lock = threading.Lock()
 
 
 def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
     """The layer for ``reqs`` on ``interp``: verified and reused, or built now.
 
     Raises ``LayerError`` when this Python cannot have the set (the runner then tries the
-    next one). A layer is verified once per process; later calls return the same record.
+    next one). Verified once per process; later calls return the same record (or error).
     """
     env, urls = _pip_env(cache_dir)
-    root = cache_dir / "layers"
-    final = root / f"py{interp.version}-{_key(reqs, interp, urls)}"
-    with _verified_lock:
-        if final in _verified:
-            return _verified[final]
-    layer = _ensure(reqs, interp, cache_dir, final, env)
-    with _verified_lock:
-        return _verified.setdefault(final, layer)
+    final = cache_dir / "layers" / f"py{interp.version}-{_key(reqs, interp, urls)}"
+    with _locks_lock:
+        lock = _locks.setdefault(final, threading.Lock())
+    with lock:  # one thread builds, the others wait for its answer
+        if final not in _known_here:
+            try:
+                _known_here[final] = _ensure(reqs, interp, cache_dir, final, env)
+            except LayerError as exc:
+                _known_here[final] = exc
+        known = _known_here[final]
+    if isinstance(known, LayerError):
+        raise LayerError(str(known))
+    return known
 
 
 def _refused(final: Path) -> str:
