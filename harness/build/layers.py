@@ -64,7 +64,7 @@ from harness.model.errors import HarnessError
 LAYOUT = 1  # bump when the way layers are built changes
 MANIFEST = "gunicorn-bisect-layer.json"
 NEVER_LAYERED = "gunicorn"  # the code under test comes from the target, never a layer
-PIP_TIMEOUT = 900
+INSTALL_TIMEOUT = 900  # seconds for one pip install (sdists may build)
 # pip's settings that say how to reach an index, not which one: the user's, kept
 _PIP_PASSTHROUGH = ("PIP_CERT", "PIP_CLIENT_CERT", "PIP_TRUSTED_HOST", "PIP_PROXY", "PIP_TIMEOUT")
 
@@ -323,11 +323,11 @@ def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dic
     cmd = processes.dying_with_us([*cmd, "--progress-bar", "off", *reqs.requirements])
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT, env=env, cwd="/"
+            cmd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, env=env, cwd="/"
         )
     except subprocess.TimeoutExpired:
         raise LayerError(
-            f"pip did not finish in {PIP_TIMEOUT}s on Python {interp.version}"
+            f"pip did not finish in {INSTALL_TIMEOUT}s on Python {interp.version}"
         ) from None
     if proc.returncode != 0:
         why = decisive_line(proc.stderr + "\n" + proc.stdout)
