@@ -21,8 +21,15 @@ from filelock import FileLock
 
 from harness.build import wheels
 from harness.build.interpreters import Interpreter
+from harness.build.layers import Layer
 from harness.build.wheels import Artifact
-from harness.host.fsutil import atomic_write_text, remove_tree, sweep_temporaries, temp_dir
+from harness.host.fsutil import (
+    atomic_write_text,
+    extract_once,
+    remove_tree,
+    sweep_temporaries,
+    temp_dir,
+)
 from harness.model.errors import HarnessError
 
 MANIFEST = "gunicorn-bisect-env.json"
@@ -78,6 +85,7 @@ class EnvNeeds:
     extras: tuple[Extra, ...] = ()
     probe_imports: tuple[str, ...] = ()  # the boot probe must import these too
     worker_class: str = ""  # resolved by the boot probe ("" = gunicorn's own choice)
+    layer: Layer | None = None  # the user's requirements (layers.ensure), ahead of the extras
 
 
 class EnvError(HarnessError):
@@ -121,6 +129,7 @@ def _key(artifact: Artifact, interp: Interpreter, needs: EnvNeeds, setuptools: P
             interp.version,
             needs.worker_class,
             list(needs.probe_imports),
+            needs.layer and [str(needs.layer.path), needs.layer.digest],
         ]
     )
 
@@ -206,14 +215,26 @@ def _probe(
 SHARED_PTH = "gunicorn-bisect-shared.pth"
 
 
-def _share(wheels: list[Path], env_root: Path, interp: Interpreter, cache_dir: Path) -> None:
+def _share(
+    wheels: list[Path], env_root: Path, interp: Interpreter, cache_dir: Path, layer: Layer | None
+) -> None:
     """Put the extras and setuptools on the environment's path from their shared unpacked
     copies (a .pth file), instead of installing a thousand setuptools files into every
     environment: only gunicorn, the code under test, is installed and verified."""
     site = env_root / "lib" / f"python{interp.minor}" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
     lines = [str(_unpacked(w, cache_dir)) for w in wheels]
+    if layer is not None:  # the user's pins win over the harness's own picks (eventlet)
+        lines.insert(0, str(layer.path))
     (site / SHARED_PTH).write_text("\n".join(lines) + "\n")
+
+
+def _asked(needs: EnvNeeds) -> dict[str, str]:
+    """name -> version of what the scenario and the user asked for besides gunicorn."""
+    return {
+        **{e.name: e.version for e in needs.extras},
+        **(needs.layer.versions if needs.layer else {}),
+    }
 
 
 def _installed_digest(site: Path) -> str:
@@ -253,24 +274,7 @@ def _load(path: Path, interp: Interpreter, artifact: Artifact) -> Environment | 
 
 def _unpacked(wheel: Path, cache_dir: Path) -> Path:
     """A wheel unpacked once under the cache (renamed into place: complete or absent)."""
-    import zipfile
-
-    root = cache_dir / "unpacked"
-    final = root / wheel.name
-    if final.is_dir():
-        return final
-    tmp = temp_dir(root, wheel.name[:30])
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extractall(tmp)
-        try:
-            tmp.rename(final)
-        except OSError:  # another run unpacked it first
-            if not final.is_dir():
-                raise
-    finally:
-        remove_tree(tmp)
-    return final
+    return extract_once(wheel, cache_dir / "unpacked" / wheel.name)
 
 
 def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds) -> str:
@@ -289,6 +293,8 @@ def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: E
     except (OSError, ValueError, KeyError):
         pass
     paths = [_unpacked(w, cache_dir) for w in _wheels(artifact, needs, setuptools)]
+    if needs.layer is not None:  # after gunicorn, as in the environment
+        paths.insert(1, needs.layer.path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # the unpacked wheels are shared: keep them clean
@@ -327,7 +333,7 @@ def ensure(
         try:
             _create_venv(interp, tmp)
             _install(artifact.wheel, tmp, final, interp)
-            _share(_wheels(artifact, needs, setuptools)[1:], tmp, interp, cache_dir)
+            _share(_wheels(artifact, needs, setuptools)[1:], tmp, interp, cache_dir, needs.layer)
             if (
                 _installed_digest(tmp / "lib" / f"python{interp.minor}" / "site-packages")
                 != artifact.digest
@@ -349,7 +355,7 @@ def ensure(
                 "digest": artifact.digest,
                 "python": interp.version,
                 "interpreter": interp.path,
-                "extras": {e.name: e.version for e in needs.extras},
+                "extras": _asked(needs),
                 "works": ok,
                 "probed": probe,
                 "reason": found.get("error", ""),

@@ -40,6 +40,27 @@ def temp_dir(parent: Path, label: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-{label}-", dir=parent))
 
 
+def extract_once(archive: Path, final: Path) -> Path:
+    """A zip (a wheel) extracted to ``final`` once: into a temporary directory renamed into
+    place, so ``final`` is complete or absent, and a concurrent extraction is harmless."""
+    import zipfile
+
+    if final.is_dir():
+        return final
+    tmp = temp_dir(final.parent, archive.name[:30])
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)
+        try:
+            tmp.rename(final)
+        except OSError:  # another run extracted it first
+            if not final.is_dir():
+                raise
+    finally:
+        remove_tree(tmp)
+    return final
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

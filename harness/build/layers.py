@@ -1,0 +1,438 @@
+"""Requirement layers: the user's own packages (``--with flask``) next to gunicorn.
+
+A layer is one directory per (interpreter, requirement set), installed once by pip's own
+resolver and shared by every environment on that interpreter through their ``.pth`` file
+(environments.py), so a run over 40 releases resolves and installs Flask once, not 40
+times. It is built in a temporary directory and renamed into place with its manifest
+(what was installed, and a digest of every file) written last; on every first use in a
+process the files are hashed again, so an interrupted or altered layer is never used.
+
+pip runs *in the target interpreter* (markers, tags and ``Requires-Python`` are that
+Python's), from the newest pip wheel whose ``Requires-Python`` admits it, unpacked once
+under the cache and put on ``PYTHONPATH``: 21.3.1 on 3.6, 24.0 on 3.7, the current pip on
+3.9+. Every one of them has the 2020 resolver, none needs a tool virtualenv, and the
+interpreter's own (possibly ancient, possibly absent) pip is never involved. pip reads no
+configuration file: the indexes are the harness's (index.indexes(), with the credentials
+of the URLs they came from), passed in ``PIP_INDEX_URL`` / ``PIP_EXTRA_INDEX_URL``, so the
+layer and gunicorn come from the same place; downloads are cached under ``<cache>/pip``.
+
+gunicorn never comes from a layer: when a requirement depends on it (``uvicorn-worker``)
+pip resolves it, and it is removed from the layer before the digest is taken; the
+environment's own site-packages is also ahead of every ``.pth`` entry on ``sys.path``.
+
+A set pip cannot install on an interpreter raises ``LayerError`` (an ``ArtifactError``:
+the runner turns that Python away and tries the next) with pip's one decisive line, and
+leaves nothing in the cache. A set that installs but whose requested packages do not
+import (eventlet 0.30.2 on Python 3.10+) is refused the same way; that refusal is a fact
+about the resolved set, so it is remembered (``<cache>/layers/refused``) like a preflight.
+
+A layer is resolved once: ``--with flask`` keeps the Flask of its first build until the
+cache is cleared (pin it to choose); a new pip release does not rebuild layers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from filelock import FileLock
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from harness.build import index, wheels
+from harness.build.interpreters import Interpreter
+from harness.build.wheels import ArtifactError
+from harness.host import processes
+from harness.host.fsutil import (
+    atomic_write_text,
+    extract_once,
+    remove_tree,
+    sweep_temporaries,
+    temp_dir,
+)
+from harness.model.errors import HarnessError
+
+LAYOUT = 1  # bump when the way layers are built changes
+MANIFEST = "gunicorn-bisect-layer.json"
+NEVER_LAYERED = "gunicorn"  # the code under test comes from the target, never a layer
+INSTALL_TIMEOUT = 900  # seconds for one pip install (sdists may build)
+# pip's settings that say how to reach an index, not which one: the user's, kept
+_PIP_PASSTHROUGH = ("PIP_CERT", "PIP_CLIENT_CERT", "PIP_TRUSTED_HOST", "PIP_PROXY", "PIP_TIMEOUT")
+
+
+class RequirementsInvalid(HarnessError):
+    """A ``--with`` requirement or requirements file that is not a requirement (one line)."""
+
+
+class LayerError(ArtifactError):
+    """This interpreter cannot have the requirement set (pip's or the import's one line)."""
+
+
+@dataclass(frozen=True)
+class RequirementSet:
+    """Requirements in a canonical order, so ``flask`` + ``Jinja2`` is one set whatever
+    the order or spelling on the command line (the layer's key is derived from it)."""
+
+    requirements: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(canonicalize_name(Requirement(r).name) for r in self.requirements)
+
+    @property
+    def gunicorn(self) -> str | None:
+        """The gunicorn requirement in the set, if any (it constrains the resolution only)."""
+        return next((r for r, n in zip(self.requirements, self.names) if n == NEVER_LAYERED), None)
+
+    def __bool__(self) -> bool:
+        return bool(self.requirements)
+
+
+def _canonical(text: str, where: str) -> str:
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        why = str(exc).splitlines()[0]  # packaging adds the text and a caret below
+        raise RequirementsInvalid(f"{where}: not a requirement: {text!r} ({why})") from None
+    if req.url:
+        raise RequirementsInvalid(f"{where}: {text!r}: direct URLs are not supported")
+    req.name = canonicalize_name(req.name)
+    return str(req)
+
+
+def requirement_lines(text: str, source: str) -> list[tuple[str, str]]:
+    """The requirements of a requirements file as (line, where); comments and blanks
+    skipped. pip options (``-r``, ``--index-url``) are refused: the index is the run's."""
+    found = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
+        where = f"{source}:{number}"
+        if not line:
+            continue
+        if line.startswith("-"):
+            raise RequirementsInvalid(f"{where}: pip options are not supported here: {line!r}")
+        found.append((line, where))
+    return found
+
+
+def parse(requirements: Sequence[str] = (), files: Sequence[Path] = ()) -> RequirementSet:
+    """``--with REQ`` (repeatable) and ``--with-requirements FILE`` as one set."""
+    given = [(r, "--with") for r in requirements]
+    for path in files:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RequirementsInvalid(f"--with-requirements {path}: {exc.strerror}") from None
+        given += requirement_lines(text, str(path))
+    return RequirementSet(tuple(sorted({_canonical(r, where) for r, where in given})))
+
+
+_HELP_ONLY = re.compile(r"ResolutionImpossible: for help visit|^\[notice\]")
+
+
+def decisive_line(output: str) -> str:
+    """pip's one line that says why: its last ``ERROR:`` line that is not a pointer to the
+    docs ("No matching distribution found for nosuchpkg==1"), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [
+        line[len("ERROR:") :].strip()
+        for line in lines
+        if line.startswith("ERROR:") and not _HELP_ONLY.search(line)
+    ]
+    if errors:
+        return errors[-1]
+    return lines[-1] if lines else "pip failed without a message"
+
+
+def top_level_names(record: str) -> list[str]:
+    """The importable top-level names a distribution's RECORD installs (packages and
+    modules, not private ``_x`` ones nor metadata, scripts or data)."""
+    names: dict[str, None] = {}
+    for row in record.splitlines():
+        path = row.split(",", 1)[0]
+        head, sep, _ = path.partition("/")
+        if sep:
+            skip = head.endswith((".dist-info", ".data")) or head in ("bin", "__pycache__", "..")
+            if not skip and head.isidentifier() and path.endswith(".py"):
+                names.setdefault(head)
+        elif head.endswith(".py") and head[:-3].isidentifier():
+            names.setdefault(head[:-3])
+    return [n for n in names if not n.startswith("_")]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A built, verified layer: the directory environments put on their path."""
+
+    path: Path
+    requirements: RequirementSet
+    installed: tuple[tuple[str, str], ...]  # (name, version) of everything pip installed
+    digest: str  # of every file in the layer: part of each environment's cache key
+    built: bool  # True when this process built it, False when it found it built
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """name -> resolved version of what was asked for (what a row can show)."""
+        asked = set(self.requirements.names)
+        return {n: v for n, v in self.installed if n in asked}
+
+
+def tree_digest(root: Path) -> str:
+    """Every file under ``root`` except the manifest and bytecode, by path and content."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(root).as_posix()
+        if rel == MANIFEST or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue
+        data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
+def _with_credentials(url: str) -> str:
+    """The index URL as pip must see it: with the user:password the harness took off it."""
+    header = index._auth.get(urlsplit(url).netloc, "")
+    if not header.startswith("Basic "):
+        return url
+    secret = base64.b64decode(header[len("Basic ") :]).decode()
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{secret}@{parts.netloc}"))
+
+
+def _pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The environment pip runs in (no config file, the harness's indexes) and the
+    credential-free index URLs, which go into the layer's key."""
+    urls = index.indexes().urls
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "PIP_")) or k in _PIP_PASSTHROUGH
+    }
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_INDEX_URL=_with_credentials(urls[0]),
+        PIP_EXTRA_INDEX_URL=" ".join(_with_credentials(u) for u in urls[1:]),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        PIP_CACHE_DIR=str(cache_dir / "pip"),
+    )
+    return env, urls
+
+
+def _key(reqs: RequirementSet, interp: Interpreter, urls: Iterable[str]) -> str:
+    """Not pip's version: a new pip release must not rebuild every layer (the environments
+    are keyed on the layer's digest, so a rebuilt layer that differs is never mixed up)."""
+    text = json.dumps([LAYOUT, list(reqs.requirements), interp.path, interp.version, list(urls)])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _dists(layer: Path) -> list[tuple[str, str, Path]]:
+    """(canonical name, version, dist-info dir) of what is installed in ``layer``."""
+    found = []
+    for info in sorted(layer.glob("*.dist-info")):
+        name, _, version = info.name[: -len(".dist-info")].partition("-")
+        found.append((canonicalize_name(name), version, info))
+    return found
+
+
+def _drop_gunicorn(layer: Path) -> None:
+    """Remove gunicorn (pulled in by e.g. uvicorn-worker) with every file its RECORD names."""
+    for name, _, info in _dists(layer):
+        if name != NEVER_LAYERED:
+            continue
+        record = (info / "RECORD").read_text() if (info / "RECORD").is_file() else ""
+        for row in record.splitlines():
+            rel = row.split(",", 1)[0]
+            if rel.startswith("../"):  # pip wrote scripts relative to its own prefix
+                rel = "bin/" + rel.rsplit("/", 1)[-1] if "/bin/" in rel else ""
+            target = (layer / rel).resolve()
+            if rel and target.is_relative_to(layer.resolve()) and target.is_file():
+                target.unlink()
+        remove_tree(layer / "gunicorn")
+        remove_tree(info)
+
+
+_IMPORT_PROBE = r"""
+import json, sys
+failed = {}
+for name in sys.argv[1:]:
+    try:
+        __import__(name)
+    except BaseException as exc:
+        lines = [l for l in ("%s: %s" % (type(exc).__name__, exc)).splitlines() if l.strip()]
+        failed[name] = lines[-1] if lines else type(exc).__name__
+print(json.dumps(failed))
+"""
+
+
+def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> str:
+    """ "" if every requested package imports from ``layer`` alone (``-S``: no base
+    site-packages), else the first failure as one line."""
+    dists = {name: (version, info) for name, version, info in _dists(layer)}
+    owners: dict[str, str] = {}  # module -> the requested distribution that installs it
+    for name in reqs.names:
+        record = dists[name][1] / "RECORD" if name in dists else None
+        if record is not None and record.is_file() and name != NEVER_LAYERED:
+            owners.update((m, name) for m in top_level_names(record.read_text()))
+    if not owners:
+        return ""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(PYTHONPATH=str(layer), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run(
+        [interp.path, "-S", "-c", _IMPORT_PROBE, *owners],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd="/",
+    )
+    try:
+        failed = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return f"import check did not run: {decisive_line(proc.stderr)}"
+    if not failed:
+        return ""
+    module, why = next(iter(failed.items()))
+    owner = owners[module]
+    return f"{owner} {dists[owner][0]} does not import on Python {interp.version}: {why}"
+
+
+def _load(path: Path, reqs: RequirementSet) -> Layer | None:
+    """A finished layer whose files are still exactly the ones installed."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        if manifest.get("layout") != LAYOUT or tree_digest(path) != manifest["digest"]:
+            return None
+        installed = tuple((n, v) for n, v in manifest["installed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Layer(path, reqs, installed, manifest["digest"], built=False)
+
+
+def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dict) -> None:
+    cmd = [interp.path, "-m", "pip", "install", "--target", str(dest), "--no-input"]
+    cmd = processes.dying_with_us([*cmd, "--progress-bar", "off", *reqs.requirements])
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, env=env, cwd="/"
+        )
+    except subprocess.TimeoutExpired:
+        raise LayerError(
+            f"pip did not finish in {INSTALL_TIMEOUT}s on Python {interp.version}"
+        ) from None
+    if proc.returncode != 0:
+        why = decisive_line(proc.stderr + "\n" + proc.stdout)
+        raise LayerError(
+            f"cannot install {' '.join(reqs.requirements)} on Python {interp.version}: {why}"
+        )
+
+
+def _build(interp: Interpreter, reqs: RequirementSet, final: Path, env: dict, pip: str) -> None:
+    """Install into a temporary directory, check the imports, drop gunicorn, seal it."""
+    tmp = temp_dir(final.parent, final.name)
+    try:
+        _pip_install(interp, reqs, tmp, env)
+        refused = _import_failure(interp, tmp, reqs)  # with pip's gunicorn: uvicorn-worker
+        if refused:
+            atomic_write_text(_refusal(final), json.dumps({"reason": refused}))
+            raise LayerError(refused)
+        _drop_gunicorn(tmp)
+        manifest = {
+            "layout": LAYOUT,
+            "requirements": list(reqs.requirements),
+            "python": interp.version,
+            "interpreter": interp.path,
+            "pip": pip,
+            "installed": [[n, v] for n, v, _ in _dists(tmp)],
+            "digest": tree_digest(tmp),
+        }
+        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
+        tmp.rename(final)
+    finally:
+        remove_tree(tmp)
+
+
+def _refusal(final: Path) -> Path:
+    return final.parent / "refused" / f"{final.name}.json"
+
+
+# per process: a layer verified once, a failure remembered (every target on that Python
+# would otherwise run pip again for a set that cannot be installed)
+_known_here: dict[Path, Layer | LayerError] = {}
+_locks: dict[Path, threading.Lock] = {}
+_locks_lock = threading.Lock()
+
+
+def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
+    """The layer for ``reqs`` on ``interp``: verified and reused, or built now.
+
+    Raises ``LayerError`` when this Python cannot have the set (the runner then tries the
+    next one). Verified once per process; later calls return the same record (or error).
+    """
+    env, urls = _pip_env(cache_dir)
+    final = cache_dir / "layers" / f"py{interp.version}-{_key(reqs, interp, urls)}"
+    with _locks_lock:
+        lock = _locks.setdefault(final, threading.Lock())
+    with lock:  # one thread builds, the others wait for its answer
+        if final not in _known_here:
+            try:
+                _known_here[final] = _ensure(reqs, interp, cache_dir, final, env)
+            except LayerError as exc:
+                _known_here[final] = exc
+        known = _known_here[final]
+    if isinstance(known, LayerError):
+        raise LayerError(str(known))
+    return known
+
+
+def _refused(final: Path) -> str:
+    try:
+        return json.loads(_refusal(final).read_text())["reason"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _known(final: Path, reqs: RequirementSet) -> Layer | None:
+    """The finished layer, None if there is none, LayerError if this set was refused."""
+    refused = _refused(final)
+    if refused:
+        raise LayerError(refused)
+    return _load(final, reqs)
+
+
+def _pip_tree(wheel: Path, cache_dir: Path) -> Path:
+    """pip's wheel unpacked once, to run from ``PYTHONPATH``: pip run from a zip cannot
+    hand its CA bundle to ssl on old Pythons."""
+    return extract_once(wheel, cache_dir / "layers" / "pip" / wheel.name)
+
+
+def _ensure(
+    reqs: RequirementSet, interp: Interpreter, cache_dir: Path, final: Path, env: dict
+) -> Layer:
+    layer = _known(final, reqs)
+    if layer is not None:
+        return layer
+    root = final.parent
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f".{final.name}.lock")):
+        layer = _known(final, reqs)  # another run may have built it meanwhile
+        if layer is not None:
+            return layer
+        sweep_temporaries(root)
+        remove_tree(final)  # incomplete or altered: rebuild, never use
+        pip = wheels.newest_wheel("pip", interp, cache_dir)  # (wheel, version)
+        env = {**env, "PYTHONPATH": str(_pip_tree(pip[0], cache_dir))}
+        _build(interp, reqs, final, env, pip[1])
+    layer = _load(final, reqs)
+    if layer is None:
+        raise LayerError(f"the layer {final.name} did not verify after building")
+    return Layer(layer.path, reqs, layer.installed, layer.digest, built=True)

@@ -1,0 +1,290 @@
+"""Requirement layers (``--with``): the set's rules on their own, then real pip, real
+layers and real environments that import from them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.build import environments, index, layers, wheels
+from harness.build.environments import EnvNeeds
+from harness.build.interpreters import Interpreter, discover
+from harness.build.wheels import ArtifactError
+from harness.model.errors import HarnessError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# --- the requirement set, pip's decisive line, what a distribution makes importable ------
+
+
+@given(st.permutations(["Flask", "eventlet==0.30.2", "Jinja2>=3", "zope.interface"]))
+def test_one_set_whatever_the_order_or_spelling(reqs):
+    assert layers.parse(reqs) == layers.parse(
+        ["flask", "eventlet==0.30.2", "jinja2>=3", "zope-interface", "FLASK"]
+    )
+
+
+def test_a_requirements_file_joins_the_command_line(tmp_path):
+    path = tmp_path / "requirements.txt"
+    path.write_text("# the app\nflask  # web\n\neventlet==0.30.2\n")
+    got = layers.parse(["gunicorn==20.1.0"], [path])
+    assert got.requirements == ("eventlet==0.30.2", "flask", "gunicorn==20.1.0")
+    assert got.gunicorn == "gunicorn==20.1.0"
+    assert layers.parse(["flask"]).gunicorn is None and not layers.parse([])
+
+
+@pytest.mark.parametrize(
+    "reqs, text, says",
+    [
+        (["flask ==="], "", "--with: not a requirement"),
+        (["pkg @ https://example.org/pkg.whl"], "", "direct URLs"),
+        ([], "flask\n--index-url https://x\n", "requirements.txt:2: pip options"),
+    ],
+)
+def test_what_is_not_a_requirement_is_one_line(tmp_path, reqs, text, says):
+    path = tmp_path / "requirements.txt"
+    path.write_text(text)
+    with pytest.raises(layers.RequirementsInvalid) as err:
+        layers.parse(reqs, [path] if text else [])
+    assert says in str(err.value) and "\n" not in str(err.value)
+    assert isinstance(err.value, HarnessError) and not isinstance(err.value, ArtifactError)
+
+
+def test_a_missing_requirements_file_is_one_line(tmp_path):
+    with pytest.raises(layers.RequirementsInvalid, match="No such file"):
+        layers.parse([], [tmp_path / "nope.txt"])
+
+
+NO_MATCH = """\
+ERROR: Could not find a version that satisfies the requirement nosuchpkg==1 (from versions: none)
+ERROR: No matching distribution found for nosuchpkg==1
+"""
+CONFLICT = """\
+ERROR: Cannot install flask==3.0.0 and werkzeug==2.0.0 because these package versions have conflicting dependencies.
+
+The conflict is caused by:
+    The user requested werkzeug==2.0.0
+    flask 3.0.0 depends on Werkzeug>=3.0.0
+
+ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics/dependency-resolution/#dealing-with-dependency-conflicts
+
+[notice] A new release of pip is available: 23.0 -> 25.0
+"""
+
+
+def test_pips_decisive_line():
+    assert layers.decisive_line(NO_MATCH) == "No matching distribution found for nosuchpkg==1"
+    assert layers.decisive_line(CONFLICT).startswith("Cannot install flask==3.0.0 and werkzeug")
+    assert layers.decisive_line("Traceback\n  ...\nOSError: disk full\n") == "OSError: disk full"
+    assert layers.decisive_line("") == "pip failed without a message"
+
+
+def test_the_importable_names_of_a_record():
+    record = "\n".join(
+        [
+            "flask/__init__.py,sha256=x,1",
+            "flask/__pycache__/app.cpython-312.pyc,,",
+            "flask-3.1.0.dist-info/METADATA,sha256=y,2",
+            "six.py,sha256=z,3",
+            "_cffi_backend.cpython-312-x86_64-linux-gnu.so,sha256=w,4",
+            "../../bin/flask,sha256=v,5",
+            "flask.data/scripts/tool,,",
+        ]
+    )
+    assert layers.top_level_names(record) == ["flask", "six"]
+
+
+def test_the_digest_sees_every_file_but_bytecode(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "native.so").write_bytes(b"\x7fELF")
+    first = layers.tree_digest(tmp_path)
+    (tmp_path / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "pkg" / "__pycache__" / "mod.cpython-312.pyc").write_bytes(b"junk")
+    assert layers.tree_digest(tmp_path) == first
+    (tmp_path / "pkg" / "native.so").write_bytes(b"\x7fELF2")
+    assert layers.tree_digest(tmp_path) != first
+
+
+def test_pip_gets_the_runs_indexes_with_their_credentials_and_no_config_file(tmp_path):
+    index.configure("https://user:s3cret@mirror.example/simple", ["file:///srv/wheels"])
+    try:
+        env, urls = layers._pip_env(tmp_path)
+    finally:
+        index.configure(None)
+    assert env["PIP_INDEX_URL"] == "https://user:s3cret@mirror.example/simple"
+    assert env["PIP_EXTRA_INDEX_URL"] == "file:///srv/wheels"
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert "s3cret" not in json.dumps(urls)  # the key and any record stay clean
+
+
+# --- real layers ---------------------------------------------------------------------------
+
+
+def interpreter(minor: str, cache_dir: Path) -> Interpreter:
+    found = [i for i in discover(cache_dir) if i.minor == minor]
+    if not found:
+        pytest.skip(f"no Python {minor} here")
+    return found[0]
+
+
+def environment(
+    version: str, interp: Interpreter, cache_dir: Path, layer: layers.Layer
+) -> environments.Environment:
+    artifact = wheels.gunicorn_release(version, cache_dir, index.project("gunicorn", cache_dir))
+    env = environments.ensure(artifact, interp, cache_dir, EnvNeeds(layer=layer))
+    assert env.works, env.reason
+    return env
+
+
+def run_in(env: environments.Environment, code: str) -> dict:
+    proc = subprocess.run(
+        [str(env.python), "-c", code], capture_output=True, text=True, timeout=60, cwd="/"
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+IMPORTS = """
+import json, flask, gunicorn
+try:
+    from importlib.metadata import version
+except ImportError:  # Python 3.6-3.7
+    import pkg_resources
+    version = lambda name: pkg_resources.get_distribution(name).version
+print(json.dumps({"flask": flask.__file__, "flask_version": version("flask"),
+                  "gunicorn": gunicorn.__file__}))
+"""
+
+
+def identity(layer: layers.Layer) -> tuple[int, int]:
+    manifest = layer.path / layers.MANIFEST
+    return layer.path.stat().st_ino, manifest.stat().st_mtime_ns
+
+
+def builds(cache_dir: Path) -> set[str]:
+    root = cache_dir / "layers"
+    # every entry but the build locks (empty files, as for environments)
+    return {p.name for p in root.iterdir() if p.suffix != ".lock"} if root.is_dir() else set()
+
+
+@pytest.mark.real
+@pytest.mark.parametrize(
+    "minor, release, pip",
+    [("3.6", "19.9.0", "21.3.1"), ("3.9", "20.1.0", None), ("3.12", "23.0.0", None)],
+)
+def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
+    cache_dir, minor, release, pip
+):
+    """3.6 too, whose own pip predates the resolver: the layer's pip is 21.3.1 there."""
+    interp = interpreter(minor, cache_dir)
+    layer = layers.ensure(layers.parse(["flask"]), interp, cache_dir)
+    manifest = json.loads((layer.path / layers.MANIFEST).read_text())
+    assert pip is None or manifest["pip"] == pip
+    assert "flask" in layer.versions and not (layer.path / "gunicorn").exists()
+    env = environment(release, interp, cache_dir, layer)
+    found = run_in(env, IMPORTS)
+    assert Path(found["flask"]).is_relative_to(layer.path)
+    assert found["flask_version"] == layer.versions["flask"]
+    assert Path(found["gunicorn"]).is_relative_to(env.path)
+    assert env.extras["flask"] == layer.versions["flask"]  # what the row shows
+
+    before, entries = identity(layer), builds(cache_dir)
+    # another run, another target on the same Python: the same layer, verified, not rebuilt
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from harness.build import layers;"
+            "from harness.build.interpreters import Interpreter;"
+            "l = layers.ensure(layers.parse(['flask']), Interpreter(*sys.argv[1:4]), Path(sys.argv[4]));"
+            "print(l.built, l.path)",
+            interp.path,
+            interp.version,
+            interp.source,
+            str(cache_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == ["False", str(layer.path)]
+    other = environment("22.0.0", interp, cache_dir, layer)
+    assert Path(run_in(other, IMPORTS)["flask"]).is_relative_to(layer.path)
+    assert identity(layer) == before and builds(cache_dir) == entries
+
+
+@pytest.mark.real
+def test_an_altered_layer_is_rebuilt_not_used(tmp_path, cache_dir):
+    interp = interpreter("3.12", cache_dir)
+    cache = tmp_path / "cache"
+    (cache / "wheels").mkdir(parents=True)
+    for whl in (cache_dir / "wheels").glob("pip-*.whl"):  # no download of pip again
+        shutil.copy(whl, cache / "wheels" / whl.name)
+    first = layers.ensure(layers.parse(["six"]), interp, cache)
+    six = next(first.path.glob("six.py"))
+    six.write_text(six.read_text() + "\nraise SystemExit('tampered')\n")
+    layers._known_here.clear()  # as a new process would start
+    again = layers.ensure(layers.parse(["six"]), interp, cache)
+    assert again.built and "tampered" not in next(again.path.glob("six.py")).read_text()
+
+
+@pytest.mark.real
+def test_a_set_that_cannot_resolve_is_one_line_and_leaves_nothing(cache_dir):
+    interp = interpreter("3.12", cache_dir)
+    before = builds(cache_dir)
+    refused = cache_dir / "layers" / "refused"
+    refusals = set(refused.iterdir()) if refused.is_dir() else set()
+    with pytest.raises(layers.LayerError) as err:
+        layers.ensure(layers.parse(["nosuchpkg-gunicorn-bisect==1"]), interp, cache_dir)
+    message = str(err.value)
+    assert "No matching distribution found for nosuchpkg-gunicorn-bisect==1" in message
+    assert "\n" not in message and isinstance(err.value, ArtifactError)
+    assert builds(cache_dir) == before
+    assert (set(refused.iterdir()) if refused.is_dir() else set()) == refusals
+    with pytest.raises(layers.LayerError) as again:  # the next target: the same answer
+        layers.ensure(layers.parse(["nosuchpkg-gunicorn-bisect==1"]), interp, cache_dir)
+    assert str(again.value) == message
+
+
+@pytest.mark.real
+def test_eventlet_0_30_2_layers_where_it_imports_and_turns_newer_pythons_away(cache_dir):
+    """It imports on 3.9; on 3.10 dnspython 1.16 fails ("cannot set 'is_timeout'"), on
+    3.12 ``imp`` is gone: those Pythons are turned away with that line."""
+    reqs = layers.parse(["eventlet==0.30.2"])
+    old = interpreter("3.9", cache_dir)
+    layer = layers.ensure(reqs, old, cache_dir)
+    assert layer.versions == {"eventlet": "0.30.2"}
+    new = interpreter("3.12", cache_dir)
+    before = builds(cache_dir) - {"refused"}
+    for _ in range(2):  # the second time from the remembered refusal
+        with pytest.raises(layers.LayerError, match=r"eventlet 0.30.2 does not import on Py"):
+            layers.ensure(reqs, new, cache_dir)
+    assert builds(cache_dir) - {"refused"} == before  # no layer left for 3.12
+
+
+@pytest.mark.real
+def test_a_requirement_on_gunicorn_never_shadows_the_targets(cache_dir):
+    interp = interpreter("3.12", cache_dir)
+    layer = layers.ensure(layers.parse(["uvicorn-worker"]), interp, cache_dir)
+    assert not list(layer.path.glob("gunicorn-[0-9]*.dist-info"))
+    assert not (layer.path / "gunicorn").exists() and not (layer.path / "bin" / "gunicorn").exists()
+    env = environment("22.0.0", interp, cache_dir, layer)
+    found = run_in(
+        env,
+        "import json, importlib.metadata as md, gunicorn, uvicorn_worker\n"
+        "print(json.dumps({'v': gunicorn.__version__, 'dist': md.version('gunicorn'),"
+        " 'worker': uvicorn_worker.__file__}))",
+    )
+    assert found["v"] == found["dist"] == "22.0.0"
+    assert Path(found["worker"]).is_relative_to(layer.path)
