@@ -58,6 +58,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, b"until close", {"Connection": "close"})
             self.close_connection = True
             return
+        if self.path == "/badlength":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n")
+            self.close_connection = True
+            return
         if self.path == "/slow":
             time.sleep(1.5)
         if self.path == "/big":

@@ -80,6 +80,8 @@ def test_reset_timeout_and_limit_are_outcomes_not_exceptions(server) -> None:
     assert slow.ended == "timeout" and 0.4 < slow.seconds < 1.4
     big = exchange(address, request("/big"), max_bytes=64 * 1024)
     assert big.ended == "limit" and len(big.raw) == 64 * 1024
+    bad = exchange(address, request("/badlength"))
+    assert (bad.ended, bad.status) == ("malformed", 200)
 
 
 def test_nothing_listening_is_refused(tmp_path) -> None:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 #: How a read ended.  "response": a whole response by its framing (Content-Length,
 #: chunked, or none for HEAD/1xx/204/304); "closed": the peer closed (a body framed by
 #: the close is complete then); "reset": ECONNRESET/EPIPE; "timeout": the deadline
-#: passed; "limit": ``max_bytes`` reached; "refused": nothing accepted the connection.
-ENDINGS = ("response", "closed", "reset", "timeout", "limit", "refused")
+#: passed; "limit": ``max_bytes`` reached; "refused": nothing accepted the connection;
+#: "malformed": a length or chunk size that is not a number (the body cannot be framed).
+ENDINGS = ("response", "closed", "reset", "timeout", "limit", "refused", "malformed")
 _NO_BODY = (204, 304)
 
 
@@ -178,6 +179,8 @@ class RawConnection:
             state["line"], state["status"], state["headers"] = _parse_head(top)
             state["body"] = self._body(state["status"], state["headers"], head, deadline, raw)
             ended, error = "response", ""
+        except ValueError as exc:
+            ended, error = "malformed", str(exc)[:200]
         except _Ended as end:
             ended, error = end.ended, end.error
             if ended == "closed" and not raw and self._send_failed:
