@@ -87,6 +87,13 @@ class _Unix(_Quiet, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     fail: int | str | None = None
 
 
+def free_address() -> tuple[str, int]:
+    """A loopback TCP address nothing listens on right now (for "refused")."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()
+
+
 @contextlib.contextmanager
 def serve(bind: str = "tcp", path: str = "") -> Iterator[tuple[object, str | tuple[str, int]]]:
     """(server, address) while a server thread runs; stopped and closed afterwards."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from harness.host import procfs
 from harness.host.load import Load
 from harness.host.rawhttp import RawConnection, exchange, request
 from harness.host.wrk import Wrk, url_for
+from tests.local_http import free_address
 
 pytestmark = pytest.mark.real
 GUNICORN = "23.0.0"
@@ -55,22 +55,16 @@ def gunicorn_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return exe
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(gunicorn_bin: Path, tmp_path: Path):
     """(arbiter pid, address) of a gthread gunicorn with 2 workers, killed with its group."""
     (tmp_path / "app.py").write_text(APP)
-    port = free_port()
+    host, port = free_address()
     argv = [str(gunicorn_bin), "-k", "gthread", "--threads", "4", "-w", "2"]
-    argv += ["--keep-alive", "1", "-b", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "app:app"]
+    argv += ["--keep-alive", "1", "-b", f"{host}:{port}", "--chdir", str(tmp_path), "app:app"]
     log = (tmp_path / "gunicorn.log").open("w")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    address = ("127.0.0.1", port)
+    address = (host, port)
     try:
         deadline = time.monotonic() + 30
         while exchange(address, request("/"), timeout=1).status != 200:

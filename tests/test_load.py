@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
 from harness.host.load import Load
-from tests.local_http import serve
+from tests.local_http import free_address, serve
 
 
 @pytest.fixture
@@ -52,11 +51,8 @@ def test_resets_during_the_action_are_counted(tcp) -> None:
 
 
 def test_nothing_listening_is_refused_within_the_deadline() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     start = time.monotonic()
-    counts = Load(("127.0.0.1", port), concurrency=2, deadline=0.5).start().stop()
+    counts = Load(free_address(), concurrency=2, deadline=0.5).start().stop()
     assert counts.refused == counts.requests > 0 and counts.ok == 0
     assert time.monotonic() - start < 5
 

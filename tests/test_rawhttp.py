@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
 from harness.host.rawhttp import ENDINGS, RawConnection, exchange, request
-from tests.local_http import serve
+from tests.local_http import free_address, serve
 
 
 @pytest.fixture(params=["tcp", "unix"])
@@ -85,9 +84,6 @@ def test_reset_timeout_and_limit_are_outcomes_not_exceptions(server) -> None:
 
 
 def test_nothing_listening_is_refused(tmp_path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    assert exchange(("127.0.0.1", port), request("/")).ended == "refused"
+    assert exchange(free_address(), request("/")).ended == "refused"
     gone = exchange(str(tmp_path / "nothing.sock"), request("/"))
     assert (gone.ended, gone.error) == ("refused", "ENOENT")

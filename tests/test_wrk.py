@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 
 import pytest
 
 from harness.host.wrk import Wrk, WrkError, parse, url_for
-from tests.local_http import serve
+from tests.local_http import free_address, serve
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 
@@ -46,10 +45,7 @@ def test_errors_during_an_action_are_counted_and_stop_is_early(tcp) -> None:
 
 
 def test_nothing_listening_is_unreachable_not_an_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()
-    summary = Wrk(url_for(free), duration=1, threads=1, connections=2).run()
+    summary = Wrk(url_for(free_address()), duration=1, threads=1, connections=2).run()
     assert summary.requests == 0 and "refused" in summary.unreachable.lower()
 
 
