@@ -1,0 +1,228 @@
+"""The report's own load generator: Debian's ``wrk``, its summary as data.
+
+Why: the seed report (#1298) measured with ``wrk -t10 -c200`` through h2o, and its
+502s are the evidence; the built-in ``load`` client cannot make that much traffic on
+a 2-core machine.  wrk speaks only TCP, so it targets a TCP bind or the proxy in front.
+
+wrk's ``done()`` hook (a small Lua script we pass with ``-s``) prints the summary as
+one JSON line, so nothing depends on the layout of its text; the text is kept as
+evidence.  Every run is bounded: ``duration`` for wrk, a hard limit on the process,
+and ``stop()`` (SIGINT: wrk stops and still prints its summary) for load during an
+action: ``with Wrk(url) as w: action(); summary = w.stop()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.host.processes import dying_with_us
+from harness.model.errors import HarnessError
+
+#: The seed report's shape.
+THREADS, CONNECTIONS = 10, 200
+_MARK = "GUNICORN_BISECT_WRK "
+_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  local n = summary.requests
+  io.write(string.format(
+    '\\n%s{"requests": %d, "duration_us": %d, "bytes": %d, "connect": %d, "read": %d,'
+    .. ' "write": %d, "status": %d, "timeout": %d, "latency_mean_us": %d,'
+    .. ' "latency_max_us": %d, "latency_p99_us": %d}\\n',
+    "MARK", n, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, n > 0 and latency.mean or 0, n > 0 and latency.max or 0,
+    n > 0 and latency:percentile(99) or 0))
+end
+""".replace("MARK", _MARK)
+
+
+class WrkError(HarnessError):
+    """wrk is missing, cannot reach a Unix socket, or gave no summary."""
+
+
+@dataclass(frozen=True)
+class WrkSummary:
+    """wrk's own counts for one run (its "Socket errors" and "Non-2xx or 3xx responses")."""
+
+    requests: int
+    seconds: float
+    bytes: int
+    connect: int
+    read: int
+    write: int
+    timeout: int
+    non_2xx_3xx: int  # wrk counts status >= 400 here
+    latency_mean_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    command: str
+    text: str  # wrk's printed summary, as evidence
+    unreachable: str = ""  # wrk's "unable to connect ..." when its first connect failed
+
+    @property
+    def socket_errors(self) -> int:
+        return self.connect + self.read + self.write + self.timeout
+
+    @property
+    def failed(self) -> int:
+        return self.socket_errors + self.non_2xx_3xx
+
+    def as_json(self) -> dict:
+        return {
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "bytes": self.bytes,
+            "failed": self.failed,
+            "non_2xx_3xx": self.non_2xx_3xx,
+            "socket_errors": {
+                "connect": self.connect,
+                "read": self.read,
+                "write": self.write,
+                "timeout": self.timeout,
+            },
+            "latency_ms": {
+                "mean": self.latency_mean_ms,
+                "p99": self.latency_p99_ms,
+                "max": self.latency_max_ms,
+            },
+            "command": self.command,
+            "unreachable": self.unreachable,
+        }
+
+
+def url_for(address: str | tuple[str, int], path: str = "/") -> str:
+    """The URL wrk needs for ``address``; a Unix socket path is refused (wrk is TCP only)."""
+    if isinstance(address, str):
+        raise WrkError(
+            f"wrk speaks only TCP: bind gunicorn on TCP or put a proxy in front of {address}"
+        )
+    host, port = address
+    return f"http://{host}:{port}/{path.lstrip('/')}"
+
+
+def parse(stdout: str, command: str) -> WrkSummary:
+    """The summary from wrk's output (the ``done()`` line), or WrkError without one.
+
+    When wrk could not connect at all it prints only why and exits: a summary with no
+    counts and ``unreachable`` set (an observation of the target, not our error).
+    """
+    line = next((ln for ln in stdout.splitlines() if ln.startswith(_MARK)), None)
+    lost = next((ln for ln in stdout.splitlines() if ln.startswith("unable to connect")), None)
+    if line is None and lost:  # wrk gives up before any request: no counts, only why
+        return WrkSummary(0, 0.0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, command, stdout.strip(), lost)
+    if line is None:
+        raise WrkError(f"wrk printed no summary: {stdout.strip()[-300:] or '(nothing)'}")
+    s = json.loads(line[len(_MARK) :])
+    return WrkSummary(
+        requests=s["requests"],
+        seconds=s["duration_us"] / 1e6,
+        bytes=s["bytes"],
+        connect=s["connect"],
+        read=s["read"],
+        write=s["write"],
+        timeout=s["timeout"],
+        non_2xx_3xx=s["status"],
+        latency_mean_ms=s["latency_mean_us"] / 1000,
+        latency_p99_ms=s["latency_p99_us"] / 1000,
+        latency_max_ms=s["latency_max_us"] / 1000,
+        command=command,
+        text="\n".join(ln for ln in stdout.splitlines() if not ln.startswith(_MARK)).strip(),
+    )
+
+
+class Wrk:
+    """One wrk process: ``run()`` to the end, or ``start()`` ... ``stop()`` around an action."""
+
+    def __init__(
+        self,
+        url: str,
+        duration: float = 10.0,
+        threads: int = THREADS,
+        connections: int = CONNECTIONS,
+        timeout: int = 2,
+        wrk: str = "wrk",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        exe = shutil.which(wrk)
+        if exe is None:
+            raise WrkError(f"{wrk} not found (Debian: apt-get install wrk)")
+        self.url, self.duration = url, max(1, round(duration))  # wrk takes whole seconds
+        self.timeout = max(1, round(timeout))
+        self.threads, self.connections = min(threads, connections), connections
+        self._exe, self._env = exe, env
+        self._dir = tempfile.TemporaryDirectory(prefix="gunicorn-bisect-wrk-")
+        self._proc: subprocess.Popen | None = None
+        self._summary: WrkSummary | None = None
+
+    @property
+    def argv(self) -> list[str]:
+        script = Path(self._dir.name) / "done.lua"
+        return [
+            self._exe,
+            f"-t{self.threads}",
+            f"-c{self.connections}",
+            f"-d{self.duration}s",
+            "--timeout",
+            f"{self.timeout}s",
+            "-s",
+            str(script),
+            self.url,
+        ]
+
+    @property
+    def command(self) -> str:
+        """What a user types to repeat it (without our summary script)."""
+        return " ".join(["wrk", *self.argv[1:6], self.url])
+
+    def start(self) -> Wrk:
+        (Path(self._dir.name) / "done.lua").write_text(_DONE)
+        env = {**os.environ, **(self._env or {})}
+        self._proc = subprocess.Popen(
+            dying_with_us(self.argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        return self
+
+    def stop(self, early: bool = True) -> WrkSummary:
+        """Stop wrk (SIGINT when ``early``, else wait for its duration) and read its summary."""
+        if self._summary is not None:
+            return self._summary
+        assert self._proc is not None, "start() first"
+        if early and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = self._proc.communicate(timeout=self.duration + self.timeout + 10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            out, _ = self._proc.communicate()
+            raise WrkError(f"wrk did not finish within its bounds: {self.command}") from None
+        finally:
+            self._dir.cleanup()
+        self._summary = parse(out, self.command)
+        return self._summary
+
+    def run(self) -> WrkSummary:
+        """The whole ``duration`` and its summary."""
+        return self.start().stop(early=False)
+
+    def __enter__(self) -> Wrk:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        if self._proc is not None and self._summary is None:
+            try:
+                self.stop()
+            except WrkError:
+                if exc[0] is None:
+                    raise

@@ -1,0 +1,161 @@
+"""Findings as OSV records: the form vulnerability databases and ``pip-audit`` read.
+
+Why: "documenting the affected versions" is the third thing users do with this tool,
+and OSV is where such documentation goes.  One record per run: an ``ECOSYSTEM`` range
+on PyPI versions built from the table's own transitions (so it says exactly what the
+runs saw), a ``GIT`` range on the commits the bisection named, the failing releases
+as ``versions`` and the evidence under ``database_specific``.
+
+Pure: rows, findings and the record's metadata in, a JSON-ready dict out.  The ``id``
+is the caller's: the OSV schema only accepts the prefixes of registered home
+databases (``PYSEC-``, ``GHSA-``, ...), which a local run is not; a database that
+adopts a record gives it its id (see ``local_id`` for the default).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from harness.model.results import Finding, Row
+from harness.model.search import Transition, transitions
+from harness.model.verdict import Axis, Verdict
+
+#: The OSV schema release these records conform to (checked against 1.6.7's schema.json).
+SCHEMA_VERSION = "1.6.0"
+_PRIMARY = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
+
+
+@dataclass(frozen=True)
+class Advisory:
+    """What a record says about itself; the evidence comes from the rows and findings."""
+
+    id: str
+    summary: str
+    details: str
+    published: datetime
+    modified: datetime | None = None  # defaults to ``published``
+    package: str = "gunicorn"
+    repo: str = "https://github.com/benoitc/gunicorn"
+    scenario: str = ""
+    command: str = ""
+    references: tuple[tuple[str, str], ...] = ()  # (OSV reference type, url): the tracker
+
+
+def local_id(package: str, scenario: str) -> str:
+    """An id for a record no database has adopted yet: ``GUNICORN-BISECT-<pkg>-<scenario>``."""
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{package}-{scenario}").strip("-")
+    return f"GUNICORN-BISECT-{tail}"
+
+
+def _timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, the only form the schema's pattern takes."""
+    if moment.tzinfo is None:
+        raise ValueError("OSV timestamps need an aware datetime")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _finding(findings: Sequence[Finding], t: Transition, axis: str) -> Finding | None:
+    return next(
+        (f for f in findings if f.before == t.before and f.after == t.after and f.axis == axis),
+        None,
+    )
+
+
+def ecosystem_events(table: Sequence[Transition], first: tuple[str, bool] | None) -> list[dict]:
+    """``introduced``/``fixed`` events along the table: the first failing / passing release.
+
+    ``first`` is the first testable release and its state: when it already fails, the
+    range starts there (the runs know nothing older).
+    """
+    events: list[dict] = []
+    if first is not None and not first[1]:
+        events.append({"introduced": first[0]})
+    for t in table:
+        events.append({"introduced": t.after} if t.old_state else {"fixed": t.after})
+    return events
+
+
+def git_events(table: Sequence[Transition], findings: Sequence[Finding], axis: str) -> list[dict]:
+    """The bisected commits as events; a fix is kept only after a known introduction."""
+    events: list[dict] = []
+    for t in table:
+        f = _finding(findings, t, axis)
+        if not (f and f.status == "found" and f.commit):
+            continue
+        if t.old_state:
+            events.append({"introduced": f.commit.sha})
+        elif any("introduced" in e for e in events):
+            events.append({"fixed": f.commit.sha})
+    return events
+
+
+def _evidence(rows: Sequence[Row], findings: Sequence[Finding], table, adv: Advisory) -> dict:
+    return {
+        "source": "gunicorn-bisect",
+        "scenario": adv.scenario,
+        "command": adv.command,
+        "versions": "the releases this run tested and found failing",
+        "rows": [
+            {"target": r.target, "verdict": r.verdict.value, "detail": r.detail, "python": r.python}
+            for r in rows
+        ],
+        "transitions": [
+            {"before": t.before, "after": t.after, "unknown_between": list(t.between)}
+            for t in table
+        ],
+        "findings": [
+            {"kind": f.kind, "before": f.before, "after": f.after} | f.as_json() for f in findings
+        ],
+    }
+
+
+def _references(adv: Advisory, findings: Sequence[Finding]) -> list[dict]:
+    refs = [{"type": kind, "url": url} for kind, url in adv.references]
+    for f in findings:
+        if f.status == "found" and f.url:
+            refs.append({"type": "INTRODUCED" if f.kind == "regression" else "FIX", "url": f.url})
+    return refs
+
+
+def to_osv(
+    rows: Sequence[Row], findings: Sequence[Finding], adv: Advisory, axis: Axis = _PRIMARY
+) -> dict:
+    """One OSV record for one question of one run (rows in release order, one column).
+
+    Only release rows make ECOSYSTEM events and ``versions``; the commits come from the
+    findings.  A finding that is not ``found`` adds evidence, never an event.
+    """
+    rows = [r for r in rows if r.kind == "release"]  # PyPI versions; commits go in GIT
+    states = [(r.target, axis.state(r.verdict)) for r in rows]
+    table = transitions(states)
+    first = next(((t, s) for t, s in states if s is not None), None)
+    mine = [f for f in findings if f.axis == axis.key]
+    ranges = [{"type": "ECOSYSTEM", "events": ecosystem_events(table, first)}]
+    commits = git_events(table, mine, axis.key)
+    if commits:
+        ranges.append({"type": "GIT", "repo": adv.repo, "events": commits})
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "id": adv.id,
+        "modified": _timestamp(adv.modified or adv.published),
+        "published": _timestamp(adv.published),
+        "summary": adv.summary,
+        "details": adv.details,
+        "affected": [
+            {
+                "package": {
+                    "ecosystem": "PyPI",
+                    "name": adv.package,
+                    "purl": f"pkg:pypi/{adv.package}",
+                },
+                "ranges": ranges if ranges[0]["events"] else [],
+                "versions": [r.target for r in rows if r.verdict is axis.new],
+            }
+        ],
+        "references": _references(adv, mine),
+        "database_specific": _evidence(rows, mine, table, adv),
+    }
+    return record

@@ -1,0 +1,181 @@
+"""harness.report.osv: records valid against the published OSV schema, saying what the runs saw.
+
+The schema is the official one, not a copy of ours: ``validation/schema.json`` of the
+OSV schema repository as Google's ``osv`` package (0.0.22, OSV schema 1.6.7) ships it
+inside its wheel.  The wheel is fetched with pip (hash-pinned, no dependencies, never
+installed) into the tests' cache, and the schema read out of the zip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.model.results import CommitInfo, Finding, Row
+from harness.model.verdict import Verdict
+from harness.report.osv import Advisory, local_id, to_osv
+
+jsonschema = pytest.importorskip("jsonschema")
+
+OSV_WHEEL = "osv-0.0.22-py3-none-any.whl"
+OSV_SHA256 = "95ed761d8f742dcf11ba8cd7e83ed6f945d5a6d45830fc6cf2cb4bf00bcc06ec"
+SCHEMA_IN_WHEEL = "osv/osv-schema/validation/schema.json"
+WHEN = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+INTRODUCED = "a" * 40
+FIXED = "b" * 40
+
+
+@pytest.fixture(scope="module")
+def schema(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    cache = os.environ.get("GUNICORN_BISECT_TEST_CACHE")
+    where = Path(cache) / "osv-schema" if cache else tmp_path_factory.mktemp("osv-schema")
+    where.mkdir(parents=True, exist_ok=True)
+    wheel = where / OSV_WHEEL
+    if not wheel.exists():
+        pins = where / "requirements.txt"
+        pins.write_text(f"osv==0.0.22 --hash=sha256:{OSV_SHA256}\n")
+        got = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
+            + ["--python-version", "3.11", "--require-hashes", "-r", str(pins), "-d", str(where)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if got.returncode != 0:
+            pytest.skip(f"cannot fetch the OSV schema's wheel from PyPI: {got.stderr[-300:]}")
+    with zipfile.ZipFile(wheel) as zf:
+        return json.loads(zf.read(SCHEMA_IN_WHEEL))
+
+
+def check(schema: dict, record: dict, registered_id: bool = True) -> list[str]:
+    """The schema's complaints; without a registered id, the id's prefix pattern is expected."""
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    errors = [e for e in validator.iter_errors(record)]
+    if not registered_id:
+        errors = [e for e in errors if not (list(e.path) == ["id"] and e.validator == "pattern")]
+    return [f"{list(e.path)}: {e.message}" for e in errors]
+
+
+def commit(sha: str, subject: str) -> CommitInfo:
+    return CommitInfo(sha, sha[:8], ("c" * 40,), subject, "A U Thor", "2016-07-01", "", None, ())
+
+
+def advisory(**kw) -> Advisory:
+    base = dict(
+        id="PYSEC-0000-1298",  # a registered prefix, as a database adopting the record sets
+        summary="gthread worker unlinks the Unix socket",
+        details="Reproduced with gunicorn-bisect.",
+        published=WHEN,
+        scenario="socket-loss",
+        command="python bisect.py 19.5.0..19.7.0",
+        references=(("REPORT", "https://github.com/benoitc/gunicorn/issues/1298"),),
+    )
+    base.update(kw)
+    return Advisory(**base)
+
+
+ROWS = [
+    Row("19.5.0", Verdict.PASS, "kept"),
+    Row("19.6.0", Verdict.FAIL, "gone"),
+    Row("19.7.0", Verdict.PASS, "kept"),
+]
+FINDINGS = [
+    Finding("regression", "19.5.0", "19.6.0", "found", commit=commit(INTRODUCED, "gthread: x"),
+            url=f"https://github.com/benoitc/gunicorn/commit/{INTRODUCED}"),
+    Finding("fix", "19.6.0", "19.7.0", "found", commit=commit(FIXED, "fix x"),
+            url=f"https://github.com/benoitc/gunicorn/commit/{FIXED}"),
+]  # fmt: skip
+
+
+def test_the_seed_case_is_valid_and_names_versions_and_commits(schema: dict) -> None:
+    record = to_osv(ROWS, FINDINGS, advisory())
+    assert check(schema, record) == []
+    (affected,) = record["affected"]
+    assert affected["package"] == {
+        "ecosystem": "PyPI",
+        "name": "gunicorn",
+        "purl": "pkg:pypi/gunicorn",
+    }
+    eco, git = affected["ranges"]
+    assert eco == {"type": "ECOSYSTEM", "events": [{"introduced": "19.6.0"}, {"fixed": "19.7.0"}]}
+    assert git["type"] == "GIT" and git["repo"] == "https://github.com/benoitc/gunicorn"
+    assert git["events"] == [{"introduced": INTRODUCED}, {"fixed": FIXED}]
+    assert affected["versions"] == ["19.6.0"]
+    types = {r["type"] for r in record["references"]}
+    assert {"REPORT", "INTRODUCED", "FIX"} <= types
+    evidence = record["database_specific"]
+    assert [r["verdict"] for r in evidence["rows"]] == ["pass", "fail", "pass"]
+    assert [f["sha"] for f in evidence["findings"]] == [INTRODUCED, FIXED]
+    assert record["published"] == record["modified"] == "2026-12-01T12:00:00Z"
+
+
+def test_a_local_id_fails_only_the_registered_prefix_rule(schema: dict) -> None:
+    record = to_osv(ROWS, FINDINGS, advisory(id=local_id("gunicorn", "socket-loss")))
+    assert check(schema, record, registered_id=False) == []
+    assert check(schema, record)  # honest: the schema wants a home database's prefix
+
+
+def test_unfound_commits_and_untestable_rows_add_evidence_not_events(schema: dict) -> None:
+    rows = [
+        Row("20.1.0", Verdict.PASS, "0 failed"),
+        Row("21.0.0", Verdict.ERROR, "did not boot"),
+        Row("21.1.0", Verdict.FAIL, "4 failed"),
+        Row("abc123", Verdict.FAIL, "a commit", kind="commit"),
+    ]
+    findings = [Finding("regression", "20.1.0", "21.1.0", "ambiguous", reason="2 candidates")]
+    record = to_osv(rows, findings, advisory())
+    assert check(schema, record) == []
+    (affected,) = record["affected"]
+    assert affected["ranges"] == [{"type": "ECOSYSTEM", "events": [{"introduced": "21.1.0"}]}]
+    assert affected["versions"] == ["21.1.0"]
+    (t,) = record["database_specific"]["transitions"]
+    assert t["unknown_between"] == ["21.0.0"]
+
+
+def test_a_run_that_starts_failing_is_introduced_at_its_first_release(schema: dict) -> None:
+    rows = [Row("25.2.0", Verdict.FAIL, "12 -> 36 fds"), Row("26.1.0", Verdict.PASS, "flat")]
+    fix = Finding("fix", "25.2.0", "26.1.0", "found", commit=commit(FIXED, "close it"))
+    record = to_osv(rows, [fix], advisory())
+    assert check(schema, record) == []
+    (affected,) = record["affected"]
+    # no introducing commit known: a GIT range would have to claim all history
+    assert affected["ranges"] == [
+        {"type": "ECOSYSTEM", "events": [{"introduced": "25.2.0"}, {"fixed": "26.1.0"}]}
+    ]
+
+
+def test_a_naive_timestamp_is_refused() -> None:
+    with pytest.raises(ValueError):
+        to_osv(ROWS, FINDINGS, advisory(published=datetime(2026, 1, 1)))
+
+
+verdicts = st.sampled_from(list(Verdict))
+
+
+@given(st.lists(verdicts, max_size=12))
+def test_events_alternate_and_every_failing_release_is_inside_a_range(seq: list[Verdict]) -> None:
+    rows = [Row(f"{i}.0.0", v, "") for i, v in enumerate(seq, start=1)]
+    record = to_osv(rows, [], advisory())
+    (affected,) = record["affected"]
+    events = affected["ranges"][0]["events"] if affected["ranges"] else []
+    kinds = [next(iter(e)) for e in events]
+    assert kinds == ["introduced", "fixed"] * (len(kinds) // 2) + ["introduced"] * (len(kinds) % 2)
+    order = {r.target: i for i, r in enumerate(rows)}
+    bounds = [order[e[k]] for e, k in zip(events, kinds)] + [len(rows)]
+    spans = [range(bounds[i], bounds[i + 1]) for i in range(0, len(kinds), 2)]
+    for version in affected["versions"]:
+        assert any(order[version] in span for span in spans)
+    for r in rows:
+        if r.verdict is Verdict.PASS:
+            assert not any(order[r.target] in span for span in spans)

@@ -1,0 +1,61 @@
+"""harness.host.wrk: Debian's wrk against a real local HTTP/1.1 server, summary as data."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from harness.host.wrk import Wrk, WrkError, parse, url_for
+from tests.local_http import free_address, serve
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+
+
+@pytest.fixture
+def tcp():
+    with serve("tcp") as (srv, address):
+        yield srv, address
+
+
+def test_the_report_shape_runs_and_is_counted(tcp) -> None:
+    _, address = tcp
+    w = Wrk(url_for(address), duration=1)
+    assert w.command.startswith("wrk -t10 -c200 -d1s")
+    summary = w.run()
+    assert summary.requests > 0 and summary.failed == 0
+    assert 0.9 < summary.seconds < 3
+    assert "requests in" in summary.text
+    assert summary.as_json()["socket_errors"] == {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+
+
+def test_errors_during_an_action_are_counted_and_stop_is_early(tcp) -> None:
+    srv, address = tcp
+    start = time.monotonic()
+    with Wrk(url_for(address), duration=30, threads=2, connections=8) as w:
+        time.sleep(0.5)
+        srv.fail = 503
+        time.sleep(0.3)
+        srv.fail = None
+        time.sleep(0.3)
+        summary = w.stop()
+    assert time.monotonic() - start < 10  # not the 30 s of its duration
+    assert summary.non_2xx_3xx > 0 and summary.requests > summary.non_2xx_3xx
+
+
+def test_nothing_listening_is_unreachable_not_an_error() -> None:
+    summary = Wrk(url_for(free_address()), duration=1, threads=1, connections=2).run()
+    assert summary.requests == 0 and "refused" in summary.unreachable.lower()
+
+
+def test_a_unix_socket_is_refused_with_a_reason() -> None:
+    with pytest.raises(WrkError, match="only TCP"):
+        url_for("/tmp/gunicorn.sock")
+
+
+def test_a_missing_wrk_or_summary_is_a_harness_error() -> None:
+    with pytest.raises(WrkError, match="not found"):
+        Wrk("http://127.0.0.1:1/", wrk="wrk-that-is-not-there")
+    with pytest.raises(WrkError, match="no summary"):
+        parse("Usage: wrk <options> <url>\n", "wrk ...")
