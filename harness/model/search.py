@@ -224,6 +224,18 @@ class Bisection:
         self._tested = tested
         self._reach = None
 
+    def record_all(self, outcomes: Mapping[str, Outcome]) -> None:
+        """Record many outcomes at once (one recomputation; the plan replays them)."""
+        for sha, outcome in outcomes.items():
+            if sha == self._new and outcome is not Outcome.NEW:
+                raise InconsistentOutcomes(f"{sha} is the given NEW commit")
+            if sha in self._olds and outcome is not Outcome.OLD:
+                raise InconsistentOutcomes(f"{sha} is a given OLD commit")
+        tested = {**self._tested, **{s: Outcome(o) for s, o in outcomes.items()}}
+        self._state = self._compute(tested)
+        self._tested = tested
+        self._reach = None
+
     def tested(self) -> dict[str, Outcome]:
         """A copy of the recorded outcomes."""
         return dict(self._tested)
