@@ -1,8 +1,10 @@
-"""Command line: parse and validate, run a job from harness.app, map outcomes to exit codes.
+"""Command line: argv -> one frozen Request; the job's outcome -> text and exit status.
 
-Exit status: 0 done; 2 a problem the user can fix (one line on stderr); 130
-interrupted (what was established is printed, with the command that resumes).
-``--check`` exits 0 pass, 1 fail, 125 cannot tell, for ``git bisect run``.
+Exit status of a range run: 0 a conclusive report; 125 inconclusive (no release could
+be tested); 130 interrupted (the table so far, no conclusion, the command that
+resumes); 2 a problem the user can fix, one line on stderr (a ``--run`` command that
+fails the same way everywhere included).  ``--check`` exits 0 pass, 1 fail, 125 cannot
+tell, for ``git bisect run``.
 """
 
 from __future__ import annotations
@@ -14,20 +16,44 @@ import shlex
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.build import index
 from harness.host import processes, progress, proxy
-from harness.host.fsutil import atomic_write_text, remove_own_temporaries
-from harness.host.git import DEFAULT_REPO
-from harness.jobs import session as jobs
+from harness.host.fsutil import remove_own_temporaries
+from harness.host.git import DEFAULT_REPO, Repo
+from harness.host.output import check_output, write_output
+from harness.jobs.budget import Budget
+from harness.jobs.check import check
+from harness.jobs.run import Bisect, range_run
+from harness.jobs.setup import Setup, open_run
+from harness.model.answer import answer
 from harness.model.errors import HarnessError
+from harness.model.redact import redact_argv, redact_url
+from harness.model.results import Row
+from harness.model.table import Report
 from harness.model.verdict import Verdict
-from harness.report import report
+from harness.report.common import use_colour, verdict_name
+from harness.report.records import write_record
+from harness.report.render import FORMATS, render
 from harness.scenarios import base, registry
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
 EXIT_INTERNAL = 3
+#: a range run's answer -> its exit status (model.answer says which)
+EXIT_OF = {
+    "conclusive": EXIT_OK,
+    "inconclusive": EXIT_UNTESTABLE,
+    "interrupted": EXIT_INTERRUPTED,
+    "broken-command": EXIT_USAGE,
+}
+EPILOG = """exit status: a range run exits 0 with a conclusive report, 125 when it is
+inconclusive (no release could be tested), 130 when interrupted (the table so far and
+the command that resumes), 2 for a problem you can fix (one line on stderr; also a
+--run command that fails the same way on every target).  --check exits 0 pass, 1 fail,
+125 cannot tell."""
 
 
 class UsageError(HarnessError):
@@ -45,6 +71,7 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         description="Find the Gunicorn releases and commits where a server-lifecycle failure "
         "happens (by default the Unix-socket loss of issue #1298), where it started and which "
         "commit fixed it.",
+        epilog=EPILOG,
     )
     p.add_argument(
         "targets",
@@ -71,12 +98,13 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         action="store_true",
         help="bisect the mainline only (merges are the steps)",
     )
-    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument(
         "--output",
         type=Path,
         metavar="FILE",
-        help="also write the report (in --format) to FILE, atomically "
+        help="also write the report (in --format) to FILE: a regular file atomically, "
+        "keeping its mode; a device, pipe or symlink written through "
         "(e.g. results/affected-versions.md)",
     )
     p.add_argument("--python", metavar="X.Y|PATH", help="use this interpreter for every target")
@@ -135,7 +163,7 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--worker-class",
-        type=_worker_classes,
+        type=_comma_list,
         metavar="CLASS[,CLASS...]",
         help="default: gunicorn's choice (gthread when threads > 1); several (e.g. "
         "gthread,sync,gevent) make a matrix with --bind, one verdict column per combination",
@@ -211,10 +239,6 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _worker_classes(text: str) -> tuple[str, ...]:
-    return _comma_list(text)
-
-
 def _binds(text: str) -> tuple[str, ...]:
     binds = _comma_list(text)
     wrong = [b for b in binds if b not in ("unix", "tcp")]
@@ -240,8 +264,7 @@ def _validate(args: argparse.Namespace) -> None:
     if args.output is not None:
         if args.check:
             raise UsageError("--output writes a release table; --check prints one line")
-        if not args.output.parent.is_dir():
-            raise UsageError(f"--output {args.output}: no such directory {args.output.parent}")
+        check_output(args.output)
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
     if args.proxy is not None:
@@ -273,8 +296,64 @@ def _validate(args: argparse.Namespace) -> None:
             ) from None
 
 
+@dataclass(frozen=True)
+class Request:
+    """Everything the command line asked for, validated, in one place."""
+
+    prog: str  # the name it was run with: "gunicorn-bisect", or "bisect.py" as a file
+    argv: tuple[str, ...]
+    args: argparse.Namespace  # the parsed options, read-only by convention
+    options: base.Options
+
+    @property
+    def command(self) -> str:
+        return command_line(self.prog, self.argv)
+
+    @property
+    def worker_class(self) -> str | None:
+        """The one worker class asked for (``--check`` takes at most one)."""
+        return (self.args.worker_class or (None,))[0]
+
+    def history(self) -> Repo:
+        return Repo.open(self.args.repo or DEFAULT_REPO, self.args.cache_dir)
+
+
+def command_line(prog: str, argv: Sequence[str]) -> str:
+    """The line that reproduces a run, as it was run (``gunicorn-bisect ...`` or
+    ``python bisect.py ...``), with no secrets in it."""
+    runner = ["python", prog] if prog.endswith(".py") else [prog]
+    return " ".join(shlex.quote(a) for a in [*runner, *redact_argv(argv)])
+
+
+def parse(argv: list[str], prog: str) -> Request:
+    args = build_parser(prog).parse_args(argv)
+    if not args.list_scenarios:
+        _validate(args)
+    if args.cache_dir is None:
+        from platformdirs import user_cache_dir
+
+        args.cache_dir = Path(user_cache_dir("gunicorn-bisect"))
+    args.cache_dir = args.cache_dir.expanduser()
+    options = base.Options(
+        workers=args.workers,
+        threads=args.threads,
+        max_requests=args.max_requests,
+        gunicorn_config=args.gunicorn_config,
+        proxy=args.proxy,
+        trigger=args.trigger,
+        timeout=args.timeout,
+        terms=_terms(args.terms),
+        run=args.run,
+    )
+    return Request(prog, tuple(argv), args, options)
+
+
 def _on_signal(signum, frame):  # SIGTERM behaves like Ctrl-C: clean up, report, exit 130
     raise KeyboardInterrupt
+
+
+def _say(prog: str, line: str) -> None:
+    print(f"{prog}: {redact_url(line)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -284,132 +363,124 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         signal.signal(signal.SIGTERM, _on_signal)
     except ValueError:
         pass  # not the main thread (tests calling main() from a thread)
-    state: dict = {}
     try:
-        return _main(argv, prog, state)
+        return _main(parse(argv, prog))
     except HarnessError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        _say(prog, f"error: {exc}")
         return exc.exit_status
     except BrokenPipeError:  # `... | head`: the reader left; not an error worth a line
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except KeyboardInterrupt:  # before any table (setting up, --check)
+        processes.terminate_all()
+        _say(prog, f"interrupted. Resume with: {command_line(prog, argv)}")
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug of ours: still one line, the details only with -v
         if "-v" in argv or "--verbose" in argv:
             import traceback
 
             traceback.print_exc()
-        print(
-            f"{prog}: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)",
-            file=sys.stderr,
-        )
+        _say(prog, f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)")
         return EXIT_INTERNAL
-    except KeyboardInterrupt:
-        session = state.get("session")
-        if session is not None:
-            session.cancel.set()
-        processes.terminate_all()
-        if state.get("cache") is not None:
-            remove_own_temporaries(state["cache"])
-        rep = state.get("report")
-        if rep is not None and not state.get("printed"):
-            rep.interrupted = True
-            print(report.render(rep, state.get("format", "table")))
-        cmd = " ".join(shlex.quote(a) for a in ["python", prog, *argv])
-        print(
-            f"{prog}: interrupted; what was established is above. Resume with: {cmd} "
-            "(environments and builds are cached)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
     finally:
-        if state.get("progress") is not None:
-            state["progress"].close()
         processes.terminate_all()
 
 
-def _main(argv: list[str], prog: str, state: dict) -> int:
-    args = build_parser(prog).parse_args(argv)
+def _main(req: Request) -> int:
+    args = req.args
     if args.list_scenarios:
         for name, description in registry.listing():
             print(f"{name:15} {description}")
         return EXIT_OK
     index.configure(args.index_url)
-    _validate(args)
     bar = progress.for_terminal(args.verbose, args.quiet)
-    state["progress"] = bar
-    state["format"] = args.format
-    if args.cache_dir is None:
-        from platformdirs import user_cache_dir
+    try:
+        setup = _open(req, bar)
+        if args.check:
+            return _check(req, setup, bar)
+        results_dir = _writable_dir(args.results_dir, "--results-dir")
+        budget = Budget(args.jobs, setup.cancel)
+        how = (
+            None
+            if args.no_commits
+            else Bisect(req.history, args.repo is not None, args.first_parent)
+        )
+        try:
+            report = range_run(setup.lab, setup.report, args.targets, budget, bar, how)
+        finally:
+            budget.abandon() if setup.cancel.is_set() else budget.close()
+        bar.close()
+        return _finish(req, report, results_dir, bar)
+    finally:
+        bar.close()
+        remove_own_temporaries(args.cache_dir)
 
-        args.cache_dir = Path(user_cache_dir("gunicorn-bisect"))
-    cache = _writable_dir(args.cache_dir.expanduser(), "--cache-dir")
-    state["cache"] = cache
-    options = base.Options(
-        workers=args.workers,
-        threads=args.threads,
-        max_requests=args.max_requests,
-        worker_class=None,
-        gunicorn_config=args.gunicorn_config,
-        bind="unix",
-        proxy=args.proxy,
-        trigger=args.trigger,
-        timeout=args.timeout,
-        terms=_terms(args.terms),
-        run=args.run,
-    )
-    scenarios = [  # one per column of the matrix (usually one)
-        registry.create(args.scenario, dataclasses.replace(options, worker_class=wc, bind=bind))
+
+def _open(req: Request, bar: progress.Progress) -> Setup:
+    """The cache, then a scenario per column of the matrix (usually one) and the run."""
+    args = req.args
+    cache = _writable_dir(args.cache_dir, "--cache-dir")
+    scenarios = [
+        registry.create(args.scenario, dataclasses.replace(req.options, worker_class=wc, bind=b))
         for wc in (args.worker_class or (None,))
-        for bind in args.bind
+        for b in args.bind
     ]
-    session = jobs.open_session(
+    return open_run(
         cache=cache,
         python=args.python,
         scenarios=scenarios,
         timeout=args.timeout,
         no_compat=args.no_compat,
         repeat=args.repeat,
-        jobs=args.jobs,
-        command=" ".join(shlex.quote(a) for a in ["python", prog, *argv]),
+        command=req.command,
         progress=bar,
         on_log=bar.log,
     )
-    state["report"] = session.report
-    state["session"] = session
-    if args.check:
-        row = jobs.check(session, args.check, args.repo)
-        bar.close()
-        python = f" (Python {row.python})" if row.python else ""
-        print(
-            f"{args.check}: {report.verdict_name(row.verdict, session.report)}{python}: {row.detail}"
-        )
-        ran = row.facts.get("worker_class")
-        if args.worker_class and ran and ran != args.worker_class:
-            print(
-                f"{prog}: warning: --worker-class {args.worker_class} was asked, but gunicorn "
-                f"ran {ran} (it turns sync into gthread when threads > 1)",
-                file=sys.stderr,
-            )
-        state["printed"] = True
-        return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
-    results_dir = _writable_dir(args.results_dir, "--results-dir")
-    jobs.release_table(session, args.targets)
-    if session.report.has_transitions() and not args.no_commits:
-        jobs.bisect_commits(session, args.repo, args.first_parent)
+
+
+def _check(req: Request, setup: Setup, bar: progress.Progress) -> int:
+    column = setup.table.labels[0]
+    row: Row = check(setup.lab, column, req.args.check, req.history)
     bar.close()
-    rendered = report.render(
-        session.report, args.format, colour=report.use_colour(), verbose=args.verbose
-    )
-    if args.output is not None:  # written whole or not at all
-        plain = report.render(session.report, args.format, verbose=args.verbose)
-        atomic_write_text(args.output, plain + "\n")
+    python = f" (Python {row.python})" if row.python else ""
+    name = verdict_name(row.verdict, setup.report)
+    print(f"{req.args.check}: {name}{python}: {redact_url(row.detail)}")
+    ran, asked = row.facts.get("worker_class"), req.worker_class
+    if asked and ran and ran != asked:
+        _say(
+            req.prog,
+            f"warning: --worker-class {asked} was asked, but gunicorn ran {ran} "
+            "(it turns sync into gthread when threads > 1)",
+        )
+    return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
+
+
+def _finish(req: Request, report: Report, results_dir: Path, bar: progress.Progress) -> int:
+    """Print (and write) the report; the answer's one line and exit status."""
+    args = req.args
+    verdict = answer(report)
+    if verdict.kind == "broken-command":
+        _say(req.prog, f"error: {verdict.line}")
+        return EXIT_OF[verdict.kind]
+    if report.interrupted:
+        processes.terminate_all()  # every server at once, before anything prints
+        report.resume = req.command
+    print(render(report, args.format, colour=use_colour(), verbose=args.verbose))
+    if report.interrupted:
+        _say(
+            req.prog,
+            f"{verdict.line}. Resume with: {req.command} (environments and builds are cached)",
+        )
+        return EXIT_OF[verdict.kind]
+    if args.output is not None:
+        write_output(args.output, render(report, args.format, verbose=args.verbose) + "\n")
         bar(f"report written to {args.output}")
-    print(rendered)
-    state["printed"] = True
-    record = report.write_record(session.report, results_dir, args.targets)
+    record = write_record(report, results_dir, args.targets)
     bar(f"record written to {record}")
-    return EXIT_OK
+    if verdict.line:
+        _say(req.prog, f"{verdict.line} (exit {EXIT_OF[verdict.kind]})")
+    return EXIT_OF[verdict.kind]
 
 
-__all__ = ["main", "build_parser"]
+__all__ = ["Request", "build_parser", "main", "parse"]
