@@ -86,51 +86,45 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 
 def _main(req: Request) -> int:
-    args = req.args
-    if args.list_scenarios:
+    if req.list_scenarios:
         for name, description in registry.listing():
             print(f"{name:15} {description}")
         return EXIT_OK
-    index.configure(args.index_url)
-    bar = progress.for_terminal(args.verbose, args.quiet)
+    index.configure(req.index_url)
+    bar = progress.for_terminal(req.verbose, req.quiet)
     try:
         setup = _open(req, bar)
-        if args.check:
+        if req.check:
             return _check(req, setup, bar)
-        results_dir = writable_dir(args.results_dir, "--results-dir")
-        budget = Budget(args.jobs, setup.cancel)
-        how = (
-            None
-            if args.no_commits
-            else Bisect(req.history, args.repo is not None, args.first_parent)
-        )
+        results_dir = writable_dir(req.results_dir, "--results-dir")
+        budget = Budget(req.jobs, setup.cancel)
+        how = Bisect(req.history, req.repo is not None, req.first_parent) if req.commits else None
         try:
-            report = range_run(setup.lab, setup.report, args.targets, budget, bar, how)
+            report = range_run(setup.lab, setup.report, req.targets, budget, bar, how)
         finally:
-            budget.abandon() if setup.cancel.is_set() else budget.close()
+            budget.close()
         bar.close()
         return _finish(req, report, results_dir, bar)
     finally:
         bar.close()
-        remove_own_temporaries(args.cache_dir)
+        remove_own_temporaries(req.cache_dir)
 
 
 def _open(req: Request, bar: progress.Progress) -> Setup:
     """The cache, then a scenario per column of the matrix (usually one) and the run."""
-    args = req.args
-    cache = writable_dir(args.cache_dir, "--cache-dir")
+    cache = writable_dir(req.cache_dir, "--cache-dir")
     scenarios = [
-        registry.create(args.scenario, dataclasses.replace(req.options, worker_class=wc, bind=b))
-        for wc in (args.worker_class or (None,))
-        for b in args.bind
+        registry.create(req.scenario, dataclasses.replace(req.options, worker_class=wc, bind=b))
+        for wc in req.worker_classes
+        for b in req.binds
     ]
     return open_run(
         cache=cache,
-        python=args.python,
+        python=req.python,
         scenarios=scenarios,
-        timeout=args.timeout,
-        no_compat=args.no_compat,
-        repeat=args.repeat,
+        timeout=req.options.timeout,
+        no_compat=req.no_compat,
+        repeat=req.repeat,
         command=req.command,
         progress=bar,
         on_log=bar.log,
@@ -139,11 +133,11 @@ def _open(req: Request, bar: progress.Progress) -> Setup:
 
 def _check(req: Request, setup: Setup, bar: progress.Progress) -> int:
     column = setup.table.labels[0]
-    row: Row = check(setup.lab, column, req.args.check, req.history)
+    row: Row = check(setup.lab, column, req.check, req.history)
     bar.close()
     python = f" (Python {row.python})" if row.python else ""
     name = verdict_name(row.verdict, setup.report)
-    print(f"{req.args.check}: {name}{python}: {redact_url(row.detail)}")
+    print(f"{req.check}: {name}{python}: {redact_url(row.detail)}")
     ran, asked = row.facts.get("worker_class"), req.worker_class
     if asked and ran and ran != asked:
         _say(
@@ -156,7 +150,6 @@ def _check(req: Request, setup: Setup, bar: progress.Progress) -> int:
 
 def _finish(req: Request, report: Report, results_dir: Path, bar: progress.Progress) -> int:
     """Print (and write) the report; the answer's one line and exit status."""
-    args = req.args
     verdict = answer(report)
     if verdict.kind == "broken-command":
         _say(req.prog, f"error: {verdict.line}")
@@ -164,17 +157,17 @@ def _finish(req: Request, report: Report, results_dir: Path, bar: progress.Progr
     if report.interrupted:
         processes.terminate_all()  # every server at once, before anything prints
         report.resume = req.command
-    print(render(report, args.format, colour=use_colour(), verbose=args.verbose))
+    print(render(report, req.format, colour=use_colour(), verbose=req.verbose))
     if report.interrupted:
         _say(
             req.prog,
             f"{verdict.line}. Resume with: {req.command} (environments and builds are cached)",
         )
         return EXIT_OF[verdict.kind]
-    if args.output is not None:
-        write_output(args.output, render(report, args.format, verbose=args.verbose) + "\n")
-        bar(f"report written to {args.output}")
-    record = write_record(report, results_dir, args.targets)
+    if req.output is not None:
+        write_output(req.output, render(report, req.format, verbose=req.verbose) + "\n")
+        bar(f"report written to {req.output}")
+    record = write_record(report, results_dir, req.targets)
     bar(f"record written to {record}")
     if verdict.line:
         _say(req.prog, f"{verdict.line} (exit {EXIT_OF[verdict.kind]})")

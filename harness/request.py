@@ -272,8 +272,27 @@ class Request:
 
     prog: str  # the name it was run with: "gunicorn-bisect", or "bisect.py" as a file
     argv: tuple[str, ...]
-    args: argparse.Namespace  # the parsed options, read-only by convention
-    options: base.Options
+    options: base.Options  # the scenario's knobs (one worker class and bind per column)
+    cache_dir: Path
+    results_dir: Path
+    targets: str | None = None
+    check: str | None = None
+    list_scenarios: bool = False
+    commits: bool = True
+    repo: str | None = None
+    first_parent: bool = False
+    format: str = "table"
+    output: Path | None = None
+    python: str | None = None
+    index_url: str | None = None
+    scenario: str | None = None
+    worker_classes: tuple[str | None, ...] = (None,)
+    binds: tuple[str, ...] = ("unix",)
+    no_compat: bool = False
+    repeat: int = 1
+    jobs: int = 1
+    verbose: bool = False
+    quiet: bool = False
 
     @property
     def command(self) -> str:
@@ -282,10 +301,10 @@ class Request:
     @property
     def worker_class(self) -> str | None:
         """The one worker class asked for (``--check`` takes at most one)."""
-        return (self.args.worker_class or (None,))[0]
+        return self.worker_classes[0]
 
     def history(self) -> Repo:
-        return Repo.open(self.args.repo or DEFAULT_REPO, self.args.cache_dir)
+        return Repo.open(self.repo or DEFAULT_REPO, self.cache_dir)
 
 
 def command_line(prog: str, argv: Sequence[str]) -> str:
@@ -296,23 +315,34 @@ def command_line(prog: str, argv: Sequence[str]) -> str:
 
 
 def parse(argv: list[str], prog: str) -> Request:
-    args = build_parser(prog).parse_args(argv)
-    if not args.list_scenarios:
-        _validate(args)
-    if args.cache_dir is None:
+    a = build_parser(prog).parse_args(argv)
+    if not a.list_scenarios:
+        _validate(a)
+    if a.cache_dir is None:
         from platformdirs import user_cache_dir
 
-        args.cache_dir = Path(user_cache_dir("gunicorn-bisect"))
-    args.cache_dir = args.cache_dir.expanduser()
+        a.cache_dir = Path(user_cache_dir("gunicorn-bisect"))
     options = base.Options(
-        workers=args.workers,
-        threads=args.threads,
-        max_requests=args.max_requests,
-        gunicorn_config=args.gunicorn_config,
-        proxy=args.proxy,
-        trigger=args.trigger,
-        timeout=args.timeout,
-        terms=_terms(args.terms),
-        run=args.run,
+        workers=a.workers,
+        threads=a.threads,
+        max_requests=a.max_requests,
+        gunicorn_config=a.gunicorn_config,
+        proxy=a.proxy,
+        trigger=a.trigger,
+        timeout=a.timeout,
+        terms=_terms(a.terms),
+        run=a.run,
     )
-    return Request(prog, tuple(argv), args, options)
+    same = ("targets", "check", "list_scenarios", "repo", "first_parent", "format", "output")
+    same += ("python", "index_url", "scenario", "no_compat", "repeat", "jobs", "verbose", "quiet")
+    return Request(
+        prog,
+        tuple(argv),
+        options,
+        cache_dir=a.cache_dir.expanduser(),
+        results_dir=a.results_dir,
+        commits=not a.no_commits,
+        worker_classes=a.worker_class or (None,),
+        binds=a.bind,
+        **{k: getattr(a, k) for k in same},
+    )

@@ -40,4 +40,5 @@ class Budget:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Wait for what runs, unless abandoned (nobody waits for a cancelled run)."""
+        self._pool.shutdown(wait=not self.cancel.is_set())
