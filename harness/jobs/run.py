@@ -42,6 +42,9 @@ def range_run(
     except KeyboardInterrupt:
         budget.abandon()
         report.interrupted = True
+    except BaseException:  # a user error in one cell ends the run: stop the others too
+        budget.abandon()
+        raise
     return report
 
 
