@@ -8,6 +8,7 @@ import pytest
 from harness import cli
 from harness.host.progress import Progress
 from harness.jobs.setup import Setup
+from harness.model.errors import HarnessError
 from tests.fakes import Lab, report_for
 
 SECRET_INDEX = "https://me:hunter2@pypi.example/simple/"
@@ -58,3 +59,19 @@ def test_help_documents_the_exit_statuses(capsys) -> None:
         cli.build_parser("gunicorn-bisect").parse_args(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "125 when it is inconclusive" in out and "130 when interrupted" in out
+
+
+def test_an_unusable_output_is_refused_before_anything_runs(tmp_path) -> None:
+    with pytest.raises(HarnessError, match="is a directory"):
+        cli.parse(["19.5.0", "--output", str(tmp_path)], "gunicorn-bisect")
+    with pytest.raises(HarnessError, match="no such directory"):
+        cli.parse(["19.5.0", "--output", str(tmp_path / "no" / "r.md")], "gunicorn-bisect")
+
+
+def test_error_lines_hide_credentials(tmp_path, capsys) -> None:
+    repo = "file://me:hunter2@localhost/nonexistent"
+    argv = ["--check", "c0ffee", "--repo", repo, "--cache-dir", str(tmp_path), "-q"]
+    status = cli.main(argv, prog="gunicorn-bisect")
+    err = capsys.readouterr().err
+    assert status == cli.EXIT_USAGE
+    assert "file://***@localhost/nonexistent" in err and "hunter2" not in err
