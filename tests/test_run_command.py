@@ -312,6 +312,7 @@ def test_a_command_that_hangs_runs_out_and_is_killed(
         "3",
         cache_dir=cache_dir,
         results_dir=tmp_path,
+        status=125,  # the one row is an error: no answer
     )
     (row,) = report["rows"]
     assert row["verdict"] == "error"

@@ -51,7 +51,6 @@ def answer(report: Report) -> Answer:
             "target's environment from the current directory: check the command",
         )
     if not report.conclusive():
-        ax = report.primary
-        what = f"no row is {ax.old_term} or {ax.new_term}" if report.table.cells else "no row"
+        what = "every row is an error" if report.table.cells else "no row"
         return Answer("inconclusive", f"inconclusive: no release could be tested ({what})")
     return Answer("conclusive", "")

@@ -138,6 +138,8 @@ class Report:
         return f"partial: {tested} of {total} releases tested"
 
     def conclusive(self) -> bool:
-        """Something testable in at least one column (not every row error)."""
-        ax = self.primary
-        return any(ax.state(r.verdict) is not None for r, _ in self.table.rows())
+        """A row that answers some question of the table (pass, fail, or another axis's
+        state such as an outage): not every row an error."""
+        return any(
+            ax.state(r.verdict) is not None for r, _ in self.table.rows() for ax in self.table.axes
+        )
