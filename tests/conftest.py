@@ -57,8 +57,9 @@ def run_cli(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedP
     )
 
 
-def run_json(*args: str, cache_dir: Path, results_dir: Path, **kwargs) -> dict:
-    """A run with ``--format json`` that must succeed; its report, parsed."""
+def run_json(*args: str, cache_dir: Path, results_dir: Path, status: int = 0, **kwargs) -> dict:
+    """A run with ``--format json`` that must exit ``status`` (0: a conclusive report;
+    125: a table with nothing testable in it); its report, parsed."""
     proc = run_cli(
         *args,
         "--format",
@@ -69,7 +70,7 @@ def run_json(*args: str, cache_dir: Path, results_dir: Path, **kwargs) -> dict:
         str(results_dir),
         **kwargs,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == status, proc.stderr
     return json.loads(proc.stdout)
 
 

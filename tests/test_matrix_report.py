@@ -8,9 +8,12 @@ import re
 import pytest
 
 from harness.model.results import Finding, Row
-from harness.model.search import transitions
+from harness.model.table import Column, Report, Table
 from harness.model.verdict import Verdict
-from harness.report.report import ColumnInfo, Report, render, render_markdown, render_table
+from harness.report.json import as_json
+from harness.report.markdown import render_markdown
+from harness.report.render import render
+from harness.report.text import render_table
 
 COMMAND = "python bisect.py 19.5.0..19.7.0 --worker-class gthread,sync --bind unix,tcp"
 HOST = {"kernel": "6.1.0", "compat": "SO_REUSEPORT on AF_UNIX accepted", "pythons": ["3.9.18"]}
@@ -22,31 +25,16 @@ FAIL = "socket file gone after the 1st worker restart; 0/20 new connections serv
 
 def cell(target: str, column: str, verdict: Verdict, detail: str, python="3.9.18") -> Row:
     wc, bind = column.split("/")
-    facts = {"worker_class": wc, "bind": bind, "column": column}
-    return Row(target, verdict, detail, python=python, facts=facts)
+    return Row(target, verdict, detail, python=python, facts={"worker_class": wc, "bind": bind})
 
 
 def matrix(cells: dict[tuple[str, str], tuple[Verdict, str]], **kw) -> Report:
-    """A report as release_table leaves it: rows per (release, column), transitions per column."""
-    rows = [cell(t, c, v, d) for (t, c), (v, d) in cells.items()]
-    by_column = {}
-    for col in COLUMNS:
-        table = [
-            (r.target, None if not r.verdict.testable else r.verdict is Verdict.PASS)
-            for r in rows
-            if r.facts["column"] == col
-        ]
-        by_column[col] = {"primary": transitions(table)}
-    columns = [ColumnInfo(c, *c.split("/"), summary=f"workers=3 {c}") for c in COLUMNS]
-    return Report(
-        COMMAND,
-        HOST,
-        "socket-loss, 4 deployments (worker class x bind)",
-        rows=rows,
-        columns=columns,
-        by_column=by_column,
-        **kw,
-    )
+    """A report as the release table leaves it: a row per (release, column)."""
+    columns = [Column(c, *c.split("/"), summary=f"workers=3 {c}") for c in COLUMNS]
+    table = Table(columns, targets=list(dict.fromkeys(t for t, _ in cells)))
+    for (t, c), (v, d) in cells.items():
+        table.put(t, c, cell(t, c, v, d))
+    return Report(COMMAND, HOST, "socket-loss, 4 deployments (worker class x bind)", table, **kw)
 
 
 @pytest.fixture
@@ -100,8 +88,12 @@ def test_table_marks_a_cell_that_ran_on_another_python():
         ("19.6.0", c): (Verdict.PASS, PASS) for c in ("gthread/unix", "gthread/tcp", "sync/unix")
     }
     rep = matrix(cells)
-    rep.rows.append(cell("19.6.0", "sync/tcp", Verdict.ERROR, "install failed: no wheel", None))
-    rep.rows[0] = cell("19.6.0", "gthread/unix", Verdict.FAIL, FAIL, python="3.6.15")
+    rep.table.put(
+        "19.6.0", "sync/tcp", cell("19.6.0", "sync/tcp", Verdict.ERROR, "install failed", None)
+    )
+    rep.table.put(
+        "19.6.0", "gthread/unix", cell("19.6.0", "gthread/unix", Verdict.FAIL, FAIL, "3.6.15")
+    )
     row = next(ln for ln in render_table(rep).splitlines() if ln.startswith("19.6.0 "))
     assert row.split() == [
         "19.6.0",
@@ -120,20 +112,19 @@ def test_table_when_every_cell_passes():
     assert "evidence: every result is pass (-v for each)" in render_table(rep)
 
 
-def test_a_single_column_renders_as_before():
-    rows = [Row("19.6.0", Verdict.FAIL, FAIL, python="3.9.18", facts={"column": "auto/unix"})]
-    one = Report(
-        "cmd",
-        HOST,
-        "workers=3",
-        rows=rows,
-        columns=[ColumnInfo("auto/unix", None, "unix")],
-        by_axis={"primary": []},
-    )
-    plain = Report("cmd", HOST, "workers=3", rows=rows, by_axis={"primary": []})
-    assert render_table(one) == render_table(plain)
-    assert render_markdown(one) == render_markdown(plain)
-    assert "release    python    verdict    evidence" in render_table(one)
+def plain(rows: list[Row]) -> Report:
+    table = Table([Column("auto/unix", None, "unix")], targets=[r.target for r in rows])
+    for r in rows:
+        table.put(r.target, "auto/unix", r)
+    return Report("cmd", HOST, "workers=3", table)
+
+
+def test_a_single_column_renders_as_the_plain_table():
+    one = plain([Row("19.6.0", Verdict.FAIL, FAIL, python="3.9.18")])
+    text = render_table(one)
+    assert "release    python    verdict    evidence" in text
+    assert "auto/unix" not in text and "deployment" not in text
+    assert "### Affected releases" in render_markdown(one)
 
 
 def test_commit_finding_names_its_column(rep):
@@ -147,7 +138,7 @@ def test_commit_finding_names_its_column(rep):
         in render_table(rep)
     )
     assert "### Regression: 19.5.0 -> 19.6.0 (gthread/unix)" in render_markdown(rep)
-    doc = rep.as_json()
+    doc = as_json(rep)
     reg = next(r for r in doc["regressions"] if r["column"] == "gthread/unix")
     assert reg["commit"]["column"] == "gthread/unix"
     assert reg["commit"]["reason"] == "no network"
@@ -218,7 +209,7 @@ def test_json_has_a_row_per_release_and_deployment(rep):
 
 
 def test_json_transitions_name_their_column(rep):
-    doc = rep.as_json()
+    doc = as_json(rep)
     assert doc["regressions"] == [
         {
             "column": "gthread/unix",
@@ -242,22 +233,16 @@ def test_json_transitions_name_their_column(rep):
 
 
 def test_json_of_a_single_column_keeps_its_shape():
-    rows = [
-        Row("19.5.0", Verdict.PASS, PASS, python="3.9.18", facts={"column": "auto/unix"}),
-        Row("19.6.0", Verdict.FAIL, FAIL, python="3.9.18", facts={"column": "auto/unix"}),
-    ]
-    table = [(r.target, r.verdict is Verdict.PASS) for r in rows]
-    rep = Report(
-        "cmd",
-        HOST,
-        "p",
-        rows=rows,
-        columns=[ColumnInfo("auto/unix", None, "unix")],
-        by_axis={"primary": transitions(table)},
+    rep = plain(
+        [
+            Row("19.5.0", Verdict.PASS, PASS, python="3.9.18"),
+            Row("19.6.0", Verdict.FAIL, FAIL, python="3.9.18"),
+        ]
     )
-    doc = rep.as_json()
+    doc = as_json(rep)
     assert doc["regressions"] == [
         {"last_good": "19.5.0", "first_bad": "19.6.0", "untested": [], "commit": None}
     ]
     assert [c["column"] for c in doc["columns"]] == ["auto/unix"]
+    assert [r["column"] for r in doc["rows"]] == ["auto/unix", "auto/unix"]
     assert "affected_by_release" not in doc

@@ -134,7 +134,8 @@ def test_the_reports_own_config_reproduces_it(release, status, cache_dir, no_lea
         "--check", release, "--gunicorn-config", str(config), "--cache-dir", str(cache_dir)
     )
     assert proc.returncode == status, proc.stdout + proc.stderr
-    if status == 0:
-        assert "socket kept through 5 worker restarts" in proc.stdout
+    if status == 0:  # every one of the 5 workers restarted at least once (more on a busy host)
+        kept = re.search(r"socket kept through (\d+) worker restarts", proc.stdout)
+        assert kept and int(kept[1]) >= 5, proc.stdout
     else:
         assert "socket file gone" in proc.stdout

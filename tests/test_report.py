@@ -9,8 +9,13 @@ import pytest
 
 from harness.model.results import Finding, Row
 from harness.model.search import Transition, transitions
+from harness.model.table import Column, Report, Table
 from harness.model.verdict import Verdict
-from harness.report.report import Report, render, render_markdown, render_table, write_record
+from harness.report.json import as_json
+from harness.report.markdown import render_markdown
+from harness.report.records import write_record
+from harness.report.render import render
+from harness.report.text import render_table
 
 COMMAND = "python bisect.py 19.5.0..19.7.0"
 HOST = {
@@ -29,15 +34,12 @@ def row(target: str, verdict: Verdict, detail: str) -> Row:
     return Row(target, verdict, detail, python="3.9.18")
 
 
-def table_of(rows: list[Row]) -> list[tuple[str, bool | None]]:
-    """What the CLI hands to transitions(): None for an untestable row."""
-    return [(r.target, None if not r.verdict.testable else r.verdict is Verdict.PASS) for r in rows]
-
-
 def make_report(rows: list[Row], **kw) -> Report:
-    return Report(
-        COMMAND, HOST, PARAMS, rows=rows, by_axis={"primary": transitions(table_of(rows))}, **kw
-    )
+    """A plain run: one column, the rows in the order asked."""
+    table = Table([Column("auto/unix", None, "unix")], targets=[r.target for r in rows])
+    for r in rows:
+        table.put(r.target, "auto/unix", r)
+    return Report(COMMAND, HOST, PARAMS, table, **kw)
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ def test_json_conclusions(rep):
 
 def test_json_attaches_the_commit_finding_to_its_transition(rep):
     rep.findings.append(Finding("regression", "19.5.0", "19.6.0", "skipped", reason="no network"))
-    doc = rep.as_json()
+    doc = as_json(rep)
     assert doc["regressions"][0]["commit"]["status"] == "skipped"
     assert doc["regressions"][0]["commit"]["reason"] == "no network"
     assert doc["fixes"][0]["commit"] is None
@@ -93,7 +95,7 @@ def test_json_names_untestable_releases_in_a_gap():
             row("19.6.0", Verdict.FAIL, FAIL_DETAIL),
         ]
     )
-    doc = rep.as_json()
+    doc = as_json(rep)
     assert doc["regressions"] == [
         {"last_good": "19.4.5", "first_bad": "19.6.0", "untested": ["19.5.0"], "commit": None}
     ]
@@ -189,7 +191,7 @@ def test_markdown_ends_with_the_reproduce_command(rep):
 def test_write_record_saves_json_and_markdown(rep, tmp_path):
     record = write_record(rep, tmp_path, "19.5.0..19.7.0")
     assert record.parent == tmp_path
-    assert json.loads(record.read_text()) == rep.as_json()
+    assert json.loads(record.read_text()) == as_json(rep)
     md = record.with_suffix(".md")
     assert md.read_text() == render_markdown(rep) + "\n"
     assert "19.5.0..19.7.0" in record.name

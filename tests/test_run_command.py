@@ -312,6 +312,7 @@ def test_a_command_that_hangs_runs_out_and_is_killed(
         "3",
         cache_dir=cache_dir,
         results_dir=tmp_path,
+        status=125,  # the one row is an error: no answer
     )
     (row,) = report["rows"]
     assert row["verdict"] == "error"
@@ -357,3 +358,24 @@ def test_ctrl_c_stops_the_command_and_everything_it_started(
     assert "interrupted" in err and "Traceback" not in err
     assert not alive(int(pids.read_text()))
     assert not Path((tmp_path / "cwd").read_text().strip()).exists()
+
+
+@pytest.mark.real
+def test_a_command_broken_the_same_way_everywhere_is_one_usage_line(
+    tmp_path: Path, cache_dir: Path, no_leaks
+) -> None:
+    """`sh x.sh` from the wrong directory: every row "cannot open", which is no "no change"."""
+    proc = run_cli(
+        "19.5.0,19.6.0",
+        "--run",
+        "sh no-such-script.sh",
+        "--no-commits",
+        "--cache-dir",
+        str(cache_dir),
+        "--results-dir",
+        str(tmp_path),
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "fails the same way on every target" in line and "no-such-script.sh" in line
+    assert "no change" not in proc.stdout

@@ -23,10 +23,16 @@ def _config(tmp_path, body: str):
     return path
 
 
-def _row(cache_dir, tmp_path, *args: str) -> dict:
+def _row(cache_dir, tmp_path, *args: str, status: int = 0) -> dict:
+    """The one row of a run; ``status`` 125 where it is an error (no answer)."""
     try:
         report = run_json(
-            *args, "--timeout", str(TIMEOUT), cache_dir=cache_dir, results_dir=tmp_path
+            *args,
+            "--timeout",
+            str(TIMEOUT),
+            cache_dir=cache_dir,
+            results_dir=tmp_path,
+            status=status,
         )
     except subprocess.TimeoutExpired:  # pragma: no cover - the failure this file guards
         pytest.fail("the run did not end")
@@ -45,7 +51,9 @@ def test_a_server_that_never_answers_ends_at_the_limit_with_the_phase(
             time.sleep(600)
         """,
     )
-    row = _row(cache_dir, tmp_path, "19.5.0", "--no-commits", "--gunicorn-config", str(cfg))
+    row = _row(
+        cache_dir, tmp_path, "19.5.0", "--no-commits", "--gunicorn-config", str(cfg), status=125
+    )
     assert row["verdict"] == "error"
     assert "boot ran out" in row["detail"]
     assert row["seconds"] <= TIMEOUT + SLACK
@@ -71,6 +79,7 @@ def test_workers_that_ignore_sigterm_end_at_the_limit_with_the_phase(cache_dir, 
         "signal",
         "--gunicorn-config",
         str(cfg),
+        status=125,
     )
     assert row["verdict"] == "error"
     assert "ran out during signal" in row["detail"]

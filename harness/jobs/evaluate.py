@@ -111,38 +111,47 @@ class Runner:
         """
         self.cancel.check()
         t0 = time.monotonic()
+        found = self._environment(artifact, kind, interpreter)
+        if isinstance(found, Row):
+            return found
+        env, tried = found
+        return self._run(artifact, kind, env, tried, time.monotonic() - t0)
+
+    def _environment(
+        self, artifact: Artifact, kind: str, interpreter: Interpreter | None
+    ) -> tuple[environments.Environment, list[str]] | Row:
+        """The environment to run in, or the ``error`` row that says why there is none."""
+
+        def error(detail: str, **kw) -> Row:
+            return Row(artifact.label, Verdict.ERROR, detail, kind=kind, sha=artifact.sha, **kw)
+
         try:
-            if interpreter is not None:
-                needs = self.scenario.needs(interpreter, self.cache_dir)
-                env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
-                tried: list[str] = []
-                if not env.works:
-                    return Row(
-                        artifact.label,
-                        Verdict.ERROR,
-                        f"cannot boot on Python {interpreter.version}: {env.reason}",
-                        python=interpreter.version,
-                        kind=kind,
-                        sha=artifact.sha,
-                    )
-            else:
-                env, tried = self.environment(artifact)
-        except (ArtifactError, environments.EnvError) as exc:
-            return Row(
-                artifact.label, Verdict.ERROR, f"install failed: {exc}", kind=kind, sha=artifact.sha
+            if interpreter is None:
+                return self.environment(artifact)
+            needs = self.scenario.needs(interpreter, self.cache_dir)
+            env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
+            if env.works:
+                return env, []
+            return error(
+                f"cannot boot on Python {interpreter.version}: {env.reason}",
+                python=interpreter.version,
             )
+        except (ArtifactError, environments.EnvError) as exc:
+            return error(f"install failed: {exc}")
         except NoInterpreter as exc:
             if not self.untestable_is_row:
                 raise
-            return Row(
-                artifact.label,
-                Verdict.ERROR,
-                str(exc),
-                kind=kind,
-                sha=artifact.sha,
-                tried=exc.tried,
-            )
-        env_seconds = time.monotonic() - t0
+            return error(str(exc), tried=exc.tried)
+
+    def _run(
+        self,
+        artifact: Artifact,
+        kind: str,
+        env: environments.Environment,
+        tried: list[str],
+        env_seconds: float,
+    ) -> Row:
+        """The scenario ``repeat`` times in ``env``; the decisions combined into one row."""
         decisions: list[Decision] = []
         seconds = boot = 0.0
         compat = False
@@ -166,12 +175,7 @@ class Runner:
             seconds += result.duration
             boot += result.boot_seconds
             compat = compat or result.compat_used
-            for key, value in result.facts.items():  # counts add up over --repeat runs
-                if isinstance(value, dict) and isinstance(facts.get(key), dict):
-                    value = {
-                        k: facts[key].get(k, 0) + value.get(k, 0) for k in {*facts[key], *value}
-                    }
-                facts[key] = value
+            _add_facts(facts, result.facts)
             decisions.append(self.scenario.decide(result.observation))
         out = combine(decisions)
         return Row(
@@ -191,3 +195,11 @@ class Runner:
             env_seconds=env_seconds,
             boot_seconds=boot,
         )
+
+
+def _add_facts(facts: dict, new: dict) -> None:
+    """Counts add up over --repeat runs; anything else is the last run's."""
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(facts.get(key), dict):
+            value = {k: facts[key].get(k, 0) + value.get(k, 0) for k in {*facts[key], *value}}
+        facts[key] = value

@@ -213,13 +213,22 @@ class Bisection:
         Raises InconsistentOutcomes (and keeps the previous state) when the outcome
         contradicts earlier ones.
         """
-        outcome = Outcome(outcome)
-        if sha == self._new and outcome is not Outcome.NEW:
-            raise InconsistentOutcomes(f"{sha} is the given NEW commit, cannot be {outcome.value}")
-        if sha in self._olds and outcome is not Outcome.OLD:
-            raise InconsistentOutcomes(f"{sha} is a given OLD commit, cannot be {outcome.value}")
+        self.record_all({sha: outcome})
+
+    def record_all(self, outcomes: Mapping[str, Outcome]) -> None:
+        """Record many outcomes at once (one recomputation: the plan replays them all)."""
         tested = dict(self._tested)
-        tested[sha] = outcome
+        for sha, outcome in outcomes.items():
+            outcome = Outcome(outcome)
+            if sha == self._new and outcome is not Outcome.NEW:
+                raise InconsistentOutcomes(
+                    f"{sha} is the given NEW commit, cannot be {outcome.value}"
+                )
+            if sha in self._olds and outcome is not Outcome.OLD:
+                raise InconsistentOutcomes(
+                    f"{sha} is a given OLD commit, cannot be {outcome.value}"
+                )
+            tested[sha] = outcome
         self._state = self._compute(tested)
         self._tested = tested
         self._reach = None

@@ -1,0 +1,51 @@
+"""What the jobs need from the world, as two small protocols: a git history and a lab
+that evaluates targets.  The real ones are ``host.git.Repo`` and ``jobs.lab.Lab``;
+tests pass an in-memory history and a fake lab, so the orchestration (release table,
+commit bisection, healing, ``--check``, interrupts) runs in milliseconds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from harness.model.results import CommitInfo, Row, Step
+
+
+class History(Protocol):
+    spec: str
+
+    def tag_for_version(self, version: str) -> str | None: ...
+
+    def resolve(self, ref: str) -> str: ...
+
+    def graph(self, old: str, new: str) -> dict[str, tuple[str, ...]]: ...
+
+    def info(self, sha: str) -> CommitInfo: ...
+
+    def infos(self, shas: Iterable[str]) -> list[CommitInfo]: ...
+
+    def web_url(self, sha: str) -> str | None: ...
+
+
+class Evaluator(Protocol):
+    """Evaluates one target in one column (a deployment, by its label)."""
+
+    def versions(self) -> Sequence[str]:
+        """The releases the package index knows."""
+        ...
+
+    def fetch(self, version: str) -> Any:
+        """What ``release`` evaluates (the wheel), fetched once for every column."""
+        ...
+
+    def release(self, fetched: Any, column: str) -> Row: ...
+
+    def commit(
+        self, history: History, sha: str, pick: str | None, column: str, python: str | None
+    ) -> Step:
+        """A commit (with ``pick`` on top) on the Python that ran the releases around it."""
+        ...
+
+    def ref(self, history: History, sha: str, column: str, label: str) -> Row:
+        """A git ref for ``--check``: any Python that can run it."""
+        ...

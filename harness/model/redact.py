@@ -1,0 +1,23 @@
+"""Secrets out of every line we print or record: ``user:pass@`` in a URL becomes
+``***@``, so a record, a "Reproduce with:" line or an error can be shared as is."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+# scheme://userinfo@host... ; userinfo has no '/', '?', '#' or '@' of its own
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@ \t\r\n]+)@")
+
+REDACTED = "***"
+
+
+def redact_url(text: str) -> str:
+    """Any ``scheme://user[:password]@`` inside ``text`` with the userinfo hidden."""
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """The argument list with the userinfo of every URL in it hidden (``--opt=URL``,
+    ``--opt URL`` and positional URLs alike)."""
+    return [redact_url(a) for a in argv]

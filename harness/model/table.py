@@ -1,0 +1,145 @@
+"""What a run established, as one table: targets x columns (deployments) of rows, the
+transitions read off each column, the commit findings, and the header facts.
+
+Always a matrix: a plain run is one column.  Pure data the jobs fill and the renderers
+read; the transitions are computed from the cells, never stored beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.model.results import Finding, Row
+from harness.model.search import Transition, transitions
+from harness.model.verdict import Axis, Verdict
+
+DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One deployment (a worker class on a bind) as the report names it."""
+
+    label: str  # "gthread/unix"
+    worker_class: str | None
+    bind: str
+    summary: str = ""  # the column's scenario in one line
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {
+            "column": self.label,
+            "worker_class": self.worker_class or "auto",
+            "bind": self.bind,
+            "summary": self.summary,
+            "parameters": self.parameters,
+        }
+
+
+def column_label(worker_class: str | None, bind: str) -> str:
+    return f"{worker_class or 'auto'}/{bind}"
+
+
+@dataclass
+class Table:
+    """Rows by (target, column), in the order targets were asked for."""
+
+    columns: list[Column]
+    axes: list[Axis] = field(default_factory=lambda: [DEFAULT_AXIS])
+    targets: list[str] = field(default_factory=list)  # every target asked for, in order
+    cells: dict[tuple[str, str], Row] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> Axis:
+        return self.axes[0]
+
+    @property
+    def labels(self) -> list[str]:
+        return [c.label for c in self.columns]
+
+    @property
+    def single(self) -> bool:
+        """One column: the plain table (the renderers' only layout choice)."""
+        return len(self.columns) == 1
+
+    def put(self, target: str, column: str, row: Row) -> None:
+        self.cells[(target, column)] = row
+
+    def cell(self, target: str, column: str) -> Row | None:
+        return self.cells.get((target, column))
+
+    def tested(self) -> list[str]:
+        """Targets with at least one cell, in order."""
+        return [t for t in self.targets if any((t, c) in self.cells for c in self.labels)]
+
+    def complete(self) -> bool:
+        return len(self.cells) == len(self.targets) * len(self.columns)
+
+    def rows(self) -> list[tuple[Row, str]]:
+        """(row, column) in target order, then column order."""
+        return [
+            (r, c) for t in self.targets for c in self.labels if (r := self.cell(t, c)) is not None
+        ]
+
+    def column_rows(self, column: str) -> list[Row]:
+        return [r for r, c in self.rows() if c == column]
+
+    def transitions(self, column: str, axis: Axis | None = None) -> list[Transition]:
+        ax = axis or self.primary
+        return transitions([(r.target, ax.state(r.verdict)) for r in self.column_rows(column)])
+
+    def all_transitions(self) -> list[tuple[str, Axis, Transition]]:
+        """(column, axis, transition) in column order, then axis order."""
+        return [
+            (c, ax, t) for c in self.labels for ax in self.axes for t in self.transitions(c, ax)
+        ]
+
+
+@dataclass
+class Report:
+    """Everything a run established: the header, the table, findings and notes."""
+
+    command: str
+    host: dict
+    params: str  # the scenario in one line
+    table: Table
+    scenario: dict = field(default_factory=dict)  # name, parameters, file/command + sha256
+    title: str = "Gunicorn bisection report"
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    resume: str = ""  # the command that resumes an interrupted run
+
+    @property
+    def primary(self) -> Axis:
+        return self.table.primary
+
+    def axis(self, key: str) -> Axis:
+        return next((a for a in self.table.axes if a.key == key), self.primary)
+
+    def finding_for(self, t: Transition, axis: str, column: str) -> Finding | None:
+        col = "" if self.table.single else column
+        return next(
+            (
+                f
+                for f in self.findings
+                if (f.before, f.after, f.axis, f.column) == (t.before, t.after, axis, col)
+            ),
+            None,
+        )
+
+    @property
+    def partial(self) -> str:
+        """'' when every cell is in; else what a reader must know before reading on."""
+        if not self.interrupted or self.table.complete():
+            return ""
+        tested, total = len(self.table.tested()), len(self.table.targets)
+        return f"partial: {tested} of {total} releases tested"
+
+    def conclusive(self) -> bool:
+        """A row that answers some question of the table (pass, fail, or another axis's
+        state such as an outage): not every row an error."""
+        return any(
+            ax.state(r.verdict) is not None for r, _ in self.table.rows() for ax in self.table.axes
+        )

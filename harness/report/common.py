@@ -1,0 +1,134 @@
+"""What every renderer says the same way: verdict names, transition lines, conclusions,
+finding headings.  Formatting only; the facts come from harness.model.table."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from harness.model.results import Finding, Row
+from harness.model.search import Transition
+from harness.model.table import Report
+from harness.model.verdict import Axis, Verdict
+
+_COLOURS = {
+    Verdict.PASS: "32",
+    Verdict.FAIL: "31",
+    Verdict.OUTAGE: "31;1",
+    Verdict.ERROR: "33",
+    Verdict.FLAKY: "35",
+}
+
+
+def use_colour(stream=sys.stdout) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def verdict_name(v: Verdict, rep: Report | None) -> str:
+    """What users call a verdict: pass/fail, or the --terms they chose."""
+    if rep is not None and v is rep.primary.old:
+        return rep.primary.old_term
+    if rep is not None and v is rep.primary.new:
+        return rep.primary.new_term
+    return v.value
+
+
+def shown(v: Verdict, colour: bool, rep: Report | None = None) -> str:
+    text = verdict_name(v, rep).upper()
+    return f"\033[{_COLOURS[v]}m{text}\033[0m" if colour else text
+
+
+def default_terms(ax: Axis) -> bool:
+    return (ax.old_term, ax.new_term) == ("pass", "fail")
+
+
+def transition_line(ax: Axis, t: Transition) -> str:
+    gap = f" (untestable in between: {', '.join(t.between)})" if t.between else ""
+    if ax.primary and default_terms(ax):
+        if t.old_state:
+            return f"regression introduced in {t.after} (last good {t.before}){gap}"
+        return f"fixed in {t.after} (last bad {t.before}){gap}"
+    if ax.primary:
+        frm, to = (ax.old_term, ax.new_term) if t.old_state else (ax.new_term, ax.old_term)
+        return f"{frm} -> {to}: changed in {t.after} (last {frm} {t.before}){gap}"
+    if t.old_state:
+        return f"{ax.label}: introduced in {t.after} (last good {t.before}){gap}"
+    return f"{ax.label}: fixed in {t.after} (last {ax.new_term} {t.before}){gap}"
+
+
+def conclusions(rep: Report) -> list[str]:
+    """Per column (named when there are several); none from a partial table."""
+    if rep.partial:
+        return [f"{rep.partial}; no conclusion drawn from it"]
+    table = rep.table
+    lines = []
+    for col in table.labels:
+        prefix = "" if table.single else f"{col}: "
+        lines += [prefix + line for line in _column_conclusions(rep, col)]
+    return lines
+
+
+def _column_conclusions(rep: Report, col: str) -> list[str]:
+    table, primary = rep.table, rep.primary
+    rows = table.column_rows(col)
+    found = table.transitions(col)
+    lines = [transition_line(primary, t) for t in found]
+    testable = [r for r in rows if r.verdict in (primary.old, primary.new)]
+    if rows and not found:
+        if not testable:
+            lines.append("no conclusion: no release could be tested")
+        else:
+            lines.append(
+                f"no change: every testable release is {verdict_name(testable[0].verdict, rep)}"
+            )
+    for ax in table.axes[1:]:
+        hit = [r.target for r in rows if r.verdict is ax.new]
+        if hit:
+            lines.append(f"{ax.label}: {ax.new_term} in {', '.join(hit)}")
+            lines += [transition_line(ax, t) for t in table.transitions(col, ax)]
+    return lines
+
+
+def finding_head(f: Finding, rep: Report) -> tuple[str, str]:
+    """The finding's heading and what its commit is called."""
+    ax = rep.axis(f.axis)
+    if ax.primary and default_terms(ax):
+        label = "first failing commit" if f.kind == "regression" else "first passing commit"
+        return f"{f.kind}: {f.before} -> {f.after}", label
+    if ax.primary:
+        to = ax.new_term if f.kind == "regression" else ax.old_term
+        frm = ax.old_term if f.kind == "regression" else ax.new_term
+        return f"{frm} -> {to}: {f.before} -> {f.after}", f"first {to!r} commit"
+    what = "introduced" if f.kind == "regression" else "fixed"
+    label = f"first commit {'with' if what == 'introduced' else 'without'} it"
+    return f"{ax.label}, {what}: {f.before} -> {f.after}", label
+
+
+def who(c) -> str:
+    return f"{c.date[:10]}, {c.author.split(' <')[0]}"
+
+
+def matrix_cells(rep: Report, cell) -> list[list[str]]:
+    """One line per release: its Python (the one most of its columns ran on) and a
+    verdict per column (``cell(row)`` formats it); a cell that ran on another Python
+    says which."""
+    table = rep.table
+    lines = []
+    for target in table.tested():
+        row = [table.cell(target, c) for c in table.labels]
+        pythons = [r.python for r in row if r is not None and r.python]
+        python = max(dict.fromkeys(pythons), key=pythons.count) if pythons else None
+        cells = []
+        for r in row:
+            if r is None:
+                cells.append("-")
+                continue
+            other = f" (Python {r.python})" if r.python and r.python != python else ""
+            cells.append(cell(r) + other)
+        lines.append([target, python or "-", *cells])
+    return lines
+
+
+def evidence(rep: Report, verbose: bool) -> list[tuple[Row, str]]:
+    """(row, column) in table order: every one with ``verbose``, else those not passing."""
+    return [(r, c) for r, c in rep.table.rows() if verbose or r.verdict is not rep.primary.old]

@@ -1,0 +1,93 @@
+"""The JSON document (``--format json`` and the run record): one path for any number of
+columns; with several, every entry names its ``column`` and ``affected_by_release``
+says which deployments are affected where."""
+
+from __future__ import annotations
+
+from harness.model.results import Row
+from harness.model.search import Transition
+from harness.model.table import Report
+from harness.model.verdict import Axis
+
+
+def _entry(rep: Report, t: Transition, axis: str, column: str) -> dict:
+    f = rep.finding_for(t, axis, column)
+    ends = ("last_good", "first_bad") if t.old_state else ("last_bad", "first_good")
+    named = {} if rep.table.single else {"column": column}
+    return {
+        **named,
+        ends[0]: t.before,
+        ends[1]: t.after,
+        "untested": list(t.between),
+        "commit": f.as_json() if f else None,
+    }
+
+
+def _changes(rep: Report, ax: Axis) -> tuple[list[dict], list[dict]]:
+    """(introduced, fixed) on one axis over every column; none from a partial table."""
+    if rep.partial:
+        return [], []
+    found = [(c, t) for c in rep.table.labels for t in rep.table.transitions(c, ax)]
+    return (
+        [_entry(rep, t, ax.key, c) for c, t in found if t.old_state],
+        [_entry(rep, t, ax.key, c) for c, t in found if not t.old_state],
+    )
+
+
+def _row(rep: Report, r: Row, column: str) -> dict:
+    """A row of one column: ``worker_class`` is what ran (gunicorn's log; in a matrix null
+    when no server ran), ``column`` what was asked."""
+    out = r.as_json()
+    out.setdefault("column", column)
+    out.setdefault("bind", column.rsplit("/", 1)[-1])
+    if not rep.table.single:
+        out.setdefault("worker_class", None)
+    return out
+
+
+def _affected(rep: Report, ax: Axis) -> list:
+    hit = [(r, c) for r, c in rep.table.rows() if r.verdict is ax.new]
+    if rep.table.single:
+        return [r.target for r, _ in hit]
+    return [{"target": r.target, "column": c} for r, c in hit]
+
+
+def as_json(rep: Report) -> dict:
+    table, primary = rep.table, rep.primary
+    regressions, fixes = _changes(rep, primary)
+    others = []
+    for ax in table.axes[1:]:
+        introduced, fixed = _changes(rep, ax)
+        others.append(
+            {
+                "axis": ax.key,
+                "label": ax.label,
+                "verdict": ax.new.value,
+                "affected": _affected(rep, ax),
+                "introduced": introduced,
+                "fixed": fixed,
+            }
+        )
+    by_release: dict[str, list[str]] = {}
+    for r, c in table.rows():
+        if r.verdict is primary.new:
+            by_release.setdefault(r.target, []).append(c)
+    doc = {
+        "command": rep.command,
+        "host": rep.host,
+        "scenario": {**rep.scenario, "summary": rep.params},
+        "terms": [primary.old_term, primary.new_term],
+        "rows": [_row(rep, r, c) for r, c in table.rows()],
+        "regressions": regressions,
+        "fixes": fixes,
+        "affected": list(by_release),
+        "other_problems": others,
+        "columns": [c.as_json() for c in table.columns],
+        "notes": rep.notes,
+        "interrupted": rep.interrupted,
+    }
+    if not table.single:
+        doc["affected_by_release"] = by_release
+    if rep.partial:
+        doc["partial"] = rep.partial
+    return doc

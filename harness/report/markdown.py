@@ -1,0 +1,146 @@
+"""The paste-ready report: a github table, conclusions, affected releases (or which
+deployments are affected), each finding as a list, and the command that reproduces it."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from harness.model.results import Finding
+from harness.model.table import Report
+from harness.model.verdict import Verdict
+from harness.report.common import (
+    conclusions,
+    default_terms,
+    evidence,
+    finding_head,
+    matrix_cells,
+    verdict_name,
+    who,
+)
+from harness.report.text import steps_table
+
+
+def _finding(f: Finding, rep: Report) -> list[str]:
+    """The finding as a list a maintainer can paste into an upstream issue."""
+    if f.status == "skipped":
+        return [f"- commit bisection skipped: {f.reason}"]
+    if f.status == "ambiguous":
+        return [f"- not settled: {f.reason}:"] + [
+            f"  - `{c.short}` {c.subject!r} ({who(c)})" for c in f.candidates
+        ]
+    if f.status != "found" or f.commit is None:
+        return [f"- {f.reason}"]
+    c = f.commit
+    label = finding_head(f, rep)[1]
+    sha = f"[`{c.sha[:12]}`]({f.url})" if f.url else f"`{c.sha[:12]}`"
+    refs = ([f"PR #{c.pr}"] if c.pr else []) + [f'"Fix #{n}"' for n in c.fixes]
+    out = [f"- {label}: {sha} {c.subject!r} ({who(c)})" + (f", {', '.join(refs)}" if refs else "")]
+    out.append(f"  - full sha: `{c.sha}`")
+    if f.merge is not None:
+        pr = f" (PR #{f.merge.pr})" if f.merge.pr else ""
+        out.append(f"- reached the mainline in `{f.merge.sha[:12]}`{pr} {f.merge.subject!r}")
+    if f.needed:
+        picks = ", ".join(f"`{n[:12]}`" for n in f.needed)
+        out.append(f"- untestable alone: tested with {picks} picked on top so that it could boot")
+    out.append(f"- {len(f.steps)} commits tested:")
+    return out
+
+
+def _conclusions(rep: Report) -> list[str]:
+    found = conclusions(rep)
+    return ["### Conclusions", ""] + [f"- {c}" for c in found] + [""] if found else []
+
+
+def _affected_deployments(rep: Report) -> list[str]:
+    table, new, old = rep.table, rep.primary.new, rep.primary.old
+    lines = []
+    for target in table.tested():
+        cells = [(c, table.cell(target, c)) for c in table.labels]
+        if not any(r is not None and r.verdict is new for _, r in cells):
+            continue
+        by_verdict: dict[Verdict, list[str]] = {}
+        for c, r in cells:
+            if r is not None:
+                by_verdict.setdefault(r.verdict, []).append(c)
+        order = [new, old] + [v for v in by_verdict if v not in (new, old)]
+        parts = [
+            f"{verdict_name(v, rep)} with {', '.join(by_verdict[v])}"
+            for v in order
+            if v in by_verdict
+        ]
+        lines.append(f"- `{target}`: " + "; ".join(parts))
+    return lines or [f"- no tested release is {verdict_name(new, rep)} in any deployment"]
+
+
+def _matrix(rep: Report, verbose: bool) -> list[str]:
+    """The matrix as a github table, the evidence, and which deployments fail where."""
+    bold = lambda r: f"**{verdict_name(r.verdict, rep).upper()}**"  # noqa: E731
+    out = [
+        tabulate(
+            [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)],
+            headers=["release", "python", *rep.table.labels],
+            tablefmt="github",
+        ),
+        "",
+        "### Evidence",
+        "",
+    ]
+    out += [f"- `{r.target}` {c}: {bold(r)} {r.detail}" for r, c in evidence(rep, verbose)] or [
+        f"- every result is {verdict_name(rep.primary.old, rep)}"
+    ]
+    out += [""] + _conclusions(rep)
+    return out + ["### Which deployments are affected", ""] + _affected_deployments(rep) + [""]
+
+
+def _plain(rep: Report) -> list[str]:
+    rows = [r for r, _ in rep.table.rows()]
+    # where the scenario reports them: the worker that ran, the trigger, the compat shim
+    facts = any("worker_class" in r.facts or "trigger" in r.facts for r in rows)
+    lines = [
+        [f"`{r.target}`", r.python or "-"]
+        + (
+            [r.facts.get("worker_class") or "-", r.facts.get("trigger") or "-"]
+            + ["shim" if r.compat else "-"]
+            if facts
+            else []
+        )
+        + [f"**{verdict_name(r.verdict, rep).upper()}**", r.detail]
+        for r in rows
+    ]
+    headers = ["release", "python"] + (["worker", "trigger", "compat"] if facts else [])
+    out = [tabulate(lines, headers=headers + ["verdict", "evidence"], tablefmt="github"), ""]
+    out += _conclusions(rep)
+    primary = rep.primary
+    heading = (
+        "Affected releases" if default_terms(primary) else f"Releases that are {primary.new_term!r}"
+    )
+    affected = [r.target for r in rows if r.verdict is primary.new]
+    out += [f"### {heading}", ""]
+    out += [f"- {v}" for v in affected] if affected else ["- none of the tested releases"]
+    return out + [""]
+
+
+def render_markdown(rep: Report, verbose: bool = False) -> str:
+    h = rep.host
+    out = [f"## {rep.title}", ""]
+    out.append(f"- host: Linux {h.get('kernel')}, {h.get('compat')}")
+    out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
+    if h.get("date"):
+        out.append(f"- date: {h['date']}")
+    out.append(f"- scenario: {rep.params}")
+    if not rep.table.single:
+        out += [f"  - `{c.label}`: {c.summary}" for c in rep.table.columns]
+    out.append("")
+    out += _plain(rep) if rep.table.single else _matrix(rep, verbose)
+    for f in rep.findings:
+        head = finding_head(f, rep)[0] + (f" ({f.column})" if f.column else "")
+        out += [f"### {head[0].upper()}{head[1:]}", ""]
+        out += _finding(f, rep) + [""]
+        if f.steps:
+            out += [steps_table(f, "github", False, rep), ""]
+    if rep.notes:
+        out += [f"> {n}" for n in rep.notes] + [""]
+    if rep.resume:
+        out += ["Resume with:", "", "```", rep.resume, "```", ""]
+    out += ["Reproduce with:", "", "```", rep.command, "```"]
+    return "\n".join(out)

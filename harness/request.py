@@ -1,0 +1,348 @@
+"""argv -> one frozen Request: the parser, the checks that need no run, and the line
+that reproduces a run as it was run (console script or file), with no secrets in it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.host import proxy
+from harness.host.git import DEFAULT_REPO, Repo
+from harness.host.output import check_output
+from harness.model.errors import HarnessError
+from harness.model.redact import redact_argv
+from harness.report.render import FORMATS
+from harness.scenarios import base
+
+EPILOG = """exit status: a range run exits 0 with a conclusive report, 125 when it is
+inconclusive (no release could be tested), 130 when interrupted (the table so far and
+the command that resumes), 2 for a problem you can fix (one line on stderr; also a
+--run command that fails the same way on every target).  --check exits 0 pass, 1 fail,
+125 cannot tell."""
+
+
+class UsageError(HarnessError):
+    """Anything the user can fix: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + error
+        raise UsageError(f"{message} (see --help)")
+
+
+def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=prog,
+        description="Find the Gunicorn releases and commits where a server-lifecycle failure "
+        "happens (by default the Unix-socket loss of issue #1298), where it started and which "
+        "commit fixed it.",
+        epilog=EPILOG,
+    )
+    p.add_argument(
+        "targets",
+        nargs="?",
+        help="releases: A..B (every final release from A to B; B may be 'latest', or left "
+        "out: A..), A,B,C, or A",
+    )
+    p.add_argument(
+        "--check",
+        metavar="TARGET",
+        help="run the scenario once on a release or a "
+        "git ref; exit 0 pass, 1 fail, 125 error (drives `git bisect run`)",
+    )
+    p.add_argument("--no-commits", action="store_true", help="stop after the release table")
+    p.add_argument(
+        "--repo",
+        default=None,
+        metavar="URL|PATH",
+        help=f"git history to bisect (default {DEFAULT_REPO}); a local clone or "
+        "bare mirror is used read-only",
+    )
+    p.add_argument(
+        "--first-parent",
+        action="store_true",
+        help="bisect the mainline only (merges are the steps)",
+    )
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="also write the report (in --format) to FILE: a regular file atomically, "
+        "keeping its mode; a device, pipe or symlink written through "
+        "(e.g. results/affected-versions.md)",
+    )
+    p.add_argument("--python", metavar="X.Y|PATH", help="use this interpreter for every target")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="environments, wheels and clones (default: the user cache dir)",
+    )
+    p.add_argument(
+        "--index-url",
+        metavar="URL",
+        help="package index (simple API) to read instead of pip's configured ones "
+        "(default: pip's index-url and extra-index-url, else PyPI)",
+    )
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="where run records go (default: ./results)",
+    )
+    s = p.add_argument_group("what to check")
+    s.add_argument(
+        "--scenario",
+        default=None,
+        metavar="NAME|FILE.py",
+        help="a built-in scenario (--list-scenarios) or your own scenario file "
+        f"(default {base.DEFAULT})",
+    )
+    s.add_argument(
+        "--list-scenarios", action="store_true", help="list the built-in scenarios and exit"
+    )
+    s.add_argument(
+        "--run",
+        metavar="CMD",
+        help="your own check, run through the shell in each target's environment, "
+        "git-bisect-run style: exit 0 pass (old), 125 cannot tell, 1-127 fail (new)",
+    )
+    s.add_argument(
+        "--terms",
+        metavar="OLD,NEW",
+        help="names of the two states in the table and findings (default pass,fail)",
+    )
+    s.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="each scenario run ends within this limit, whatever the server does (default 20)",
+    )
+    g = p.add_argument_group("server settings (defaults: the scenario's own)")
+    g.add_argument("--workers", type=int, help="gunicorn workers (default: the scenario's)")
+    g.add_argument("--threads", type=int, help="threads per worker (default: the scenario's)")
+    g.add_argument(
+        "--max-requests", type=int, help="requests before a worker recycles (the scenario's)"
+    )
+    g.add_argument(
+        "--worker-class",
+        type=_comma_list,
+        metavar="CLASS[,CLASS...]",
+        help="default: gunicorn's choice (gthread when threads > 1); several (e.g. "
+        "gthread,sync,gevent) make a matrix with --bind, one verdict column per combination",
+    )
+    g.add_argument(
+        "--trigger",
+        choices=("auto", "max-requests", "signal"),
+        default="auto",
+        help="how workers are made to exit: max-requests under load, signal (graceful "
+        "SIGTERM to each worker), auto (max-requests, then signal if none recycled)",
+    )
+    g.add_argument(
+        "--bind",
+        type=_binds,
+        default=("unix",),
+        metavar="unix|tcp[,...]",
+        help="where the server listens: a Unix socket (default) or a 127.0.0.1 TCP port; "
+        "unix,tcp for both (a matrix with --worker-class)",
+    )
+    g.add_argument(
+        "--proxy",
+        choices=proxy.KINDS,
+        help="put a real h2o or nginx in front (as in the report) and count what it answers",
+    )
+    g.add_argument(
+        "--gunicorn-config",
+        type=Path,
+        metavar="FILE",
+        help="your own gunicorn config file; the harness still owns bind",
+    )
+    g.add_argument(
+        "--no-compat",
+        action="store_true",
+        help="do not neutralise SO_REUSEPORT on AF_UNIX on kernels that reject it",
+    )
+    g.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the scenario N times per target; disagreement is 'flaky'",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="targets evaluated at once (default: the core count)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="progress always, and each gunicorn log"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+def writable_dir(path: Path, option: str) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: not writable ({exc.strerror or exc})") from None
+    return path
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``a,b`` -> ("a", "b"), each once, in the order given (argparse names the option)."""
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty name in the list")
+    return tuple(dict.fromkeys(items))
+
+
+def _binds(text: str) -> tuple[str, ...]:
+    binds = _comma_list(text)
+    wrong = [b for b in binds if b not in ("unix", "tcp")]
+    if wrong:
+        raise argparse.ArgumentTypeError(f"{wrong[0]!r}: choose unix or tcp (or unix,tcp)")
+    return binds
+
+
+def _terms(text: str | None) -> tuple[str, str] | None:
+    if text is None:
+        return None
+    parts = [t.strip() for t in text.split(",")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise UsageError(f"--terms {text!r}: expected two different names, OLD,NEW")
+    return parts[0], parts[1]
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.run is not None and args.scenario is not None:
+        raise UsageError("give either --run CMD or --scenario, not both")
+    if args.run is not None and not args.run.strip():
+        raise UsageError("--run needs a command")
+    if args.output is not None:
+        if args.check:
+            raise UsageError("--output writes a release table; --check prints one line")
+        check_output(args.output)
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if args.proxy is not None:
+        try:
+            proxy.find_binary(args.proxy)
+        except proxy.ProxyError as exc:
+            raise UsageError(f"--proxy {args.proxy}: {exc}") from None
+    if not args.targets and not args.check:
+        raise UsageError("give releases (e.g. 19.5.0..19.7.0) or --check TARGET")
+    if args.targets and args.check:
+        raise UsageError("give either releases or --check, not both")
+    if args.check and (len(args.worker_class or ()) > 1 or len(args.bind) > 1):
+        raise UsageError("--check runs one deployment: give one --worker-class and one --bind")
+    for name in ("workers", "threads", "max_requests", "repeat", "jobs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.gunicorn_config is not None:
+        cfg = args.gunicorn_config
+        if not cfg.is_file():
+            raise UsageError(f"--gunicorn-config {cfg}: no such file")
+        try:
+            compile(cfg.read_text(), str(cfg), "exec")
+        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+            line = getattr(exc, "lineno", None)
+            where = f" (line {line})" if line else ""
+            raise UsageError(
+                f"--gunicorn-config {cfg}: does not parse{where}: {getattr(exc, 'msg', exc)}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything the command line asked for, validated, in one place."""
+
+    prog: str  # the name it was run with: "gunicorn-bisect", or "bisect.py" as a file
+    argv: tuple[str, ...]
+    options: base.Options  # the scenario's knobs (one worker class and bind per column)
+    cache_dir: Path
+    results_dir: Path
+    targets: str | None = None
+    check: str | None = None
+    list_scenarios: bool = False
+    commits: bool = True
+    repo: str | None = None
+    first_parent: bool = False
+    format: str = "table"
+    output: Path | None = None
+    python: str | None = None
+    index_url: str | None = None
+    scenario: str | None = None
+    worker_classes: tuple[str | None, ...] = (None,)
+    binds: tuple[str, ...] = ("unix",)
+    no_compat: bool = False
+    repeat: int = 1
+    jobs: int = 1
+    verbose: bool = False
+    quiet: bool = False
+
+    @property
+    def command(self) -> str:
+        return command_line(self.prog, self.argv)
+
+    @property
+    def worker_class(self) -> str | None:
+        """The one worker class asked for (``--check`` takes at most one)."""
+        return self.worker_classes[0]
+
+    def history(self) -> Repo:
+        return Repo.open(self.repo or DEFAULT_REPO, self.cache_dir)
+
+
+def command_line(prog: str, argv: Sequence[str]) -> str:
+    """The line that reproduces a run, as it was run (``gunicorn-bisect ...`` or
+    ``python bisect.py ...``), with no secrets in it."""
+    runner = ["python", prog] if prog.endswith(".py") else [prog]
+    return " ".join(shlex.quote(a) for a in [*runner, *redact_argv(argv)])
+
+
+def parse(argv: list[str], prog: str) -> Request:
+    a = build_parser(prog).parse_args(argv)
+    if not a.list_scenarios:
+        _validate(a)
+    if a.cache_dir is None:
+        from platformdirs import user_cache_dir
+
+        a.cache_dir = Path(user_cache_dir("gunicorn-bisect"))
+    options = base.Options(
+        workers=a.workers,
+        threads=a.threads,
+        max_requests=a.max_requests,
+        gunicorn_config=a.gunicorn_config,
+        proxy=a.proxy,
+        trigger=a.trigger,
+        timeout=a.timeout,
+        terms=_terms(a.terms),
+        run=a.run,
+    )
+    same = ("targets", "check", "list_scenarios", "repo", "first_parent", "format", "output")
+    same += ("python", "index_url", "scenario", "no_compat", "repeat", "jobs", "verbose", "quiet")
+    return Request(
+        prog,
+        tuple(argv),
+        options,
+        cache_dir=a.cache_dir.expanduser(),
+        results_dir=a.results_dir,
+        commits=not a.no_commits,
+        worker_classes=a.worker_class or (None,),
+        binds=a.bind,
+        **{k: getattr(a, k) for k in same},
+    )

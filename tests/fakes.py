@@ -1,0 +1,143 @@
+"""An in-memory history and a fake lab: the jobs, the bisector and the healing run
+against them in milliseconds, with no gunicorn, no git and no network."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from harness.host.cancel import Cancelled
+from harness.model.results import CommitInfo, Row, Step
+from harness.model.search import ancestors
+from harness.model.table import Column, Report, Table
+from harness.model.verdict import Verdict
+
+HOST = {"kernel": "6.1", "compat": "c", "pythons": ["3.9.18 (pyenv)"]}
+
+
+@dataclass
+class History:
+    """Tags name commits of one parents mapping."""
+
+    parents: dict[str, tuple[str, ...]]
+    tags: dict[str, str]
+    spec: str = "memory"
+
+    def tag_for_version(self, version: str) -> str | None:
+        return version if version in self.tags else None
+
+    def resolve(self, ref: str) -> str:
+        return self.tags.get(ref, ref)
+
+    def graph(self, old: str, new: str) -> dict[str, tuple[str, ...]]:
+        keep = ancestors(self.parents, new) - ancestors(self.parents, old)
+        return {sha: self.parents[sha] for sha in keep}
+
+    def info(self, sha: str) -> CommitInfo:
+        return CommitInfo(
+            sha,
+            sha[:7],
+            self.parents.get(sha, ()),
+            f"change {sha}",
+            "A <a@x>",
+            "2016-05-01",
+            "",
+            None,
+            (),
+        )
+
+    def infos(self, shas: Iterable[str]) -> list[CommitInfo]:
+        return [self.info(s) for s in shas]
+
+    def web_url(self, sha: str) -> str | None:
+        return f"https://example.invalid/commit/{sha}"
+
+
+def linear_history(n: int, releases: dict[str, int]) -> History:
+    """c000..c{n-1} in a line; ``releases`` tags version -> commit index."""
+    names = [f"c{i:03d}" for i in range(n)]
+    parents = {names[0]: ()} | {cur: (prev,) for prev, cur in zip(names, names[1:])}
+    return History(parents, {v: names[i] for v, i in releases.items()})
+
+
+@dataclass
+class Lab:
+    """Releases get ``verdicts[(version, column)]`` (default pass); a commit fails from
+    ``first_bad`` on (and passes again from ``first_good``), and a commit in
+    ``unbootable`` is an error unless a pick is on top.  Each evaluation takes ``pause``
+    seconds so that concurrency shows; ``stop_after`` evaluations raise Cancelled."""
+
+    versions_known: list[str]
+    history: History | None = None
+    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict)
+    first_bad: str | None = None
+    first_good: str | None = None
+    unbootable: frozenset[str] = frozenset()
+    pause: float = 0.002
+    stop_after: int | None = None
+    row_facts: dict = field(default_factory=dict)
+    evaluated: list[tuple[str, str | None, str]] = field(default_factory=list)
+    most_at_once: int = 0
+    _now: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def versions(self) -> list[str]:
+        return self.versions_known
+
+    def fetch(self, version: str) -> str:
+        return version
+
+    def _busy(self, what: tuple[str, str | None, str], work: Callable[[], Verdict]) -> Verdict:
+        with self._lock:
+            if self.stop_after is not None and len(self.evaluated) >= self.stop_after:
+                raise Cancelled
+            self.evaluated.append(what)
+            self._now += 1
+            self.most_at_once = max(self.most_at_once, self._now)
+        try:
+            time.sleep(self.pause)
+            return work()
+        finally:
+            with self._lock:
+                self._now -= 1
+
+    def release(self, fetched: str, column: str) -> Row:
+        v = self._busy(
+            (fetched, None, column), lambda: self.verdicts.get((fetched, column), Verdict.PASS)
+        )
+        return Row(
+            fetched, v, f"{v.value} on {column}", python="3.9.18", facts=dict(self.row_facts)
+        )
+
+    def _commit_verdict(self, sha: str, pick: str | None) -> Verdict:
+        if sha in self.unbootable and pick is None:
+            return Verdict.ERROR
+        seen = ancestors(self.history.parents, sha)
+        bad = self.first_bad in seen and not (self.first_good and self.first_good in seen)
+        return Verdict.FAIL if bad else Verdict.PASS
+
+    def commit(self, history, sha: str, pick: str | None, column: str, python: str | None) -> Step:
+        v = self._busy((sha, pick, column), lambda: self._commit_verdict(sha, pick))
+        return Step(sha, v, python, f"{v.value} at {sha}", pick)
+
+    def ref(self, history, sha: str, column: str, label: str) -> Row:
+        v = self._busy((sha, None, column), lambda: self._commit_verdict(sha, None))
+        return Row(
+            label, v, f"{v.value} at {sha}", kind="commit", sha=sha, facts=dict(self.row_facts)
+        )
+
+
+def report_for(columns: list[str], scenario: str = "socket-loss") -> Report:
+    cols = [
+        Column(c, None if c.startswith("auto") else c.split("/")[0], c.split("/")[1])
+        for c in columns
+    ]
+    return Report(
+        "gunicorn-bisect 19.4.0..19.8.0",
+        HOST,
+        "workers=2",
+        Table(cols),
+        scenario={"name": scenario},
+    )

@@ -1,0 +1,77 @@
+"""The CLI's own logic without a gunicorn: the Request, the printed commands, the
+--check worker-class warning."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import cli
+from harness.host.progress import Progress
+from harness.jobs.setup import Setup
+from harness.model.errors import HarnessError
+from tests.fakes import Lab, report_for
+
+SECRET_INDEX = "https://me:hunter2@pypi.example/simple/"
+
+
+@pytest.mark.parametrize(
+    "prog, expected",
+    [
+        ("gunicorn-bisect", "gunicorn-bisect 19.5.0..19.7.0"),
+        ("bisect.py", "python bisect.py 19.5.0..19.7.0"),
+    ],
+)
+def test_the_command_uses_the_name_it_was_run_with(prog: str, expected: str) -> None:
+    assert cli.parse(["19.5.0..19.7.0"], prog).command == expected
+
+
+def test_the_command_hides_credentials() -> None:
+    req = cli.parse(
+        ["19.5.0", "--index-url", SECRET_INDEX, "--repo=https://tok@git.example/g"],
+        "gunicorn-bisect",
+    )
+    assert "hunter2" not in req.command and "tok@" not in req.command
+    assert "https://***@pypi.example/simple/" in req.command
+
+
+def check_with(asked: str, ran: str, capsys) -> tuple[int, str]:
+    req = cli.parse(
+        ["--check", "19.6.0", "--worker-class", asked, "--cache-dir", "/tmp"], "gunicorn-bisect"
+    )
+    lab = Lab(["19.6.0"], row_facts={"worker_class": ran})
+    status = cli._check(req, Setup(lab, report_for([f"{asked}/unix"])), Progress())
+    return status, capsys.readouterr().err
+
+
+def test_check_does_not_warn_when_the_asked_worker_class_ran(capsys) -> None:
+    status, err = check_with("gthread", "gthread", capsys)
+    assert status == cli.EXIT_OK and "warning" not in err
+
+
+def test_check_warns_when_gunicorn_ran_another_worker_class(capsys) -> None:
+    status, err = check_with("sync", "gthread", capsys)
+    assert "--worker-class sync was asked, but gunicorn ran gthread" in err
+    assert "('sync',)" not in err
+
+
+def test_help_documents_the_exit_statuses(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser("gunicorn-bisect").parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "125 when it is inconclusive" in out and "130 when interrupted" in out
+
+
+def test_an_unusable_output_is_refused_before_anything_runs(tmp_path) -> None:
+    with pytest.raises(HarnessError, match="is a directory"):
+        cli.parse(["19.5.0", "--output", str(tmp_path)], "gunicorn-bisect")
+    with pytest.raises(HarnessError, match="no such directory"):
+        cli.parse(["19.5.0", "--output", str(tmp_path / "no" / "r.md")], "gunicorn-bisect")
+
+
+def test_error_lines_hide_credentials(tmp_path, capsys) -> None:
+    repo = "file://me:hunter2@localhost/nonexistent"
+    argv = ["--check", "c0ffee", "--repo", repo, "--cache-dir", str(tmp_path), "-q"]
+    status = cli.main(argv, prog="gunicorn-bisect")
+    err = capsys.readouterr().err
+    assert status == cli.EXIT_USAGE
+    assert "file://***@localhost/nonexistent" in err and "hunter2" not in err
