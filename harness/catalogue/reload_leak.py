@@ -1,0 +1,63 @@
+"""#3648: the arbiter leaks fds and threads (its control socket) on every SIGHUP.
+
+Tracker: gunicorn #3648; the fix is PR #3651 (merge a8283bbf), which says the leak exists
+"since 25.1.0" (the release that added the control socket).
+Issue 19's runs: arbiter fds 12 -> 36 and threads 2 -> 8 over 5 SIGHUPs on 25.2.0 and
+26.0.0; flat on 25.1.0, 26.1.0 and 27.0.1.
+Our runs: see RESULTS below.
+
+The harness gives every server a private ``control_socket``, so the socket the leak is
+about is there on every release that has one (older releases ignore the setting).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.catalogue.life import counts, reload, settle
+
+SETTINGS = {"workers": 3}  # forks back to back on reload: the race the fix names
+BIND = "unix"
+HUPS = 5  # the tracker's count; a leak grows by at least one fd per SIGHUP
+ENOUGH = 2  # reloads that must complete for a verdict
+MARGIN = 6.0  # seconds the run must have left to start another reload (a leaking
+# release stalls 2 s per stuck thread in each reload: fewer SIGHUPs fit in --timeout)
+
+
+def observe(server: Any) -> dict[str, Any]:
+    """The arbiter's fds and threads before and after HUPS reloads."""
+    arbiter = server.arbiter_pid
+    settle(server, 0.5)
+    before = counts(arbiter)
+    reloaded = 0
+    while reloaded < HUPS and server.remaining() > MARGIN:
+        if not reload(server, timeout=server.remaining() - MARGIN / 2).ok:
+            break
+        reloaded += 1
+    settle(server, 0.5)
+    after = counts(arbiter)
+    return {
+        "hups": HUPS,
+        "reloaded": reloaded,
+        "before": before.as_dict() if before else None,
+        "after": after.as_dict() if after else None,
+    }
+
+
+def decide(obs: dict[str, Any]) -> tuple[str, str]:
+    """fail: fds or threads grew by at least one per SIGHUP; pass: they did not."""
+    before, after, hups = obs["before"], obs["after"], obs["reloaded"]
+    if before is None or after is None:
+        return "error", "the arbiter is gone"
+    if hups < ENOUGH:
+        return "error", f"reload {hups + 1}: no new generation of workers in time"
+    shown = (
+        f"arbiter fds {before['fds']} -> {after['fds']}, "
+        f"threads {before['threads']} -> {after['threads']} over {hups} SIGHUPs"
+    )
+    grew = after["fds"] - before["fds"] >= hups or after["threads"] - before["threads"] >= hups
+    return ("fail" if grew else "pass"), shown
+
+
+def check(server: Any) -> tuple[str, str]:
+    return decide(observe(server))
