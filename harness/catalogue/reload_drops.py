@@ -1,0 +1,57 @@
+"""#3394: requests fail while the arbiter reloads its gthread workers on SIGHUP.
+
+Tracker: gunicorn #3394 (still open upstream) - requests dropped on SIGHUP with gthread;
+nobody named the commit that caused it or the one that stopped it.
+Issue 19's runs: 0 of ~2,400 requests failed across 3 SIGHUPs on 20.1.0; 4-5 failed on
+21.0.0 and 23.0.0; 0 on 25.0.0, 26.1.0 and 27.0.1 (a bisection by hand pointed at
+0ebb73aa, "gthread: only read sockets when they are readable").
+Our runs: see the catalogue's notes in issue 19's report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.catalogue.life import Load, reload, settle
+
+SETTINGS = {"worker_class": "gthread", "workers": 2, "threads": 4}
+BIND = "unix"
+HUPS = 5
+CLIENTS = 8  # fresh connections, one request each, back to back
+GAP = 0.5  # seconds of load between reloads
+MIN_REQUESTS = 300  # fewer answered than this: the load did not run, no verdict
+
+
+def observe(server: Any) -> dict[str, Any]:
+    """Requests on fresh connections through HUPS reloads: answered, and failed by kind."""
+    reloaded = 0
+    with Load(server, clients=CLIENTS, timeout=5.0) as load:
+        settle(server, GAP)
+        for _ in range(HUPS):
+            if not reload(server, timeout=min(15.0, server.remaining() - 2)).ok:
+                break
+            reloaded += 1
+            settle(server, GAP)
+    return {"hups": HUPS, "reloaded": reloaded, "ok": load.result.ok, "failed": load.result.failed}
+
+
+def decide(obs: dict[str, Any]) -> tuple[str, str]:
+    """fail: any request failed while the workers reloaded; pass: none did."""
+    failed = sum(obs["failed"].values())
+    total = obs["ok"] + failed
+    if obs["reloaded"] < obs["hups"]:
+        return (
+            "error",
+            f"reload {obs['reloaded'] + 1} of {obs['hups']}: no new generation of workers",
+        )
+    if total < MIN_REQUESTS:
+        return "error", f"only {total} requests ran during {obs['hups']} reloads"
+    shown = f"{failed} of {total} requests failed across {obs['hups']} SIGHUPs"
+    if failed:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(obs["failed"].items()))
+        return "fail", f"{shown} ({kinds})"
+    return "pass", shown
+
+
+def check(server: Any) -> tuple[str, str]:
+    return decide(observe(server))
