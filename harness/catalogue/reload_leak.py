@@ -16,9 +16,9 @@ from typing import Any
 
 from harness.catalogue.life import counts, reload, settle
 
-SETTINGS = {"workers": 3}  # forks back to back on reload: the race the fix names
+SETTINGS = {"workers": 4}  # forks back to back on reload: the race the fix names
 BIND = "unix"
-HUPS = 5  # the tracker's count; a leak grows by at least one fd per SIGHUP
+HUPS = 5  # the tracker's count; a leak grows on most of them
 ENOUGH = 2  # reloads that must complete for a verdict
 MARGIN = 6.0  # seconds the run must have left to start another reload (a leaking
 # release stalls 2 s per stuck thread in each reload: fewer SIGHUPs fit in --timeout)
@@ -45,7 +45,11 @@ def observe(server: Any) -> dict[str, Any]:
 
 
 def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: fds or threads grew by at least one per SIGHUP; pass: they did not."""
+    """fail: the arbiter kept a thread or two fds more; pass: both flat.
+
+    A release without the leak comes back to exactly the same counts after every reload;
+    the leak is a race (one per fork that lands before the control thread is up), so it
+    need not grow on every SIGHUP: any thread kept, or more than one fd, is the leak."""
     before, after, hups = obs["before"], obs["after"], obs["reloaded"]
     if before is None or after is None:
         return "error", "the arbiter is gone"
@@ -55,7 +59,7 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
         f"arbiter fds {before['fds']} -> {after['fds']}, "
         f"threads {before['threads']} -> {after['threads']} over {hups} SIGHUPs"
     )
-    grew = after["fds"] - before["fds"] >= hups or after["threads"] - before["threads"] >= hups
+    grew = after["fds"] - before["fds"] >= 2 or after["threads"] > before["threads"]
     return ("fail" if grew else "pass"), shown
 
 
