@@ -3,7 +3,10 @@
 Tracker: gunicorn #2244 - 20.0.0 survives; on 20.0.1-20.0.4 the master exits ("Worker
 failed to boot") when the reloaded app does not import; 20.1.0 survives again.  Caused by
 a4b6b138, fixed by 27d1e988.
-Our runs: see the catalogue's notes in issue 19's report.
+Our runs (20.0.1 is not on PyPI): 20.0.0 pass; 20.0.2 and 20.0.4 fail ("the master died
+after the app got a syntax error (Reason: Worker failed to boot.)"); 20.1.0 pass.
+Bisected with the clone: a4b6b138 first failing (PR #2134), 27d1e988 first passing
+(PR #2249) - as the tracker says.
 
 The fixture does not name the app file: ``life.app_file`` finds it through the arbiter's
 working directory (the harness runs gunicorn in the private directory that holds it).
