@@ -186,7 +186,26 @@ def test_read_reply_reads_by_content_length_and_names_an_empty_one():
 
 
 # -- each case on its boundary releases, real gunicorn ------------------------------------------------
-def boundary(case, targets: str, cache_dir: Path, tmp_path: Path, *extra: str) -> dict:
+#: case, one release before, one inside, one after, and the verdicts a user relies on
+BOUNDARIES = [
+    (reload_leak, "25.1.0,25.2.0,26.1.0", ("pass", "fail", "pass"), ()),
+    # racy: repeated, and every repeat must agree (a disagreement is an error verdict)
+    (reload_drops, "20.1.0,21.0.0,25.0.0", ("pass", "fail", "pass"), ("--repeat", "2")),
+    (keepalive_slow, "20.1.0,21.1.0,21.2.0", ("pass", "fail", "pass"), ()),
+    (reload_broken_app, "20.0.0,20.0.4,20.1.0", ("pass", "fail", "pass"), ()),
+    (respawn, "23.0.0,24.0.0,24.1.0", ("pass", "fail", "pass"), ()),
+]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize(
+    "case, targets, expected, extra",
+    BOUNDARIES,
+    ids=[case.__name__.rsplit(".", 1)[-1] for case, *_ in BOUNDARIES],
+)
+def test_each_case_on_its_boundary_releases(
+    case, targets, expected, extra, cache_dir, tmp_path, no_leaks
+):
     report = run_json(
         targets,
         "--no-commits",
@@ -196,34 +215,5 @@ def boundary(case, targets: str, cache_dir: Path, tmp_path: Path, *extra: str) -
         cache_dir=cache_dir,
         results_dir=tmp_path,
     )
-    return {r["target"]: r["verdict"] for r in report["rows"]}
-
-
-@pytest.mark.real
-def test_reload_leak_on_its_boundaries(cache_dir, tmp_path, no_leaks):
-    verdicts = boundary(reload_leak, "25.1.0,25.2.0,26.1.0", cache_dir, tmp_path)
-    assert verdicts == {"25.1.0": "pass", "25.2.0": "fail", "26.1.0": "pass"}
-
-
-@pytest.mark.real
-def test_reload_drops_on_its_boundaries_run_after_run(cache_dir, tmp_path, no_leaks):
-    verdicts = boundary(reload_drops, "20.1.0,21.0.0,25.0.0", cache_dir, tmp_path, "--repeat", "2")
-    assert verdicts == {"20.1.0": "pass", "21.0.0": "fail", "25.0.0": "pass"}
-
-
-@pytest.mark.real
-def test_keepalive_slow_on_its_boundaries(cache_dir, tmp_path, no_leaks):
-    verdicts = boundary(keepalive_slow, "20.1.0,21.1.0,21.2.0", cache_dir, tmp_path)
-    assert verdicts == {"20.1.0": "pass", "21.1.0": "fail", "21.2.0": "pass"}
-
-
-@pytest.mark.real
-def test_reload_broken_app_on_its_boundaries(cache_dir, tmp_path, no_leaks):
-    verdicts = boundary(reload_broken_app, "20.0.0,20.0.4,20.1.0", cache_dir, tmp_path)
-    assert verdicts == {"20.0.0": "pass", "20.0.4": "fail", "20.1.0": "pass"}
-
-
-@pytest.mark.real
-def test_respawn_on_its_boundaries(cache_dir, tmp_path, no_leaks):
-    verdicts = boundary(respawn, "23.0.0,24.0.0,24.1.0", cache_dir, tmp_path)
-    assert verdicts == {"23.0.0": "pass", "24.0.0": "fail", "24.1.0": "pass"}
+    verdicts = {r["target"]: r["verdict"] for r in report["rows"]}
+    assert verdicts == dict(zip(targets.split(","), expected)), report["rows"]
