@@ -5,7 +5,18 @@ nobody named the commit that caused it or the one that stopped it.
 Issue 19's runs: 0 of ~2,400 requests failed across 3 SIGHUPs on 20.1.0; 4-5 failed on
 21.0.0 and 23.0.0; 0 on 25.0.0, 26.1.0 and 27.0.1 (a bisection by hand pointed at
 0ebb73aa, "gthread: only read sockets when they are readable").
-Our runs: see the catalogue's notes in issue 19's report.
+Our runs (2 gthread workers x 4 threads, 8 clients, 5 SIGHUPs): 20.1.0 0 of ~4,000-7,000
+failed; 21.0.0 and 23.0.0 8-11 failed (ECONNRESET, a few EPIPE); 25.0.0 0 failed.
+Bisected with the clone: the drops start at 0ebb73aa ("gthread: only read sockets when
+they are readable") or its merge a423fca8 (PR #2918) - 0ebb73aa alone cannot be tested
+(its workers deadlock at boot, which a423fca8 fixes), so the bisection names both; they
+stop at 01862114 ("gthread: Lock-free PollableMethodQueue refactoring", PR #3440, 25.0.0).
+
+Racy, sized so the verdicts hold run after run: each old worker drops about one
+connection per reload (a bad release loses ~2 per SIGHUP, ~10 in all, never 0 in our
+runs), a good one none.  Five SIGHUPs make a false pass on a bad release need five lucky
+reloads in a row; MIN_REQUESTS keeps a starved load from passing.  Measured with
+``--repeat 5`` on 20.1.0, 21.0.0, 23.0.0 and 25.0.0: the same verdict in 5/5 runs each.
 """
 
 from __future__ import annotations
