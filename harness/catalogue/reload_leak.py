@@ -34,9 +34,11 @@ def observe(server: Any) -> dict[str, Any]:
     arbiter = server.arbiter_pid
     settle(server, 0.5)
     before = counts(arbiter)
-    reloaded = 0
+    reloaded, stalled = 0, ""
     while reloaded < HUPS and server.remaining() > MARGIN:
-        if not reload(server, timeout=server.remaining() - MARGIN / 2).ok:
+        gen = reload(server, timeout=server.remaining() - MARGIN / 2)
+        if not gen.ok:
+            stalled = f"{len(gen.new)} new worker(s) after {gen.seconds:g} s"
             break
         reloaded += 1
     settle(server, 0.5)
@@ -44,6 +46,7 @@ def observe(server: Any) -> dict[str, Any]:
     return {
         "hups": HUPS,
         "reloaded": reloaded,
+        "stalled": stalled,
         "before": before.as_dict() if before else None,
         "after": after.as_dict() if after else None,
     }
@@ -59,7 +62,8 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
     if before is None or after is None:
         return "error", "the arbiter is gone"
     if hups < ENOUGH:
-        return "error", f"reload {hups + 1}: no new generation of workers in time"
+        why = obs.get("stalled") or "the run's time was up"
+        return "error", f"reload {hups + 1}: no whole new generation of workers ({why})"
     shown = (
         f"arbiter fds {before['fds']} -> {after['fds']}, "
         f"threads {before['threads']} -> {after['threads']} over {hups} SIGHUPs"
