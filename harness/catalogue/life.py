@@ -145,7 +145,7 @@ def kill_worker(server: Any, sig: int = signals.SIGKILL, timeout: float = 10.0) 
     before = live_children(arbiter)
     booted = [p for p in server.worker_pids() if p in before]
     if not booted:
-        return Replacement(0, False, (), 0.0, counts(arbiter).zombies if counts(arbiter) else 0)
+        return Replacement(0, False, (), 0.0, 0)  # nothing to kill: the case says error
     victim = booted[0]
     started = time.monotonic()
     server.signal(victim, sig)
