@@ -6,11 +6,12 @@ Issue 19's runs: 0 of ~2,400 requests failed across 3 SIGHUPs on 20.1.0; 4-5 fai
 21.0.0 and 23.0.0; 0 on 25.0.0, 26.1.0 and 27.0.1 (a bisection by hand pointed at
 0ebb73aa, "gthread: only read sockets when they are readable").
 Our runs (2 gthread workers x 4 threads, 8 clients, 5 SIGHUPs): 20.1.0 0 of ~4,000-7,000
-failed; 21.0.0 and 23.0.0 8-11 failed (ECONNRESET, a few EPIPE); 25.0.0 0 failed.
+failed; 21.0.0, 22.0.0 and 23.0.0 8-11 failed (ECONNRESET, a few EPIPE); 24.0.0, 24.1.0,
+25.0.0, 26.1.0 and 27.0.1 0 failed.
 Bisected with the clone: the drops start at 0ebb73aa ("gthread: only read sockets when
 they are readable") or its merge a423fca8 (PR #2918) - 0ebb73aa alone cannot be tested
 (its workers deadlock at boot, which a423fca8 fixes), so the bisection names both; they
-stop at 01862114 ("gthread: Lock-free PollableMethodQueue refactoring", PR #3440, 25.0.0).
+stop at 01862114 ("gthread: Lock-free PollableMethodQueue refactoring", PR #3440, first released in 24.0.0).
 
 Racy, sized so the verdicts hold run after run: each old worker drops about one
 connection per reload (a bad release loses ~2 per SIGHUP, ~10 in all, never 0 in our
