@@ -11,7 +11,8 @@ failed; 21.0.0, 22.0.0 and 23.0.0 8-11 failed (ECONNRESET, a few EPIPE); 24.0.0,
 Bisected with the clone: the drops start at 0ebb73aa ("gthread: only read sockets when
 they are readable") or its merge a423fca8 (PR #2918) - 0ebb73aa alone cannot be tested
 (its workers deadlock at boot, which a423fca8 fixes), so the bisection names both; they
-stop at 01862114 ("gthread: Lock-free PollableMethodQueue refactoring", PR #3440, first released in 24.0.0).
+stop at 01862114 ("gthread: Lock-free PollableMethodQueue refactoring", PR #3440), first
+released in 24.0.0.
 
 Racy, sized so the verdicts hold run after run: each old worker drops about one
 connection per reload (a bad release loses ~2 per SIGHUP, ~10 in all, never 0 in our
