@@ -18,7 +18,8 @@ Racy, sized so the verdicts hold run after run: each old worker drops about one
 connection per reload (a bad release loses ~2 per SIGHUP, ~10 in all, never 0 in our
 runs), a good one none.  Five SIGHUPs make a false pass on a bad release need five lucky
 reloads in a row; MIN_REQUESTS keeps a starved load from passing.  Measured with
-``--repeat 5`` on 20.1.0, 21.0.0, 23.0.0 and 25.0.0: the same verdict in 5/5 runs each.
+``--repeat 5`` on 20.1.0, 21.0.0, 23.0.0 and 25.0.0 (5/5 runs agree each) and
+``--repeat 20`` on 20.1.0 and 21.0.0 (20/20 agree each; 2.5 min for both with -j 2).
 """
 
 from __future__ import annotations
