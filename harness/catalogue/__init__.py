@@ -1,0 +1,22 @@
+"""The catalogue: Gunicorn tracker cases, each reproduced as a scenario file.
+
+Each case is a ``--scenario harness/catalogue/CASE.py`` file in the FILE.py format
+(see ``harness.scenarios.user``), written as ``observe(server) -> dict`` (the facts)
+and a pure ``decide(obs) -> (verdict, evidence)``, so the rules are tested on recorded
+observations without a server.  ``life`` holds the server-life helpers they share.
+
+A case on its boundary releases, then bisected to its commits with a local clone::
+
+    python bisect.py 25.1.0,25.2.0,26.0.0,26.1.0 --scenario harness/catalogue/reload_leak.py
+    python bisect.py 25.1.0..26.1.0 --scenario harness/catalogue/reload_leak.py --repo CLONE
+
+==================== ======= ============================ =============================
+case                 tracker releases (fail)              commits (introduced / fixed)
+==================== ======= ============================ =============================
+reload_leak          #3648   25.2.0, 26.0.0               d3f80e8c (#3520) / a8283bbf
+reload_drops         #3394   21.0.0 .. 23.0.0             0ebb73aa or a423fca8 / 01862114
+keepalive_slow       #3025   21.0.0 .. 21.1.0             e7781d2c / bc905859 (#3033)
+reload_broken_app    #2244   20.0.2 .. 20.0.4 (no 20.0.1) a4b6b138 / 27d1e988 (#2249)
+respawn              -       24.0.0                       b650332c / 3179789f
+==================== ======= ============================ =============================
+"""

@@ -1,0 +1,69 @@
+"""#2244: with ``--reload``, a syntax error in the app kills the master instead of waiting for a fix.
+
+Tracker: gunicorn #2244 - 20.0.0 survives; on 20.0.1-20.0.4 the master exits ("Worker
+failed to boot") when the reloaded app does not import; 20.1.0 survives again.  Caused by
+a4b6b138, fixed by 27d1e988.
+Our runs (20.0.1 is not on PyPI): 20.0.0 pass; 20.0.2 and 20.0.4 fail ("the master died
+after the app got a syntax error (Reason: Worker failed to boot.)"); 20.1.0 pass.
+Bisected with the clone: a4b6b138 first failing (PR #2134), 27d1e988 first passing
+(PR #2249) - as the tracker says.
+
+The fixture does not name the app file: ``life.app_file`` finds it through the arbiter's
+working directory (the harness runs gunicorn in the private directory that holds it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.catalogue.life import edit_app, log_lines, settle
+
+APP = """
+def app(environ, start_response):
+    body = b'Hello World'
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"""
+BROKEN = APP + "\ndef oops(:\n"
+FIXED = APP.replace("Hello World", "Hello again")
+SETTINGS = {"reload": True, "workers": 1}
+BIND = "unix"
+SETTLE = 2.0
+BROKEN_FOR = 10.0  # at most, until the reloaded worker logs the SyntaxError (polls every second)
+FIXED_WITHIN = 8.0
+
+
+def observe(server: Any) -> dict[str, Any]:
+    """Break the app, wait, note whether the master lives, fix it, wait for service."""
+    settle(server, SETTLE)  # the reloader's first pass takes the file's mtime as its baseline
+    edit_app(server, BROKEN)
+
+    def over() -> bool:  # a request wakes a sync worker that sleeps in accept()
+        server.probe("/", 0.5)
+        return not server.alive() or bool(log_lines(server, r"SyntaxError"))
+
+    server.wait_for(over, BROKEN_FOR, interval=0.3)
+    died = server.wait_for(lambda: not server.alive(), 1.0)  # the master's exit follows the log
+    noticed = bool(log_lines(server, r"SyntaxError"))
+    if died:
+        why = log_lines(server, r"Worker failed to boot|Shutting down|Reason:")
+        return {"died": True, "noticed": noticed, "why": why[-1:], "served": False}
+    edit_app(server, FIXED)
+    served = server.wait_for(lambda: server.probe("/", 2.0) == "ok", FIXED_WITHIN, interval=0.2)
+    return {"died": False, "noticed": noticed, "why": [], "served": served}
+
+
+def decide(obs: dict[str, Any]) -> tuple[str, str]:
+    """fail: the master died, or did not serve once the app was fixed."""
+    if obs["died"]:
+        why = obs["why"][0].split("] ")[-1].strip() if obs["why"] else "no reason logged"
+        return "fail", f"the master died after the app got a syntax error ({why})"
+    if not obs["noticed"]:
+        return "error", f"no SyntaxError logged within {BROKEN_FOR:g} s: the reloader did not run"
+    if not obs["served"]:
+        return "fail", f"the master lived but did not serve within {FIXED_WITHIN:g} s of the fix"
+    return "pass", "the master survived the syntax error and served again once it was fixed"
+
+
+def check(server: Any) -> tuple[str, str]:
+    return decide(observe(server))

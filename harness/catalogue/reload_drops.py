@@ -1,0 +1,71 @@
+"""#3394: requests fail while the arbiter reloads its gthread workers on SIGHUP.
+
+Tracker: gunicorn #3394 (still open upstream) - requests dropped on SIGHUP with gthread;
+nobody named the commit that caused it or the one that stopped it.
+Issue 19's runs: 0 of ~2,400 requests failed across 3 SIGHUPs on 20.1.0; 4-5 failed on
+21.0.0 and 23.0.0; 0 on 25.0.0, 26.1.0 and 27.0.1 (a bisection by hand pointed at
+0ebb73aa, "gthread: only read sockets when they are readable").
+Our runs (2 gthread workers x 4 threads, 8 clients, 5 SIGHUPs): 20.1.0 0 of ~4,000-7,000
+failed; 21.0.0, 22.0.0 and 23.0.0 8-11 failed (ECONNRESET, a few EPIPE); 24.0.0, 24.1.0,
+25.0.0, 26.1.0 and 27.0.1 0 failed.
+Bisected with the clone: the drops start at 0ebb73aa ("gthread: only read sockets when
+they are readable") or its merge a423fca8 (PR #2918) - 0ebb73aa alone cannot be tested
+(its workers deadlock at boot, which a423fca8 fixes), so the bisection names both; they
+stop at 01862114 ("gthread: Lock-free PollableMethodQueue refactoring", PR #3440), first
+released in 24.0.0.
+
+Racy, sized so the verdicts hold run after run: each old worker drops about one
+connection per reload (a bad release loses ~2 per SIGHUP, ~10 in all, never 0 in our
+runs), a good one none.  Five SIGHUPs make a false pass on a bad release need five lucky
+reloads in a row; MIN_REQUESTS keeps a starved load from passing.  Measured with
+``--repeat 5`` on 20.1.0, 21.0.0, 23.0.0 and 25.0.0 (5/5 runs agree each) and
+``--repeat 20`` on 20.1.0 and 21.0.0 (20/20 agree each; 2.5 min for both with -j 2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.catalogue.life import Load, reload, settle
+
+SETTINGS = {"worker_class": "gthread", "workers": 2, "threads": 4}
+BIND = "unix"
+HUPS = 5
+CLIENTS = 8  # fresh connections, one request each, back to back
+GAP = 0.5  # seconds of load between reloads
+MIN_REQUESTS = 300  # fewer answered than this: the load did not run, no verdict
+
+
+def observe(server: Any) -> dict[str, Any]:
+    """Requests on fresh connections through HUPS reloads: answered, and failed by kind."""
+    reloaded = 0
+    with Load(server, clients=CLIENTS, timeout=5.0) as load:
+        settle(server, GAP)
+        for _ in range(HUPS):
+            if not reload(server, timeout=min(15.0, server.remaining() - 2)).ok:
+                break
+            reloaded += 1
+            settle(server, GAP)
+    return {"hups": HUPS, "reloaded": reloaded, "ok": load.result.ok, "failed": load.result.failed}
+
+
+def decide(obs: dict[str, Any]) -> tuple[str, str]:
+    """fail: any request failed while the workers reloaded; pass: none did."""
+    failed = sum(obs["failed"].values())
+    total = obs["ok"] + failed
+    if obs["reloaded"] < obs["hups"]:
+        return (
+            "error",
+            f"reload {obs['reloaded'] + 1} of {obs['hups']}: no new generation of workers",
+        )
+    if total < MIN_REQUESTS:
+        return "error", f"only {total} requests ran during {obs['hups']} reloads"
+    shown = f"{failed} of {total} requests failed across {obs['hups']} SIGHUPs"
+    if failed:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(obs["failed"].items()))
+        return "fail", f"{shown} ({kinds})"
+    return "pass", shown
+
+
+def check(server: Any) -> tuple[str, str]:
+    return decide(observe(server))

@@ -1,0 +1,73 @@
+"""A worker killed with -9 is reaped and replaced, and no zombie stays behind.
+
+Tracker: no single issue - a guard for the arbiter's SIGCHLD handling, which 24.0.0 broke
+(its outage: dead workers not reaped or replaced).  Expected pass on every other release.
+Our runs (pass = reaped, replaced, no zombie, 5/5 served): 19.9.0, 20.1.0, 23.0.0, 24.1.0,
+26.1.0 pass; 24.0.0 fails ("kill 1: the worker was not reaped (a zombie)") - the outage.
+Also 22.0.0, 25.0.0, 27.0.1 pass.  Bisected with the clone: introduced by b650332c
+("Arbiter signal handling improvements (#3441)"), fixed by 3179789f ("fix: handle SIGCLD
+alias for SIGCHLD on Linux", Fix #3453).
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from harness.catalogue.life import kill_worker
+
+SETTINGS = {"workers": 2}
+BIND = "unix"
+KILLS = 3  # one after the other: each must be reaped and replaced
+SERVED = 5  # fresh requests afterwards
+
+
+def observe(server: Any) -> dict[str, Any]:
+    """Kill KILLS workers with SIGKILL in turn, then probe the server."""
+    kills = []
+    for _ in range(KILLS):
+        r = kill_worker(server, signal.SIGKILL, timeout=min(10.0, server.remaining() / 2))
+        kills.append(
+            {
+                "victim": r.victim,
+                "reaped": r.reaped,
+                "replaced": bool(r.replaced_by),
+                "seconds": r.seconds,
+                "zombies": r.zombies,
+            }
+        )
+        if not r.replaced_by:
+            break
+    probes = [server.probe("/", 2.0) for _ in range(SERVED)]
+    return {"kills": kills, "probes": probes, "alive": server.alive()}
+
+
+def decide(obs: dict[str, Any]) -> tuple[str, str]:
+    """fail: a killed worker not reaped or not replaced, a zombie, or no service after."""
+    kills = obs["kills"]
+    if not kills or not kills[0]["victim"]:
+        return "error", "no booted worker to kill"
+    if not obs["alive"]:
+        return "fail", f"the arbiter died after {len(kills)} worker kill(s)"
+    for n, k in enumerate(kills, 1):
+        if not k["reaped"]:
+            return "fail", f"kill {n}: the worker was not reaped (a zombie)"
+        if not k["replaced"]:
+            return "fail", f"kill {n}: the worker was reaped but not replaced"
+    zombies = max(k["zombies"] for k in kills)
+    if zombies:
+        return "fail", f"{zombies} zombie child(ren) of the arbiter after a kill -9"
+    served = obs["probes"].count("ok")
+    if served < len(obs["probes"]):
+        bad = sorted(set(obs["probes"]) - {"ok"})
+        return "fail", f"{served}/{len(obs['probes'])} served after the kills ({', '.join(bad)})"
+    slowest = max(k["seconds"] for k in kills)
+    return (
+        "pass",
+        f"{len(kills)} workers killed -9: each reaped and replaced (slowest {slowest:.1f} s), "
+        f"no zombie; {served}/{served} served",
+    )
+
+
+def check(server: Any) -> tuple[str, str]:
+    return decide(observe(server))
