@@ -48,6 +48,8 @@ try:
         module = __import__(name)
         out[name] = getattr(module, "__version__", "?")
     out["ok"] = True
+except (KeyboardInterrupt, MemoryError):
+    raise  # an interrupt or a lack of memory is no answer: exit without one
 except BaseException as exc:
     out["ok"] = False
     import re
@@ -179,9 +181,20 @@ def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter)
         install(source, dest, {"INSTALLER": b"gunicorn-bisect\n"})
 
 
+class ProbeInterrupted(EnvError):
+    """The boot probe ended without an answer (a signal, a timeout, an OOM kill): nothing
+    about that Python may be remembered from it."""
+
+
 def _probe(
     python: Path, needs: EnvNeeds, flags: tuple[str, ...] = (), env: dict[str, str] | None = None
 ) -> dict:
+    """The probe's answer; raises ProbeInterrupted unless it ran to its end and said so.
+
+    Only a completed, decisive observation may be cached: a probe killed by the
+    signal that interrupts the run (Ctrl-C and ``timeout`` signal the whole process
+    group) must not be remembered as that Python's refusal.
+    """
     try:
         proc = subprocess.run(
             [
@@ -198,9 +211,24 @@ def _probe(
             cwd="/",
             env=env,
         )
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-        return {"ok": False, "error": f"boot probe did not run: {exc}"}
+    except subprocess.TimeoutExpired:
+        raise ProbeInterrupted(f"the boot probe on {python} timed out after 60 s") from None
+    except OSError as exc:  # no fork, no such file: about this machine now, not that Python
+        raise ProbeInterrupted(f"the boot probe on {python} did not start: {exc}") from None
+    if proc.returncode < 0:
+        raise ProbeInterrupted(
+            f"the boot probe on {python} was killed by signal {-proc.returncode}"
+        )
+    try:
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        found = None
+    if proc.returncode != 0 or not isinstance(found, dict) or "ok" not in found:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ProbeInterrupted(
+            f"the boot probe on {python} gave no answer (exit {proc.returncode}: {last})"
+        )
+    return found
 
 
 SHARED_PTH = "gunicorn-bisect-shared.pth"
