@@ -24,7 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.build import index
 from harness.build.interpreters import Interpreter
-from harness.host.fsutil import remove_tree, temp_dir
+from harness.host.fsutil import private_dir, remove_tree, temp_dir
 from harness.model.errors import HarnessError
 
 SETUPTOOLS_CAP = Version("81")  # setuptools 81+ no longer ships pkg_resources
@@ -59,6 +59,27 @@ def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
             continue  # the code is what must match; packaging may drop or add data files
         h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()
+
+
+_INTACT: dict[tuple[str, int, int], bool] = {}
+
+
+def intact(wheel: Path) -> bool:
+    """Whether ``wheel`` is a whole, readable zip whose every member matches its CRC.
+
+    What was built here (a commit's wheel, bottle's) has no index sha256 to check
+    against: this is what tells a truncated or unreadable one from a good one before it
+    is reused.  Remembered per process by the file's size and mtime.
+    """
+    try:
+        st = wheel.stat()
+        key = (str(wheel), st.st_size, st.st_mtime_ns)
+        if key not in _INTACT:
+            with zipfile.ZipFile(wheel) as zf:
+                _INTACT[key] = zf.testzip() is None
+        return _INTACT[key]
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
 
 
 def wheel_package_files(wheel: Path, package: str = "gunicorn") -> list[tuple[str, bytes]]:
@@ -182,7 +203,7 @@ def make_wheel(
         record.append(f"{path},sha256={digest},{len(data)}")
     record.append(f"{dist}/RECORD,,")
     entries[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     final = out_dir / f"{name}-{version}-py3-none-any.whl"
     tmp = temp_dir(out_dir, name)
     try:

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from harness.host.fsutil import private_dir, run_temp_dir
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import CommitInfo
@@ -222,7 +223,7 @@ class Repo:
         final = repos / f"{_slug(url)}.git"
         if not (final / "HEAD").exists():
             try:
-                repos.mkdir(parents=True, exist_ok=True)
+                private_dir(repos)
                 tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=repos))
             except OSError as exc:
                 raise SourceError(f"cannot create the clone cache in {repos}: {exc}") from exc
@@ -444,7 +445,7 @@ class Repo:
             "--",
             what=f"diffing {pick}",
         )
-        with tempfile.TemporaryDirectory(prefix="gunicorn-bisect-pick-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="pick-", dir=run_temp_dir()) as tmp:
             objects = Path(tmp) / "objects"
             objects.mkdir()
             env = _base_env()
