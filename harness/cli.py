@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from harness.build import index
-from harness.host import processes, progress, proxy
+from harness.host import fsutil, processes, progress, proxy
 from harness.host.fsutil import atomic_write_text, remove_own_temporaries
 from harness.host.git import DEFAULT_REPO
 from harness.jobs import session as jobs
@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except ValueError:
         pass  # not the main thread (tests calling main() from a thread)
     state: dict = {}
+    fsutil.use_run_temp_dir()  # every temporary of this run, gunicorn's own, in one place
     try:
         return _main(argv, prog, state)
     except HarnessError as exc:
