@@ -44,6 +44,8 @@ class Artifact:
     wheel: Path
     digest: str
     sha: str | None = None  # full commit sha for builds from git
+    #: False when the index listed no sha256 for the file (taken as served): a row can say so
+    verified: bool = True
 
 
 def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
@@ -118,11 +120,12 @@ def gunicorn_release(version: str, cache_dir: Path, project: index.Project) -> A
     if f is not None:
         path = index.download(f, wheels)
     else:
-        sdist = next((x for x in files if x.packagetype == "sdist"), None)
-        if sdist is None:
+        f = next((x for x in files if x.packagetype == "sdist"), None)
+        if f is None:
             raise ArtifactError(f"gunicorn {version}: the index has no wheel or sdist")
-        path = _build_wheel_from_sdist(index.download(sdist, wheels / "sdist"), wheels)
-    return Artifact(version, version, path, package_digest(wheel_package_files(path)))
+        path = _build_wheel_from_sdist(index.download(f, wheels / "sdist"), wheels)
+    digest = package_digest(wheel_package_files(path))
+    return Artifact(version, version, path, digest, verified=index.verified(f))
 
 
 _DIRECT_BUILD = (
