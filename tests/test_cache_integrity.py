@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_json
+from tests.conftest import ROOT, run_cli, run_json
 
 
 def _cache_from(shared: Path, dest: Path) -> Path:
@@ -73,3 +73,69 @@ def test_a_signal_at_the_boot_probe_leaves_no_false_refusal(sig, cache_dir, tmp_
         "19.1.1": "pass",
     }
     assert all(r["python"].startswith("3.6") for r in rows.values())
+
+
+def _damageable_cache(shared: Path, dest: Path) -> Path:
+    """A private cache: the downloads linked, but every file a test damages (bottle's
+    wheels and unpacked copies) copied, so the shared cache stays whole; environments
+    are built here (theirs point at the shared cache's unpacked copies)."""
+    _cache_from(shared, dest)
+    for sub in ("wheels", "unpacked"):
+        for p in (dest / sub).glob("bottle-*"):
+            original = shared / sub / p.name
+            if p.is_dir():
+                shutil.rmtree(p)
+                shutil.copytree(original, p, symlinks=True)
+            else:
+                p.unlink()
+                shutil.copy2(original, p)
+    return dest
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _prune_unpacked_bottle(cache: Path) -> None:
+    for p in (cache / "unpacked").glob("bottle-*"):
+        shutil.rmtree(p)
+
+
+DAMAGES = {
+    "bin/gunicorn removed": lambda c: [
+        (e / "bin" / "gunicorn").unlink() for e in (c / "envs").glob("gunicorn-19.6.0-*")
+    ],
+    "shared bottle.py truncated": lambda c: [
+        _truncate(p) for p in (c / "unpacked").glob("bottle-*/bottle.py")
+    ],
+    "bottle wheel truncated, its shared copy pruned": lambda c: [
+        *(_truncate(p) for p in (c / "wheels").glob("bottle-*.whl")),
+        _prune_unpacked_bottle(c),
+    ],
+}
+RUN = str(ROOT / "examples" / "check_socket_survives.sh")
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_cache_is_rebuilt_and_the_verdict_stays_right(
+    damage, cache_dir, tmp_path, no_leaks
+):
+    cache = _damageable_cache(cache_dir, tmp_path / "cache")
+    older = sorted((cache_dir / "envs").glob("gunicorn-19.5.0-py3.9*/bin/gunicorn"))
+    if not older:
+        pytest.skip("no gunicorn 19.5.0 environment in the shared cache to act as the decoy")
+    decoy = tmp_path / "decoy"  # another gunicorn on PATH: 19.5.0, which keeps the socket
+    decoy.mkdir()
+    (decoy / "gunicorn").write_text(f'#!/bin/sh\nexec {older[0]} "$@"\n')
+    (decoy / "gunicorn").chmod(0o755)
+    env = {**os.environ, "PATH": f"{decoy}:{os.environ['PATH']}"}
+    checks = [("--check", "19.6.0"), ("--check", "19.6.0", "--run", RUN)]
+    common = ("--cache-dir", str(cache), "--results-dir", str(tmp_path))
+    for check in checks:  # builds this cache's environment
+        assert run_cli(*check, *common, env=env).returncode == 1
+    DAMAGES[damage](cache)
+    for check in checks * 2:  # the run that finds the damage, and the next one
+        proc = run_cli(*check, *common, env=env)
+        assert proc.returncode == 1, proc.stdout + proc.stderr  # 19.6.0 loses its socket
