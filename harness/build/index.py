@@ -46,7 +46,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +66,7 @@ from harness.build.simple_api import (
     release_of,
     safe_filename,
 )
+from harness.build.zipcheck import intact
 from harness.host.fsutil import atomic_write_bytes, private_temp_file
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
@@ -370,10 +370,9 @@ def _still_good(path: Path, file: DistFile) -> bool:
         if file.sha256:
             return _sha256_of(path) == file.sha256
         if file.filename.endswith(".whl"):
-            with zipfile.ZipFile(path) as zf:
-                return zf.testzip() is None
+            return intact(path)
         return os.access(path, os.R_OK)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+    except OSError:
         return False  # unreadable or truncated: fetched again, replaced when verified
 
 

@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.build import index
 from harness.build.interpreters import Interpreter
+from harness.build.zipcheck import intact  # noqa: F401 (wheels.intact, for its callers)
 from harness.host.fsutil import private_dir, remove_tree, temp_dir
 from harness.model.errors import HarnessError
 
@@ -61,27 +62,6 @@ def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
             continue  # the code is what must match; packaging may drop or add data files
         h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()
-
-
-_INTACT: dict[tuple[str, int, int], bool] = {}
-
-
-def intact(wheel: Path) -> bool:
-    """Whether ``wheel`` is a whole, readable zip whose every member matches its CRC.
-
-    What was built here (a commit's wheel, bottle's) has no index sha256 to check
-    against: this is what tells a truncated or unreadable one from a good one before it
-    is reused.  Remembered per process by the file's size and mtime.
-    """
-    try:
-        st = wheel.stat()
-        key = (str(wheel), st.st_size, st.st_mtime_ns)
-        if key not in _INTACT:
-            with zipfile.ZipFile(wheel) as zf:
-                _INTACT[key] = zf.testzip() is None
-        return _INTACT[key]
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return False
 
 
 def wheel_package_files(wheel: Path, package: str = "gunicorn") -> list[tuple[str, bytes]]:
