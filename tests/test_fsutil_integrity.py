@@ -182,3 +182,11 @@ def test_without_its_virtualenv_bisect_py_is_one_line_naming_the_set_up(tmp_path
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "missing dependency" in proc.stderr and "pip install -e ." in proc.stderr
+
+
+def test_what_a_sigkilled_write_left_is_swept_by_the_next_write_there(tmp_path):
+    left = tmp_path / "wheels" / ".tmp-999999-setuptools.whl-abc"  # 120 MB in the report
+    left.parent.mkdir()
+    left.write_bytes(b"x" * 1024)
+    fsutil.atomic_write_text(tmp_path / "wheels" / "other.json", "{}")
+    assert not left.exists()

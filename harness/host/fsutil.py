@@ -69,11 +69,23 @@ def release(path: Path) -> None:
         os.close(fd)
 
 
+_swept: set[str] = set()
+
+
+def _beside(parent: Path) -> Path:
+    """``parent``, private, swept once per process of what SIGKILLed runs left in it."""
+    private_dir(parent)
+    if str(parent) not in _swept:
+        _swept.add(str(parent))
+        sweep_temporaries(parent)
+    return parent
+
+
 @contextmanager
 def private_temp_file(dest: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """A locked temporary file beside ``dest`` (same filesystem, for ``os.replace``); it is
     removed on the way out unless the caller renamed it into place."""
-    private_dir(dest.parent)
+    _beside(dest.parent)
     fd, name = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-{dest.name[:40]}-", dir=dest.parent)
     tmp = Path(name)
     _lock(fd)
@@ -136,7 +148,7 @@ def remove_tree(path: Path) -> None:
 def temp_dir(parent: Path, label: str) -> Path:
     """A build directory beside its final place, locked by us while we build in it (the
     lock follows it through a rename; :func:`remove_tree` or :func:`release` ends it)."""
-    private_dir(parent)
+    _beside(parent)
     tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{label}-", dir=parent))
     _hold(tmp, os.open(tmp, os.O_RDONLY | os.O_DIRECTORY))
     return tmp
