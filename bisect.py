@@ -25,7 +25,18 @@ if __name__ == "__main__":
     import bisect as _stdlib_bisect  # noqa: F401  (the real one, cached in sys.modules)
 
     sys.path.insert(0, _HERE)
-    from harness.cli import main
+    try:
+        from harness.cli import main
+    except ModuleNotFoundError as exc:  # run outside its virtualenv: say how to set it up
+        if (exc.name or "").split(".")[0] == "harness":
+            raise
+        print(
+            f"bisect.py: error: missing dependency {exc.name!r} for {sys.executable}; "
+            "set up once with: python3 -m venv .venv && . .venv/bin/activate && "
+            "pip install -e . (then run bisect.py with .venv/bin/python)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
     sys.exit(main(prog="bisect.py"))
 else:  # imported as "bisect" from this directory: become the standard library module

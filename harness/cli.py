@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from harness.build import index
-from harness.host import processes, progress
+from harness.host import fsutil, processes, progress
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import write_output
 from harness.jobs.budget import Budget
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         signal.signal(signal.SIGTERM, _on_signal)
     except ValueError:
         pass  # not the main thread (tests calling main() from a thread)
+    fsutil.use_run_temp_dir()  # every temporary of this run, gunicorn's own, in one place
     try:
         return _main(parse(argv, prog))
     except HarnessError as exc:

@@ -14,7 +14,7 @@ from filelock import FileLock
 
 from harness.build import wheels
 from harness.build.wheels import Artifact, ArtifactError
-from harness.host.fsutil import atomic_write_text, remove_tree, temp_dir
+from harness.host.fsutil import atomic_write_text, private_dir, remove_tree, temp_dir
 from harness.host.git import Repo
 
 BUILD_RECORD = "build.json"
@@ -23,13 +23,13 @@ BUILD_RECORD = "build.json"
 def _load(folder: Path, label: str, sha: str) -> Artifact | None:
     try:
         rec = json.loads((folder / BUILD_RECORD).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None
     wheel = folder / rec.get("wheel", "")
-    if rec.get("sha") != sha or not wheel.is_file():
-        return None
-    if wheels.package_digest(wheels.wheel_package_files(wheel)) != rec.get("digest"):
+    if rec.get("sha") != sha or not wheels.intact(wheel):
         return None  # a damaged wheel is rebuilt, never used
+    if wheels.package_digest(wheels.wheel_package_files(wheel)) != rec.get("digest"):
+        return None
     return Artifact(label, rec["version"], wheel, rec["digest"], sha)
 
 
@@ -42,7 +42,7 @@ def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None)
     found = _load(folder, label, sha)
     if found is not None:
         return found
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     with FileLock(str(root / f".{key}.lock")):
         found = _load(folder, label, sha)
         if found is not None:

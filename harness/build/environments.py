@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import subprocess
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from harness.build.wheels import Artifact
 from harness.host.fsutil import (
     atomic_write_text,
     extract_once,
+    private_dir,
+    release,
     remove_tree,
     sweep_temporaries,
     temp_dir,
@@ -55,6 +59,8 @@ try:
         module = __import__(name)
         out[name] = getattr(module, "__version__", "?")
     out["ok"] = True
+except (KeyboardInterrupt, MemoryError):
+    raise  # an interrupt or a lack of memory is no answer: exit without one
 except BaseException as exc:
     out["ok"] = False
     import re
@@ -188,9 +194,20 @@ def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter)
         install(source, dest, {"INSTALLER": b"gunicorn-bisect\n"})
 
 
+class ProbeInterrupted(EnvError):
+    """The boot probe ended without an answer (a signal, a timeout, an OOM kill): nothing
+    about that Python may be remembered from it."""
+
+
 def _probe(
     python: Path, needs: EnvNeeds, flags: tuple[str, ...] = (), env: dict[str, str] | None = None
 ) -> dict:
+    """The probe's answer; raises ProbeInterrupted unless it ran to its end and said so.
+
+    Only a completed, decisive observation may be cached: a probe killed by the
+    signal that interrupts the run (Ctrl-C and ``timeout`` signal the whole process
+    group) must not be remembered as that Python's refusal.
+    """
     try:
         proc = subprocess.run(
             [
@@ -207,9 +224,24 @@ def _probe(
             cwd="/",
             env=env,
         )
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-        return {"ok": False, "error": f"boot probe did not run: {exc}"}
+    except subprocess.TimeoutExpired:
+        raise ProbeInterrupted(f"the boot probe on {python} timed out after 60 s") from None
+    except OSError as exc:  # no fork, no such file: about this machine now, not that Python
+        raise ProbeInterrupted(f"the boot probe on {python} did not start: {exc}") from None
+    if proc.returncode < 0:
+        raise ProbeInterrupted(
+            f"the boot probe on {python} was killed by signal {-proc.returncode}"
+        )
+    try:
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        found = None
+    if proc.returncode != 0 or not isinstance(found, dict) or "ok" not in found:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ProbeInterrupted(
+            f"the boot probe on {python} gave no answer (exit {proc.returncode}: {last})"
+        )
+    return found
 
 
 SHARED_PTH = "gunicorn-bisect-shared.pth"
@@ -241,8 +273,12 @@ def _installed_digest(site: Path) -> str:
     return wheels.package_digest(wheels.dir_package_files(site))
 
 
-def _load(path: Path, interp: Interpreter, artifact: Artifact) -> Environment | None:
-    """A finished environment, if it is complete and holds exactly our gunicorn."""
+def _load(
+    path: Path, interp: Interpreter, artifact: Artifact, shared: list[Path], cache_dir: Path
+) -> Environment | None:
+    """A finished environment, if it is complete and holds exactly our gunicorn: its
+    console script (else another gunicorn on PATH would answer for it), its code and the
+    verified shared copies of ``shared`` (the extras and setuptools wheels)."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -258,11 +294,13 @@ def _load(path: Path, interp: Interpreter, artifact: Artifact) -> Environment | 
     )
     if manifest.get("digest") != artifact.digest or not env.python.exists():
         return None
-    try:  # the shared copies it points at must still be there (a pruned cache)
-        shared = (env.site_packages / SHARED_PTH).read_text().split()
+    if not os.access(path / "bin" / "gunicorn", os.X_OK):
+        return None
+    try:  # the shared copies it points at must still be there (a pruned cache), intact
+        listed = (env.site_packages / SHARED_PTH).read_text().split()
     except OSError:
         return None
-    if not all(Path(p).is_dir() for p in shared):
+    if listed != [str(_unpacked(w, cache_dir)) for w in shared]:
         return None
     try:
         if _installed_digest(env.site_packages) != artifact.digest:
@@ -272,9 +310,46 @@ def _load(path: Path, interp: Interpreter, artifact: Artifact) -> Environment | 
     return env
 
 
+_UNPACKED_OK: set[str] = set()  # shared copies verified by this process
+
+
+def _matches(wheel: Path, tree: Path) -> bool:
+    """Every file of ``wheel`` is in ``tree`` with its size and CRC (a truncated or
+    unreadable shared ``bottle.py`` is told from a good one before any server imports it)."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                data = (tree / info.filename).read_bytes()
+                if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+                    return False
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+    return True
+
+
 def _unpacked(wheel: Path, cache_dir: Path) -> Path:
-    """A wheel unpacked once under the cache (renamed into place: complete or absent)."""
-    return extract_once(wheel, cache_dir / "unpacked" / wheel.name)
+    """A wheel unpacked once under the cache (renamed into place: complete or absent),
+    verified against the wheel once per process and unpacked again when damaged."""
+    final = cache_dir / "unpacked" / wheel.name
+    if str(final) in _UNPACKED_OK:
+        return final
+    if final.is_dir() or final.is_symlink():
+        if _matches(wheel, final):
+            _UNPACKED_OK.add(str(final))
+            return final
+        remove_tree(final)  # damaged: unpacked again below
+    try:
+        extract_once(wheel, final)
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        wheel.unlink(missing_ok=True)
+        raise EnvError(
+            f"{wheel.name} in the cache is damaged ({exc}); removed: "
+            "it is fetched or built again on the next run"
+        ) from None
+    _UNPACKED_OK.add(str(final))
+    return final
 
 
 def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds) -> str:
@@ -315,16 +390,16 @@ def ensure(
     that cannot boot shows up as the scenario's own "server did not start" all the same,
     and the probe's interpreter start-up is a third of an environment's cost).
     """
-    root = cache_dir / "envs"
-    root.mkdir(parents=True, exist_ok=True)
+    root = private_dir(cache_dir / "envs")
     setuptools = wheels.setuptools_for(interp, cache_dir)
     key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:12]
     final = root / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
-    env = _load(final, interp, artifact)
+    shared = _wheels(artifact, needs, setuptools)[1:]
+    env = _load(final, interp, artifact, shared, cache_dir)
     if env is not None:
         return env
     with FileLock(str(root / f".{final.name}.lock")):
-        env = _load(final, interp, artifact)  # someone else may have built it meanwhile
+        env = _load(final, interp, artifact, shared, cache_dir)  # built meanwhile?
         if env is not None:
             return env
         sweep_temporaries(root)
@@ -333,7 +408,7 @@ def ensure(
         try:
             _create_venv(interp, tmp)
             _install(artifact.wheel, tmp, final, interp)
-            _share(_wheels(artifact, needs, setuptools)[1:], tmp, interp, cache_dir, needs.layer)
+            _share(shared, tmp, interp, cache_dir, needs.layer)
             if (
                 _installed_digest(tmp / "lib" / f"python{interp.minor}" / "site-packages")
                 != artifact.digest
@@ -362,10 +437,11 @@ def ensure(
             }
             atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
             tmp.rename(final)
+            release(tmp)
         except BaseException:
             remove_tree(tmp)
             raise
-    env = _load(final, interp, artifact)
+    env = _load(final, interp, artifact, shared, cache_dir)
     if env is None:
         raise EnvError(f"environment for gunicorn {artifact.label} did not verify after building")
     return Environment(env.path, interp, artifact, env.extras, env.works, env.reason, reused=False)

@@ -59,19 +59,27 @@ from harness.build.simple_api import (
     ACCEPT,
     DistFile,
     Link,
+    PageError,
     normalize,
     parse_html,
     parse_json,
     release_of,
+    safe_filename,
 )
-from harness.host.fsutil import atomic_write_bytes
+from harness.build.zipcheck import intact
+from harness.host.fsutil import atomic_write_bytes, private_temp_file
 from harness.model.errors import HarnessError
+from harness.model.redact import redact_url
 
 PYPI = "https://pypi.org/simple"
 FRESH_SECONDS = 24 * 3600
 # A cached page: {v, page, absent, links: [[filename, url, sha256, requires_python, yanked]]}
 CACHE_FORMAT = 2
 USER_AGENT = "gunicorn-bisect (simple API reader)"
+#: The most we read for a file whose size the index does not give (gunicorn's wheels are
+#: under 200 KiB, setuptools' under 1.5 MiB, a 19.x sdist under 1 MiB).
+DOWNLOAD_CAP = 64 << 20
+PAGE_CAP = 32 << 20  # setuptools' project page is about 1 MiB
 
 __all__ = ["DistFile", "IndexUnavailable", "HashMismatch", "Project", "configure", "indexes"]
 
@@ -132,7 +140,9 @@ def _as_url(text: str) -> str:
         return text
     if Path(text).expanduser().is_dir():
         return Path(text).expanduser().resolve().as_uri()
-    raise IndexUnavailable(f"index URL {text!r}: not an http(s):// or file:// URL nor a directory")
+    raise IndexUnavailable(
+        f"index URL {redact_url(text)!r}: not an http(s):// or file:// URL nor a directory"
+    )
 
 
 def configure(index_url: str | None, extra: Sequence[str] = ()) -> None:
@@ -191,7 +201,15 @@ def _open(url: str, timeout: float, accept: str | None = None):
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
-    return str(getattr(exc, "reason", exc))
+    return redact_url(str(getattr(exc, "reason", exc)))
+
+
+def _read_capped(resp, cap: int, what: str) -> bytes:
+    """At most ``cap`` bytes of a response: a hostile or broken server cannot fill memory."""
+    data = resp.read(cap + 1)
+    if len(data) > cap:
+        raise IndexUnavailable(f"{what}: larger than {cap >> 20} MiB; not read")
+    return data
 
 
 def _slug(index_url: str) -> str:
@@ -221,7 +239,7 @@ def _fetch(page_url: str) -> dict:
     """The page as a cacheable document: absent (404/410) or its links."""
     try:
         with _open(page_url, timeout=30, accept=ACCEPT) as resp:
-            body, final = resp.read(), resp.geturl()
+            body, final = _read_capped(resp, PAGE_CAP, page_url), resp.geturl()
             ctype = resp.headers.get_content_type()
             charset = resp.headers.get_content_charset() or "utf-8"
     except urllib.error.HTTPError as exc:
@@ -236,7 +254,7 @@ def _fetch(page_url: str) -> dict:
 
 
 def _row(link: Link) -> list:
-    return [link.filename, link.url, link.sha256, link.requires_python, link.yanked]
+    return [link.filename, link.url, link.sha256, link.requires_python, link.yanked, link.size]
 
 
 def _page_of(doc: dict, stale: bool) -> _Page:
@@ -260,17 +278,47 @@ def _page(index_url: str, name: str, cache_dir: Path) -> _Page:
         except (ValueError, TypeError, KeyError, OSError):
             cached = None
         if cached is not None and time.time() - path.stat().st_mtime < FRESH_SECONDS:
-            return _page_of(cached, stale=False)
+            return _remember(_page_of(cached, stale=False), path)
     try:
         doc = _fetch(page_url)
     except (urllib.error.URLError, OSError, ValueError, TypeError, KeyError) as exc:
         if cached is not None:
-            return _page_of(cached, stale=True)
+            return _remember(_page_of(cached, stale=True), path)
+        if isinstance(exc, PageError):
+            raise IndexUnavailable(
+                f"package index page {page_url} is unusable ({exc}) and no cached copy of it"
+            ) from None
         raise IndexUnavailable(
             f"package index unreachable ({page_url}: {_reason(exc)}) and no cached copy of it"
         ) from None
+    if not doc["absent"] and not doc["links"]:
+        # a 200 that lists nothing is more likely an error page than an empty project:
+        # never cached, and a good copy from before is worth more
+        if cached is not None:
+            return _remember(_page_of(cached, stale=True), path)
+        return _page_of(doc, stale=False)
     atomic_write_bytes(path, json.dumps(doc).encode())
-    return _page_of(doc, stale=False)
+    return _remember(_page_of(doc, stale=False), path)
+
+
+_page_file: dict[str, Path] = {}  # file URL -> the cached page that listed it
+
+
+def _remember(page: _Page, path: Path) -> _Page:
+    for link in page.links or ():
+        _page_file[link.url] = path
+    return page
+
+
+def _distrust(file: DistFile) -> None:
+    """The cached page that listed a file whose download failed verification is no
+    longer fresh: the next run reads the index again (it may have been corrected)."""
+    path = _page_file.get(file.url)
+    if path is not None:
+        try:
+            os.utime(path, (0, 0))
+        except OSError:
+            pass
 
 
 def _project(name: str, cache_dir: Path, urls: tuple[str, ...]) -> Project:
@@ -315,29 +363,63 @@ def _sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _still_good(path: Path, file: DistFile) -> bool:
+    """A cached download is reused only if it is still the file the index lists (by its
+    sha256; without one, by being a whole zip when it is a wheel) and readable."""
+    try:
+        if file.sha256:
+            return _sha256_of(path) == file.sha256
+        if file.filename.endswith(".whl"):
+            return intact(path)
+        return os.access(path, os.R_OK)
+    except OSError:
+        return False  # unreadable or truncated: fetched again, replaced when verified
+
+
 def download(file: DistFile, dest_dir: Path) -> Path:
     """Fetch one file into dest_dir (once), keeping it only if its sha256 is the index's.
 
-    A cached file of that name is checked too: it may have come from another index.
+    A cached file of that name is checked too: it may have come from another index, and
+    it stays until a verified replacement arrives.  The name must be one safe path
+    component (names come from the network); the read is bounded by the size the index
+    gives, else by DOWNLOAD_CAP.  A file listed without a sha256 is taken as it is: say
+    so with :func:`verified`.
     """
+    if not safe_filename(file.filename):
+        raise IndexUnavailable(f"{file.filename!r}: not a file name the cache can hold")
     dest = dest_dir / file.filename
-    if dest.exists():
-        if not file.sha256 or _sha256_of(dest) == file.sha256:
-            return dest
-        dest.unlink(missing_ok=True)  # not the file this index lists: fetch it again
+    if dest.is_file() and _still_good(dest, file):
+        return dest
+    cap = file.size if file.size is not None else DOWNLOAD_CAP
+    url = redact_url(file.url)
     try:
-        with _open(file.url, timeout=120) as resp:
-            data = resp.read()
+        with _open(file.url, timeout=120) as resp, private_temp_file(dest) as (fh, tmp):
+            h = hashlib.sha256()
+            total = 0
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                total += len(block)
+                if total > cap:
+                    raise IndexUnavailable(
+                        f"{file.filename}: {url} sent more than the {cap} bytes "
+                        f"{'the index lists' if file.size is not None else 'allowed'}; not kept"
+                    )
+                h.update(block)
+                fh.write(block)
+            got = h.hexdigest()
+            if file.sha256 and got != file.sha256:
+                _distrust(file)
+                raise HashMismatch(
+                    f"{file.filename}: sha256 mismatch (the index lists {file.sha256[:16]}..., "
+                    f"{url} gave {got[:16]}...); not kept"
+                )
+            fh.flush()
+            os.fsync(fh.fileno())
+            os.replace(tmp, dest)
     except (urllib.error.URLError, OSError) as exc:
-        raise IndexUnavailable(
-            f"cannot download {file.filename} ({file.url}: {_reason(exc)})"
-        ) from None
-    if file.sha256:
-        got = hashlib.sha256(data).hexdigest()
-        if got != file.sha256:
-            raise HashMismatch(
-                f"{file.filename}: sha256 mismatch (the index lists {file.sha256[:16]}..., "
-                f"{file.url} gave {got[:16]}...); not kept"
-            )
-    atomic_write_bytes(dest, data)
+        raise IndexUnavailable(f"cannot download {file.filename} ({url}: {_reason(exc)})") from None
     return dest
+
+
+def verified(file: DistFile) -> bool:
+    """Whether a download of ``file`` is checked against a sha256 from its index."""
+    return bool(file.sha256)

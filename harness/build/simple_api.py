@@ -34,6 +34,7 @@ class DistFile:
     sha256: str  # "" when the index gives no sha256
     packagetype: str  # "bdist_wheel" or "sdist"
     requires_python: str | None
+    size: int | None = None  # bytes, when the index says (PEP 700)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,18 @@ class Link:
     sha256: str
     requires_python: str | None
     yanked: bool
+    size: int | None = None
+
+
+#: A file name we may write under the cache: one path component, the characters wheel and
+#: sdist names use.  Names come from the network; ``..%2F`` or a PEP 691 ``filename``
+#: with a ``/`` must never become a path outside the cache.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*$")
+
+
+def safe_filename(name: str) -> bool:
+    """True when ``name`` is one harmless path component (no separator, no ``..``)."""
+    return bool(_SAFE_NAME.match(name)) and ".." not in name and len(name) <= 255
 
 
 def normalize(name: str) -> str:
@@ -58,8 +71,8 @@ def _link(href: str, base: str, requires_python: str | None, yanked: bool) -> Li
         url = urljoin(base, url)
     url, _, fragment = url.partition("#")
     filename = unquote(url.partition("?")[0].rsplit("/", 1)[-1])
-    if not filename:
-        return None
+    if not safe_filename(filename):
+        return None  # not a file we could name safely: no wheel or sdist of ours
     algo, _, digest = fragment.partition("=")
     sha256 = digest.lower() if algo.lower() == "sha256" else ""
     return Link(filename, url, sha256, (requires_python or "").strip() or None, yanked)
@@ -91,25 +104,45 @@ def parse_html(text: str, page_url: str) -> list[Link]:
     return parser.links
 
 
-def parse_json(doc: dict, page_url: str) -> list[Link]:
-    """PEP 691: the ``files`` list; ``yanked`` is false or true/a reason."""
-    if not isinstance(doc.get("files"), list):
-        raise ValueError("not a PEP 691 project page (no 'files' list)")
-    links = []
-    for f in doc["files"]:
-        link = _link(f["url"], page_url, f.get("requires-python"), bool(f.get("yanked")))
-        if link is None:
-            continue
-        sha256 = (f.get("hashes") or {}).get("sha256", "").lower()
-        links.append(
-            Link(
-                f.get("filename") or link.filename,
-                link.url,
-                sha256,
-                link.requires_python,
-                link.yanked,
-            )
+class PageError(ValueError):
+    """A project page that is not what the simple API promises (one line: which field)."""
+
+
+def _field(f: dict, name: str, kinds: tuple[type, ...], where: int):
+    value = f.get(name)
+    wrong = value is not None and not isinstance(value, kinds)
+    if wrong or (isinstance(value, bool) and bool not in kinds):  # True is an int too
+        raise PageError(
+            f"PEP 691 files[{where}].{name} is a {type(value).__name__}, "
+            f"not {' or '.join(k.__name__ for k in kinds)}"
         )
+    return value
+
+
+def parse_json(doc: dict, page_url: str) -> list[Link]:
+    """PEP 691: the ``files`` list; ``yanked`` is false or true/a reason.  A field of the
+    wrong type is a PageError naming it, never an internal error."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+        raise PageError("not a PEP 691 project page (no 'files' list)")
+    links = []
+    for i, f in enumerate(doc["files"]):
+        if not isinstance(f, dict):
+            raise PageError(f"PEP 691 files[{i}] is a {type(f).__name__}, not an object")
+        url = _field(f, "url", (str,), i)
+        if not url:
+            raise PageError(f"PEP 691 files[{i}] has no url")
+        hashes = _field(f, "hashes", (dict,), i) or {}
+        sha256 = hashes.get("sha256") or ""
+        if not isinstance(sha256, str):
+            raise PageError(f"PEP 691 files[{i}].hashes.sha256 is not a string")
+        requires = _field(f, "requires-python", (str,), i)
+        yanked = _field(f, "yanked", (bool, str), i)
+        size = _field(f, "size", (int,), i)
+        link = _link(url, page_url, requires, bool(yanked))
+        name = _field(f, "filename", (str,), i) or (link.filename if link else "")
+        if link is None or not safe_filename(name):
+            continue  # a name we cannot write safely is no file of ours
+        links.append(Link(name, link.url, sha256.lower(), link.requires_python, link.yanked, size))
     return links
 
 
@@ -129,4 +162,6 @@ def release_of(link: Link, project: str) -> tuple[str, DistFile] | None:
         return None
     if canonicalize_name(dist) != canonicalize_name(project):
         return None
-    return str(version), DistFile(name, link.url, link.sha256, kind, link.requires_python)
+    return str(version), DistFile(
+        name, link.url, link.sha256, kind, link.requires_python, link.size
+    )

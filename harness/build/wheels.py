@@ -24,7 +24,8 @@ from packaging.version import InvalidVersion, Version
 
 from harness.build import index
 from harness.build.interpreters import Interpreter
-from harness.host.fsutil import remove_tree, temp_dir
+from harness.build.zipcheck import intact  # noqa: F401 (wheels.intact, for its callers)
+from harness.host.fsutil import private_dir, remove_tree, temp_dir
 from harness.model.errors import HarnessError
 
 SETUPTOOLS_CAP = Version("81")  # setuptools 81+ no longer ships pkg_resources
@@ -44,6 +45,8 @@ class Artifact:
     wheel: Path
     digest: str
     sha: str | None = None  # full commit sha for builds from git
+    #: False when the index listed no sha256 for the file (taken as served): a row can say so
+    verified: bool = True
 
 
 def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
@@ -97,11 +100,12 @@ def gunicorn_release(version: str, cache_dir: Path, project: index.Project) -> A
     if f is not None:
         path = index.download(f, wheels)
     else:
-        sdist = next((x for x in files if x.packagetype == "sdist"), None)
-        if sdist is None:
+        f = next((x for x in files if x.packagetype == "sdist"), None)
+        if f is None:
             raise ArtifactError(f"gunicorn {version}: the index has no wheel or sdist")
-        path = _build_wheel_from_sdist(index.download(sdist, wheels / "sdist"), wheels)
-    return Artifact(version, version, path, package_digest(wheel_package_files(path)))
+        path = _build_wheel_from_sdist(index.download(f, wheels / "sdist"), wheels)
+    digest = package_digest(wheel_package_files(path))
+    return Artifact(version, version, path, digest, verified=index.verified(f))
 
 
 _DIRECT_BUILD = (
@@ -182,7 +186,7 @@ def make_wheel(
         record.append(f"{path},sha256={digest},{len(data)}")
     record.append(f"{dist}/RECORD,,")
     entries[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     final = out_dir / f"{name}-{version}-py3-none-any.whl"
     tmp = temp_dir(out_dir, name)
     try:

@@ -11,11 +11,12 @@ did, and leaves a mark so the report can say which rows needed it.
 from __future__ import annotations
 
 import errno
-import os
 import platform
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.host.fsutil import atomic_write_text, private_dir
 
 SHIM_MARK_ENV = "GUNICORN_BISECT_COMPAT_MARK"
 
@@ -86,9 +87,15 @@ def probe_host() -> CompatProbe:
 
 
 def write_shim(directory: Path) -> Path:
-    """Write the sitecustomize shim into ``directory`` (put on the server's PYTHONPATH)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the sitecustomize shim into ``directory`` (put on the server's PYTHONPATH):
+    a private directory, and an atomic write only when it differs, because every server
+    starting meanwhile imports it."""
+    private_dir(directory)
     path = directory / "sitecustomize.py"
-    path.write_text(SITECUSTOMIZE)
-    os.chmod(path, 0o644)
+    try:
+        current = path.read_text()
+    except (OSError, ValueError):
+        current = None
+    if current != SITECUSTOMIZE:
+        atomic_write_text(path, SITECUSTOMIZE, mode=0o644)
     return directory

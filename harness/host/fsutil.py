@@ -1,43 +1,157 @@
-"""Small filesystem helpers: atomic writes, so nothing half-written is ever read back."""
+"""Small filesystem helpers: atomic writes, private directories, and temporaries that a
+later run can tell from live ones.
+
+Every temporary (a build directory, a file being written, a run's own TMPDIR) carries
+an ``flock`` held by the process that made it, for as long as it is in use.  The sweep
+removes only temporaries whose lock it can take: their owner is gone, whatever PID
+namespace it ran in (a cache shared with a container sees pids that mean nothing here).
+"""
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import os
 import shutil
+import stat
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+PREFIX = ".tmp-"  # every cache temporary: .tmp-<pid>-<label>-<random>
+RUN_PREFIX = "gbisect-"  # a run's private TMPDIR in the system's one (short: socket paths)
+_SHORT = 40  # a Unix socket path holds 107 bytes: keep the run's TMPDIR short
+
+_held: dict[str, int] = {}  # temporary's path -> the fd whose flock marks it live
+_held_lock = threading.Lock()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path``, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def private_dir(path: Path) -> Path:
+    """``path`` and any parent it needs, created 0700 whatever the umask: under umask 000
+    another local user could otherwise replace what the cache holds (the compat shim
+    every server imports)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)  # mkdir's mode is masked by the umask, never widened: be sure
+    return path
+
+
+def _lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _hold(path: Path, fd: int) -> None:
+    _lock(fd)
+    with _held_lock:
+        _held[str(path)] = fd
+
+
+def release(path: Path) -> None:
+    """Stop marking ``path`` (a temporary of ours, perhaps renamed since) as live."""
+    with _held_lock:
+        fd = _held.pop(str(path), None)
+    if fd is not None:
+        os.close(fd)
+
+
+_swept: set[str] = set()
+
+
+def _beside(parent: Path) -> Path:
+    """``parent``, private, swept once per process of what SIGKILLed runs left in it."""
+    private_dir(parent)
+    if str(parent) not in _swept:
+        _swept.add(str(parent))
+        sweep_temporaries(parent)
+    return parent
+
+
+@contextmanager
+def private_temp_file(dest: Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """A locked temporary file beside ``dest`` (same filesystem, for ``os.replace``); it is
+    removed on the way out unless the caller renamed it into place."""
+    _beside(dest.parent)
+    fd, name = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-{dest.name[:40]}-", dir=dest.parent)
+    tmp = Path(name)
+    _lock(fd)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            yield fh, tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write to a locked temp file beside ``path``, fsync, then rename over it: a reader
+    sees the old file or the new one, never half of one."""
+    with private_temp_file(path) as (fh, tmp):
+        fh.write(data)
+        fh.flush()
+        os.fchmod(fh.fileno(), mode)
+        os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
+
+
+def _writable(path: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISDIR(mode):
+            os.chmod(path, 0o700)
+    except OSError:
+        pass
 
 
 def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    """Remove ``path`` entirely, even a tree left unreadable (chmod 000): a damaged cache
+    entry must not survive its own rebuild."""
+    release(path)
+    if not path.exists() and not path.is_symlink():
+        return
+
+    def retry(func, name, _exc) -> None:
+        _writable(os.path.dirname(name))
+        _writable(name)
+        try:
+            if os.path.isdir(name) and not os.path.islink(name):
+                shutil.rmtree(name, ignore_errors=True)
+            else:
+                func(name)
+        except OSError:
+            pass
+
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+        return
+    _writable(str(path))
+    shutil.rmtree(path, onerror=retry)
 
 
 def temp_dir(parent: Path, label: str) -> Path:
-    """A build directory beside its final place, named for its owner so leftovers can be swept."""
-    parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-{label}-", dir=parent))
+    """A build directory beside its final place, locked by us while we build in it (the
+    lock follows it through a rename; :func:`remove_tree` or :func:`release` ends it)."""
+    _beside(parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{label}-", dir=parent))
+    _hold(tmp, os.open(tmp, os.O_RDONLY | os.O_DIRECTORY))
+    return tmp
 
 
 def extract_once(archive: Path, final: Path) -> Path:
@@ -61,29 +175,37 @@ def extract_once(archive: Path, final: Path) -> Path:
     return final
 
 
-def _pid_alive(pid: int) -> bool:
+def _owner_gone(entry: Path) -> int | None:
+    """An fd holding ``entry``'s lock when nobody else holds it (its owner is gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if _lock(fd):
+        return fd
+    os.close(fd)
+    return None
 
 
-def sweep_temporaries(directory: Path) -> None:
-    """Remove what interrupted builds left (``.tmp-<pid>-*`` whose process is gone)."""
+def sweep_temporaries(directory: Path, prefix: str = PREFIX) -> None:
+    """Remove what interrupted runs left (``prefix*`` entries whose lock nobody holds)."""
     if not directory.is_dir():
         return
+    with _held_lock:
+        ours = set(_held)
     for entry in directory.iterdir():
-        parts = entry.name.split("-")
-        if entry.name.startswith(".tmp-") and len(parts) > 2 and parts[1].isdigit():
-            if _pid_alive(int(parts[1])):
-                continue  # a live build, ours (another thread) or another run's
-            if entry.is_dir():
+        if not entry.name.startswith(prefix) or str(entry) in ours:
+            continue
+        fd = _owner_gone(entry)
+        if fd is None:
+            continue  # a live build, ours (another thread) or another run's
+        try:
+            if entry.is_dir() and not entry.is_symlink():
                 remove_tree(entry)
             else:
                 entry.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 def remove_own_temporaries(root: Path, depth: int = 2) -> None:
@@ -91,10 +213,45 @@ def remove_own_temporaries(root: Path, depth: int = 2) -> None:
     (a signal can land between creating one and the code that would remove it)."""
     if not root.is_dir():
         return
-    prefix = f".tmp-{os.getpid()}-"
+    prefix = f"{PREFIX}{os.getpid()}-"
     for level in range(depth):
         for entry in root.glob("/".join(["*"] * level + [prefix + "*"])):
             if entry.is_dir() and not entry.is_symlink():
                 remove_tree(entry)
             else:
                 entry.unlink(missing_ok=True)
+
+
+_run_dir: Path | None = None
+
+
+def run_temp_dir() -> Path:
+    """This process's private (0700, short, locked) temporary directory, removed at exit.
+
+    Servers, ``--run`` commands and gunicorn itself (its ``gunicorn-XXXXXX.lock`` and
+    ``wgunicorn-*`` files) put their temporaries here, so nothing of a run lands in the
+    shared TMPDIR and a SIGKILLed run's leftovers are swept by the next one.
+    """
+    global _run_dir
+    with _held_lock:
+        if _run_dir is not None and _run_dir.is_dir():
+            return _run_dir
+    system = Path(tempfile.gettempdir())
+    if len(str(system)) > _SHORT and os.access("/tmp", os.W_OK | os.X_OK):
+        system = Path("/tmp")  # a long TMPDIR would leave no room for a socket's name
+    sweep_temporaries(system, RUN_PREFIX)
+    made = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-", dir=system))
+    _hold(made, os.open(made, os.O_RDONLY | os.O_DIRECTORY))
+    atexit.register(remove_tree, made)
+    with _held_lock:
+        _run_dir = made
+    return made
+
+
+def use_run_temp_dir() -> Path:
+    """Make :func:`run_temp_dir` this process's TMPDIR and its children's (what every
+    ``tempfile`` call and every server the run starts will use)."""
+    path = run_temp_dir()
+    os.environ["TMPDIR"] = str(path)
+    tempfile.tempdir = str(path)
+    return path

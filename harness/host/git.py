@@ -18,7 +18,9 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from harness.host.fsutil import private_dir, run_temp_dir
 from harness.model.errors import HarnessError
+from harness.model.redact import redact_url
 from harness.model.results import CommitInfo
 
 DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
@@ -88,7 +90,8 @@ def github_commit_url(remote: str | None, sha: str) -> str | None:
 
 
 def _slug(url: str) -> str:
-    """Stable, filesystem-safe cache name for a remote URL."""
+    """Stable, filesystem-safe cache name for a remote URL (never its credentials)."""
+    url = redact_url(url)
     stripped = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", url).rstrip("/")
     stripped = re.sub(r"\.git$", "", stripped)
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", stripped).strip("-.")[-60:] or "repo"
@@ -98,7 +101,7 @@ def _slug(url: str) -> str:
 
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no error output"
+    return redact_url(lines[-1]) if lines else "no error output"
 
 
 def _base_env() -> dict[str, str]:
@@ -113,9 +116,16 @@ def _base_env() -> dict[str, str]:
         GIT_ASKPASS="true",
         LC_ALL="C",
         LANGUAGE="C",
+        # a partial clone must not fetch what it lacks from its promisor remote (git 2.44+)
+        GIT_NO_LAZY_FETCH="1",
     )
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     return env
+
+
+#: Read-only means none of the repository's own code runs: no hook (read-tree with a
+#: private index still fires post-index-change), no fsmonitor daemon or command.
+_SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 
 
 def _run(
@@ -128,7 +138,7 @@ def _run(
     """Run git without raising; a missing git binary becomes a SourceError."""
     try:
         return subprocess.run(
-            ["git", *args],
+            ["git", *_SAFE, *args],
             env=env if env is not None else _base_env(),
             input=input,
             cwd=cwd,
@@ -139,6 +149,26 @@ def _run(
         raise SourceError("git is not installed (needed to read Gunicorn's history)") from exc
     except OSError as exc:
         raise SourceError(f"cannot run git: {exc}") from exc
+
+
+def _refuse_incomplete(git_dir: Path, spec: str) -> None:
+    """A shallow or partial clone cannot name a commit: its boundary would look like the
+    first commit of the history (a wrong answer, not an error), whatever form --repo takes."""
+    shallow = _run(["--git-dir", str(git_dir), "rev-parse", "--is-shallow-repository"])
+    if shallow.stdout.decode().strip() == "true":
+        raise SourceError(
+            f"--repo {spec}: shallow clone lacks the history to bisect; "
+            "point --repo at a full clone"
+        )
+    promisor = _run(
+        ["--git-dir", str(git_dir), "config", "--get-regexp", r"^remote\..*\.promisor$"]
+    )
+    extension = _run(["--git-dir", str(git_dir), "config", "--get", "extensions.partialclone"])
+    if b"true" in promisor.stdout.lower() or extension.stdout.strip():
+        raise SourceError(
+            f"--repo {spec}: partial clone (objects left on its remote) cannot be read "
+            "without fetching into it; point --repo at a full clone"
+        )
 
 
 class Repo:
@@ -181,14 +211,10 @@ class Repo:
             if top.returncode != 0 or Path(toplevel).resolve() != path.resolve():
                 where = f" (it is inside {toplevel})" if toplevel else ""
                 raise SourceError(f"--repo {spec}: not a git repository{where}")
-        shallow = _run(["--git-dir", str(git_dir), "rev-parse", "--is-shallow-repository"])
-        if shallow.stdout.decode().strip() == "true":
-            raise SourceError(
-                f"--repo {spec}: shallow clone lacks the history to bisect; "
-                "point --repo at a full clone"
-            )
+        _refuse_incomplete(git_dir, spec)
         origin = _run(["--git-dir", str(git_dir), "config", "--get", "remote.origin.url"])
         remote = (origin.stdout.decode().strip() or None) if origin.returncode == 0 else None
+        remote = redact_url(remote) if remote else None
         return cls(git_dir, spec, remote, managed=False)
 
     @classmethod
@@ -197,7 +223,7 @@ class Repo:
         final = repos / f"{_slug(url)}.git"
         if not (final / "HEAD").exists():
             try:
-                repos.mkdir(parents=True, exist_ok=True)
+                private_dir(repos)
                 tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=repos))
             except OSError as exc:
                 raise SourceError(f"cannot create the clone cache in {repos}: {exc}") from exc
@@ -206,18 +232,24 @@ class Repo:
                 proc = _run(["clone", "--bare", "--quiet", "--", url, str(target)])
                 if proc.returncode != 0:
                     raise SourceError(cls._unreachable(url, proc.stderr))
+                _refuse_incomplete(target, redact_url(url))  # never kept: refused every time
                 try:
                     os.rename(target, final)
                 except OSError:
                     if not (final / "HEAD").exists():  # not a concurrent winner: real failure
-                        raise SourceError(f"cannot move the clone of {url} into {final}") from None
+                        raise SourceError(
+                            f"cannot move the clone of {redact_url(url)} into {final}"
+                        ) from None
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        return cls(final, url, url, managed=True)
+        shown = redact_url(url)
+        _refuse_incomplete(final, shown)
+        return cls(final, shown, shown, managed=True)
 
     @staticmethod
     def _unreachable(url: str, stderr: bytes) -> str:
         reason = _last_line(stderr.decode(errors="replace")).removeprefix("fatal: ")
+        url, reason = redact_url(url), redact_url(reason)
         return f"cannot reach {url} (no network? git said: {reason}): point --repo at a local clone"
 
     # ------------------------------------------------------------------ plumbing
@@ -310,6 +342,13 @@ class Repo:
         olds = [old] if isinstance(old, str) else list(old)
         for ref in [*olds, new]:
             self._check_ref(ref)
+        for ref in olds:  # a moved tag: the older release is not in the newer one's past
+            ancestor = ["--git-dir", str(self.git_dir), "merge-base", "--is-ancestor", ref, new]
+            if _run(ancestor).returncode == 1:
+                raise SourceError(
+                    f"{ref[:12]} is not an ancestor of {new[:12]} in {self.spec}: the history "
+                    "contradicts the release tags (a moved or rewritten tag?)"
+                )
         out = self._git(
             "rev-list",
             "--parents",
@@ -406,7 +445,7 @@ class Repo:
             "--",
             what=f"diffing {pick}",
         )
-        with tempfile.TemporaryDirectory(prefix="gunicorn-bisect-pick-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="pick-", dir=run_temp_dir()) as tmp:
             objects = Path(tmp) / "objects"
             objects.mkdir()
             env = _base_env()
@@ -437,7 +476,7 @@ class Repo:
 
     def _archive(self, treeish: str, dest: Path, env: dict[str, str] | None) -> None:
         dest.mkdir(parents=True, exist_ok=True)
-        args = ["git", "--git-dir", str(self.git_dir), "archive", "--format=tar", treeish]
+        args = ["git", *_SAFE, "--git-dir", str(self.git_dir), "archive", "--format=tar", treeish]
         try:
             proc = subprocess.Popen(
                 args,

@@ -45,10 +45,68 @@ def dying_with_us(argv: list[str]) -> list[str]:
 _live: dict[int, tuple[subprocess.Popen, str]] = {}
 _lock = threading.Lock()
 
+# The reaper: workers forked by a server's arbiter do not inherit its parent-death
+# signal, and one that left the process group and ignores SIGTERM (stuck in a request)
+# would outlive a SIGKILLed harness.  This small process, in its own session, reads the
+# run tokens the harness registers; at EOF on its stdin (the harness is gone, however
+# it died) it SIGKILLs every process still carrying one of them, then exits.
+_REAPER = """\
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+needles = [("=" + t.strip()).encode() for t in sys.stdin if t.strip()]
+for _ in range(50):
+    left = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as fh:
+                env = fh.read()
+        except OSError:
+            continue
+        if any(n in env for n in needles):
+            left.append(int(entry))
+    if not left:
+        break
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    time.sleep(0.1)
+"""
+_reaper: subprocess.Popen | None = None
+
+
+def _tell_reaper(token: str) -> None:
+    """Hand ``token`` to this process's reaper, started on first use."""
+    global _reaper
+    if _reaper is None or _reaper.poll() is not None:
+        env = {k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}
+        _reaper = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _REAPER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a signal to the harness's group is not its end
+            env=env,
+            cwd="/",
+        )
+    assert _reaper.stdin is not None
+    _reaper.stdin.write(f"{token}\n".encode())
+    _reaper.stdin.flush()
+
 
 def register(proc: subprocess.Popen, token: str) -> None:
+    """Track a started server or command: terminate_all() ends it on an interrupt, and
+    the reaper ends whatever carries its token if the harness dies without cleaning up."""
     with _lock:
         _live[proc.pid] = (proc, token)
+        try:
+            _tell_reaper(token)
+        except OSError:
+            pass  # no reaper: teardown and the parent-death signal still apply
 
 
 def pids_with_token(token: str) -> list[int]:

@@ -61,7 +61,7 @@ def bottle_for(interp: Interpreter, cache_dir: Path) -> Extra:
     if interp.version_tuple < (3, 10):
         pattern = f"bottle-{BOTTLE_AS_REPORTED}-*.whl"
         with FileLock(str(cache_dir / ".bottle.lock")):
-            built = sorted(wheel_dir.glob(pattern))
+            built = [w for w in sorted(wheel_dir.glob(pattern)) if wheels.intact(w)]
             if built:
                 return Extra("bottle", BOTTLE_AS_REPORTED, built[0])
             proj = index.project("bottle", cache_dir)
