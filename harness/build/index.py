@@ -307,7 +307,7 @@ def project(name: str, cache_dir: Path, index_url: str | None = None) -> Project
         return _loaded[key]
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -322,7 +322,7 @@ def download(file: DistFile, dest_dir: Path) -> Path:
     """
     dest = dest_dir / file.filename
     if dest.exists():
-        if not file.sha256 or _sha256_of(dest) == file.sha256:
+        if not file.sha256 or sha256_of(dest) == file.sha256:
             return dest
         dest.unlink(missing_ok=True)  # not the file this index lists: fetch it again
     try:

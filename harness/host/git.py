@@ -8,6 +8,7 @@ object directory).  Remote URLs are mirrored once into a bare cache clone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from harness.model.errors import HarnessError
 from harness.model.results import CommitInfo
+from harness.model.verdict import last_line
 
 DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
 
@@ -96,9 +98,7 @@ def _slug(url: str) -> str:
     return f"{readable}-{digest}"
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no error output"
+_last_line = functools.partial(last_line, default="no error output")
 
 
 def _base_env() -> dict[str, str]:
