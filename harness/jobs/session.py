@@ -152,7 +152,6 @@ def open_session(
             for c in columns
         ],
     )
-    rep.notes += scenario.notes()
     if use_compat:
         rep.notes.append(
             "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the scenario that "
