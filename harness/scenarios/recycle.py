@@ -30,7 +30,7 @@ from harness.scenarios.base import About, EnvNeeds, Options, primary_axis
 from harness.scenarios.gunicorn_log import last_traceback
 from harness.scenarios.lifecycle import ServerScenario
 from harness.scenarios.probes import PROBE_TIMEOUT, Load, fresh_connections
-from harness.scenarios.server import Server, ServerSpec
+from harness.scenarios.server import Server, ServerSpec, served
 
 #: A proxy in front answers a dead upstream within this (shorter than a probe's wait).
 PROXY_IO_TIMEOUT = 1.5
@@ -63,8 +63,9 @@ class Observation:
     path_present: bool = True
     path_gone_after_recycle: int | None = None
     probes_sent: int = 0
-    probes_ok: int = 0
-    probe_errors: tuple[str, ...] = ()
+    probes_ok: int = 0  # answered by the app: any status but a proxy's gateway error
+    probe_errors: tuple[str, ...] = ()  # the others: "ENOENT", "timeout", "HTTP 502" ...
+    probe_answers: tuple[str, ...] = ()  # served, but not 200: "HTTP 404" (--path)
     arbiter_alive: bool = True
     arbiter_exit: str = ""
     ran_out: str = ""  # the phase the run's deadline cut short, if any
@@ -120,6 +121,8 @@ class Recycling(ServerScenario):
             "app": "bottle Hello World (the report's web.py)",
             "probes": PROBES,
         }
+        if o.path != "/":
+            parameters["path"] = o.path
         return About.of(k.name, k.description, self.summary(), k.title, parameters)
 
     def summary(self) -> str:
@@ -141,6 +144,8 @@ class Recycling(ServerScenario):
             out += f" trigger={o.trigger}"
         if o.proxy:
             out += f" proxy={o.proxy}"
+        if o.path != "/":
+            out += f" path={o.path}"
         return out
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
@@ -171,6 +176,7 @@ class Recycling(ServerScenario):
             config_file=o.gunicorn_config,
             bind=o.bind,
             boot_timeout=boot_timeout,
+            path=o.path,
         )
 
     # -- the run ---------------------------------------------------------------------------
@@ -197,13 +203,15 @@ class Recycling(ServerScenario):
             path_present=server.listening(),
             path_gone_after_recycle=gone_at,
         )
-        results = fresh_connections(server, PROBES, deadline, cancel)
+        results = fresh_connections(server, PROBES, deadline, cancel, self.options.path)
         cancel.check()
         if len(results) < PROBES and not obs.get("ran_out"):
             obs["ran_out"] = "probes"
-        obs["probes_sent"] = len(results)
-        obs["probes_ok"] = results.count("ok")
-        obs["probe_errors"] = tuple(r for r in results if r != "ok")
+        proxied = server.proxy is not None
+        answers = [r for r in results if served(r, proxied)]
+        obs["probes_sent"], obs["probes_ok"] = len(results), len(answers)
+        obs["probe_errors"] = tuple(r for r in results if not served(r, proxied))
+        obs["probe_answers"] = tuple(r for r in answers if r != "ok")
         obs["arbiter_alive"] = server.alive()
         if not obs["arbiter_alive"]:
             obs["arbiter_exit"] = server.exit_status()
@@ -215,7 +223,7 @@ class Recycling(ServerScenario):
         gone_at: int | None = None
         trigger = self.options.trigger
         if trigger in ("auto", "max-requests"):
-            load = Load(server, CONCURRENCY)
+            load = Load(server, CONCURRENCY, self.options.path)
             load.start()
             try:
                 gone_at, ran_out = self._until_recycled(server, load, until, cancel)
@@ -352,9 +360,10 @@ def cause(obs: Observation) -> str:
 
 def proxy_statuses(obs: Observation) -> dict[str, int]:
     """What the proxy answered the fresh requests: {"200": 0, "502": 20}."""
+    plain_ok = ("ok",) * (obs.probes_ok - len(obs.probe_answers))
     return status_counts(
         "200" if r == "ok" else r.replace("HTTP ", "")
-        for r in ("ok",) * obs.probes_ok + obs.probe_errors
+        for r in plain_ok + obs.probe_answers + obs.probe_errors
     )
 
 

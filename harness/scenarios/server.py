@@ -46,8 +46,20 @@ def app(environ, start_response):
 GUNICORN = "import sys; sys.argv[0] = 'gunicorn'; from gunicorn.app.wsgiapp import run; run()"
 
 
+#: What a proxy answers when its upstream failed: the app did not serve these.
+GATEWAY_ERRORS = frozenset({"502", "503", "504"})
+
+
 class BootError(HarnessError):
     """The server did not come up; the message is the one-line reason."""
+
+
+def served(result: str, proxied: bool) -> bool:
+    """Did the app answer?  ``result`` is a probe's ("ok", "HTTP 404", "ECONNREFUSED")
+    or a status code ("404"): any HTTP status is an answer (a 404 on a path the app
+    lacks included), except a proxy's own 502/503/504; no status is no answer."""
+    code = "200" if result == "ok" else result.removeprefix("HTTP ")
+    return code.isdigit() and not (proxied and code in GATEWAY_ERRORS)
 
 
 def probe_once(address: str | tuple[str, int], timeout: float = 2.0, path: str = "/") -> str:
@@ -93,6 +105,7 @@ class ServerSpec:
     config_file: Path | None = None
     bind: str = "unix"  # or "tcp"
     boot_timeout: float = 10.0
+    path: str = "/"  # what the readiness probe requests (any status will do)
 
 
 class Server:
@@ -200,7 +213,8 @@ class Server:
         return env
 
     def start(self) -> None:
-        """Launch and wait until the socket answers and every worker has booted.
+        """Launch and wait until every worker has booted and the socket answers HTTP,
+        whatever the status: the app may have no ``/`` at all.
 
         Raises BootError with the most telling line of the log when it does not.
         """
@@ -228,7 +242,7 @@ class Server:
             if (
                 self.listening()
                 and self.log.boots >= self.workers
-                and probe_once(self.address, 2.0) == "ok"
+                and served(probe_once(self.address, 2.0, self.spec.path), proxied=False)
             ):
                 self.boot_seconds = round(time.monotonic() - self.started, 3)
                 return
