@@ -18,7 +18,6 @@ import shlex
 import shutil
 import signal as signals
 import subprocess
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from harness.host.cancel import Cancel
 from harness.host.compat import SHIM_MARK_ENV
 from harness.model.verdict import Decision, Verdict
 from harness.scenarios.base import About, Options, RunContext, RunResult, Scenario, ScenarioError
+from harness.scenarios.server import SOCKET_NAME, private_dir
 
 TARGET_ENV = "GUNICORN_BISECT_TARGET"
 PYTHON_ENV = "GUNICORN_BISECT_PYTHON"
@@ -177,8 +177,7 @@ class CommandScenario(Scenario):
 
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
         """Run CMD once, bounded by ``ctx.timeout``; always kill all it started."""
-        root = Path(tempfile.mkdtemp(prefix="gunicorn-bisect-run-"))
-        os.chmod(root, 0o700)
+        root = private_dir("gunicorn-bisect-run-", "work/" + SOCKET_NAME)
         work = root / "work"
         work.mkdir(mode=0o700)
         out_path, mark = root / "output.log", root / "compat.mark"

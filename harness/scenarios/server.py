@@ -48,10 +48,38 @@ GUNICORN = "import sys; sys.argv[0] = 'gunicorn'; from gunicorn.app.wsgiapp impo
 
 #: What a proxy answers when its upstream failed: the app did not serve these.
 GATEWAY_ERRORS = frozenset({"502", "503", "504"})
+#: A Unix socket's path, with its terminating NUL, fits in sun_path's 108 bytes (Linux).
+SUN_PATH_MAX = 108
+#: Where a run's private directory goes when TMPDIR is too long for a socket path in it.
+SHORT_BASES = ("/tmp", "/var/tmp", "/dev/shm")
+#: The server's socket; the longest socket name in its directory (gunicorn.ctl is shorter).
+SOCKET_NAME = "gunicorn.sock"
 
 
 class BootError(HarnessError):
     """The server did not come up; the message is the one-line reason."""
+
+
+def private_dir(prefix: str, longest: str = SOCKET_NAME) -> Path:
+    """A new 0700 directory for one run, where ``<it>/<longest>`` fits in sun_path:
+    in TMPDIR when it is short enough, else in XDG_RUNTIME_DIR, /tmp, /var/tmp or
+    /dev/shm (a long TMPDIR would otherwise make every Unix socket fail to bind)."""
+    bases = (tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR"), *SHORT_BASES)
+    for base in filter(None, bases):
+        probe = os.path.join(base, prefix + "x" * 8, longest)  # mkdtemp adds 8 characters
+        if len(os.fsencode(probe)) >= SUN_PATH_MAX:
+            continue
+        try:
+            path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        except OSError:
+            continue
+        os.chmod(path, 0o700)  # whatever the umask left
+        return path
+    raise BootError(
+        f"no temporary directory short enough for a Unix socket path (TMPDIR "
+        f"{tempfile.gettempdir()} is too long, and {', '.join(SHORT_BASES)} are not "
+        "writable): set TMPDIR to a shorter path"
+    )
 
 
 def served(result: str, proxied: bool) -> bool:
@@ -113,8 +141,7 @@ class Server:
 
     def __init__(self, ctx: RunContext, spec: ServerSpec, cancel: Cancel) -> None:
         self.ctx, self.spec, self.cancel = ctx, spec, cancel
-        self.dir = Path(tempfile.mkdtemp(prefix="gunicorn-bisect-"))
-        os.chmod(self.dir, 0o700)
+        self.dir = private_dir("gunicorn-bisect-")
         self.token = uuid.uuid4().hex
         self.log = Log(self.dir / "gunicorn.log")
         self.mark = self.dir / "compat.mark"
@@ -124,7 +151,7 @@ class Server:
         if spec.bind == "tcp":
             self.port = processes.free_port()
         else:
-            self.socket_path = self.dir / "gunicorn.sock"
+            self.socket_path = self.dir / SOCKET_NAME
         self.workers = int(spec.settings.get("workers") or spec.defaults.get("workers") or 1)
         self.proxy: Proxy | None = None
         self.started = time.monotonic()
