@@ -40,7 +40,7 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
-def dying_with_us(argv: list[str]) -> list[str]:
+def _dying_with_us(argv: list[str]) -> list[str]:
     """A command line that runs ``argv`` (a program path first) and dies with the harness."""
     return [sys.executable, "-I", "-S", "-c", _EXEC, str(os.getpid()), *argv]
 
@@ -66,7 +66,7 @@ def launch(argv: list[str], *, cwd: Path, env: dict[str, str], output: Path) -> 
     under the run token ``env`` carries.  Raises OSError when it cannot start."""
     with open(output, "ab") as out:
         proc = subprocess.Popen(
-            dying_with_us(argv),
+            _dying_with_us(argv),
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -74,7 +74,7 @@ def launch(argv: list[str], *, cwd: Path, env: dict[str, str], output: Path) -> 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    register(proc, env[RUN_TOKEN_ENV])
+    _register(proc, env[RUN_TOKEN_ENV])
     return proc
 
 
@@ -89,7 +89,7 @@ _live: dict[int, tuple[subprocess.Popen, str]] = {}
 _lock = threading.Lock()
 
 
-def register(proc: subprocess.Popen, token: str) -> None:
+def _register(proc: subprocess.Popen, token: str) -> None:
     with _lock:
         _live[proc.pid] = (proc, token)
 

@@ -11,6 +11,7 @@ its run, even when the harness is SIGKILLed.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import pwd
@@ -29,7 +30,6 @@ from harness.model.errors import HarnessError
 from harness.model.verdict import last_line
 
 KINDS = ("h2o", "nginx")
-RUN_TOKEN_ENV = processes.RUN_TOKEN_ENV
 INSTALL = {"h2o": "apt-get install h2o", "nginx": "apt-get install nginx-light"}
 #: Debian installs nginx in /usr/sbin, which a non-root PATH often lacks.
 EXTRA_DIRS = ("/usr/sbin", "/usr/bin")
@@ -192,10 +192,9 @@ class Proxy:
         return "\n".join(text.splitlines()[-n:])
 
 
-def _last_line(text: str) -> str:
-    """The line that says why: the last error-looking one (nginx ends a failed bind with
-    a vaguer "still could not bind()"), else the last one."""
-    return last_line(text, prefer=("in use", "failed"), default="no output")
+# The line that says why: the last error-looking one (nginx ends a failed bind with a
+# vaguer "still could not bind()"), else the last one.
+_last_line = functools.partial(last_line, prefer=("in use", "failed"), default="no output")
 
 
 def _read_from(path: Path, offset: int) -> str:

@@ -1,9 +1,5 @@
-"""What gunicorn's own log says: workers booted and exited, the worker class in use,
-its effective settings, its errors and tracebacks.
-
-Read incrementally while the server runs (``Log``), and as plain text afterwards
-(the functions): pure parsing, tested without a server.
-"""
+"""What gunicorn's own log says (workers booted and exited, the worker class, its
+settings, errors and tracebacks): pure parsing, read incrementally while it runs."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """One server's life, the same for every scenario that boots one: boot, act, stop, result.
 
-A server scenario says what to boot (``spec``), what to do once it serves (``act``),
-what a boot that failed is (``not_booted``) and what its row shows (``facts``); this
-template owns the rest -- the deadline, the private directory, a teardown that
-always runs, and the fields every ``RunResult`` carries -- so no scenario repeats it.
+A scenario says what to boot, what to do once it serves and what a failed boot is; this
+template owns the deadline, the teardown that always runs and what every result carries.
 """
 
 from __future__ import annotations

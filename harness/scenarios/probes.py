@@ -1,10 +1,5 @@
-"""How a scenario asks a running server whether it serves: keep-alive load, and fresh
-connections that tell a refused path apart from a passing hiccup.
-
-A keep-alive connection reset while a worker recycles is normal; only fresh
-connections are evidence, and every wait here is bounded so that a silent server
-costs one probe's wait, not twenty.
-"""
+"""Asking a running server whether it serves: keep-alive load (a reset while a worker
+recycles is normal) and fresh connections (the evidence), every wait bounded."""
 
 from __future__ import annotations
 

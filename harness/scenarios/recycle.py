@@ -1,14 +1,10 @@
 """The run socket-loss and keeps-serving share: recycle every worker, then observe.
 
-The report's bottle "Hello World" app behind gunicorn bound to a Unix socket in a
-private directory; the threaded worker (``threads > 1`` makes gunicorn pick gthread,
-as in the report's config.py); a small ``max_requests`` so workers recycle within a
-second of keep-alive load (like wrk behind h2o).  Where a release's workers never
-recycle on ``max_requests``, each worker is sent a graceful SIGTERM in turn instead.
-After the restarts, *fresh* connections to the path are the evidence.
-
-This module observes; the rules that judge an ``Observation`` are a ``Kind``'s own
-(``socket_loss``, ``keeps_serving``), with the evidence phrases they share here.
+The report's bottle "Hello World" app behind gunicorn on a Unix socket; the threaded
+worker (``threads > 1`` makes gunicorn pick gthread, as in the report's config.py); a
+small ``max_requests`` so workers recycle within a second of keep-alive load, or a
+graceful SIGTERM to each worker where they never do.  Then *fresh* connections are
+the evidence.  A ``Kind``'s rules judge the ``Observation`` (with the phrases here).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""socket-loss: upstream issue #1298, the gthread worker unlinking its Unix socket.
-
-The run is ``recycle``'s (the report's server, every worker recycled, fresh
-connections afterwards); these are its rules.  A keep-alive connection reset by a
-recycling worker is normal, a path that is gone is the bug.
+"""socket-loss: upstream #1298, the gthread worker unlinking its Unix socket; the run is
+``recycle``'s, these are its rules.
 
 Verdicts (``decide``): ``fail`` the socket file is gone after a worker exit (#1298);
 ``outage`` the file stays but nothing answers new connections (another problem);
