@@ -182,7 +182,7 @@ class Recycling(ServerScenario):
     def act(self, server: Server, deadline: float, cancel: Cancel) -> Observation:
         """Make every worker exit (load, else SIGTERM), let them be replaced, probe."""
         obs: dict[str, Any] = {"booted": True, "worker_class": server.log.worker_class}
-        reserve = deadline - (2 * PROBE_TIMEOUT + 1.0)  # kept for the probes, whatever happens
+        until = deadline - (2 * PROBE_TIMEOUT + 1.0)  # the rest is kept for the probes
         if self.options.proxy:
             obs["proxy"] = self.options.proxy
             try:
@@ -190,9 +190,9 @@ class Recycling(ServerScenario):
             except ProxyError as exc:
                 obs["booted"], obs["boot_error"] = False, f"proxy did not start: {exc}"
                 return self._finish(server, obs)
-        gone_at = self._recycle(server, obs, reserve, cancel)
+        gone_at = self._recycle(server, obs, until, cancel)
         # fresh connections, after the replacements booted (or clearly will not)
-        self._settle(server, min(time.monotonic() + 3.0, reserve), cancel)
+        self._settle(server, min(time.monotonic() + 3.0, until), cancel)
         cancel.check()
         obs.update(
             recycles=recycles(server),
@@ -213,7 +213,9 @@ class Recycling(ServerScenario):
             obs["arbiter_exit"] = server.exit_status()
         return self._finish(server, obs)
 
-    def _recycle(self, server: Server, obs: dict[str, Any], until: float, cancel: Cancel):
+    def _recycle(
+        self, server: Server, obs: dict[str, Any], until: float, cancel: Cancel
+    ) -> int | None:
         """Load until every worker recycled on max_requests; SIGTERM each where none did.
         The restart after which the socket file was gone, if it went."""
         gone_at: int | None = None
