@@ -68,18 +68,18 @@ def test_a_relative_script_is_recorded_with_its_sha256(tmp_path: Path) -> None:
     script.write_text("#!/bin/sh\nexit 0\n")
     script.chmod(0o755)
     scenario = CommandScenario(Options(run="./check.sh --strict"), origin=tmp_path)
-    record = scenario.record()
+    record = scenario.about().record
     assert record["name"] == "run"
     assert record["command"] == "./check.sh --strict"
     assert record["file"] == str(script.resolve())
     assert len(record["sha256"]) == 64
     # CMD runs in a private directory: the script is called by its absolute path
     assert scenario.shell_command == f"{script.resolve()} --strict"
-    assert scenario.parameters() == {"command": "./check.sh --strict", "timeout": 20.0}
+    assert scenario.about().parameters == {"command": "./check.sh --strict", "timeout": 20.0}
 
 
 def test_a_plain_command_has_no_file_in_its_record(tmp_path: Path) -> None:
-    record = CommandScenario(Options(run="curl -sI x | grep -q y"), origin=tmp_path).record()
+    record = CommandScenario(Options(run="curl -sI x | grep -q y"), origin=tmp_path).about().record
     assert record["command"] == "curl -sI x | grep -q y"
     assert "file" not in record and "sha256" not in record
 

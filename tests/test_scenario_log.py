@@ -1,6 +1,6 @@
 """Reading gunicorn's log: the worker traceback, the boot error, the effective settings."""
 
-from harness.scenarios.server import boot_error, effective_setting, last_traceback
+from harness.scenarios.gunicorn_log import boot_error, effective_setting, last_traceback
 
 WORKER_CRASH = """\
 [2017-02-18 01:26:57 +0900] [56927] [INFO] Autorestarting worker after current request.

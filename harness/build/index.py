@@ -355,7 +355,7 @@ def project(name: str, cache_dir: Path, index_url: str | None = None) -> Project
         return _loaded[key]
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -368,7 +368,7 @@ def _still_good(path: Path, file: DistFile) -> bool:
     sha256; without one, by being a whole zip when it is a wheel) and readable."""
     try:
         if file.sha256:
-            return _sha256_of(path) == file.sha256
+            return sha256_of(path) == file.sha256
         if file.filename.endswith(".whl"):
             return intact(path)
         return os.access(path, os.R_OK)

@@ -22,6 +22,7 @@ from harness.host.fsutil import private_dir, run_temp_dir
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import CommitInfo
+from harness.model.verdict import last_line
 
 DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
 
@@ -100,8 +101,7 @@ def _slug(url: str) -> str:
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return redact_url(lines[-1]) if lines else "no error output"
+    return redact_url(last_line(text, default="no error output"))
 
 
 def _base_env() -> dict[str, str]:

@@ -1,15 +1,18 @@
-"""Server process hygiene: every gunicorn we start dies with its run.
+"""Process hygiene: every process a run starts (server, proxy, --run) dies with its run.
 
-Each server runs in its own session (so its process group holds the arbiter and all
-its workers) and carries a unique token in its environment.  Teardown kills the group
-and then sweeps /proc for any process still carrying the token -- a worker whose
-arbiter died, or one that left the group -- so nothing outlives a run, even on Ctrl-C.
+One launcher (``launch``) for all of them: its own session (so its process group holds
+the arbiter and all its workers), a unique run token in its environment, the harness's
+own Python scrubbed from that environment, and the parent-death signal.  Teardown kills
+the group and then sweeps /proc for any process still carrying the token -- a worker
+whose arbiter died, or one that left the group -- so nothing outlives a run, even on
+Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,9 +40,49 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
-def dying_with_us(argv: list[str]) -> list[str]:
+def _dying_with_us(argv: list[str]) -> list[str]:
     """A command line that runs ``argv`` (a program path first) and dies with the harness."""
     return [sys.executable, "-I", "-S", "-c", _EXEC, str(os.getpid()), *argv]
+
+
+def child_env(token: str, *, keep_python_settings: bool = False) -> dict[str, str]:
+    """The harness's environment for a process it starts, carrying the run token.
+
+    The harness's own Python must not leak into a target's: PYTHONPATH and PYTHONHOME
+    always go; the other PYTHON* settings too, unless they are the user's to keep (a
+    ``--run`` command is the user's own and may want PYTHONWARNINGS and the like).
+    """
+    if keep_python_settings:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+    else:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env[RUN_TOKEN_ENV] = token
+    return env
+
+
+def launch(argv: list[str], *, cwd: Path, env: dict[str, str], output: Path) -> subprocess.Popen:
+    """Start ``argv`` the one way every run's process starts: in its own session, dying
+    with the harness, stdout and stderr appended to ``output``, registered for teardown
+    under the run token ``env`` carries.  Raises OSError when it cannot start."""
+    with open(output, "ab") as out:
+        proc = subprocess.Popen(
+            _dying_with_us(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    register(proc, env[RUN_TOKEN_ENV])
+    return proc
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 _live: dict[int, tuple[subprocess.Popen, str]] = {}

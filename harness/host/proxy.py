@@ -11,6 +11,7 @@ its run, even when the harness is SIGKILLed.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import pwd
@@ -24,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.host import processes
+from harness.host.processes import free_port
 from harness.model.errors import HarnessError
+from harness.model.verdict import last_line
 
 KINDS = ("h2o", "nginx")
-RUN_TOKEN_ENV = processes.RUN_TOKEN_ENV
 INSTALL = {"h2o": "apt-get install h2o", "nginx": "apt-get install nginx-light"}
 #: Debian installs nginx in /usr/sbin, which a non-root PATH often lacks.
 EXTRA_DIRS = ("/usr/sbin", "/usr/bin")
@@ -144,13 +146,6 @@ def _command(kind: str, binary: str, workdir: Path, conf: Path) -> list[str]:
     return [binary, "-p", f"{workdir}/", "-e", str(workdir / "error.log"), "-c", str(conf)]
 
 
-def free_port() -> int:
-    """A 127.0.0.1 port nobody listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Proxy:
     """A running proxy; ``stop()`` it (idempotent) when the run ends."""
@@ -197,12 +192,9 @@ class Proxy:
         return "\n".join(text.splitlines()[-n:])
 
 
-def _last_line(text: str) -> str:
-    """The line that says why: the last error-looking one (nginx ends a failed bind with
-    a vaguer "still could not bind()"), else the last one."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    telling = [line for line in lines if "in use" in line or "failed" in line]
-    return (telling or lines or ["no output"])[-1]
+# The line that says why: the last error-looking one (nginx ends a failed bind with a
+# vaguer "still could not bind()"), else the last one.
+_last_line = functools.partial(last_line, prefer=("in use", "failed"), default="no output")
 
 
 def _read_from(path: Path, offset: int) -> str:
@@ -230,21 +222,14 @@ def _launch(
     conf.write_text(make(port, upstream, workdir, io_timeout))
     if kind == "nginx":
         (workdir / "temp").mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env[RUN_TOKEN_ENV] = token
     # The error log doubles as stdout/stderr: config errors printed before the proxy
     # opens its own log land in the same file (all writers append).
-    with open(workdir / "error.log", "ab") as log:
-        proc = subprocess.Popen(
-            processes.dying_with_us(_command(kind, binary, workdir, conf)),
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    processes.register(proc, token)
+    proc = processes.launch(
+        _command(kind, binary, workdir, conf),
+        cwd=workdir,
+        env=processes.child_env(token),
+        output=workdir / "error.log",
+    )
     return Proxy(kind=kind, port=port, workdir=workdir, proc=proc, token=token)
 
 

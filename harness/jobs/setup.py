@@ -87,7 +87,6 @@ def header(scenarios: Sequence[Scenario], command: str, host: dict, notes: list[
             params[key] = list(dict.fromkeys(getattr(c, key) or "auto" for c in columns))
         record = {**record, "parameters": params}
     table = Table(columns, list(scenario.axes()))
-    notes = scenario.notes() + notes
     return Report(command, host, line, table, scenario=record, title=about.title, notes=notes)
 
 

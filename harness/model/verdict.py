@@ -84,9 +84,12 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+def last_line(text: str, *, prefer: Sequence[str] = (), default: str = "") -> str:
+    """The line of a tool's output that says why: the last one containing any of
+    ``prefer`` when there is one, else the last non-empty line, else ``default``."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    telling = [ln for ln in lines if any(word in ln for word in prefer)]
+    return (telling or lines or [default])[-1]
 
 
 def combine(decisions: Sequence[Decision]) -> Decision:

@@ -13,8 +13,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness.build import index, wheels
+from harness.build.environments import Extra
 from harness.build.interpreters import Interpreter
-from harness.scenarios.base import Extra
 
 BOTTLE_AS_REPORTED = "0.12.13"
 

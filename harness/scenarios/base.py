@@ -1,15 +1,15 @@
-"""The scenario interface and the registry of built-in scenarios.
+"""The scenario protocol: what the jobs, the report and the CLI may ask of a scenario.
 
 A scenario says what it needs (extra wheels, modules its boot probe must import, the
 worker class to resolve), runs against one environment with a cancellation handle,
-and decides -- purely -- from its observation to a verdict with evidence.  The runner,
-environments, report and CLI only ever talk to this interface.
+and decides -- purely -- from its observation to a verdict with evidence; ``axes`` are
+the questions its table answers and ``about`` is its presentation, as data.  This
+module imports no scenario: the registry picks one, the jobs only talk to this.
 """
 
 from __future__ import annotations
 
 import abc
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,9 @@ from harness.build.interpreters import Interpreter
 from harness.host.cancel import Cancel
 from harness.model.errors import HarnessError
 from harness.model.verdict import Axis, Decision, Verdict
+
+#: The scenario a run uses when none is named (its header line omits the name).
+DEFAULT = "socket-loss"
 
 
 class ScenarioError(HarnessError):
@@ -67,6 +70,7 @@ class Options:
     timeout: float = 20.0  # one run, whatever the server does
     terms: tuple[str, str] | None = None  # names of the old and new state (--terms)
     run: str | None = None  # --run CMD
+    path: str = "/"  # what the scenario's probes and load request
 
 
 @dataclass(frozen=True)
@@ -84,108 +88,57 @@ class About:
     parameters: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)  # how the JSON record names it
 
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        description: str,
+        summary: str,
+        title: str,
+        parameters: dict[str, Any],
+        **named: Any,
+    ) -> About:
+        """The record names the scenario, its parameters and, for the user's own
+        checks, what identifies them (``named``: the command, the file, its sha256)."""
+        record = {"name": name, "description": description, "parameters": parameters, **named}
+        return cls(name, description, summary, title, parameters, record)
+
 
 DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 
 
+def primary_axis(terms: tuple[str, str] | None) -> Axis:
+    """pass -> fail, under the names the user chose with --terms."""
+    if terms is None:
+        return DEFAULT_AXIS
+    old, new = terms
+    return Axis("primary", Verdict.PASS, Verdict.FAIL, old, new)
+
+
 class Scenario(abc.ABC):
-    """One way to judge a gunicorn build.  Subclasses set ``name`` and ``description``."""
+    """One way to judge a gunicorn build: needs, run, decide, axes, about.
 
-    name: str = ""
-    description: str = ""
-    #: heading of the markdown report
-    title: str = "Gunicorn bisection report"
-    options: Options = Options()
+    ``decide`` applies ``rules``, the scenario's pure function from its observation to
+    a decision; a subclass sets both ``options`` and ``rules`` when it is made.
+    """
 
-    def primary_axis(self) -> Axis:
-        """pass -> fail, under the names the user chose with --terms."""
-        if self.options.terms is None:
-            return DEFAULT_AXIS
-        old, new = self.options.terms
-        return Axis("primary", Verdict.PASS, Verdict.FAIL, old, new)
-
-    def axes(self) -> list[Axis]:
-        """The questions the release table answers; the first is the scenario's own."""
-        return [self.primary_axis()]
-
-    def parameters(self) -> dict[str, Any]:
-        """The scenario's knobs as data (JSON record)."""
-        return {}
-
-    def describe(self) -> str:
-        """One line for the report header."""
-        return self.name
+    options: Options
+    rules: Callable[[Any], Decision]
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         return EnvNeeds()
 
-    def record(self) -> dict[str, Any]:
-        """How the record names this scenario: name, parameters, and for user-provided
-        checks the command or file with its sha256."""
-        return {"name": self.name, "description": self.description, "parameters": self.parameters()}
-
-    def about(self) -> About:
-        """The scenario as the report and the record present it."""
-        return About(
-            self.name,
-            self.description,
-            self.describe(),
-            self.title,
-            self.parameters(),
-            self.record(),
-        )
-
-    def notes(self) -> list[str]:
-        """Lines the report prints under the table (set by the session)."""
-        return []
-
     @abc.abstractmethod
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult: ...
 
-    @abc.abstractmethod
     def decide(self, observation: Any) -> Decision:
         """Pure: the scenario's rules from its observation to a verdict with evidence."""
+        return self.rules(observation)
 
+    def axes(self) -> list[Axis]:
+        """The questions the release table answers; the first is the scenario's own."""
+        return [primary_axis(self.options.terms)]
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-#: The scenario a run uses when none is named (its header line omits the name).
-DEFAULT = "socket-loss"
-
-# name -> (factory from the CLI's options, one-line description)
-REGISTRY: dict[str, tuple[Callable[[Any], Scenario], str]] = {}
-
-
-def register(name: str, description: str) -> Callable:
-    """Class decorator: ``@register("socket-loss", "...")`` adds a built-in scenario."""
-
-    def wrap(cls):
-        cls.name, cls.description = name, description
-        REGISTRY[name] = (cls.from_options, description)
-        return cls
-
-    return wrap
-
-
-def listing() -> list[tuple[str, str]]:
-    _load_builtins()
-    return sorted((n, d) for n, (_, d) in REGISTRY.items())
-
-
-def _load_builtins() -> None:
-    from harness.scenarios import keeps_serving, socket_loss  # noqa: F401
-
-
-def create(name: str, options: Any) -> Scenario:
-    """A built-in scenario by name, or a user's scenario file (a path ending in .py)."""
-    _load_builtins()
-    if name.endswith(".py") or "/" in name:
-        from harness.scenarios.user import UserScenario
-
-        return UserScenario.from_file(Path(name), options)
-    if name not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise ScenarioError(f"unknown scenario {name!r}: choose one of {known}, or give a .py file")
-    return REGISTRY[name][0](options)
+    @abc.abstractmethod
+    def about(self) -> About:
+        """The scenario as the report and the record present it."""

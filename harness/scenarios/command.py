@@ -18,26 +18,19 @@ import shlex
 import shutil
 import signal as signals
 import subprocess
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.build.index import sha256_of
 from harness.host import processes
 from harness.host.cancel import Cancel
 from harness.host.compat import SHIM_MARK_ENV
 from harness.model.verdict import Decision, Verdict
-from harness.scenarios.base import (
-    Options,
-    RunContext,
-    RunResult,
-    Scenario,
-    ScenarioError,
-    sha256_of,
-)
-from harness.scenarios.server import RUN_TOKEN_ENV
+from harness.scenarios.base import About, Options, RunContext, RunResult, Scenario, ScenarioError
+from harness.scenarios.server import SOCKET_NAME, private_dir
 
 TARGET_ENV = "GUNICORN_BISECT_TARGET"
 PYTHON_ENV = "GUNICORN_BISECT_PYTHON"
@@ -138,33 +131,21 @@ def _absolute_program(command: str, origin: Path) -> tuple[str, Path | None]:
 class CommandScenario(Scenario):
     """The user's command as a scenario: no server of ours, only process hygiene."""
 
-    name = "run"
-    description = "your own command, git-bisect-run exit codes"
-    title = "Gunicorn bisection report: your check"
+    DESCRIPTION = "your own command, git-bisect-run exit codes"
 
     def __init__(self, options: Options, origin: Path | None = None) -> None:
         if options.run is None or not options.run.strip():
             raise ScenarioError("--run needs a command")
         self.options = options
+        self.rules = decide
         self.command = options.run
         self.origin = (origin or Path.cwd()).resolve()
         self.shell_command, self.program = _absolute_program(self.command, self.origin)
 
-    @classmethod
-    def from_options(cls, options: Options) -> CommandScenario:
-        return cls(options)
-
-    # -- what it is ----------------------------------------------------------------------
-    def describe(self) -> str:
-        """The command as given (the report header prefixes the name: "run: CMD")."""
-        return self.command
-
-    def parameters(self) -> dict[str, Any]:
-        return {"command": self.command, "timeout": self.options.timeout}
-
-    def record(self) -> dict[str, Any]:
-        out = super().record()
-        out["command"] = self.command
+    def about(self) -> About:
+        """The header shows the command as given (prefixed by the name: "run: CMD"); the
+        record names the file it runs, with its sha256, when there is one."""
+        named: dict[str, Any] = {"command": self.command}
         program = self.program
         if program is None:  # `sh check.sh`, `bash ./x` ...: name the file the shell runs
             word = _first_word(self.command)
@@ -172,14 +153,16 @@ class CommandScenario(Scenario):
             if candidate is not None and candidate.is_file():
                 program = candidate.resolve()
         if program is not None:
-            out["file"] = str(program)
-            out["sha256"] = sha256_of(program)
-        return out
+            named["file"] = str(program)
+            named["sha256"] = sha256_of(program)
+        parameters = {"command": self.command, "timeout": self.options.timeout}
+        title = "Gunicorn bisection report: your check"
+        return About.of("run", self.DESCRIPTION, self.command, title, parameters, **named)
 
     # -- the run ---------------------------------------------------------------------------
     def environment(self, ctx: RunContext, mark: Path, token: str) -> dict[str, str]:
         """The harness's environment minus its Python, plus the target's and ours."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+        env = processes.child_env(token, keep_python_settings=True)
         bin_dir = ctx.python.parent
         env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", os.defpath)])
         env["VIRTUAL_ENV"] = str(ctx.env_root)
@@ -187,7 +170,6 @@ class CommandScenario(Scenario):
         env[PYTHON_ENV] = str(ctx.python)
         env[SHA_ENV] = ctx.sha or ""
         env[ORIGIN_ENV] = str(self.origin)
-        env[RUN_TOKEN_ENV] = token
         if ctx.compat_dir is not None:
             env["PYTHONPATH"] = str(ctx.compat_dir)
             env[SHIM_MARK_ENV] = str(mark)
@@ -195,8 +177,7 @@ class CommandScenario(Scenario):
 
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
         """Run CMD once, bounded by ``ctx.timeout``; always kill all it started."""
-        root = Path(tempfile.mkdtemp(prefix="gunicorn-bisect-run-"))
-        os.chmod(root, 0o700)
+        root = private_dir("gunicorn-bisect-run-", "work/" + SOCKET_NAME)
         work = root / "work"
         work.mkdir(mode=0o700)
         out_path, mark = root / "output.log", root / "compat.mark"
@@ -205,21 +186,16 @@ class CommandScenario(Scenario):
         proc: subprocess.Popen | None = None
         timed_out = False
         try:
-            with open(out_path, "wb") as out:
-                try:
-                    proc = subprocess.Popen(
-                        processes.dying_with_us(["/bin/sh", "-c", self.shell_command]),
-                        cwd=work,
-                        env=self.environment(ctx, mark, token),
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                except OSError as exc:
-                    obs = Observation(None, launch_error=exc.strerror or str(exc))
-                    return RunResult(obs, duration=time.monotonic() - started)
-            processes.register(proc, token)
+            try:
+                proc = processes.launch(
+                    ["/bin/sh", "-c", self.shell_command],
+                    cwd=work,
+                    env=self.environment(ctx, mark, token),
+                    output=out_path,
+                )
+            except OSError as exc:
+                obs = Observation(None, launch_error=exc.strerror or str(exc))
+                return RunResult(obs, duration=time.monotonic() - started)
             deadline = started + ctx.timeout
             while proc.poll() is None:
                 if time.monotonic() >= deadline:
@@ -246,9 +222,6 @@ class CommandScenario(Scenario):
             seconds=ctx.timeout if timed_out else round(seconds, 3),
         )
         return RunResult(obs, log=log, duration=seconds, compat_used=compat_used)
-
-    def decide(self, observation: Observation) -> Decision:
-        return decide(observation)
 
 
 def _read_end(path: Path, limit: int = LOG_BYTES) -> str:

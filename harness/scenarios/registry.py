@@ -1,29 +1,46 @@
-"""The one place a scenario is chosen: built-ins by name, a scenario file, or ``--run``.
+"""The one place a scenario is chosen: a built-in by name, a scenario file, or ``--run``.
 
-Callers (the CLI, bench/) ask only this module; what a name means lives here.
+Callers (the CLI, bench/) ask only this module.  A new built-in is one rules module
+and one line in ``BUILTINS``; ``--list-scenarios`` is generated from this table.
 """
 
 from __future__ import annotations
 
-from harness.scenarios import base
-from harness.scenarios.base import DEFAULT, Options, Scenario
+from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["DEFAULT", "create", "listing"]
+from harness.scenarios import keeps_serving, socket_loss
+from harness.scenarios.base import DEFAULT, Options, Scenario, ScenarioError
+from harness.scenarios.command import CommandScenario
+from harness.scenarios.user import UserScenario
+
+__all__ = ["BUILTINS", "DEFAULT", "create", "listing"]
+
+#: name -> (factory from the command line's options, one line for the listing)
+BUILTINS: dict[str, tuple[Callable[[Options], Scenario], str]] = {
+    socket_loss.NAME: (socket_loss.create, socket_loss.DESCRIPTION),
+    keeps_serving.NAME: (keeps_serving.create, keeps_serving.DESCRIPTION),
+}
+#: the user's own kinds, after the built-ins in the listing
+OWN = [
+    ("FILE.py", "your own scenario file (see README: Your own scenario)"),
+    ("--run CMD", CommandScenario.DESCRIPTION),
+]
 
 
 def create(name: str | None, options: Options) -> Scenario:
     """``--run CMD`` (``options.run``), a scenario file (a path), or a built-in by name."""
     if options.run is not None:
-        from harness.scenarios.command import CommandScenario
-
-        return CommandScenario.from_options(options)
-    return base.create(name or DEFAULT, options)
+        return CommandScenario(options)
+    name = name or DEFAULT
+    if name.endswith(".py") or "/" in name:
+        return UserScenario.from_file(Path(name), options)
+    if name not in BUILTINS:
+        known = ", ".join(sorted(BUILTINS))
+        raise ScenarioError(f"unknown scenario {name!r}: choose one of {known}, or give a .py file")
+    return BUILTINS[name][0](options)
 
 
 def listing() -> list[tuple[str, str]]:
     """(name, one line) for ``--list-scenarios``: the built-ins, then the user's own kinds."""
-    return [
-        *base.listing(),
-        ("FILE.py", "your own scenario file (see README: Your own scenario)"),
-        ("--run CMD", "your own command, git-bisect-run exit codes"),
-    ]
+    return [*sorted((n, d) for n, (_, d) in BUILTINS.items()), *OWN]

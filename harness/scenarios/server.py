@@ -1,18 +1,17 @@
-"""The one place that boots gunicorn: config, launch, wait until it serves, read its
-log, signal it, probe it, tear it down.  Every scenario (and a user's scenario file)
-uses this fixture, so process hygiene and time bounds are the same for all.
+"""The one place that boots gunicorn: config, launch, wait until it serves, signal it,
+probe it, tear it down.  Every server scenario (and a user's scenario file) uses it
+(through ``lifecycle``), so process hygiene and time bounds are the same for all.
 
-The server runs from the target's environment in a private 0700 directory, in its
-own session, with a run token in its environment (teardown kills the group, then
-sweeps for the token), and dies with the harness even on SIGKILL (PR_SET_PDEATHSIG).
+The server runs from the target's environment in a private 0700 directory, through
+the one launcher of ``host.processes``: its own session, a run token in its
+environment (teardown kills the group, then sweeps for the token), and death with the
+harness even on SIGKILL (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
-import codecs
 import errno
 import os
-import re
 import shutil
 import signal as signals
 import socket
@@ -32,8 +31,7 @@ from harness.host.proxy import Proxy
 from harness.host.proxy import start as start_proxy
 from harness.model.errors import HarnessError
 from harness.scenarios.base import RunContext
-
-RUN_TOKEN_ENV = processes.RUN_TOKEN_ENV
+from harness.scenarios.gunicorn_log import Log, boot_error, effective_setting
 
 #: A plain WSGI app: what a user's scenario file gets when it brings none.
 PLAIN_APP = """\
@@ -43,139 +41,53 @@ def app(environ, start_response):
     return [body]
 """
 
-# The arbiter asks the kernel to SIGKILL it if the harness dies (even by SIGKILL, which no
-# handler sees); its workers notice the lost parent and exit on their own.  Linux only,
-# hence the guard; Python 3.6-safe, since it runs in the target interpreter.
-LAUNCH = """\
-import os, sys
-try:
-    import ctypes
-    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-except Exception:
-    pass
-if os.getppid() != int(sys.argv.pop(1)):
-    sys.exit('gunicorn-bisect: the harness is gone')
-sys.argv[0] = 'gunicorn'
-from gunicorn.app.wsgiapp import run
-run()
-"""
+# gunicorn's console script, as the target interpreter runs it (Python 3.6-safe); the
+# launcher has already set the parent-death signal and checked the harness is alive.
+GUNICORN = "import sys; sys.argv[0] = 'gunicorn'; from gunicorn.app.wsgiapp import run; run()"
 
-# gunicorn's name for a worker class in "Using worker: ..." -> the name users pass
-_WORKER_NAMES = {"threads": "gthread", "sync": "sync"}
+
+#: What a proxy answers when its upstream failed: the app did not serve these.
+GATEWAY_ERRORS = frozenset({"502", "503", "504"})
+#: A Unix socket's path, with its terminating NUL, fits in sun_path's 108 bytes (Linux).
+SUN_PATH_MAX = 108
+#: Where a run's private directory goes when TMPDIR is too long for a socket path in it.
+SHORT_BASES = ("/tmp", "/var/tmp", "/dev/shm")
+#: The server's socket; the longest socket name in its directory (gunicorn.ctl is shorter).
+SOCKET_NAME = "gunicorn.sock"
 
 
 class BootError(HarnessError):
     """The server did not come up; the message is the one-line reason."""
 
 
-class PhaseTimeout(Exception):
-    """The run's deadline passed during a phase; the message names the phase."""
-
-
-def server_command(python: Path, conf: Path, app: str) -> list[str]:
-    return [str(python), "-c", LAUNCH, str(os.getpid()), "-c", str(conf), app]
-
-
-class Log:
-    """Incremental reader of the server's log file, and what it says."""
-
-    BOOT = re.compile(r"Booting worker with pid: (\d+)")
-    EXIT = re.compile(r"Worker exiting \(pid: (\d+)\)")
-    USING = re.compile(r"Using worker: (\S+)")
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.text = ""
-        self._offset = 0
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def refresh(self) -> str:
-        """Append what the server wrote since the last call (polled every few ms)."""
+def private_dir(prefix: str, longest: str = SOCKET_NAME) -> Path:
+    """A new 0700 directory for one run, where ``<it>/<longest>`` fits in sun_path:
+    in TMPDIR when it is short enough, else in XDG_RUNTIME_DIR, /tmp, /var/tmp or
+    /dev/shm (a long TMPDIR would otherwise make every Unix socket fail to bind)."""
+    bases = (tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR"), *SHORT_BASES)
+    for base in filter(None, bases):
+        probe = os.path.join(base, prefix + "x" * 8, longest)  # mkdtemp adds 8 characters
+        if len(os.fsencode(probe)) >= SUN_PATH_MAX:
+            continue
         try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self._offset)
-                chunk = fh.read()
+            path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
         except OSError:
-            return self.text
-        self._offset += len(chunk)
-        self.text += self._decoder.decode(chunk)
-        return self.text
-
-    @property
-    def boots(self) -> int:
-        return len(self.BOOT.findall(self.text))
-
-    @property
-    def exits(self) -> int:
-        return len(set(self.EXIT.findall(self.text)))
-
-    @property
-    def worker_pids(self) -> list[int]:
-        """Workers booted and not (yet) logged as exiting, oldest first."""
-        gone = set(self.EXIT.findall(self.text))
-        return [int(p) for p in self.BOOT.findall(self.text) if p not in gone]
-
-    @property
-    def worker_class(self) -> str | None:
-        found = self.USING.search(self.text)
-        if not found:
-            return None
-        name = found.group(1)
-        return _WORKER_NAMES.get(name, name.rsplit(".", 1)[-1])
-
-    def errors(self, limit: int = 3) -> list[str]:
-        """The arbiter's and workers' own error lines, quoted as evidence."""
-        found = re.findall(r"^\[[^]]*\] \[\d+\] \[(?:ERROR|CRITICAL)\] (.+)$", self.text, re.M)
-        return list(dict.fromkeys(found))[-limit:]
+            continue
+        os.chmod(path, 0o700)  # whatever the umask left
+        return path
+    raise BootError(
+        f"no temporary directory short enough for a Unix socket path (TMPDIR "
+        f"{tempfile.gettempdir()} is too long, and {', '.join(SHORT_BASES)} are not "
+        "writable): set TMPDIR to a shorter path"
+    )
 
 
-def last_traceback(log: str) -> str:
-    """The last Python traceback in a gunicorn log (a worker's, in the failing case)."""
-    lines = log.splitlines()
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
-    if not starts:
-        return ""
-    block = [lines[starts[-1]]]
-    for ln in lines[starts[-1] + 1 :]:
-        if ln.startswith("[") and "] [" in ln:  # the next log record
-            break
-        block.append(ln)
-        if ln and not ln[0].isspace():  # the unindented exception line closes it
-            break
-    return "\n".join(block).strip()
-
-
-def effective_setting(log: str, name: str) -> str | None:
-    """A setting as the arbiter reports it ("Current configuration:" at debug level).
-
-    With ``--gunicorn-config`` the user's file decides workers and max_requests; the
-    counts a scenario waits for must be the server's own, not our defaults.
-    """
-    found = re.search(rf"^\s+{re.escape(name)}: (\S+)\s*$", log, flags=re.M)
-    return found.group(1) if found else None
-
-
-def boot_error(log: str) -> str:
-    """The most telling line of a server that did not come up."""
-    for pattern in (
-        r"connection to \S+ failed: (.+)",
-        r"^(\w*Error: .+)$",
-        r"^(\w*Exception: .+)$",
-    ):
-        found = re.findall(pattern, log, flags=re.M)
-        if found:
-            return found[-1].strip()
-    for ln in reversed(log.splitlines()):
-        if ln.strip() and "DEBUG" not in ln:
-            return re.sub(r"^\[[^]]*\] \[\d+\] \[\w+\] ", "", ln.strip())
-    return "no output"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def served(result: str, proxied: bool) -> bool:
+    """Did the app answer?  ``result`` is a probe's ("ok", "HTTP 404", "ECONNREFUSED")
+    or a status code ("404"): any HTTP status is an answer (a 404 on a path the app
+    lacks included), except a proxy's own 502/503/504; no status is no answer."""
+    code = "200" if result == "ok" else result.removeprefix("HTTP ")
+    return code.isdigit() and not (proxied and code in GATEWAY_ERRORS)
 
 
 def probe_once(address: str | tuple[str, int], timeout: float = 2.0, path: str = "/") -> str:
@@ -221,15 +133,15 @@ class ServerSpec:
     config_file: Path | None = None
     bind: str = "unix"  # or "tcp"
     boot_timeout: float = 10.0
+    path: str = "/"  # what the readiness probe requests (any status will do)
 
 
 class Server:
-    """A running gunicorn from the target's environment (use as a context manager)."""
+    """A gunicorn from the target's environment: ``start()`` it, always ``stop()`` it."""
 
     def __init__(self, ctx: RunContext, spec: ServerSpec, cancel: Cancel) -> None:
         self.ctx, self.spec, self.cancel = ctx, spec, cancel
-        self.dir = Path(tempfile.mkdtemp(prefix="gunicorn-bisect-"))
-        os.chmod(self.dir, 0o700)
+        self.dir = private_dir("gunicorn-bisect-")
         self.token = uuid.uuid4().hex
         self.log = Log(self.dir / "gunicorn.log")
         self.mark = self.dir / "compat.mark"
@@ -237,9 +149,9 @@ class Server:
         self.socket_path: Path | None = None
         self.port: int | None = None
         if spec.bind == "tcp":
-            self.port = free_port()
+            self.port = processes.free_port()
         else:
-            self.socket_path = self.dir / "gunicorn.sock"
+            self.socket_path = self.dir / SOCKET_NAME
         self.workers = int(spec.settings.get("workers") or spec.defaults.get("workers") or 1)
         self.proxy: Proxy | None = None
         self.started = time.monotonic()
@@ -321,15 +233,15 @@ class Server:
 
     def _env(self) -> dict[str, str]:
         """The server's environment: nothing from the harness's Python leaks in."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        env[RUN_TOKEN_ENV] = self.token
+        env = processes.child_env(self.token)
         env[SHIM_MARK_ENV] = str(self.mark)
         if self.ctx.compat_dir is not None:
             env["PYTHONPATH"] = str(self.ctx.compat_dir)
         return env
 
     def start(self) -> None:
-        """Launch and wait until the socket answers and every worker has booted.
+        """Launch and wait until every worker has booted and the socket answers HTTP,
+        whatever the status: the app may have no ``/`` at all.
 
         Raises BootError with the most telling line of the log when it does not.
         """
@@ -337,17 +249,12 @@ class Server:
         (self.dir / f"{module}.py").write_text(self.spec.app_source)
         conf = self.dir / "gunicorn_conf.py"
         conf.write_text(self._config())
-        with open(self.log.path, "wb") as logf:
-            self.proc = subprocess.Popen(
-                server_command(self.ctx.python, conf, self.spec.app),
-                cwd=self.dir,
-                env=self._env(),
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        processes.register(self.proc, self.token)
+        self.proc = processes.launch(
+            [str(self.ctx.python), "-c", GUNICORN, "-c", str(conf), self.spec.app],
+            cwd=self.dir,
+            env=self._env(),
+            output=self.log.path,
+        )
         deadline = self.started + self.spec.boot_timeout
         while time.monotonic() < deadline:
             self.cancel.check()
@@ -362,7 +269,7 @@ class Server:
             if (
                 self.listening()
                 and self.log.boots >= self.workers
-                and probe_once(self.address, 2.0) == "ok"
+                and served(probe_once(self.address, 2.0, self.spec.path), proxied=False)
             ):
                 self.boot_seconds = round(time.monotonic() - self.started, 3)
                 return
@@ -422,9 +329,3 @@ class Server:
     def scrub(self, text: str) -> str:
         """The private directory's random name is noise in evidence meant to be compared."""
         return text.replace(str(self.dir), "<tmpdir>")
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

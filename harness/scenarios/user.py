@@ -1,16 +1,4 @@
-"""A scenario written by a user: ``--scenario path/to/file.py``.
-
-The file is imported in the harness's own Python and defines (only ``check`` is required)::
-
-    \"\"\"One line: what this scenario shows (the report's description).\"\"\"
-    APP = "...WSGI module source, defines app..."  # default: a plain Hello World
-    REQUIRES = ["bottle==0.12.13"]                 # extra distributions the app imports
-    SETTINGS = {"workers": 3, "threads": 5}        # gunicorn settings
-    BIND = "unix"                                  # or "tcp"
-
-    def check(server):
-        ...
-        return "fail", "socket file gone after a worker exit"
+"""A scenario written by a user: ``--scenario path/to/file.py`` (see ``user_file``).
 
 The harness boots gunicorn from the target's environment (and waits until it listens
 and every worker booted), calls ``check`` in a worker thread with a ``ServerFixture``
@@ -21,13 +9,8 @@ server is killed and the thread is abandoned (a daemon).  ``decide`` is pure.
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-import inspect
-import itertools
 import os
 import signal as signals
-import sys
 import threading
 import time
 import traceback
@@ -36,184 +19,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from harness.build.interpreters import Interpreter
 from harness.build.wheels import ArtifactError
 from harness.host.cancel import Cancel, Cancelled
 from harness.model.verdict import Decision, Verdict
 from harness.scenarios import app_bottle
-from harness.scenarios.base import (
-    EnvNeeds,
-    Options,
-    RunContext,
-    RunResult,
-    Scenario,
-    ScenarioError,
-    sha256_of,
-)
-from harness.scenarios.server import PLAIN_APP, BootError, Server, ServerSpec, last_traceback
+from harness.scenarios.base import About, EnvNeeds, Options
+from harness.scenarios.gunicorn_log import Log
+from harness.scenarios.lifecycle import ServerScenario, server_traceback
+from harness.scenarios.server import PLAIN_APP, Server, ServerSpec
+from harness.scenarios.user_file import FUNCTION, ScenarioFile, load
 
-FUNCTION = "check"
-#: gunicorn settings the harness owns (where it listens, foreground, its log)
-OWNED = frozenset({"bind", "daemon", "pidfile", "errorlog", "loglevel"})
-#: the only distribution REQUIRES may name, and the version that must satisfy its pin
-SUPPORTED = {"bottle": app_bottle.BOTTLE_AS_REPORTED}
 VERDICTS = {"pass": Verdict.PASS, "fail": Verdict.FAIL, "error": Verdict.ERROR}
 
-_serial = itertools.count(1)
 
-
+# -- what check() gets: the running server as a small API that stays stable -----------------
 class RunOver(BaseException):
     """Raised in ``check``'s thread when the run ended (deadline or Ctrl-C) while it
     waited: a BaseException so that a broad ``except Exception`` does not swallow it."""
 
 
-# -- the file ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ScenarioFile:
-    """What a scenario file defines, validated."""
-
-    path: Path
-    sha256: str
-    description: str
-    function: Callable[[Any], Any]
-    app: str
-    requires: tuple[Requirement, ...]
-    settings: dict[str, Any]
-    bind: str
-
-
-def _where(exc: BaseException, path: Path) -> str:
-    """' (line N)' of the deepest frame in the scenario file, if any."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
-    return f" (line {frames[-1].lineno})" if frames else ""
-
-
-def _import(path: Path) -> Any:
-    """Import the file under a module name of its own; every failure is one line."""
-    name = f"gunicorn_bisect_scenario_{next(_serial)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ScenarioError(f"scenario file {path}: cannot be imported as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling look the module up
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        sys.modules.pop(name, None)
-        raise ScenarioError(
-            f"scenario file {path}: syntax error at line {exc.lineno}: {exc.msg}"
-        ) from None
-    except BaseException as exc:  # ImportError, NameError, SystemExit ...
-        sys.modules.pop(name, None)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        what = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        raise ScenarioError(
-            f"scenario file {path}: does not import{_where(exc, path)}: {what}"
-        ) from None
-    return module
-
-
-def _literal(value: Any) -> bool:
-    """Does ``repr(value)`` read back as the same value (it is written into a config file)?"""
-    try:
-        return ast.literal_eval(repr(value)) == value
-    except (ValueError, SyntaxError):
-        return False
-
-
-def _requires(path: Path, value: Any) -> tuple[Requirement, ...]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(r, str) for r in value):
-        raise ScenarioError(f"scenario file {path}: REQUIRES must be a list of strings")
-    out = []
-    for text in value:
-        try:
-            req = Requirement(text)
-        except InvalidRequirement as exc:
-            raise ScenarioError(f"scenario file {path}: REQUIRES {text!r}: {exc}") from None
-        name = canonicalize_name(req.name)
-        if name not in SUPPORTED:
-            raise ScenarioError(
-                f"scenario file {path}: REQUIRES {text!r}: only bottle is supported "
-                "(an app that needs more can be plain WSGI)"
-            )
-        if req.specifier and not req.specifier.contains(SUPPORTED[name], prereleases=True):
-            raise ScenarioError(
-                f"scenario file {path}: REQUIRES {text!r}: the harness provides "
-                f"{name} {SUPPORTED[name]} (the newest 0.12 on Python >= 3.10)"
-            )
-        out.append(req)
-    return tuple(out)
-
-
-def load(path: Path) -> ScenarioFile:
-    """Import and validate a scenario file; ScenarioError (one line) when it cannot be used."""
-    if not path.is_file():
-        raise ScenarioError(f"scenario file {path}: no such file")
-    try:
-        sha = sha256_of(path)
-    except OSError as exc:
-        raise ScenarioError(f"scenario file {path}: {exc.strerror or exc}") from None
-    module = _import(path)
-    doc = (getattr(module, "__doc__", None) or "").strip()
-    description = doc.splitlines()[0].strip() if doc else ""
-    function = getattr(module, FUNCTION, None)
-    if not callable(function):
-        raise ScenarioError(f"scenario file {path}: defines no function {FUNCTION}(server)")
-    try:
-        inspect.signature(function).bind(None)
-    except TypeError:
-        raise ScenarioError(
-            f"scenario file {path}: {FUNCTION}() must take one argument, the server"
-        ) from None
-    except ValueError:
-        pass  # no signature to inspect (a builtin): let the call tell
-    app = getattr(module, "APP", PLAIN_APP)
-    if not isinstance(app, str):
-        raise ScenarioError(f"scenario file {path}: APP must be a string (a WSGI module's source)")
-    try:
-        compile(app, f"{path}:APP", "exec")
-    except SyntaxError as exc:
-        raise ScenarioError(
-            f"scenario file {path}: APP has a syntax error at its line {exc.lineno}: {exc.msg}"
-        ) from None
-    settings = getattr(module, "SETTINGS", {})
-    if not isinstance(settings, dict) or not all(
-        isinstance(k, str) and k.isidentifier() for k in settings
-    ):
-        raise ScenarioError(
-            f"scenario file {path}: SETTINGS must be a dict of gunicorn setting names"
-        )
-    owned = sorted(OWNED & set(settings))
-    if owned:
-        raise ScenarioError(
-            f"scenario file {path}: SETTINGS may not set {', '.join(owned)} "
-            f"(the harness owns {', '.join(sorted(OWNED))}; use BIND = 'unix' or 'tcp')"
-        )
-    for key, value in settings.items():
-        if not _literal(value):
-            raise ScenarioError(
-                f"scenario file {path}: SETTINGS[{key!r}] = {value!r} is not a plain value"
-            )
-    bind = getattr(module, "BIND", "unix")
-    if bind not in ("unix", "tcp"):
-        raise ScenarioError(f"scenario file {path}: BIND must be 'unix' or 'tcp', not {bind!r}")
-    return ScenarioFile(
-        path=path,
-        sha256=sha,
-        description=description,
-        function=function,
-        app=app,
-        requires=_requires(path, getattr(module, "REQUIRES", [])),
-        settings=dict(settings),
-        bind=bind,
-    )
-
-
-# -- what check() gets ---------------------------------------------------------------------------
 class ServerFixture:
     """The running server as ``check(server)`` sees it: a small API that stays stable.
 
@@ -225,7 +50,7 @@ class ServerFixture:
         self._deadline = deadline
         self._cancel = cancel
         self._over = over
-        self._lock = threading.Lock()  # check() may read the log from several threads
+        self._lock = threading.Lock()
 
     # where it listens
     @property
@@ -266,29 +91,30 @@ class ServerFixture:
         return self._server.probe(self._bounded(timeout), path)
 
     # the log
+    def _read(self) -> Log:
+        with self._lock:  # check() may read the log from several threads
+            self._server.log.refresh()
+            return self._server.log
+
     @property
     def log(self) -> str:
         """The server's log so far (gunicorn at debug level), re-read on each access."""
-        with self._lock:
-            return self._server.log.refresh()
+        return self._read().text
 
     @property
     def boots(self) -> int:
         """'Booting worker' lines so far (the first workers included)."""
-        with self._lock:
-            self._server.log.refresh()
-            return self._server.log.boots
+        return self._read().boots
 
     @property
     def exits(self) -> int:
         """Distinct workers logged as exiting so far."""
-        with self._lock:
-            self._server.log.refresh()
-            return self._server.log.exits
+        return self._read().exits
 
     def last_traceback(self) -> str:
         """The last Python traceback in the log, with the private directory as <tmpdir>."""
-        return self._server.scrub(last_traceback(self.log))
+        with self._lock:
+            return server_traceback(self._server)
 
     # processes
     @property
@@ -297,10 +123,7 @@ class ServerFixture:
 
     def worker_pids(self) -> list[int]:
         """Workers booted, not logged as exiting and still running, oldest first."""
-        with self._lock:
-            self._server.log.refresh()
-            pids = self._server.log.worker_pids
-        return [p for p in pids if os.path.exists(f"/proc/{p}")]
+        return [p for p in self._read().worker_pids if os.path.exists(f"/proc/{p}")]
 
     def alive(self) -> bool:
         """Is the arbiter still running?"""
@@ -311,10 +134,7 @@ class ServerFixture:
 
         Any other pid is a ValueError: a scenario only signals its own server.
         """
-        with self._lock:
-            self._server.log.refresh()
-            booted = {int(p) for p in self._server.log.BOOT.findall(self._server.log.text)}
-        if pid != self.arbiter_pid and pid not in booted:
+        if pid != self.arbiter_pid and pid not in self._read().booted_pids:
             raise ValueError(f"pid {pid} is not this server's arbiter or one of its workers")
         return self._server.signal(sig, pid)
 
@@ -354,7 +174,9 @@ class ServerFixture:
         return max(0.01, min(timeout, self._deadline - time.monotonic()))
 
 
-# -- the scenario ----------------------------------------------------------------------------------
+# -- the scenario -----------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Observation:
     """What one call of the user's function came to (``decide`` judges)."""
@@ -401,18 +223,13 @@ def decide(obs: Observation, function: str = FUNCTION) -> Decision:
     )
 
 
-class UserScenario(Scenario):
+class UserScenario(ServerScenario):
     """A ``check(server)`` from the user's file, run against a server the harness owns."""
-
-    name = "file"
 
     def __init__(self, source: ScenarioFile, options: Options) -> None:
         self.source = source
         self.options = options
-        self.description = source.description
-        self.title = f"Gunicorn bisection report: {source.path.name}" + (
-            f": {source.description}" if source.description else ""
-        )
+        self.rules = decide
 
     @classmethod
     def from_file(cls, path: Path, options: Options) -> UserScenario:
@@ -422,48 +239,43 @@ class UserScenario(Scenario):
     def flags(self) -> dict[str, Any]:
         """Settings given on the command line: they win over the file and --gunicorn-config."""
         o = self.options
-        out = {
-            n: getattr(o, n)
-            for n in ("workers", "threads", "max_requests", "worker_class")
-            if getattr(o, n) is not None
-        }
-        return out
+        names = ("workers", "threads", "max_requests", "worker_class")
+        return {n: getattr(o, n) for n in names if getattr(o, n) is not None}
 
     def settings(self) -> dict[str, Any]:
         return {**self.source.settings, **self.flags()}
 
-    def parameters(self) -> dict[str, Any]:
-        s = self.settings()
-        return {
-            "file": str(self.source.path),
+    def about(self) -> About:
+        src, s = self.source, self.settings()
+        config = self.options.gunicorn_config
+        parameters = {
+            "file": str(src.path),
             "settings": s,
             "worker_class": s.get("worker_class") or "auto",
-            "bind": self.source.bind,
-            "requires": [str(r) for r in self.source.requires],
-            "app": "the file's APP" if self.source.app != PLAIN_APP else "plain WSGI Hello World",
-            "gunicorn_config": str(self.options.gunicorn_config)
-            if self.options.gunicorn_config
-            else None,
+            "bind": src.bind,
+            "requires": [str(r) for r in src.requires],
+            "app": "the file's APP" if src.app != PLAIN_APP else "plain WSGI Hello World",
+            "gunicorn_config": str(config) if config else None,
             "timeout": self.options.timeout,
         }
-
-    def describe(self) -> str:
-        return f"{self.source.path}: {self.source.description or '(no description)'}"
-
-    def record(self) -> dict[str, Any]:
-        return {
-            **super().record(),
-            "file": str(self.source.path),
-            "path": str(self.source.path.resolve()),
-            "sha256": self.source.sha256,
-        }
+        title = f"Gunicorn bisection report: {src.path.name}"
+        return About.of(
+            "file",
+            src.description,
+            f"{src.path}: {src.description or '(no description)'}",
+            title + (f": {src.description}" if src.description else ""),
+            parameters,
+            file=str(src.path),
+            path=str(src.path.resolve()),
+            sha256=src.sha256,
+        )
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         worker_class = self.settings().get("worker_class")
         worker_class = worker_class if isinstance(worker_class, str) else ""
         if not self.source.requires:
             return EnvNeeds(worker_class=worker_class)
-        req = self.source.requires[0]  # only bottle is accepted (load)
+        req = self.source.requires[0]  # only bottle is accepted (user_file.load)
         extra = app_bottle.bottle_for(interp, cache_dir)
         if req.specifier and not req.specifier.contains(extra.version, prereleases=True):
             raise ArtifactError(
@@ -484,74 +296,40 @@ class UserScenario(Scenario):
         )
 
     # -- the run --------------------------------------------------------------------------------
-    def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
-        """Boot, call check(server) in a thread until the deadline, tear down (always)."""
-        started = time.monotonic()
-        deadline = started + ctx.timeout
-        server = Server(ctx, self.spec(boot_timeout=min(10.0, ctx.timeout / 2)), cancel)
+    def not_booted(self, server: Server, reason: str) -> Observation:
+        return Observation(False, boot_error=reason, traceback=server_traceback(server))
+
+    def act(self, server: Server, deadline: float, cancel: Cancel) -> Observation:
+        """check(server) in a daemon thread until it returns or the deadline passes."""
         over = threading.Event()
+        box: dict[str, Any] = {}
+        thread = threading.Thread(
+            target=self._call,
+            args=(ServerFixture(server, deadline, cancel, over), box),
+            name=f"scenario {self.source.path.name} {server.ctx.label}",
+            daemon=True,  # a check() that never returns must not keep the harness alive
+        )
         try:
-            try:
-                server.start()
-            except BootError as exc:
-                obs = Observation(False, boot_error=str(exc), traceback=self._server_tb(server))
-                return self._result(server, obs, started)
-            fixture = ServerFixture(server, deadline, cancel, over)
-            box: dict[str, Any] = {}
-            thread = threading.Thread(
-                target=self._call,
-                args=(fixture, box),
-                name=f"scenario {self.source.path.name} {ctx.label}",
-                daemon=True,  # a check() that never returns must not keep the harness alive
-            )
             thread.start()
             while thread.is_alive() and time.monotonic() < deadline:
                 cancel.check()
                 thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
             cancel.check()
-            if thread.is_alive() or "over" in box:
-                obs = Observation(True, ran_out=ctx.timeout, traceback=self._server_tb(server))
-            elif "raised" in box:
-                obs = Observation(True, raised=box["raised"], traceback=box["traceback"])
-            else:
-                obs = Observation(
-                    True, returned=box.get("returned"), traceback=self._server_tb(server)
-                )
-            return self._result(server, obs, started)
         finally:
-            over.set()  # waits in check() end now; the server goes below
-            server.stop()
+            over.set()  # waits in check() end now; the server goes after this returns
+        if thread.is_alive() or "over" in box:
+            return Observation(True, ran_out=server.ctx.timeout, traceback=server_traceback(server))
+        if "raised" in box:
+            return Observation(True, raised=box["raised"], traceback=box["traceback"])
+        return Observation(True, returned=box.get("returned"), traceback=server_traceback(server))
 
     def _call(self, fixture: ServerFixture, box: dict[str, Any]) -> None:
         try:
             box["returned"] = self.source.function(fixture)
-        except RunOver:
-            box["over"] = True
-        except Cancelled:
+        except (RunOver, Cancelled):
             box["over"] = True
         except BaseException as exc:  # the user's code: whatever it raises is evidence
             box["raised"] = traceback.format_exception_only(type(exc), exc)[-1].strip()
             box["traceback"] = "".join(
                 traceback.format_exception(type(exc), exc, exc.__traceback__)
             ).strip()
-
-    @staticmethod
-    def _server_tb(server: Server) -> str:
-        return server.scrub(last_traceback(server.log.refresh()))
-
-    def _result(self, server: Server, obs: Observation, started: float) -> RunResult:
-        text = server.log.refresh()
-        return RunResult(
-            obs,
-            log=text,
-            duration=round(time.monotonic() - started, 3),
-            boot_seconds=server.boot_seconds,
-            compat_used=server.compat_used,
-            facts={"worker_class": server.log.worker_class},
-        )
-
-    def decide(self, observation: Observation) -> Decision:
-        return decide(observation)
-
-
-__all__ = ["UserScenario", "ServerFixture", "Observation", "decide", "load"]

@@ -1,0 +1,380 @@
+"""The run socket-loss and keeps-serving share: recycle every worker, then observe.
+
+The report's bottle "Hello World" app behind gunicorn on a Unix socket; the threaded
+worker (``threads > 1`` makes gunicorn pick gthread, as in the report's config.py); a
+small ``max_requests`` so workers recycle within a second of keep-alive load, or a
+graceful SIGTERM to each worker where they never do.  Then *fresh* connections are
+the evidence.  A ``Kind``'s rules judge the ``Observation`` (with the phrases here).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.build import worker_libs
+from harness.build.interpreters import Interpreter
+from harness.host.cancel import Cancel
+from harness.host.proxy import ProxyError, status_counts
+from harness.model.verdict import Axis, Decision, last_line, plural
+from harness.scenarios import app_bottle
+from harness.scenarios.base import About, EnvNeeds, Options, primary_axis
+from harness.scenarios.gunicorn_log import last_traceback
+from harness.scenarios.lifecycle import ServerScenario
+from harness.scenarios.probes import PROBE_TIMEOUT, Load, fresh_connections
+from harness.scenarios.server import Server, ServerSpec, served
+
+#: A proxy in front answers a dead upstream within this (shorter than a probe's wait).
+PROXY_IO_TIMEOUT = 1.5
+REASONS = {
+    "502": "502 Bad Gateway",
+    "503": "503 Service Unavailable",
+    "504": "504 Gateway Timeout",
+}
+
+# The report's config.py, scaled for speed: 5 workers x 5 threads x 512 max_requests
+# becomes 3 x 5 x 16, so every worker recycles within about a second of load.
+DEFAULTS = {"workers": 3, "threads": 5, "max_requests": 16}
+CONCURRENCY = 8
+PROBES = 20
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Facts gathered by one run (the scenario observes; its rules judge)."""
+
+    booted: bool
+    boot_error: str = ""
+    workers: int = 0
+    recycles: int = 0
+    boots: int = 0
+    exits: int = 0
+    trigger: str = "max-requests"
+    requests_ok: int = 0
+    requests_failed: int = 0
+    path_present: bool = True
+    path_gone_after_recycle: int | None = None
+    probes_sent: int = 0
+    probes_ok: int = 0  # answered by the app: any status but a proxy's gateway error
+    probe_errors: tuple[str, ...] = ()  # the others: "ENOENT", "timeout", "HTTP 502" ...
+    probe_answers: tuple[str, ...] = ()  # served, but not 200: "HTTP 404" (--path)
+    arbiter_alive: bool = True
+    arbiter_exit: str = ""
+    ran_out: str = ""  # the phase the run's deadline cut short, if any
+    traceback: str = ""
+    error_lines: tuple[str, ...] = ()  # the arbiter's own error lines
+    worker_class: str | None = None
+    bind: str = "unix"  # "tcp": no socket file, so only pass/outage/error can come of it
+    proxy: str | None = None  # "h2o" or "nginx" in front: probes and load went through it
+    load_statuses: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What makes socket-loss socket-loss: its name, words, rules and extra questions."""
+
+    name: str
+    description: str
+    title: str
+    rules: Callable[[Observation], Decision]
+    extra_axes: tuple[Axis, ...] = ()
+
+
+class Recycling(ServerScenario):
+    """Recycle every worker of the report's server under load, then probe it afresh."""
+
+    def __init__(self, kind: Kind, options: Options) -> None:
+        self.kind = kind
+        self.options = options
+        self.rules = kind.rules
+
+    # -- what it is ----------------------------------------------------------------------
+    def effective(self, name: str) -> Any:
+        value = getattr(self.options, name)
+        if name == "threads" and value is None and self.options.worker_class == "sync":
+            return 1  # "sync" means the sync worker: threads > 1 would turn it into gthread
+        return DEFAULTS.get(name) if value is None else value
+
+    def axes(self) -> list[Axis]:
+        return [primary_axis(self.options.terms), *self.kind.extra_axes]
+
+    def about(self) -> About:
+        k, o = self.kind, self.options
+        parameters = {
+            "workers": self.effective("workers"),
+            "threads": self.effective("threads"),
+            "max_requests": self.effective("max_requests"),
+            "worker_class": o.worker_class or "auto",
+            "bind": o.bind,
+            "trigger": o.trigger,
+            "timeout": o.timeout,
+            "gunicorn_config": str(o.gunicorn_config) if o.gunicorn_config else None,
+            "proxy": o.proxy,
+            "app": "bottle Hello World (the report's web.py)",
+            "probes": PROBES,
+        }
+        if o.path != "/":
+            parameters["path"] = o.path
+        return About.of(k.name, k.description, self.summary(), k.title, parameters)
+
+    def summary(self) -> str:
+        o = self.options
+        wc = o.worker_class or "auto (gthread when threads > 1)"
+        if o.gunicorn_config is not None:  # the file decides what flags do not
+            given = [f"{n}={getattr(o, n)}" for n in DEFAULTS if getattr(o, n) is not None]
+            return (
+                f"config {o.gunicorn_config} (its own settings; defaults where it has "
+                "none" + (f"; flags: {' '.join(given)}" if given else "") + ")"
+            )
+        out = (
+            f"workers={self.effective('workers')} threads={self.effective('threads')} "
+            f"max_requests={self.effective('max_requests')} worker_class={wc}"
+        )
+        if o.bind != "unix":
+            out += f" bind={o.bind}"
+        if o.trigger != "auto":
+            out += f" trigger={o.trigger}"
+        if o.proxy:
+            out += f" proxy={o.proxy}"
+        if o.path != "/":
+            out += f" path={o.path}"
+        return out
+
+    def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
+        """bottle, and gevent/eventlet (with their dependencies) for those worker classes;
+        ArtifactError when no wheel fits ``interp`` (the runner tries an older Python)."""
+        worker = worker_libs.extras_for(self.options.worker_class, interp, cache_dir)
+        return EnvNeeds(
+            extras=(app_bottle.bottle_for(interp, cache_dir), *worker),
+            probe_imports=("bottle",),
+            worker_class=self.options.worker_class or "",
+        )
+
+    def spec(self, boot_timeout: float) -> ServerSpec:
+        o = self.options
+        settings = {
+            n: self.effective(n)
+            for n in ("workers", "threads", "max_requests")
+            if getattr(o, n) is not None or (n == "threads" and o.worker_class == "sync")
+        }
+        if o.worker_class:
+            settings["worker_class"] = o.worker_class
+        if o.trigger == "signal":
+            settings["max_requests"] = 0  # workers exit only when told to
+        return ServerSpec(
+            app_source=app_bottle.APP,
+            settings=settings,
+            defaults={**DEFAULTS, "keepalive": 2, "timeout": 30, "backlog": 2048},
+            config_file=o.gunicorn_config,
+            bind=o.bind,
+            boot_timeout=boot_timeout,
+            path=o.path,
+        )
+
+    # -- the run ---------------------------------------------------------------------------
+    def not_booted(self, server: Server, reason: str) -> Observation:
+        return self._finish(server, {"booted": False, "boot_error": reason})
+
+    def act(self, server: Server, deadline: float, cancel: Cancel) -> Observation:
+        """Make every worker exit (load, else SIGTERM), let them be replaced, probe."""
+        obs: dict[str, Any] = {"booted": True, "worker_class": server.log.worker_class}
+        until = deadline - (2 * PROBE_TIMEOUT + 1.0)  # the rest is kept for the probes
+        if self.options.proxy:
+            obs["proxy"] = self.options.proxy
+            try:
+                server.put_proxy_in_front(self.options.proxy, PROXY_IO_TIMEOUT)
+            except ProxyError as exc:
+                obs["booted"], obs["boot_error"] = False, f"proxy did not start: {exc}"
+                return self._finish(server, obs)
+        gone_at = self._recycle(server, obs, until, cancel)
+        # fresh connections, after the replacements booted (or clearly will not)
+        self._settle(server, min(time.monotonic() + 3.0, until), cancel)
+        cancel.check()
+        obs.update(
+            recycles=recycles(server),
+            path_present=server.listening(),
+            path_gone_after_recycle=gone_at,
+        )
+        results = fresh_connections(server, PROBES, deadline, cancel, self.options.path)
+        cancel.check()
+        if len(results) < PROBES and not obs.get("ran_out"):
+            obs["ran_out"] = "probes"
+        proxied = server.proxy is not None
+        answers = [r for r in results if served(r, proxied)]
+        obs["probes_sent"], obs["probes_ok"] = len(results), len(answers)
+        obs["probe_errors"] = tuple(r for r in results if not served(r, proxied))
+        obs["probe_answers"] = tuple(r for r in answers if r != "ok")
+        obs["arbiter_alive"] = server.alive()
+        if not obs["arbiter_alive"]:
+            obs["arbiter_exit"] = server.exit_status()
+        return self._finish(server, obs)
+
+    def _recycle(
+        self, server: Server, obs: dict[str, Any], until: float, cancel: Cancel
+    ) -> int | None:
+        """Load until every worker recycled on max_requests; SIGTERM each where none did.
+        The restart after which the socket file was gone, if it went."""
+        gone_at: int | None = None
+        trigger = self.options.trigger
+        if trigger in ("auto", "max-requests"):
+            load = Load(server, CONCURRENCY, self.options.path)
+            load.start()
+            try:
+                gone_at, ran_out = self._until_recycled(server, load, until, cancel)
+            finally:
+                load.finish()
+            obs["requests_ok"], obs["requests_failed"] = load.ok, load.failed
+            obs["load_statuses"] = dict(load.statuses)
+            if ran_out:
+                obs["ran_out"] = "load (waiting for workers to recycle on max_requests)"
+        if recycles(server) == 0 and trigger in ("auto", "signal"):
+            obs["trigger"] = "signal"
+            obs.pop("ran_out", None)
+            gone_at, ran_out = self._signal_each(server, until, cancel)
+            if ran_out:
+                obs["ran_out"] = "signal (waiting for a worker to exit on SIGTERM)"
+        elif trigger == "signal":
+            obs["trigger"] = "signal"
+        return gone_at
+
+    def _until_recycled(
+        self, server: Server, load: Load, until: float, cancel: Cancel
+    ) -> tuple[int | None, bool]:
+        """Load until every worker recycled once, the path vanished, or it is hopeless."""
+        max_requests = server.setting("max_requests", self.effective("max_requests")) or 1
+        workers = server.workers
+        gone_at: int | None = None
+        grace_until: float | None = None
+        all_gone_since: float | None = None
+        while time.monotonic() < until:
+            cancel.check()
+            log = server.log
+            log.refresh()
+            done = recycles(server)
+            if gone_at is None and done > 0 and not server.listening():
+                gone_at = done
+                grace_until = time.monotonic() + 2.0  # let a second worker exit: its traceback
+            if not server.alive():
+                return gone_at, False
+            if grace_until is not None and (time.monotonic() > grace_until or log.exits >= 2):
+                return gone_at, False
+            if gone_at is None and done >= workers:
+                return gone_at, False
+            if done == 0 and load.ok > 10 * workers * max_requests:
+                return gone_at, False  # ten times what should recycle every worker: it never will
+            if log.exits >= workers and not log.worker_pids:  # every worker gone, none booted
+                all_gone_since = all_gone_since or time.monotonic()
+                if time.monotonic() - all_gone_since > 1.0:
+                    return gone_at, False
+            time.sleep(0.005)
+        return gone_at, True
+
+    def _signal_each(self, server: Server, until: float, cancel: Cancel) -> tuple[int | None, bool]:
+        """Graceful SIGTERM to each worker in turn; wait for it to exit (and be replaced)."""
+        gone_at: int | None = None
+        for pid in list(server.log.worker_pids)[: server.workers]:
+            server.signal(signal.SIGTERM, pid)
+            exits = server.log.exits
+            while time.monotonic() < until:
+                cancel.check()
+                server.log.refresh()
+                if server.log.exits > exits or not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.01)
+            else:
+                return gone_at, True
+            if gone_at is None and not server.listening():
+                gone_at = max(1, recycles(server))
+                break
+        return gone_at, False
+
+    def _settle(self, server: Server, until: float, cancel: Cancel) -> None:
+        """Wait for replacements to boot; stop early when they clearly will not."""
+        quiet_since = time.monotonic()
+        boots = server.log.boots
+        while time.monotonic() < until and server.alive() and not cancel.is_set():
+            server.log.refresh()
+            log = server.log
+            if log.boots >= server.workers + recycles(server) or not server.listening():
+                return
+            if log.boots != boots:
+                boots, quiet_since = log.boots, time.monotonic()
+            elif not log.worker_pids and time.monotonic() - quiet_since > 1.0:
+                return  # every worker exited and none booted for a second
+            time.sleep(0.02)
+
+    def _finish(self, server: Server, obs: dict[str, Any]) -> Observation:
+        """What the log says, added to what the run saw."""
+        text = server.log.refresh()
+        obs.setdefault("workers", server.workers)
+        obs.setdefault("worker_class", server.log.worker_class)
+        obs["bind"] = self.options.bind
+        obs["traceback"] = server.scrub(last_traceback(text))
+        obs["boots"], obs["exits"] = server.log.boots, server.log.exits
+        obs["error_lines"] = tuple(server.scrub(e) for e in server.log.errors())
+        return Observation(**obs)
+
+    def facts(self, server: Server, observation: Observation) -> dict[str, Any]:
+        facts: dict[str, Any] = {
+            "worker_class": observation.worker_class,
+            "trigger": observation.trigger,
+            "bind": self.options.bind,
+        }
+        if observation.proxy:
+            facts["proxy"] = observation.proxy
+            facts["proxy_statuses"] = proxy_statuses(observation)
+            facts["proxy_load_statuses"] = observation.load_statuses or {}
+            if server.proxy is not None:  # its own words for what went wrong upstream
+                facts["proxy_log"] = server.scrub(server.proxy.log_tail(3))
+        return facts
+
+
+def recycles(server: Server) -> int:
+    """Worker restarts so far: exits logged, or boots beyond the first generation."""
+    log = server.log
+    return max(log.exits, log.boots - server.workers)
+
+
+# -- the evidence both rules speak -----------------------------------------------------------
+def restarts(obs: Observation) -> str:
+    how = " (SIGTERM to each worker)" if obs.trigger == "signal" else ""
+    return f"{plural(obs.recycles, 'worker restart')}{how}"
+
+
+def cause(obs: Observation) -> str:
+    """Why a server that kept its socket file stopped answering, from its log."""
+    replaced = max(0, obs.boots - obs.workers)
+    out = f"{obs.exits} worker exit(s), {replaced} worker(s) booted again"
+    if obs.error_lines:
+        out += "; log: " + "; ".join(repr(e) for e in obs.error_lines)
+    elif obs.traceback:
+        out += f"; worker traceback: {last_line(obs.traceback)}"
+    return out
+
+
+def proxy_statuses(obs: Observation) -> dict[str, int]:
+    """What the proxy answered the fresh requests: {"200": 0, "502": 20}."""
+    plain_ok = ("ok",) * (obs.probes_ok - len(obs.probe_answers))
+    return status_counts(
+        "200" if r == "ok" else r.replace("HTTP ", "")
+        for r in plain_ok + obs.probe_answers + obs.probe_errors
+    )
+
+
+def unanswered(obs: Observation) -> str:
+    failed = obs.probes_sent - obs.probes_ok
+    kinds = sorted(set(obs.probe_errors))
+    if kinds == ["timeout"]:
+        return (
+            f"no answer within {PROBE_TIMEOUT:g} s to {failed}/{obs.probes_sent} fresh connections"
+        )
+    return f"{failed}/{obs.probes_sent} fresh connections not served ({', '.join(kinds)})"
+
+
+def ran_out(obs: Observation) -> str:
+    """The evidence's suffix when the run's limit cut a phase short."""
+    return f"; the run's time limit ran out during {obs.ran_out}" if obs.ran_out else ""

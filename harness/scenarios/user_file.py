@@ -1,0 +1,192 @@
+"""A user's scenario file, imported and validated: every way it can be unusable is one
+line (``ScenarioError``, exit status 2) before anything is built or booted.
+
+The file defines (only ``check`` is required)::
+
+    \"\"\"One line: what this scenario shows (the report's description).\"\"\"
+    APP = "...WSGI module source, defines app..."  # default: a plain Hello World
+    REQUIRES = ["bottle==0.12.13"]                 # extra distributions the app imports
+    SETTINGS = {"workers": 3, "threads": 5}        # gunicorn settings
+    BIND = "unix"                                  # or "tcp"
+
+    def check(server):
+        ...
+        return "fail", "socket file gone after a worker exit"
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import itertools
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from harness.build.index import sha256_of
+from harness.scenarios import app_bottle
+from harness.scenarios.base import ScenarioError
+from harness.scenarios.server import PLAIN_APP
+
+FUNCTION = "check"
+#: gunicorn settings the harness owns (where it listens, foreground, its log)
+OWNED = frozenset({"bind", "daemon", "pidfile", "errorlog", "loglevel"})
+#: the only distribution REQUIRES may name, and the version that must satisfy its pin
+SUPPORTED = {"bottle": app_bottle.BOTTLE_AS_REPORTED}
+
+_serial = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ScenarioFile:
+    """What a scenario file defines, validated."""
+
+    path: Path
+    sha256: str
+    description: str
+    function: Callable[[Any], Any]
+    app: str
+    requires: tuple[Requirement, ...]
+    settings: dict[str, Any]
+    bind: str
+
+
+def load(path: Path) -> ScenarioFile:
+    """Import and validate a scenario file; ScenarioError (one line) when it cannot be used."""
+    if not path.is_file():
+        raise ScenarioError(f"scenario file {path}: no such file")
+    try:
+        sha = sha256_of(path)
+    except OSError as exc:
+        raise ScenarioError(f"scenario file {path}: {exc.strerror or exc}") from None
+    module = _import(path)
+    doc = (getattr(module, "__doc__", None) or "").strip()
+    function = _function(path, getattr(module, FUNCTION, None))
+    app = _app(path, getattr(module, "APP", PLAIN_APP))
+    settings = _settings(path, getattr(module, "SETTINGS", {}))
+    bind = getattr(module, "BIND", "unix")
+    if bind not in ("unix", "tcp"):
+        _unusable(path, f"BIND must be 'unix' or 'tcp', not {bind!r}")
+    return ScenarioFile(
+        path=path,
+        sha256=sha,
+        description=doc.splitlines()[0].strip() if doc else "",
+        function=function,
+        app=app,
+        requires=_requires(path, getattr(module, "REQUIRES", [])),
+        settings=settings,
+        bind=bind,
+    )
+
+
+def _unusable(path: Path, why: str) -> NoReturn:
+    raise ScenarioError(f"scenario file {path}: {why}") from None
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """' (line N)' of the deepest frame in the scenario file, if any."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return f" (line {frames[-1].lineno})" if frames else ""
+
+
+def _import(path: Path) -> Any:
+    """Import the file under a module name of its own; every failure is one line."""
+    name = f"gunicorn_bisect_scenario_{next(_serial)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        _unusable(path, "cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(name, None)
+        _unusable(path, f"syntax error at line {exc.lineno}: {exc.msg}")
+    except BaseException as exc:  # ImportError, NameError, SystemExit ...
+        sys.modules.pop(name, None)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        what = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        _unusable(path, f"does not import{_where(exc, path)}: {what}")
+    return module
+
+
+def _function(path: Path, function: Any) -> Callable[[Any], Any]:
+    if not callable(function):
+        _unusable(path, f"defines no function {FUNCTION}(server)")
+    try:
+        inspect.signature(function).bind(None)
+    except TypeError:
+        _unusable(path, f"{FUNCTION}() must take one argument, the server")
+    except ValueError:
+        pass  # no signature to inspect (a builtin): let the call tell
+    return function
+
+
+def _app(path: Path, app: Any) -> str:
+    if not isinstance(app, str):
+        _unusable(path, "APP must be a string (a WSGI module's source)")
+    try:
+        compile(app, f"{path}:APP", "exec")
+    except SyntaxError as exc:
+        _unusable(path, f"APP has a syntax error at its line {exc.lineno}: {exc.msg}")
+    return app
+
+
+def _literal(value: Any) -> bool:
+    """Does ``repr(value)`` read back as the same value (it is written into a config file)?"""
+    try:
+        return ast.literal_eval(repr(value)) == value
+    except (ValueError, SyntaxError):
+        return False
+
+
+def _settings(path: Path, settings: Any) -> dict[str, Any]:
+    if not isinstance(settings, dict) or not all(
+        isinstance(k, str) and k.isidentifier() for k in settings
+    ):
+        _unusable(path, "SETTINGS must be a dict of gunicorn setting names")
+    owned = sorted(OWNED & set(settings))
+    if owned:
+        _unusable(
+            path,
+            f"SETTINGS may not set {', '.join(owned)} "
+            f"(the harness owns {', '.join(sorted(OWNED))}; use BIND = 'unix' or 'tcp')",
+        )
+    for key, value in settings.items():
+        if not _literal(value):
+            _unusable(path, f"SETTINGS[{key!r}] = {value!r} is not a plain value")
+    return dict(settings)
+
+
+def _requires(path: Path, value: Any) -> tuple[Requirement, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(r, str) for r in value):
+        _unusable(path, "REQUIRES must be a list of strings")
+    out = []
+    for text in value:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            _unusable(path, f"REQUIRES {text!r}: {exc}")
+        name = canonicalize_name(req.name)
+        if name not in SUPPORTED:
+            _unusable(
+                path,
+                f"REQUIRES {text!r}: only bottle is supported "
+                "(an app that needs more can be plain WSGI)",
+            )
+        if req.specifier and not req.specifier.contains(SUPPORTED[name], prereleases=True):
+            _unusable(
+                path,
+                f"REQUIRES {text!r}: the harness provides "
+                f"{name} {SUPPORTED[name]} (the newest 0.12 on Python >= 3.10)",
+            )
+        out.append(req)
+    return tuple(out)
