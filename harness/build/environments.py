@@ -255,9 +255,7 @@ def _share(
     environment: only gunicorn, the code under test, is installed and verified."""
     site = env_root / "lib" / f"python{interp.minor}" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
-    lines = [str(_unpacked(w, cache_dir)) for w in wheels]
-    if layer is not None:  # the user's pins win over the harness's own picks (eventlet)
-        lines.insert(0, str(layer.path))
+    lines = _shared_lines(wheels, cache_dir, layer)
     (site / SHARED_PTH).write_text("\n".join(lines) + "\n")
 
 
@@ -273,8 +271,20 @@ def _installed_digest(site: Path) -> str:
     return wheels.package_digest(wheels.dir_package_files(site))
 
 
+def _shared_lines(shared: list[Path], cache_dir: Path, layer: Layer | None) -> list[str]:
+    """What the environment's .pth lists: the layer first (the user's pins win), then the
+    shared copies of the extras and setuptools."""
+    lines = [str(_unpacked(w, cache_dir)) for w in shared]
+    return [str(layer.path), *lines] if layer is not None else lines
+
+
 def _load(
-    path: Path, interp: Interpreter, artifact: Artifact, shared: list[Path], cache_dir: Path
+    path: Path,
+    interp: Interpreter,
+    artifact: Artifact,
+    shared: list[Path],
+    cache_dir: Path,
+    layer: Layer | None = None,
 ) -> Environment | None:
     """A finished environment, if it is complete and holds exactly our gunicorn: its
     console script (else another gunicorn on PATH would answer for it), its code and the
@@ -300,7 +310,7 @@ def _load(
         listed = (env.site_packages / SHARED_PTH).read_text().split()
     except OSError:
         return None
-    if listed != [str(_unpacked(w, cache_dir)) for w in shared]:
+    if listed != _shared_lines(shared, cache_dir, layer):
         return None
     try:
         if _installed_digest(env.site_packages) != artifact.digest:
@@ -395,11 +405,11 @@ def ensure(
     key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:12]
     final = root / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
     shared = _wheels(artifact, needs, setuptools)[1:]
-    env = _load(final, interp, artifact, shared, cache_dir)
+    env = _load(final, interp, artifact, shared, cache_dir, needs.layer)
     if env is not None:
         return env
     with FileLock(str(root / f".{final.name}.lock")):
-        env = _load(final, interp, artifact, shared, cache_dir)  # built meanwhile?
+        env = _load(final, interp, artifact, shared, cache_dir, needs.layer)  # built meanwhile?
         if env is not None:
             return env
         sweep_temporaries(root)
@@ -441,7 +451,7 @@ def ensure(
         except BaseException:
             remove_tree(tmp)
             raise
-    env = _load(final, interp, artifact, shared, cache_dir)
+    env = _load(final, interp, artifact, shared, cache_dir, needs.layer)
     if env is None:
         raise EnvError(f"environment for gunicorn {artifact.label} did not verify after building")
     return Environment(env.path, interp, artifact, env.extras, env.works, env.reason, reused=False)
