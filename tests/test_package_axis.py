@@ -1,0 +1,166 @@
+"""``--package NAME`` (a dependency's releases and commits as the axis) and ``--scenario
+boots``: the rules on their own, the orchestration with the fakes, then real runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.host.cancel import Cancel
+from harness.host.git import SourceError
+from harness.host.progress import Progress
+from harness.jobs.budget import Budget
+from harness.jobs.run import Bisect, range_run
+from harness.model.targets import TargetError
+from harness.model.verdict import Verdict
+from harness.report.json import as_json
+from harness.report.render import render
+from harness.request import UsageError, parse
+from harness.scenarios import registry
+from harness.scenarios.base import Options
+from harness.scenarios.boots import Observation, decide, decisive
+from tests.conftest import run_json
+from tests.fakes import Lab, linear_history, report_for
+
+ALREADY_HANDLED = "ImportError: cannot import name 'ALREADY_HANDLED' from 'eventlet.wsgi'"
+MIRROR = Path("/work/.mirror/benoitc+gunicorn/repo")
+FIX = "6a8ebb48"  # gunicorn PR #2581: the eventlet worker without ALREADY_HANDLED
+
+
+# -- boots: the rules -------------------------------------------------------------------
+def test_boots_passes_a_server_that_answers_with_any_status() -> None:
+    assert decide(Observation(True, answer="ok")).verdict is Verdict.PASS
+    answered = decide(Observation(True, answer="HTTP 404"))
+    assert answered.verdict is Verdict.PASS and "HTTP 404" in answered.detail
+
+
+def test_boots_fails_with_the_decisive_line_without_the_file_it_names() -> None:
+    line = f"{ALREADY_HANDLED} (/cache/layers/py3.9-abc/eventlet/wsgi.py)"
+    out = decide(Observation(False, reason=line))
+    assert out.verdict is Verdict.FAIL
+    assert out.detail == f"did not boot: {ALREADY_HANDLED}"
+
+
+def test_a_bind_the_host_refused_is_an_error_not_the_builds_fail() -> None:
+    obs = Observation(False, reason="connection to /tmp/x/gunicorn.sock failed: [Errno 98]")
+    assert decide(obs).verdict is Verdict.ERROR
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="()"), min_size=1))
+def test_decisive_keeps_every_line_that_names_no_file(line: str) -> None:
+    assert decisive(line) == line.strip()
+
+
+def test_boots_is_a_built_in() -> None:
+    assert "boots" in dict(registry.listing())
+    about = registry.create("boots", Options(worker_class="eventlet")).about()
+    assert about.name == "boots" and "worker_class=eventlet" in about.summary
+
+
+# -- the request --------------------------------------------------------------------------
+def test_package_and_its_gunicorn_pin_are_parsed(tmp_path: Path) -> None:
+    req = parse(
+        ["--package", "Eventlet", "0.30.2,0.30.3", "--gunicorn", "20.1.0", "--cache-dir", "c"],
+        "bisect.py",
+    )
+    assert (req.package, req.gunicorn) == ("eventlet", "20.1.0")
+    with pytest.raises(SourceError, match="give --repo with eventlet's git history"):
+        req.history()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["19.6.0", "--gunicorn", "20.1.0"], "give --package too"),
+        (["1", "--package", "eventlet", "--gunicorn", "twenty"], "not a version number"),
+        (["1", "--package", "no such"], "not a package name"),
+    ],
+)
+def test_package_usage_errors_are_one_line(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse(argv, "bisect.py")
+
+
+# -- the orchestration, with the fakes ----------------------------------------------------
+EVENTLET = ["0.30.0", "0.30.1", "0.30.2", "0.30.3", "0.31.0"]
+
+
+def package_run(lab: Lab, spec: str = "0.30.0..0.31.0", commits: bool = True):
+    report = report_for(["eventlet/unix"])
+    report.package = lab.package
+    budget = Budget(2, Cancel())
+    try:
+        how = Bisect(lambda: lab.history) if commits else None
+        return range_run(lab, report, spec, budget, Progress(), how)
+    finally:
+        budget.close()
+
+
+def eventlet_lab() -> Lab:
+    history = linear_history(40, {v: i * 8 for i, v in enumerate(EVENTLET[:-1])} | {"0.31.0": 39})
+    fails = {(v, "eventlet/unix"): Verdict.FAIL for v in ("0.30.3", "0.31.0")}
+    return Lab(EVENTLET, history, fails, first_bad="c020", package="eventlet")
+
+
+def test_a_packages_releases_make_the_same_table_headed_by_its_name() -> None:
+    rep = package_run(eventlet_lab())
+    text = render(rep, "table")
+    assert any(line.split()[:2] == ["eventlet", "python"] for line in text.splitlines())
+    assert "regression introduced in 0.30.3 (last good 0.30.2)" in text
+    doc = as_json(rep)
+    assert doc["package"] == "eventlet"
+    assert [r["verdict"] for r in doc["rows"]] == ["pass", "pass", "pass", "fail", "fail"]
+    assert rep.findings and rep.findings[0].commit.sha == "c020"
+
+
+def test_a_version_the_package_does_not_have_names_the_package() -> None:
+    with pytest.raises(TargetError, match="eventlet 0.29.9 is not a release"):
+        package_run(eventlet_lab(), "0.29.9,0.30.3", commits=False)
+
+
+def test_without_its_history_the_commits_are_skipped_with_a_note() -> None:
+    lab = eventlet_lab()
+    report = report_for(["eventlet/unix"])
+    budget = Budget(1, Cancel())
+
+    def no_history():
+        raise SourceError("--package eventlet: give --repo with eventlet's git history")
+
+    try:
+        rep = range_run(lab, report, "0.30.2,0.30.3", budget, Progress(), Bisect(no_history))
+    finally:
+        budget.close()
+    assert any("give --repo with eventlet's git history" in n for n in rep.notes)
+    assert not rep.findings
+
+
+# -- real runs ------------------------------------------------------------------------------
+@pytest.mark.real
+def test_eventlet_0_30_3_breaks_gunicorn_20_1_at_boot(cache_dir: Path, tmp_path: Path) -> None:
+    doc = run_json(
+        "--package",
+        "eventlet",
+        "0.30.2,0.30.3",
+        "--gunicorn",
+        "20.1.0",
+        "--worker-class",
+        "eventlet",
+        "--scenario",
+        "boots",
+        cache_dir=cache_dir,
+        results_dir=tmp_path,
+    )
+    rows = {r["target"]: r for r in doc["rows"]}
+    assert doc["package"] == "eventlet"
+    assert rows["0.30.2"]["verdict"] == "pass"
+    assert rows["0.30.3"]["verdict"] == "fail"
+    assert ALREADY_HANDLED in rows["0.30.3"]["detail"]
+    assert doc["regressions"] and doc["regressions"][0]["first_bad"] == "0.30.3"
+    assert rows["0.30.2"]["python"] == rows["0.30.3"]["python"]  # where 0.30 imports
