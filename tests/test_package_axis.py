@@ -3,10 +3,10 @@ boots``: the rules on their own, the orchestration with the fakes, then real run
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -164,3 +164,139 @@ def test_eventlet_0_30_3_breaks_gunicorn_20_1_at_boot(cache_dir: Path, tmp_path:
     assert ALREADY_HANDLED in rows["0.30.3"]["detail"]
     assert doc["regressions"] and doc["regressions"][0]["first_bad"] == "0.30.3"
     assert rows["0.30.2"]["python"] == rows["0.30.3"]["python"]  # where 0.30 imports
+
+
+class _WithEventlet:
+    """boots with eventlet 0.30.3 in every environment's layer: the pin ``--with
+    eventlet==0.30.3`` gives (set here through the package axis's own path)."""
+
+    def __init__(self, scenario, cache: Path) -> None:
+        self._scenario, self._cache = scenario, cache
+
+    def __getattr__(self, name: str):
+        return getattr(self._scenario, name)
+
+    def needs(self, interp, cache_dir):
+        from harness.jobs.package import Pin, pinned_needs
+
+        needs = self._scenario.needs(interp, cache_dir)
+        # packaging: gunicorn 21's eventlet worker imports it (gunicorn's own dependency,
+        # which environments do not install yet)
+        for req in ("eventlet==0.30.3", "packaging"):
+            pin = Pin(req.split("=")[0], "-", req, lambda i: None)
+            needs = pinned_needs(needs, pin, interp, cache_dir)
+        return needs
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not MIRROR.is_dir(), reason="needs the local gunicorn mirror")
+def test_gunicorn_commits_name_the_eventlet_fix(cache_dir: Path) -> None:
+    from harness.host.git import Repo
+    from harness.jobs.setup import open_run
+
+    scenario = _WithEventlet(registry.create("boots", Options(worker_class="eventlet")), cache_dir)
+    setup = open_run(
+        cache=cache_dir,
+        python=None,
+        scenarios=[scenario],
+        no_compat=False,
+        repeat=1,
+        command="test",
+        progress=Progress(),
+    )
+    budget = Budget(2, setup.cancel)
+    try:
+        how = Bisect(lambda: Repo.open(str(MIRROR), cache_dir), repo_given=True)
+        rep = range_run(setup.lab, setup.report, "20.1.0..21.0.0", budget, Progress(), how)
+    finally:
+        budget.close()
+    rows = {r.target: r for r in setup.table.column_rows(setup.table.labels[0])}
+    assert rows["20.1.0"].verdict is Verdict.FAIL and ALREADY_HANDLED in rows["20.1.0"].detail
+    assert rows["21.0.0"].verdict is Verdict.PASS
+    fixes = [f for f in rep.findings if f.kind == "fix" and f.status == "found"]
+    assert fixes and fixes[0].commit.sha.startswith(FIX)
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test Author",
+        "GIT_AUTHOR_EMAIL": "author@example.invalid",
+        "GIT_COMMITTER_NAME": "Test Author",
+        "GIT_COMMITTER_EMAIL": "author@example.invalid",
+        "GIT_AUTHOR_DATE": "2021-03-01T12:00:00Z",
+        "GIT_COMMITTER_DATE": "2021-03-01T12:00:00Z",
+    }
+    cmd = ["git", "-C", str(repo), "-c", "commit.gpgsign=false", *args]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+def _sdist_tree(version: str, cache: Path, dest: Path) -> Path:
+    """eventlet's sdist of ``version`` from the index (sha256-verified), unpacked."""
+    from harness.build import index
+
+    files = index.project("eventlet", cache).releases[version]
+    sdist = next(f for f in files if f.packagetype == "sdist")
+    with tarfile.open(index.download(sdist, cache / "wheels" / "sdist")) as tf:
+        tf.extractall(dest)  # noqa: S202 - a verified download
+    return next(p for p in dest.iterdir() if p.is_dir())
+
+
+def _replace_tree(repo: Path, tree: Path) -> None:
+    for old in repo.iterdir():
+        if old.name != ".git":
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    shutil.copytree(tree, repo, dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="module")
+def eventlet_history(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """v0.30.2 - docs - wsgi.py := 0.30.3's (ALREADY_HANDLED gone) - v0.30.3, from the
+    sdists (no eventlet source is kept in this project)."""
+    work = tmp_path_factory.mktemp("eventlet")
+    old = _sdist_tree("0.30.2", cache_dir, work / "old")
+    new = _sdist_tree("0.30.3", cache_dir, work / "new")
+    repo = work / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "master")
+    _replace_tree(repo, old)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "v0.30.2")
+    _git(repo, "tag", "v0.30.2")
+    (repo / "NOTES.txt").write_text("docs only\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "docs: notes")
+    shutil.copy(new / "eventlet" / "wsgi.py", repo / "eventlet" / "wsgi.py")
+    _git(repo, "commit", "-qam", "wsgi: drop ALREADY_HANDLED")
+    removal = _git(repo, "rev-parse", "HEAD")
+    _replace_tree(repo, new)
+    (repo / "NOTES.txt").write_text("docs only\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "v0.30.3")
+    _git(repo, "tag", "v0.30.3")
+    return {"repo": repo, "removal": removal}
+
+
+@pytest.mark.real
+def test_an_eventlet_history_is_bisected_to_the_commit_that_broke_the_boot(
+    cache_dir: Path, tmp_path: Path, eventlet_history: dict
+) -> None:
+    doc = run_json(
+        "--package",
+        "eventlet",
+        "0.30.2,0.30.3",
+        "--gunicorn",
+        "20.1.0",
+        "--worker-class",
+        "eventlet",
+        "--scenario",
+        "boots",
+        "--repo",
+        str(eventlet_history["repo"]),
+        cache_dir=cache_dir,
+        results_dir=tmp_path,
+    )
+    found = doc["regressions"][0]["commit"]
+    assert found["status"] == "found", found
+    assert all(s["verdict"] in ("pass", "fail") for s in found["steps"]), found["steps"]
+    assert found["sha"] == eventlet_history["removal"]
