@@ -300,3 +300,30 @@ def test_an_eventlet_history_is_bisected_to_the_commit_that_broke_the_boot(
     assert found["status"] == "found", found
     assert all(s["verdict"] in ("pass", "fail") for s in found["steps"]), found["steps"]
     assert found["sha"] == eventlet_history["removal"]
+
+
+EVENTLET_MIRROR = Path("/work/.mirror/eventlet+eventlet/repo")
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not EVENTLET_MIRROR.is_dir(), reason="needs a local eventlet mirror")
+def test_eventlets_own_history_names_the_commit_that_dropped_already_handled(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    doc = run_json(
+        "--package",
+        "eventlet",
+        "0.30.2,0.30.3",
+        "--gunicorn",
+        "20.1.0",
+        "--worker-class",
+        "eventlet",
+        "--scenario",
+        "boots",
+        "--repo",
+        str(EVENTLET_MIRROR),
+        cache_dir=cache_dir,
+        results_dir=tmp_path,
+    )
+    found = doc["regressions"][0]["commit"]
+    assert found["status"] == "found" and found["sha"].startswith("df0bc00c")
