@@ -3,9 +3,7 @@ boots``: the rules on their own, the orchestration with the fakes, then real run
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from harness.scenarios.base import Options
 from harness.scenarios.boots import Observation, decide, decisive
 from tests.conftest import run_json
 from tests.fakes import Lab, linear_history, report_for
+from tests.test_search import git
 
 ALREADY_HANDLED = "ImportError: cannot import name 'ALREADY_HANDLED' from 'eventlet.wsgi'"
 MIRROR = Path("/work/.mirror/benoitc+gunicorn/repo")
@@ -142,21 +141,19 @@ def test_without_its_history_the_commits_are_skipped_with_a_note() -> None:
 
 
 # -- real runs ------------------------------------------------------------------------------
+def eventlet_boots(cache_dir: Path, results_dir: Path, *more: str) -> dict:
+    """The README's run: eventlet 0.30.2 and 0.30.3 under gunicorn 20.1.0, booted."""
+    return run_json(
+        *("--package", "eventlet", "0.30.2,0.30.3", "--gunicorn", "20.1.0"),
+        *("--worker-class", "eventlet", "--scenario", "boots", *more),
+        cache_dir=cache_dir,
+        results_dir=results_dir,
+    )
+
+
 @pytest.mark.real
 def test_eventlet_0_30_3_breaks_gunicorn_20_1_at_boot(cache_dir: Path, tmp_path: Path) -> None:
-    doc = run_json(
-        "--package",
-        "eventlet",
-        "0.30.2,0.30.3",
-        "--gunicorn",
-        "20.1.0",
-        "--worker-class",
-        "eventlet",
-        "--scenario",
-        "boots",
-        cache_dir=cache_dir,
-        results_dir=tmp_path,
-    )
+    doc = eventlet_boots(cache_dir, tmp_path)
     rows = {r["target"]: r for r in doc["rows"]}
     assert doc["package"] == "eventlet"
     assert rows["0.30.2"]["verdict"] == "pass"
@@ -217,20 +214,6 @@ def test_gunicorn_commits_name_the_eventlet_fix(cache_dir: Path) -> None:
     assert fixes and fixes[0].commit.sha.startswith(FIX)
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Test Author",
-        "GIT_AUTHOR_EMAIL": "author@example.invalid",
-        "GIT_COMMITTER_NAME": "Test Author",
-        "GIT_COMMITTER_EMAIL": "author@example.invalid",
-        "GIT_AUTHOR_DATE": "2021-03-01T12:00:00Z",
-        "GIT_COMMITTER_DATE": "2021-03-01T12:00:00Z",
-    }
-    cmd = ["git", "-C", str(repo), "-c", "commit.gpgsign=false", *args]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip()
-
-
 def _sdist_tree(version: str, cache: Path, dest: Path) -> Path:
     """eventlet's sdist of ``version`` from the index (sha256-verified), unpacked."""
     from harness.build import index
@@ -258,22 +241,22 @@ def eventlet_history(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     new = _sdist_tree("0.30.3", cache_dir, work / "new")
     repo = work / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "master")
+    git(repo, "init", "-q", "-b", "master")
     _replace_tree(repo, old)
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "v0.30.2")
-    _git(repo, "tag", "v0.30.2")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v0.30.2")
+    git(repo, "tag", "v0.30.2")
     (repo / "NOTES.txt").write_text("docs only\n")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "docs: notes")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "docs: notes")
     shutil.copy(new / "eventlet" / "wsgi.py", repo / "eventlet" / "wsgi.py")
-    _git(repo, "commit", "-qam", "wsgi: drop ALREADY_HANDLED")
-    removal = _git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "-qam", "wsgi: drop ALREADY_HANDLED")
+    removal = git(repo, "rev-parse", "HEAD")
     _replace_tree(repo, new)
     (repo / "NOTES.txt").write_text("docs only\n")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "v0.30.3")
-    _git(repo, "tag", "v0.30.3")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v0.30.3")
+    git(repo, "tag", "v0.30.3")
     return {"repo": repo, "removal": removal}
 
 
@@ -281,21 +264,7 @@ def eventlet_history(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 def test_an_eventlet_history_is_bisected_to_the_commit_that_broke_the_boot(
     cache_dir: Path, tmp_path: Path, eventlet_history: dict
 ) -> None:
-    doc = run_json(
-        "--package",
-        "eventlet",
-        "0.30.2,0.30.3",
-        "--gunicorn",
-        "20.1.0",
-        "--worker-class",
-        "eventlet",
-        "--scenario",
-        "boots",
-        "--repo",
-        str(eventlet_history["repo"]),
-        cache_dir=cache_dir,
-        results_dir=tmp_path,
-    )
+    doc = eventlet_boots(cache_dir, tmp_path, "--repo", str(eventlet_history["repo"]))
     found = doc["regressions"][0]["commit"]
     assert found["status"] == "found", found
     assert all(s["verdict"] in ("pass", "fail") for s in found["steps"]), found["steps"]
@@ -310,20 +279,6 @@ EVENTLET_MIRROR = Path("/work/.mirror/eventlet+eventlet/repo")
 def test_eventlets_own_history_names_the_commit_that_dropped_already_handled(
     cache_dir: Path, tmp_path: Path
 ) -> None:
-    doc = run_json(
-        "--package",
-        "eventlet",
-        "0.30.2,0.30.3",
-        "--gunicorn",
-        "20.1.0",
-        "--worker-class",
-        "eventlet",
-        "--scenario",
-        "boots",
-        "--repo",
-        str(EVENTLET_MIRROR),
-        cache_dir=cache_dir,
-        results_dir=tmp_path,
-    )
+    doc = eventlet_boots(cache_dir, tmp_path, "--repo", str(EVENTLET_MIRROR))
     found = doc["regressions"][0]["commit"]
     assert found["status"] == "found" and found["sha"].startswith("df0bc00c")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Optional
 
 from filelock import FileLock
 from packaging.utils import canonicalize_name
@@ -38,61 +40,66 @@ def _load(folder: Path, label: str, sha: str) -> Artifact | None:
     return Artifact(label, rec["version"], wheel, rec["digest"], sha)
 
 
-def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None) -> Artifact:
-    """The wheel of ``sha`` (with ``pick``'s change applied on top when healing)."""
+#: (exported tree, output directory) -> the wheel and what its build record adds
+Build = Callable[[Path, Path], tuple[Path, dict]]
+#: (folder, label, sha) -> the verified artifact in ``folder``, or None
+Load = Callable[[Path, str, str], Optional[Artifact]]
+
+
+def _cached_build(
+    repo: Repo, sha: str, pick: str | None, root: Path, load: Load, build: Build
+) -> Artifact:
+    """The wheel of ``sha`` (``pick`` on top) under ``root``: reused when it verifies,
+    else exported, built and renamed into place with its record written last."""
     key = sha if pick is None else f"{sha}+{pick}"
     label = sha[:10] if pick is None else f"{sha[:10]}+{pick[:7]}"
-    root = cache_dir / "builds"
     folder = root / key
-    found = _load(folder, label, sha)
+    found = load(folder, label, sha)
     if found is not None:
         return found
     private_dir(root)
     with FileLock(str(root / f".{key}.lock")):
-        found = _load(folder, label, sha)
+        found = load(folder, label, sha)
         if found is not None:
             return found
         remove_tree(folder)
         tmp = temp_dir(root, key[:20])
         try:
-            tree = tmp / "tree"
-            tree.mkdir()
+            tree, out, final_tmp = tmp / "tree", tmp / "out", tmp / "final"
+            for d in (tree, out, final_tmp):
+                d.mkdir()
             if pick is None:
                 repo.export(sha, tree)
             elif not repo.export_with_pick(sha, pick, tree):
                 raise ArtifactError(f"{pick[:10]} does not apply on top of {sha[:10]}")
-            if not (tree / "gunicorn").is_dir():
-                raise ArtifactError(f"{sha[:10]} has no gunicorn/ package")
-            digest = wheels.package_digest(wheels.dir_package_files(tree))
-            out = tmp / "out"
-            out.mkdir()
-            # the package copied as it is; setuptools only where the version is not plain
-            wheel = wheels.tree_wheel(tree, out) or wheels.build_wheel(tree, out)
-            if wheels.package_digest(wheels.wheel_package_files(wheel)) != digest:
-                raise ArtifactError(f"the wheel built from {sha[:10]} does not hold its tree")
+            wheel, fields = build(tree, out)
             version = wheel.name.split("-")[1]
-            final_tmp = tmp / "final"
-            final_tmp.mkdir()
-            wheel.replace(final_tmp / wheel.name)
-            atomic_write_text(
-                final_tmp / BUILD_RECORD,
-                json.dumps(
-                    {
-                        "sha": sha,
-                        "pick": pick,
-                        "wheel": wheel.name,
-                        "digest": digest,
-                        "version": version,
-                    }
-                ),
-            )
+            wheel = wheel.replace(final_tmp / wheel.name)
+            record = {"sha": sha, "pick": pick, "wheel": wheel.name, "version": version, **fields}
+            atomic_write_text(final_tmp / BUILD_RECORD, json.dumps(record))
             final_tmp.rename(folder)
         finally:
             remove_tree(tmp)
-    found = _load(folder, label, sha)
+    found = load(folder, label, sha)
     if found is None:
         raise ArtifactError(f"build of {sha[:10]} did not verify")
     return found
+
+
+def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None) -> Artifact:
+    """The wheel of ``sha`` (with ``pick``'s change applied on top when healing)."""
+
+    def build(tree: Path, out: Path) -> tuple[Path, dict]:
+        if not (tree / "gunicorn").is_dir():
+            raise ArtifactError(f"{sha[:10]} has no gunicorn/ package")
+        digest = wheels.package_digest(wheels.dir_package_files(tree))
+        # the package copied as it is; setuptools only where the version is not plain
+        wheel = wheels.tree_wheel(tree, out) or wheels.build_wheel(tree, out)
+        if wheels.package_digest(wheels.wheel_package_files(wheel)) != digest:
+            raise ArtifactError(f"the wheel built from {sha[:10]} does not hold its tree")
+        return wheel, {"digest": digest}
+
+    return _cached_build(repo, sha, pick, cache_dir / "builds", _load, build)
 
 
 #: A dependency's tree is built by pip's standard PEP 517 front end, in the isolated build
@@ -119,40 +126,13 @@ def package_commit_wheel(
 ) -> Artifact:
     """The wheel of dependency ``name`` at ``sha`` (``pick`` on top), built once and kept
     with the sha256 of the wheel file (a damaged or swapped wheel is rebuilt)."""
-    key = sha if pick is None else f"{sha}+{pick}"
-    label = sha[:10] if pick is None else f"{sha[:10]}+{pick[:7]}"
-    root = private_dir(cache_dir / "builds" / canonicalize_name(name))
-    folder = root / key
-    found = _load_package(folder, label, sha)
-    if found is not None:
-        return found
-    with FileLock(str(root / f".{key}.lock")):
-        found = _load_package(folder, label, sha)
-        if found is not None:
-            return found
-        remove_tree(folder)
-        tmp = temp_dir(root, key[:20])
-        try:
-            tree, out, final_tmp = tmp / "tree", tmp / "out", tmp / "final"
-            for d in (tree, out, final_tmp):
-                d.mkdir()
-            if pick is None:
-                repo.export(sha, tree)
-            elif not repo.export_with_pick(sha, pick, tree):
-                raise ArtifactError(f"{pick[:10]} does not apply on top of {sha[:10]}")
-            env, _ = layers.pip_env(cache_dir)
-            wheel = _pep517(tree, out, env)
-            wheel = wheel.replace(final_tmp / wheel.name)
-            record = {"sha": sha, "pick": pick, "wheel": wheel.name, "sha256": sha256_of(wheel)}
-            record["version"] = wheel.name.split("-")[1]
-            atomic_write_text(final_tmp / BUILD_RECORD, json.dumps(record))
-            final_tmp.rename(folder)
-        finally:
-            remove_tree(tmp)
-    found = _load_package(folder, label, sha)
-    if found is None:
-        raise ArtifactError(f"build of {name} {sha[:10]} did not verify")
-    return found
+
+    def build(tree: Path, out: Path) -> tuple[Path, dict]:
+        wheel = _pep517(tree, out, layers.pip_env(cache_dir)[0])
+        return wheel, {"sha256": sha256_of(wheel)}
+
+    root = cache_dir / "builds" / canonicalize_name(name)
+    return _cached_build(repo, sha, pick, root, _load_package, build)
 
 
 def _load_package(folder: Path, label: str, sha: str) -> Artifact | None:
