@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
 
 from harness.build import environments
 from harness.build.environments import EnvNeeds
@@ -24,7 +25,7 @@ from harness.scenarios.base import RunContext, Scenario
 # Only a hint for the message when nothing fits; the choice itself is made by evidence.
 _KNOWN_NEEDS = {"19.": "3.9"}
 #: What is evaluated: a gunicorn wheel, or a dependency's release with gunicorn pinned.
-Target = Artifact | Pin
+Target = Union[Artifact, Pin]  # (3.9 hosts: no ``|`` between types at run time)
 COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
 
 
