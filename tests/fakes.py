@@ -3,6 +3,7 @@ against them in milliseconds, with no gunicorn, no git and no network."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -141,3 +142,40 @@ def report_for(columns: list[str], scenario: str = "socket-loss") -> Report:
         Table(cols),
         scenario={"name": scenario},
     )
+
+
+@dataclass
+class RacyLab(Lab):
+    """A racy scenario: a broken target (by ``first_bad``/``first_good``, releases by
+    their tags) fails with chance ``rate``, a healthy one with ``false_rate``; seeded,
+    so a test sees the same runs every time.  A release in ``verdicts`` always gets it
+    (the release table shows the transition; the commits stay racy), only in its first
+    run with ``first_only`` (the table saw a false failure, re-runs are honest)."""
+
+    rate: float = 0.5
+    first_only: bool = False
+    false_rate: float = 0.0
+    seed: int = 0
+    _rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
+
+    def _commit_verdict(self, sha: str, pick: str | None) -> Verdict:
+        if sha in self.unbootable and pick is None:
+            return Verdict.ERROR
+        broken = super()._commit_verdict(sha, pick) is Verdict.FAIL
+        with self._lock:
+            roll = self._rng.random()
+        return Verdict.FAIL if roll < (self.rate if broken else self.false_rate) else Verdict.PASS
+
+    def release(self, fetched: str, column: str) -> Row:
+        sha = self.history.tags[fetched]
+        fixed = self.verdicts.get((fetched, column))
+        if self.first_only and self.runs_of(fetched):
+            fixed = None
+        v = self._busy((fetched, None, column), lambda: fixed or self._commit_verdict(sha, None))
+        return Row(fetched, v, f"{v.value} on {column}", python="3.9.18", runs=(v.value,))
+
+    def runs_of(self, target: str) -> int:
+        return sum(1 for t, _, _ in self.evaluated if t == target)

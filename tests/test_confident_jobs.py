@@ -1,0 +1,99 @@
+"""--confidence end to end on a fake racy lab and an in-memory history: the jobs,
+the flake-aware search and the report, in milliseconds."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.host.cancel import Cancel
+from harness.host.progress import Progress
+from harness.jobs.budget import Budget
+from harness.jobs.confident import Confidence
+from harness.jobs.run import Bisect, range_run
+from harness.report.json import as_json
+from harness.model.verdict import Verdict
+from harness.report.render import render
+from tests.fakes import RacyLab, linear_history, report_for
+
+VERSIONS = ["19.4.0", "19.5.0"]
+
+
+def racy(table: bool = True, **kw) -> RacyLab:
+    """``table``: the release table shows 19.5.0 failing (its own runs are the lab's)."""
+    history = linear_history(40, {"19.4.0": 0, "19.5.0": 39})
+    kw.setdefault("first_bad", "c023")
+    if table:
+        kw.setdefault("verdicts", {("19.5.0", "auto/unix"): Verdict.FAIL})
+    return RacyLab(VERSIONS, history=history, **kw)
+
+
+def run(lab: RacyLab, want: Confidence | None, jobs: int = 2):
+    budget = Budget(jobs, Cancel())
+    how = Bisect(lambda: lab.history, confidence=want)
+    try:
+        return range_run(lab, report_for(["auto/unix"]), "19.4.0,19.5.0", budget, Progress(), how)
+    finally:
+        budget.close()
+
+
+def test_a_racy_culprit_is_named_with_its_confidence() -> None:
+    lab = racy(rate=0.5, seed=3)
+    rep = run(lab, Confidence(0.9, max_runs=400))
+    (f,) = rep.findings
+    assert (f.status, f.commit.sha) == ("found", "c023")
+    assert f.estimate["posterior"] >= 0.9 and f.estimate["parent"] == "c022"
+    assert "c023: 0.9" in f.reason and "fail here" in f.reason and "at its parent" in f.reason
+    assert f"confidence: {f.reason}" in render(rep, "table")
+    assert f"confidence: {f.reason}" in render(rep, "markdown")
+    entry = as_json(rep)["regressions"][0]["commit"]
+    assert entry["sha"] == "c023" and entry["confidence"]["culprit"] == "c023"
+    assert entry["confidence"]["runs"] == f.estimate["runs"]
+
+
+def test_the_culprit_and_its_parent_are_run_more_than_once() -> None:
+    """The point of the search: the commits next to a racy culprit get the runs."""
+    lab = racy(rate=0.4, seed=1)
+    run(lab, Confidence(0.9, max_runs=400))
+    assert lab.runs_of("c023") >= 2 and lab.runs_of("c022") >= 2
+
+
+@pytest.mark.parametrize("first_bad", ["c001", "c017", "c039"])
+def test_a_deterministic_scenario_gets_plain_bisections_answer(first_bad: str) -> None:
+    lab = racy(rate=1.0, first_bad=first_bad)
+    plain = racy(rate=1.0, first_bad=first_bad)
+    rep, ref = run(lab, Confidence(0.95)), run(plain, None)
+    assert rep.findings[0].commit.sha == ref.findings[0].commit.sha == first_bad
+
+
+def test_a_spent_budget_says_so() -> None:
+    lab = racy(rate=0.1, seed=2)
+    rep = run(lab, Confidence(0.99, max_runs=12))
+    (f,) = rep.findings
+    assert f.status == "uncertain" and "not settled at 0.99" in f.reason
+    assert "budget" in f.reason
+    assert f.estimate["runs"] <= 12
+    assert len(lab.evaluated) <= 12 + 2  # the table's two cells, then the budget
+
+
+def test_a_transition_that_was_noise_names_no_commit() -> None:
+    """The table saw one false failure on a healthy release: re-runs say no change."""
+    lab = racy(rate=0.5, first_bad="nothing", first_only=True, seed=0)
+    rep = run(lab, Confidence(0.9, max_runs=200))
+    (f,) = rep.findings
+    assert f.commit is None and f.status == "no culprit" and not f.steps
+    assert "no culprit (no change up to 19.5.0)" in f.reason
+
+
+def test_untestable_commits_are_never_counted_as_runs() -> None:
+    lab = racy(rate=1.0, unbootable=frozenset({"c010", "c011"}))
+    rep = run(lab, Confidence(0.95))
+    (f,) = rep.findings
+    assert f.commit.sha == "c023"
+    assert {"c010", "c011"}.isdisjoint({s for s, n in _tallies(f).items() if n})
+
+
+def _tallies(f) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in f.steps:
+        counts[s.sha] = counts.get(s.sha, 0) + (s.verdict.testable)
+    return counts
