@@ -148,7 +148,8 @@ def report_for(columns: list[str], scenario: str = "socket-loss") -> Report:
 class RacyLab(Lab):
     """A racy scenario: a broken target (by ``first_bad``/``first_good``, releases by
     their tags) fails with chance ``rate``, a healthy one with ``false_rate``; seeded,
-    so a test sees the same runs every time.  A release in ``verdicts`` always gets it
+    by (seed, target, how many runs it had), so a test sees the same runs whatever
+    order the threads run them in.  A release in ``verdicts`` always gets it
     (the release table shows the transition; the commits stay racy), only in its first
     run with ``first_only`` (the table saw a false failure, re-runs are honest)."""
 
@@ -156,17 +157,15 @@ class RacyLab(Lab):
     first_only: bool = False
     false_rate: float = 0.0
     seed: int = 0
-    _rng: random.Random = field(default_factory=random.Random)
-
-    def __post_init__(self) -> None:
-        self._rng.seed(self.seed)
+    _rolls: dict[str, int] = field(default_factory=dict)
 
     def _commit_verdict(self, sha: str, pick: str | None) -> Verdict:
         if sha in self.unbootable and pick is None:
             return Verdict.ERROR
         broken = super()._commit_verdict(sha, pick) is Verdict.FAIL
         with self._lock:
-            roll = self._rng.random()
+            n = self._rolls[sha] = self._rolls.get(sha, 0) + 1
+        roll = random.Random(f"{self.seed}:{sha}:{n}").random()
         return Verdict.FAIL if roll < (self.rate if broken else self.false_rate) else Verdict.PASS
 
     def release(self, fetched: str, column: str) -> Row:
