@@ -167,3 +167,19 @@ def test_confidence_is_off_unless_asked() -> None:
     assert cli.parse(["19.4.0,19.5.0"], "g").confidence is None
     req = cli.parse(["19.4.0,19.5.0", "--confidence", "0.95", "--max-runs", "80"], "g")
     assert req.confidence == Confidence(0.95, 80)
+
+
+def test_each_column_of_a_matrix_gets_its_own_search() -> None:
+    """gthread/unix shows the transition in the table; each finding names its column."""
+    lab = racy(rate=0.5, seed=5)
+    lab.verdicts = {("19.5.0", "gthread/unix"): Verdict.FAIL}
+    budget = Budget(2, Cancel())
+    how = Bisect(lambda: lab.history, confidence=Confidence(0.9, 400))
+    columns = ["sync/unix", "gthread/unix"]
+    try:
+        rep = range_run(lab, report_for(columns), "19.4.0,19.5.0", budget, Progress(), how)
+    finally:
+        budget.close()
+    named = {(f.column, f.commit.sha if f.commit else None) for f in rep.findings}
+    assert ("gthread/unix", "c023") in named
+    assert all(f.estimate is not None and f.column for f in rep.findings)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.protocols import Evaluator, History
+from harness.model import confidence
 from harness.model.confidence import ContradictoryRuns, CulpritSearch
 from harness.model.confidence import Finding as Estimate
 from harness.model.results import Finding, Row, Step
@@ -55,21 +56,13 @@ def drive(
     axis: Axis,
     say: Callable[[Sequence[str]], None] = lambda probes: None,
 ) -> Estimate:
-    """Probe in batches of ``-j`` until the search is no longer pending; a revision whose
-    first run cannot tell is untestable (never a run, never budget)."""
-    while search.result().status == "pending":
-        probes = search.next_probes(budget.jobs)
-        if not probes:  # only untestable revisions left to run
-            break
+    """The model's loop with each batch of ``-j`` probes run from the one budget."""
+
+    def observe(probes: list[str]) -> list[bool | None]:
         say(probes)
-        for rev, verdict in zip(probes, budget.map(run, probes)):
-            failed = changed(verdict, axis)
-            if failed is None:
-                if search.tally(rev).runs == 0:
-                    search.untestable(rev)
-            else:
-                search.record(rev, failed)
-    return search.result()
+        return [changed(v, axis) for v in budget.map(run, probes)]
+
+    return confidence.drive(search, observe, budget.jobs)
 
 
 @dataclass
