@@ -155,12 +155,13 @@ class RacyLab(Lab):
 
     rate: float = 0.5
     first_only: bool = False
+    unhealable: frozenset[str] = frozenset()  # an error even with a pick on top
     false_rate: float = 0.0
     seed: int = 0
     _rolls: dict[str, int] = field(default_factory=dict)
 
     def _commit_verdict(self, sha: str, pick: str | None) -> Verdict:
-        if sha in self.unbootable and pick is None:
+        if sha in self.unhealable or (sha in self.unbootable and pick is None):
             return Verdict.ERROR
         broken = super()._commit_verdict(sha, pick) is Verdict.FAIL
         with self._lock:

@@ -183,3 +183,21 @@ def test_each_column_of_a_matrix_gets_its_own_search() -> None:
     named = {(f.column, f.commit.sha if f.commit else None) for f in rep.findings}
     assert ("gthread/unix", "c023") in named
     assert all(f.estimate is not None and f.column for f in rep.findings)
+
+
+def test_an_untestable_culprit_is_healed_with_the_next_change_on_top() -> None:
+    lab = racy(rate=0.6, seed=6, unbootable=frozenset({"c023"}))
+    rep = run(lab, Confidence(0.9, 400))
+    (f,) = rep.findings
+    assert (f.status, f.commit.sha, f.needed) == ("found", "c023", ["c024"])
+    assert ("c023", "c024", "auto/unix") in lab.evaluated
+    assert "picked on top" in render(rep, "table")
+
+
+def test_an_untestable_commit_that_stays_untestable_is_named_beside_the_culprit() -> None:
+    lab = racy(rate=1.0, unhealable=frozenset({"c023"}))
+    rep = run(lab, Confidence(0.9))
+    (f,) = rep.findings
+    assert (f.commit.sha, f.estimate["between"], f.needed) == ("c024", ("c023",), [])
+    assert "c024 (or the untestable c023 before it)" in f.reason
+    assert ("c023", "c024", "auto/unix") in lab.evaluated  # the heal was tried, once

@@ -80,6 +80,7 @@ class ConfidentBisector:
     after_row: Row | None = None
     progress: Progress = field(default_factory=Progress)
     steps: list[Step] = field(default_factory=list)
+    picks: dict[str, str | None] = field(default_factory=dict)  # healed: sha -> change on top
 
     def run(self, before: str, after: str, old_is_pass: bool) -> Finding:
         kind = "regression" if old_is_pass else "fix"
@@ -145,10 +146,25 @@ class ConfidentBisector:
                 f"{top.runs} runs; testing {', '.join(p[:10] for p in probes)}"
             )
 
+        est = drive(s, self.budget, self._commit, self.axis, say)
+        while heal := [u for u in est.between if u not in self.picks]:
+            est = self._heal(s, heal, est.culprit, say)
+        return est
+
+    def _heal(self, s: CulpritSearch, heal: list[str], culprit: str | None, say) -> Estimate:
+        """Untestable commits just before the likeliest culprit: each run once with the
+        culprit's change picked on top (as plain bisection heals); those that then boot
+        count with their runs, and the search goes on."""
+        self.progress(f"re-testing {len(heal)} untestable commit(s) with {culprit} on top")
+        self.picks.update({u: culprit for u in heal})
+        for u, verdict in zip(heal, self.budget.map(self._commit, heal)):
+            if (failed := changed(verdict, self.axis)) is not None:
+                s.record(u, failed)
         return drive(s, self.budget, self._commit, self.axis, say)
 
     def _commit(self, sha: str) -> Verdict:
-        step = self.lab.commit(self.history, sha, None, self.column, self.python)
+        pick = self.picks.get(sha)
+        step = self.lab.commit(self.history, sha, pick, self.column, self.python)
         self.steps.append(step)
         self.progress.advance()
         return step.verdict
@@ -180,6 +196,8 @@ class ConfidentBisector:
             return self._no_commit(finding, est, "the commit range")
         finding.commit = self.history.info(est.culprit)
         finding.url = self.history.web_url(est.culprit)
+        if self.picks.get(est.culprit):
+            finding.needed = [self.picks[est.culprit]]
         if est.status == "confident":
             finding.status = "found"
             finding.reason = self._line(est)
