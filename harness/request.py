@@ -274,6 +274,10 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError("--confidence decides how often each target runs: drop --repeat")
         if args.first_parent:
             raise UsageError("--confidence always walks the mainline: drop --first-parent")
+        if args.no_commits:
+            raise UsageError(
+                "--confidence decides each transition down to its commit: drop --no-commits"
+            )
     for name in ("workers", "threads", "max_requests", "repeat", "jobs", "max_runs"):
         value = getattr(args, name)
         if value is not None and value < 1:
