@@ -274,7 +274,12 @@ def _installed_digest(site: Path) -> str:
 
 
 def _load(
-    path: Path, interp: Interpreter, artifact: Artifact, shared: list[Path], cache_dir: Path
+    path: Path,
+    interp: Interpreter,
+    artifact: Artifact,
+    shared: list[Path],
+    cache_dir: Path,
+    layer: Layer | None = None,
 ) -> Environment | None:
     """A finished environment, if it is complete and holds exactly our gunicorn: its
     console script (else another gunicorn on PATH would answer for it), its code and the
@@ -300,7 +305,10 @@ def _load(
         listed = (env.site_packages / SHARED_PTH).read_text().split()
     except OSError:
         return None
-    if listed != [str(_unpacked(w, cache_dir)) for w in shared]:
+    expected = [str(_unpacked(w, cache_dir)) for w in shared]
+    if layer is not None:  # the user's layer comes first (see _share), verified by layers
+        expected.insert(0, str(layer.path))
+    if listed != expected or (layer is not None and not layer.path.is_dir()):
         return None
     try:
         if _installed_digest(env.site_packages) != artifact.digest:
@@ -395,11 +403,11 @@ def ensure(
     key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:12]
     final = root / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
     shared = _wheels(artifact, needs, setuptools)[1:]
-    env = _load(final, interp, artifact, shared, cache_dir)
+    env = _load(final, interp, artifact, shared, cache_dir, needs.layer)
     if env is not None:
         return env
     with FileLock(str(root / f".{final.name}.lock")):
-        env = _load(final, interp, artifact, shared, cache_dir)  # built meanwhile?
+        env = _load(final, interp, artifact, shared, cache_dir, needs.layer)  # built meanwhile?
         if env is not None:
             return env
         sweep_temporaries(root)
@@ -441,7 +449,7 @@ def ensure(
         except BaseException:
             remove_tree(tmp)
             raise
-    env = _load(final, interp, artifact, shared, cache_dir)
+    env = _load(final, interp, artifact, shared, cache_dir, needs.layer)
     if env is None:
         raise EnvError(f"environment for gunicorn {artifact.label} did not verify after building")
     return Environment(env.path, interp, artifact, env.extras, env.works, env.reason, reused=False)
