@@ -20,7 +20,7 @@ from harness.host import fsutil, processes, progress
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import write_output
 from harness.jobs.budget import Budget
-from harness.jobs.check import check
+from harness.jobs.check import check, check_at
 from harness.jobs.run import Bisect, range_run
 from harness.jobs.setup import Setup, open_run
 from harness.model.answer import answer
@@ -99,7 +99,11 @@ def _main(req: Request) -> int:
             return _check(req, setup, bar)
         results_dir = writable_dir(req.results_dir, "--results-dir")
         budget = Budget(req.jobs, setup.cancel)
-        how = Bisect(req.history, req.repo is not None, req.first_parent) if req.commits else None
+        how = (
+            Bisect(req.history, req.repo is not None, req.first_parent, req.confidence)
+            if req.commits
+            else None
+        )
         try:
             report = range_run(setup.lab, setup.report, req.targets, budget, bar, how)
         finally:
@@ -136,11 +140,25 @@ def _open(req: Request, bar: progress.Progress) -> Setup:
 
 def _check(req: Request, setup: Setup, bar: progress.Progress) -> int:
     column = setup.table.labels[0]
+    if req.confidence is not None:
+        said, row = check_at(
+            setup.lab, column, req.check, req.history, req.confidence, setup.table.primary
+        )
+        bar.close()
+        python = f" (Python {row.python})" if row.python else ""
+        print(f"{req.check}: {said.line()}{python}; last run: {redact_url(row.detail)}")
+        _warn_worker_class(req, row)
+        return said.exit_status
     row: Row = check(setup.lab, column, req.check, req.history)
     bar.close()
     python = f" (Python {row.python})" if row.python else ""
     name = verdict_name(row.verdict, setup.report)
     print(f"{req.check}: {name}{python}: {redact_url(row.detail)}")
+    _warn_worker_class(req, row)
+    return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
+
+
+def _warn_worker_class(req: Request, row: Row) -> None:
     ran, asked = row.facts.get("worker_class"), req.worker_class
     if asked and ran and ran != asked:
         _say(
@@ -148,7 +166,6 @@ def _check(req: Request, setup: Setup, bar: progress.Progress) -> int:
             f"warning: --worker-class {asked} was asked, but gunicorn ran {ran} "
             "(it turns sync into gthread when threads > 1)",
         )
-    return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
 
 
 def _finish(req: Request, report: Report, results_dir: Path, bar: progress.Progress) -> int:

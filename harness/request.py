@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion, Version
 from harness.host import proxy
 from harness.host.git import DEFAULT_REPO, Repo, SourceError
 from harness.host.output import check_output
+from harness.jobs.confident import DEFAULT_MAX_RUNS, Confidence
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_argv
 from harness.report.render import FORMATS
@@ -182,6 +183,24 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         metavar="N",
         help="run the scenario N times per target; disagreement is 'flaky'",
     )
+    c = p.add_argument_group("racy scenarios (flake-aware search)")
+    c.add_argument(
+        "--confidence",
+        type=float,
+        metavar="P",
+        help="each run is one observation: re-run releases and commits where the answer "
+        "is unsure until the likeliest first changed one has posterior P (e.g. 0.95), or "
+        "--max-runs is spent (then the answer says so); with --check, run until pass or "
+        "fail holds at P.  Off by default (a deterministic scenario costs one run a target)",
+    )
+    c.add_argument(
+        "--max-runs",
+        type=int,
+        default=DEFAULT_MAX_RUNS,
+        metavar="N",
+        help=f"with --confidence: runs per finding (or per --check), releases' included "
+        f"(default {DEFAULT_MAX_RUNS})",
+    )
     p.add_argument(
         "-j",
         "--jobs",
@@ -289,7 +308,18 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("give either releases or --check, not both")
     if args.check and (len(args.worker_class or ()) > 1 or len(args.bind) > 1):
         raise UsageError("--check runs one deployment: give one --worker-class and one --bind")
-    for name in ("workers", "threads", "max_requests", "repeat", "jobs"):
+    if args.confidence is not None:
+        if not 0.5 < args.confidence < 1.0:
+            raise UsageError(f"--confidence {args.confidence}: give a probability in (0.5, 1)")
+        if args.repeat != 1:
+            raise UsageError("--confidence decides how often each target runs: drop --repeat")
+        if args.first_parent:
+            raise UsageError("--confidence always walks the mainline: drop --first-parent")
+        if args.no_commits:
+            raise UsageError(
+                "--confidence decides each transition down to its commit: drop --no-commits"
+            )
+    for name in ("workers", "threads", "max_requests", "repeat", "jobs", "max_runs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
@@ -331,6 +361,7 @@ class Request:
     binds: tuple[str, ...] = ("unix",)
     no_compat: bool = False
     repeat: int = 1
+    confidence: Confidence | None = None  # --confidence P with its --max-runs
     jobs: int = 1
     verbose: bool = False
     quiet: bool = False
@@ -395,5 +426,6 @@ def parse(argv: list[str], prog: str) -> Request:
         binds=a.bind,
         package=package,
         gunicorn=a.gunicorn,
+        confidence=Confidence(a.confidence, a.max_runs) if a.confidence is not None else None,
         **{k: getattr(a, k) for k in same},
     )

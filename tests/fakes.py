@@ -3,6 +3,7 @@ against them in milliseconds, with no gunicorn, no git and no network."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -142,3 +143,48 @@ def report_for(columns: list[str], scenario: str = "socket-loss") -> Report:
         Table(cols),
         scenario={"name": scenario},
     )
+
+
+@dataclass
+class RacyLab(Lab):
+    """A racy scenario: a broken target (by ``first_bad``/``first_good``, releases by
+    their tags) fails with chance ``rate``, a healthy one with ``false_rate``; seeded,
+    by (seed, target, column, how many runs it had there), so a test sees the same runs whatever
+    order the threads run them in.  A release in ``verdicts`` always gets it
+    (the release table shows the transition; the commits stay racy), only in its first
+    run with ``first_only`` (the table saw a false failure, re-runs are honest)."""
+
+    rate: float = 0.5
+    first_only: bool = False
+    unhealable: frozenset[str] = frozenset()  # an error even with a pick on top
+    false_rate: float = 0.0
+    seed: int = 0
+    _rolls: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def _racy(self, sha: str, pick: str | None, column: str) -> Verdict:
+        if sha in self.unhealable or (sha in self.unbootable and pick is None):
+            return Verdict.ERROR
+        broken = self._commit_verdict(sha, pick) is Verdict.FAIL
+        with self._lock:
+            n = self._rolls[(sha, column)] = self._rolls.get((sha, column), 0) + 1
+        roll = random.Random(f"{self.seed}:{sha}:{column}:{n}").random()
+        return Verdict.FAIL if roll < (self.rate if broken else self.false_rate) else Verdict.PASS
+
+    def release(self, fetched: str, column: str) -> Row:
+        sha = self.history.tags[fetched]
+        fixed = self.verdicts.get((fetched, column))
+        if self.first_only and (fetched, None, column) in self.evaluated:
+            fixed = None
+        v = self._busy((fetched, None, column), lambda: fixed or self._racy(sha, None, column))
+        return Row(fetched, v, f"{v.value} on {column}", python="3.9.18", runs=(v.value,))
+
+    def commit(self, history, sha: str, pick: str | None, column: str, python: str | None) -> Step:
+        v = self._busy((sha, pick, column), lambda: self._racy(sha, pick, column))
+        return Step(sha, v, python, f"{v.value} at {sha}", pick)
+
+    def ref(self, history, sha: str, column: str, label: str) -> Row:
+        v = self._busy((sha, None, column), lambda: self._racy(sha, None, column))
+        return Row(label, v, f"{v.value} at {sha}", kind="commit", sha=sha)
+
+    def runs_of(self, target: str) -> int:
+        return sum(1 for t, _, _ in self.evaluated if t == target)

@@ -190,3 +190,36 @@ def test_what_a_sigkilled_write_left_is_swept_by_the_next_write_there(tmp_path):
     left.write_bytes(b"x" * 1024)
     fsutil.atomic_write_text(tmp_path / "wheels" / "other.json", "{}")
     assert not left.exists()
+
+
+def test_a_sweep_in_another_thread_never_takes_a_temporary_being_made(tmp_path):
+    """The commit bisection builds environments on several threads: one thread's sweep
+    must not remove the directory another thread has just made (it lost a heal build)."""
+    import threading
+
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def sweep() -> None:
+        while not stop.is_set():
+            fsutil.sweep_temporaries(tmp_path)
+
+    def make() -> None:
+        try:
+            for _ in range(200):
+                tmp = fsutil.temp_dir(tmp_path, "env")
+                (tmp / "half-built").write_text("x")  # gone if the sweep took it
+                fsutil.remove_tree(tmp)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    sweepers = [threading.Thread(target=sweep) for _ in range(2)]
+    makers = [threading.Thread(target=make) for _ in range(3)]
+    for t in sweepers + makers:
+        t.start()
+    for t in makers:
+        t.join()
+    stop.set()
+    for t in sweepers:
+        t.join()
+    assert failures == []

@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.build import wheels
-from harness.host.git import (
-    CommitInfo,
-    Repo,
-    SourceError,
-    github_commit_url,
-    is_remote_spec,
-    parse_refs,
-)
+from harness.host.git import CommitInfo, Repo, SourceError, is_remote_spec
+from harness.model.commit_refs import github_commit_url, parse_refs
 from tests.history import History
 
 GITHUB = "https://github.com/benoitc/gunicorn.git"

@@ -255,7 +255,9 @@ def _share(
     environment: only gunicorn, the code under test, is installed and verified."""
     site = env_root / "lib" / f"python{interp.minor}" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
-    lines = _shared_lines(wheels, cache_dir, layer)
+    lines = [str(_unpacked(w, cache_dir)) for w in wheels]
+    if layer is not None:  # the user's pins win over the harness's own picks (eventlet)
+        lines.insert(0, str(layer.path))
     (site / SHARED_PTH).write_text("\n".join(lines) + "\n")
 
 
@@ -269,13 +271,6 @@ def _asked(needs: EnvNeeds) -> dict[str, str]:
 
 def _installed_digest(site: Path) -> str:
     return wheels.package_digest(wheels.dir_package_files(site))
-
-
-def _shared_lines(shared: list[Path], cache_dir: Path, layer: Layer | None) -> list[str]:
-    """What the environment's .pth lists: the layer first (the user's pins win), then the
-    shared copies of the extras and setuptools."""
-    lines = [str(_unpacked(w, cache_dir)) for w in shared]
-    return [str(layer.path), *lines] if layer is not None else lines
 
 
 def _load(
@@ -310,7 +305,10 @@ def _load(
         listed = (env.site_packages / SHARED_PTH).read_text().split()
     except OSError:
         return None
-    if listed != _shared_lines(shared, cache_dir, layer):
+    expected = [str(_unpacked(w, cache_dir)) for w in shared]
+    if layer is not None:  # the user's layer comes first (see _share), verified by layers
+        expected.insert(0, str(layer.path))
+    if listed != expected or (layer is not None and not layer.path.is_dir()):
         return None
     try:
         if _installed_digest(env.site_packages) != artifact.digest:

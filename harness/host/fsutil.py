@@ -86,13 +86,19 @@ def private_temp_file(dest: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """A locked temporary file beside ``dest`` (same filesystem, for ``os.replace``); it is
     removed on the way out unless the caller renamed it into place."""
     _beside(dest.parent)
-    fd, name = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-{dest.name[:40]}-", dir=dest.parent)
-    tmp = Path(name)
-    _lock(fd)
+    with _held_lock:  # made and marked live before this process's own sweep can look at it
+        fd, name = tempfile.mkstemp(
+            prefix=f"{PREFIX}{os.getpid()}-{dest.name[:40]}-", dir=dest.parent
+        )
+        tmp = Path(name)
+        _lock(fd)
+        _held[name] = fd
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh, tmp
     finally:
+        with _held_lock:
+            _held.pop(name, None)  # the fd is closed by the with block
         tmp.unlink(missing_ok=True)
 
 
@@ -123,11 +129,13 @@ def _writable(path: str) -> None:
 def remove_tree(path: Path) -> None:
     """Remove ``path`` entirely, even a tree left unreadable (chmod 000): a damaged cache
     entry must not survive its own rebuild."""
-    release(path)
     if not path.exists() and not path.is_symlink():
+        release(path)
         return
 
     def retry(func, name, _exc) -> None:
+        if not os.path.lexists(name):
+            return  # gone already (another sweep, or a concurrent removal): nothing to retry
         _writable(os.path.dirname(name))
         _writable(name)
         try:
@@ -138,19 +146,25 @@ def remove_tree(path: Path) -> None:
         except OSError:
             pass
 
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-        return
-    _writable(str(path))
-    shutil.rmtree(path, onerror=retry)
+    try:  # still marked live while it goes, so no sweep takes it from under us
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+            return
+        _writable(str(path))
+        shutil.rmtree(path, onerror=retry)
+    finally:
+        release(path)
 
 
 def temp_dir(parent: Path, label: str) -> Path:
     """A build directory beside its final place, locked by us while we build in it (the
     lock follows it through a rename; :func:`remove_tree` or :func:`release` ends it)."""
     _beside(parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{label}-", dir=parent))
-    _hold(tmp, os.open(tmp, os.O_RDONLY | os.O_DIRECTORY))
+    with _held_lock:  # made and marked live before this process's own sweep can look at it
+        tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{label}-", dir=parent))
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+        _lock(fd)
+        _held[str(tmp)] = fd
     return tmp
 
 
@@ -191,11 +205,12 @@ def sweep_temporaries(directory: Path, prefix: str = PREFIX) -> None:
     """Remove what interrupted runs left (``prefix*`` entries whose lock nobody holds)."""
     if not directory.is_dir():
         return
-    with _held_lock:
-        ours = set(_held)
     for entry in directory.iterdir():
-        if not entry.name.startswith(prefix) or str(entry) in ours:
+        if not entry.name.startswith(prefix):
             continue
+        with _held_lock:  # asked now, not from a snapshot: another thread may have just made it
+            if str(entry) in _held:
+                continue
         fd = _owner_gone(entry)
         if fd is None:
             continue  # a live build, ours (another thread) or another run's

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from harness.host.fsutil import private_dir, run_temp_dir
+from harness.model.commit_refs import github_commit_url, parse_refs
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import CommitInfo
@@ -28,21 +29,7 @@ DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SCP_RE = re.compile(r"^(?:[^@/:\s]+@)?[^/:\s]+:(?!//)[^\s]*$")
-_GITHUB_RE = re.compile(
-    r"^(?:https?://(?:[^@/]+@)?github\.com/|git://github\.com/|ssh://(?:[^@/]+@)?github\.com(?::\d+)?/"
-    r"|(?:[^@/:]+@)?github\.com:)(?P<owner>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+?)(?:\.git)?/?$"
-)
-_MERGE_PR_RE = re.compile(r"^Merge pull request #(\d+) from ", re.IGNORECASE)
-_SQUASH_PR_RE = re.compile(r"\(#(\d+)\)\s*$")
-_ISSUE = (
-    r"(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?#(\d+)|https?://github\.com/[^/\s]+/[^/\s]+/issues/(\d+)"
-)
-_FIX_RE = re.compile(
-    r"\b(?:fix(?:e[sd])?|close[sd]?|resolve[sd]?)\b:?\s*"
-    rf"((?:{_ISSUE})(?:\s*(?:,|and|&)\s*(?:{_ISSUE}))*)",
-    re.IGNORECASE,
-)
-_ISSUE_RE = re.compile(_ISSUE)
+
 _FIELD = "%x00"
 _RECORD = "%x1e"
 _LOG_FORMAT = _FIELD.join(["%H", "%h", "%P", "%s", "%an <%ae>", "%aI", "%b"]) + _RECORD
@@ -52,25 +39,6 @@ class SourceError(HarnessError):
     """A one-line, user-facing problem with the repository or a ref."""
 
 
-def parse_refs(subject: str, body: str) -> tuple[int | None, tuple[int, ...]]:
-    """Return (pull request number, issues fixed) named by a commit message.
-
-    GitHub writes PR numbers either as "Merge pull request #N from ..." or as a
-    trailing "(#N)" on squash merges; "Fix #N"/"closes #N" name fixed issues.
-    """
-    pr: int | None = None
-    match = _MERGE_PR_RE.match(subject) or _SQUASH_PR_RE.search(subject)
-    if match:
-        pr = int(match.group(1))
-    fixes: list[int] = []
-    for found in _FIX_RE.finditer(f"{subject}\n{body}"):
-        for issue in _ISSUE_RE.finditer(found.group(1)):
-            number = int(issue.group(1) or issue.group(2))
-            if number not in fixes:
-                fixes.append(number)
-    return pr, tuple(fixes)
-
-
 def is_remote_spec(spec: str) -> bool:
     """True when ``spec`` is a URL (or scp-like ssh address) rather than a local path."""
     if Path(spec).expanduser().exists():
@@ -78,16 +46,6 @@ def is_remote_spec(spec: str) -> bool:
     if _URL_RE.match(spec):
         return True
     return bool(_SCP_RE.match(spec)) and not spec.startswith((".", "/", "~"))
-
-
-def github_commit_url(remote: str | None, sha: str) -> str | None:
-    """Link to a commit on GitHub when ``remote`` is a GitHub repository URL."""
-    if not remote:
-        return None
-    match = _GITHUB_RE.match(remote.strip())
-    if not match:
-        return None
-    return f"https://github.com/{match['owner']}/{match['name']}/commit/{sha}"
 
 
 def _slug(url: str) -> str:

@@ -1,13 +1,17 @@
 """``--check``: one release (a version number) or one git ref, evaluated once (or
-``--repeat`` times) in the one column."""
+``--repeat`` times) in the one column; with ``--confidence``, as often as it takes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from harness.jobs.confident import Confidence, changed
 from harness.jobs.protocols import Evaluator, History
 from harness.model import targets
+from harness.model.confidence import CheckAnswer
+from harness.model.confidence import check as model_check
 from harness.model.results import Row
+from harness.model.verdict import Axis
 
 
 def check(lab: Evaluator, column: str, target: str, open_history: Callable[[], History]) -> Row:
@@ -16,3 +20,34 @@ def check(lab: Evaluator, column: str, target: str, open_history: Callable[[], H
         return lab.release(lab.fetch(version), column)
     history = open_history()
     return lab.ref(history, history.resolve(target), column, target)
+
+
+def check_at(
+    lab: Evaluator,
+    column: str,
+    target: str,
+    open_history: Callable[[], History],
+    want: Confidence,
+    axis: Axis,
+) -> tuple[CheckAnswer, Row]:
+    """``--check`` at ``--confidence``: run until pass or fail holds at P, or
+    ``--max-runs`` is spent (cannot tell); ``error`` runs are not counted.  The last row
+    is returned for its Python and detail."""
+    if targets.looks_like_version(target):
+        version = targets.resolve(targets.parse(target), lab.versions())[0]
+        fetched = lab.fetch(version)
+        run = lambda: lab.release(fetched, column)  # noqa: E731
+    else:
+        history = open_history()
+        sha = history.resolve(target)
+        run = lambda: lab.ref(history, sha, column, target)  # noqa: E731
+    fails = runs = attempts = 0
+    while True:
+        row = run()
+        attempts += 1
+        failed = changed(row.verdict, axis)
+        if failed is not None:
+            fails, runs = fails + failed, runs + 1
+        said = model_check(fails, runs, want.level)
+        if said.verdict != "cannot tell" or attempts >= want.max_runs:
+            return said, row

@@ -9,6 +9,7 @@ from harness.host.git import SourceError
 from harness.host.progress import Progress, SharedBar
 from harness.jobs.bisector import Bisector
 from harness.jobs.budget import Budget
+from harness.jobs.confident import Confidence, ConfidentBisector
 from harness.jobs.protocols import Evaluator, History
 from harness.model.results import Finding
 from harness.model.search import Transition
@@ -23,6 +24,7 @@ def bisect_commits(
     budget: Budget,
     progress: Progress,
     first_parent: bool = False,
+    confidence: Confidence | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """(findings in the order of the transitions, notes): a range whose own history
     cannot be read (no tag, git trouble) is skipped with a note."""
@@ -34,7 +36,9 @@ def bisect_commits(
     shared.start(8 * len(work), "commits")
     drivers = ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="bisect")
     futures = [
-        drivers.submit(_bisect_one, lab, table, history, budget, shared, first_parent, *job)
+        drivers.submit(
+            _bisect_one, lab, table, history, budget, shared, (first_parent, confidence), *job
+        )
         for job in work
     ]
     try:
@@ -54,23 +58,25 @@ def _bisect_one(
     history: History,
     budget: Budget,
     progress: Progress,
-    first_parent: bool,
+    how: tuple[bool, Confidence | None],
     column: str,
     axis: Axis,
     t: Transition,
 ) -> tuple[Finding | None, str]:
     """One transition: its finding, or a note saying why its history cannot be read."""
+    first_parent, confidence = how
     before = table.cell(t.before, column)
-    bisector = Bisector(
-        history,
-        lab,
-        budget,
-        column,
-        before.python if before else None,
-        axis,
-        first_parent=first_parent,
-        progress=progress,
-    )
+    python = before.python if before else None
+    bisector: Bisector | ConfidentBisector
+    if confidence is not None:
+        bisector = ConfidentBisector(
+            history, lab, budget, column, python, axis, confidence,
+            before, table.cell(t.after, column), progress=progress,
+        )  # fmt: skip
+    else:
+        bisector = Bisector(
+            history, lab, budget, column, python, axis, first_parent, progress
+        )  # fmt: skip
     try:
         finding = bisector.run(t.before, t.after, old_is_pass=t.old_state)
     except SourceError as exc:

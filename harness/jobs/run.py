@@ -10,6 +10,7 @@ from harness.host.git import SourceError
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.commits import bisect_commits
+from harness.jobs.confident import Confidence
 from harness.jobs.protocols import Evaluator, History
 from harness.jobs.releases import release_table, worker_class_notes
 from harness.model.table import Report
@@ -22,6 +23,7 @@ class Bisect:
     open_history: Callable[[], History]
     repo_given: bool = False  # the user named --repo: an unreadable one is their error
     first_parent: bool = False
+    confidence: Confidence | None = None  # --confidence: the flake-aware search
 
 
 def range_run(
@@ -58,7 +60,7 @@ def _commits(lab: Evaluator, report: Report, budget: Budget, progress: Progress,
         progress(f"commit bisection skipped: {exc}")
         return
     findings, notes = bisect_commits(
-        lab, report.table, history, budget, progress, first_parent=how.first_parent
+        lab, report.table, history, budget, progress, how.first_parent, how.confidence
     )
     report.findings += findings
     report.notes += notes

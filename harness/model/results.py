@@ -119,6 +119,9 @@ class Finding:
     first_parent: bool = False
     axis: str = "primary"  # which question (see verdict.Axis); "outage" for another problem
     column: str = ""  # the deployment ("gthread/unix") when the run is a matrix
+    #: --confidence: the search's answer (model.confidence.Finding as a dict): culprit,
+    #: posterior, runs, fail tallies here and at the parent
+    estimate: dict[str, Any] | None = None
 
     def as_json(self) -> dict:
         c = self.commit
@@ -141,4 +144,5 @@ class Finding:
             "needed": list(self.needed),
             "steps": [s.as_json() for s in self.steps],
             "first_parent": self.first_parent,
+            **({"confidence": self.estimate} if self.estimate is not None else {}),
         }

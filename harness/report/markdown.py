@@ -42,6 +42,8 @@ def _finding(f: Finding, rep: Report) -> list[str]:
     if f.needed:
         picks = ", ".join(f"`{n[:12]}`" for n in f.needed)
         out.append(f"- untestable alone: tested with {picks} picked on top so that it could boot")
+    if f.estimate is not None:
+        out.append(f"- confidence: {f.reason}")
     out.append(f"- {len(f.steps)} commits tested:")
     return out
 

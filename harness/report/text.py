@@ -93,6 +93,8 @@ def _finding(f: Finding, rep: Report) -> list[str]:
             f"{pad}untestable alone: tested with {', '.join(n[:12] for n in f.needed)} "
             "picked on top so that it could boot"
         )
+    if f.estimate is not None:
+        out.append(f"{pad}confidence: {f.reason}")
     if f.url:
         out.append(f"{pad}{f.url}")
     return out
