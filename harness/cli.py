@@ -133,6 +133,8 @@ def _open(req: Request, bar: progress.Progress) -> Setup:
         command=req.command,
         progress=bar,
         on_log=bar.log,
+        package=req.package,
+        gunicorn=req.gunicorn,
     )
 
 

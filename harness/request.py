@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
 from harness.host import proxy
-from harness.host.git import DEFAULT_REPO, Repo
+from harness.host.git import DEFAULT_REPO, Repo, SourceError
 from harness.host.output import check_output
 from harness.jobs.confident import DEFAULT_MAX_RUNS, Confidence
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_argv
 from harness.report.render import FORMATS
 from harness.scenarios import base
+
+GUNICORN = "gunicorn"
 
 EPILOG = """exit status: a range run exits 0 with a conclusive report, 125 when it is
 inconclusive (no release could be tested), 130 when interrupted (the table so far and
@@ -207,7 +213,42 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="progress always, and each gunicorn log"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _axis_arguments(p)
     return p
+
+
+# -- what is bisected: gunicorn's releases, or a dependency's (--package) ---------------
+
+
+def _axis_arguments(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument_group("what is bisected (default: gunicorn's releases and commits)")
+    a.add_argument(
+        "--package",
+        metavar="NAME",
+        help="the targets are releases of this dependency (e.g. eventlet), gunicorn pinned; "
+        "with --repo at its git history, its commits are bisected too",
+    )
+    a.add_argument(
+        "--gunicorn",
+        metavar="VERSION",
+        help="with --package: the gunicorn release every target runs (default: the newest "
+        "that installs on each Python)",
+    )
+
+
+def _package(args: argparse.Namespace) -> str:
+    """The canonical name of what is bisected; --gunicorn only makes sense with --package."""
+    name = canonicalize_name(args.package or GUNICORN)
+    if args.package is not None and not re.fullmatch(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", name):
+        raise UsageError(f"--package {args.package!r}: not a package name")
+    if args.gunicorn is not None and name == GUNICORN:
+        raise UsageError("--gunicorn pins gunicorn for --package NAME; give --package too")
+    if args.gunicorn is not None:
+        try:
+            Version(args.gunicorn)
+        except InvalidVersion:
+            raise UsageError(f"--gunicorn {args.gunicorn!r} is not a version number") from None
+    return name
 
 
 def writable_dir(path: Path, option: str) -> Path:
@@ -324,6 +365,8 @@ class Request:
     jobs: int = 1
     verbose: bool = False
     quiet: bool = False
+    package: str = GUNICORN  # --package: what the targets are releases of
+    gunicorn: str | None = None  # --gunicorn: its pin when the package is another one
 
     @property
     def command(self) -> str:
@@ -335,6 +378,11 @@ class Request:
         return self.worker_classes[0]
 
     def history(self) -> Repo:
+        if self.repo is None and self.package != GUNICORN:
+            raise SourceError(
+                f"--package {self.package}: give --repo with {self.package}'s git history "
+                "to bisect its commits"
+            )
         return Repo.open(self.repo or DEFAULT_REPO, self.cache_dir)
 
 
@@ -364,6 +412,7 @@ def parse(argv: list[str], prog: str) -> Request:
         terms=_terms(a.terms),
         run=a.run,
     )
+    package = _package(a)
     same = ("targets", "check", "list_scenarios", "repo", "first_parent", "format", "output")
     same += ("python", "index_url", "scenario", "no_compat", "repeat", "jobs", "verbose", "quiet")
     return Request(
@@ -375,6 +424,8 @@ def parse(argv: list[str], prog: str) -> Request:
         commits=not a.no_commits,
         worker_classes=a.worker_class or (None,),
         binds=a.bind,
+        package=package,
+        gunicorn=a.gunicorn,
         confidence=Confidence(a.confidence, a.max_runs) if a.confidence is not None else None,
         **{k: getattr(a, k) for k in same},
     )

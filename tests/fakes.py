@@ -79,6 +79,7 @@ class Lab:
     pause: float = 0.002
     stop_after: int | None = None
     row_facts: dict = field(default_factory=dict)
+    package: str = "gunicorn"
     evaluated: list[tuple[str, str | None, str]] = field(default_factory=list)
     most_at_once: int = 0
     _now: int = 0

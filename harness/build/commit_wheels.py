@@ -2,17 +2,24 @@
 
 A commit's tree is exported (never checked out), built into a wheel with the harness's
 own setuptools, and remembered with the digest of its ``gunicorn/`` package, so the
-environment built from it can prove it holds exactly that commit's code.
+environment built from it can prove it holds exactly that commit's code.  A dependency
+bisected with ``--package`` is built the standard way (PEP 517, pip's isolated build).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Optional
 
 from filelock import FileLock
+from packaging.utils import canonicalize_name
 
-from harness.build import wheels
+from harness.build import layers, wheels
+from harness.build.index import sha256_of
 from harness.build.wheels import Artifact, ArtifactError
 from harness.host.fsutil import atomic_write_text, private_dir, remove_tree, temp_dir
 from harness.host.git import Repo
@@ -33,58 +40,109 @@ def _load(folder: Path, label: str, sha: str) -> Artifact | None:
     return Artifact(label, rec["version"], wheel, rec["digest"], sha)
 
 
-def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None) -> Artifact:
-    """The wheel of ``sha`` (with ``pick``'s change applied on top when healing)."""
+#: (exported tree, output directory) -> the wheel and what its build record adds
+Build = Callable[[Path, Path], tuple[Path, dict]]
+#: (folder, label, sha) -> the verified artifact in ``folder``, or None
+Load = Callable[[Path, str, str], Optional[Artifact]]
+
+
+def _cached_build(
+    repo: Repo, sha: str, pick: str | None, root: Path, load: Load, build: Build
+) -> Artifact:
+    """The wheel of ``sha`` (``pick`` on top) under ``root``: reused when it verifies,
+    else exported, built and renamed into place with its record written last."""
     key = sha if pick is None else f"{sha}+{pick}"
     label = sha[:10] if pick is None else f"{sha[:10]}+{pick[:7]}"
-    root = cache_dir / "builds"
     folder = root / key
-    found = _load(folder, label, sha)
+    found = load(folder, label, sha)
     if found is not None:
         return found
     private_dir(root)
     with FileLock(str(root / f".{key}.lock")):
-        found = _load(folder, label, sha)
+        found = load(folder, label, sha)
         if found is not None:
             return found
         remove_tree(folder)
         tmp = temp_dir(root, key[:20])
         try:
-            tree = tmp / "tree"
-            tree.mkdir()
+            tree, out, final_tmp = tmp / "tree", tmp / "out", tmp / "final"
+            for d in (tree, out, final_tmp):
+                d.mkdir()
             if pick is None:
                 repo.export(sha, tree)
             elif not repo.export_with_pick(sha, pick, tree):
                 raise ArtifactError(f"{pick[:10]} does not apply on top of {sha[:10]}")
-            if not (tree / "gunicorn").is_dir():
-                raise ArtifactError(f"{sha[:10]} has no gunicorn/ package")
-            digest = wheels.package_digest(wheels.dir_package_files(tree))
-            out = tmp / "out"
-            out.mkdir()
-            # the package copied as it is; setuptools only where the version is not plain
-            wheel = wheels.tree_wheel(tree, out) or wheels.build_wheel(tree, out)
-            if wheels.package_digest(wheels.wheel_package_files(wheel)) != digest:
-                raise ArtifactError(f"the wheel built from {sha[:10]} does not hold its tree")
+            wheel, fields = build(tree, out)
             version = wheel.name.split("-")[1]
-            final_tmp = tmp / "final"
-            final_tmp.mkdir()
-            wheel.replace(final_tmp / wheel.name)
-            atomic_write_text(
-                final_tmp / BUILD_RECORD,
-                json.dumps(
-                    {
-                        "sha": sha,
-                        "pick": pick,
-                        "wheel": wheel.name,
-                        "digest": digest,
-                        "version": version,
-                    }
-                ),
-            )
+            wheel = wheel.replace(final_tmp / wheel.name)
+            record = {"sha": sha, "pick": pick, "wheel": wheel.name, "version": version, **fields}
+            atomic_write_text(final_tmp / BUILD_RECORD, json.dumps(record))
             final_tmp.rename(folder)
         finally:
             remove_tree(tmp)
-    found = _load(folder, label, sha)
+    found = load(folder, label, sha)
     if found is None:
         raise ArtifactError(f"build of {sha[:10]} did not verify")
     return found
+
+
+def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None) -> Artifact:
+    """The wheel of ``sha`` (with ``pick``'s change applied on top when healing)."""
+
+    def build(tree: Path, out: Path) -> tuple[Path, dict]:
+        if not (tree / "gunicorn").is_dir():
+            raise ArtifactError(f"{sha[:10]} has no gunicorn/ package")
+        digest = wheels.package_digest(wheels.dir_package_files(tree))
+        # the package copied as it is; setuptools only where the version is not plain
+        wheel = wheels.tree_wheel(tree, out) or wheels.build_wheel(tree, out)
+        if wheels.package_digest(wheels.wheel_package_files(wheel)) != digest:
+            raise ArtifactError(f"the wheel built from {sha[:10]} does not hold its tree")
+        return wheel, {"digest": digest}
+
+    return _cached_build(repo, sha, pick, cache_dir / "builds", _load, build)
+
+
+#: A dependency's tree is built by pip's standard PEP 517 front end, in the isolated build
+#: environment pip makes from the tree's own ``build-system.requires``.
+PEP517_TIMEOUT = 600
+
+
+def _pep517(tree: Path, out: Path, env: dict[str, str]) -> Path:
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(tree)]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=PEP517_TIMEOUT, env=env, cwd=tree
+        )
+    except subprocess.TimeoutExpired:
+        raise ArtifactError(f"the build did not finish in {PEP517_TIMEOUT}s") from None
+    built = sorted(out.glob("*.whl"))
+    if proc.returncode != 0 or not built:
+        raise ArtifactError(layers.decisive_line(proc.stderr + "\n" + proc.stdout))
+    return built[0]
+
+
+def package_commit_wheel(
+    repo: Repo, sha: str, cache_dir: Path, name: str, pick: str | None = None
+) -> Artifact:
+    """The wheel of dependency ``name`` at ``sha`` (``pick`` on top), built once and kept
+    with the sha256 of the wheel file (a damaged or swapped wheel is rebuilt)."""
+
+    def build(tree: Path, out: Path) -> tuple[Path, dict]:
+        wheel = _pep517(tree, out, layers.pip_env(cache_dir)[0])
+        return wheel, {"sha256": sha256_of(wheel)}
+
+    root = cache_dir / "builds" / canonicalize_name(name)
+    return _cached_build(repo, sha, pick, root, _load_package, build)
+
+
+def _load_package(folder: Path, label: str, sha: str) -> Artifact | None:
+    try:
+        rec = json.loads((folder / BUILD_RECORD).read_text())
+        wheel = folder / rec["wheel"]
+        if rec.get("sha") != sha or not wheels.intact(wheel):
+            return None
+        if sha256_of(wheel) != rec["sha256"]:
+            return None
+        return Artifact(label, rec["version"], wheel, rec["sha256"], sha)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

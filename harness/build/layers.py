@@ -228,6 +228,11 @@ def _pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
     return env, urls
 
 
+def pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+    """pip's environment as layers run it: for a dependency's PEP 517 build too."""
+    return _pip_env(cache_dir)
+
+
 def _key(reqs: RequirementSet, interp: Interpreter, urls: Iterable[str]) -> str:
     """Not pip's version: a new pip release must not rebuild every layer (the environments
     are keyed on the layer's digest, so a rebuilt layer that differs is never mixed up)."""

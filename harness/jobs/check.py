@@ -16,7 +16,7 @@ from harness.model.verdict import Axis
 
 def check(lab: Evaluator, column: str, target: str, open_history: Callable[[], History]) -> Row:
     if targets.looks_like_version(target):
-        version = targets.resolve(targets.parse(target), lab.versions())[0]
+        version = targets.resolve(targets.parse(target), lab.versions(), lab.package)[0]
         return lab.release(lab.fetch(version), column)
     history = open_history()
     return lab.ref(history, history.resolve(target), column, target)

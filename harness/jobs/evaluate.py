@@ -9,11 +9,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
 
 from harness.build import environments
+from harness.build.environments import EnvNeeds
 from harness.build.interpreters import Interpreter, how_to_get, order
 from harness.build.wheels import Artifact, ArtifactError
 from harness.host.cancel import Cancel
+from harness.jobs.package import Pin, pinned_needs
 from harness.model.errors import HarnessError
 from harness.model.results import Row
 from harness.model.verdict import Decision, Verdict, combine
@@ -21,6 +24,8 @@ from harness.scenarios.base import RunContext, Scenario
 
 # Only a hint for the message when nothing fits; the choice itself is made by evidence.
 _KNOWN_NEEDS = {"19.": "3.9"}
+#: What is evaluated: a gunicorn wheel, or a dependency's release with gunicorn pinned.
+Target = Union[Artifact, Pin]  # (3.9 hosts: no ``|`` between types at run time)
 COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
 
 
@@ -58,15 +63,24 @@ class Runner:
             return [self.override]
         return order(self.interpreters)
 
-    def environment(self, artifact: Artifact) -> tuple[environments.Environment, list[str]]:
-        """The newest interpreter whose environment boots this gunicorn, with the evidence."""
+    def _needs(self, target: Target, interp: Interpreter) -> tuple[Artifact, EnvNeeds]:
+        """gunicorn and the scenario's needs on ``interp`` (with a dependency's pin in the
+        layer); ArtifactError when what is needed does not exist for that Python."""
+        needs = self.scenario.needs(interp, self.cache_dir)
+        if not isinstance(target, Pin):
+            return target, needs
+        return target.gunicorn(interp), pinned_needs(needs, target, interp, self.cache_dir)
+
+    def environment(self, target: Target) -> tuple[environments.Environment, list[str]]:
+        """The newest interpreter whose environment boots this target, with the evidence."""
         tried: list[str] = []
         unmet: list[str] = []  # Pythons for which the scenario's own wheels do not exist
+        what = _what(target)
         for interp in self._candidates():
             self.cancel.check()
-            self.progress(f"{artifact.label}: environment on Python {interp.version}")
+            self.progress(f"{target.label}: environment on Python {interp.version}")
             try:
-                needs = self.scenario.needs(interp, self.cache_dir)
+                artifact, needs = self._needs(target, interp)
             except ArtifactError as exc:  # what the scenario needs does not exist for it
                 tried.append(f"{interp.version}: {exc}")
                 unmet.append(str(exc))
@@ -83,25 +97,22 @@ class Runner:
             raise ArtifactError(f"{unmet[-1]} (Pythons tried: {len(tried)})")
         if unmet:  # some lack the scenario's wheels, the others refuse this gunicorn
             raise NoInterpreter(
-                f"no Python here runs gunicorn {artifact.label} as asked; "
-                f"the oldest said {tried[-1]}",
-                tried,
+                f"no Python here runs {what} as asked; the oldest said {tried[-1]}", tried
             )
         if self.override is not None:
             raise NoInterpreter(
-                f"--python {self.override.version} cannot run gunicorn {artifact.label}: "
-                f"{tried[0].split(': ', 1)[1]}",
+                f"--python {self.override.version} cannot run {what}: {tried[0].split(': ', 1)[1]}",
                 tried,
             )
-        need = next((v for k, v in _KNOWN_NEEDS.items() if artifact.version.startswith(k)), None)
+        version = target.label if isinstance(target, Pin) else target.version
+        need = next((v for k, v in _KNOWN_NEEDS.items() if version.startswith(k)), None)
         hint = f"; it likely needs Python <= {need}: {how_to_get(need)}" if need else ""
+        hint = "" if isinstance(target, Pin) else hint
         found = ", ".join(i.version for i in self.interpreters) or "none"
-        raise NoInterpreter(
-            f"no Python found here can run gunicorn {artifact.label} (tried {found}){hint}", tried
-        )
+        raise NoInterpreter(f"no Python found here can run {what} (tried {found}){hint}", tried)
 
     def evaluate(
-        self, artifact: Artifact, kind: str = "release", interpreter: Interpreter | None = None
+        self, target: Target, kind: str = "release", interpreter: Interpreter | None = None
     ) -> Row:
         """Run the scenario on ``artifact``; install and boot problems become ``error`` rows.
 
@@ -111,24 +122,24 @@ class Runner:
         """
         self.cancel.check()
         t0 = time.monotonic()
-        found = self._environment(artifact, kind, interpreter)
+        found = self._environment(target, kind, interpreter)
         if isinstance(found, Row):
             return found
         env, tried = found
-        return self._run(artifact, kind, env, tried, time.monotonic() - t0)
+        return self._run(target, kind, env, tried, time.monotonic() - t0)
 
     def _environment(
-        self, artifact: Artifact, kind: str, interpreter: Interpreter | None
+        self, target: Target, kind: str, interpreter: Interpreter | None
     ) -> tuple[environments.Environment, list[str]] | Row:
         """The environment to run in, or the ``error`` row that says why there is none."""
 
         def error(detail: str, **kw) -> Row:
-            return Row(artifact.label, Verdict.ERROR, detail, kind=kind, sha=artifact.sha, **kw)
+            return Row(target.label, Verdict.ERROR, detail, kind=kind, sha=target.sha, **kw)
 
         try:
             if interpreter is None:
-                return self.environment(artifact)
-            needs = self.scenario.needs(interpreter, self.cache_dir)
+                return self.environment(target)
+            artifact, needs = self._needs(target, interpreter)
             env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
             if env.works:
                 return env, []
@@ -145,7 +156,7 @@ class Runner:
 
     def _run(
         self,
-        artifact: Artifact,
+        target: Target,
         kind: str,
         env: environments.Environment,
         tried: list[str],
@@ -156,9 +167,11 @@ class Runner:
         seconds = boot = 0.0
         compat = False
         facts: dict = dict(env.extras)
+        if isinstance(target, Pin):  # the pinned gunicorn, shown beside the dependency
+            facts["gunicorn"] = env.artifact.version
         ctx = RunContext(
-            label=artifact.label,
-            sha=artifact.sha,
+            label=target.label,
+            sha=target.sha,
             python=env.python,
             env_root=env.path,
             interpreter=env.interpreter,
@@ -167,11 +180,11 @@ class Runner:
         )
         for i in range(self.repeat):
             suffix = f" (run {i + 1}/{self.repeat})" if self.repeat > 1 else ""
-            self.progress(f"{artifact.label}: scenario on Python {env.interpreter.version}{suffix}")
+            self.progress(f"{target.label}: scenario on Python {env.interpreter.version}{suffix}")
             result = self.scenario.run(ctx, self.cancel)
             self.cancel.check()  # a run cut short by Ctrl-C is not evidence
             if self.on_log is not None:
-                self.on_log(artifact.label, result.log)
+                self.on_log(target.label, result.log)
             seconds += result.duration
             boot += result.boot_seconds
             compat = compat or result.compat_used
@@ -179,12 +192,12 @@ class Runner:
             decisions.append(self.scenario.decide(result.observation))
         out = combine(decisions)
         return Row(
-            target=artifact.label,
+            target=target.label,
             verdict=out.verdict,
             detail=out.detail + (COMPAT_NOTE if compat else ""),
             python=env.interpreter.version,
             kind=kind,
-            sha=artifact.sha,
+            sha=target.sha,
             compat=compat,
             traceback=out.traceback,
             reused_env=env.reused,
@@ -195,6 +208,11 @@ class Runner:
             env_seconds=env_seconds,
             boot_seconds=boot,
         )
+
+
+def _what(target: Target) -> str:
+    """How a message names the target: "gunicorn 19.6.0" or "eventlet 0.30.3"."""
+    return target.describe() if isinstance(target, Pin) else f"gunicorn {target.label}"
 
 
 def _add_facts(facts: dict, new: dict) -> None:

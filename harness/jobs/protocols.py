@@ -30,6 +30,9 @@ class History(Protocol):
 class Evaluator(Protocol):
     """Evaluates one target in one column (a deployment, by its label)."""
 
+    #: what the targets are releases and commits of: "gunicorn", or a --package
+    package: str
+
     def versions(self) -> Sequence[str]:
         """The releases the package index knows."""
         ...

@@ -14,7 +14,7 @@ def release_table(
 ) -> None:
     """Fill ``table`` cell by cell as results arrive (an interrupt leaves what was
     established); a download per release first, then each cell."""
-    releases = targets.resolve(targets.parse(spec_text), lab.versions())
+    releases = targets.resolve(targets.parse(spec_text), lab.versions(), lab.package)
     table.targets = list(releases)
     labels = table.labels
     cells = len(releases) * len(labels)

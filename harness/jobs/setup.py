@@ -101,6 +101,8 @@ def open_run(
     progress: Progress,
     on_log: Callable[[str, str], None] | None = None,
     timeout: float = 20.0,
+    package: str = "gunicorn",
+    gunicorn: str | None = None,
 ) -> Setup:
     """Probe the host once and set up a runner per scenario (one per column)."""
     probe = compat.probe_host()
@@ -127,4 +129,9 @@ def open_run(
     }
     host = _host(found, probe, use_compat)
     report = header(scenarios, command, host, _compat_notes(probe, use_compat))
-    return Setup(Lab(cache, runners, found, override), report, cancel)
+    if package != "gunicorn":
+        report.package = package
+        pin = f"gunicorn {gunicorn}" if gunicorn else "the newest gunicorn that installs"
+        report.params = f"{package} releases with {pin}; {report.params}"
+    lab = Lab(cache, runners, found, override, package=package, gunicorn=gunicorn)
+    return Setup(lab, report, cancel)

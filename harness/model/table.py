@@ -110,6 +110,12 @@ class Report:
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
     resume: str = ""  # the command that resumes an interrupted run
+    package: str = "gunicorn"  # what the targets are releases of (--package)
+
+    @property
+    def heading(self) -> str:
+        """The target column's heading: "release", or the package's name (--package)."""
+        return "release" if self.package == "gunicorn" else self.package
 
     @property
     def primary(self) -> Axis:

@@ -87,12 +87,12 @@ def nearest(wanted: str, available: Sequence[str], n: int = 2) -> list[str]:
     return [str(v) for v in below + above][:n] or [str(v) for v in finals[-n:]]
 
 
-def _lookup(wanted: str, available: Sequence[str]) -> str:
+def _lookup(wanted: str, available: Sequence[str], package: str = "gunicorn") -> str:
     """The index's own spelling of ``wanted`` (19.0 and 19.0.0 are the same release)."""
     if wanted == LATEST:
         finals = _finals(available)
         if not finals:
-            raise TargetError("the package index lists no final gunicorn release")
+            raise TargetError(f"the package index lists no final {package} release")
         wanted = str(finals[-1])
     w = Version(wanted)
     for v in available:
@@ -102,17 +102,17 @@ def _lookup(wanted: str, available: Sequence[str]) -> str:
         except InvalidVersion:
             continue
     near = " or ".join(nearest(wanted, available)) or "none"
-    raise TargetError(f"gunicorn {wanted} is not a release on the package index (nearest: {near})")
+    raise TargetError(f"{package} {wanted} is not a release on the package index (nearest: {near})")
 
 
-def resolve(spec: Spec, available: Sequence[str]) -> list[str]:
-    """Turn a Spec into releases that exist, oldest first."""
+def resolve(spec: Spec, available: Sequence[str], package: str = "gunicorn") -> list[str]:
+    """Turn a Spec into releases of ``package`` that exist, oldest first."""
     if not spec.is_range:
-        found = [_lookup(v, available) for v in spec.items]
+        found = [_lookup(v, available, package) for v in spec.items]
         if found and spec.items == (LATEST,):
             return found
         return sorted(dict.fromkeys(found), key=Version)
-    low, high = _lookup(spec.low, available), _lookup(spec.high, available)
+    low, high = _lookup(spec.low, available, package), _lookup(spec.high, available, package)
     if Version(low) > Version(high):
         raise TargetError(f"reversed range {spec.low}..{spec.high}: did you mean {high}..{low}?")
     lo, hi = Version(low), Version(high)

@@ -86,6 +86,8 @@ def as_json(rep: Report) -> dict:
         "notes": rep.notes,
         "interrupted": rep.interrupted,
     }
+    if rep.package != "gunicorn":  # --package: the rows are that package's releases
+        doc["package"] = rep.package
     if not table.single:
         doc["affected_by_release"] = by_release
     if rep.partial:

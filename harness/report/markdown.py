@@ -80,7 +80,7 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
     out = [
         tabulate(
             [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)],
-            headers=["release", "python", *rep.table.labels],
+            headers=[rep.heading, "python", *rep.table.labels],
             tablefmt="github",
         ),
         "",
@@ -109,7 +109,7 @@ def _plain(rep: Report) -> list[str]:
         + [f"**{verdict_name(r.verdict, rep).upper()}**", r.detail]
         for r in rows
     ]
-    headers = ["release", "python"] + (["worker", "trigger", "compat"] if facts else [])
+    headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
     out = [tabulate(lines, headers=headers + ["verdict", "evidence"], tablefmt="github"), ""]
     out += _conclusions(rep)
     primary = rep.primary

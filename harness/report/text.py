@@ -31,7 +31,7 @@ def _plain(rep: Report, colour: bool) -> list[str]:
         for r, _ in rep.table.rows()
     ]
     return [
-        tabulate(rows, headers=["release", "python", "verdict", "evidence"], tablefmt="simple"),
+        tabulate(rows, headers=[rep.heading, "python", "verdict", "evidence"], tablefmt="simple"),
         "",
     ]
 
@@ -40,7 +40,7 @@ def _matrix(rep: Report, colour: bool, verbose: bool) -> list[str]:
     out = [
         tabulate(
             matrix_cells(rep, lambda r: shown(r.verdict, colour, rep)),
-            headers=["release", "python", *rep.table.labels],
+            headers=[rep.heading, "python", *rep.table.labels],
             tablefmt="simple",
         ),
         "",
@@ -53,7 +53,7 @@ def _matrix(rep: Report, colour: bool, verbose: bool) -> list[str]:
         out.append(
             tabulate(
                 [[r.target, c, shown(r.verdict, colour, rep), r.detail] for r, c in found],
-                headers=["release", "deployment", "verdict", "evidence"],
+                headers=[rep.heading, "deployment", "verdict", "evidence"],
                 tablefmt="simple",
             )
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.scenarios import keeps_serving, socket_loss
+from harness.scenarios import boots, keeps_serving, socket_loss
 from harness.scenarios.base import DEFAULT, Options, Scenario, ScenarioError
 from harness.scenarios.command import CommandScenario
 from harness.scenarios.user import UserScenario
@@ -20,6 +20,7 @@ __all__ = ["BUILTINS", "DEFAULT", "create", "listing"]
 BUILTINS: dict[str, tuple[Callable[[Options], Scenario], str]] = {
     socket_loss.NAME: (socket_loss.create, socket_loss.DESCRIPTION),
     keeps_serving.NAME: (keeps_serving.create, keeps_serving.DESCRIPTION),
+    boots.NAME: (boots.create, boots.DESCRIPTION),
 }
 #: the user's own kinds, after the built-ins in the listing
 OWN = [
