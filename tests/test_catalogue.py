@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 
 from harness.catalogue import (
     keepalive_slow,
-    life,
     reload_broken_app,
     reload_drops,
     reload_leak,
     respawn,
 )
+from harness.scenarios import life
 from harness.scenarios.user import load
 from tests.conftest import ROOT, run_json
 

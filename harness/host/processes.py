@@ -40,7 +40,7 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
-def _dying_with_us(argv: list[str]) -> list[str]:
+def dying_with_us(argv: list[str]) -> list[str]:
     """A command line that runs ``argv`` (a program path first) and dies with the harness."""
     return [sys.executable, "-I", "-S", "-c", _EXEC, str(os.getpid()), *argv]
 
@@ -66,7 +66,7 @@ def launch(argv: list[str], *, cwd: Path, env: dict[str, str], output: Path) -> 
     under the run token ``env`` carries.  Raises OSError when it cannot start."""
     with open(output, "ab") as out:
         proc = subprocess.Popen(
-            _dying_with_us(argv),
+            dying_with_us(argv),
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
