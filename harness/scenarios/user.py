@@ -306,12 +306,14 @@ class UserScenario(ServerScenario):
         }
         title = f"Gunicorn bisection report: {self.name or src.path.name}"
         named = {"tracker": src.tracker} if src.tracker else {}
+        # a catalogue case by its name and its file in the package, not this checkout's path
+        shown = f"{self.name} (harness/catalogue/{src.path.name})" if self.name else src.path
         if src.osv_id:
             named["id"] = src.osv_id
         return About.of(
             self.name or "file",
             src.description,
-            f"{src.path}: {src.description or '(no description)'}",
+            f"{shown}: {src.description or '(no description)'}",
             title + (f": {src.description}" if src.description else ""),
             parameters,
             file=str(src.path),
