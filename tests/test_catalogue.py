@@ -25,7 +25,7 @@ from harness.catalogue import (
 )
 from harness.scenarios import life
 from harness.scenarios.user import load
-from tests.conftest import ROOT, run_json
+from tests.conftest import run_json
 
 CASES = [keepalive_slow, reload_broken_app, reload_drops, reload_leak, respawn]
 
