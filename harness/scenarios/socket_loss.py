@@ -118,6 +118,5 @@ def decide(obs: Observation) -> Decision:
             tb,
         )
     kept = "socket kept" if obs.bind == "unix" else "kept serving on TCP (no socket file to lose)"
-    return Decision(
-        Verdict.PASS, f"{kept} through {restarts(obs)}; {_served(obs)}{wrk_phrase(obs)}", tb
-    )
+    detail = f"{kept} through {restarts(obs)}; {_served(obs)}"
+    return Decision(Verdict.PASS, detail + wrk_phrase(obs), tb)

@@ -3,8 +3,22 @@
 The harness boots gunicorn from the target's environment (and waits until it listens
 and every worker booted), calls ``check`` in a worker thread with a ``ServerFixture``
 and stops the server afterwards, whatever happened.  The run is bounded by
-``--timeout``: a ``check`` that has not returned by then is ``error`` ("ran out"), the
-server is killed and the thread is abandoned (a daemon).  ``decide`` is pure.
+``--timeout`` (or the file's ``TIMEOUT``, when larger): a ``check`` that has not returned
+by then is ``error`` ("ran out"), the server is killed and the thread is abandoned (a
+daemon).  ``decide`` is pure.
+
+What ``check(server)`` gets (``ServerFixture``), the same for every scenario file:
+
+- where it listens and requests: ``url``, ``socket_path``, ``port``, ``socket_exists()``,
+  ``get()``, ``probe()``, ``client()``; a raw ``exchange(bytes)`` (status line, headers,
+  body) and ``one_connection(paths)`` (one kept-alive connection);
+- the log: ``log``, ``boots``, ``exits``, ``last_traceback()``, ``log_lines(pattern, level)``;
+- processes: ``arbiter_pid``, ``worker_pids()``, ``alive()``, ``signal(pid, sig)``,
+  ``setting(name)``, and from /proc ``counts()`` (fds, threads, children, zombies);
+- the server's life (``life``): ``reload()`` (SIGHUP, a whole new generation),
+  ``kill_worker(sig)`` (reaped and replaced), ``load()`` (requests while a block runs),
+  ``app_file`` / ``edit_app(source)`` for ``--reload``, ``settle(seconds)``;
+- time: ``remaining()``, ``wait_for(predicate, timeout)``; every wait ends with the run.
 """
 
 from __future__ import annotations
