@@ -23,6 +23,7 @@ def app(environ, start_response):
 """
 BROKEN = APP + "\ndef oops(:\n"
 FIXED = APP.replace("Hello World", "Hello again")
+TIMEOUT = 35  # settle, up to BROKEN_FOR and FIXED_WITHIN: more than the default 20 s
 TRACKER = 2244
 SETTINGS = {"reload": True, "workers": 1}
 BIND = "unix"
