@@ -321,7 +321,7 @@ class UserScenario(ServerScenario):
         title = f"Gunicorn bisection report: {self.name or src.path.name}"
         named = {"tracker": src.tracker} if src.tracker else {}
         # a catalogue case by its name and its file in the package, not this checkout's path
-        shown = f"{self.name} (harness/catalogue/{src.path.name})" if self.name else src.path
+        shown = f"harness/catalogue/{src.path.name}" if self.name else src.path
         if src.osv_id:
             named["id"] = src.osv_id
         return About.of(
