@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from harness.host import proxy
+from harness.host import proxy, wrk
 from harness.host.git import DEFAULT_REPO, Repo, SourceError
 from harness.host.output import check_output
 from harness.jobs.confident import DEFAULT_MAX_RUNS, Confidence
@@ -23,6 +23,7 @@ from harness.model.errors import HarnessError
 from harness.model.redact import redact_argv
 from harness.report.render import FORMATS
 from harness.scenarios import base
+from harness.scenarios.base import LOADS
 
 GUNICORN = "gunicorn"
 
@@ -76,6 +77,13 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         help="bisect the mainline only (merges are the steps)",
     )
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument(
+        "--load",
+        choices=LOADS,
+        default="builtin",
+        help="socket-loss/keeps-serving: the built-in keep-alive client, or Debian's wrk "
+        "(-t10 -c200, TCP only: with a Unix bind it needs --proxy h2o)",
+    )
     p.add_argument(
         "--output",
         type=Path,
@@ -297,6 +305,10 @@ def _validate(args: argparse.Namespace) -> None:
         check_output(args.output)
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.load == "wrk":
+        why = wrk.unusable(args.bind, args.proxy)
+        if why:
+            raise UsageError(f"--load wrk: {why}")
     if args.proxy is not None:
         try:
             proxy.find_binary(args.proxy)
@@ -411,6 +423,7 @@ def parse(argv: list[str], prog: str) -> Request:
         timeout=a.timeout,
         terms=_terms(a.terms),
         run=a.run,
+        load=a.load,
     )
     package = _package(a)
     same = ("targets", "check", "list_scenarios", "repo", "first_parent", "format", "output")

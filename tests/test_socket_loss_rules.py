@@ -225,3 +225,24 @@ def test_keeps_serving_passes_only_when_every_fresh_connection_was_served():
 )
 def test_keeps_serving_cannot_tell_without_a_boot_or_a_restart(observation):
     assert keeps_serving.decide(observation).verdict is Verdict.ERROR
+
+
+WRK = {
+    "requests": 37189,
+    "non_2xx_3xx": 34961,
+    "socket_errors": {"connect": 0, "read": 2, "write": 0, "timeout": 1},
+}
+
+
+def test_wrk_counts_end_the_evidence_of_a_fail_and_a_pass():
+    gone = decide(obs(path_present=False, wrk=WRK))
+    assert gone.verdict is Verdict.FAIL
+    assert gone.detail.endswith("; wrk: 37189 requests, 34961 non-2xx, 3 socket errors")
+    kept = decide(obs(wrk={**WRK, "non_2xx_3xx": 0}))
+    assert kept.verdict is Verdict.PASS and "wrk: 37189 requests, 0 non-2xx" in kept.detail
+    assert "wrk" not in decide(HEALTHY).detail  # the built-in load says nothing of wrk
+
+
+def test_a_wrk_that_could_not_run_says_why():
+    out = decide(obs(path_present=False, wrk={"error": "wrk did not finish within its bounds"}))
+    assert out.detail.endswith("; wrk: wrk did not finish within its bounds")

@@ -1,14 +1,16 @@
 """The catalogue: Gunicorn tracker cases, each reproduced as a scenario file.
 
-Each case is a ``--scenario harness/catalogue/CASE.py`` file in the FILE.py format
-(see ``harness.scenarios.user``), written as ``observe(server) -> dict`` (the facts)
-and a pure ``decide(obs) -> (verdict, evidence)``, so the rules are tested on recorded
-observations without a server.  ``life`` holds the server-life helpers they share.
+Each case is a built-in scenario by name (``--scenario reload-leak``: one line in
+``harness.scenarios.registry``) and a file in the FILE.py format (see
+``harness.scenarios.user``), written as ``observe(server) -> dict`` (the facts) and a
+pure ``decide(obs) -> (verdict, evidence)``, so the rules are tested on recorded
+observations without a server.  The server-life actions they need (``server.reload()``,
+``server.kill_worker()``, ``server.counts()``, ``server.load()`` ...) are the fixture's.
 
 A case on its boundary releases, then bisected to its commits with a local clone::
 
-    python bisect.py 25.1.0,25.2.0,26.0.0,26.1.0 --scenario harness/catalogue/reload_leak.py
-    python bisect.py 25.1.0..26.1.0 --scenario harness/catalogue/reload_leak.py --repo CLONE
+    python bisect.py 25.1.0,25.2.0,26.0.0,26.1.0 --scenario reload-leak
+    python bisect.py 25.1.0..26.1.0 --scenario reload-leak --repo CLONE
 
 ==================== ======= ============================ =============================
 case                 tracker releases (fail)              commits (introduced / fixed)

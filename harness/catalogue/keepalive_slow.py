@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.catalogue.life import log_lines, one_connection
-
 KEEPALIVE = 1  # seconds
 SLOW = 2.5  # the slow request's duration: longer than keepalive and the poll interval
 APP = f"""
@@ -29,6 +27,7 @@ def app(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
     return [body]
 """
+TRACKER = 3025
 SETTINGS = {"worker_class": "gthread", "workers": 1, "threads": 4, "keepalive": KEEPALIVE}
 BIND = "unix"
 BADF = r"Bad file descriptor|Invalid file descriptor|\[Errno 9\]"  # the worker's own words
@@ -36,11 +35,11 @@ BADF = r"Bad file descriptor|Invalid file descriptor|\[Errno 9\]"  # the worker'
 
 def observe(server: Any) -> dict[str, Any]:
     """A slow request on a fresh kept-alive connection, then a fast and a slow one on it."""
-    replies = one_connection(server, ["/slow", "/", "/slow"], timeout=SLOW + 5)
+    replies = server.one_connection(["/slow", "/", "/slow"], timeout=SLOW + 5)
     server.wait_for(lambda: False, 0.5)  # let the worker log what it hit
     return {
         "replies": replies,
-        "badf": log_lines(server, BADF)[-1:],
+        "badf": server.log_lines(BADF)[-1:],
         "alive": server.alive(),
     }
 

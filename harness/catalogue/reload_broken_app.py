@@ -8,15 +8,12 @@ after the app got a syntax error (Reason: Worker failed to boot.)"); 20.1.0 pass
 Bisected with the clone: a4b6b138 first failing (PR #2134), 27d1e988 first passing
 (PR #2249) - as the tracker says.
 
-The fixture does not name the app file: ``life.app_file`` finds it through the arbiter's
-working directory (the harness runs gunicorn in the private directory that holds it).
+``server.edit_app`` rewrites the app file the server imports (``server.app_file``).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from harness.catalogue.life import edit_app, log_lines, settle
 
 APP = """
 def app(environ, start_response):
@@ -26,6 +23,8 @@ def app(environ, start_response):
 """
 BROKEN = APP + "\ndef oops(:\n"
 FIXED = APP.replace("Hello World", "Hello again")
+TIMEOUT = 35  # settle, up to BROKEN_FOR and FIXED_WITHIN: more than the default 20 s
+TRACKER = 2244
 SETTINGS = {"reload": True, "workers": 1}
 BIND = "unix"
 SETTLE = 2.0
@@ -35,20 +34,20 @@ FIXED_WITHIN = 8.0
 
 def observe(server: Any) -> dict[str, Any]:
     """Break the app, wait, note whether the master lives, fix it, wait for service."""
-    settle(server, SETTLE)  # the reloader's first pass takes the file's mtime as its baseline
-    edit_app(server, BROKEN)
+    server.settle(SETTLE)  # the reloader's first pass takes the file's mtime as its baseline
+    server.edit_app(BROKEN)
 
     def over() -> bool:  # a request wakes a sync worker that sleeps in accept()
         server.probe("/", 0.5)
-        return not server.alive() or bool(log_lines(server, r"SyntaxError"))
+        return not server.alive() or bool(server.log_lines(r"SyntaxError"))
 
     server.wait_for(over, BROKEN_FOR, interval=0.3)
     died = server.wait_for(lambda: not server.alive(), 1.0)  # the master's exit follows the log
-    noticed = bool(log_lines(server, r"SyntaxError"))
+    noticed = bool(server.log_lines(r"SyntaxError"))
     if died:
-        why = log_lines(server, r"Worker failed to boot|Shutting down|Reason:")
+        why = server.log_lines(r"Worker failed to boot|Shutting down|Reason:")
         return {"died": True, "noticed": noticed, "why": why[-1:], "served": False}
-    edit_app(server, FIXED)
+    server.edit_app(FIXED)
     served = server.wait_for(lambda: server.probe("/", 2.0) == "ok", FIXED_WITHIN, interval=0.2)
     return {"died": False, "noticed": noticed, "why": [], "served": served}
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.catalogue.life import counts, reload, settle
-
+TRACKER = 3648
 SETTINGS = {"workers": 4}  # forks back to back on reload: the race the fix names
 BIND = "unix"
 HUPS = 5  # the tracker's count; a leak grows on most of them
@@ -31,18 +30,17 @@ MARGIN = 6.0  # seconds the run must have left to start another reload (a leakin
 
 def observe(server: Any) -> dict[str, Any]:
     """The arbiter's fds and threads before and after HUPS reloads."""
-    arbiter = server.arbiter_pid
-    settle(server, 0.5)
-    before = counts(arbiter)
+    server.settle(0.5)
+    before = server.counts()
     reloaded, stalled = 0, ""
     while reloaded < HUPS and server.remaining() > MARGIN:
-        gen = reload(server, timeout=server.remaining() - MARGIN / 2)
+        gen = server.reload(timeout=server.remaining() - MARGIN / 2)
         if not gen.ok:
             stalled = f"{len(gen.new)} new worker(s) after {gen.seconds:g} s"
             break
         reloaded += 1
-    settle(server, 0.5)
-    after = counts(arbiter)
+    server.settle(0.5)
+    after = server.counts()
     return {
         "hups": HUPS,
         "reloaded": reloaded,

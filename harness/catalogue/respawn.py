@@ -14,8 +14,6 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from harness.catalogue.life import kill_worker
-
 SETTINGS = {"workers": 2}
 BIND = "unix"
 KILLS = 3  # one after the other: each must be reaped and replaced
@@ -26,7 +24,7 @@ def observe(server: Any) -> dict[str, Any]:
     """Kill KILLS workers with SIGKILL in turn, then probe the server."""
     kills = []
     for _ in range(KILLS):
-        r = kill_worker(server, signal.SIGKILL, timeout=min(10.0, server.remaining() / 2))
+        r = server.kill_worker(signal.SIGKILL, timeout=min(10.0, server.remaining() / 2))
         kills.append(
             {
                 "victim": r.victim,

@@ -74,6 +74,11 @@ def _stat(pid: int) -> tuple[str, int]:
     return fields[0], int(fields[1])
 
 
+def state(pid: int) -> str:
+    """R, S, Z, ... of ``pid``; raises ``ProcessGone`` if it is not there."""
+    return _stat(pid)[0]
+
+
 def _kind(link: str) -> str:
     if link.startswith("socket:"):
         return "sockets"

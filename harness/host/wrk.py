@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,16 @@ class WrkSummary:
             "command": self.command,
             "unreachable": self.unreachable,
         }
+
+
+def unusable(binds: Sequence[str], proxy: str | None, wrk: str = "wrk") -> str:
+    """Why wrk cannot drive this run ('' when it can): it is missing, or a Unix bind
+    has no proxy in front (wrk speaks TCP only)."""
+    if shutil.which(wrk) is None:
+        return f"{wrk} not found (Debian: apt-get install wrk)"
+    if "unix" in binds and proxy is None:
+        return "wrk speaks TCP only: with a Unix bind put --proxy h2o in front (or --bind tcp)"
+    return ""
 
 
 def url_for(address: str | tuple[str, int], path: str = "/") -> str:

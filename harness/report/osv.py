@@ -18,9 +18,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from harness.model.results import Finding, Row
 from harness.model.search import Transition, transitions
+from harness.model.table import Report
 from harness.model.verdict import Axis, Verdict
 
 #: The OSV schema release these records conform to (checked against 1.6.7's schema.json).
@@ -159,3 +161,39 @@ def to_osv(
         "database_specific": _evidence(rows, mine, table, adv),
     }
     return record
+
+
+TRACKER_URL = "https://github.com/benoitc/gunicorn/issues/{}"
+
+
+def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> Advisory:
+    """A run's record metadata from its scenario: a file's ``ID`` (else ``local_id`` of
+    the scenario's name, and the column in a matrix) and its ``TRACKER`` as the report."""
+    scenario = rep.scenario
+    name = str(scenario.get("name") or "scenario")
+    if name == "file":
+        name = Path(str(scenario.get("file", name))).stem
+    own = str(scenario.get("id") or "")
+    suffix = f"-{column}" if column and not rep.table.single else ""
+    tracker = scenario.get("tracker")
+    refs = (("REPORT", TRACKER_URL.format(tracker)),) if tracker else ()
+    return Advisory(
+        id=(own or local_id("gunicorn", name)) + re.sub(r"[^A-Za-z0-9._-]+", "-", suffix),
+        summary=rep.title,
+        details=rep.params + (f" ({column})" if suffix else ""),
+        published=now or datetime.now(timezone.utc),
+        scenario=name,
+        command=rep.command,
+        references=refs,
+    )
+
+
+def as_osv(rep: Report, now: datetime | None = None) -> dict | list[dict]:
+    """``--format osv``: one record for a run, one per column for a matrix."""
+    records = []
+    for column in rep.table.labels:
+        col = "" if rep.table.single else column
+        mine = [f for f in rep.findings if f.column == col]
+        adv = advisory_for(rep, column, now)
+        records.append(to_osv(rep.table.column_rows(column), mine, adv, rep.primary))
+    return records[0] if rep.table.single else records

@@ -55,6 +55,10 @@ class RunResult:
     facts: dict[str, Any] = field(default_factory=dict)  # into the row and the JSON
 
 
+#: what drives socket-loss's load (``--load``)
+LOADS = ("builtin", "wrk")
+
+
 @dataclass(frozen=True)
 class Options:
     """Every scenario knob the command line offers; each scenario takes what it uses."""
@@ -71,6 +75,7 @@ class Options:
     terms: tuple[str, str] | None = None  # names of the old and new state (--terms)
     run: str | None = None  # --run CMD
     path: str = "/"  # what the scenario's probes and load request
+    load: str = "builtin"  # socket-loss's load: the keep-alive client, or "wrk"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from harness.build import worker_libs
 from harness.build.interpreters import Interpreter
 from harness.host.cancel import Cancel
 from harness.host.proxy import ProxyError, status_counts
+from harness.host.wrk import Wrk, WrkError, url_for
 from harness.model.verdict import Axis, Decision, last_line, plural
 from harness.scenarios import app_bottle
 from harness.scenarios.base import About, EnvNeeds, Options, primary_axis
@@ -71,6 +72,7 @@ class Observation:
     bind: str = "unix"  # "tcp": no socket file, so only pass/outage/error can come of it
     proxy: str | None = None  # "h2o" or "nginx" in front: probes and load went through it
     load_statuses: dict[str, int] | None = None
+    wrk: dict[str, Any] | None = None  # --load wrk: wrk's summary (WrkSummary.as_json)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ class Recycling(ServerScenario):
             "app": "bottle Hello World (the report's web.py)",
             "probes": PROBES,
         }
+        if o.load != "builtin":
+            parameters["load"] = o.load
         if o.path != "/":
             parameters["path"] = o.path
         return About.of(k.name, k.description, self.summary(), k.title, parameters)
@@ -142,6 +146,8 @@ class Recycling(ServerScenario):
             out += f" proxy={o.proxy}"
         if o.path != "/":
             out += f" path={o.path}"
+        if o.load != "builtin":
+            out += f" load={o.load}"
         return out
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
@@ -221,14 +227,17 @@ class Recycling(ServerScenario):
         gone_at: int | None = None
         trigger = self.options.trigger
         if trigger in ("auto", "max-requests"):
-            load = Load(server, CONCURRENCY, self.options.path)
-            load.start()
-            try:
-                gone_at, ran_out = self._until_recycled(server, load, until, cancel)
-            finally:
-                load.finish()
-            obs["requests_ok"], obs["requests_failed"] = load.ok, load.failed
-            obs["load_statuses"] = dict(load.statuses)
+            if self.options.load == "wrk":
+                gone_at, ran_out = self._wrk_load(server, obs, until, cancel)
+            else:
+                load = Load(server, CONCURRENCY, self.options.path)
+                load.start()
+                try:
+                    gone_at, ran_out = self._until_recycled(server, lambda: load.ok, until, cancel)
+                finally:
+                    load.finish()
+                obs["requests_ok"], obs["requests_failed"] = load.ok, load.failed
+                obs["load_statuses"] = dict(load.statuses)
             if ran_out:
                 obs["ran_out"] = "load (waiting for workers to recycle on max_requests)"
         if recycles(server) == 0 and trigger in ("auto", "signal"):
@@ -241,8 +250,26 @@ class Recycling(ServerScenario):
             obs["trigger"] = "signal"
         return gone_at
 
+    def _wrk_load(
+        self, server: Server, obs: dict[str, Any], until: float, cancel: Cancel
+    ) -> tuple[int | None, bool]:
+        """The report's own load (``wrk -t10 -c200`` at the proxy or the TCP port, for at
+        most what is left of the run) until every worker recycled; its summary into obs."""
+        try:
+            load = Wrk(url_for(server.front, self.options.path), until - time.monotonic())
+            with load:
+                gone_at, ran_out = self._until_recycled(server, lambda: 0, until, cancel)
+                summary = load.stop()
+        except WrkError as exc:
+            obs["wrk"] = {"error": str(exc)}
+            return None, False
+        obs["wrk"] = summary.as_json()
+        obs["requests_ok"] = max(0, summary.requests - summary.non_2xx_3xx)
+        obs["requests_failed"] = summary.failed
+        return gone_at, ran_out
+
     def _until_recycled(
-        self, server: Server, load: Load, until: float, cancel: Cancel
+        self, server: Server, answered: Callable[[], int], until: float, cancel: Cancel
     ) -> tuple[int | None, bool]:
         """Load until every worker recycled once, the path vanished, or it is hopeless."""
         max_requests = server.setting("max_requests", self.effective("max_requests")) or 1
@@ -264,7 +291,7 @@ class Recycling(ServerScenario):
                 return gone_at, False
             if gone_at is None and done >= workers:
                 return gone_at, False
-            if done == 0 and load.ok > 10 * workers * max_requests:
+            if done == 0 and answered() > 10 * workers * max_requests:
                 return gone_at, False  # ten times what should recycle every worker: it never will
             if log.exits >= workers and not log.worker_pids:  # every worker gone, none booted
                 all_gone_since = all_gone_since or time.monotonic()
@@ -324,6 +351,8 @@ class Recycling(ServerScenario):
             "trigger": observation.trigger,
             "bind": self.options.bind,
         }
+        if observation.wrk is not None:
+            facts["wrk"] = observation.wrk
         if observation.proxy:
             facts["proxy"] = observation.proxy
             facts["proxy_statuses"] = proxy_statuses(observation)
@@ -373,6 +402,17 @@ def unanswered(obs: Observation) -> str:
             f"no answer within {PROBE_TIMEOUT:g} s to {failed}/{obs.probes_sent} fresh connections"
         )
     return f"{failed}/{obs.probes_sent} fresh connections not served ({', '.join(kinds)})"
+
+
+def wrk_phrase(obs: Observation) -> str:
+    """The evidence's suffix under ``--load wrk``: what wrk itself counted."""
+    w = obs.wrk
+    if w is None:
+        return ""
+    if "error" in w:
+        return f"; wrk: {w['error']}"
+    errors = sum(w["socket_errors"].values())
+    return f"; wrk: {w['requests']} requests, {w['non_2xx_3xx']} non-2xx, {errors} socket errors"
 
 
 def ran_out(obs: Observation) -> str:

@@ -9,18 +9,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import harness.catalogue
 from harness.scenarios import boots, keeps_serving, socket_loss
 from harness.scenarios.base import DEFAULT, Options, Scenario, ScenarioError
 from harness.scenarios.command import CommandScenario
 from harness.scenarios.user import UserScenario
+from harness.scenarios.user_file import load
 
-__all__ = ["BUILTINS", "DEFAULT", "create", "listing"]
+__all__ = ["BUILTINS", "CATALOGUE", "DEFAULT", "create", "listing"]
+
+_CASES = Path(harness.catalogue.__file__).parent
 
 #: name -> (factory from the command line's options, one line for the listing)
 BUILTINS: dict[str, tuple[Callable[[Options], Scenario], str]] = {
     socket_loss.NAME: (socket_loss.create, socket_loss.DESCRIPTION),
     keeps_serving.NAME: (keeps_serving.create, keeps_serving.DESCRIPTION),
     boots.NAME: (boots.create, boots.DESCRIPTION),
+}
+#: the catalogue's cases: name -> its scenario file (the listing shows its TRACKER)
+CATALOGUE: dict[str, Path] = {
+    "reload-leak": _CASES / "reload_leak.py",
+    "reload-drops": _CASES / "reload_drops.py",
+    "keepalive-slow": _CASES / "keepalive_slow.py",
+    "reload-broken-app": _CASES / "reload_broken_app.py",
+    "respawn": _CASES / "respawn.py",
 }
 #: the user's own kinds, after the built-ins in the listing
 OWN = [
@@ -36,12 +48,24 @@ def create(name: str | None, options: Options) -> Scenario:
     name = name or DEFAULT
     if name.endswith(".py") or "/" in name:
         return UserScenario.from_file(Path(name), options)
+    if name in CATALOGUE:
+        return UserScenario.from_file(CATALOGUE[name], options, name=name)
     if name not in BUILTINS:
-        known = ", ".join(sorted(BUILTINS))
+        known = ", ".join(sorted([*BUILTINS, *CATALOGUE]))
         raise ScenarioError(f"unknown scenario {name!r}: choose one of {known}, or give a .py file")
     return BUILTINS[name][0](options)
 
 
+def _case_line(path: Path) -> str:
+    case = load(path)
+    tag = f"#{case.tracker}"
+    if not case.tracker or case.description.startswith(tag):
+        return case.description
+    return f"{tag}: {case.description}"
+
+
 def listing() -> list[tuple[str, str]]:
-    """(name, one line) for ``--list-scenarios``: the built-ins, then the user's own kinds."""
-    return [*sorted((n, d) for n, (_, d) in BUILTINS.items()), *OWN]
+    """(name, one line) for ``--list-scenarios``: the built-ins, the catalogue's cases
+    with their tracker numbers, then the user's own kinds."""
+    cases = sorted((n, _case_line(p)) for n, p in CATALOGUE.items())
+    return [*sorted((n, d) for n, (_, d) in BUILTINS.items()), *cases, *OWN]

@@ -21,6 +21,7 @@ from harness.scenarios.recycle import (
     ran_out,
     restarts,
     unanswered,
+    wrk_phrase,
 )
 
 NAME = "socket-loss"
@@ -71,7 +72,7 @@ def decide(obs: Observation) -> Decision:
     fresh connections count, and a reset is retried before it does.
     """
     tb = obs.traceback
-    cut = ran_out(obs)
+    cut = ran_out(obs) + wrk_phrase(obs)
     if not obs.booted:
         reason = obs.boot_error or "server never listened on the socket"
         return Decision(Verdict.ERROR, f"server did not start: {reason}", tb)
@@ -83,7 +84,7 @@ def decide(obs: Observation) -> Decision:
             detail += " (workers stopped by SIGTERM)"
         if tb:
             detail += f"; worker traceback: {last_line(tb)}"
-        return Decision(Verdict.FAIL, detail, tb)
+        return Decision(Verdict.FAIL, detail + wrk_phrase(obs), tb)
     if not obs.arbiter_alive:
         why = obs.arbiter_exit or "exited"
         return Decision(Verdict.ERROR, f"arbiter died during the run: {why}{cut}", tb)
@@ -117,4 +118,5 @@ def decide(obs: Observation) -> Decision:
             tb,
         )
     kept = "socket kept" if obs.bind == "unix" else "kept serving on TCP (no socket file to lose)"
-    return Decision(Verdict.PASS, f"{kept} through {restarts(obs)}; {_served(obs)}", tb)
+    detail = f"{kept} through {restarts(obs)}; {_served(obs)}"
+    return Decision(Verdict.PASS, detail + wrk_phrase(obs), tb)

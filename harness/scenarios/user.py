@@ -3,8 +3,22 @@
 The harness boots gunicorn from the target's environment (and waits until it listens
 and every worker booted), calls ``check`` in a worker thread with a ``ServerFixture``
 and stops the server afterwards, whatever happened.  The run is bounded by
-``--timeout``: a ``check`` that has not returned by then is ``error`` ("ran out"), the
-server is killed and the thread is abandoned (a daemon).  ``decide`` is pure.
+``--timeout`` (or the file's ``TIMEOUT``, when larger): a ``check`` that has not returned
+by then is ``error`` ("ran out"), the server is killed and the thread is abandoned (a
+daemon).  ``decide`` is pure.
+
+What ``check(server)`` gets (``ServerFixture``), the same for every scenario file:
+
+- where it listens and requests: ``url``, ``socket_path``, ``port``, ``socket_exists()``,
+  ``get()``, ``probe()``, ``client()``; a raw ``exchange(bytes)`` (status line, headers,
+  body) and ``one_connection(paths)`` (one kept-alive connection);
+- the log: ``log``, ``boots``, ``exits``, ``last_traceback()``, ``log_lines(pattern, level)``;
+- processes: ``arbiter_pid``, ``worker_pids()``, ``alive()``, ``signal(pid, sig)``,
+  ``setting(name)``, and from /proc ``counts()`` (fds, threads, children, zombies);
+- the server's life (``life``): ``reload()`` (SIGHUP, a whole new generation),
+  ``kill_worker(sig)`` (reaped and replaced), ``load()`` (requests while a block runs),
+  ``app_file`` / ``edit_app(source)`` for ``--reload``, ``settle(seconds)``;
+- time: ``remaining()``, ``wait_for(predicate, timeout)``; every wait ends with the run.
 """
 
 from __future__ import annotations
@@ -15,16 +29,17 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness.build.interpreters import Interpreter
 from harness.build.wheels import ArtifactError
+from harness.host import rawhttp
 from harness.host.cancel import Cancel, Cancelled
 from harness.model.verdict import Decision, Verdict
-from harness.scenarios import app_bottle
-from harness.scenarios.base import About, EnvNeeds, Options
+from harness.scenarios import app_bottle, life
+from harness.scenarios.base import About, EnvNeeds, Options, RunContext, RunResult
 from harness.scenarios.gunicorn_log import Log
 from harness.scenarios.lifecycle import ServerScenario, server_traceback
 from harness.scenarios.server import PLAIN_APP, Server, ServerSpec
@@ -143,6 +158,50 @@ class ServerFixture:
         with self._lock:
             return self._server.setting(name, default)
 
+    # the server's life (see ``life``): each returns a frozen record a decide can judge
+    def reload(self, timeout: float = 15.0) -> life.Generation:
+        """SIGHUP the arbiter; wait until a whole new generation of workers replaced the old."""
+        return life.reload(self, timeout)
+
+    def kill_worker(self, sig: int = signals.SIGKILL, timeout: float = 10.0) -> life.Replacement:
+        """Kill the oldest worker with ``sig``; wait until it is reaped and replaced."""
+        return life.kill_worker(self, sig, timeout)
+
+    def counts(self, pid: int | None = None) -> life.Counts | None:
+        """Open fds, threads, live children and zombies of the arbiter (or ``pid``) now."""
+        return life.counts(pid or self.arbiter_pid or 0)
+
+    def load(self, clients: int = 8, path: str = "/", timeout: float = 2.0) -> life.Load:
+        """Requests on fresh connections while a block runs: ``with server.load() as l:``."""
+        return life.Load(self, clients, path, timeout)
+
+    def settle(self, seconds: float = 0.3) -> None:
+        """Let the server be idle a moment (bounded by the run)."""
+        life.settle(self, seconds)
+
+    def log_lines(self, pattern: str = "", level: str = "") -> list[str]:
+        """The log's lines matching ``pattern`` (a regex) at ``level`` ('ERROR', ...)."""
+        return life.log_lines(self, pattern, level)
+
+    @property
+    def app_file(self) -> Path:
+        """The app module the server imports (APP, written in the server's directory)."""
+        return self._server.dir / (self._server.spec.app.split(":", 1)[0] + ".py")
+
+    def edit_app(self, source: str) -> None:
+        """Rewrite the app file (for ``reload = True``) with a newer mtime."""
+        life.edit_app(self.app_file, source)
+
+    def exchange(self, data: bytes, timeout: float = 5.0) -> rawhttp.Reply:
+        """Raw bytes on one fresh connection; the reply (status, headers, body, how it ended)."""
+        self._check_over()
+        return rawhttp.exchange(self._server.address, data, self._bounded(timeout))
+
+    def one_connection(self, paths: list[str], timeout: float = 10.0) -> list[str]:
+        """GET each path on one kept-alive connection: 'HTTP 200', 'empty reply', ..."""
+        self._check_over()
+        return life.one_connection(self, paths, self._bounded(timeout))
+
     # time
     def remaining(self) -> float:
         """Seconds left before the run's deadline."""
@@ -226,14 +285,15 @@ def decide(obs: Observation, function: str = FUNCTION) -> Decision:
 class UserScenario(ServerScenario):
     """A ``check(server)`` from the user's file, run against a server the harness owns."""
 
-    def __init__(self, source: ScenarioFile, options: Options) -> None:
+    def __init__(self, source: ScenarioFile, options: Options, name: str = "") -> None:
         self.source = source
         self.options = options
+        self.name = name  # a catalogue case's built-in name; "" for the user's own file
         self.rules = decide
 
     @classmethod
-    def from_file(cls, path: Path, options: Options) -> UserScenario:
-        return cls(load(path), options)
+    def from_file(cls, path: Path, options: Options, name: str = "") -> UserScenario:
+        return cls(load(path), options, name)
 
     # -- what it is -----------------------------------------------------------------------------
     def flags(self) -> dict[str, Any]:
@@ -258,16 +318,22 @@ class UserScenario(ServerScenario):
             "gunicorn_config": str(config) if config else None,
             "timeout": self.options.timeout,
         }
-        title = f"Gunicorn bisection report: {src.path.name}"
+        title = f"Gunicorn bisection report: {self.name or src.path.name}"
+        named = {"tracker": src.tracker} if src.tracker else {}
+        # a catalogue case by its name and its file in the package, not this checkout's path
+        shown = f"harness/catalogue/{src.path.name}" if self.name else src.path
+        if src.osv_id:
+            named["id"] = src.osv_id
         return About.of(
-            "file",
+            self.name or "file",
             src.description,
-            f"{src.path}: {src.description or '(no description)'}",
+            f"{shown}: {src.description or '(no description)'}",
             title + (f": {src.description}" if src.description else ""),
             parameters,
             file=str(src.path),
             path=str(src.path.resolve()),
             sha256=src.sha256,
+            **named,
         )
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
@@ -296,6 +362,13 @@ class UserScenario(ServerScenario):
         )
 
     # -- the run --------------------------------------------------------------------------------
+    def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
+        """The file's TIMEOUT is a floor: what its check needs, whatever --timeout says."""
+        need = self.source.timeout
+        if need is not None and need > ctx.timeout:
+            ctx = replace(ctx, timeout=need)
+        return super().run(ctx, cancel)
+
     def not_booted(self, server: Server, reason: str) -> Observation:
         return Observation(False, boot_error=reason, traceback=server_traceback(server))
 

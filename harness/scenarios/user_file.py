@@ -8,6 +8,9 @@ The file defines (only ``check`` is required)::
     REQUIRES = ["bottle==0.12.13"]                 # extra distributions the app imports
     SETTINGS = {"workers": 3, "threads": 5}        # gunicorn settings
     BIND = "unix"                                  # or "tcp"
+    TIMEOUT = 60                                   # seconds this check needs (--timeout wins)
+    TRACKER = 3648                                 # the upstream issue it reproduces
+    ID = "GUNICORN-BISECT-3648"                    # the OSV record's id (--format osv)
 
     def check(server):
         ...
@@ -56,6 +59,9 @@ class ScenarioFile:
     requires: tuple[Requirement, ...]
     settings: dict[str, Any]
     bind: str
+    timeout: float | None = None  # the file's own TIMEOUT: what its check needs
+    tracker: int | None = None  # the upstream issue number (the listing, the OSV reference)
+    osv_id: str = ""  # the OSV record's id; "" gives local_id(package, name)
 
 
 def load(path: Path) -> ScenarioFile:
@@ -83,7 +89,30 @@ def load(path: Path) -> ScenarioFile:
         requires=_requires(path, getattr(module, "REQUIRES", [])),
         settings=settings,
         bind=bind,
+        timeout=_number(path, "TIMEOUT", getattr(module, "TIMEOUT", None)),
+        tracker=_tracker(path, getattr(module, "TRACKER", None)),
+        osv_id=_text(path, "ID", getattr(module, "ID", "")),
     )
+
+
+def _number(path: Path, name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        _unusable(path, f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _tracker(path: Path, value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        _unusable(path, f"TRACKER must be the upstream issue number, not {value!r}")
+    return value
+
+
+def _text(path: Path, name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        _unusable(path, f"{name} must be a string, not {value!r}")
+    return value
 
 
 def _unusable(path: Path, why: str) -> NoReturn:

@@ -1,8 +1,9 @@
-"""Server-life helpers the catalogue's cases share: reload, kill a worker, /proc counts, load.
+"""The server's life as a scenario file drives it: reload, kill a worker, /proc counts, load.
 
-They take the ``ServerFixture`` a scenario file's ``check(server)`` gets and return small
-frozen records, so a case's ``observe`` gathers facts and its ``decide`` judges them
-purely.  Processes are read from /proc (Linux): the arbiter's live children are its
+Why: every catalogued case (#3648, #3394, #3025, #2244, the 24.0.0 outage) needed these,
+and the next user would write them again.  ``ServerFixture`` (``user.py``) offers each as
+a method; they return small frozen records, so a case's ``observe`` gathers facts and its
+``decide`` judges them purely.  Processes are read from /proc (Linux): the arbiter's live children are its
 workers, which is true whatever the release logs.  Every wait goes through
 ``server.wait_for``, so it is bounded by the run's deadline and ends with the run.
 """
@@ -21,28 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-APP_MODULE = "web.py"  # the harness writes the app as web.py in the server's private directory
+from harness.host import procfs
 
 
 # -- /proc --------------------------------------------------------------------------------------
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, ppid) of a process, or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()  # the name may hold spaces and parens
-    return fields[0], int(fields[1])
-
-
 def children(pid: int) -> dict[int, str]:
     """The process's children and their states ('Z' is a zombie nobody reaped yet)."""
     out = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = _stat(int(entry))
-            if st is not None and st[1] == pid:
-                out[int(entry)] = st[0]
+    for kid in procfs.children(pid):
+        try:
+            out[kid] = procfs.state(kid)
+        except procfs.ProcessGone:
+            continue
     return out
 
 
@@ -72,14 +63,11 @@ class Counts:
 def counts(pid: int) -> Counts | None:
     """Open fds, threads, live children and zombie children of ``pid``; None when it is gone."""
     try:
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
+        snap = procfs.snapshot(pid)
+    except (procfs.ProcessGone, OSError):
         return None
-    found = re.search(r"^Threads:\s+(\d+)", status, re.M)
-    kids = children(pid)
-    zombies = sum(1 for s in kids.values() if s == "Z")
-    return Counts(fds, int(found.group(1)) if found else 0, len(kids) - zombies, zombies)
+    zombies = len(snap.zombies)
+    return Counts(snap.fds.total, snap.threads, len(snap.children) - zombies, zombies)
 
 
 def workers_expected(server: Any) -> int:
@@ -248,15 +236,8 @@ def log_lines(server: Any, pattern: str = "", level: str = "") -> list[str]:
     return out
 
 
-def app_file(server: Any) -> Path:
-    """The app module the server imports: the arbiter runs in the private directory
-    that holds it (the fixture does not name it; its cwd does)."""
-    return Path(os.readlink(f"/proc/{server.arbiter_pid}/cwd")) / APP_MODULE
-
-
-def edit_app(server: Any, source: str) -> None:
+def edit_app(path: Path, source: str) -> None:
     """Rewrite the app file (for ``--reload``), with a new mtime even within one second."""
-    path = app_file(server)
     before = path.stat().st_mtime
     path.write_text(source)
     if path.stat().st_mtime <= before:
