@@ -18,6 +18,7 @@ from harness.build.wheels import Artifact, ArtifactError
 from harness.host.cancel import Cancel
 from harness.jobs.package import Pin, pinned_needs
 from harness.model.errors import HarnessError
+from harness.model.printable import printable
 from harness.model.results import Row
 from harness.model.verdict import Decision, Verdict, combine
 from harness.scenarios.base import RunContext, Scenario
@@ -134,6 +135,7 @@ class Runner:
         """The environment to run in, or the ``error`` row that says why there is none."""
 
         def error(detail: str, **kw) -> Row:
+            detail = printable(detail)  # pip's or the probe's words may quote the app's output
             return Row(target.label, Verdict.ERROR, detail, kind=kind, sha=target.sha, **kw)
 
         try:
@@ -184,7 +186,7 @@ class Runner:
             result = self.scenario.run(ctx, self.cancel)
             self.cancel.check()  # a run cut short by Ctrl-C is not evidence
             if self.on_log is not None:
-                self.on_log(target.label, result.log)
+                self.on_log(target.label, printable(result.log))
             seconds += result.duration
             boot += result.boot_seconds
             compat = compat or result.compat_used
@@ -194,12 +196,12 @@ class Runner:
         return Row(
             target=target.label,
             verdict=out.verdict,
-            detail=out.detail + (COMPAT_NOTE if compat else ""),
+            detail=printable(out.detail) + (COMPAT_NOTE if compat else ""),
             python=env.interpreter.version,
             kind=kind,
             sha=target.sha,
             compat=compat,
-            traceback=out.traceback,
+            traceback=printable(out.traceback),
             reused_env=env.reused,
             seconds=seconds,
             runs=tuple(v.value for v in out.runs),
