@@ -379,3 +379,21 @@ def test_a_command_broken_the_same_way_everywhere_is_one_usage_line(
     (line,) = proc.stderr.strip().splitlines()
     assert "fails the same way on every target" in line and "no-such-script.sh" in line
     assert "no change" not in proc.stdout
+
+
+@pytest.mark.real
+def test_escapes_in_a_commands_output_never_reach_the_terminal_or_the_markdown(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """A check that prints a terminal title, a colour and a screen clear: the row keeps its
+    words, and neither the table nor the markdown report carries an escape."""
+    cmd = r"printf '\033]0;pwned\007\033[31mred alert\033[0m\033[2J\n'; exit 1"
+    check = run_cli("--check", "19.6.0", "--run", cmd, "--cache-dir", str(cache_dir))
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "red alert" in check.stdout and "\x1b" not in check.stdout + check.stderr
+    out = tmp_path / "report.md"
+    table = run_cli(
+        "19.6.0", "--run", cmd, "--format", "markdown", "--output", str(out),
+        "--cache-dir", str(cache_dir), "--results-dir", str(tmp_path),
+    )  # fmt: skip
+    assert "red alert" in out.read_text() and "\x1b" not in out.read_text() + table.stdout
