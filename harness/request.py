@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.build import layers
 from harness.host import proxy
 from harness.host.git import DEFAULT_REPO, Repo
 from harness.host.output import check_output
@@ -176,6 +178,7 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         metavar="N",
         help="run the scenario N times per target; disagreement is 'flaky'",
     )
+    _add_app_arguments(p)
     p.add_argument(
         "-j",
         "--jobs",
@@ -189,6 +192,71 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
+
+
+# -- your own app and its stack (issue 15): --with, --with-requirements, --app, --path --
+def _add_app_arguments(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument_group("your own app and its stack")
+    a.add_argument(
+        "--with",
+        dest="with_reqs",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="a requirement installed next to gunicorn in every target's environment "
+        "(repeatable; pip's resolver, once per Python), e.g. --with flask",
+    )
+    a.add_argument(
+        "--with-requirements",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="requirements from a file (one a line), as --with",
+    )
+    a.add_argument(
+        "--app",
+        metavar="MODULE:CALLABLE",
+        help="serve your own application instead of the scenario's, as gunicorn takes it "
+        "(an application factory 'pkg:create_app()' too)",
+    )
+    a.add_argument(
+        "--app-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where --app is imported from (default: the current directory)",
+    )
+    a.add_argument(
+        "--path",
+        default="/",
+        metavar="PATH",
+        help="what the scenario's probes request (default /); any HTTP status is an answer",
+    )
+
+
+_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*(\(.*\))?)?$")
+
+
+def _app_options(args: argparse.Namespace) -> dict:
+    """The Options fields of this block, checked: one line (exit 2) for what is wrong."""
+    try:
+        reqs = layers.parse(args.with_reqs, args.with_requirements)
+    except layers.RequirementsInvalid as exc:
+        raise UsageError(str(exc)) from None
+    if not args.path.startswith("/") or any(c.isspace() for c in args.path):
+        raise UsageError(f"--path {args.path!r}: must start with / and have no spaces")
+    app_dir = None
+    if args.app is not None:
+        if not _APP.match(args.app):
+            raise UsageError(f"--app {args.app!r}: expected MODULE:CALLABLE (or pkg:factory())")
+        app_dir = (args.app_dir or Path.cwd()).expanduser().resolve()
+        module = args.app.split(":", 1)[0].split(".", 1)[0]
+        if not ((app_dir / f"{module}.py").is_file() or (app_dir / module).is_dir()):
+            raise UsageError(f"--app {args.app}: no module {module!r} in {app_dir}")
+    elif args.app_dir is not None:
+        raise UsageError("--app-dir is where --app is imported from: give --app too")
+    return {"requirements": reqs, "app": args.app, "app_dir": app_dir, "path": args.path}
 
 
 def writable_dir(path: Path, option: str) -> Path:
@@ -332,6 +400,7 @@ def parse(argv: list[str], prog: str) -> Request:
         timeout=a.timeout,
         terms=_terms(a.terms),
         run=a.run,
+        **_app_options(a),
     )
     same = ("targets", "check", "list_scenarios", "repo", "first_parent", "format", "output")
     same += ("python", "index_url", "scenario", "no_compat", "repeat", "jobs", "verbose", "quiet")
