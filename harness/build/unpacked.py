@@ -34,7 +34,7 @@ def matches(wheel: Path, tree: Path) -> bool:
     return True
 
 
-def _unpacked(wheel: Path, cache_dir: Path) -> Path:
+def unpacked(wheel: Path, cache_dir: Path) -> Path:
     """A wheel unpacked once under the cache (renamed into place: complete or absent),
     verified against the wheel once per process and unpacked again when damaged."""
     final = cache_dir / "unpacked" / wheel.name

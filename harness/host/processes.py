@@ -45,6 +45,10 @@ def _dying_with_us(argv: list[str]) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", _EXEC, str(os.getpid()), *argv]
 
 
+#: public name: layers.py runs pip and wrk.py runs wrk through it
+dying_with_us = _dying_with_us
+
+
 def child_env(token: str, *, keep_python_settings: bool = False) -> dict[str, str]:
     """The harness's environment for a process it starts, carrying the run token.
 
