@@ -193,8 +193,9 @@ def sweep_temporaries(directory: Path, prefix: str = PREFIX) -> None:
         return
     with _held_lock:
         ours = set(_held)
+    mine = f"{prefix}{os.getpid()}-"  # another thread's, between mkdtemp and its lock
     for entry in directory.iterdir():
-        if not entry.name.startswith(prefix) or str(entry) in ours:
+        if not entry.name.startswith(prefix) or entry.name.startswith(mine) or str(entry) in ours:
             continue
         fd = _owner_gone(entry)
         if fd is None:
