@@ -136,7 +136,9 @@ def test_pip_in_a_command_is_the_real_one_when_there_is_one(tmp_path: Path) -> N
 
 # -- real runs: a Flask app whose route changes at 22.0.0 ------------------------------------
 def _own(*args: str) -> tuple[str, ...]:
-    return ("--app-dir", str(EXAMPLE), "--with", "flask", *args)
+    """--with flask, and the example's directory for --app."""
+    where = ("--app-dir", str(EXAMPLE)) if "--app" in args else ()
+    return (*where, "--with", "flask", *args)
 
 
 @pytest.mark.real
@@ -150,7 +152,7 @@ def test_the_flask_app_changes_at_22(tmp_path: Path, cache_dir: Path, no_leaks) 
         cache_dir=cache_dir,
         results_dir=tmp_path,
     )
-    rows = {r["target"]: r for r in report["releases"]}
+    rows = {r["target"]: r for r in report["rows"]}
     assert (rows["21.2.0"]["verdict"], rows["22.0.0"]["verdict"]) == ("pass", "fail")
     assert all("flask" in json.dumps(r) for r in rows.values())  # the resolved version
     assert report["scenario"]["parameters"]["app"] == "app:app"
@@ -161,7 +163,8 @@ def test_the_flask_app_changes_at_22(tmp_path: Path, cache_dir: Path, no_leaks) 
             f"gunicorn-2[12].*-py{rows['22.0.0']['python']}-*/lib/*/site-packages/"
             "gunicorn-bisect-shared.pth"
         )
-        if "flask" in json.dumps(json.loads((p.parents[3] / "gunicorn-bisect-env.json").read_text()))
+        if "flask"
+        in json.dumps(json.loads((p.parents[3] / "gunicorn-bisect-env.json").read_text()))
     }
     assert len(pths) == 1 and "/layers/" in pths.pop()
 
@@ -198,7 +201,7 @@ def test_a_run_command_sees_the_layer_and_no_foreign_pip(tmp_path: Path, cache_d
         cache_dir=cache_dir,
         results_dir=tmp_path,
     )
-    row = report["releases"][0]
+    row = report["rows"][0]
     assert row["verdict"] == "fail" and "not in this target's environment" in row["detail"]
 
 
@@ -235,4 +238,4 @@ def test_the_bisection_names_the_underscore_commit(tmp_path: Path, cache_dir: Pa
         cache_dir=cache_dir,
         results_dir=tmp_path,
     )
-    assert "72b8970d" in json.dumps(report["transitions"])
+    assert "72b8970d" in json.dumps(report["regressions"])

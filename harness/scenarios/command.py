@@ -172,6 +172,8 @@ class CommandScenario(Scenario):
             named["file"] = str(program)
             named["sha256"] = sha256_of(program)
         parameters = {"command": self.command, "timeout": self.options.timeout}
+        if self.options.requirements:
+            parameters["with"] = list(self.options.requirements.requirements)
         title = "Gunicorn bisection report: your check"
         return About.of("run", self.DESCRIPTION, self.command, title, parameters, **named)
 

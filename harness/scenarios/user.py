@@ -261,6 +261,8 @@ class UserScenario(ServerScenario):
             "gunicorn_config": str(config) if config else None,
             "timeout": self.options.timeout,
         }
+        if self.options.requirements:
+            parameters["with"] = list(self.options.requirements.requirements)
         title = f"Gunicorn bisection report: {src.path.name}"
         return About.of(
             "file",
