@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.build import gunicorn_deps, layers
+from harness.build.interpreters import discover
 from harness.build.wheels import Artifact
 from harness.request import UsageError, parse
 from harness.scenarios import command
@@ -20,6 +21,7 @@ from tests.conftest import ROOT, run_cli, run_json
 
 EXAMPLE = ROOT / "examples" / "flask_app"
 CHECK = str(EXAMPLE / "underscore_header.py")
+NO_SUCH = "gunicorn-bisect-no-such-package==1"
 MIRROR = Path("/work/.mirror/benoitc+gunicorn/repo")
 
 
@@ -156,17 +158,19 @@ def test_the_flask_app_changes_at_22(tmp_path: Path, cache_dir: Path, no_leaks) 
     assert (rows["21.2.0"]["verdict"], rows["22.0.0"]["verdict"]) == ("pass", "fail")
     assert all("flask" in json.dumps(r) for r in rows.values())  # the resolved version
     assert report["scenario"]["parameters"]["app"] == "app:app"
-    # one layer, shared: both environments on that Python put the same directory first
-    pths = {
-        p.read_text().split()[0]
-        for p in (cache_dir / "envs").glob(
-            f"gunicorn-2[12].*-py{rows['22.0.0']['python']}-*/lib/*/site-packages/"
-            "gunicorn-bisect-shared.pth"
-        )
-        if "flask"
-        in json.dumps(json.loads((p.parents[3] / "gunicorn-bisect-env.json").read_text()))
-    }
-    assert len(pths) == 1 and "/layers/" in pths.pop()
+    # one layer, shared: asked again it is found, not built, and both environments on that
+    # Python (those with flask alone) put that same directory first on their path
+    version = rows["22.0.0"]["python"]
+    interp = next(i for i in discover(cache_dir) if i.version == version)
+    layer = layers.ensure(layers.parse(["flask"]), interp, cache_dir)
+    assert not layer.built
+    first = {}
+    for env in (cache_dir / "envs").glob(f"gunicorn-2[12].*-py{version}-*"):
+        manifest = json.loads((env / "gunicorn-bisect-env.json").read_text())
+        if set(manifest["extras"]) == {"flask"}:
+            pth = next(env.glob("lib/*/site-packages/gunicorn-bisect-shared.pth"))
+            first.setdefault(manifest["label"], set()).add(pth.read_text().split()[0])
+    assert first["21.2.0"] == first["22.0.0"] == {str(layer.path)}
 
 
 @pytest.mark.real
@@ -207,20 +211,10 @@ def test_a_run_command_sees_the_layer_and_no_foreign_pip(tmp_path: Path, cache_d
 
 @pytest.mark.real
 def test_a_requirement_that_cannot_resolve_is_an_error_row(tmp_path: Path, cache_dir: Path) -> None:
-    proc = run_cli(
-        "--check",
-        "21.2.0",
-        "--python",
-        "3.11",
-        "--with",
-        "gunicorn-bisect-no-such-package==1",
-        "--cache-dir",
-        str(cache_dir),
-        "--results-dir",
-        str(tmp_path),
-    )
+    where = ("--cache-dir", str(cache_dir), "--results-dir", str(tmp_path))
+    proc = run_cli("--check", "21.2.0", "--python", "3.11", "--with", NO_SUCH, *where)
     assert proc.returncode == 125, proc.stderr
-    assert "No matching distribution found for gunicorn-bisect-no-such-package==1" in proc.stdout
+    assert f"No matching distribution found for {NO_SUCH}" in proc.stdout
     for built in (cache_dir / "layers").glob("py*"):  # nothing half-built
         assert (built / layers.MANIFEST).is_file(), built
 
