@@ -184,7 +184,7 @@ def _requires(path: Path, value: Any) -> tuple[Requirement, ...]:
         try:
             req = Requirement(text)
         except InvalidRequirement as exc:
-            _unusable(path, f"REQUIRES {text!r}: {exc}")
+            _unusable(path, f"REQUIRES {text!r}: {str(exc).splitlines()[0]}")
         if req.url:
             _unusable(path, f"REQUIRES {text!r}: direct URLs are not supported")
         out.append(req)
