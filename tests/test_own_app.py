@@ -233,3 +233,24 @@ def test_the_bisection_names_the_underscore_commit(tmp_path: Path, cache_dir: Pa
         results_dir=tmp_path,
     )
     assert "72b8970d" in json.dumps(report["regressions"])
+
+
+ASGI_APP = """\
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hello"})
+"""
+
+
+@pytest.mark.real
+def test_an_asgi_app_behind_an_asgi_worker(tmp_path: Path, cache_dir: Path, no_leaks) -> None:
+    (tmp_path / "asgiapp.py").write_text(ASGI_APP)
+    proc = run_cli(
+        *("--check", "23.0.0", "--scenario", "keeps-serving", "--app", "asgiapp:app"),
+        *("--app-dir", str(tmp_path), "--with", "uvicorn-worker"),
+        *("--worker-class", "uvicorn_worker.UvicornWorker", "--cache-dir", str(cache_dir)),
+        *("--results-dir", str(tmp_path / "results")),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pass" in proc.stdout
