@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASES = "20.0.0,20.0.1,20.0.2,20.0.3,20.0.4,20.1.0,21.0.0,21.0.1,21.1.0,21.2.0"
+RELEASES = "20.0.2..23.0.0"  # 10 releases, 20.x (no dependencies) to 23.0.0 (packaging)
 TARGET = 1.5
 
 
