@@ -14,7 +14,7 @@ import pytest
 
 from harness.build import gunicorn_deps, layers
 from harness.build.interpreters import discover
-from harness.build.wheels import Artifact
+from harness.build.wheels import Artifact, project_dependencies, tree_wheel
 from harness.request import UsageError, parse
 from harness.scenarios import command
 from tests.conftest import ROOT, run_cli, run_json
@@ -254,3 +254,23 @@ def test_an_asgi_app_behind_an_asgi_worker(tmp_path: Path, cache_dir: Path, no_l
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "pass" in proc.stdout and "was asked, but gunicorn ran" not in proc.stderr
+
+
+def test_a_commit_wheel_requires_what_its_pyproject_does(tmp_path: Path) -> None:
+    (tmp_path / "gunicorn").mkdir()
+    (tmp_path / "gunicorn" / "__init__.py").write_text("version_info = (22, 0, 0)\n")
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname = 'gunicorn'\ndependencies = [\n"
+        '    \'importlib_metadata; python_version<"3.8"\',\n    "packaging",\n]\n'
+        "[project.optional-dependencies]\ngevent = ['gevent>=1.4.0']\n"
+    )
+    wheel = tree_wheel(tmp_path, tmp_path / "out")
+    artifact = Artifact("abc", "22.0.0", wheel, "digest", sha="abc")
+    assert gunicorn_deps.dependencies(artifact) == (
+        'importlib_metadata; python_version<"3.8"',
+        "packaging",
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname = 'x'\n[tool.x]\ndependencies = ['no']\n"
+    )
+    assert project_dependencies(tmp_path / "pyproject.toml") == ()

@@ -161,7 +161,12 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
 
 
 def make_wheel(
-    name: str, version: str, files: dict[str, bytes], out_dir: Path, entry_points: str = ""
+    name: str,
+    version: str,
+    files: dict[str, bytes],
+    out_dir: Path,
+    entry_points: str = "",
+    requires: tuple[str, ...] = (),
 ) -> Path:
     """A pure-Python wheel holding exactly ``files`` (archive path -> bytes), written
     atomically.  For code whose build is a copy: a commit's ``gunicorn/`` package, a
@@ -171,7 +176,10 @@ def make_wheel(
 
     dist = f"{name}-{version}.dist-info"
     meta = {
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            + "".join(f"Requires-Dist: {r}\n" for r in requires)
+        ).encode(),
         f"{dist}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: gunicorn-bisect\nRoot-Is-Purelib: true\n"
             b"Tag: py3-none-any\n"
@@ -221,7 +229,25 @@ def tree_wheel(tree: Path, out_dir: Path) -> Path | None:
         for rel, data in dir_package_files(tree)
         if "__pycache__" not in rel and not rel.endswith((".pyc", ".pyo"))
     }
-    return make_wheel("gunicorn", version, files, out_dir, GUNICORN_ENTRY_POINTS)
+    requires = project_dependencies(tree / "pyproject.toml")
+    return make_wheel("gunicorn", version, files, out_dir, GUNICORN_ENTRY_POINTS, requires)
+
+
+_PROJECT_DEPS = re.compile(r"^\[project\]$.*?^dependencies\s*=\s*\[(.*?)\]", re.M | re.S)
+
+
+def project_dependencies(pyproject: Path) -> tuple[str, ...]:
+    """``[project] dependencies`` of a commit's pyproject.toml (21.0+: ``packaging``), so
+    a commit's wheel requires what its release would; () where there is none (setup.py)."""
+    try:
+        text = pyproject.read_text()
+    except OSError:
+        return ()
+    found = _PROJECT_DEPS.search(text)
+    if not found or "\n[" in found.group(0).split("[project]", 1)[1]:
+        return ()  # no such key before the next table
+    quoted = re.findall(r"'([^']*)'|\"([^\"]*)\"", found.group(1))
+    return tuple(single or double for single, double in quoted)
 
 
 def _why(*procs: subprocess.CompletedProcess) -> str:
