@@ -14,7 +14,8 @@ import pytest
 
 from harness.build import gunicorn_deps, layers
 from harness.build.interpreters import discover
-from harness.build.wheels import Artifact, project_dependencies, tree_wheel
+from harness.build.pyproject import project_dependencies
+from harness.build.wheels import Artifact, tree_wheel
 from harness.request import UsageError, parse
 from harness.scenarios import command
 from tests.conftest import ROOT, run_cli, run_json

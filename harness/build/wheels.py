@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.build import index
 from harness.build.interpreters import Interpreter
+from harness.build.pyproject import project_dependencies
 from harness.build.zipcheck import intact  # noqa: F401 (wheels.intact, for its callers)
 from harness.host.fsutil import private_dir, remove_tree, temp_dir
 from harness.model.errors import HarnessError
@@ -231,23 +232,6 @@ def tree_wheel(tree: Path, out_dir: Path) -> Path | None:
     }
     requires = project_dependencies(tree / "pyproject.toml")
     return make_wheel("gunicorn", version, files, out_dir, GUNICORN_ENTRY_POINTS, requires)
-
-
-_PROJECT_DEPS = re.compile(r"^\[project\]$.*?^dependencies\s*=\s*\[(.*?)\]", re.M | re.S)
-
-
-def project_dependencies(pyproject: Path) -> tuple[str, ...]:
-    """``[project] dependencies`` of a commit's pyproject.toml (21.0+: ``packaging``), so
-    a commit's wheel requires what its release would; () where there is none (setup.py)."""
-    try:
-        text = pyproject.read_text()
-    except OSError:
-        return ()
-    found = _PROJECT_DEPS.search(text)
-    if not found or "\n[" in found.group(0).split("[project]", 1)[1]:
-        return ()  # no such key before the next table
-    quoted = re.findall(r"'([^']*)'|\"([^\"]*)\"", found.group(1))
-    return tuple(single or double for single, double in quoted)
 
 
 def _why(*procs: subprocess.CompletedProcess) -> str:
