@@ -15,6 +15,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from harness.build import layers
 from harness.host import proxy, wrk
 from harness.host.git import DEFAULT_REPO, Repo, SourceError
 from harness.host.output import check_output
@@ -209,6 +210,7 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         help=f"with --confidence: runs per finding (or per --check), releases' included "
         f"(default {DEFAULT_MAX_RUNS})",
     )
+    _add_app_arguments(p)
     p.add_argument(
         "-j",
         "--jobs",
@@ -257,6 +259,71 @@ def _package(args: argparse.Namespace) -> str:
         except InvalidVersion:
             raise UsageError(f"--gunicorn {args.gunicorn!r} is not a version number") from None
     return name
+
+
+# -- your own app and its stack (issue 15): --with, --with-requirements, --app, --path --
+def _add_app_arguments(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument_group("your own app and its stack")
+    a.add_argument(
+        "--with",
+        dest="with_reqs",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="a requirement installed next to gunicorn in every target's environment "
+        "(repeatable; pip's resolver, once per Python), e.g. --with flask",
+    )
+    a.add_argument(
+        "--with-requirements",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="requirements from a file (one a line), as --with",
+    )
+    a.add_argument(
+        "--app",
+        metavar="MODULE:CALLABLE",
+        help="serve your own application instead of the scenario's, as gunicorn takes it "
+        "(an application factory 'pkg:create_app()' too)",
+    )
+    a.add_argument(
+        "--app-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where --app is imported from (default: the current directory)",
+    )
+    a.add_argument(
+        "--path",
+        default="/",
+        metavar="PATH",
+        help="what the scenario's probes request (default /); any HTTP status is an answer",
+    )
+
+
+_APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*(\(.*\))?)?$")
+
+
+def _app_options(args: argparse.Namespace) -> dict:
+    """The Options fields of this block, checked: one line (exit 2) for what is wrong."""
+    try:
+        reqs = layers.parse(args.with_reqs, args.with_requirements)
+    except layers.RequirementsInvalid as exc:
+        raise UsageError(str(exc)) from None
+    if not args.path.startswith("/") or any(c.isspace() for c in args.path):
+        raise UsageError(f"--path {args.path!r}: must start with / and have no spaces")
+    app_dir = None
+    if args.app is not None:
+        if not _APP.match(args.app):
+            raise UsageError(f"--app {args.app!r}: expected MODULE:CALLABLE (or pkg:factory())")
+        app_dir = (args.app_dir or Path.cwd()).expanduser().resolve()
+        module = args.app.split(":", 1)[0].split(".", 1)[0]
+        if not ((app_dir / f"{module}.py").is_file() or (app_dir / module).is_dir()):
+            raise UsageError(f"--app {args.app}: no module {module!r} in {app_dir}")
+    elif args.app_dir is not None:
+        raise UsageError("--app-dir is where --app is imported from: give --app too")
+    return {"requirements": reqs, "app": args.app, "app_dir": app_dir, "path": args.path}
 
 
 def writable_dir(path: Path, option: str) -> Path:
@@ -424,6 +491,7 @@ def parse(argv: list[str], prog: str) -> Request:
         terms=_terms(a.terms),
         run=a.run,
         load=a.load,
+        **_app_options(a),
     )
     package = _package(a)
     same = ("targets", "check", "list_scenarios", "repo", "first_parent", "format", "output")

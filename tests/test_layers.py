@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.build import environments, index, layers, wheels
+from harness.build import environments, gunicorn_deps, index, layers, wheels
 from harness.build.environments import EnvNeeds
 from harness.build.interpreters import Interpreter, discover
 from harness.build.wheels import ArtifactError
@@ -197,6 +197,11 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
     assert Path(found["gunicorn"]).is_relative_to(env.path)
     assert env.extras["flask"] == layer.versions["flask"]  # what the row shows
 
+    # gunicorn's own dependencies (22.0.0: packaging) are a layer of their own, once per Python
+    project = index.project("gunicorn", cache_dir)
+    gunicorn_deps.dependency_layer(
+        wheels.gunicorn_release("22.0.0", cache_dir, project), interp, cache_dir
+    )
     before, entries = identity(layer), builds(cache_dir)
     # another run, another target on the same Python: the same layer, verified, not rebuilt
     again = subprocess.run(

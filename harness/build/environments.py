@@ -14,20 +14,19 @@ import hashlib
 import json
 import os
 import subprocess
-import zipfile
-import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock
 
 from harness.build import wheels
+from harness.build.gunicorn_deps import dependency_layer
 from harness.build.interpreters import Interpreter
-from harness.build.layers import Layer
+from harness.build.layers import Layer, LayerError
+from harness.build.unpacked import unpacked
 from harness.build.wheels import Artifact
 from harness.host.fsutil import (
     atomic_write_text,
-    extract_once,
     private_dir,
     release,
     remove_tree,
@@ -92,6 +91,8 @@ class EnvNeeds:
     probe_imports: tuple[str, ...] = ()  # the boot probe must import these too
     worker_class: str = ""  # resolved by the boot probe ("" = gunicorn's own choice)
     layer: Layer | None = None  # the user's requirements (layers.ensure), ahead of the extras
+    #: gunicorn's own Requires-Dist (``packaging`` for 21.0+), set here, not by scenarios
+    dependencies: Layer | None = None
 
 
 class EnvError(HarnessError):
@@ -136,8 +137,22 @@ def _key(artifact: Artifact, interp: Interpreter, needs: EnvNeeds, setuptools: P
             needs.worker_class,
             list(needs.probe_imports),
             needs.layer and [str(needs.layer.path), needs.layer.digest],
+            # only when there are any: 19.x/20.x environments keep their keys
+            *(
+                [[str(needs.dependencies.path), needs.dependencies.digest]]
+                if needs.dependencies
+                else []
+            ),
         ]
     )
+
+
+def with_dependencies(
+    needs: EnvNeeds, artifact: Artifact, interp: Interpreter, cache_dir: Path
+) -> EnvNeeds:
+    """``needs`` plus the layer of gunicorn's own dependencies (none for 19.x/20.x)."""
+    deps = dependency_layer(artifact, interp, cache_dir)
+    return needs if deps is None else replace(needs, dependencies=deps)
 
 
 def _create_venv(interp: Interpreter, dest: Path) -> None:
@@ -247,18 +262,22 @@ def _probe(
 SHARED_PTH = "gunicorn-bisect-shared.pth"
 
 
+def _pth_lines(wheels: list[Path], needs: EnvNeeds, cache_dir: Path) -> list[str]:
+    """The user's layer first (their pins win over the harness's own picks, eventlet),
+    then gunicorn's dependencies, then the shared unpacked extras and setuptools."""
+    layered = [str(x.path) for x in (needs.layer, needs.dependencies) if x is not None]
+    return [*layered, *(str(unpacked(w, cache_dir)) for w in wheels)]
+
+
 def _share(
-    wheels: list[Path], env_root: Path, interp: Interpreter, cache_dir: Path, layer: Layer | None
+    wheels: list[Path], env_root: Path, interp: Interpreter, cache_dir: Path, needs: EnvNeeds
 ) -> None:
-    """Put the extras and setuptools on the environment's path from their shared unpacked
+    """Put the layers, extras and setuptools on the environment's path from their shared
     copies (a .pth file), instead of installing a thousand setuptools files into every
     environment: only gunicorn, the code under test, is installed and verified."""
     site = env_root / "lib" / f"python{interp.minor}" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
-    lines = [str(_unpacked(w, cache_dir)) for w in wheels]
-    if layer is not None:  # the user's pins win over the harness's own picks (eventlet)
-        lines.insert(0, str(layer.path))
-    (site / SHARED_PTH).write_text("\n".join(lines) + "\n")
+    (site / SHARED_PTH).write_text("\n".join(_pth_lines(wheels, needs, cache_dir)) + "\n")
 
 
 def _asked(needs: EnvNeeds) -> dict[str, str]:
@@ -279,7 +298,7 @@ def _load(
     artifact: Artifact,
     shared: list[Path],
     cache_dir: Path,
-    layer: Layer | None = None,
+    needs: EnvNeeds,
 ) -> Environment | None:
     """A finished environment, if it is complete and holds exactly our gunicorn: its
     console script (else another gunicorn on PATH would answer for it), its code and the
@@ -305,10 +324,7 @@ def _load(
         listed = (env.site_packages / SHARED_PTH).read_text().split()
     except OSError:
         return None
-    expected = [str(_unpacked(w, cache_dir)) for w in shared]
-    if layer is not None:  # the user's layer comes first (see _share), verified by layers
-        expected.insert(0, str(layer.path))
-    if listed != expected or (layer is not None and not layer.path.is_dir()):
+    if listed != _pth_lines(shared, needs, cache_dir):
         return None
     try:
         if _installed_digest(env.site_packages) != artifact.digest:
@@ -316,48 +332,6 @@ def _load(
     except OSError:
         return None
     return env
-
-
-_UNPACKED_OK: set[str] = set()  # shared copies verified by this process
-
-
-def _matches(wheel: Path, tree: Path) -> bool:
-    """Every file of ``wheel`` is in ``tree`` with its size and CRC (a truncated or
-    unreadable shared ``bottle.py`` is told from a good one before any server imports it)."""
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                data = (tree / info.filename).read_bytes()
-                if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
-                    return False
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return False
-    return True
-
-
-def _unpacked(wheel: Path, cache_dir: Path) -> Path:
-    """A wheel unpacked once under the cache (renamed into place: complete or absent),
-    verified against the wheel once per process and unpacked again when damaged."""
-    final = cache_dir / "unpacked" / wheel.name
-    if str(final) in _UNPACKED_OK:
-        return final
-    if final.is_dir() or final.is_symlink():
-        if _matches(wheel, final):
-            _UNPACKED_OK.add(str(final))
-            return final
-        remove_tree(final)  # damaged: unpacked again below
-    try:
-        extract_once(wheel, final)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        wheel.unlink(missing_ok=True)
-        raise EnvError(
-            f"{wheel.name} in the cache is damaged ({exc}); removed: "
-            "it is fetched or built again on the next run"
-        ) from None
-    _UNPACKED_OK.add(str(final))
-    return final
 
 
 def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds) -> str:
@@ -368,6 +342,10 @@ def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: E
     too new for a release at a fraction of an environment's cost.  A pass here is not
     trusted on its own; the real environment is probed again.
     """
+    try:
+        needs = with_dependencies(needs, artifact, interp, cache_dir)
+    except LayerError as exc:  # this Python cannot have gunicorn's own dependencies
+        return str(exc)
     setuptools = wheels.setuptools_for(interp, cache_dir)
     key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:16]
     record = cache_dir / "preflight" / f"{key}.json"
@@ -375,9 +353,10 @@ def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: E
         return json.loads(record.read_text())["reason"]
     except (OSError, ValueError, KeyError):
         pass
-    paths = [_unpacked(w, cache_dir) for w in _wheels(artifact, needs, setuptools)]
-    if needs.layer is not None:  # after gunicorn, as in the environment
-        paths.insert(1, needs.layer.path)
+    paths = [unpacked(w, cache_dir) for w in _wheels(artifact, needs, setuptools)]
+    for layer in (needs.dependencies, needs.layer):  # after gunicorn, as in the environment
+        if layer is not None:
+            paths.insert(1, layer.path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # the unpacked wheels are shared: keep them clean
@@ -389,6 +368,48 @@ def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: E
     return reason
 
 
+def _build(
+    artifact: Artifact,
+    interp: Interpreter,
+    cache_dir: Path,
+    needs: EnvNeeds,
+    shared: list[Path],
+    tmp: Path,
+    final: Path,
+    probe: bool,
+) -> dict:
+    """Create the venv in ``tmp``, install gunicorn, share the rest, probe: the manifest."""
+    _create_venv(interp, tmp)
+    _install(artifact.wheel, tmp, final, interp)
+    _share(shared, tmp, interp, cache_dir, needs)
+    if (
+        _installed_digest(tmp / "lib" / f"python{interp.minor}" / "site-packages")
+        != artifact.digest
+    ):
+        raise EnvError(f"installed gunicorn {artifact.label} does not match its wheel")
+    found = _probe(tmp / "bin" / "python", needs) if probe else {"ok": True}
+    ok = bool(found.get("ok"))
+    if ok and probe and found.get("gunicorn") != artifact.version:
+        ok = False
+        found["error"] = (
+            f"installed gunicorn reports {found.get('gunicorn')}, expected {artifact.version}"
+        )
+    manifest = {
+        "layout": LAYOUT,
+        "label": artifact.label,
+        "sha": artifact.sha,
+        "version": artifact.version,
+        "digest": artifact.digest,
+        "python": interp.version,
+        "interpreter": interp.path,
+        "extras": _asked(needs),
+        "works": ok,
+        "probed": probe,
+        "reason": found.get("error", ""),
+    }
+    return manifest
+
+
 def ensure(
     artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds, probe: bool = True
 ) -> Environment:
@@ -398,58 +419,31 @@ def ensure(
     that cannot boot shows up as the scenario's own "server did not start" all the same,
     and the probe's interpreter start-up is a third of an environment's cost).
     """
+    needs = with_dependencies(needs, artifact, interp, cache_dir)
     root = private_dir(cache_dir / "envs")
     setuptools = wheels.setuptools_for(interp, cache_dir)
     key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:12]
     final = root / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
     shared = _wheels(artifact, needs, setuptools)[1:]
-    env = _load(final, interp, artifact, shared, cache_dir, needs.layer)
+    env = _load(final, interp, artifact, shared, cache_dir, needs)
     if env is not None:
         return env
     with FileLock(str(root / f".{final.name}.lock")):
-        env = _load(final, interp, artifact, shared, cache_dir, needs.layer)  # built meanwhile?
+        env = _load(final, interp, artifact, shared, cache_dir, needs)  # built meanwhile?
         if env is not None:
             return env
         sweep_temporaries(root)
         remove_tree(final)  # broken or incomplete: rebuild, never use
         tmp = temp_dir(root, final.name)
         try:
-            _create_venv(interp, tmp)
-            _install(artifact.wheel, tmp, final, interp)
-            _share(shared, tmp, interp, cache_dir, needs.layer)
-            if (
-                _installed_digest(tmp / "lib" / f"python{interp.minor}" / "site-packages")
-                != artifact.digest
-            ):
-                raise EnvError(f"installed gunicorn {artifact.label} does not match its wheel")
-            found = _probe(tmp / "bin" / "python", needs) if probe else {"ok": True}
-            ok = bool(found.get("ok"))
-            if ok and probe and found.get("gunicorn") != artifact.version:
-                ok = False
-                found["error"] = (
-                    f"installed gunicorn reports {found.get('gunicorn')}, "
-                    f"expected {artifact.version}"
-                )
-            manifest = {
-                "layout": LAYOUT,
-                "label": artifact.label,
-                "sha": artifact.sha,
-                "version": artifact.version,
-                "digest": artifact.digest,
-                "python": interp.version,
-                "interpreter": interp.path,
-                "extras": _asked(needs),
-                "works": ok,
-                "probed": probe,
-                "reason": found.get("error", ""),
-            }
+            manifest = _build(artifact, interp, cache_dir, needs, shared, tmp, final, probe)
             atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
             tmp.rename(final)
             release(tmp)
         except BaseException:
             remove_tree(tmp)
             raise
-    env = _load(final, interp, artifact, shared, cache_dir, needs.layer)
+    env = _load(final, interp, artifact, shared, cache_dir, needs)
     if env is None:
         raise EnvError(f"environment for gunicorn {artifact.label} did not verify after building")
     return Environment(env.path, interp, artifact, env.extras, env.works, env.reason, reused=False)

@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.build import index
 from harness.build.interpreters import Interpreter
+from harness.build.pyproject import project_dependencies
 from harness.build.zipcheck import intact  # noqa: F401 (wheels.intact, for its callers)
 from harness.host.fsutil import private_dir, remove_tree, temp_dir
 from harness.model.errors import HarnessError
@@ -161,7 +162,12 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
 
 
 def make_wheel(
-    name: str, version: str, files: dict[str, bytes], out_dir: Path, entry_points: str = ""
+    name: str,
+    version: str,
+    files: dict[str, bytes],
+    out_dir: Path,
+    entry_points: str = "",
+    requires: tuple[str, ...] = (),
 ) -> Path:
     """A pure-Python wheel holding exactly ``files`` (archive path -> bytes), written
     atomically.  For code whose build is a copy: a commit's ``gunicorn/`` package, a
@@ -171,7 +177,10 @@ def make_wheel(
 
     dist = f"{name}-{version}.dist-info"
     meta = {
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            + "".join(f"Requires-Dist: {r}\n" for r in requires)
+        ).encode(),
         f"{dist}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: gunicorn-bisect\nRoot-Is-Purelib: true\n"
             b"Tag: py3-none-any\n"
@@ -221,7 +230,8 @@ def tree_wheel(tree: Path, out_dir: Path) -> Path | None:
         for rel, data in dir_package_files(tree)
         if "__pycache__" not in rel and not rel.endswith((".pyc", ".pyo"))
     }
-    return make_wheel("gunicorn", version, files, out_dir, GUNICORN_ENTRY_POINTS)
+    requires = project_dependencies(tree / "pyproject.toml")
+    return make_wheel("gunicorn", version, files, out_dir, GUNICORN_ENTRY_POINTS, requires)
 
 
 def _why(*procs: subprocess.CompletedProcess) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.build import layers
 from harness.build.environments import EnvNeeds, Extra  # noqa: F401  (part of the interface)
 from harness.build.interpreters import Interpreter
+from harness.build.layers import RequirementSet
 from harness.host.cancel import Cancel
 from harness.model.errors import HarnessError
 from harness.model.verdict import Axis, Decision, Verdict
@@ -76,6 +78,9 @@ class Options:
     run: str | None = None  # --run CMD
     path: str = "/"  # what the scenario's probes and load request
     load: str = "builtin"  # socket-loss's load: the keep-alive client, or "wrk"
+    requirements: RequirementSet = RequirementSet(())  # --with, --with-requirements
+    app: str | None = None  # --app MODULE:CALLABLE, served instead of the scenario's app
+    app_dir: Path | None = None  # where --app is imported from
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,23 @@ class Scenario(abc.ABC):
     rules: Callable[[Any], Decision]
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
+        """What the scenario needs (``own_needs``) plus the user's requirement layer,
+        resolved once per (interpreter, set); ``LayerError`` (an ArtifactError) turns
+        this interpreter away with pip's reason."""
+        own = self.own_needs(interp, cache_dir)
+        reqs = self.requirements()
+        if not reqs:
+            return own
+        return replace(own, layer=layers.ensure(reqs, interp, cache_dir))
+
+    def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
+        """The scenario's own wheels and probe imports (a subclass's override point)."""
         return EnvNeeds()
+
+    def requirements(self) -> RequirementSet:
+        """The requirement layer every target gets: ``--with`` (a scenario file adds its
+        ``REQUIRES``)."""
+        return self.options.requirements
 
     @abc.abstractmethod
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult: ...

@@ -68,7 +68,7 @@ class Boots(ServerScenario):
         self.options = options
         self.rules = decide
 
-    def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
+    def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         """The worker class's libraries (a ``--package``/``--with`` pin comes first on the
         path); the probe does not import the worker: that is what is judged here."""
         worker = worker_libs.extras_for(self.options.worker_class, interp, cache_dir)

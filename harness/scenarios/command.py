@@ -37,6 +37,22 @@ PYTHON_ENV = "GUNICORN_BISECT_PYTHON"
 SHA_ENV = "GUNICORN_BISECT_SHA"
 ORIGIN_ENV = "GUNICORN_BISECT_ORIGIN"  # where bisect.py was started (CMD runs elsewhere)
 
+#: ``python -m pip`` and ``pip`` in CMD: the target's pip when it has one (``--with pip``),
+#: else one line and exit 2 -- never the harness's own pip, which installs elsewhere
+PIP_SHIM = """\
+import importlib.util, os, runpy, sys
+here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+for name in [m for m in sys.modules if m == "pip" or m.startswith("pip.")]:
+    del sys.modules[name]
+if importlib.util.find_spec("pip") is None:
+    sys.stderr.write("pip: not in this target's environment (%s); gunicorn-bisect installs "
+                     "packages into it with --with REQ\\n" % os.environ.get("VIRTUAL_ENV"))
+    sys.exit(2)
+runpy.run_module("pip", run_name="__main__", alter_sys=True)
+"""
+PIP_SCRIPT = '#!/bin/sh\nexec python -m pip "$@"\n'
+
 EXIT_UNTESTABLE = 125
 POLL = 0.02  # seconds between looks at the command, the clock and Ctrl-C
 TAIL_LINES = 3
@@ -156,23 +172,30 @@ class CommandScenario(Scenario):
             named["file"] = str(program)
             named["sha256"] = sha256_of(program)
         parameters = {"command": self.command, "timeout": self.options.timeout}
+        if self.options.requirements:
+            parameters["with"] = list(self.options.requirements.requirements)
         title = "Gunicorn bisection report: your check"
         return About.of("run", self.DESCRIPTION, self.command, title, parameters, **named)
 
     # -- the run ---------------------------------------------------------------------------
-    def environment(self, ctx: RunContext, mark: Path, token: str) -> dict[str, str]:
-        """The harness's environment minus its Python, plus the target's and ours."""
+    def environment(
+        self, ctx: RunContext, mark: Path, token: str, shim: Path | None = None
+    ) -> dict[str, str]:
+        """The harness's environment minus its Python, plus the target's and ours
+        (``shim``: the directory of ``pip_shim``, after the target's own)."""
         env = processes.child_env(token, keep_python_settings=True)
-        bin_dir = ctx.python.parent
-        env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", os.defpath)])
+        bins = [str(ctx.python.parent), *([str(shim / "bin")] if shim else [])]
+        env["PATH"] = os.pathsep.join([*bins, env.get("PATH", os.defpath)])
         env["VIRTUAL_ENV"] = str(ctx.env_root)
         env[TARGET_ENV] = ctx.sha or ctx.label
         env[PYTHON_ENV] = str(ctx.python)
         env[SHA_ENV] = ctx.sha or ""
         env[ORIGIN_ENV] = str(self.origin)
+        paths = [str(p) for p in (shim, ctx.compat_dir) if p is not None]
         if ctx.compat_dir is not None:
-            env["PYTHONPATH"] = str(ctx.compat_dir)
             env[SHIM_MARK_ENV] = str(mark)
+        if paths:
+            env["PYTHONPATH"] = os.pathsep.join(paths)
         return env
 
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
@@ -181,6 +204,7 @@ class CommandScenario(Scenario):
         work = root / "work"
         work.mkdir(mode=0o700)
         out_path, mark = root / "output.log", root / "compat.mark"
+        shim = pip_shim(root / "pip-shim")
         token = uuid.uuid4().hex
         started = time.monotonic()
         proc: subprocess.Popen | None = None
@@ -190,7 +214,7 @@ class CommandScenario(Scenario):
                 proc = processes.launch(
                     ["/bin/sh", "-c", self.shell_command],
                     cwd=work,
-                    env=self.environment(ctx, mark, token),
+                    env=self.environment(ctx, mark, token, shim),
                     output=out_path,
                 )
             except OSError as exc:
@@ -222,6 +246,19 @@ class CommandScenario(Scenario):
             seconds=ctx.timeout if timed_out else round(seconds, 3),
         )
         return RunResult(obs, log=log, duration=seconds, compat_used=compat_used)
+
+
+def pip_shim(directory: Path) -> Path:
+    """A ``pip`` package and ``bin/pip`` that run the target's pip or say it is absent."""
+    (directory / "pip").mkdir(parents=True)
+    (directory / "pip" / "__init__.py").write_text("")
+    (directory / "pip" / "__main__.py").write_text(PIP_SHIM)
+    (directory / "bin").mkdir()
+    for name in ("pip", "pip3"):
+        script = directory / "bin" / name
+        script.write_text(PIP_SCRIPT)
+        script.chmod(0o755)
+    return directory
 
 
 def _read_end(path: Path, limit: int = LOG_BYTES) -> str:

@@ -61,7 +61,11 @@ class Log:
         if not found:
             return None
         name = found.group(1)
-        return _WORKER_NAMES.get(name, name.rsplit(".", 1)[-1])
+        if name in _WORKER_NAMES:
+            return _WORKER_NAMES[name]
+        # gunicorn's own classes by their short name; a third party's (uvicorn_worker.
+        # UvicornWorker) as given, so the table does not warn it differed from what was asked
+        return name.rsplit(".", 1)[-1] if name.startswith("gunicorn.") else name
 
     def errors(self, limit: int = 3) -> list[str]:
         """The arbiter's and workers' own error lines, quoted as evidence."""

@@ -39,6 +39,10 @@ class ServerScenario(Scenario):
         """What the row and the JSON show besides the verdict."""
         return {"worker_class": server.log.worker_class}
 
+    def own_app(self, facts: dict[str, Any]) -> dict[str, Any]:
+        """The row names the user's ``--app`` when it served instead of the scenario's."""
+        return {**facts, "app": self.options.app} if self.options.app else facts
+
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
         """Boot, act, stop: within ``ctx.timeout`` (plus teardown), never leaking."""
         started = time.monotonic()
@@ -56,7 +60,7 @@ class ServerScenario(Scenario):
                 duration=round(time.monotonic() - started, 3),
                 boot_seconds=server.boot_seconds,
                 compat_used=server.compat_used,
-                facts=self.facts(server, observation),
+                facts=self.own_app(self.facts(server, observation)),
             )
         finally:
             server.stop()

@@ -116,13 +116,17 @@ class Recycling(ServerScenario):
             "timeout": o.timeout,
             "gunicorn_config": str(o.gunicorn_config) if o.gunicorn_config else None,
             "proxy": o.proxy,
-            "app": "bottle Hello World (the report's web.py)",
+            "app": o.app or "bottle Hello World (the report's web.py)",
             "probes": PROBES,
         }
         if o.load != "builtin":
             parameters["load"] = o.load
         if o.path != "/":
             parameters["path"] = o.path
+        if o.app:
+            parameters["app_dir"] = str(o.app_dir)
+        if o.requirements:
+            parameters["with"] = list(o.requirements.requirements)
         return About.of(k.name, k.description, self.summary(), k.title, parameters)
 
     def summary(self) -> str:
@@ -148,12 +152,19 @@ class Recycling(ServerScenario):
             out += f" path={o.path}"
         if o.load != "builtin":
             out += f" load={o.load}"
+        if o.app:
+            out += f" app={o.app}"
+        if o.requirements:
+            out += f" with={','.join(o.requirements.requirements)}"
         return out
 
-    def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
-        """bottle, and gevent/eventlet (with their dependencies) for those worker classes;
-        ArtifactError when no wheel fits ``interp`` (the runner tries an older Python)."""
+    def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
+        """bottle (unless --app serves the user's own), and gevent/eventlet (with their
+        dependencies) for those worker classes; ArtifactError when no wheel fits ``interp``
+        (the runner tries an older Python)."""
         worker = worker_libs.extras_for(self.options.worker_class, interp, cache_dir)
+        if self.options.app:
+            return EnvNeeds(extras=tuple(worker), worker_class=self.options.worker_class or "")
         return EnvNeeds(
             extras=(app_bottle.bottle_for(interp, cache_dir), *worker),
             probe_imports=("bottle",),
@@ -172,7 +183,9 @@ class Recycling(ServerScenario):
         if o.trigger == "signal":
             settings["max_requests"] = 0  # workers exit only when told to
         return ServerSpec(
-            app_source=app_bottle.APP,
+            app_source=None if o.app else app_bottle.APP,
+            app=o.app or "web:app",
+            app_dir=o.app_dir,
             settings=settings,
             defaults={**DEFAULTS, "keepalive": 2, "timeout": 30, "backlog": 2048},
             config_file=o.gunicorn_config,

@@ -126,8 +126,9 @@ def probe_once(address: str | tuple[str, int], timeout: float = 2.0, path: str =
 class ServerSpec:
     """What to boot: the app, gunicorn settings, the user's config file, where to listen."""
 
-    app_source: str = PLAIN_APP  # written as web.py in the private directory
-    app: str = "web:app"
+    app_source: str | None = PLAIN_APP  # written as web.py in the private directory
+    app: str = "web:app"  # or the user's --app (app_source None), imported from app_dir
+    app_dir: Path | None = None  # on the server's PYTHONPATH (--app-dir)
     settings: dict[str, Any] = field(default_factory=dict)  # after the config file
     defaults: dict[str, Any] = field(default_factory=dict)  # before the config file
     config_file: Path | None = None
@@ -235,8 +236,9 @@ class Server:
         """The server's environment: nothing from the harness's Python leaks in."""
         env = processes.child_env(self.token)
         env[SHIM_MARK_ENV] = str(self.mark)
-        if self.ctx.compat_dir is not None:
-            env["PYTHONPATH"] = str(self.ctx.compat_dir)
+        paths = [self.ctx.compat_dir, self.spec.app_dir]
+        if any(paths):
+            env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths if p is not None)
         return env
 
     def start(self) -> None:
@@ -245,8 +247,9 @@ class Server:
 
         Raises BootError with the most telling line of the log when it does not.
         """
-        module = self.spec.app.split(":", 1)[0]
-        (self.dir / f"{module}.py").write_text(self.spec.app_source)
+        if self.spec.app_source is not None:
+            module = self.spec.app.split(":", 1)[0]
+            (self.dir / f"{module}.py").write_text(self.spec.app_source)
         conf = self.dir / "gunicorn_conf.py"
         conf.write_text(self._config())
         self.proc = processes.launch(

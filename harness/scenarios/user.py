@@ -33,7 +33,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.build import layers
 from harness.build.interpreters import Interpreter
+from harness.build.layers import RequirementSet
 from harness.build.wheels import ArtifactError
 from harness.host import rawhttp
 from harness.host.cancel import Cancel, Cancelled
@@ -43,7 +45,7 @@ from harness.scenarios.base import About, EnvNeeds, Options, RunContext, RunResu
 from harness.scenarios.gunicorn_log import Log
 from harness.scenarios.lifecycle import ServerScenario, server_traceback
 from harness.scenarios.server import PLAIN_APP, Server, ServerSpec
-from harness.scenarios.user_file import FUNCTION, ScenarioFile, load
+from harness.scenarios.user_file import FUNCTION, ScenarioFile, harness_provided, load
 
 VERDICTS = {"pass": Verdict.PASS, "fail": Verdict.FAIL, "error": Verdict.ERROR}
 
@@ -314,10 +316,13 @@ class UserScenario(ServerScenario):
             "worker_class": s.get("worker_class") or "auto",
             "bind": src.bind,
             "requires": [str(r) for r in src.requires],
-            "app": "the file's APP" if src.app != PLAIN_APP else "plain WSGI Hello World",
+            "app": self.options.app
+            or ("the file's APP" if src.app != PLAIN_APP else "plain WSGI Hello World"),
             "gunicorn_config": str(config) if config else None,
             "timeout": self.options.timeout,
         }
+        if self.options.requirements:
+            parameters["with"] = list(self.options.requirements.requirements)
         title = f"Gunicorn bisection report: {self.name or src.path.name}"
         named = {"tracker": src.tracker} if src.tracker else {}
         # a catalogue case by its name and its file in the package, not this checkout's path
@@ -336,13 +341,13 @@ class UserScenario(ServerScenario):
             **named,
         )
 
-    def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
+    def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         worker_class = self.settings().get("worker_class")
         worker_class = worker_class if isinstance(worker_class, str) else ""
-        if not self.source.requires:
+        bottle = [r for r in self.source.requires if harness_provided(r)]
+        if not bottle:
             return EnvNeeds(worker_class=worker_class)
-        req = self.source.requires[0]  # only bottle is accepted (user_file.load)
-        extra = app_bottle.bottle_for(interp, cache_dir)
+        req, extra = bottle[0], app_bottle.bottle_for(interp, cache_dir)
         if req.specifier and not req.specifier.contains(extra.version, prereleases=True):
             raise ArtifactError(
                 f"REQUIRES {req}: Python {interp.version} gets bottle {extra.version} "
@@ -350,15 +355,26 @@ class UserScenario(ServerScenario):
             )
         return EnvNeeds(extras=(extra,), probe_imports=("bottle",), worker_class=worker_class)
 
+    def requirements(self) -> RequirementSet:
+        """--with, plus every REQUIRES the harness does not serve itself (e.g. flask)."""
+        own = [str(r) for r in self.source.requires if not harness_provided(r)]
+        if not own:
+            return self.options.requirements
+        return layers.parse([*self.options.requirements.requirements, *own])
+
     def spec(self, boot_timeout: float) -> ServerSpec:
         """The file's SETTINGS < --gunicorn-config < command-line flags < what the harness owns."""
+        o = self.options
         return ServerSpec(
-            app_source=self.source.app,
+            app_source=None if o.app else self.source.app,
+            app=o.app or "web:app",
+            app_dir=o.app_dir,
             settings=self.flags(),
             defaults=dict(self.source.settings),
             config_file=self.options.gunicorn_config,
             bind=self.source.bind,
             boot_timeout=boot_timeout,
+            path=o.path,
         )
 
     # -- the run --------------------------------------------------------------------------------

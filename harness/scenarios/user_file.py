@@ -5,7 +5,7 @@ The file defines (only ``check`` is required)::
 
     \"\"\"One line: what this scenario shows (the report's description).\"\"\"
     APP = "...WSGI module source, defines app..."  # default: a plain Hello World
-    REQUIRES = ["bottle==0.12.13"]                 # extra distributions the app imports
+    REQUIRES = ["flask>=2"]                       # what the app imports (as --with)
     SETTINGS = {"workers": 3, "threads": 5}        # gunicorn settings
     BIND = "unix"                                  # or "tcp"
     TIMEOUT = 60                                   # seconds this check needs (--timeout wins)
@@ -41,8 +41,18 @@ from harness.scenarios.server import PLAIN_APP
 FUNCTION = "check"
 #: gunicorn settings the harness owns (where it listens, foreground, its log)
 OWNED = frozenset({"bind", "daemon", "pidfile", "errorlog", "loglevel"})
-#: the only distribution REQUIRES may name, and the version that must satisfy its pin
+#: a REQUIRES the harness serves from its own wheel (the report's bottle); any other
+#: requirement goes into the run's requirement layer, as --with does
 SUPPORTED = {"bottle": app_bottle.BOTTLE_AS_REPORTED}
+
+
+def harness_provided(req: Requirement) -> bool:
+    """bottle at a version the harness's own wheel satisfies (0.12.13 where it runs)."""
+    name = canonicalize_name(req.name)
+    return name in SUPPORTED and (
+        not req.specifier or req.specifier.contains(SUPPORTED[name], prereleases=True)
+    )
+
 
 _serial = itertools.count(1)
 
@@ -203,19 +213,8 @@ def _requires(path: Path, value: Any) -> tuple[Requirement, ...]:
         try:
             req = Requirement(text)
         except InvalidRequirement as exc:
-            _unusable(path, f"REQUIRES {text!r}: {exc}")
-        name = canonicalize_name(req.name)
-        if name not in SUPPORTED:
-            _unusable(
-                path,
-                f"REQUIRES {text!r}: only bottle is supported "
-                "(an app that needs more can be plain WSGI)",
-            )
-        if req.specifier and not req.specifier.contains(SUPPORTED[name], prereleases=True):
-            _unusable(
-                path,
-                f"REQUIRES {text!r}: the harness provides "
-                f"{name} {SUPPORTED[name]} (the newest 0.12 on Python >= 3.10)",
-            )
+            _unusable(path, f"REQUIRES {text!r}: {str(exc).splitlines()[0]}")
+        if req.url:
+            _unusable(path, f"REQUIRES {text!r}: direct URLs are not supported")
         out.append(req)
     return tuple(out)
