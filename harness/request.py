@@ -261,6 +261,19 @@ def _package(args: argparse.Namespace) -> str:
     return name
 
 
+def _gunicorn_pin(given: str | None, reqs: layers.RequirementSet, package: str) -> str | None:
+    """With --package, gunicorn's pin: --gunicorn X, or --with gunicorn==X (the uv/pipx
+    way); any other gunicorn requirement only constrains the layer's resolution."""
+    if given is not None or package == GUNICORN or reqs.gunicorn is None:
+        return given
+    spec = reqs.gunicorn.partition("==")[2].strip()
+    if not spec or any(c in spec for c in ",*;"):
+        raise UsageError(
+            f"--with {reqs.gunicorn}: with --package, pin gunicorn exactly (gunicorn==X)"
+        )
+    return spec
+
+
 # -- your own app and its stack (issue 15): --with, --with-requirements, --app, --path --
 def _add_app_arguments(p: argparse.ArgumentParser) -> None:
     a = p.add_argument_group("your own app and its stack")
@@ -506,7 +519,7 @@ def parse(argv: list[str], prog: str) -> Request:
         worker_classes=a.worker_class or (None,),
         binds=a.bind,
         package=package,
-        gunicorn=a.gunicorn,
+        gunicorn=_gunicorn_pin(a.gunicorn, options.requirements, package),
         confidence=Confidence(a.confidence, a.max_runs) if a.confidence is not None else None,
         **{k: getattr(a, k) for k in same},
     )

@@ -9,6 +9,7 @@ from harness import cli
 from harness.host.progress import Progress
 from harness.jobs.setup import Setup
 from harness.model.errors import HarnessError
+from harness.request import UsageError, parse
 from tests.fakes import Lab, report_for
 
 SECRET_INDEX = "https://me:hunter2@pypi.example/simple/"
@@ -75,3 +76,20 @@ def test_error_lines_hide_credentials(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert status == cli.EXIT_USAGE
     assert "file://***@localhost/nonexistent" in err and "hunter2" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "pin"),
+    [
+        (["--package", "eventlet", "0.30.2,0.30.3", "--with", "gunicorn==20.1.0"], "20.1.0"),
+        (["--package", "eventlet", "0.30.2", "--gunicorn", "21.2.0"], "21.2.0"),
+        (["--package", "eventlet", "0.30.2"], None),  # the newest that installs
+    ],
+)
+def test_the_package_axis_takes_gunicorns_pin_from_with_as_uv_and_pipx_do(argv, pin):
+    assert parse(argv, "bisect.py").gunicorn == pin
+
+
+def test_a_loose_gunicorn_requirement_cannot_pin_the_package_axis():
+    with pytest.raises(UsageError, match="pin gunicorn exactly"):
+        parse(["--package", "eventlet", "0.30.2", "--with", "gunicorn>=20"], "bisect.py")
