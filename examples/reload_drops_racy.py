@@ -16,7 +16,6 @@ from collections import Counter
 from typing import Any
 
 from harness.catalogue import reload_drops
-from harness.catalogue.life import reload, settle
 
 SETTINGS = reload_drops.SETTINGS
 BIND = reload_drops.BIND
@@ -39,12 +38,12 @@ def observe(server: Any) -> dict[str, Any]:
     client = threading.Thread(target=_client, args=(server, stop, seen), daemon=True)
     client.start()
     try:
-        settle(server, reload_drops.GAP)
+        server.settle(reload_drops.GAP)
         for _ in range(HUPS):
-            if not reload(server, timeout=min(15.0, server.remaining() - 2)).ok:
+            if not server.reload(timeout=min(15.0, server.remaining() - 2)).ok:
                 break
             reloaded += 1
-            settle(server, reload_drops.GAP)
+            server.settle(reload_drops.GAP)
     finally:
         stop.set()
         client.join(6.0)
