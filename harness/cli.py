@@ -13,7 +13,9 @@ import dataclasses
 import os
 import signal
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
+from typing import TextIO
 
 from harness.build import index
 from harness.host import fsutil, processes, progress
@@ -62,8 +64,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except ValueError:
         pass  # not the main thread (tests calling main() from a thread)
     fsutil.use_run_temp_dir()  # every temporary of this run, gunicorn's own, in one place
+    out = sys.stdout  # the report's; everything else printed during the run goes to stderr
     try:
-        return _main(parse(argv, prog))
+        with redirect_stdout(sys.stderr):  # a scenario file's print() must not corrupt JSON
+            return _main(parse(argv, prog), out)
     except HarnessError as exc:
         _say(prog, f"error: {exc}")
         return exc.exit_status
@@ -86,17 +90,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         processes.terminate_all()
 
 
-def _main(req: Request) -> int:
+def _main(req: Request, out: TextIO) -> int:
     if req.list_scenarios:
         for name, description in registry.listing():
-            print(f"{name:15} {description}")
+            print(f"{name:15} {description}", file=out)
         return EXIT_OK
     index.configure(req.index_url)
     bar = progress.for_terminal(req.verbose, req.quiet)
     try:
         setup = _open(req, bar)
         if req.check:
-            return _check(req, setup, bar)
+            return _check(req, setup, bar, out)
         results_dir = writable_dir(req.results_dir, "--results-dir")
         budget = Budget(req.jobs, setup.cancel)
         how = (
@@ -109,7 +113,7 @@ def _main(req: Request) -> int:
         finally:
             budget.close()
         bar.close()
-        return _finish(req, report, results_dir, bar)
+        return _finish(req, report, results_dir, bar, out)
     finally:
         bar.close()
         remove_own_temporaries(req.cache_dir)
@@ -138,7 +142,7 @@ def _open(req: Request, bar: progress.Progress) -> Setup:
     )
 
 
-def _check(req: Request, setup: Setup, bar: progress.Progress) -> int:
+def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> int:
     column = setup.table.labels[0]
     if req.confidence is not None:
         said, row = check_at(
@@ -146,14 +150,14 @@ def _check(req: Request, setup: Setup, bar: progress.Progress) -> int:
         )
         bar.close()
         python = f" (Python {row.python})" if row.python else ""
-        print(f"{req.check}: {said.line()}{python}; last run: {redact_url(row.detail)}")
+        print(f"{req.check}: {said.line()}{python}; last run: {redact_url(row.detail)}", file=out)
         _warn_worker_class(req, row)
         return said.exit_status
     row: Row = check(setup.lab, column, req.check, req.history)
     bar.close()
     python = f" (Python {row.python})" if row.python else ""
     name = verdict_name(row.verdict, setup.report)
-    print(f"{req.check}: {name}{python}: {redact_url(row.detail)}")
+    print(f"{req.check}: {name}{python}: {redact_url(row.detail)}", file=out)
     _warn_worker_class(req, row)
     return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
 
@@ -168,7 +172,9 @@ def _warn_worker_class(req: Request, row: Row) -> None:
         )
 
 
-def _finish(req: Request, report: Report, results_dir: Path, bar: progress.Progress) -> int:
+def _finish(
+    req: Request, report: Report, results_dir: Path, bar: progress.Progress, out: TextIO
+) -> int:
     """Print (and write) the report; the answer's one line and exit status."""
     verdict = answer(report)
     if verdict.kind == "broken-command":
@@ -177,7 +183,7 @@ def _finish(req: Request, report: Report, results_dir: Path, bar: progress.Progr
     if report.interrupted:
         processes.terminate_all()  # every server at once, before anything prints
         report.resume = req.command
-    print(render(report, req.format, colour=use_colour(), verbose=req.verbose))
+    print(render(report, req.format, colour=use_colour(out), verbose=req.verbose), file=out)
     if report.interrupted:
         _say(
             req.prog,

@@ -4,6 +4,7 @@ a function that raises or hangs, and every way a file can be unusable."""
 from __future__ import annotations
 
 import hashlib
+import json
 import textwrap
 from pathlib import Path
 
@@ -280,3 +281,24 @@ def test_multi_line_evidence_becomes_one_line():
 def test_ran_out_wins_over_what_was_returned():
     out = decide(Observation(True, returned=("pass", "x"), ran_out=3.0))
     assert (out.verdict, out.detail.split(":")[0]) == (Verdict.ERROR, "ran out after 3 s")
+
+
+@pytest.mark.real
+def test_a_check_that_prints_leaves_the_json_report_whole(cache_dir, tmp_path, no_leaks):
+    """print() in check() goes to stderr: stdout holds the report and nothing else."""
+    scenario = write(
+        tmp_path,
+        "chatty.py",
+        """\
+        def check(server):
+            print("debugging: status", server.get("/").status_code)
+            return "pass", "answered"
+        """,
+    )
+    proc = run_cli(
+        "19.5.0", "--scenario", str(scenario), "--format", "json", "--no-commits",
+        "--cache-dir", str(cache_dir), "--results-dir", str(tmp_path / "results"), timeout=120,
+    )  # fmt: skip
+    report = json.loads(proc.stdout)  # the whole of stdout is one JSON document
+    assert [r["verdict"] for r in report["rows"]] == ["pass"]
+    assert "debugging: status 200" in proc.stderr
