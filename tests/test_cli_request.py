@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from harness import cli
@@ -40,7 +42,7 @@ def check_with(asked: str, ran: str, capsys) -> tuple[int, str]:
         ["--check", "19.6.0", "--worker-class", asked, "--cache-dir", "/tmp"], "gunicorn-bisect"
     )
     lab = Lab(["19.6.0"], row_facts={"worker_class": ran})
-    status = cli._check(req, Setup(lab, report_for([f"{asked}/unix"])), Progress())
+    status = cli._check(req, Setup(lab, report_for([f"{asked}/unix"])), Progress(), sys.stdout)
     return status, capsys.readouterr().err
 
 
