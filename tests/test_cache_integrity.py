@@ -124,8 +124,11 @@ def test_a_damaged_cache_is_rebuilt_and_the_verdict_stays_right(
 ):
     cache = _damageable_cache(cache_dir, tmp_path / "cache")
     older = sorted((cache_dir / "envs").glob("gunicorn-19.5.0-py3.9*/bin/gunicorn"))
-    if not older:
-        pytest.skip("no gunicorn 19.5.0 environment in the shared cache to act as the decoy")
+    if not older:  # a cold cache: build the decoy's environment first
+        built = run_cli("--check", "19.5.0", "--cache-dir", str(cache_dir), "--python", "3.9")
+        assert built.returncode == 0, built.stdout + built.stderr
+        older = sorted((cache_dir / "envs").glob("gunicorn-19.5.0-py3.9*/bin/gunicorn"))
+    assert older, "no gunicorn 19.5.0 environment to act as the decoy"
     decoy = tmp_path / "decoy"  # another gunicorn on PATH: 19.5.0, which keeps the socket
     decoy.mkdir()
     (decoy / "gunicorn").write_text(f'#!/bin/sh\nexec {older[0]} "$@"\n')
