@@ -397,3 +397,29 @@ def test_escapes_in_a_commands_output_never_reach_the_terminal_or_the_markdown(
         "--cache-dir", str(cache_dir), "--results-dir", str(tmp_path),
     )  # fmt: skip
     assert "red alert" in out.read_text() and "\x1b" not in out.read_text() + table.stdout
+
+
+def test_a_flood_of_output_is_error_not_a_verdict() -> None:
+    obs = Observation(exit_code=None, flooded=True, tail="y | y | y")
+    decision = decide(obs)
+    assert decision.verdict is Verdict.ERROR and "wrote more than" in decision.detail
+
+
+@pytest.mark.real
+def test_a_command_that_floods_its_output_is_stopped_before_it_fills_the_disk(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """`--run yes` wrote 1.7 GB into TMPDIR in 2 s: it is stopped at the cap, the row says
+    why, and its output goes with its private directory."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    started = time.monotonic()
+    proc = run_cli(
+        "--check", "19.6.0", "--run", "yes", "--cache-dir", str(cache_dir),
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )  # fmt: skip
+    assert proc.returncode == 125, proc.stdout + proc.stderr
+    assert "stopped: wrote more than" in proc.stdout
+    assert time.monotonic() - started < 20  # not the 20 s --timeout
+    left = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+    assert left < 1024 * 1024, f"{left} bytes left in TMPDIR"

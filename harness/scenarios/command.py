@@ -58,6 +58,7 @@ POLL = 0.02  # seconds between looks at the command, the clock and Ctrl-C
 TAIL_LINES = 3
 TAIL_CHARS = 300
 LOG_BYTES = 64 * 1024  # what -v shows and the tail is taken from: the end of the output
+OUTPUT_CAP = 32 * 1024 * 1024  # a command that writes more is stopped (`yes` fills a disk)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Observation:
     tail: str = ""  # the last non-empty lines of its output, joined with " | "
     seconds: float = 0.0
     launch_error: str = ""  # the command could not even be started
+    flooded: bool = False  # stopped for writing more than OUTPUT_CAP bytes of output
 
 
 def output_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
@@ -96,6 +98,9 @@ def decide(obs: Observation) -> Decision:
     """git bisect run's rules: 0 pass, 125 cannot tell, 1-127 fail, the rest error."""
     if obs.launch_error:
         return Decision(Verdict.ERROR, f"could not start the command: {obs.launch_error}")
+    if obs.flooded:
+        cap = f"{OUTPUT_CAP // (1024 * 1024)} MiB"
+        return Decision(Verdict.ERROR, _with_tail(f"stopped: wrote more than {cap}", obs.tail))
     if obs.timed_out:
         return Decision(Verdict.ERROR, _with_tail(f"ran out after {obs.seconds:g} s", obs.tail))
     if obs.signal is not None:
@@ -208,7 +213,7 @@ class CommandScenario(Scenario):
         token = uuid.uuid4().hex
         started = time.monotonic()
         proc: subprocess.Popen | None = None
-        timed_out = False
+        timed_out = flooded = False
         try:
             try:
                 proc = processes.launch(
@@ -225,6 +230,9 @@ class CommandScenario(Scenario):
                 if time.monotonic() >= deadline:
                     timed_out = True
                     break
+                if _size(out_path) > OUTPUT_CAP:
+                    flooded = True
+                    break
                 if cancel.wait(POLL):
                     break
             seconds = time.monotonic() - started
@@ -237,11 +245,12 @@ class CommandScenario(Scenario):
                 compat_used = mark.exists()
                 shutil.rmtree(root, ignore_errors=True)
         cancel.check()  # Ctrl-C: everything is gone, now stop
-        code = None if timed_out else proc.returncode
+        code = None if timed_out or flooded else proc.returncode
         obs = Observation(
             exit_code=code if code is None or code >= 0 else None,
             signal=-code if code is not None and code < 0 else None,
             timed_out=timed_out,
+            flooded=flooded,
             tail=output_tail(log),
             seconds=ctx.timeout if timed_out else round(seconds, 3),
         )
@@ -259,6 +268,13 @@ def pip_shim(directory: Path) -> Path:
         script.write_text(PIP_SCRIPT)
         script.chmod(0o755)
     return directory
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _read_end(path: Path, limit: int = LOG_BYTES) -> str:
