@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     fsutil.use_run_temp_dir()  # every temporary of this run, gunicorn's own, in one place
     out = sys.stdout  # the report's; everything else printed during the run goes to stderr
     try:
+        req = parse(argv, prog)  # --help prints to stdout, as every command's does
         with redirect_stdout(sys.stderr):  # a scenario file's print() must not corrupt JSON
-            return _main(parse(argv, prog), out)
+            return _main(req, out)
     except HarnessError as exc:
         _say(prog, f"error: {exc}")
         return exc.exit_status

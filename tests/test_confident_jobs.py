@@ -4,6 +4,7 @@ the flake-aware search and the report, in milliseconds."""
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -144,7 +145,7 @@ def test_check_at_p_of_a_release_uses_the_release() -> None:
 def test_check_at_p_through_the_cli_prints_the_answer_and_exits_by_it(capsys) -> None:
     req = cli.parse(["--check", "19.5.0", "--confidence", "0.9", "--cache-dir", "/tmp"], "g")
     lab = racy(table=False, rate=1.0)
-    status = cli._check(req, Setup(lab, report_for(["auto/unix"])), Progress())
+    status = cli._check(req, Setup(lab, report_for(["auto/unix"])), Progress(), sys.stdout)
     out = capsys.readouterr().out
     assert status == 1 and out.startswith("19.5.0: fail: broken at ")
 
