@@ -14,6 +14,7 @@ from harness.host.procfs import ProcessGone, children, fds, snapshot
 # forks 2 children (one exits at once and is never reaped), then says so and waits.
 GROW = r"""
 import os, socket, sys, threading, time
+print("ready", flush=True)  # imports done: nothing opened from here on but what follows
 sys.stdin.readline()
 keep = [socket.socket() for _ in range(3)]
 keep += [os.pipe() for _ in range(2)]
@@ -47,6 +48,7 @@ def grower(tmp_path):
 
 
 def test_a_snapshot_sees_what_a_process_opens_spawns_and_forks(grower) -> None:
+    assert grower.stdout.readline().strip() == "ready"  # not while it still starts up
     before = snapshot(grower.pid)
     grower.stdin.write("go\n")
     grower.stdin.flush()
