@@ -188,7 +188,9 @@ def test_read_reply_reads_by_content_length_and_names_an_empty_one():
 # -- each case on its boundary releases, real gunicorn ------------------------------------------------
 #: case, one release before, one inside, one after, and the verdicts a user relies on
 BOUNDARIES = [
-    (reload_leak, "25.1.0,25.2.0,26.1.0", ("pass", "fail", "pass"), ()),
+    # 25.1.0 is flat too, but its fork deadlock (#3509, fixed in 25.2.0) hangs a worker at
+    # boot about one run in ten: an error row, whatever the leak
+    (reload_leak, "25.0.0,25.2.0,26.1.0", ("pass", "fail", "pass"), ()),
     # racy: repeated, and every repeat must agree (a disagreement is an error verdict)
     (reload_drops, "20.1.0,21.0.0,25.0.0", ("pass", "fail", "pass"), ("--repeat", "2")),
     (keepalive_slow, "20.1.0,21.1.0,21.2.0", ("pass", "fail", "pass"), ()),
@@ -216,4 +218,5 @@ def test_each_case_on_its_boundary_releases(
         results_dir=tmp_path,
     )
     verdicts = {r["target"]: r["verdict"] for r in report["rows"]}
-    assert verdicts == dict(zip(targets.split(","), expected)), report["rows"]
+    why = {r["target"]: (r["verdict"], r["detail"], r["traceback"]) for r in report["rows"]}
+    assert verdicts == dict(zip(targets.split(","), expected)), why

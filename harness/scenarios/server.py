@@ -283,8 +283,18 @@ class Server:
         if crashes > 2 * self.workers:
             why = f"workers crash on start ({crashes} times): {why}"
         elif self.proc.poll() is None and "Retrying" not in self.log.text:
-            why = f"not listening after {self.spec.boot_timeout:g}s (boot ran out; {why})"
+            why = f"{self._stuck_at()} (boot ran out; {why})"
         raise BootError(why)
+
+    def _stuck_at(self) -> str:
+        """Where a boot that ran out stopped: no socket, a worker that never came up (25.1.0's
+        fork deadlock, #3509, hangs one now and then), or no HTTP answer."""
+        limit = f"{self.spec.boot_timeout:g}s"
+        if not self.listening():
+            return f"not listening after {limit}"
+        if self.log.boots < self.workers:
+            return f"{self.log.boots} of {self.workers} workers booted in {limit}, the rest hung"
+        return f"listening, but no HTTP answer in {limit}"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
