@@ -302,3 +302,65 @@ def test_a_check_that_prints_leaves_the_json_report_whole(cache_dir, tmp_path, n
     report = json.loads(proc.stdout)  # the whole of stdout is one JSON document
     assert [r["verdict"] for r in report["rows"]] == ["pass"]
     assert "debugging: status 200" in proc.stderr
+
+
+@pytest.mark.real
+def test_os_exit_in_check_is_an_error_row_and_the_run_goes_on(cache_dir, tmp_path, no_leaks):
+    """The harness does not vanish with check(): the row says what happened, the record is
+    written, and the report ends as any all-error report does."""
+    scenario = write(
+        tmp_path,
+        "exits.py",
+        """\
+        import os
+
+        def check(server):
+            os._exit(3)
+        """,
+    )
+    proc = check("19.5.0", scenario, cache_dir, tmp_path)
+    assert proc.returncode == 125, proc.stdout + proc.stderr
+    assert "19.5.0: error" in proc.stdout
+    assert "check() called os._exit(3)" in proc.stdout
+    assert not servers_from(cache_dir)
+
+
+@pytest.mark.real
+def test_threads_a_check_leaves_spinning_are_stopped_before_the_next_row(
+    cache_dir, tmp_path, no_leaks
+):
+    """Row one's check spins (catching Exception) and starts a spinning thread, and runs
+    out; row two's check counts the spinners still alive in the harness: none."""
+    marker = tmp_path / "first-done"
+    scenario = write(
+        tmp_path,
+        "spins.py",
+        f"""\
+        import threading
+        from pathlib import Path
+
+        MARK = Path({str(marker)!r})
+
+        def spin():
+            while True:
+                try:
+                    sum(range(1000))
+                except Exception:
+                    pass
+
+        def check(server):
+            if MARK.exists():
+                left = [t for t in threading.enumerate() if t.name == "spinner"]
+                return "pass", f"{{len(left)}} spinner(s) still running"
+            MARK.touch()
+            threading.Thread(target=spin, name="spinner", daemon=True).start()
+            spin()
+        """,
+    )
+    report = run_json(
+        "19.5.0,19.9.0", "--no-commits", "-j", "1", "--scenario", str(scenario),
+        "--timeout", "3", cache_dir=cache_dir, results_dir=tmp_path / "results",
+    )  # fmt: skip
+    details = [r["detail"] for r in report["rows"]]
+    assert "ran out after 3 s" in details[0], details
+    assert details[1] == "0 spinner(s) still running", details

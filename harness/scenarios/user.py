@@ -4,8 +4,10 @@ The harness boots gunicorn from the target's environment (and waits until it lis
 and every worker booted), calls ``check`` in a worker thread with a ``ServerFixture``
 and stops the server afterwards, whatever happened.  The run is bounded by
 ``--timeout`` (or the file's ``TIMEOUT``, when larger): a ``check`` that has not returned
-by then is ``error`` ("ran out"), the server is killed and the thread is abandoned (a
-daemon).  ``decide`` is pure.
+by then is ``error`` ("ran out"), the server is killed, and every thread the check started
+that still runs is stopped (``contain``; so is ``os._exit``, which becomes an error row).
+The file was imported once in a throwaway process first (``user_file.trial_import``).
+``decide`` is pure.
 
 What ``check(server)`` gets (``ServerFixture``), the same for every scenario file:
 
@@ -40,7 +42,7 @@ from harness.build.wheels import ArtifactError
 from harness.host import rawhttp
 from harness.host.cancel import Cancel, Cancelled
 from harness.model.verdict import Decision, Verdict
-from harness.scenarios import app_bottle, life
+from harness.scenarios import app_bottle, contain, life
 from harness.scenarios.base import About, EnvNeeds, Options, RunContext, RunResult
 from harness.scenarios.gunicorn_log import Log
 from harness.scenarios.lifecycle import ServerScenario, server_traceback
@@ -247,6 +249,7 @@ class Observation:
     returned: Any = None  # what check() returned, when it returned
     raised: str = ""  # "TypeError: ..." when it raised
     ran_out: float | None = None  # the run's limit, when check() had not returned by then
+    exited: int | None = None  # the status check() passed to os._exit (which did not exit)
     traceback: str = ""  # check()'s traceback, or the server's last one
 
 
@@ -258,6 +261,12 @@ def decide(obs: Observation, function: str = FUNCTION) -> Decision:
         return Decision(
             Verdict.ERROR,
             f"ran out after {obs.ran_out:g} s: {function}() had not returned (--timeout)",
+            obs.traceback,
+        )
+    if obs.exited is not None:
+        return Decision(
+            Verdict.ERROR,
+            f"{function}() called os._exit({obs.exited}): stopped there, the harness goes on",
             obs.traceback,
         )
     if obs.raised:
@@ -389,7 +398,9 @@ class UserScenario(ServerScenario):
         return Observation(False, boot_error=reason, traceback=server_traceback(server))
 
     def act(self, server: Server, deadline: float, cancel: Cancel) -> Observation:
-        """check(server) in a daemon thread until it returns or the deadline passes."""
+        """check(server) in a daemon thread until it returns or the deadline passes; then
+        every thread it started that still runs is stopped (``contain``)."""
+        contain.install()
         over = threading.Event()
         box: dict[str, Any] = {}
         thread = threading.Thread(
@@ -400,23 +411,35 @@ class UserScenario(ServerScenario):
         )
         try:
             thread.start()
+            contain.adopt(thread.ident)
             while thread.is_alive() and time.monotonic() < deadline:
                 cancel.check()
                 thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
             cancel.check()
         finally:
+            ran_out = thread.is_alive()
             over.set()  # waits in check() end now; the server goes after this returns
-        if thread.is_alive() or "over" in box:
+            if thread.ident is not None and not contain.stop(thread.ident):
+                contain.forget(thread.ident)
+        if ran_out or "over" in box:
             return Observation(True, ran_out=server.ctx.timeout, traceback=server_traceback(server))
+        if "exited" in box:
+            return Observation(True, exited=box["exited"], traceback=box["traceback"])
         if "raised" in box:
             return Observation(True, raised=box["raised"], traceback=box["traceback"])
         return Observation(True, returned=box.get("returned"), traceback=server_traceback(server))
 
     def _call(self, fixture: ServerFixture, box: dict[str, Any]) -> None:
+        contain.adopt()
         try:
             box["returned"] = self.source.function(fixture)
-        except (RunOver, Cancelled):
+        except (RunOver, Cancelled, contain.Stopped):
             box["over"] = True
+        except contain.ExitCalled as exc:
+            box["exited"] = exc.status
+            box["traceback"] = "".join(
+                traceback.format_exception(type(exc), exc, exc.__traceback__)
+            ).strip()
         except BaseException as exc:  # the user's code: whatever it raises is evidence
             box["raised"] = traceback.format_exception_only(type(exc), exc)[-1].strip()
             box["traceback"] = "".join(

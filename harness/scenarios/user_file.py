@@ -23,8 +23,12 @@ import ast
 import importlib.util
 import inspect
 import itertools
+import signal
+import subprocess
 import sys
+import tempfile
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from harness.build.index import sha256_of
+from harness.host import processes
 from harness.scenarios import app_bottle
 from harness.scenarios.base import ScenarioError
 from harness.scenarios.server import PLAIN_APP
@@ -55,6 +60,27 @@ def harness_provided(req: Requirement) -> bool:
 
 
 _serial = itertools.count(1)
+
+#: seconds a scenario file's import (its module-level code) may take, in the trial
+IMPORT_LIMIT = 30.0
+# The trial: the file imported once in a throwaway process, its output discarded, so that
+# a loop, os._exit or a flood at module level is one line instead of a hung or vanished
+# harness.  Whatever it raises is left to the real import, which names the line.
+_TRIAL = """\
+import importlib.util, os, sys
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+sys.path.insert(0, sys.argv[2])
+spec = importlib.util.spec_from_file_location("gunicorn_bisect_trial", sys.argv[1])
+try:
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+except BaseException:
+    pass
+open(sys.argv[3], "w").close()
+os._exit(0)
+"""
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -82,6 +108,7 @@ def load(path: Path) -> ScenarioFile:
         sha = sha256_of(path)
     except OSError as exc:
         raise ScenarioError(f"scenario file {path}: {exc.strerror or exc}") from None
+    trial_import(path)
     module = _import(path)
     doc = (getattr(module, "__doc__", None) or "").strip()
     function = _function(path, getattr(module, FUNCTION, None))
@@ -133,6 +160,31 @@ def _where(exc: BaseException, path: Path) -> str:
     """' (line N)' of the deepest frame in the scenario file, if any."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
     return f" (line {frames[-1].lineno})" if frames else ""
+
+
+def trial_import(path: Path, limit: float = IMPORT_LIMIT) -> None:
+    """Import the file in a child process first: ScenarioError if that does not finish
+    within ``limit`` seconds or ends the process (os._exit, a crash)."""
+    token = f"trial-{uuid.uuid4().hex}"
+    with tempfile.TemporaryDirectory(prefix="gunicorn-bisect-trial-") as tmp:
+        done = Path(tmp) / "done"
+        argv = [sys.executable, "-c", _TRIAL, str(path.resolve()), str(_ROOT), str(done)]
+        env = processes.child_env(token)
+        proc = processes.launch(argv, cwd=path.resolve().parent, env=env, output=Path("/dev/null"))
+        try:
+            status = proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            status = None
+        finally:
+            processes.terminate(proc, token)  # and whatever its import started
+        if status is None:
+            _unusable(
+                path, f"importing it did not finish within {limit:g} s (a loop at module level?)"
+            )
+        if not done.exists():
+            if status < 0:
+                _unusable(path, f"importing it killed the process ({signal.Signals(-status).name})")
+            _unusable(path, f"importing it ended the process with status {status} (os._exit?)")
 
 
 def _import(path: Path) -> Any:

@@ -1,0 +1,141 @@
+"""User code inside the harness's process is bounded: a scenario file's import runs first in
+a throwaway process (a loop, os._exit or a flood there is one line), os._exit in check()
+raises instead of ending the harness, and the threads a check leaves running are stopped."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.scenarios import contain
+from harness.scenarios.base import ScenarioError
+from harness.scenarios.user_file import load, trial_import
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "scenario.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+# -- the trial import ------------------------------------------------------------------------------
+def test_a_loop_at_import_is_one_line_within_the_limit(tmp_path):
+    path = write(tmp_path, "while True:\n    pass\n")
+    start = time.monotonic()
+    with pytest.raises(ScenarioError, match=r"importing it did not finish within 1 s"):
+        trial_import(path, limit=1.0)
+    assert time.monotonic() - start < 10
+
+
+def test_os_exit_at_import_is_one_line_naming_the_status(tmp_path):
+    path = write(tmp_path, "import os\nos._exit(3)\ndef check(server):\n    return 'pass', ''\n")
+    with pytest.raises(ScenarioError, match=r"ended the process with status 3"):
+        load(path)
+
+
+def test_a_crash_at_import_names_the_signal(tmp_path):
+    path = write(tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    with pytest.raises(ScenarioError, match=r"killed the process \(SIGSEGV\)"):
+        trial_import(path)
+
+
+def test_a_flood_at_import_goes_nowhere_and_the_file_loads(tmp_path, capfd):
+    path = write(
+        tmp_path,
+        """\
+        import sys
+        for _ in range(20000):
+            sys.stdout.write("x" * 100 + "\\n")
+        def check(server):
+            return "pass", "fine"
+        """,
+    )
+    trial_import(path)
+    assert capfd.readouterr().out == ""  # the trial's 2 MB went to /dev/null
+
+
+def test_a_process_started_at_import_ends_with_the_trial(tmp_path):
+    pidfile = tmp_path / "pid"
+    path = write(
+        tmp_path,
+        f"""\
+        import subprocess
+        p = subprocess.Popen(["sleep", "600"])
+        open({str(pidfile)!r}, "w").write(str(p.pid))
+        """,
+    )
+    trial_import(path)
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# -- os._exit and threads in the harness's process -------------------------------------------------
+def test_os_exit_raises_in_the_harness_and_exits_for_real_in_a_fork():
+    contain.install()
+    with pytest.raises(contain.ExitCalled) as caught:
+        os._exit(3)
+    assert caught.value.status == 3
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os._exit(7)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 7
+
+
+def test_the_threads_of_a_check_that_ran_out_are_stopped():
+    """The check's own loop and the thread it started both swallow Exception; both end."""
+    contain.install()
+    ended: list[str] = []
+
+    def spin(name: str) -> None:
+        try:
+            while True:
+                try:
+                    sum(range(100))
+                except Exception:
+                    pass
+        except contain.Stopped:
+            ended.append(name)
+
+    def check() -> None:
+        contain.adopt()
+        threading.Thread(target=spin, args=("child",), daemon=True).start()
+        spin("check")
+
+    root = threading.Thread(target=check, daemon=True)
+    root.start()
+    contain.adopt(root.ident)
+    time.sleep(0.2)
+    assert len(contain.owned(root.ident)) == 2
+    assert contain.stop(root.ident, grace=5.0) == []
+    assert sorted(ended) == ["check", "child"]
+
+
+def test_threads_of_the_harness_are_not_a_checks():
+    contain.install()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    root = threading.Thread(target=contain.adopt, daemon=True)
+    root.start()
+    root.join()
+    assert other.ident not in contain.owned(root.ident)
+    contain.stop(root.ident)
+    assert other.is_alive()
+    stop.set()
