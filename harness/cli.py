@@ -31,10 +31,11 @@ from harness.model.redact import redact_url
 from harness.model.results import Row
 from harness.model.table import Report
 from harness.model.verdict import Verdict
+from harness.parser import build_parser
 from harness.report.common import use_colour, verdict_name
 from harness.report.records import write_record
 from harness.report.render import render
-from harness.request import Request, UsageError, build_parser, command_line, parse, writable_dir
+from harness.request import Request, UsageError, command_line, parse, writable_dir
 from harness.scenarios import registry
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130

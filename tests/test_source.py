@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.build import wheels
-from harness.host.git import CommitInfo, Repo, SourceError, is_remote_spec
+from harness.host.clone import is_remote_spec
+from harness.host.git import Repo, SourceError
 from harness.model.commit_refs import github_commit_url, parse_refs
+from harness.model.results import CommitInfo
 from tests.history import History
 
 GITHUB = "https://github.com/benoitc/gunicorn.git"

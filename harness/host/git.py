@@ -1,132 +1,43 @@
 """Read-only access to a Gunicorn git history through the ``git`` command line.
 
-Every git effect of the project lives here so that the rest of the code can stay
-pure and testable.  The user's repository is never written to: no checkout,
-reset, bisect, ref update or even new objects (picks are staged in a private
-object directory).  Remote URLs are mirrored once into a bare cache clone.
+Every git effect of the project lives here and in host/clone.py (which runs git safely
+and opens a clone) so that the rest of the code can stay pure and testable.  The user's
+repository is never written to: no checkout, reset, bisect, ref update or even new
+objects (picks are staged in a private object directory).  Remote URLs are mirrored once
+into a bare cache clone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
-from harness.host.fsutil import private_dir, run_temp_dir
+from harness.host.clone import (
+    SAFE,
+    SourceError,
+    base_env,
+    is_remote_spec,
+    open_local,
+    open_remote,
+    run_git,
+    stderr_line,
+    unreachable,
+)
+from harness.host.fsutil import run_temp_dir
 from harness.model.commit_refs import github_commit_url, parse_refs
-from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import CommitInfo
-from harness.model.verdict import last_line
 
 DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
-
-_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_SCP_RE = re.compile(r"^(?:[^@/:\s]+@)?[^/:\s]+:(?!//)[^\s]*$")
 
 _FIELD = "%x00"
 _RECORD = "%x1e"
 _LOG_FORMAT = _FIELD.join(["%H", "%h", "%P", "%s", "%an <%ae>", "%aI", "%b"]) + _RECORD
 
-
-class SourceError(HarnessError):
-    """A one-line, user-facing problem with the repository or a ref."""
-
-
-def is_remote_spec(spec: str) -> bool:
-    """True when ``spec`` is a URL (or scp-like ssh address) rather than a local path."""
-    if Path(spec).expanduser().exists():
-        return False
-    if _URL_RE.match(spec):
-        return True
-    return bool(_SCP_RE.match(spec)) and not spec.startswith((".", "/", "~"))
-
-
-def _slug(url: str) -> str:
-    """Stable, filesystem-safe cache name for a remote URL (never its credentials)."""
-    url = redact_url(url)
-    stripped = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", url).rstrip("/")
-    stripped = re.sub(r"\.git$", "", stripped)
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", stripped).strip("-.")[-60:] or "repo"
-    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
-    return f"{readable}-{digest}"
-
-
-def _last_line(text: str) -> str:
-    return redact_url(last_line(text, default="no error output"))
-
-
-def _base_env() -> dict[str, str]:
-    """Environment for every git call: no locks, no prompts, stable messages."""
-    env = dict(os.environ)
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
-        env.pop(name, None)
-    env.pop("GIT_ALTERNATE_OBJECT_DIRECTORIES", None)
-    env.update(
-        GIT_OPTIONAL_LOCKS="0",
-        GIT_TERMINAL_PROMPT="0",
-        GIT_ASKPASS="true",
-        LC_ALL="C",
-        LANGUAGE="C",
-        # a partial clone must not fetch what it lacks from its promisor remote (git 2.44+)
-        GIT_NO_LAZY_FETCH="1",
-    )
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-    return env
-
-
-#: Read-only means none of the repository's own code runs: no hook (read-tree with a
-#: private index still fires post-index-change), no fsmonitor daemon or command.
-_SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
-
-
-def _run(
-    args: Sequence[str],
-    *,
-    env: dict[str, str] | None = None,
-    input: bytes | None = None,
-    cwd: Path | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    """Run git without raising; a missing git binary becomes a SourceError."""
-    try:
-        return subprocess.run(
-            ["git", *_SAFE, *args],
-            env=env if env is not None else _base_env(),
-            input=input,
-            cwd=cwd,
-            capture_output=True,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise SourceError("git is not installed (needed to read Gunicorn's history)") from exc
-    except OSError as exc:
-        raise SourceError(f"cannot run git: {exc}") from exc
-
-
-def _refuse_incomplete(git_dir: Path, spec: str) -> None:
-    """A shallow or partial clone cannot name a commit: its boundary would look like the
-    first commit of the history (a wrong answer, not an error), whatever form --repo takes."""
-    shallow = _run(["--git-dir", str(git_dir), "rev-parse", "--is-shallow-repository"])
-    if shallow.stdout.decode().strip() == "true":
-        raise SourceError(
-            f"--repo {spec}: shallow clone lacks the history to bisect; "
-            "point --repo at a full clone"
-        )
-    promisor = _run(
-        ["--git-dir", str(git_dir), "config", "--get-regexp", r"^remote\..*\.promisor$"]
-    )
-    extension = _run(["--git-dir", str(git_dir), "config", "--get", "extensions.partialclone"])
-    if b"true" in promisor.stdout.lower() or extension.stdout.strip():
-        raise SourceError(
-            f"--repo {spec}: partial clone (objects left on its remote) cannot be read "
-            "without fetching into it; point --repo at a full clone"
-        )
+__all__ = ["DEFAULT_REPO", "Repo", "SourceError"]
 
 
 class Repo:
@@ -149,66 +60,10 @@ class Repo:
     def open(cls, spec: str, cache_dir: Path) -> Repo:
         """Open a local clone in place, or a remote URL through a cached bare clone."""
         if is_remote_spec(spec):
-            return cls._open_remote(spec, Path(cache_dir))
-        return cls._open_local(spec)
-
-    @classmethod
-    def _open_local(cls, spec: str) -> Repo:
-        path = Path(spec).expanduser()
-        if not path.exists():
-            raise SourceError(f"--repo {spec}: no such directory")
-        if not path.is_dir():
-            raise SourceError(f"--repo {spec}: not a directory")
-        proc = _run(["-C", str(path), "rev-parse", "--absolute-git-dir"])
-        if proc.returncode != 0:
-            raise SourceError(f"--repo {spec}: not a git repository")
-        git_dir = Path(proc.stdout.decode().strip())
-        if git_dir.resolve() != path.resolve():  # not a bare repo: must be a work tree's top
-            top = _run(["-C", str(path), "rev-parse", "--show-toplevel"])
-            toplevel = top.stdout.decode().strip()
-            if top.returncode != 0 or Path(toplevel).resolve() != path.resolve():
-                where = f" (it is inside {toplevel})" if toplevel else ""
-                raise SourceError(f"--repo {spec}: not a git repository{where}")
-        _refuse_incomplete(git_dir, spec)
-        origin = _run(["--git-dir", str(git_dir), "config", "--get", "remote.origin.url"])
-        remote = (origin.stdout.decode().strip() or None) if origin.returncode == 0 else None
-        remote = redact_url(remote) if remote else None
+            shown = redact_url(spec)
+            return cls(open_remote(spec, Path(cache_dir)), shown, shown, managed=True)
+        git_dir, remote = open_local(spec)
         return cls(git_dir, spec, remote, managed=False)
-
-    @classmethod
-    def _open_remote(cls, url: str, cache_dir: Path) -> Repo:
-        repos = cache_dir.expanduser().resolve() / "repos"
-        final = repos / f"{_slug(url)}.git"
-        if not (final / "HEAD").exists():
-            try:
-                private_dir(repos)
-                tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=repos))
-            except OSError as exc:
-                raise SourceError(f"cannot create the clone cache in {repos}: {exc}") from exc
-            try:
-                target = tmp / "repo.git"
-                proc = _run(["clone", "--bare", "--quiet", "--", url, str(target)])
-                if proc.returncode != 0:
-                    raise SourceError(cls._unreachable(url, proc.stderr))
-                _refuse_incomplete(target, redact_url(url))  # never kept: refused every time
-                try:
-                    os.rename(target, final)
-                except OSError:
-                    if not (final / "HEAD").exists():  # not a concurrent winner: real failure
-                        raise SourceError(
-                            f"cannot move the clone of {redact_url(url)} into {final}"
-                        ) from None
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        shown = redact_url(url)
-        _refuse_incomplete(final, shown)
-        return cls(final, shown, shown, managed=True)
-
-    @staticmethod
-    def _unreachable(url: str, stderr: bytes) -> str:
-        reason = _last_line(stderr.decode(errors="replace")).removeprefix("fatal: ")
-        url, reason = redact_url(url), redact_url(reason)
-        return f"cannot reach {url} (no network? git said: {reason}): point --repo at a local clone"
 
     # ------------------------------------------------------------------ plumbing
     def _git(
@@ -219,14 +74,14 @@ class Repo:
         what: str | None = None,
     ) -> bytes:
         """Run a git command on this repository; failures become one-line SourceErrors."""
-        proc = _run(["--git-dir", str(self.git_dir), *args], input=input, env=env)
+        proc = run_git(["--git-dir", str(self.git_dir), *args], input=input, env=env)
         if proc.returncode != 0:
-            reason = _last_line(proc.stderr.decode(errors="replace"))
+            reason = stderr_line(proc.stderr.decode(errors="replace"))
             raise SourceError(f"{what or 'git ' + args[0]} failed in {self.spec}: {reason}")
         return proc.stdout
 
     def _try_resolve(self, ref: str) -> str | None:
-        proc = _run(
+        proc = run_git(
             [
                 "--git-dir",
                 str(self.git_dir),
@@ -244,7 +99,7 @@ class Repo:
         if not self.managed or self._fetched:
             return
         self._fetched = True
-        proc = _run(
+        proc = run_git(
             [
                 "--git-dir",
                 str(self.git_dir),
@@ -257,7 +112,7 @@ class Repo:
             ]
         )
         if proc.returncode != 0:
-            raise SourceError(self._unreachable(self.spec, proc.stderr))
+            raise SourceError(unreachable(self.spec, proc.stderr))
 
     @staticmethod
     def _check_ref(ref: str) -> None:
@@ -302,7 +157,7 @@ class Repo:
             self._check_ref(ref)
         for ref in olds:  # a moved tag: the older release is not in the newer one's past
             ancestor = ["--git-dir", str(self.git_dir), "merge-base", "--is-ancestor", ref, new]
-            if _run(ancestor).returncode == 1:
+            if run_git(ancestor).returncode == 1:
                 raise SourceError(
                     f"{ref[:12]} is not an ancestor of {new[:12]} in {self.spec}: the history "
                     "contradicts the release tags (a moved or rewritten tag?)"
@@ -406,7 +261,7 @@ class Repo:
         with tempfile.TemporaryDirectory(prefix="pick-", dir=run_temp_dir()) as tmp:
             objects = Path(tmp) / "objects"
             objects.mkdir()
-            env = _base_env()
+            env = base_env()
             env.update(
                 GIT_INDEX_FILE=str(Path(tmp) / "index"),
                 GIT_OBJECT_DIRECTORY=str(objects),
@@ -414,7 +269,7 @@ class Repo:
             )
             self._git("read-tree", base, env=env, what="git read-tree")
             if patch.strip():
-                proc = _run(
+                proc = run_git(
                     ["--git-dir", str(self.git_dir), "apply", "--cached", "--whitespace=nowarn"],
                     env=env,
                     input=patch,
@@ -434,11 +289,11 @@ class Repo:
 
     def _archive(self, treeish: str, dest: Path, env: dict[str, str] | None) -> None:
         dest.mkdir(parents=True, exist_ok=True)
-        args = ["git", *_SAFE, "--git-dir", str(self.git_dir), "archive", "--format=tar", treeish]
+        args = ["git", *SAFE, "--git-dir", str(self.git_dir), "archive", "--format=tar", treeish]
         try:
             proc = subprocess.Popen(
                 args,
-                env=env if env is not None else _base_env(),
+                env=env if env is not None else base_env(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
@@ -454,7 +309,7 @@ class Repo:
         except (tarfile.TarError, OSError) as exc:
             proc.kill()
             proc.wait()
-            reason = _last_line(proc.stderr.read().decode(errors="replace"))
+            reason = stderr_line(proc.stderr.read().decode(errors="replace"))
             raise SourceError(f"cannot export {treeish} from {self.spec}: {reason or exc}") from exc
         else:
             # tarfile stops at the end-of-archive marker; git may still be writing the
@@ -467,7 +322,7 @@ class Repo:
         proc.stderr.close()
         status = proc.wait()
         if status != 0:
-            reason = _last_line(stderr.decode(errors="replace"))
+            reason = stderr_line(stderr.decode(errors="replace"))
             raise SourceError(
                 f"cannot export {treeish} from {self.spec}: git archive exited {status}: {reason}"
             )
