@@ -109,3 +109,26 @@ def test_no_import_circle():
 
 def test_the_model_imports_nothing_of_ours_but_the_model():
     assert all(_layer(t) == "model" for m in GRAPH if _layer(m) == "model" for t in GRAPH[m])
+
+
+#: the size a newcomer reads in one sitting (issue 14): files and functions
+MAX_FILE_LINES = 450
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_module_is_longer_than_a_sitting():
+    long = {
+        m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES
+    }
+    assert not long, f"over {MAX_FILE_LINES} lines: {long}"
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = {}
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long[f"{module}.{node.name}"] = size
+    assert not long, f"over {MAX_FUNCTION_LINES} lines: {long}"
