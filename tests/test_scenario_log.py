@@ -1,6 +1,12 @@
 """Reading gunicorn's log: the worker traceback, the boot error, the effective settings."""
 
-from harness.scenarios.gunicorn_log import boot_error, effective_setting, last_traceback
+from harness.scenarios.gunicorn_log import (
+    TAIL_CHARS,
+    Log,
+    boot_error,
+    effective_setting,
+    last_traceback,
+)
 
 WORKER_CRASH = """\
 [2017-02-18 01:26:57 +0900] [56927] [INFO] Autorestarting worker after current request.
@@ -52,3 +58,77 @@ def test_effective_setting_reads_the_arbiters_config_dump():
     assert effective_setting(log, "workers") == "5"
     assert effective_setting(log, "max_requests") == "512"
     assert effective_setting(log, "threads") is None
+
+
+# -- read incrementally, kept bounded ------------------------------------------------------------
+BOOTED = (
+    "".join(f"[t] [1] [INFO] Booting worker with pid: {pid}\n" for pid in (101, 102, 103))
+    + "[t] [1] [INFO] Worker exiting (pid: 101)\n[t] [1] [ERROR] Worker timeout\n"
+)
+
+
+def _read_in_pieces(tmp_path, text: str, size: int) -> Log:
+    """A log file written ``size`` bytes at a time, refreshed after each write."""
+    path = tmp_path / "gunicorn.log"
+    log = Log(path)
+    data = text.encode()
+    with open(path, "wb") as fh:
+        for at in range(0, len(data), size):
+            fh.write(data[at : at + size])
+            fh.flush()
+            log.refresh()
+    return log
+
+
+def test_a_log_read_in_pieces_says_what_the_whole_says(tmp_path):
+    """Lines split across reads (and a UTF-8 character split across bytes) count once."""
+    text = "[t] [1] [DEBUG] Current configuration:\n  workers: 3\n" + BOOTED + "é\n" + WORKER_CRASH
+    log = _read_in_pieces(tmp_path, text, 7)
+    assert (log.boots, log.exits, log.worker_pids) == (3, 2, [102, 103])
+    assert log.setting("workers") == "3"
+    assert log.errors() == ["Worker timeout", "Exception in worker process"]
+    assert log.last_traceback() == last_traceback(WORKER_CRASH)
+    assert log.text == text
+
+
+def test_a_flooded_log_keeps_a_bounded_tail_and_every_fact(tmp_path):
+    """10 MiB of noise after the facts: the tail is 1-2 MiB, the facts are all there."""
+    noise = ("x" * 1023 + "\n") * 1024 * 10
+    log = _read_in_pieces(tmp_path, BOOTED + WORKER_CRASH + noise, 3 << 20)
+    assert TAIL_CHARS <= len(log.text) <= 2 * TAIL_CHARS + 100
+    assert log.text.startswith("[gunicorn-bisect: ") and log.text.endswith("x\n")
+    assert (log.boots, log.exits, log.crashes) == (3, 2, 1)
+    assert log.last_traceback().splitlines()[-1].startswith("FileNotFoundError: [Errno 2]")
+    assert (
+        log.boot_error()
+        == "FileNotFoundError: [Errno 2] No such file or directory: '/tmp/gunicorn.sock'"
+    )
+
+
+def test_a_traceback_read_across_pieces_is_whole(tmp_path):
+    log = _read_in_pieces(tmp_path, WORKER_CRASH, 50)
+    assert log.last_traceback() == last_traceback(WORKER_CRASH)
+    assert "Worker exiting" not in log.last_traceback()
+
+
+def test_a_warning_is_never_the_boot_error():
+    """gunicorn 19.x warns as it imports pkg_resources; a config file that then calls
+    os._exit(3) left only that warning, reported as the reason ("import pkg_resources")."""
+    log = "/x/gunicorn/util.py:25: UserWarning: pkg_resources is deprecated as an API.\n"
+    log += "  import pkg_resources\n"
+    assert Log.of(log).boot_error() == ""
+    assert boot_error(log) == "no output"
+
+
+def test_a_routine_record_is_no_reason_for_a_server_that_exited():
+    log = "[t] [1] [INFO] Starting gunicorn 23.0.0\n"
+    assert Log.of(log).boot_error(routine=False) == ""
+    assert Log.of(log).boot_error() == "Starting gunicorn 23.0.0"
+    failed = log + "[t] [1] [INFO] Reason: Worker failed to boot.\n"
+    assert Log.of(failed).boot_error(routine=False) == "Reason: Worker failed to boot."
+
+
+def test_a_partial_last_line_is_judged_but_not_counted():
+    log = Log.of("[t] [1] [INFO] Starting\nRuntimeError: no newline yet")
+    assert log.boot_error() == "RuntimeError: no newline yet"
+    assert Log.of("[t] [1] [INFO] Booting worker with pid: 12").boots == 0

@@ -2,10 +2,19 @@
 
 One launcher (``launch``) for all of them: its own session (so its process group holds
 the arbiter and all its workers), a unique run token in its environment, the harness's
-own Python scrubbed from that environment, and the parent-death signal.  Teardown kills
-the group and then sweeps /proc for any process still carrying the token -- a worker
-whose arbiter died, or one that left the group -- so nothing outlives a run, even on
-Ctrl-C.
+own Python scrubbed from that environment, the parent-death signal, and the child
+subreaper bit.  Teardown stops the launched process and every descendant, kills them,
+kills the group and then sweeps /proc for any process still carrying the token -- a
+worker whose arbiter died, or one that left the group -- so nothing outlives a run,
+even on Ctrl-C.
+
+The subreaper bit is what catches a daemon with neither the group nor the token (the
+app or a config hook ran ``Popen(..., env={}, start_new_session=True)``): orphaned in
+the server's tree (its worker exited, or it double-forked), it is re-parented to the
+arbiter instead of init, so the arbiter's descendants at teardown still include it.
+Unlike a cgroup it needs no root and no delegated hierarchy; unlike polling the tree it
+has no window to miss a quick double fork.  What it cannot catch: an orphan of an
+arbiter that itself exited before teardown (init inherits it).
 """
 
 from __future__ import annotations
@@ -19,19 +28,24 @@ import threading
 import time
 from pathlib import Path
 
+from harness.host import procfs
+
 #: The environment variable that marks every process a run starts (server, proxy, --run).
 RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
 
 # Runs ``argv`` in place of itself in the harness's own interpreter (-I -S).
 # PR_SET_PDEATHSIG survives execve (the programs are not setuid), so the program is
 # SIGKILLed when the harness thread that started it dies -- even by SIGKILL, which no
-# cleanup handler sees.  The getppid check closes the window where the parent died
-# before prctl ran.
+# cleanup handler sees.  PR_SET_CHILD_SUBREAPER survives execve too: orphans in the
+# program's tree are re-parented to it (see the module's docstring).  The getppid check
+# closes the window where the parent died before prctl ran.
 _EXEC = """\
 import os, sys
 try:
     import ctypes
-    ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    prctl = ctypes.CDLL(None).prctl
+    prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 except Exception:
     pass
 if os.getppid() != int(sys.argv[1]):
@@ -165,15 +179,38 @@ def pids_with_token(token: str) -> list[int]:
     return [p for p in found if p != os.getpid()]
 
 
-def _kill(pid: int) -> None:
+def _signal(pid: int, sig: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
 
+def _kill(pid: int) -> None:
+    _signal(pid, signal.SIGKILL)
+
+
+def _stop_tree(root: int) -> list[int]:
+    """SIGSTOP ``root`` and its descendants until no new one appears (a stopped process
+    cannot fork); the descendants, to be killed before anything reaps them elsewhere."""
+    tree: list[int] = []
+    _signal(root, signal.SIGSTOP)
+    for _ in range(20):
+        new = [p for p in procfs.descendants(root) if p not in tree]
+        if not new:
+            break
+        for pid in new:
+            _signal(pid, signal.SIGSTOP)
+        tree += new
+    return tree
+
+
 def terminate(proc: subprocess.Popen, token: str) -> None:
-    """Kill the server's whole process group, reap it, then sweep stragglers by token."""
+    """Stop and kill the launched process's tree (daemons re-parented to it included),
+    then its process group; reap it; then sweep stragglers by token."""
+    if proc.poll() is None:
+        for pid in _stop_tree(proc.pid):
+            _kill(pid)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

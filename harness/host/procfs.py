@@ -124,6 +124,23 @@ def children(pid: int) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid``'s children, theirs and so on, as the parent pids in /proc say right now."""
+    kids: dict[int, list[int]] = {}
+    for entry in PROC.glob("[0-9]*"):
+        try:
+            kids.setdefault(_stat(int(entry.name))[1], []).append(int(entry.name))
+        except (ProcessGone, ValueError, OSError):
+            continue
+    found, todo = [], [pid]
+    while todo:
+        for kid in kids.get(todo.pop(), ()):
+            if kid not in found and kid != pid:
+                found.append(kid)
+                todo.append(kid)
+    return found
+
+
 def snapshot(pid: int) -> Snapshot:
     """Everything above for ``pid``; raises ``ProcessGone`` if it is not there."""
     state, _ = _stat(pid)

@@ -1,66 +1,279 @@
 """What gunicorn's own log says (workers booted and exited, the worker class, its
-settings, errors and tracebacks): pure parsing, read incrementally while it runs."""
+settings, errors and tracebacks), read incrementally while it runs.
+
+The log is the user's code's to fill: an app that writes 100 MB of it must not cost the
+harness 100 MB (it cost 445 MB when the whole text was kept).  So the reader keeps a
+bounded tail (``text``: the last 1-2 MiB) and counts the facts the rules need as the
+file is read, a chunk at a time from the last offset: boots, exits, crashes, the
+settings the arbiter printed, error lines, the last traceback, the boot error's
+candidates.
+"""
 
 from __future__ import annotations
 
 import codecs
 import re
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 # gunicorn's name for a worker class in "Using worker: ..." -> the name users pass
 _WORKER_NAMES = {"threads": "gthread", "sync": "sync"}
 
+#: ``text`` keeps between this many and twice as many of the latest characters.
+TAIL_CHARS = 1 << 20
+#: Bytes read at a time, and at most per ``refresh()`` (a server flooding its log
+#: faster than it is read must not stall the poll that reads it).
+READ_CHUNK = 1 << 20
+READ_BUDGET = 32 << 20
+#: A line this long without a newline is judged as it is (a flood of one "line").
+LINE_MAX = 64 << 10
+#: The last traceback is kept up to this many characters.
+TRACEBACK_MAX = 256 << 10
+#: Distinct pids, settings and error lines remembered (a log that invents them is bounded).
+PIDS_MAX = 65536
+SETTINGS_MAX = 1024
+ERRORS_MAX = 256
+
+BOOT = re.compile(r"Booting worker with pid: (\d+)")
+EXIT = re.compile(r"Worker exiting \(pid: (\d+)\)")
+USING = re.compile(r"Using worker: (\S+)")
+SETTING = re.compile(r"^[ \t]+(\w+): (\S+)[ \t]*$", re.M)
+ERROR_LINE = re.compile(r"^\[[^]\n]*\] \[\d+\] \[(?:ERROR|CRITICAL)\] (.+)$", re.M)
+CRASH = "Exception in worker process"
+RETRYING = "Retrying in 1 second"
+TRACEBACK = "Traceback (most recent call last)"
+#: The boot error's telling lines, most telling first (a failed bind, then exceptions):
+#: what each line holds, and the whole line it must be.
+TELLING = (
+    ("connection to ", re.compile(r".*?connection to \S+ failed: (.+)")),
+    ("Error: ", re.compile(r"(\w*Error: .+)")),
+    ("Exception: ", re.compile(r"(\w*Exception: .+)")),
+)
+RECORD = re.compile(r"^\[[^]]*\] \[\d+\] \[\w+\] ")
+#: gunicorn's own records that say nothing went wrong (not a reason a server exited).
+ROUTINE = re.compile(
+    r"^(?:Starting gunicorn|Listening at|Using worker|Booting worker|Worker exiting|"
+    r"Arbiter booted|Handling signal|Shutting down: Master$|Goodbye)"
+)
+#: ``path:line: SomeWarning: ...`` and, indented on the next line, the source it quotes
+#: (gunicorn 19.x importing pkg_resources): never the reason a server did not boot.
+WARNING = re.compile(r"^\S.*:\d+: \w*Warning: ")
+
+
+@dataclass(frozen=True)
+class _Lasts:
+    """The latest of each line ``boot_error`` and ``last_traceback`` choose from."""
+
+    telling: tuple[str, ...] = ("", "", "")  # the last match of each TELLING pattern
+    line: str = ""  # the last line that is not DEBUG, blank or a warning
+    routine: bool = False  # ... and it is one of gunicorn's routine records
+    traceback: str = ""  # from the last "Traceback" line on, as read so far
+    tb_open: bool = False  # the traceback may go on in the next lines
+
+
+def _traceback_block(text: str) -> tuple[str, bool]:
+    """The traceback ``text`` starts with, and whether it may go on past ``text``."""
+    lines = text.split("\n")
+    block = [lines[0]]
+    for ln in lines[1:]:
+        if ln.startswith("[") and "] [" in ln:  # the next log record
+            return "\n".join(block), False
+        block.append(ln)
+        if ln and not ln[0].isspace():  # the unindented exception line closes it
+            return "\n".join(block), False
+    return "\n".join(block), True
+
+
+def _last_line(block: str) -> tuple[str, bool] | None:
+    """The block's last line that could say why (not DEBUG, blank or a warning)."""
+    lines = block[-LINE_MAX:].splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        ln = lines[i].strip()
+        if not ln or "DEBUG" in ln or WARNING.match(lines[i]):
+            continue
+        if lines[i][:1].isspace() and i > 0 and WARNING.match(lines[i - 1]):
+            continue  # the source line a warning quotes
+        message = RECORD.sub("", ln)
+        return message, message != ln and bool(ROUTINE.match(message))
+    return None
+
+
+def _last_traceback_start(block: str) -> int:
+    at = len(block)
+    while True:
+        at = block.rfind(TRACEBACK, 0, at)
+        if at <= 0 or block[at - 1] == "\n":
+            return at
+
+
+def _last_telling(block: str, needle: str, line: re.Pattern[str]) -> str | None:
+    """The last line of ``block`` that holds ``needle`` and matches ``line`` (searched
+    from the end: a regex over every line of a flooded log costs 20 ms a MiB)."""
+    end = len(block)
+    while (at := block.rfind(needle, 0, end)) >= 0:
+        start = block.rfind("\n", 0, at) + 1
+        stop = block.find("\n", at)
+        found = line.fullmatch(block, start, len(block) if stop < 0 else stop)
+        if found:
+            return found.group(1).strip()
+        end = start
+    return None
+
+
+def _fed(lasts: _Lasts, block: str) -> _Lasts:
+    """``lasts`` after the complete lines of ``block``."""
+    telling = tuple(
+        _last_telling(block, needle, line) or old
+        for (needle, line), old in zip(TELLING, lasts.telling)
+    )
+    line, routine = _last_line(block) or (lasts.line, lasts.routine)
+    traceback, tb_open = lasts.traceback, lasts.tb_open
+    start = _last_traceback_start(block)
+    if start >= 0:
+        traceback, tb_open = _traceback_block(block[start : start + TRACEBACK_MAX])
+    elif tb_open:
+        joint = "" if traceback.endswith("\n") else "\n"
+        traceback, tb_open = _traceback_block(traceback + joint + block)
+    if len(traceback) >= TRACEBACK_MAX:
+        traceback, tb_open = traceback[:TRACEBACK_MAX], False
+    return _Lasts(telling, line, routine, traceback, tb_open)
+
 
 class Log:
     """Incremental reader of the server's log file, and what it says."""
 
-    BOOT = re.compile(r"Booting worker with pid: (\d+)")
-    EXIT = re.compile(r"Worker exiting \(pid: (\d+)\)")
-    USING = re.compile(r"Using worker: (\S+)")
+    BOOT, EXIT, USING = BOOT, EXIT, USING
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.text = ""
         self._offset = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._tail = ""  # the latest text, a partial last line included
+        self._dropped = 0  # characters no longer in the tail
+        self._pending = ""  # the last line, until its newline arrives
+        self._lasts = _Lasts()
+        self.boots = 0  # 'Booting worker' lines so far
+        self._booted: deque[int] = deque(maxlen=PIDS_MAX)
+        self._exited: set[int] = set()
+        self._exits_beyond = 0  # exits counted once PIDS_MAX distinct pids were seen
+        self.crashes = 0  # "Exception in worker process" lines
+        self.retrying = False  # a bind failed and gunicorn retries it
+        self._worker_class: str | None = None
+        self._settings: dict[str, str] = {}
+        self._errors: dict[str, None] = {}
 
-    def refresh(self) -> str:
-        """Append what the server wrote since the last call (polled every few ms)."""
+    @classmethod
+    def of(cls, text: str) -> Log:
+        """What a log's whole ``text`` says (tests, and logs read some other way)."""
+        log = cls(None)
+        log._feed(text)
+        return log
+
+    # -- reading --------------------------------------------------------------------------
+    def refresh(self, drain: bool = False) -> str:
+        """Read what the server wrote since the last call (polled every few ms), at most
+        READ_BUDGET bytes of it unless ``drain`` (all of it: for a server that exited,
+        whose log is all written); the tail."""
+        if self.path is None:
+            return self.text
+        read = 0
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self._offset)
-                chunk = fh.read()
+                while drain or read < READ_BUDGET:
+                    chunk = fh.read(READ_CHUNK)
+                    if not chunk:
+                        break
+                    read += len(chunk)
+                    self._offset += len(chunk)
+                    self._feed(self._decoder.decode(chunk))
         except OSError:
-            return self.text
-        self._offset += len(chunk)
-        self.text += self._decoder.decode(chunk)
+            pass
         return self.text
 
+    def _feed(self, text: str) -> None:
+        self._tail += text
+        if len(self._tail) > 2 * TAIL_CHARS:
+            cut = self._tail.find("\n", len(self._tail) - TAIL_CHARS) + 1 or len(self._tail)
+            cut = min(cut, len(self._tail) - TAIL_CHARS // 2)
+            self._dropped += cut
+            self._tail = self._tail[cut:]
+        pending = self._pending + text
+        end = pending.rfind("\n") + 1
+        if end == 0 and len(pending) > LINE_MAX:
+            end = len(pending)  # one endless line: judge it as it is
+        self._pending = pending[end:]
+        if end:
+            self._count(pending[:end])
+
+    def _count(self, block: str) -> None:
+        """Count what the complete lines of ``block`` say."""
+        pids = [int(p) for p in BOOT.findall(block)]
+        self.boots += len(pids)
+        self._booted.extend(pids)
+        for pid in map(int, EXIT.findall(block)):
+            if pid in self._exited:
+                continue
+            if len(self._exited) < PIDS_MAX:
+                self._exited.add(pid)
+            else:
+                self._exits_beyond += 1
+        if self._worker_class is None and (found := USING.search(block)):
+            self._worker_class = found.group(1)
+        self.crashes += block.count(CRASH)
+        self.retrying = self.retrying or RETRYING in block
+        indented = block[:1] in (" ", "\t") or "\n " in block or "\n\t" in block
+        for name, value in SETTING.findall(block) if indented else ():
+            if name not in self._settings and len(self._settings) < SETTINGS_MAX:
+                self._settings[name] = value
+        errors = "] [ERROR] " in block or "] [CRITICAL] " in block
+        for line in ERROR_LINE.findall(block) if errors else ():
+            if line not in self._errors:  # in the order each was first seen
+                self._errors[line] = None
+                if len(self._errors) > ERRORS_MAX:
+                    del self._errors[next(iter(self._errors))]
+        self._lasts = _fed(self._lasts, block)
+
+    def _latest(self) -> _Lasts:
+        """The lasts with the partial last line judged as if it were complete."""
+        if not self._pending:
+            return self._lasts
+        return _fed(self._lasts, self._pending + "\n")
+
+    # -- what it says ---------------------------------------------------------------------
     @property
-    def boots(self) -> int:
-        return len(self.BOOT.findall(self.text))
+    def text(self) -> str:
+        """The log's latest 1-2 MiB (a first line says how much came before it)."""
+        if not self._dropped:
+            return self._tail
+        return f"[gunicorn-bisect: {self._dropped} earlier characters not kept]\n{self._tail}"
+
+    @property
+    def empty(self) -> bool:
+        """Nothing but whitespace so far."""
+        return not self._dropped and not self._tail.strip()
 
     @property
     def exits(self) -> int:
-        return len(set(self.EXIT.findall(self.text)))
+        """Distinct workers logged as exiting."""
+        return len(self._exited) + self._exits_beyond
 
     @property
     def booted_pids(self) -> list[int]:
-        """Every worker that booted so far, oldest first."""
-        return [int(p) for p in self.BOOT.findall(self.text)]
+        """Every worker that booted so far (the latest PIDS_MAX), oldest first."""
+        return list(self._booted)
 
     @property
     def worker_pids(self) -> list[int]:
         """Workers booted and not (yet) logged as exiting, oldest first."""
-        gone = {int(p) for p in self.EXIT.findall(self.text)}
-        return [p for p in self.booted_pids if p not in gone]
+        return [p for p in self._booted if p not in self._exited]
 
     @property
     def worker_class(self) -> str | None:
-        found = self.USING.search(self.text)
-        if not found:
+        name = self._worker_class
+        if name is None:
             return None
-        name = found.group(1)
         if name in _WORKER_NAMES:
             return _WORKER_NAMES[name]
         # gunicorn's own classes by their short name; a third party's (uvicorn_worker.
@@ -69,47 +282,43 @@ class Log:
 
     def errors(self, limit: int = 3) -> list[str]:
         """The arbiter's and workers' own error lines, quoted as evidence."""
-        found = re.findall(r"^\[[^]]*\] \[\d+\] \[(?:ERROR|CRITICAL)\] (.+)$", self.text, re.M)
-        return list(dict.fromkeys(found))[-limit:]
+        return list(self._errors)[-limit:]
+
+    def setting(self, name: str) -> str | None:
+        """A setting as the arbiter reports it ("Current configuration:" at debug level).
+
+        With ``--gunicorn-config`` the user's file decides workers and max_requests; the
+        counts a scenario waits for must be the server's own, not our defaults.
+        """
+        return self._settings.get(name)
+
+    def last_traceback(self) -> str:
+        """The last Python traceback (a worker's, in the failing case)."""
+        return self._latest().traceback.strip()
+
+    def boot_error(self, routine: bool = True) -> str:
+        """The most telling line of a server that did not come up; "" when there is none.
+
+        ``routine=False``: gunicorn's routine records ("Starting gunicorn ...") do not
+        count, for a server that exited: they are not why it did.
+        """
+        lasts = self._latest()
+        for found in lasts.telling:
+            if found:
+                return found
+        return lasts.line if routine or not lasts.routine else ""
 
 
 def last_traceback(log: str) -> str:
     """The last Python traceback in a gunicorn log (a worker's, in the failing case)."""
-    lines = log.splitlines()
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
-    if not starts:
-        return ""
-    block = [lines[starts[-1]]]
-    for ln in lines[starts[-1] + 1 :]:
-        if ln.startswith("[") and "] [" in ln:  # the next log record
-            break
-        block.append(ln)
-        if ln and not ln[0].isspace():  # the unindented exception line closes it
-            break
-    return "\n".join(block).strip()
+    return Log.of(log).last_traceback()
 
 
 def effective_setting(log: str, name: str) -> str | None:
-    """A setting as the arbiter reports it ("Current configuration:" at debug level).
-
-    With ``--gunicorn-config`` the user's file decides workers and max_requests; the
-    counts a scenario waits for must be the server's own, not our defaults.
-    """
-    found = re.search(rf"^\s+{re.escape(name)}: (\S+)\s*$", log, flags=re.M)
-    return found.group(1) if found else None
+    """A setting as the arbiter reports it ("Current configuration:" at debug level)."""
+    return Log.of(log).setting(name)
 
 
 def boot_error(log: str) -> str:
     """The most telling line of a server that did not come up."""
-    for pattern in (
-        r"connection to \S+ failed: (.+)",
-        r"^(\w*Error: .+)$",
-        r"^(\w*Exception: .+)$",
-    ):
-        found = re.findall(pattern, log, flags=re.M)
-        if found:
-            return found[-1].strip()
-    for ln in reversed(log.splitlines()):
-        if ln.strip() and "DEBUG" not in ln:
-            return re.sub(r"^\[[^]]*\] \[\d+\] \[\w+\] ", "", ln.strip())
-    return "no output"
+    return Log.of(log).boot_error() or "no output"

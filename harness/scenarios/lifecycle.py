@@ -12,7 +12,6 @@ from typing import Any
 
 from harness.host.cancel import Cancel
 from harness.scenarios.base import RunContext, RunResult, Scenario
-from harness.scenarios.gunicorn_log import last_traceback
 from harness.scenarios.server import BootError, Server, ServerSpec
 
 #: At most this long to boot, and never more than half of the run's limit.
@@ -56,7 +55,7 @@ class ServerScenario(Scenario):
                 observation = self.act(server, started + ctx.timeout, cancel)
             return RunResult(
                 observation,
-                log=server.log.refresh(),
+                log=server.log.refresh(drain=not server.alive()),
                 duration=round(time.monotonic() - started, 3),
                 boot_seconds=server.boot_seconds,
                 compat_used=server.compat_used,
@@ -68,4 +67,5 @@ class ServerScenario(Scenario):
 
 def server_traceback(server: Server) -> str:
     """The server's last Python traceback, with its private directory as <tmpdir>."""
-    return server.scrub(last_traceback(server.log.refresh()))
+    server.log.refresh(drain=not server.alive())  # a server that exited wrote it all
+    return server.scrub(server.log.last_traceback())

@@ -24,7 +24,6 @@ from harness.host.wrk import Wrk, WrkError, url_for
 from harness.model.verdict import Axis, Decision, last_line, plural
 from harness.scenarios import app_bottle
 from harness.scenarios.base import About, EnvNeeds, Options, primary_axis
-from harness.scenarios.gunicorn_log import last_traceback
 from harness.scenarios.lifecycle import ServerScenario
 from harness.scenarios.probes import PROBE_TIMEOUT, Load, fresh_connections
 from harness.scenarios.server import Server, ServerSpec, served
@@ -349,11 +348,11 @@ class Recycling(ServerScenario):
 
     def _finish(self, server: Server, obs: dict[str, Any]) -> Observation:
         """What the log says, added to what the run saw."""
-        text = server.log.refresh()
+        server.log.refresh()
         obs.setdefault("workers", server.workers)
         obs.setdefault("worker_class", server.log.worker_class)
         obs["bind"] = self.options.bind
-        obs["traceback"] = server.scrub(last_traceback(text))
+        obs["traceback"] = server.scrub(server.log.last_traceback())
         obs["boots"], obs["exits"] = server.log.boots, server.log.exits
         obs["error_lines"] = tuple(server.scrub(e) for e in server.log.errors())
         return Observation(**obs)

@@ -31,7 +31,7 @@ from harness.host.proxy import Proxy
 from harness.host.proxy import start as start_proxy
 from harness.model.errors import HarnessError
 from harness.scenarios.base import RunContext
-from harness.scenarios.gunicorn_log import Log, boot_error, effective_setting
+from harness.scenarios.gunicorn_log import Log
 
 #: A plain WSGI app: what a user's scenario file gets when it brings none.
 PLAIN_APP = """\
@@ -80,6 +80,16 @@ def private_dir(prefix: str, longest: str = SOCKET_NAME) -> Path:
         f"{tempfile.gettempdir()} is too long, and {', '.join(SHORT_BASES)} are not "
         "writable): set TMPDIR to a shorter path"
     )
+
+
+def exited(code: int) -> str:
+    """How a server ended, from its exit status (negative: the signal that killed it)."""
+    if code < 0:
+        try:
+            return f"server was killed by {signals.Signals(-code).name}"
+        except ValueError:
+            return f"server was killed by signal {-code}"
+    return f"server exited with status {code}"
 
 
 def served(result: str, proxied: bool) -> bool:
@@ -262,12 +272,12 @@ class Server:
         while time.monotonic() < deadline:
             self.cancel.check()
             self.log.refresh()
-            if self.proc.poll() is not None or "Retrying in 1 second" in self.log.text:
+            if self.proc.poll() is not None or self.log.retrying:
                 break  # a bind that failed once fails again: do not wait out the retries
-            seen = effective_setting(self.log.text, "workers")
+            seen = self.log.setting("workers")
             if seen and seen.isdigit():  # a user's config may set its own worker count
                 self.workers = int(seen)
-            if self.log.text.count("Exception in worker process") > 2 * self.workers:
+            if self.log.crashes > 2 * self.workers:
                 break  # workers crash as fast as the arbiter respawns them
             if (
                 self.listening()
@@ -277,14 +287,22 @@ class Server:
                 self.boot_seconds = round(time.monotonic() - self.started, 3)
                 return
             time.sleep(0.02)
-        self.log.refresh()
-        why = boot_error(self.log.text) if self.log.text.strip() else "no output"
-        crashes = self.log.text.count("Exception in worker process")
+        self.log.refresh(drain=self.proc.poll() is not None)
+        raise BootError(self._why_not_booted())
+
+    def _why_not_booted(self) -> str:
+        """The log's most telling line; for a server that exited without one (a config
+        file that calls ``os._exit(3)``), its exit status, not a stray warning's line."""
+        code = self.proc.poll() if self.proc is not None else None
+        why = self.log.boot_error(routine=code is None)
+        if not why:
+            why = "no output" if code is None else f"{exited(code)} before booting; no error logged"
+        crashes = self.log.crashes
         if crashes > 2 * self.workers:
             why = f"workers crash on start ({crashes} times): {why}"
-        elif self.proc.poll() is None and "Retrying" not in self.log.text:
+        elif code is None and not self.log.retrying:
             why = f"{self._stuck_at()} (boot ran out; {why})"
-        raise BootError(why)
+        return why
 
     def _stuck_at(self) -> str:
         """Where a boot that ran out stopped: no socket, a worker that never came up (25.1.0's
@@ -316,14 +334,15 @@ class Server:
 
     def setting(self, name: str, default: Any = None) -> Any:
         """The server's own value of a setting, from its logged configuration."""
-        seen = effective_setting(self.log.refresh(), name)
+        self.log.refresh()
+        seen = self.log.setting(name)
         if seen is None:
             return default
         return int(seen) if seen.isdigit() else seen
 
     def exit_status(self) -> str:
         code = self.proc.returncode if self.proc is not None else None
-        return f"exit status {code}: {boot_error(self.log.text)}"
+        return f"exit status {code}: {self.log.boot_error() or 'no error logged'}"
 
     @property
     def compat_used(self) -> bool:
