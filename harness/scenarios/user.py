@@ -117,7 +117,7 @@ class ServerFixture:
 
     @property
     def log(self) -> str:
-        """The server's log so far (gunicorn at debug level), re-read on each access."""
+        """The server's log (gunicorn at debug level): its latest 1-2 MiB, re-read on access."""
         return self._read().text
 
     @property
