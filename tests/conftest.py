@@ -9,6 +9,7 @@ from __future__ import annotations
 # ---------------------------------------------------------------------------
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.history import History, HistoryError, build_history
+
+# The interrupt tests send SIGINT as a terminal's Ctrl-C does.  A suite started in the
+# background of a non-interactive shell (or under nohup) inherits SIGINT ignored, and so
+# would every harness it starts (an ignored signal survives exec): not what a user's
+# terminal gives.  A handler here is reset to the default in each child at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
