@@ -114,16 +114,15 @@ def test_the_threads_of_a_check_that_ran_out_are_stopped():
             ended.append(name)
 
     def check() -> None:
-        contain.adopt()
         threading.Thread(target=spin, args=("child",), daemon=True).start()
         spin("check")
 
     root = threading.Thread(target=check, daemon=True)
+    contain.adopt(root)
     root.start()
-    contain.adopt(root.ident)
     time.sleep(0.2)
-    assert len(contain.owned(root.ident)) == 2
-    assert contain.stop(root.ident, grace=5.0) == []
+    assert len(contain.owned(root)) == 2
+    assert contain.stop(root, grace=5.0) == []
     assert sorted(ended) == ["check", "child"]
 
 
@@ -132,10 +131,32 @@ def test_threads_of_the_harness_are_not_a_checks():
     stop = threading.Event()
     other = threading.Thread(target=stop.wait, daemon=True)
     other.start()
-    root = threading.Thread(target=contain.adopt, daemon=True)
+    root = threading.Thread(target=lambda: None, daemon=True)
+    contain.adopt(root)
     root.start()
     root.join()
-    assert other.ident not in contain.owned(root.ident)
-    contain.stop(root.ident)
+    assert other not in contain.owned(root)
+    contain.stop(root)
     assert other.is_alive()
     stop.set()
+
+
+def test_a_thread_that_reuses_an_ended_threads_ident_is_not_that_checks():
+    """Idents are reused as soon as a thread ends: a check's ended thread must not make
+    the next row's check (started by the harness) a target of this check's stop."""
+    contain.install()
+    root = threading.Thread(target=lambda: threading.Thread(target=lambda: None).start())
+    contain.adopt(root)
+    root.start()
+    root.join()
+    time.sleep(0.05)  # the child ended too
+    hold = threading.Event()
+    later = [threading.Thread(target=hold.wait, daemon=True) for _ in range(20)]
+    for t in later:
+        t.start()
+    try:
+        assert not set(later) & set(contain.owned(root))
+        assert contain.stop(root, grace=0.5) == []
+        assert all(t.is_alive() for t in later)
+    finally:
+        hold.set()

@@ -17,12 +17,16 @@ import ctypes
 import os
 import threading
 import time
+import weakref
 
 _HARNESS_PID = os.getpid()
 _REAL_EXIT = os._exit
 _REAL_START = threading.Thread.start
 _REAL_HOOK = threading.excepthook
-_owner: dict[int, int] = {}  # thread ident -> the ident of the check() thread it belongs to
+# thread -> the check() thread it belongs to.  Keyed by the Thread objects, never by their
+# idents: an ident is reused as soon as its thread ends, and a stale one would aim a
+# ``Stopped`` at another row's check.  Weak, so that ended threads drop out by themselves.
+_owner: weakref.WeakKeyDictionary[threading.Thread, threading.Thread] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 _installed = False
 
@@ -47,12 +51,13 @@ def _guarded_exit(status: int) -> None:
 
 
 def _owned_start(self: threading.Thread) -> None:
-    """Thread.start that records the new thread under the check that started it."""
-    _REAL_START(self)
+    """Thread.start that records the new thread under the check that started it (before
+    it runs: a thread it starts at once is recorded too)."""
     with _lock:
-        root = _owner.get(threading.get_ident())
-        if root is not None and self.ident is not None:
-            _owner[self.ident] = root
+        root = _owner.get(threading.current_thread())
+        if root is not None:
+            _owner[self] = root
+    _REAL_START(self)
 
 
 def _quiet_hook(args: threading.ExceptHookArgs) -> None:
@@ -73,42 +78,33 @@ def install() -> None:
     _installed = True
 
 
-def adopt(ident: int | None = None) -> None:
-    """Make a thread (the calling one by default) the root of a check: the threads it
-    starts are its own.  Idempotent: the check's thread and its starter both call it."""
-    ident = threading.get_ident() if ident is None else ident
+def adopt(thread: threading.Thread) -> None:
+    """Make ``thread`` (not yet started) the root of a check: the threads it starts, and
+    the threads those start, are its own."""
     with _lock:
-        _owner[ident] = ident
+        _owner[thread] = thread
 
 
-def owned(root: int) -> list[int]:
-    """The live threads (idents) that belong to the check rooted at ``root``."""
-    alive = {t.ident for t in threading.enumerate()}
+def owned(root: threading.Thread) -> list[threading.Thread]:
+    """The live threads that belong to the check rooted at ``root``."""
     with _lock:
-        for ident in [i for i in _owner if i not in alive]:
-            del _owner[ident]  # ended: an ident may be reused by a later thread
-        return [i for i, r in _owner.items() if r == root]
+        return [t for t, r in _owner.items() if r is root and t.is_alive()]
 
 
-def _raise_in(ident: int, exc: type[BaseException]) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
+def _raise_in(thread: threading.Thread, exc: type[BaseException]) -> None:
+    ident = thread.ident
+    if ident is not None and thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
 
 
-def stop(root: int, grace: float = 2.0) -> list[int]:
+def stop(root: threading.Thread, grace: float = 2.0) -> list[threading.Thread]:
     """Raise ``Stopped`` in every thread of the check rooted at ``root`` until they end or
-    ``grace`` passes (a loop may catch it once); returns the idents still alive."""
+    ``grace`` passes (a loop may catch it once); returns the threads still alive."""
     until = time.monotonic() + grace
     left = owned(root)
     while left and time.monotonic() < until:
-        for ident in left:
-            _raise_in(ident, Stopped)
+        for thread in left:
+            _raise_in(thread, Stopped)
         time.sleep(0.02)
         left = owned(root)
     return left
-
-
-def forget(root: int) -> None:
-    """Drop the bookkeeping of a check whose threads all ended."""
-    with _lock:
-        for ident in [i for i, r in _owner.items() if r == root]:
-            del _owner[ident]

@@ -409,9 +409,9 @@ class UserScenario(ServerScenario):
             name=f"scenario {self.source.path.name} {server.ctx.label}",
             daemon=True,  # a check() that never returns must not keep the harness alive
         )
+        contain.adopt(thread)
         try:
             thread.start()
-            contain.adopt(thread.ident)
             while thread.is_alive() and time.monotonic() < deadline:
                 cancel.check()
                 thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
@@ -419,8 +419,7 @@ class UserScenario(ServerScenario):
         finally:
             ran_out = thread.is_alive()
             over.set()  # waits in check() end now; the server goes after this returns
-            if thread.ident is not None and not contain.stop(thread.ident):
-                contain.forget(thread.ident)
+            contain.stop(thread)
         if ran_out or "over" in box:
             return Observation(True, ran_out=server.ctx.timeout, traceback=server_traceback(server))
         if "exited" in box:
@@ -430,7 +429,6 @@ class UserScenario(ServerScenario):
         return Observation(True, returned=box.get("returned"), traceback=server_traceback(server))
 
     def _call(self, fixture: ServerFixture, box: dict[str, Any]) -> None:
-        contain.adopt()
         try:
             box["returned"] = self.source.function(fixture)
         except (RunOver, Cancelled, contain.Stopped):
