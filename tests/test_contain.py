@@ -15,6 +15,7 @@ import pytest
 from harness.scenarios import contain
 from harness.scenarios.base import ScenarioError
 from harness.scenarios.user_file import load, trial_import
+from tests.conftest import alive
 
 
 def write(tmp_path: Path, body: str) -> Path:
@@ -72,17 +73,9 @@ def test_a_process_started_at_import_ends_with_the_trial(tmp_path):
     trial_import(path)
     pid = int(pidfile.read_text())
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and alive(pid):
         time.sleep(0.05)
-    assert not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    assert not alive(pid)
 
 
 # -- os._exit and threads in the harness's process -------------------------------------------------
