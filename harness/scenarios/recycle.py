@@ -296,7 +296,9 @@ class Recycling(ServerScenario):
             done = recycles(server)
             if gone_at is None and done > 0 and not server.listening():
                 gone_at = done
-                grace_until = time.monotonic() + 2.0  # let a second worker exit: its traceback
+                # let a second worker exit: its traceback is the evidence (5 s: under a CPU
+                # hog 2 s passed with none, the live workers slow to reach max_requests)
+                grace_until = time.monotonic() + 5.0
             if not server.alive():
                 return gone_at, False
             if grace_until is not None and (time.monotonic() > grace_until or log.exits >= 2):
