@@ -183,7 +183,11 @@ def trial_import(path: Path, limit: float = IMPORT_LIMIT) -> None:
             )
         if not done.exists():
             if status < 0:
-                _unusable(path, f"importing it killed the process ({signal.Signals(-status).name})")
+                try:
+                    name = signal.Signals(-status).name
+                except ValueError:  # a real-time signal has no name of its own
+                    name = f"signal {-status}"
+                _unusable(path, f"importing it killed the process ({name})")
             _unusable(path, f"importing it ended the process with status {status} (os._exit?)")
 
 
