@@ -4,6 +4,10 @@ commit bisection and healing, a matrix, --check, an interrupt, the one -j budget
 from __future__ import annotations
 
 import json
+import signal
+import threading
+import time
+from dataclasses import dataclass
 
 import pytest
 
@@ -112,6 +116,49 @@ def test_an_interrupt_leaves_the_partial_table_and_no_conclusion() -> None:
     assert "partial: 2 of 5 releases tested; no conclusion drawn from it" in text
     assert "no change" not in text and "regression" not in text
     assert as_json(rep)["regressions"] == [] and as_json(rep)["interrupted"] is True
+
+
+@dataclass
+class SignalledLab(Lab):
+    """The first evaluation of a release (or of a commit) gets a SIGINT on its own thread,
+    as the kernel may deliver a Ctrl-C, then runs on until the run is cancelled, as a
+    long --repeat does."""
+
+    signal_on: str = "release"
+    cancel: Cancel | None = None
+    _sent: bool = False
+
+    def _busy(self, what, work):
+        kind = "release" if what[0].startswith("19.") else "commit"
+        if kind == self.signal_on and not self._sent:
+            self._sent = True
+            time.sleep(0.2)  # the main thread is asleep in its wait by now
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            self.cancel.wait(10)
+        return super()._busy(what, work)
+
+
+@pytest.mark.parametrize("phase", ["release", "commit"])
+def test_a_ctrl_c_delivered_to_a_worker_thread_stops_the_run_at_once(phase: str) -> None:
+    cancel = Cancel()
+    the_lab = SignalledLab(VERSIONS, history(), first_bad="c022", signal_on=phase, cancel=cancel)
+    the_lab.verdicts = {("19.6.0", "auto/unix"): F}
+    budget = Budget(2, cancel)
+    started = time.monotonic()
+    try:
+        rep = range_run(
+            the_lab,
+            report_for(PLAIN),
+            "19.4.0..19.8.0",
+            budget,
+            Progress(),
+            Bisect(lambda: the_lab.history),
+        )
+    finally:
+        budget.close()
+    assert rep.interrupted
+    assert time.monotonic() - started < 5  # not the 10 s the evaluation would run on
+    assert cancel.is_set()
 
 
 def test_a_table_of_errors_is_inconclusive() -> None:

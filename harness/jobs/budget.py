@@ -4,13 +4,27 @@ they are release cells or commits of several bisections side by side."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from harness.host.cancel import Cancel
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: The longest the main thread sleeps while it waits for evaluations.  A Ctrl-C or
+#: SIGTERM the kernel hands to another thread only marks the signal pending, and Python
+#: runs its handler in the main thread once that thread wakes: an untimed wait slept
+#: through it until the cell's evaluation ended (with --repeat 50, past the 15 s the
+#: hygiene test allows), while every server kept running.
+TICK = 0.1
+
+
+def result(fut: Future[R]) -> R:
+    """``fut.result()``, waking every ``TICK`` so that a pending signal is handled."""
+    while not wait([fut], timeout=TICK).done:
+        pass
+    return fut.result()
 
 
 class Budget:
@@ -25,13 +39,16 @@ class Budget:
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Results in the order of ``items``."""
         futures = [self._pool.submit(fn, item) for item in items]
-        return [f.result() for f in futures]
+        return [result(f) for f in futures]
 
     def unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[int, R]]:
         """(index, result) as each one ends."""
         futures = {self._pool.submit(fn, item): i for i, item in enumerate(items)}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=TICK, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=futures.__getitem__):
+                yield futures[fut], fut.result()
 
     def abandon(self) -> None:
         """On Ctrl-C: running evaluations see the cancel and tear down, queued ones never

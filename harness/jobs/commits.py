@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from harness.host.git import SourceError
 from harness.host.progress import Progress, SharedBar
 from harness.jobs.bisector import Bisector
-from harness.jobs.budget import Budget
+from harness.jobs.budget import Budget, result
 from harness.jobs.confident import Confidence, ConfidentBisector
 from harness.jobs.protocols import Evaluator, History
 from harness.model.results import Finding
@@ -42,7 +42,7 @@ def bisect_commits(
         for job in work
     ]
     try:
-        done = [f.result() for f in futures]
+        done = [result(f) for f in futures]  # in slices: see budget.TICK
     except BaseException:
         budget.abandon()
         drivers.shutdown(wait=False, cancel_futures=True)
