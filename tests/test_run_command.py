@@ -38,6 +38,8 @@ EXAMPLE = "./examples/check_socket_survives.sh"
         (Observation(139, tail="x"), Verdict.ERROR, "exit 139: x"),
         (Observation(None, signal=9), Verdict.ERROR, "killed by SIGKILL (no output)"),
         (Observation(None, signal=15, tail="bye"), Verdict.ERROR, "killed by SIGTERM: bye"),
+        # a real-time signal between SIGRTMIN and SIGRTMAX has no name of its own
+        (Observation(None, signal=36), Verdict.ERROR, "killed by signal 36 (no output)"),
         (Observation(None, timed_out=True, seconds=20.0), Verdict.ERROR, "ran out after 20 s"),
         (Observation(None, launch_error="No such file"), Verdict.ERROR, "could not start"),
     ],

@@ -92,6 +92,14 @@ def launch(argv: list[str], *, cwd: Path, env: dict[str, str], output: Path) -> 
     return proc
 
 
+def signal_name(number: int) -> str:
+    """``SIGKILL``, or ``signal 34`` for a real-time signal, which has no name of its own."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def free_port() -> int:
     """A 127.0.0.1 port nobody listens on right now (the kernel's pick)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 import shutil
-import signal as signals
 import subprocess
 import time
 import uuid
@@ -87,13 +86,6 @@ def _with_tail(head: str, tail: str) -> str:
     return f"{head}: {tail}" if tail else f"{head} (no output)"
 
 
-def signal_name(number: int) -> str:
-    try:
-        return signals.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def decide(obs: Observation) -> Decision:
     """git bisect run's rules: 0 pass, 125 cannot tell, 1-127 fail, the rest error."""
     if obs.launch_error:
@@ -104,7 +96,9 @@ def decide(obs: Observation) -> Decision:
     if obs.timed_out:
         return Decision(Verdict.ERROR, _with_tail(f"ran out after {obs.seconds:g} s", obs.tail))
     if obs.signal is not None:
-        return Decision(Verdict.ERROR, _with_tail(f"killed by {signal_name(obs.signal)}", obs.tail))
+        return Decision(
+            Verdict.ERROR, _with_tail(f"killed by {processes.signal_name(obs.signal)}", obs.tail)
+        )
     code = obs.exit_code
     if code is None:
         return Decision(Verdict.ERROR, _with_tail("no exit status", obs.tail))

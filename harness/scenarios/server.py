@@ -85,10 +85,7 @@ def private_dir(prefix: str, longest: str = SOCKET_NAME) -> Path:
 def exited(code: int) -> str:
     """How a server ended, from its exit status (negative: the signal that killed it)."""
     if code < 0:
-        try:
-            return f"server was killed by {signals.Signals(-code).name}"
-        except ValueError:
-            return f"server was killed by signal {-code}"
+        return f"server was killed by {processes.signal_name(-code)}"
     return f"server exited with status {code}"
 
 

@@ -23,7 +23,6 @@ import ast
 import importlib.util
 import inspect
 import itertools
-import signal
 import subprocess
 import sys
 import tempfile
@@ -183,10 +182,7 @@ def trial_import(path: Path, limit: float = IMPORT_LIMIT) -> None:
             )
         if not done.exists():
             if status < 0:
-                try:
-                    name = signal.Signals(-status).name
-                except ValueError:  # a real-time signal has no name of its own
-                    name = f"signal {-status}"
+                name = processes.signal_name(-status)
                 _unusable(path, f"importing it killed the process ({name})")
             _unusable(path, f"importing it ended the process with status {status} (os._exit?)")
 
