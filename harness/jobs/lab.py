@@ -1,23 +1,18 @@
-"""The real Evaluator: wheels from the index or built from commits, evaluated by each
-column's Runner (harness.jobs.evaluate) in environments that are cached and verified.
-With ``package`` another than gunicorn, the targets are that dependency's releases and
-commits (harness.jobs.package), gunicorn pinned."""
+"""The real Evaluator: targets (harness.jobs.target) made by the run's one Maker,
+evaluated by each column's Runner (harness.jobs.evaluate) in environments that are cached
+and verified."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
-
-from harness.build import commit_wheels, index, wheels
-from harness.build.interpreters import Interpreter
-from harness.build.wheels import ArtifactError
-from harness.host.git import Repo, SourceError
-from harness.jobs.evaluate import NoInterpreter, Runner, Target
-from harness.jobs.package import GUNICORN, Pin, PinnedGunicorn, is_gunicorn
+from harness.build import index
+from harness.host.git import Repo
+from harness.jobs.evaluate import Runner
+from harness.jobs.target import BuildFailed, Maker, Target
 from harness.model.results import Row, Step
 from harness.model.verdict import Verdict
 
@@ -26,58 +21,44 @@ from harness.model.verdict import Verdict
 class Lab:
     cache: Path
     runners: Mapping[str, Runner]  # by column label
-    interpreters: Sequence[Interpreter]
-    override: Interpreter | None = None
-    package: str = GUNICORN  # what the targets are releases (and commits) of
-    gunicorn: str | None = None  # the pinned gunicorn when the package is another one
+    make: Maker  # gunicorn's releases and commits, or a dependency's (--package)
     _project: index.Project | None = field(default=None, repr=False)
-    _pinned: PinnedGunicorn | None = field(default=None, repr=False)
+    _refs: dict[str, Target] = field(default_factory=dict, repr=False)  # by row name
 
-    def __post_init__(self) -> None:
-        self.package = canonicalize_name(self.package)
-        if not is_gunicorn(self.package):
-            self._pinned = PinnedGunicorn(self.cache, self.gunicorn)
+    @property
+    def package(self) -> str:
+        return self.make.package
 
-    def _index(self) -> index.Project:
+    def versions(self) -> list[str]:
         if self._project is None:
             self._project = index.project(self.package, self.cache)
-        return self._project
-
-    def versions(self) -> Sequence[str]:
-        return self._index().versions
+        return self._project.versions
 
     def fetch(self, version: str) -> Target:
-        if self._pinned is None:
-            return wheels.gunicorn_release(version, self.cache, self._index())
-        return Pin(self.package, version, f"{self.package}=={version}", self._pinned)
+        """A release on the index (or a git ref the table holds, by its row's name)."""
+        if version in self._refs:
+            return self._refs[version]
+        self.versions()
+        return self.make.release(version, self._project)
 
-    def _build(self, history: Repo, sha: str, pick: str | None = None) -> Target:
-        """The commit's wheel: gunicorn's own build, or the dependency's PEP 517 one."""
-        if self._pinned is None:
-            return commit_wheels.commit_wheel(history, sha, self.cache, pick)
-        built = commit_wheels.package_commit_wheel(history, sha, self.cache, self.package, pick)
-        url = built.wheel.resolve().as_uri()
-        return Pin(self.package, built.label, f"{self.package} @ {url}", self._pinned, sha)
+    def fetch_ref(self, history: Repo, sha: str, label: str) -> Target:
+        target = self._refs[label] = self.make.ref(history, sha, label)
+        return target
 
     def release(self, fetched: Target, column: str) -> Row:
         return self.runners[column].evaluate(fetched)
-
-    def _python(self, version: str | None) -> Interpreter | None:
-        if self.override is not None and self.override.version == version:
-            return self.override
-        return next((i for i in self.interpreters if i.version == version), None)
 
     def commit(
         self, history: Repo, sha: str, pick: str | None, column: str, python: str | None
     ) -> Step:
         t0 = time.monotonic()
+        target = self.make.commit(history, sha, pick, python)
         try:
-            artifact = self._build(history, sha, pick)
-        except (ArtifactError, SourceError) as exc:
-            return Step(sha, Verdict.ERROR, None, f"build failed: {exc}", pick)
+            target.prepare()
+        except BuildFailed as exc:
+            return Step(sha, Verdict.ERROR, None, str(exc), pick)
         built = time.monotonic() - t0
-        runner = self.runners[column]
-        row = runner.evaluate(artifact, kind="commit", interpreter=self._python(python))
+        row = self.runners[column].evaluate(target)
         return Step(
             sha,
             row.verdict,
@@ -89,15 +70,3 @@ class Lab:
             row.boot_seconds,
             row.seconds,
         )
-
-    def ref(self, history: Repo, sha: str, column: str, label: str) -> Row:
-        try:
-            artifact = self._build(history, sha)
-        except ArtifactError as exc:
-            return Row(label, Verdict.ERROR, str(exc), kind="commit", sha=sha)
-        try:
-            return self.runners[column].evaluate(artifact, kind="commit")
-        except NoInterpreter as exc:
-            if self.override is not None:
-                raise  # --python names an interpreter that cannot run it: the user's to fix
-            return Row(artifact.label, Verdict.ERROR, str(exc), kind="commit", sha=sha)

@@ -15,6 +15,7 @@ from harness.host.cancel import Cancel
 from harness.host.progress import Progress
 from harness.jobs.evaluate import Runner
 from harness.jobs.lab import Lab
+from harness.jobs.target import maker
 from harness.model.table import Column, Report, Table, column_label
 from harness.scenarios.base import DEFAULT as DEFAULT_SCENARIO
 from harness.scenarios.base import Scenario
@@ -133,5 +134,5 @@ def open_run(
         report.package = package
         pin = f"gunicorn {gunicorn}" if gunicorn else "the newest gunicorn that installs"
         report.params = f"{package} releases with {pin}; {report.params}"
-    lab = Lab(cache, runners, found, override, package=package, gunicorn=gunicorn)
+    lab = Lab(cache, runners, maker(cache, package, gunicorn))
     return Setup(lab, report, cancel)
