@@ -15,12 +15,12 @@ from harness.host.git import SourceError
 from harness.jobs.evaluate import Runner
 from harness.jobs.target import (
     BuildFailed,
-    Commit,
+    Gunicorn,
     GunicornTargets,
     PackageTargets,
     Pinned,
-    Release,
     _Built,
+    fetched,
     maker,
 )
 from harness.model.verdict import Verdict
@@ -42,19 +42,23 @@ class NoGit:
         raise AssertionError(f"history.{name} used while making a target")
 
 
+def release(version: str = "19.6.0") -> Gunicorn:
+    return fetched(artifact(version, version))
+
+
 def test_a_release_is_named_by_its_version_and_has_no_sha() -> None:
-    r = Release(artifact())
+    r = release()
     assert (r.label, r.kind, r.sha, r.python) == ("19.6.0", "release", None, None)
     assert r.describe() == "gunicorn 19.6.0"
     needs = EnvNeeds()
-    assert r.needs(needs, PY39, Path("/c")) == (r.artifact, needs)
-    assert r.facts(r.artifact) == {}
+    assert r.needs(needs, PY39, Path("/c")) == (r.wheel(), needs)
+    assert r.facts(r.wheel()) == {}
 
 
 def test_only_gunicorn_19_hints_at_an_older_python() -> None:
-    assert "Python <= 3.9" in Release(artifact()).hint()
-    assert Release(artifact("20.1.0", "20.1.0")).hint() == ""
-    built = Commit("abc", SHA, lambda: artifact("abc", "19.7.0"))
+    assert "Python <= 3.9" in release().hint()
+    assert release("20.1.0").hint() == ""
+    built = Gunicorn("abc", lambda: artifact("abc", "19.7.0"), SHA)
     assert "Python <= 3.9" in built.hint()  # the version the commit's wheel declares
     assert Pinned("eventlet", "0.30.3", lambda: "eventlet==0.30.3", lambda i: None).hint() == ""
 
@@ -115,9 +119,9 @@ def test_a_build_is_made_once_and_its_failure_is_a_build_failed(error: Exception
 def test_a_target_that_cannot_be_built_is_an_error_row_not_the_end() -> None:
     """No interpreter is tried and no scenario asked: the row says why."""
     runner = Runner(Path("/c"), [PY39], scenario=None)  # type: ignore[arg-type]
-    broken = Commit("20.0.1 (418f140445c0)", SHA, _Built(lambda: (_ for _ in ()).throw(
+    broken = Gunicorn("20.0.1 (418f140445c0)", _Built(lambda: (_ for _ in ()).throw(
         ArtifactError("the wheel built from 418f140445 does not hold its tree")
-    )))  # fmt: skip
+    )), SHA)  # fmt: skip
     row = runner.evaluate(broken)
     assert (row.target, row.verdict, row.kind, row.sha) == (
         broken.label,

@@ -1,10 +1,9 @@
 """A target is one object: its label, what to build, which Python, its sha when it has one.
 
-Three kinds, chosen once per run (``maker``): a gunicorn release on the index
-(``Release``), a gunicorn git commit or ref built from the clone (``Commit``), and a
-dependency's release or commit with gunicorn pinned (``Pinned``, ``--package NAME``: the
-requirement goes into the environment's requirement layer, so the interpreter search
-accounts for the dependency).  The Runner and the Lab know a target only through
+Chosen once per run (``maker``): gunicorn's own releases on the index and commits or
+git refs built from the clone (``Gunicorn``), or a dependency's (``Pinned``,
+``--package NAME``: its requirement goes into the environment's requirement layer, so
+the interpreter search accounts for the dependency), gunicorn pinned.  The Runner and the Lab know a target only through
 ``Target``; adding a kind of target touches this module and nothing else.
 """
 
@@ -35,35 +34,23 @@ class BuildFailed(ArtifactError):
 
 
 class Target(Protocol):
-    label: str  # the row's name: "19.6.0", "20.0.1 (3e8a5b1c2d4f)", "418f140445", "0.30.3"
+    label: str  # the row's name: "19.6.0", "20.0.1 (e3659e8adc61)", "418f140445", "0.30.3"
     sha: str | None  # the full commit sha of a git target
     python: str | None  # the one Python to run it on (a commit: its releases'), else None
+    kind: str  # "release" or "commit" (a row's ``kind``)
 
-    @property
-    def kind(self) -> str:
-        """ "release" or "commit" (a row's ``kind``)."""
-        ...
+    def describe(self) -> str: ...  # how a message names it: "gunicorn 19.6.0"
 
-    def describe(self) -> str:
-        """How a message names it: "gunicorn 19.6.0", "eventlet 0.30.3"."""
-        ...
-
-    def prepare(self) -> None:
-        """Fetch or build what is installed, once; BuildFailed when it cannot be."""
-        ...
+    def prepare(self) -> None: ...  # fetch or build it once; BuildFailed when it cannot be
 
     def needs(self, needs: EnvNeeds, interp: Interpreter, cache: Path) -> tuple[Artifact, EnvNeeds]:
         """The gunicorn wheel and the scenario's ``needs`` on ``interp``; ArtifactError
         when something needed does not exist for that Python."""
         ...
 
-    def hint(self) -> str:
-        """What to add when no Python here runs it ("; it likely needs Python <= 3.9...")."""
-        ...
+    def hint(self) -> str: ...  # said when no Python here runs it
 
-    def facts(self, artifact: Artifact) -> dict[str, Any]:
-        """What the row says beside the scenario's facts."""
-        ...
+    def facts(self, artifact: Artifact) -> dict[str, Any]: ...  # beside the scenario's
 
 
 def commit_label(sha: str, pick: str | None) -> str:
@@ -91,49 +78,19 @@ class _Built:
             return self._artifact
 
 
-def _gunicorn_hint(version: str) -> str:
-    need = next((v for k, v in _KNOWN_NEEDS.items() if version.startswith(k)), None)
-    return f"; it likely needs Python <= {need}: {how_to_get(need)}" if need else ""
-
-
 @dataclass(frozen=True)
-class Release:
-    """A gunicorn release on the index, its wheel fetched (once for every column)."""
-
-    artifact: Artifact
-    sha = None
-    python = None
-    kind = "release"
-
-    @property
-    def label(self) -> str:
-        return self.artifact.label
-
-    def describe(self) -> str:
-        return f"gunicorn {self.label}"
-
-    def prepare(self) -> None:
-        pass
-
-    def needs(self, needs: EnvNeeds, interp: Interpreter, cache: Path) -> tuple[Artifact, EnvNeeds]:
-        return self.artifact, needs
-
-    def hint(self) -> str:
-        return _gunicorn_hint(self.artifact.version)
-
-    def facts(self, artifact: Artifact) -> dict[str, Any]:
-        return {}
-
-
-@dataclass(frozen=True)
-class Commit:
-    """A gunicorn commit (``pick`` on top when healing) or a git ref, built from the clone."""
+class Gunicorn:
+    """gunicorn itself: a release on the index (its wheel fetched once for every column),
+    or a commit or git ref (``sha``), its wheel built from the clone on first use."""
 
     label: str
-    sha: str
-    wheel: Callable[[], Artifact]  # the build, made once
+    wheel: Callable[[], Artifact]
+    sha: str | None = None
     python: str | None = None
-    kind = "commit"
+
+    @property
+    def kind(self) -> str:
+        return "release" if self.sha is None else "commit"
 
     def describe(self) -> str:
         return f"gunicorn {self.label}"
@@ -145,10 +102,17 @@ class Commit:
         return self.wheel(), needs
 
     def hint(self) -> str:
-        return _gunicorn_hint(self.wheel().version)
+        version = self.wheel().version  # a commit's: the version its wheel declares
+        need = next((v for k, v in _KNOWN_NEEDS.items() if version.startswith(k)), None)
+        return f"; it likely needs Python <= {need}: {how_to_get(need)}" if need else ""
 
     def facts(self, artifact: Artifact) -> dict[str, Any]:
         return {}
+
+
+def fetched(wheel: Artifact) -> Gunicorn:
+    """A gunicorn release whose wheel is at hand."""
+    return Gunicorn(wheel.label, lambda: wheel)
 
 
 @dataclass(frozen=True)
@@ -235,13 +199,13 @@ class GunicornTargets:
     package: str = GUNICORN
 
     def release(self, version: str, project: index.Project) -> Target:
-        return Release(wheels.gunicorn_release(version, self.cache, project))
+        return fetched(wheels.gunicorn_release(version, self.cache, project))
 
     def commit(self, history: Repo, sha: str, pick: str | None, python: str | None) -> Target:
-        return Commit(commit_label(sha, pick), sha, self._build(history, sha, pick), python)
+        return Gunicorn(commit_label(sha, pick), self._build(history, sha, pick), sha, python)
 
     def ref(self, history: Repo, sha: str, label: str) -> Target:
-        return Commit(label, sha, self._build(history, sha, None))
+        return Gunicorn(label, self._build(history, sha, None), sha)
 
     def _build(self, history: Repo, sha: str, pick: str | None) -> _Built:
         return _Built(lambda: commit_wheels.commit_wheel(history, sha, self.cache, pick))
