@@ -1,5 +1,5 @@
 """What the jobs need from the world, as two small protocols: a git history and a lab
-that evaluates targets.  The real ones are ``host.git.Repo`` and ``jobs.lab.Lab``;
+that evaluates targets.  The real ones are ``host.git.Repo`` and ``jobs.setup.Lab``;
 tests pass an in-memory history and a fake lab, so the orchestration (release table,
 commit bisection, healing, ``--check``, interrupts) runs in milliseconds."""
 
