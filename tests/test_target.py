@@ -140,3 +140,18 @@ def test_which_python_a_target_asks_for() -> None:
     given = Interpreter("/opt/3.9", "3.9.18", "--python")
     runner.override = given
     assert runner._python("3.9.18") is given
+
+
+def test_no_module_tells_the_kinds_of_target_apart() -> None:
+    """Outside harness/jobs/target.py a target is a ``Target``: no module imports a kind
+    (so none can ``isinstance`` one); adding a kind touches that module only."""
+    import ast
+
+    kinds = {"Gunicorn", "Pinned", "GunicornTargets", "PackageTargets", "PinnedGunicorn"}
+    root = Path(__file__).resolve().parent.parent / "harness"
+    for path in root.rglob("*.py"):
+        if path.name == "target.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "harness.jobs.target":
+                assert not kinds & {a.name for a in node.names}, path

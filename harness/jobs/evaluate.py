@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.build import environments
+from harness.build.environments import EnvNeeds
 from harness.build.interpreters import Interpreter, order
-from harness.build.wheels import ArtifactError
+from harness.build.wheels import Artifact, ArtifactError
 from harness.host.cancel import Cancel
 from harness.jobs.target import BuildFailed, Target
 from harness.model.errors import HarnessError
@@ -66,6 +67,10 @@ class Runner:
             return self.override
         return next((i for i in self.interpreters if i.version == version), None)
 
+    def _needs(self, target: Target, interp: Interpreter) -> tuple[Artifact, EnvNeeds]:
+        """The target's wheel and the scenario's needs (with the target's) on ``interp``."""
+        return target.needs(self.scenario.needs(interp, self.cache_dir), interp, self.cache_dir)
+
     def environment(self, target: Target) -> tuple[environments.Environment, list[str]]:
         """The newest interpreter whose environment boots this target, with the evidence."""
         tried: list[str] = []
@@ -75,9 +80,7 @@ class Runner:
             self.cancel.check()
             self.progress(f"{target.label}: environment on Python {interp.version}")
             try:
-                artifact, needs = target.needs(
-                    self.scenario.needs(interp, self.cache_dir), interp, self.cache_dir
-                )
+                artifact, needs = self._needs(target, interp)
             except ArtifactError as exc:  # what the scenario needs does not exist for it
                 tried.append(f"{interp.version}: {exc}")
                 unmet.append(str(exc))
@@ -133,8 +136,7 @@ class Runner:
             target.prepare()
             if interpreter is None:
                 return self.environment(target)
-            needs = self.scenario.needs(interpreter, self.cache_dir)
-            artifact, needs = target.needs(needs, interpreter, self.cache_dir)
+            artifact, needs = self._needs(target, interpreter)
             env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
             if env.works:
                 return env, []

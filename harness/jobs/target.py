@@ -3,8 +3,8 @@
 Chosen once per run (``maker``): gunicorn's own releases on the index and commits or
 git refs built from the clone (``Gunicorn``), or a dependency's (``Pinned``,
 ``--package NAME``: its requirement goes into the environment's requirement layer, so
-the interpreter search accounts for the dependency), gunicorn pinned.  The Runner and the Lab know a target only through
-``Target``; adding a kind of target touches this module and nothing else.
+the interpreter search accounts for the dependency), gunicorn pinned.  The Runner and the
+Lab know a target only through ``Target``; a new kind of target touches this module only.
 """
 
 from __future__ import annotations

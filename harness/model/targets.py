@@ -75,24 +75,22 @@ def _version(text: str, whole: str) -> Version:
         ) from None
 
 
+def _as_version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
 def _finals(available: Iterable[str]) -> list[Version]:
-    out = []
-    for v in available:
-        try:
-            ver = Version(v)
-        except InvalidVersion:
-            continue
-        if not (ver.is_prerelease or ver.is_devrelease):
-            out.append(ver)
-    return sorted(set(out))
+    found = {v for v in map(_as_version, available) if v is not None}
+    return sorted(v for v in found if not (v.is_prerelease or v.is_devrelease))
 
 
 def nearest(wanted: str, available: Sequence[str], n: int = 2) -> list[str]:
     """The real versions closest to ``wanted``: the one below and the one above it."""
-    finals = _finals(available)
-    try:
-        w = Version(wanted)
-    except InvalidVersion:
+    finals, w = _finals(available), _as_version(wanted)
+    if w is None:
         return [str(v) for v in finals[-n:]]
     below = [v for v in finals if v < w][-1:]
     above = [v for v in finals if v > w][:1]
@@ -140,7 +138,7 @@ def resolve(
         return list(dict.fromkeys([low, high]))
     if lo > hi:
         raise TargetError(f"reversed range {spec.low}..{spec.high}: did you mean {high}..{low}?")
-    spelled = {Version(v): v for v in available if _is_version(v)}
+    spelled = {_as_version(v): v for v in available}
     chosen = [spelled[v] for v in _finals(available) if lo <= v <= hi]
     out = [low] if low not in available else []  # a git ref end, in its place
     out += chosen + ([high] if high not in available and high != low else [])
@@ -149,25 +147,10 @@ def resolve(
     return out
 
 
-def _as_version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
-
-
 def _order(name: str) -> tuple[int, Version]:
     """Releases (and refs named like them) by version; branches and shas after them."""
     v = _as_version(name)
     return (0, v) if v is not None else (1, Version("0"))
-
-
-def _is_version(v: str) -> bool:
-    try:
-        Version(v)
-    except InvalidVersion:
-        return False
-    return True
 
 
 def ref_label(ref: str, sha: str) -> str:
@@ -180,4 +163,5 @@ def looks_like_version(text: str) -> bool:
     # "1234567" is more likely an abbreviated commit sha than release 1234567
     if text == LATEST:
         return True
-    return "." in text and _is_version(text) and all(c.isdigit() or c == "." for c in text)
+    plain = all(c.isdigit() or c == "." for c in text)
+    return "." in text and plain and _as_version(text) is not None
