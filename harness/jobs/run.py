@@ -92,13 +92,8 @@ def _commits(
     report.notes += notes
 
 
-def fetch(
-    lab: Evaluator, name: str, versions: Any, history: History | None
-) -> tuple[str, str | None, Any]:
-    """(the row's name, its sha, what ``lab.release`` evaluates): a release on the index,
-    or a git ref of ``history``, named with its sha."""
-    if history is None or name in versions:
-        return name, None, lab.fetch(name)
+def _ref(lab: Evaluator, history: History, name: str) -> tuple[str, str, Any]:
+    """(its row's name, its sha, what ``lab.release`` evaluates) for a git ref."""
     sha = history.resolve(name)
     label = targets.ref_label(name, sha)
     return label, sha, lab.fetch_ref(history, sha, label)
@@ -115,9 +110,7 @@ def fetch_one(
         name = targets.resolve(spec, versions, lab.package, refs=repo_given)[0]
         if name in versions:
             return lab.fetch(name)
-    history = open_history()
-    sha = history.resolve(name)
-    return lab.fetch_ref(history, sha, targets.ref_label(name, sha))
+    return _ref(lab, open_history(), name)[2]
 
 
 def release_table(
@@ -135,6 +128,7 @@ def release_table(
     spec = targets.parse(spec_text, refs is not None)
     names = targets.resolve(spec, versions, lab.package, refs is not None)
     history = refs() if refs is not None and any(n not in versions for n in names) else None
+    table.targets = list(names)
     labels = table.labels
     cells = len(names) * len(labels)
     progress(f"{len(names)} release(s) to test: {', '.join(names)}")
@@ -144,9 +138,11 @@ def release_table(
     fetched, shas = [], {}
     for name in names:
         progress(f"{name}: {'fetching the wheel' if name in versions else 'the git ref'}")
-        label, sha, target = fetch(lab, name, versions, history)
-        fetched.append((label, target))
-        if sha is not None:
+        if name in versions:
+            fetched.append((name, lab.fetch(name)))
+        else:  # a git ref (refs given: every other name is on the index)
+            label, sha, target = _ref(lab, history, name)
+            fetched.append((label, target))
             shas[label] = sha
         progress.advance()
     table.targets = [label for label, _ in fetched]
