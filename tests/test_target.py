@@ -73,7 +73,7 @@ def test_a_commit_runs_on_its_releases_python_and_is_built_only_when_used() -> N
 
 def test_a_git_ref_is_named_by_its_row_and_searches_every_python() -> None:
     for make in (GunicornTargets(Path("/c")), maker(Path("/c"), "Eventlet")):
-        ref = make.ref(NoGit(), SHA, "20.0.1 (418f140445c0)")
+        ref = make.commit(NoGit(), SHA, None, None, "20.0.1 (418f140445c0)")
         assert (ref.label, ref.kind, ref.sha, ref.python) == (
             "20.0.1 (418f140445c0)",
             "commit",

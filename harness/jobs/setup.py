@@ -52,8 +52,8 @@ class Lab:
         return self.make.release(version, self._project)
 
     def fetch_ref(self, history: Repo, sha: str, label: str) -> Target:
-        target = self._refs[label] = self.make.ref(history, sha, label)
-        return target
+        self._refs[label] = self.make.commit(history, sha, None, None, label)
+        return self._refs[label]
 
     def release(self, fetched: Target, column: str) -> Row:
         return self.runners[column].evaluate(fetched)
@@ -68,18 +68,9 @@ class Lab:
         except BuildFailed as exc:
             return Step(sha, Verdict.ERROR, None, str(exc), pick)
         built = time.monotonic() - t0
-        row = self.runners[column].evaluate(target)
-        return Step(
-            sha,
-            row.verdict,
-            row.python,
-            row.detail,
-            pick,
-            built,
-            row.env_seconds,
-            row.boot_seconds,
-            row.seconds,
-        )
+        r = self.runners[column].evaluate(target)
+        seconds = (built, r.env_seconds, r.boot_seconds, r.seconds)
+        return Step(sha, r.verdict, r.python, r.detail, pick, *seconds)
 
 
 @dataclass

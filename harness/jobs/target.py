@@ -188,9 +188,11 @@ class Maker(Protocol):
 
     def release(self, version: str, project: index.Project) -> Target: ...
 
-    def commit(self, history: Repo, sha: str, pick: str | None, python: str | None) -> Target: ...
-
-    def ref(self, history: Repo, sha: str, label: str) -> Target: ...
+    def commit(
+        self, history: Repo, sha: str, pick: str | None, python: str | None, label: str = ""
+    ) -> Target:
+        """A commit (``pick`` on top) on ``python``, or (``label``) a git ref on any."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -201,11 +203,11 @@ class GunicornTargets:
     def release(self, version: str, project: index.Project) -> Target:
         return fetched(wheels.gunicorn_release(version, self.cache, project))
 
-    def commit(self, history: Repo, sha: str, pick: str | None, python: str | None) -> Target:
-        return Gunicorn(commit_label(sha, pick), self._build(history, sha, pick), sha, python)
-
-    def ref(self, history: Repo, sha: str, label: str) -> Target:
-        return Gunicorn(label, self._build(history, sha, None), sha)
+    def commit(
+        self, history: Repo, sha: str, pick: str | None, python: str | None, label: str = ""
+    ) -> Target:
+        label = label or commit_label(sha, pick)
+        return Gunicorn(label, self._build(history, sha, pick), sha, python)
 
     def _build(self, history: Repo, sha: str, pick: str | None) -> _Built:
         return _Built(lambda: commit_wheels.commit_wheel(history, sha, self.cache, pick))
@@ -221,14 +223,12 @@ class PackageTargets:
         req = f"{self.package}=={version}"
         return Pinned(self.package, version, lambda: req, self.gunicorn)
 
-    def commit(self, history: Repo, sha: str, pick: str | None, python: str | None) -> Target:
-        label = commit_label(sha, pick)
-        return Pinned(
-            self.package, label, self._build(history, sha, pick), self.gunicorn, sha, python
-        )
-
-    def ref(self, history: Repo, sha: str, label: str) -> Target:
-        return Pinned(self.package, label, self._build(history, sha, None), self.gunicorn, sha)
+    def commit(
+        self, history: Repo, sha: str, pick: str | None, python: str | None, label: str = ""
+    ) -> Target:
+        label = label or commit_label(sha, pick)
+        build = self._build(history, sha, pick)
+        return Pinned(self.package, label, build, self.gunicorn, sha, python)
 
     def _build(self, history: Repo, sha: str, pick: str | None) -> Callable[[], str]:
         """The requirement on the wheel built from ``sha``, by the dependency's PEP 517 build."""
