@@ -33,6 +33,7 @@ from harness.build import index, interpreters, wheels  # noqa: E402
 from harness.host import compat, processes  # noqa: E402
 from harness.host.cancel import Cancel  # noqa: E402
 from harness.jobs.evaluate import Runner  # noqa: E402
+from harness.jobs.target import fetched  # noqa: E402
 from harness.scenarios import base, registry  # noqa: E402
 
 
@@ -75,7 +76,7 @@ def main() -> int:
             pythons = set()
             t0 = time.monotonic()
             for i in range(args.n):
-                row = runner.evaluate(artifact)
+                row = runner.evaluate(fetched(artifact))
                 counts[row.verdict.value] += 1
                 details.setdefault(row.verdict.value, row.detail)
                 if i > 0 or row.reused_env:  # the first run may include building the env

@@ -111,7 +111,8 @@ def _main(req: Request, out: TextIO) -> int:
             else None
         )
         try:
-            report = range_run(setup.lab, setup.report, req.targets, budget, bar, how)
+            refs = req.history if req.repo is not None else None  # ends may be git refs
+            report = range_run(setup.lab, setup.report, req.targets, budget, bar, how, refs)
         finally:
             budget.close()
         bar.close()
@@ -148,18 +149,19 @@ def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> i
     column = setup.table.labels[0]
     if req.confidence is not None:
         said, row = check_at(
-            setup.lab, column, req.check, req.history, req.confidence, setup.table.primary
-        )
+            setup.lab, column, req.check, req.history, req.confidence, setup.table.primary,
+            req.repo is not None,
+        )  # fmt: skip
         bar.close()
         python = f" (Python {row.python})" if row.python else ""
-        print(f"{req.check}: {said.line()}{python}; last run: {redact_url(row.detail)}", file=out)
+        print(f"{row.target}: {said.line()}{python}; last run: {redact_url(row.detail)}", file=out)
         _warn_worker_class(req, row)
         return said.exit_status
-    row: Row = check(setup.lab, column, req.check, req.history)
+    row: Row = check(setup.lab, column, req.check, req.history, req.repo is not None)
     bar.close()
     python = f" (Python {row.python})" if row.python else ""
     name = verdict_name(row.verdict, setup.report)
-    print(f"{req.check}: {name}{python}: {redact_url(row.detail)}", file=out)
+    print(f"{row.target}: {name}{python}: {redact_url(row.detail)}", file=out)
     _warn_worker_class(req, row)
     return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
 

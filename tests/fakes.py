@@ -63,6 +63,14 @@ def linear_history(n: int, releases: dict[str, int]) -> History:
     return History(parents, {v: names[i] for v, i in releases.items()})
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A git ref the fake lab "built": it runs as the commit it names."""
+
+    label: str
+    sha: str
+
+
 @dataclass
 class Lab:
     """Releases get ``verdicts[(version, column)]`` (default pass); a commit fails from
@@ -84,12 +92,17 @@ class Lab:
     most_at_once: int = 0
     _now: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _refs: dict[str, Ref] = field(default_factory=dict)
 
     def versions(self) -> list[str]:
         return self.versions_known
 
-    def fetch(self, version: str) -> str:
-        return version
+    def fetch(self, version: str) -> str | Ref:
+        return self._refs.get(version, version)
+
+    def fetch_ref(self, history, sha: str, label: str) -> Ref:
+        ref = self._refs[label] = Ref(label, sha)
+        return ref
 
     def _busy(self, what: tuple[str, str | None, str], work: Callable[[], Verdict]) -> Verdict:
         with self._lock:
@@ -105,7 +118,14 @@ class Lab:
             with self._lock:
                 self._now -= 1
 
-    def release(self, fetched: str, column: str) -> Row:
+    def release(self, fetched: str | Ref, column: str) -> Row:
+        if isinstance(fetched, Ref):
+            sha = fetched.sha
+            v = self._busy((sha, None, column), lambda: self._commit_verdict(sha, None))
+            return Row(
+                fetched.label, v, f"{v.value} at {sha}", kind="commit", sha=sha,
+                facts=dict(self.row_facts),
+            )  # fmt: skip
         v = self._busy(
             (fetched, None, column), lambda: self.verdicts.get((fetched, column), Verdict.PASS)
         )
@@ -123,12 +143,6 @@ class Lab:
     def commit(self, history, sha: str, pick: str | None, column: str, python: str | None) -> Step:
         v = self._busy((sha, pick, column), lambda: self._commit_verdict(sha, pick))
         return Step(sha, v, python, f"{v.value} at {sha}", pick)
-
-    def ref(self, history, sha: str, column: str, label: str) -> Row:
-        v = self._busy((sha, None, column), lambda: self._commit_verdict(sha, None))
-        return Row(
-            label, v, f"{v.value} at {sha}", kind="commit", sha=sha, facts=dict(self.row_facts)
-        )
 
 
 def report_for(columns: list[str], scenario: str = "socket-loss") -> Report:
@@ -170,7 +184,11 @@ class RacyLab(Lab):
         roll = random.Random(f"{self.seed}:{sha}:{column}:{n}").random()
         return Verdict.FAIL if roll < (self.rate if broken else self.false_rate) else Verdict.PASS
 
-    def release(self, fetched: str, column: str) -> Row:
+    def release(self, fetched: str | Ref, column: str) -> Row:
+        if isinstance(fetched, Ref):
+            sha = fetched.sha
+            v = self._busy((sha, None, column), lambda: self._racy(sha, None, column))
+            return Row(fetched.label, v, f"{v.value} at {sha}", kind="commit", sha=sha)
         sha = self.history.tags[fetched]
         fixed = self.verdicts.get((fetched, column))
         if self.first_only and (fetched, None, column) in self.evaluated:
@@ -181,10 +199,6 @@ class RacyLab(Lab):
     def commit(self, history, sha: str, pick: str | None, column: str, python: str | None) -> Step:
         v = self._busy((sha, pick, column), lambda: self._racy(sha, pick, column))
         return Step(sha, v, python, f"{v.value} at {sha}", pick)
-
-    def ref(self, history, sha: str, column: str, label: str) -> Row:
-        v = self._busy((sha, None, column), lambda: self._racy(sha, None, column))
-        return Row(label, v, f"{v.value} at {sha}", kind="commit", sha=sha)
 
     def runs_of(self, target: str) -> int:
         return sum(1 for t, _, _ in self.evaluated if t == target)

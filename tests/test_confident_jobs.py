@@ -142,6 +142,16 @@ def test_check_at_p_of_a_release_uses_the_release() -> None:
     assert said.verdict == "fail" and row.target == "19.5.0"
 
 
+def test_check_at_p_of_a_tag_the_index_lacks_runs_the_tag_with_a_clone() -> None:
+    lab = racy(table=False, rate=1.0)
+    lab.history.tags["19.4.5"] = "c030"  # a git tag only
+    said, row = check_at(
+        lab, "auto/unix", "19.4.5", lambda: lab.history, Confidence(0.9), DEFAULT_AXIS, True
+    )
+    assert said.verdict == "fail" and (row.target, row.sha) == ("19.4.5 (c030)", "c030")
+    assert {sha for sha, _, _ in lab.evaluated} == {"c030"}
+
+
 def test_check_at_p_through_the_cli_prints_the_answer_and_exits_by_it(capsys) -> None:
     req = cli.parse(["--check", "19.5.0", "--confidence", "0.9", "--cache-dir", "/tmp"], "g")
     lab = racy(table=False, rate=1.0)

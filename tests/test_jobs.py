@@ -17,6 +17,7 @@ from harness.jobs.budget import Budget
 from harness.jobs.check import check
 from harness.jobs.run import Bisect, range_run
 from harness.model.answer import answer
+from harness.model.targets import TargetError
 from harness.model.verdict import Verdict
 from harness.report.json import as_json
 from harness.report.render import render
@@ -184,3 +185,70 @@ def test_check_a_release_and_a_ref() -> None:
     assert check(the_lab, "auto/unix", "19.6.0", lambda: the_lab.history).verdict is F
     row = check(the_lab, "auto/unix", "c010", lambda: the_lab.history)
     assert (row.verdict, row.kind, row.sha) == (P, "commit", "c010")
+
+
+# -- git refs (--repo): a tag the index does not list, a branch, a sha ----------------
+
+
+def tagged_lab(**kw) -> Lab:
+    """19.6.1 is a git tag only (c035, still failing), as 20.0.1 is in gunicorn's history."""
+    the_lab = regression_lab(**kw)
+    the_lab.history.tags["19.6.1"] = "c035"
+    return the_lab
+
+
+def run_refs(the_lab: Lab, spec: str, commits: bool = True):
+    budget = Budget(2, Cancel())
+    how = Bisect(lambda: the_lab.history, repo_given=True) if commits else None
+    try:
+        return range_run(
+            the_lab, report_for(PLAIN), spec, budget, Progress(), how, lambda: the_lab.history
+        )
+    finally:
+        budget.close()
+
+
+def test_a_range_may_end_at_a_tag_the_index_lacks_when_a_clone_is_given() -> None:
+    rep = run_refs(tagged_lab(), "19.6.0..19.6.1", commits=False)
+    assert rep.table.targets == ["19.6.0", "19.6.1 (c035)"]
+    ref = rep.table.cell("19.6.1 (c035)", "auto/unix")
+    assert (ref.verdict, ref.kind, ref.sha) == (F, "commit", "c035")
+    rep = run_refs(tagged_lab(), "19.6.1..19.8.0")
+    assert rep.table.targets == ["19.6.1 (c035)", "19.7.0", "19.8.0"]
+    (fix,) = rep.findings
+    assert (fix.kind, fix.before, fix.status, fix.commit.sha) == (
+        "fix",
+        "19.6.1 (c035)",
+        "found",
+        "c040",
+    )
+    assert "fixed in 19.7.0 (last bad 19.6.1 (c035))" in render(rep, "table")
+
+
+def test_a_branch_or_sha_end_is_bisected_from_its_own_commit() -> None:
+    the_lab = lab(verdicts={}, first_bad="c022")
+    rep = run_refs(the_lab, "19.5.0..c050")
+    assert rep.table.targets == ["19.5.0", "c050"]
+    assert [r.verdict for r in rep.table.column_rows("auto/unix")] == [P, F]
+    (reg,) = rep.findings
+    assert (reg.kind, reg.status, reg.commit.sha) == ("regression", "found", "c022")
+
+
+def test_without_a_clone_a_missing_release_is_one_line_naming_repo() -> None:
+    the_lab = tagged_lab()
+    for spec in ("19.5.0..19.6.1", "19.6.1"):
+        with pytest.raises(TargetError) as err:
+            run(the_lab, spec=spec)
+        assert "19.6.1 is not a release on the package index" in str(err.value)
+        assert "--repo" in str(err.value)
+    with pytest.raises(TargetError, match="--repo"):
+        check(the_lab, "auto/unix", "19.6.1", lambda: the_lab.history)
+    assert not the_lab.evaluated
+
+
+def test_check_takes_a_tag_the_index_lacks_when_a_clone_is_given() -> None:
+    the_lab = tagged_lab()
+    row = check(the_lab, "auto/unix", "19.6.1", lambda: the_lab.history, repo_given=True)
+    assert (row.target, row.verdict, row.kind, row.sha) == ("19.6.1 (c035)", F, "commit", "c035")
+    on_index = check(the_lab, "auto/unix", "19.7.0", lambda: the_lab.history, repo_given=True)
+    assert (on_index.target, on_index.kind) == ("19.7.0", "release")  # the index first

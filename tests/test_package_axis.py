@@ -174,14 +174,13 @@ class _WithEventlet:
         return getattr(self._scenario, name)
 
     def needs(self, interp, cache_dir):
-        from harness.jobs.package import Pin, pinned_needs
+        from harness.jobs.target import pinned_needs
 
         needs = self._scenario.needs(interp, cache_dir)
         # packaging: gunicorn 21's eventlet worker imports it (gunicorn's own dependency,
         # which environments do not install yet)
         for req in ("eventlet==0.30.3", "packaging"):
-            pin = Pin(req.split("=")[0], "-", req, lambda i: None)
-            needs = pinned_needs(needs, pin, interp, cache_dir)
+            needs = pinned_needs(needs, req, interp, cache_dir)
         return needs
 
 

@@ -8,8 +8,19 @@ order: 19.10.0 sits before 19.2.0), with a few pre-releases added, and 19.0.0 sp
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.version import Version
 
-from harness.model.targets import Spec, TargetError, looks_like_version, nearest, parse, resolve
+from harness.model.targets import (
+    Spec,
+    TargetError,
+    looks_like_version,
+    nearest,
+    parse,
+    ref_label,
+    resolve,
+)
 
 INDEX = [
     "0.17.4",
@@ -45,6 +56,10 @@ INDEX = [
     "20.1.0",
     "not-a-version",
 ]
+
+
+#: the final releases of INDEX (what a range may hold)
+FINALS = [v for v in INDEX[:-1] if not (Version(v).is_prerelease or Version(v).is_devrelease)]
 
 
 def targets(text: str) -> list[str]:
@@ -238,3 +253,66 @@ def test_latest_alone_is_the_newest_release():
 def test_latest_cannot_start_a_range(text):
     with pytest.raises(TargetError):
         parse(text)
+
+
+# -- git refs (with --repo) -------------------------------------------------------------
+
+
+def with_refs(text: str) -> list[str]:
+    return resolve(parse(text, refs=True), INDEX, refs=True)
+
+
+def test_a_tag_named_like_a_version_takes_its_place_among_the_releases():
+    """20.0.1 is a git tag only: with a clone it ends (or starts) a range in its place."""
+    assert with_refs("19.9.0..20.0.1") == ["19.9.0", "19.10.0", "20.0.0", "20.0.1"]
+    assert with_refs("20.0.1..20.1.0") == ["20.0.1", "20.0.2", "20.0.3", "20.0.4", "20.1.0"]
+    assert with_refs("20.0.1") == ["20.0.1"]
+    assert with_refs("20.0.1..20.0.1") == ["20.0.1"]
+
+
+def test_a_branch_or_sha_end_adds_only_itself():
+    assert with_refs("19.5.0..master") == ["19.5.0", "master"]
+    assert with_refs("e5d8e1b..19.6.0") == ["e5d8e1b", "19.6.0"]
+    assert with_refs("master,20.0.1,19.6.0") == ["19.6.0", "20.0.1", "master"]
+
+
+def test_a_reversed_range_of_refs_is_still_refused():
+    with pytest.raises(TargetError, match="reversed range"):
+        with_refs("20.0.1..19.5.0")
+
+
+@given(st.sampled_from(FINALS), st.sampled_from(FINALS))
+def test_refs_change_nothing_for_names_on_the_index(a: str, b: str):
+    low, high = sorted([a, b], key=Version)
+    for text in (f"{low}..{high}", f"{a},{b}", a):
+        assert with_refs(text) == targets(text)
+
+
+def test_without_a_clone_an_unknown_release_says_what_would_take_it():
+    with pytest.raises(TargetError) as err:
+        resolve(parse("20.0.1"), INDEX, refs=False)
+    assert "20.0.1 is not a release on the package index" in str(err.value)
+    assert "--repo" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(TargetError, match="a git ref"):
+        parse("19.5.0..master")
+    with pytest.raises(TargetError) as pin:  # --gunicorn X: no clone would help
+        resolve(parse("20.0.1"), INDEX)
+    assert "--repo" not in str(pin.value)
+
+
+@pytest.mark.parametrize("text", ["19.5.0..-x", "a b", "--upload-pack=x"])
+def test_a_ref_is_neither_an_option_nor_spaced(text):
+    with pytest.raises(TargetError, match="neither a version number nor a git ref"):
+        parse(text, refs=True)
+
+
+@pytest.mark.parametrize(
+    ("ref", "sha", "label"),
+    [
+        ("20.0.1", "3e8a5b1c2d4f" + "0" * 28, "20.0.1 (3e8a5b1c2d4f)"),
+        ("master", "abcdef0123456789" * 2 + "01234567", "master (abcdef012345)"),
+        ("ABCDEF01", "abcdef0123456789" * 2 + "01234567", "abcdef012345"),
+    ],
+)
+def test_a_ref_row_names_the_ref_and_its_sha(ref, sha, label):
+    assert ref_label(ref, sha) == label

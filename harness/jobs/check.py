@@ -7,19 +7,21 @@ from collections.abc import Callable
 
 from harness.jobs.confident import Confidence, changed
 from harness.jobs.protocols import Evaluator, History
-from harness.model import targets
+from harness.jobs.run import fetch_one
 from harness.model.confidence import CheckAnswer
 from harness.model.confidence import check as model_check
 from harness.model.results import Row
 from harness.model.verdict import Axis
 
 
-def check(lab: Evaluator, column: str, target: str, open_history: Callable[[], History]) -> Row:
-    if targets.looks_like_version(target):
-        version = targets.resolve(targets.parse(target), lab.versions(), lab.package)[0]
-        return lab.release(lab.fetch(version), column)
-    history = open_history()
-    return lab.ref(history, history.resolve(target), column, target)
+def check(
+    lab: Evaluator,
+    column: str,
+    target: str,
+    open_history: Callable[[], History],
+    repo_given: bool = False,
+) -> Row:
+    return lab.release(fetch_one(lab, target, open_history, repo_given), column)
 
 
 def check_at(
@@ -29,18 +31,13 @@ def check_at(
     open_history: Callable[[], History],
     want: Confidence,
     axis: Axis,
+    repo_given: bool = False,
 ) -> tuple[CheckAnswer, Row]:
     """``--check`` at ``--confidence``: run until pass or fail holds at P, or
     ``--max-runs`` is spent (cannot tell); ``error`` runs are not counted.  The last row
     is returned for its Python and detail."""
-    if targets.looks_like_version(target):
-        version = targets.resolve(targets.parse(target), lab.versions())[0]
-        fetched = lab.fetch(version)
-        run = lambda: lab.release(fetched, column)  # noqa: E731
-    else:
-        history = open_history()
-        sha = history.resolve(target)
-        run = lambda: lab.ref(history, sha, column, target)  # noqa: E731
+    fetched = fetch_one(lab, target, open_history, repo_given)
+    run = lambda: lab.release(fetched, column)  # noqa: E731
     fails = runs = attempts = 0
     while True:
         row = run()

@@ -1,6 +1,6 @@
 """Evaluate one target: pick an interpreter, build or reuse its environment, run the
 scenario (``repeat`` times), decide.  The one place where the effects meet; it knows
-the scenario only through its interface.
+the scenario only through its interface and the target only through ``Target``.
 """
 
 from __future__ import annotations
@@ -9,24 +9,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from harness.build import environments
 from harness.build.environments import EnvNeeds
-from harness.build.interpreters import Interpreter, how_to_get, order
+from harness.build.interpreters import Interpreter, order
 from harness.build.wheels import Artifact, ArtifactError
 from harness.host.cancel import Cancel
-from harness.jobs.package import Pin, pinned_needs
+from harness.jobs.target import BuildFailed, Target
 from harness.model.errors import HarnessError
 from harness.model.printable import printable
 from harness.model.results import Row
 from harness.model.verdict import Decision, Verdict, combine
 from harness.scenarios.base import RunContext, Scenario
 
-# Only a hint for the message when nothing fits; the choice itself is made by evidence.
-_KNOWN_NEEDS = {"19.": "3.9"}
-#: What is evaluated: a gunicorn wheel, or a dependency's release with gunicorn pinned.
-Target = Union[Artifact, Pin]  # (3.9 hosts: no ``|`` between types at run time)
 COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
 
 
@@ -64,19 +59,23 @@ class Runner:
             return [self.override]
         return order(self.interpreters)
 
+    def _python(self, version: str | None) -> Interpreter | None:
+        """The interpreter a target asks for by version (None: search, newest first)."""
+        if version is None:
+            return None
+        if self.override is not None and self.override.version == version:
+            return self.override
+        return next((i for i in self.interpreters if i.version == version), None)
+
     def _needs(self, target: Target, interp: Interpreter) -> tuple[Artifact, EnvNeeds]:
-        """gunicorn and the scenario's needs on ``interp`` (with a dependency's pin in the
-        layer); ArtifactError when what is needed does not exist for that Python."""
-        needs = self.scenario.needs(interp, self.cache_dir)
-        if not isinstance(target, Pin):
-            return target, needs
-        return target.gunicorn(interp), pinned_needs(needs, target, interp, self.cache_dir)
+        """The target's wheel and the scenario's needs (with the target's) on ``interp``."""
+        return target.needs(self.scenario.needs(interp, self.cache_dir), interp, self.cache_dir)
 
     def environment(self, target: Target) -> tuple[environments.Environment, list[str]]:
         """The newest interpreter whose environment boots this target, with the evidence."""
         tried: list[str] = []
         unmet: list[str] = []  # Pythons for which the scenario's own wheels do not exist
-        what = _what(target)
+        what = target.describe()
         for interp in self._candidates():
             self.cancel.check()
             self.progress(f"{target.label}: environment on Python {interp.version}")
@@ -105,40 +104,36 @@ class Runner:
                 f"--python {self.override.version} cannot run {what}: {tried[0].split(': ', 1)[1]}",
                 tried,
             )
-        version = target.label if isinstance(target, Pin) else target.version
-        need = next((v for k, v in _KNOWN_NEEDS.items() if version.startswith(k)), None)
-        hint = f"; it likely needs Python <= {need}: {how_to_get(need)}" if need else ""
-        hint = "" if isinstance(target, Pin) else hint
+        hint = target.hint()
         found = ", ".join(i.version for i in self.interpreters) or "none"
         raise NoInterpreter(f"no Python found here can run {what} (tried {found}){hint}", tried)
 
-    def evaluate(
-        self, target: Target, kind: str = "release", interpreter: Interpreter | None = None
-    ) -> Row:
-        """Run the scenario on ``artifact``; install and boot problems become ``error`` rows.
+    def evaluate(self, target: Target) -> Row:
+        """Run the scenario on ``target``; build, install and boot problems become
+        ``error`` rows.
 
-        With ``interpreter`` (commits: the Python that ran the releases around them) only
-        that one is tried, so a commit that cannot boot is untestable, not a reason to
-        go hunting for another Python.
+        A target that names its Python (a commit: the Python that ran the releases around
+        it) is tried on that one only, so a commit that cannot boot is untestable, not a
+        reason to go hunting for another Python.
         """
         self.cancel.check()
         t0 = time.monotonic()
-        found = self._environment(target, kind, interpreter)
+        found = self._environment(target)
         if isinstance(found, Row):
             return found
         env, tried = found
-        return self._run(target, kind, env, tried, time.monotonic() - t0)
+        return self._run(target, env, tried, time.monotonic() - t0)
 
-    def _environment(
-        self, target: Target, kind: str, interpreter: Interpreter | None
-    ) -> tuple[environments.Environment, list[str]] | Row:
+    def _environment(self, target: Target) -> tuple[environments.Environment, list[str]] | Row:
         """The environment to run in, or the ``error`` row that says why there is none."""
 
         def error(detail: str, **kw) -> Row:
             detail = printable(detail)  # pip's or the probe's words may quote the app's output
-            return Row(target.label, Verdict.ERROR, detail, kind=kind, sha=target.sha, **kw)
+            return Row(target.label, Verdict.ERROR, detail, kind=target.kind, sha=target.sha, **kw)
 
+        interpreter = self._python(target.python)
         try:
+            target.prepare()
             if interpreter is None:
                 return self.environment(target)
             artifact, needs = self._needs(target, interpreter)
@@ -149,17 +144,20 @@ class Runner:
                 f"cannot boot on Python {interpreter.version}: {env.reason}",
                 python=interpreter.version,
             )
+        except BuildFailed as exc:
+            return error(str(exc))
         except (ArtifactError, environments.EnvError) as exc:
             return error(f"install failed: {exc}")
         except NoInterpreter as exc:
-            if not self.untestable_is_row:
+            # a git target no Python runs is untestable (a skip), unless --python named one
+            commit = target.kind == "commit" and self.override is None
+            if not (self.untestable_is_row or commit):
                 raise
             return error(str(exc), tried=exc.tried)
 
     def _run(
         self,
         target: Target,
-        kind: str,
         env: environments.Environment,
         tried: list[str],
         env_seconds: float,
@@ -168,9 +166,7 @@ class Runner:
         decisions: list[Decision] = []
         seconds = boot = 0.0
         compat = False
-        facts: dict = dict(env.extras)
-        if isinstance(target, Pin):  # the pinned gunicorn, shown beside the dependency
-            facts["gunicorn"] = env.artifact.version
+        facts: dict = {**env.extras, **target.facts(env.artifact)}
         ctx = RunContext(
             label=target.label,
             sha=target.sha,
@@ -198,7 +194,7 @@ class Runner:
             verdict=out.verdict,
             detail=printable(out.detail) + (COMPAT_NOTE if compat else ""),
             python=env.interpreter.version,
-            kind=kind,
+            kind=target.kind,
             sha=target.sha,
             compat=compat,
             traceback=printable(out.traceback),
@@ -210,11 +206,6 @@ class Runner:
             env_seconds=env_seconds,
             boot_seconds=boot,
         )
-
-
-def _what(target: Target) -> str:
-    """How a message names the target: "gunicorn 19.6.0" or "eventlet 0.30.3"."""
-    return target.describe() if isinstance(target, Pin) else f"gunicorn {target.label}"
 
 
 def _add_facts(facts: dict, new: dict) -> None:

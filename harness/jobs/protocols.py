@@ -1,5 +1,5 @@
 """What the jobs need from the world, as two small protocols: a git history and a lab
-that evaluates targets.  The real ones are ``host.git.Repo`` and ``jobs.lab.Lab``;
+that evaluates targets.  The real ones are ``host.git.Repo`` and ``jobs.setup.Lab``;
 tests pass an in-memory history and a fake lab, so the orchestration (release table,
 commit bisection, healing, ``--check``, interrupts) runs in milliseconds."""
 
@@ -41,14 +41,16 @@ class Evaluator(Protocol):
         """What ``release`` evaluates (the wheel), fetched once for every column."""
         ...
 
-    def release(self, fetched: Any, column: str) -> Row: ...
+    def fetch_ref(self, history: History, sha: str, label: str) -> Any:
+        """A git ref (or commit), to be built from ``history``; its row is ``label``."""
+        ...
+
+    def release(self, fetched: Any, column: str) -> Row:
+        """A fetched release or git ref, on the newest Python that runs it."""
+        ...
 
     def commit(
         self, history: History, sha: str, pick: str | None, column: str, python: str | None
     ) -> Step:
         """A commit (with ``pick`` on top) on the Python that ran the releases around it."""
-        ...
-
-    def ref(self, history: History, sha: str, column: str, label: str) -> Row:
-        """A git ref for ``--check``: any Python that can run it."""
         ...

@@ -1,23 +1,76 @@
 """What is set up once per run: the host probed (kernel, Pythons, the compat shim), a
-Runner per column, the real Lab, and the report's header."""
+Runner per column (harness.jobs.evaluate), the real Lab, and the report's header.
+
+The Lab is the real Evaluator (harness.jobs.protocols): targets (harness.jobs.target)
+made by the run's one Maker, evaluated by each column's Runner in environments that are
+cached and verified."""
 
 from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.build import interpreters
+from harness.build import index, interpreters
 from harness.host import compat
 from harness.host.cancel import Cancel
+from harness.host.git import Repo
 from harness.host.progress import Progress
 from harness.jobs.evaluate import Runner
-from harness.jobs.lab import Lab
+from harness.jobs.target import BuildFailed, Maker, Target, maker
+from harness.model.results import Row, Step
 from harness.model.table import Column, Report, Table, column_label
+from harness.model.verdict import Verdict
 from harness.scenarios.base import DEFAULT as DEFAULT_SCENARIO
 from harness.scenarios.base import Scenario
+
+
+@dataclass
+class Lab:
+    cache: Path
+    runners: Mapping[str, Runner]  # by column label
+    make: Maker  # gunicorn's releases and commits, or a dependency's (--package)
+    _project: index.Project | None = field(default=None, repr=False)
+    _refs: dict[str, Target] = field(default_factory=dict, repr=False)  # by row name
+
+    @property
+    def package(self) -> str:
+        return self.make.package
+
+    def versions(self) -> list[str]:
+        if self._project is None:
+            self._project = index.project(self.package, self.cache)
+        return self._project.versions
+
+    def fetch(self, version: str) -> Target:
+        """A release on the index (or a git ref the table holds, by its row's name)."""
+        if version in self._refs:
+            return self._refs[version]
+        self.versions()
+        return self.make.release(version, self._project)
+
+    def fetch_ref(self, history: Repo, sha: str, label: str) -> Target:
+        self._refs[label] = self.make.commit(history, sha, None, None, label)
+        return self._refs[label]
+
+    def release(self, fetched: Target, column: str) -> Row:
+        return self.runners[column].evaluate(fetched)
+
+    def commit(
+        self, history: Repo, sha: str, pick: str | None, column: str, python: str | None
+    ) -> Step:
+        t0 = time.monotonic()
+        target = self.make.commit(history, sha, pick, python)
+        try:
+            target.prepare()
+        except BuildFailed as exc:
+            return Step(sha, Verdict.ERROR, None, str(exc), pick)
+        built = time.monotonic() - t0
+        r = self.runners[column].evaluate(target)
+        seconds = (built, r.env_seconds, r.boot_seconds, r.seconds)
+        return Step(sha, r.verdict, r.python, r.detail, pick, *seconds)
 
 
 @dataclass
@@ -133,5 +186,5 @@ def open_run(
         report.package = package
         pin = f"gunicorn {gunicorn}" if gunicorn else "the newest gunicorn that installs"
         report.params = f"{package} releases with {pin}; {report.params}"
-    lab = Lab(cache, runners, found, override, package=package, gunicorn=gunicorn)
+    lab = Lab(cache, runners, maker(cache, package, gunicorn))
     return Setup(lab, report, cancel)
