@@ -11,6 +11,7 @@ from harness.model.results import Finding, Row
 from harness.model.search import Transition, transitions
 from harness.model.table import Column, Report, Table
 from harness.model.verdict import Verdict
+from harness.report.common import COMPAT_NOTE
 from harness.report.json import as_json
 from harness.report.markdown import render_markdown
 from harness.report.records import write_record
@@ -149,8 +150,32 @@ def test_table_shows_notes_and_skipped_bisection(rep):
     rep.notes.append("compat: this kernel rejects SO_REUSEPORT on AF_UNIX")
     rep.findings.append(Finding("regression", "19.5.0", "19.6.0", "skipped", reason="no network"))
     text = render_table(rep)
-    assert "note: compat: this kernel rejects SO_REUSEPORT on AF_UNIX" in text
     assert "regression: 19.5.0 -> 19.6.0  commit bisection skipped: no network" in text
+    # the compat note only where it applies: no row here used the shim
+    assert "compat" not in text.split("\n", 2)[2]
+
+
+def test_compat_is_a_mark_and_one_note_not_a_suffix():
+    """A row that ran with the shim is marked; the note says once what the mark means;
+    the evidence cell carries no suffix (it is whole in the JSON)."""
+    shimmed = Row("19.7.0", Verdict.PASS, PASS_DETAIL + COMPAT_NOTE, python="3.9.18", compat=True)
+    rep = make_report([row("19.6.0", Verdict.FAIL, FAIL_DETAIL), shimmed])
+    rep.notes.append("compat: this kernel rejects SO_REUSEPORT on AF_UNIX")
+    text = render_table(rep)
+    assert "(compat:" not in text
+    assert re.search(r"^19\.7\.0 .*PASS \*", text, re.M)
+    assert not re.search(r"^19\.6\.0 .*FAIL \*", text, re.M)
+    assert text.count("note: compat: this kernel rejects") == 1
+    assert "rows marked *" in text
+    md = render_markdown(rep)
+    assert "(compat:" not in md and "rows marked *" in md
+    assert json.loads(render(rep, "json"))["rows"][1]["detail"].endswith(COMPAT_NOTE)
+
+
+def test_compat_suffix_is_the_one_the_runner_appends():
+    from harness.jobs import evaluate
+
+    assert evaluate.COMPAT_NOTE == COMPAT_NOTE
 
 
 # -- markdown --------------------------------------------------------------------

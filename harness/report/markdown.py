@@ -9,11 +9,15 @@ from harness.model.results import Finding
 from harness.model.table import Report
 from harness.model.verdict import Verdict
 from harness.report.common import (
+    COMPAT_MARK,
+    bare,
     conclusions,
     default_terms,
     evidence,
     finding_head,
     matrix_cells,
+    notes,
+    used_compat,
     verdict_name,
     who,
 )
@@ -76,7 +80,11 @@ def _affected_deployments(rep: Report) -> list[str]:
 
 def _matrix(rep: Report, verbose: bool) -> list[str]:
     """The matrix as a github table, the evidence, and which deployments fail where."""
-    bold = lambda r: f"**{verdict_name(r.verdict, rep).upper()}**"  # noqa: E731
+
+    def bold(r) -> str:
+        mark = f" {COMPAT_MARK}" if r.compat or used_compat(r.detail) else ""
+        return f"**{verdict_name(r.verdict, rep).upper()}**{mark}"
+
     out = [
         tabulate(
             [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)],
@@ -87,9 +95,9 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
         "### Evidence",
         "",
     ]
-    out += [f"- `{r.target}` {c}: {bold(r)} {r.detail}" for r, c in evidence(rep, verbose)] or [
-        f"- every result is {verdict_name(rep.primary.old, rep)}"
-    ]
+    out += [
+        f"- `{r.target}` {c}: {bold(r)} {bare(r.detail)}" for r, c in evidence(rep, verbose)
+    ] or [f"- every result is {verdict_name(rep.primary.old, rep)}"]
     out += [""] + _conclusions(rep)
     return out + ["### Which deployments are affected", ""] + _affected_deployments(rep) + [""]
 
@@ -106,7 +114,11 @@ def _plain(rep: Report) -> list[str]:
             if facts
             else []
         )
-        + [f"**{verdict_name(r.verdict, rep).upper()}**", r.detail]
+        + [
+            f"**{verdict_name(r.verdict, rep).upper()}**"
+            + (f" {COMPAT_MARK}" if r.compat and not facts else ""),
+            bare(r.detail),
+        ]
         for r in rows
     ]
     headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
@@ -140,8 +152,8 @@ def render_markdown(rep: Report, verbose: bool = False) -> str:
         out += _finding(f, rep) + [""]
         if f.steps:
             out += [steps_table(f, "github", False, rep), ""]
-    if rep.notes:
-        out += [f"> {n}" for n in rep.notes] + [""]
+    if notes(rep):
+        out += [f"> {n}" for n in notes(rep)] + [""]
     if rep.resume:
         out += ["Resume with:", "", "```", rep.resume, "```", ""]
     out += ["Reproduce with:", "", "```", rep.command, "```"]
