@@ -13,6 +13,7 @@ from tabulate import tabulate
 from harness.model.printable import printable
 
 GAP = 2  # tabulate's "simple" format puts two spaces between columns
+PAD = 2  # and makes a column at least its header + 2 wide (tabulate.MIN_PADDING)
 MIN_CELL = 12  # a column is never wrapped narrower than this
 
 
@@ -25,8 +26,10 @@ def widths(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int) ->
     """Each column's width so that the table fits ``width``: the widest one gives way
     first, none below ``MIN_CELL`` (nor below its header); a table whose narrow
     columns alone overflow stays as wide as that."""
-    natural = [max([visible(h)] + [visible(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    floor = [min(n, max(MIN_CELL, visible(h))) for n, h in zip(natural, headers)]
+    natural = [
+        max([visible(h) + PAD] + [visible(r[i]) for r in rows]) for i, h in enumerate(headers)
+    ]
+    floor = [min(n, max(MIN_CELL, visible(h) + PAD)) for n, h in zip(natural, headers)]
     out = list(natural)
     room = width - GAP * (len(headers) - 1)
     while sum(out) > room:
