@@ -116,7 +116,7 @@ def _plain(rep: Report) -> list[str]:
         )
         + [
             f"**{verdict_name(r.verdict, rep).upper()}**"
-            + (f" {COMPAT_MARK}" if r.compat and not facts else ""),
+            + (f" {COMPAT_MARK}" if r.compat else ""),
             bare(r.detail),
         ]
         for r in rows
