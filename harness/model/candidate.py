@@ -15,7 +15,8 @@ from harness.model.results import Row
 from harness.model.verdict import Axis, Verdict
 
 #: what ``--from Y`` beside ``--check X`` says per scenario
-FIXED, STILL, BOTH_PASS, UNKNOWN = "fixed by upgrading", "still fails", "passes in both", "-"
+FIXED, STILL, BOTH_PASS = "fixed by upgrading", "still fails", "passes in both"
+UNKNOWN = "cannot tell"  # one of the two gave no answer (an error), or it did not run
 
 
 def new_in(candidate: str) -> str:

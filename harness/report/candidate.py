@@ -46,7 +46,8 @@ def _rows(c: Checked, colour: bool, bold: bool = False) -> tuple[list[list[str]]
         python = e.row.python if e.row is not None and e.row.python else "-"
         cells = [name(e.scenario)]
         if c.before is not None:
-            cells += [verdict(e.before) if e.row is not None else "-", verdict(e.row), e.change]
+            change = e.change if e.ran else "-"
+            cells += [verdict(e.before) if e.ran else "-", verdict(e.row), change]
         else:
             cells += [verdict(e.row)]
         rows.append(cells + [python, _evidence(e)])

@@ -115,8 +115,7 @@ def _plain(rep: Report) -> list[str]:
             else []
         )
         + [
-            f"**{verdict_name(r.verdict, rep).upper()}**"
-            + (f" {COMPAT_MARK}" if r.compat else ""),
+            f"**{verdict_name(r.verdict, rep).upper()}**" + (f" {COMPAT_MARK}" if r.compat else ""),
             bare(r.detail),
         ]
         for r in rows
