@@ -264,3 +264,24 @@ def test_transitions_skip_untestable_and_report_them_between():
 def test_transitions_gap_resets_after_a_testable_row_without_change():
     got = transitions([("a", True), ("b", None), ("c", True), ("d", None), ("e", False)])
     assert got == [Transition("c", "e", True, False, ("d",))]
+
+
+# -- a terminal's width ------------------------------------------------------------
+
+
+def test_the_table_fits_the_terminal_and_is_whole_elsewhere() -> None:
+    long = FAIL_DETAIL + "; worker traceback: FileNotFoundError: [Errno 2] " + "x/" * 60
+    rep = make_report([row("19.5.0", Verdict.PASS, PASS_DETAIL), row("19.6.0", Verdict.FAIL, long)])
+    rep.host = {
+        "compat": "kernel 6.18 rejects SO_REUSEPORT on AF_UNIX (errno 95 EOPNOTSUPP): compat shim on",
+        "pythons": [f"3.{m}.1 (pyenv)" for m in range(6, 14)],
+    }
+    rep.notes.append("warning: --worker-class sync was asked, but gunicorn ran gthread " * 3)
+    rep.findings.append(Finding("regression", "19.5.0", "19.6.0", "skipped", reason="x " * 80))
+    narrow = render(rep, "table", width=72)
+    assert max(len(line) for line in narrow.splitlines()) <= 72, narrow
+    assert "errno" not in narrow and "(pyenv)" not in narrow  # the host line, shortened
+    assert "Pythons: 3.6.1, 3.7.1" in narrow.replace("\n", " ")
+    whole = render(rep, "table")
+    assert long in whole  # piped or in a file: every cell whole
+    assert long in render(rep, "markdown") and long in render(rep, "json")
