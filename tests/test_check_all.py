@@ -202,7 +202,7 @@ def test_text_has_a_row_per_scenario_and_fits_the_width() -> None:
     assert re.search(r"^respawn +FAIL", text, re.M)
     assert re.search(r"^boots +PASS", text, re.M)
     assert re.search(r"^reload-drops +NOT RUN .*could not run as asked", text, re.M)
-    assert "as your deployment: --proxy nginx" in text
+    assert "deployment: yours (--proxy nginx)" in text
     assert "24.0.0 fails 1 of 2: respawn" in text
     assert "compat" not in text  # no row used the shim: no note
 

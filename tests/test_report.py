@@ -285,3 +285,9 @@ def test_the_table_fits_the_terminal_and_is_whole_elsewhere() -> None:
     whole = render(rep, "table")
     assert long in whole  # piped or in a file: every cell whole
     assert long in render(rep, "markdown") and long in render(rep, "json")
+
+
+def test_a_pipe_in_the_evidence_stays_inside_its_markdown_cell() -> None:
+    rep = make_report([row("19.6.0", Verdict.FAIL, "exit 1: Server: gunicorn | 502 Bad Gateway")])
+    (line,) = [ln for ln in render_markdown(rep).splitlines() if ln.startswith("| `19.6.0`")]
+    assert line.count(" | ") == 3 and "gunicorn \\| 502" in line  # four cells, the pipe escaped

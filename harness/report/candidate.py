@@ -60,8 +60,8 @@ def _rows(c: Checked, colour: bool, bold: bool = False) -> tuple[list[list[str]]
 
 def _deployment(c: Checked) -> str:
     if c.deployment:
-        return f"as your deployment: {' '.join(c.deployment)} (where a scenario cannot honour it, it is not run)"
-    return "each scenario's own deployment (no --app, --with, --gunicorn-config, --proxy or --bind given)"
+        return f"yours ({' '.join(c.deployment)}); a scenario that cannot honour it is not run"
+    return "each scenario's own (no --app, --with, --gunicorn-config, --proxy or --bind given)"
 
 
 def _notes(c: Checked) -> list[str]:
@@ -92,7 +92,8 @@ def render_text(c: Checked, colour: bool = False, width: int | None = None) -> s
 
 def render_markdown(c: Checked) -> str:
     h = c.host
-    out = [f"## {c.named} against every scenario asked", ""]
+    beside = f" beside {c.before}" if c.before else ""
+    out = [f"## Checking {c.named}{beside}: {len(c.entries)} scenario(s)", ""]
     out.append(f"- host: Linux {h.get('kernel')}, {h.get('compat')}")
     out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
     if h.get("date"):

@@ -58,6 +58,8 @@ def table(
 ) -> str:
     """``tabulate`` in ``fmt``; with ``width``, the cells wrapped so that it fits."""
     rows = [[str(c) for c in r] for r in rows]
+    if fmt == "github":  # a "|" in a cell (a --run tail "a | b") would end the cell
+        rows = [[c.replace("|", "\\|") for c in r] for r in rows]
     if width is not None and rows:
         w = widths(rows, headers, width)
         rows = [[_wrap(c, w[i]) for i, c in enumerate(r)] for r in rows]

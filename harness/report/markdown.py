@@ -3,11 +3,10 @@ deployments are affected), each finding as a list, and the command that reproduc
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from harness.model.results import Finding
 from harness.model.table import Report
 from harness.model.verdict import Verdict
+from harness.report import fit
 from harness.report.common import (
     COMPAT_MARK,
     bare,
@@ -86,10 +85,10 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
         return f"**{verdict_name(r.verdict, rep).upper()}**{mark}"
 
     out = [
-        tabulate(
+        fit.table(
             [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)],
-            headers=[rep.heading, "python", *rep.table.labels],
-            tablefmt="github",
+            [rep.heading, "python", *rep.table.labels],
+            fmt="github",
         ),
         "",
         "### Evidence",
@@ -121,7 +120,7 @@ def _plain(rep: Report) -> list[str]:
         for r in rows
     ]
     headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
-    out = [tabulate(lines, headers=headers + ["verdict", "evidence"], tablefmt="github"), ""]
+    out = [fit.table(lines, headers + ["verdict", "evidence"], fmt="github"), ""]
     out += _conclusions(rep)
     primary = rep.primary
     heading = (
