@@ -200,13 +200,13 @@ def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> i
         )
         _warn_worker_class(req, row)
         return said.exit_status
+    results_dir = writable_dir(req.results_dir, "--results-dir")  # before the run, not after
     row: Row = check(setup.lab, column, req.check, req.history)
     bar.close()
     report = setup.report
     report.table.targets = [row.target]
     report.table.put(row.target, column, row)
     report.command = req.reproduce(req.check, row.target) if row.kind == "release" else req.command
-    results_dir = writable_dir(req.results_dir, "--results-dir")
     if req.format == "table":
         python = f" (Python {row.python})" if row.python else ""
         name = verdict_name(row.verdict, report)
