@@ -27,7 +27,7 @@ from harness.jobs.check import Case, check, check_all, check_at, resolved
 from harness.jobs.run import Bisect, range_run
 from harness.jobs.setup import Setup, open_run
 from harness.model.answer import answer
-from harness.model.candidate import Checked
+from harness.model.candidate import Checked, summary
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import Row
@@ -269,6 +269,9 @@ def _check_all(req: Request, bar: progress.Progress, out: TextIO) -> int:
     finally:
         budget.close()
     bar.close()
+    if not any(e.ran for e in entries):
+        why = "; ".join(f"{e.scenario}: {e.refused}" for e in entries)
+        raise UsageError(f"no scenario asked can run as asked: {why}")
     for e in entries:  # each scenario's report holds its rows (the JSON and OSV records)
         rep = reports.get(e.scenario)
         rows = [r for r in (e.before, e.row) if r is not None]
@@ -292,7 +295,9 @@ def _check_all(req: Request, bar: progress.Progress, out: TextIO) -> int:
     text = render_checked(checked, req.format, use_colour(out), _width(out))
     _emit(req, text, render_checked(checked, req.format), out, bar)
     bar(f"record written to {write_checked(checked, results_dir)}")
-    return {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(checked.kind, EXIT_UNTESTABLE)
+    status = {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(checked.kind, EXIT_UNTESTABLE)
+    _say(req.prog, f"{summary(entries, candidate)[0]} (exit {status})")
+    return status
 
 
 def _warn_worker_class(req: Request, row: Row) -> None:
