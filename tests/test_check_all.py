@@ -36,6 +36,7 @@ from harness.report.candidate import render_checked
 from harness.request import UsageError, known_scenarios, parse
 from harness.scenarios import registry
 from harness.scenarios.base import ScenarioError
+from tests.conftest import run_cli
 from tests.fakes import HOST, Lab
 
 PRIMARY = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
@@ -289,3 +290,34 @@ def test_reproduce_names_the_resolved_release(spec, releases, expected) -> None:
     assert req.reproduce(spec, resolved) == f"gunicorn-bisect {expected} --cache-dir /tmp"
     check = parse(["--check=latest"], "gunicorn-bisect")
     assert check.reproduce("latest", "27.0.1") == "gunicorn-bisect --check=27.0.1"
+
+
+# -- for real: every known scenario on two releases ------------------------------------
+
+
+@pytest.mark.real
+def test_24_0_0_fails_respawn_and_the_newest_release_passes_everything(
+    tmp_path, cache_dir, no_leaks
+) -> None:
+    """The issue's done-when: 24.0.0 (stops serving once workers recycle: its workers
+    are not reaped) exits 1 naming respawn; the newest release, asked as ``latest``,
+    exits 0 with a row per scenario and its JSON names the release it resolved."""
+    common = ["--scenario", "all", "--format", "json", "-j", "2", "-q"]
+    common += ["--cache-dir", str(cache_dir), "--results-dir", str(tmp_path)]
+    old = run_cli("--check", "24.0.0", *common)
+    assert old.returncode == 1, old.stderr
+    doc = json.loads(old.stdout)
+    by = {s["scenario"]: s for s in doc["scenarios"]}
+    assert list(by) == known_scenarios()
+    assert by["respawn"]["fails"] is True and "respawn" in doc["summary"][0]
+    assert "respawn" in old.stderr.splitlines()[-1]  # the answer's one line
+
+    new = run_cli("--check", "latest", *common)
+    assert new.returncode == 0, new.stdout + new.stderr
+    doc = json.loads(new.stdout)
+    assert doc["asked"] == "latest" and re.fullmatch(r"\d+\.\d+\.\d+", doc["check"])
+    assert f"--check {doc['check']}" in doc["command"] and "latest" not in doc["command"]
+    assert [s["scenario"] for s in doc["scenarios"]] == known_scenarios()
+    assert all(s["ran"] and s["fails"] is False for s in doc["scenarios"]), doc["summary"]
+    assert doc["tool"]["version"] == __version__
+    assert len(list(tmp_path.glob("*-check-*.json"))) == 2  # a record per check
