@@ -187,36 +187,33 @@ def _emit(req: Request, text: str, plain: str, out: TextIO, bar: progress.Progre
 
 
 def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> int:
-    column = setup.table.labels[0]
+    """One target, one scenario: a line (or the report in --format), a record, and the
+    exit status git bisect run reads."""
+    column, report = setup.table.labels[0], setup.report
+    results_dir = writable_dir(req.results_dir, "--results-dir")  # before the run, not after
     if req.confidence is not None:
         said, row = check_at(
             setup.lab, column, req.check, req.history, req.confidence, setup.table.primary
         )
-        bar.close()
-        python = f" (Python {row.python})" if row.python else ""
-        print(
-            f"{_named(req, row)}: {said.line()}{python}; last run: {redact_url(row.detail)}",
-            file=out,
-        )
-        _warn_worker_class(req, row)
-        return said.exit_status
-    results_dir = writable_dir(req.results_dir, "--results-dir")  # before the run, not after
-    row: Row = check(setup.lab, column, req.check, req.history)
+        report.notes.append(f"--confidence {req.confidence.level}: {said.line()}")
+        status, head, tail = said.exit_status, said.line(), f"; last run: {row.detail}"
+    else:
+        row = check(setup.lab, column, req.check, req.history)
+        status = {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
+        head, tail = verdict_name(row.verdict, report), f": {row.detail}"
     bar.close()
-    report = setup.report
     report.table.targets = [row.target]
     report.table.put(row.target, column, row)
     report.command = req.reproduce(req.check, row.target) if row.kind == "release" else req.command
     if req.format == "table":
         python = f" (Python {row.python})" if row.python else ""
-        name = verdict_name(row.verdict, report)
-        line = f"{_named(req, row)}: {name}{python}: {redact_url(row.detail)}"
+        line = redact_url(f"{_named(req, row)}: {head}{python}{tail}")
         _emit(req, line, line, out, bar)
     else:
         _emit(req, render(report, req.format), render(report, req.format), out, bar)
     bar(f"record written to {write_record(report, results_dir, row.target)}")
     _warn_worker_class(req, row)
-    return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
+    return status
 
 
 def _named(req: Request, row: Row) -> str:

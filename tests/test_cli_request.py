@@ -13,6 +13,7 @@ from harness import cli
 from harness.host.progress import Progress
 from harness.jobs.setup import Setup
 from harness.model.errors import HarnessError
+from harness.model.verdict import Verdict
 from harness.request import UsageError, parse
 from tests.fakes import Lab, report_for
 
@@ -143,3 +144,19 @@ def test_check_honours_the_format(fmt, tmp_path, capsys) -> None:
         assert doc["tool"]["name"] == "gunicorn-bisect" and doc["rows"][0]["target"] == "27.0.1"
     else:
         assert doc["affected"][0]["versions"] == [] and doc["id"]
+
+
+def test_check_at_a_confidence_writes_its_answer_in_the_record(tmp_path, capsys) -> None:
+    req = cli.parse(
+        ["--check", "19.6.0", "--confidence", "0.9", "--format", "json"]
+        + ["--results-dir", str(tmp_path), "--cache-dir", "/tmp"],
+        "gunicorn-bisect",
+    )
+    lab = Lab(["19.6.0"], verdicts={("19.6.0", "auto/unix"): Verdict.FAIL})
+    status = cli._check(req, Setup(lab, report_for(["auto/unix"])), Progress(), sys.stdout)
+    doc = json.loads(capsys.readouterr().out)
+    assert status == cli.EXIT_FAIL
+    assert [r["verdict"] for r in doc["rows"]] == ["fail"]
+    assert any(n.startswith("--confidence 0.9: fail") for n in doc["notes"]), doc["notes"]
+    (record,) = tmp_path.glob("*.json")
+    assert json.loads(record.read_text())["notes"] == doc["notes"]

@@ -42,16 +42,17 @@ def any_compat(rep: Report) -> bool:
     )
 
 
-def notes(rep: Report) -> list[str]:
+def notes(rep: Report, marked: bool = True) -> list[str]:
     """The notes that apply: the compat one only when a row or step used the shim
-    (marked ``*`` in the text and markdown tables)."""
+    (``marked``: it says so in the text and markdown tables, where such rows carry
+    ``*``; the JSON has each row's ``compat``)."""
     used = any_compat(rep)
     out = []
     for n in rep.notes:
         if n.startswith("compat: "):
             if not used:
                 continue
-            n = f"{n} (rows marked {COMPAT_MARK})"
+            n = f"{n} (rows marked {COMPAT_MARK})" if marked else n
         out.append(n)
     return out
 

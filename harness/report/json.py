@@ -9,6 +9,7 @@ from harness.model.results import Row
 from harness.model.search import Transition
 from harness.model.table import Report
 from harness.model.verdict import Axis
+from harness.report.common import notes
 
 
 def _entry(rep: Report, t: Transition, axis: str, column: str) -> dict:
@@ -90,7 +91,7 @@ def as_json(rep: Report) -> dict:
         "affected": list(by_release),
         "other_problems": others,
         "columns": [c.as_json() for c in table.columns],
-        "notes": rep.notes,
+        "notes": notes(rep, marked=False),
         "interrupted": rep.interrupted,
     }
     if rep.package != "gunicorn":  # --package: the rows are that package's releases
