@@ -54,3 +54,10 @@ def test_a_long_line_wraps_with_its_continuation_indented() -> None:
     assert len(lines) > 1 and all(len(line) <= 50 for line in lines)
     assert all(line.startswith("      ") for line in lines[1:])
     assert fit.line("short", 50) == ["short"] and fit.line("x " * 80, None) == ["x " * 80]
+
+
+def test_a_url_is_never_cut_and_a_line_keeps_its_own_indent() -> None:
+    url = "https://github.com/benoitc/gunicorn/commit/" + "418f140445c0" * 4
+    assert fit.line(" " * 30 + url, 60, indent=30) == [" " * 30 + url]
+    lines = fit.line("    " + "word " * 30, 40, indent=4)
+    assert all(ln.startswith("    w") for ln in lines) and all(len(ln) <= 40 for ln in lines)

@@ -67,13 +67,22 @@ def table(
 
 
 def line(text: str, width: int | None, indent: int = 2) -> list[str]:
-    """One long line as it prints: whole without a width, else wrapped with the
-    continuation indented."""
+    """One long line as it prints: whole without a width, else wrapped with its own
+    leading spaces kept and the continuation indented by ``indent``.  A word longer
+    than the width (a URL) stays whole: cut, it would not work."""
     if width is None or len(text) <= width:
         return [text]
-    return textwrap.wrap(text, width, subsequent_indent=" " * indent, break_on_hyphens=False) or [
-        text
-    ]
+    body = text.lstrip(" ")
+    lead = " " * (len(text) - len(body))
+    wrapped = textwrap.wrap(
+        body,
+        width,
+        initial_indent=lead,
+        subsequent_indent=" " * indent,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+    return wrapped or [text]
 
 
 _SPACES = re.compile(r"\s+")

@@ -117,6 +117,12 @@ def _finding(f: Finding, rep: Report) -> list[str]:
     return out
 
 
+def _hang(line: str) -> int:
+    """Where a finding's wrapped line continues: under its text, past the heading."""
+    lead = len(line) - len(line.lstrip(" "))
+    return lead if lead or "  " not in line else line.index("  ") + 2
+
+
 def steps_table(f: Finding, fmt: str, colour: bool, rep: Report, width: int | None = None) -> str:
     rows = [
         [
@@ -140,7 +146,7 @@ def render_table(
         out += fit.line(c, width)
     for f in rep.findings:
         out.append("")
-        out += [w for ln in _finding(f, rep) for w in fit.line(ln, width, indent=4)]
+        out += [w for ln in _finding(f, rep) for w in fit.line(ln, width, indent=_hang(ln))]
         if f.steps:
             out.append(f"steps ({len(f.steps)} commits tested):")
             out.append(steps_table(f, "simple", colour, rep, width))
