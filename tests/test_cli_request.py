@@ -160,3 +160,13 @@ def test_check_at_a_confidence_writes_its_answer_in_the_record(tmp_path, capsys)
     assert any(n.startswith("--confidence 0.9: fail") for n in doc["notes"]), doc["notes"]
     (record,) = tmp_path.glob("*.json")
     assert json.loads(record.read_text())["notes"] == doc["notes"]
+
+
+def test_list_scenarios_is_aligned_plain_text(capsys) -> None:
+    assert cli.main(["--list-scenarios"]) == cli.EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    names = [ln.split()[0] for ln in lines]
+    assert "reload-broken-app" in names and "respawn" in names
+    starts = {len(ln) - len(ln[len(n) :].lstrip()) for ln, n in zip(lines, names)}
+    assert len(starts) == 1  # every description starts in the same column
+    assert not any("``" in ln for ln in lines)
