@@ -15,6 +15,7 @@ from harness.jobs.setup import Setup
 from harness.model.errors import HarnessError
 from harness.model.verdict import Verdict
 from harness.request import UsageError, parse
+from harness.scenarios import registry
 from tests.fakes import Lab, report_for
 
 SECRET_INDEX = "https://me:hunter2@pypi.example/simple/"
@@ -165,8 +166,9 @@ def test_check_at_a_confidence_writes_its_answer_in_the_record(tmp_path, capsys)
 def test_list_scenarios_is_aligned_plain_text(capsys) -> None:
     assert cli.main(["--list-scenarios"]) == cli.EXIT_OK
     lines = capsys.readouterr().out.splitlines()
-    names = [ln.split()[0] for ln in lines]
-    assert "reload-broken-app" in names and "respawn" in names
+    names = [n for n, _ in registry.listing()]
+    assert "reload-broken-app" in names and "--run CMD" in names
+    assert [ln[: len(n)] for ln, n in zip(lines, names)] == names
     starts = {len(ln) - len(ln[len(n) :].lstrip()) for ln, n in zip(lines, names)}
     assert len(starts) == 1  # every description starts in the same column
     assert not any("``" in ln for ln in lines)
