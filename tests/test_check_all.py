@@ -37,7 +37,7 @@ from harness.request import UsageError, known_scenarios, parse
 from harness.scenarios import registry
 from harness.scenarios.base import ScenarioError
 from tests.conftest import run_cli
-from tests.fakes import HOST, Lab
+from tests.fakes import HOST, Lab, report_for
 
 PRIMARY = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 OUTAGE = Axis("outage", Verdict.PASS, Verdict.OUTAGE, "serving", "outage", "stops serving")
@@ -321,3 +321,18 @@ def test_24_0_0_fails_respawn_and_the_newest_release_passes_everything(
     assert all(s["ran"] and s["fails"] is False for s in doc["scenarios"]), doc["summary"]
     assert doc["tool"]["version"] == __version__
     assert len(list(tmp_path.glob("*-check-*.json"))) == 2  # a record per check
+
+
+def test_osv_is_a_record_per_scenario_that_ran() -> None:
+    c = checked(before=True)
+    for e in c.entries[:2]:  # respawn and boots ran; reload-drops did not
+        rep = report_for(["auto/unix"], scenario=e.scenario)
+        rep.table.targets = [e.before.target, e.row.target]
+        for r in (e.before, e.row):
+            rep.table.put(r.target, "auto/unix", r)
+        c.reports[e.scenario] = rep
+    records = json.loads(render_checked(c, "osv"))
+    assert [r["database_specific"]["scenario"] for r in records] == ["respawn", "boots"]
+    assert len({r["id"] for r in records}) == 2  # (the id scheme is the OSV module's)
+    assert records[0]["affected"][0]["versions"] == ["24.0.0"]
+    assert records[1]["affected"][0]["versions"] == []
