@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import sys
 from contextlib import redirect_stdout
@@ -22,21 +23,31 @@ from harness.host import fsutil, processes, progress
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import write_output
 from harness.jobs.budget import Budget
-from harness.jobs.check import check, check_at
+from harness.jobs.check import Case, check, check_all, check_at, resolved
 from harness.jobs.run import Bisect, range_run
 from harness.jobs.setup import Setup, open_run
 from harness.model.answer import answer
+from harness.model.candidate import Checked, summary
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import Row
 from harness.model.table import Report
 from harness.model.verdict import Verdict
 from harness.parser import build_parser
+from harness.report.candidate import render_checked
 from harness.report.common import use_colour, verdict_name
-from harness.report.records import write_record
+from harness.report.records import write_checked, write_record
 from harness.report.render import render
-from harness.request import Request, UsageError, command_line, parse, writable_dir
+from harness.request import (
+    Request,
+    UsageError,
+    command_line,
+    parse,
+    resolved_spec,
+    writable_dir,
+)
 from harness.scenarios import registry
+from harness.scenarios.base import ScenarioError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
 EXIT_INTERNAL = 3
@@ -92,14 +103,31 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         processes.terminate_all()
 
 
+def _width(out: TextIO) -> int | None:
+    """The terminal's width the text report fits (COLUMNS counts); None: a file or a
+    pipe gets every cell whole."""
+    if out.isatty() or os.environ.get("COLUMNS"):
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _list(out: TextIO) -> int:
+    """--list-scenarios: names aligned, descriptions as plain text."""
+    found = registry.listing()
+    pad = max(len(n) for n, _ in found) + 2
+    for name, description in found:
+        print(f"{name:{pad}}{description.replace('``', '')}", file=out)
+    return EXIT_OK
+
+
 def _main(req: Request, out: TextIO) -> int:
     if req.list_scenarios:
-        for name, description in registry.listing():
-            print(f"{name:15} {description}", file=out)
-        return EXIT_OK
+        return _list(out)
     index.configure(req.index_url)
     bar = progress.for_terminal(req.verbose, req.quiet)
     try:
+        if req.check_all:
+            return _check_all(req, bar, out)
         setup = _open(req, bar)
         if req.check:
             return _check(req, setup, bar, out)
@@ -116,17 +144,22 @@ def _main(req: Request, out: TextIO) -> int:
         finally:
             budget.close()
         bar.close()
+        if report.table.targets:  # "Reproduce with" names what `latest` was
+            resolved = resolved_spec(req.targets, report.table.targets)
+            report.command = req.reproduce(req.targets, resolved)
         return _finish(req, report, results_dir, bar, out)
     finally:
         bar.close()
         remove_own_temporaries(req.cache_dir)
 
 
-def _open(req: Request, bar: progress.Progress) -> Setup:
+def _open(req: Request, bar: progress.Progress, name: str | None = None) -> Setup:
     """The cache, then a scenario per column of the matrix (usually one) and the run."""
     cache = writable_dir(req.cache_dir, "--cache-dir")
     scenarios = [
-        registry.create(req.scenario, dataclasses.replace(req.options, worker_class=wc, bind=b))
+        registry.create(
+            name or req.scenario, dataclasses.replace(req.options, worker_class=wc, bind=b)
+        )
         for wc in req.worker_classes
         for b in req.binds
     ]
@@ -145,25 +178,132 @@ def _open(req: Request, bar: progress.Progress) -> Setup:
     )
 
 
+def _emit(req: Request, text: str, plain: str, out: TextIO, bar: progress.Progress) -> None:
+    """The report on stdout (``text``, fitted to the terminal) and, with --output, in
+    the file (``plain``: whole, no colour)."""
+    print(text, file=out)
+    if req.output is not None:
+        write_output(req.output, plain + "\n")
+        bar(f"report written to {req.output}")
+
+
 def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> int:
-    column = setup.table.labels[0]
+    """One target, one scenario: a line (or the report in --format), a record, and the
+    exit status git bisect run reads."""
+    column, report = setup.table.labels[0], setup.report
+    results_dir = writable_dir(req.results_dir, "--results-dir")  # before the run, not after
     if req.confidence is not None:
         said, row = check_at(
-            setup.lab, column, req.check, req.history, req.confidence, setup.table.primary,
+            setup.lab,
+            column,
+            req.check,
+            req.history,
+            req.confidence,
+            setup.table.primary,
             req.repo is not None,
-        )  # fmt: skip
-        bar.close()
-        python = f" (Python {row.python})" if row.python else ""
-        print(f"{row.target}: {said.line()}{python}; last run: {redact_url(row.detail)}", file=out)
-        _warn_worker_class(req, row)
-        return said.exit_status
-    row: Row = check(setup.lab, column, req.check, req.history, req.repo is not None)
+        )
+        report.notes.append(f"--confidence {req.confidence.level}: {said.line()}")
+        status, head, tail = said.exit_status, said.line(), f"; last run: {row.detail}"
+    else:
+        row = check(setup.lab, column, req.check, req.history, req.repo is not None)
+        status = {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
+        head, tail = verdict_name(row.verdict, report), f": {row.detail}"
     bar.close()
-    python = f" (Python {row.python})" if row.python else ""
-    name = verdict_name(row.verdict, setup.report)
-    print(f"{row.target}: {name}{python}: {redact_url(row.detail)}", file=out)
+    report.table.targets = [row.target]
+    report.table.put(row.target, column, row)
+    report.command = req.reproduce(req.check, row.target) if row.kind == "release" else req.command
+    if req.format == "table":
+        python = f" (Python {row.python})" if row.python else ""
+        line = redact_url(f"{_named(req, row)}: {head}{python}{tail}")
+        _emit(req, line, line, out, bar)
+    else:
+        _emit(req, render(report, req.format), render(report, req.format), out, bar)
+    bar(f"record written to {write_record(report, results_dir, row.target)}")
     _warn_worker_class(req, row)
-    return {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
+    return status
+
+
+def _named(req: Request, row: Row) -> str:
+    """``27.0.1 (latest)``: the release it ran, and how it was asked for when that differs."""
+    asked = req.check
+    return (
+        row.target
+        if asked in (row.target, None) or row.kind != "release"
+        else f"{row.target} ({asked})"
+    )
+
+
+def _cases(req: Request, bar: progress.Progress) -> tuple[list[Case], dict, list[Setup]]:
+    """One case per scenario asked: its lab, or why it cannot run as asked (a scenario
+    that refuses an option is shown, not the end of the check)."""
+    cases, reports, setups = [], {}, []
+    for name in req.scenarios or (None,):
+        label = name or ("run" if req.options.run is not None else "socket-loss")
+        try:
+            setup = _open(req, bar, name)
+        except ScenarioError as exc:
+            cases.append(Case(label, refused=str(exc)))
+            continue
+        reports[label] = setup.report
+        setups.append(setup)
+        table = setup.report.table
+        cases.append(Case(label, setup.lab, table.labels[0], tuple(table.axes)))
+    return cases, reports, setups
+
+
+def _check_all(req: Request, bar: progress.Progress, out: TextIO) -> int:
+    """--check X against several scenarios (or beside --from Y): one row per scenario."""
+    cases, reports, setups = _cases(req, bar)
+    lab = next((c.lab for c in cases if c.lab is not None), None)
+    if lab is None:
+        why = "; ".join(f"{c.name}: {c.refused}" for c in cases)
+        raise UsageError(f"no scenario asked can run as asked: {why}")
+    results_dir = writable_dir(req.results_dir, "--results-dir")
+    candidate, before = resolved(lab, req.check, req.repo is not None), None
+    if req.from_release is not None:
+        before = resolved(lab, req.from_release, req.repo is not None)
+    budget = Budget(req.jobs, setups[0].cancel)
+    try:
+        entries = check_all(
+            cases, candidate, before, req.history, budget, bar, req.repo is not None
+        )
+    except BaseException:  # Ctrl-C, or a user error: every scenario's runs stop
+        budget.abandon()
+        for setup in setups:
+            setup.cancel.set()
+        raise
+    finally:
+        budget.close()
+    bar.close()
+    if not any(e.ran for e in entries):
+        why = "; ".join(f"{e.scenario}: {e.refused}" for e in entries)
+        raise UsageError(f"no scenario asked can run as asked: {why}")
+    for e in entries:  # each scenario's report holds its rows (the JSON and OSV records)
+        rep = reports.get(e.scenario)
+        rows = [r for r in (e.before, e.row) if r is not None]
+        if rep is not None and rows:
+            rep.table.targets = [r.target for r in rows]
+            for r in rows:
+                rep.table.put(r.target, rep.table.labels[0], r)
+    first = next(iter(reports.values()))
+    command = req.reproduce(req.check, candidate)
+    checked = Checked(
+        command,
+        first.host,
+        candidate,
+        req.check,
+        entries,
+        before,
+        req.deployment,
+        reports,
+        list(first.notes),
+    )
+    text = render_checked(checked, req.format, use_colour(out), _width(out))
+    _emit(req, text, render_checked(checked, req.format), out, bar)
+    bar(f"record written to {write_checked(checked, results_dir)}")
+    status = {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(checked.kind, EXIT_UNTESTABLE)
+    _say(req.prog, f"{summary(entries, candidate)[0]} (exit {status})")
+    return status
 
 
 def _warn_worker_class(req: Request, row: Row) -> None:
@@ -187,7 +327,10 @@ def _finish(
     if report.interrupted:
         processes.terminate_all()  # every server at once, before anything prints
         report.resume = req.command
-    print(render(report, req.format, colour=use_colour(out), verbose=req.verbose), file=out)
+    print(
+        render(report, req.format, colour=use_colour(out), verbose=req.verbose, width=_width(out)),
+        file=out,
+    )
     if report.interrupted:
         _say(
             req.prog,

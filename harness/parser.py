@@ -8,6 +8,7 @@ import argparse
 import os
 from pathlib import Path
 
+from harness import __version__
 from harness.host import proxy
 from harness.host.git import DEFAULT_REPO
 from harness.jobs.confident import DEFAULT_MAX_RUNS
@@ -36,11 +37,13 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
     """Every option, added group by group in --help order."""
     p = _Parser(
         prog=prog,
+        allow_abbrev=False,  # --worker-clas is a typo, not --worker-class
         description="Find the Gunicorn releases and commits where a server-lifecycle failure "
         "happens (by default the Unix-socket loss of issue #1298), where it started and which "
         "commit fixed it.",
         epilog=EPILOG,
     )
+    p.add_argument("--version", action="version", version=f"gunicorn-bisect {__version__}")
     _target_arguments(p)
     _output_arguments(p)
     _scenario_arguments(p)
@@ -63,7 +66,15 @@ def _target_arguments(p: argparse.ArgumentParser) -> None:
         "--check",
         metavar="TARGET",
         help="run the scenario once on a release or a "
-        "git ref; exit 0 pass, 1 fail, 125 error (drives `git bisect run`)",
+        "git ref; exit 0 pass, 1 fail, 125 error (drives `git bisect run`); with "
+        "--scenario all, every known scenario, one row each",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_release",
+        metavar="RELEASE",
+        help="with --check X: also run the release you use now, beside X, and say per "
+        "scenario what upgrading changes (fixed by upgrading, new in X, still fails)",
     )
     p.add_argument("--no-commits", action="store_true", help="stop after the release table")
     p.add_argument(
@@ -123,9 +134,9 @@ def _scenario_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--scenario",
         default=None,
-        metavar="NAME|FILE.py",
+        metavar="NAME[,NAME...]|all|FILE.py",
         help="a built-in scenario (--list-scenarios) or your own scenario file "
-        f"(default {base.DEFAULT})",
+        f"(default {base.DEFAULT}); with --check, several or 'all' (every listed one)",
     )
     s.add_argument(
         "--list-scenarios", action="store_true", help="list the built-in scenarios and exit"

@@ -21,12 +21,13 @@ from harness.host.git import DEFAULT_REPO, Repo, SourceError
 from harness.host.output import check_output
 from harness.jobs.confident import Confidence
 from harness.model.redact import redact_argv
+from harness.model.targets import LATEST
 from harness.parser import UsageError, build_parser
-from harness.scenarios import base
+from harness.scenarios import base, registry
 
 GUNICORN = "gunicorn"
 
-__all__ = ["Request", "UsageError", "command_line", "parse", "writable_dir"]
+__all__ = ["Request", "UsageError", "command_line", "parse", "resolved_spec", "writable_dir"]
 
 
 def _package(args: argparse.Namespace) -> str:
@@ -100,14 +101,55 @@ def _terms(text: str | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+ALL = "all"
+
+
+def known_scenarios() -> list[str]:
+    """Every case ``--scenario all`` runs: the registry's listing (built-ins, the
+    catalogue, advisories), without the user's own kinds (a file, --run)."""
+    return [n for n, _ in registry.listing() if not (n.startswith("-") or n.endswith(".py"))]
+
+
+def _scenarios(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--scenario a,b`` or ``all`` -> the names, each once, in order; one name (or a
+    file) as before.  Several take ``--check`` (one table: the candidate's)."""
+    text = args.scenario
+    if text is None:
+        return ()
+    if text.strip() == ALL:
+        names = tuple(known_scenarios())
+    else:
+        names = tuple(dict.fromkeys(t.strip() for t in text.split(",")))
+        if not all(names):
+            raise UsageError(f"--scenario {text!r}: an empty name in the list")
+    if len(names) > 1 or text.strip() == ALL:
+        if not args.check:
+            raise UsageError(
+                "several scenarios take --check X (one row each); a range runs one "
+                "scenario: run it once per scenario"
+            )
+        if args.confidence is not None:
+            raise UsageError("--confidence checks one scenario: give one --scenario")
+        known = known_scenarios()
+        unknown = [n for n in names if n not in known and not n.endswith(".py")]
+        if unknown:
+            raise UsageError(
+                f"--scenario {unknown[0]!r}: unknown; choose from {', '.join(known)}, "
+                "all, or a .py file"
+            )
+    return names
+
+
 def _validate(args: argparse.Namespace) -> None:
+    if args.from_release is not None and not args.check:
+        raise UsageError("--from RELEASE goes with --check X: the release you use now, beside X")
+    if args.from_release is not None and args.confidence is not None:
+        raise UsageError("--confidence checks one target: drop --from")
     if args.run is not None and args.scenario is not None:
         raise UsageError("give either --run CMD or --scenario, not both")
     if args.run is not None and not args.run.strip():
         raise UsageError("--run needs a command")
     if args.output is not None:
-        if args.check:
-            raise UsageError("--output writes a release table; --check prints one line")
         check_output(args.output)
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
@@ -174,7 +216,8 @@ class Request:
     output: Path | None = None
     python: str | None = None
     index_url: str | None = None
-    scenario: str | None = None
+    scenarios: tuple[str, ...] = ()  # --scenario: one, several, or every known one (all)
+    from_release: str | None = None  # --from Y beside --check X
     worker_classes: tuple[str | None, ...] = (None,)
     binds: tuple[str, ...] = ("unix",)
     no_compat: bool = False
@@ -191,9 +234,42 @@ class Request:
         return command_line(self.prog, self.argv)
 
     @property
+    def scenario(self) -> str | None:
+        """The one scenario of a range run or a plain --check (None: the default)."""
+        return self.scenarios[0] if self.scenarios else None
+
+    @property
+    def check_all(self) -> bool:
+        """--check X against several scenarios, or beside --from Y: one row per scenario."""
+        return bool(self.check) and (len(self.scenarios) > 1 or self.from_release is not None)
+
+    @property
     def worker_class(self) -> str | None:
         """The one worker class asked for (``--check`` takes at most one)."""
         return self.worker_classes[0]
+
+    @property
+    def deployment(self) -> tuple[str, ...]:
+        """The options that make a scenario run as the user's own deployment, as given."""
+        o = self.options
+        out = [f"--app {o.app}"] if o.app else []
+        out += [f"--with {r}" for r in o.requirements.requirements]
+        out += [f"--gunicorn-config {o.gunicorn_config}"] if o.gunicorn_config else []
+        out += [f"--proxy {o.proxy}"] if o.proxy else []
+        out += [f"--bind {','.join(self.binds)}"] if self.binds != ("unix",) else []
+        out += [f"--worker-class {self.worker_class}"] if self.worker_class else []
+        return tuple(out)
+
+    def reproduce(self, asked: str, resolved: str) -> str:
+        """The command line with the release that ``asked`` resolved to (``latest`` ->
+        27.0.1, ``19.0.0..`` -> ``19.0.0..27.0.1``) in place of ``asked``."""
+        if asked == resolved:
+            return self.command
+        argv = [
+            resolved if a == asked else f"--check={resolved}" if a == f"--check={asked}" else a
+            for a in self.argv
+        ]
+        return command_line(self.prog, argv)
 
     def history(self) -> Repo:
         if self.repo is None and self.package != GUNICORN:
@@ -209,6 +285,20 @@ def command_line(prog: str, argv: Sequence[str]) -> str:
     ``python bisect.py ...``), with no secrets in it."""
     runner = ["python", prog] if prog.endswith(".py") else [prog]
     return " ".join(shlex.quote(a) for a in [*runner, *redact_argv(argv)])
+
+
+def resolved_spec(spec: str, releases: Sequence[str]) -> str:
+    """A range's text with its open or ``latest`` end named (``19.0.0..`` ->
+    ``19.0.0..27.0.1``; ``latest`` -> ``27.0.1``), given the releases it resolved to."""
+    if not releases:
+        return spec
+    text = spec.strip()
+    if text == LATEST:
+        return releases[-1]
+    low, dots, high = text.partition("..")
+    if dots and high.strip() in ("", LATEST):
+        return f"{low.strip()}..{releases[-1]}"
+    return spec
 
 
 def parse(argv: list[str], prog: str) -> Request:
@@ -234,7 +324,8 @@ def parse(argv: list[str], prog: str) -> Request:
     )
     package = _package(a)
     same = ("targets", "check", "list_scenarios", "repo", "first_parent", "format", "output")
-    same += ("python", "index_url", "scenario", "no_compat", "repeat", "jobs", "verbose", "quiet")
+    same += ("python", "index_url", "no_compat", "repeat", "jobs", "verbose", "quiet")
+    same += ("from_release",)
     return Request(
         prog,
         tuple(argv),
@@ -243,6 +334,7 @@ def parse(argv: list[str], prog: str) -> Request:
         results_dir=a.results_dir,
         commits=not a.no_commits,
         worker_classes=a.worker_class or (None,),
+        scenarios=_scenarios(a) if not a.list_scenarios else (),
         binds=a.bind,
         package=package,
         gunicorn=_gunicorn_pin(a.gunicorn, options.requirements, package),

@@ -136,6 +136,28 @@ CASES = [
     Case("workers-not-a-number", ("--workers", "two", "19.6.0"), r"invalid int value: 'two'"),
     Case("unknown-option", ("--frobnicate", "19.6.0"), r"unrecognized arguments: --frobnicate"),
     Case("bad-format", ("--format", "xml", "19.6.0"), r"invalid choice: 'xml'"),
+    Case(
+        "abbreviated-option",
+        ("--check", "19.6.0", "--worker-clas", "sync"),
+        r"unrecognized arguments: --worker-clas",
+    ),
+    Case(
+        "several-scenarios-in-a-range",
+        ("19.5.0..19.7.0", "--scenario", "all"),
+        r"several scenarios take --check X",
+    ),
+    Case(
+        "unknown-scenario-in-a-list",
+        ("--check", "19.6.0", "--scenario", "respawn,nope"),
+        r"--scenario 'nope': unknown; choose from .*respawn",
+    ),
+    Case("from-without-check", ("19.6.0", "--from", "19.5.0"), r"--from RELEASE goes with --check"),
+    Case(
+        "check-from-not-a-release",
+        ("--check", "19.6.0", "--from", "19.6.5"),
+        r"gunicorn 19\.6\.5 is not a release",
+        needs_index=True,
+    ),
 ]
 
 

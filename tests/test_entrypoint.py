@@ -7,6 +7,7 @@ entry point runs from the project root, where `import bisect` would find our fil
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -84,6 +85,9 @@ def test_console_script_has_the_same_cli(installed):
     out = _run([str(venv / "bin" / "gunicorn-bisect"), "--help"], cwd="/")
     assert out.returncode == 0, out.stderr
     assert "--check" in out.stdout and "--no-commits" in out.stdout
+    version = _run([str(venv / "bin" / "gunicorn-bisect"), "--version"], cwd="/")
+    assert version.returncode == 0, version.stderr
+    assert re.fullmatch(r"gunicorn-bisect \d+\.\d+\.\d+\S*\n", version.stdout)
 
 
 def test_a_user_error_is_one_line_on_every_host(installed):

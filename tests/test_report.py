@@ -11,6 +11,7 @@ from harness.model.results import Finding, Row
 from harness.model.search import Transition, transitions
 from harness.model.table import Column, Report, Table
 from harness.model.verdict import Verdict
+from harness.report.common import COMPAT_NOTE
 from harness.report.json import as_json
 from harness.report.markdown import render_markdown
 from harness.report.records import write_record
@@ -149,8 +150,32 @@ def test_table_shows_notes_and_skipped_bisection(rep):
     rep.notes.append("compat: this kernel rejects SO_REUSEPORT on AF_UNIX")
     rep.findings.append(Finding("regression", "19.5.0", "19.6.0", "skipped", reason="no network"))
     text = render_table(rep)
-    assert "note: compat: this kernel rejects SO_REUSEPORT on AF_UNIX" in text
     assert "regression: 19.5.0 -> 19.6.0  commit bisection skipped: no network" in text
+    # the compat note only where it applies: no row here used the shim
+    assert "compat" not in text.split("\n", 2)[2]
+
+
+def test_compat_is_a_mark_and_one_note_not_a_suffix():
+    """A row that ran with the shim is marked; the note says once what the mark means;
+    the evidence cell carries no suffix (it is whole in the JSON)."""
+    shimmed = Row("19.7.0", Verdict.PASS, PASS_DETAIL + COMPAT_NOTE, python="3.9.18", compat=True)
+    rep = make_report([row("19.6.0", Verdict.FAIL, FAIL_DETAIL), shimmed])
+    rep.notes.append("compat: this kernel rejects SO_REUSEPORT on AF_UNIX")
+    text = render_table(rep)
+    assert "(compat:" not in text
+    assert re.search(r"^19\.7\.0 .*PASS \*", text, re.M)
+    assert not re.search(r"^19\.6\.0 .*FAIL \*", text, re.M)
+    assert text.count("note: compat: this kernel rejects") == 1
+    assert "rows marked *" in text
+    md = render_markdown(rep)
+    assert "(compat:" not in md and "rows marked *" in md
+    assert json.loads(render(rep, "json"))["rows"][1]["detail"].endswith(COMPAT_NOTE)
+
+
+def test_compat_suffix_is_the_one_the_runner_appends():
+    from harness.jobs import evaluate
+
+    assert evaluate.COMPAT_NOTE == COMPAT_NOTE
 
 
 # -- markdown --------------------------------------------------------------------
@@ -239,3 +264,30 @@ def test_transitions_skip_untestable_and_report_them_between():
 def test_transitions_gap_resets_after_a_testable_row_without_change():
     got = transitions([("a", True), ("b", None), ("c", True), ("d", None), ("e", False)])
     assert got == [Transition("c", "e", True, False, ("d",))]
+
+
+# -- a terminal's width ------------------------------------------------------------
+
+
+def test_the_table_fits_the_terminal_and_is_whole_elsewhere() -> None:
+    long = FAIL_DETAIL + "; worker traceback: FileNotFoundError: [Errno 2] " + "x/" * 60
+    rep = make_report([row("19.5.0", Verdict.PASS, PASS_DETAIL), row("19.6.0", Verdict.FAIL, long)])
+    rep.host = {
+        "compat": "kernel 6.18 rejects SO_REUSEPORT on AF_UNIX (errno 95 EOPNOTSUPP): compat shim on",
+        "pythons": [f"3.{m}.1 (pyenv)" for m in range(6, 14)],
+    }
+    rep.notes.append("warning: --worker-class sync was asked, but gunicorn ran gthread " * 3)
+    rep.findings.append(Finding("regression", "19.5.0", "19.6.0", "skipped", reason="x " * 80))
+    narrow = render(rep, "table", width=72)
+    assert max(len(line) for line in narrow.splitlines()) <= 72, narrow
+    assert "errno" not in narrow and "(pyenv)" not in narrow  # the host line, shortened
+    assert "Pythons: 3.6.1, 3.7.1" in narrow.replace("\n", " ")
+    whole = render(rep, "table")
+    assert long in whole  # piped or in a file: every cell whole
+    assert long in render(rep, "markdown") and long in render(rep, "json")
+
+
+def test_a_pipe_in_the_evidence_stays_inside_its_markdown_cell() -> None:
+    rep = make_report([row("19.6.0", Verdict.FAIL, "exit 1: Server: gunicorn | 502 Bad Gateway")])
+    (line,) = [ln for ln in render_markdown(rep).splitlines() if ln.startswith("| `19.6.0`")]
+    assert line.count(" | ") == 3 and "gunicorn \\| 502" in line  # four cells, the pipe escaped

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.model.verdict import Verdict
+from harness.scenarios import command
 from harness.scenarios.base import Options, ScenarioError
 from harness.scenarios.command import CommandScenario, Observation, decide, output_tail
 from tests.conftest import ROOT, alive, run_cli, run_json
@@ -425,3 +428,66 @@ def test_a_command_that_floods_its_output_is_stopped_before_it_fills_the_disk(
     assert time.monotonic() - started < 20  # not the 20 s --timeout
     left = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
     assert left < 1024 * 1024, f"{left} bytes left in TMPDIR"
+
+
+# -- GUNICORN_BISECT_PORT: a free TCP port of each run's own ------------------------------
+
+
+def test_runs_at_once_never_hold_the_same_port() -> None:
+    held = [command.reserve_port() for _ in range(40)]
+    try:
+        assert len(set(held)) == len(held)
+        for port in held:  # free: nobody listens there, we can bind it
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+    finally:
+        for port in held:
+            command.release_port(port)
+    assert not command._ports
+
+
+# Serves the target's own gunicorn on $GUNICORN_BISECT_PORT with an app that answers the
+# target's label, then asks that port: under -j 3 a port shared with another target
+# would be answered by that target's server (or refused by its bind).
+OWN_PORT_CHECK = """\
+[ -n "$GUNICORN_BISECT_PORT" ] || { echo "no GUNICORN_BISECT_PORT"; exit 1; }
+printf 'def app(e, r):\\n    r("200 OK", [])\\n    return [b"%s"]\\n' "$GUNICORN_BISECT_TARGET" > app.py
+gunicorn --bind "127.0.0.1:$GUNICORN_BISECT_PORT" --workers 1 app:app > g.log 2>&1 &
+python - <<'EOF'
+import os, sys, time, urllib.request
+port, me = os.environ["GUNICORN_BISECT_PORT"], os.environ["GUNICORN_BISECT_TARGET"]
+for _ in range(150):
+    try:
+        body = urllib.request.urlopen("http://127.0.0.1:%s/" % port, timeout=2).read()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    print("nothing answered on port %s" % port)
+    sys.exit(125)
+print("port %s answered %s" % (port, body.decode()))
+sys.exit(0 if body.decode() == me else 1)
+EOF
+"""
+
+
+@pytest.mark.real
+def test_a_check_on_its_port_reaches_its_own_target_under_j3(
+    tmp_path: Path, cache_dir: Path, no_leaks
+) -> None:
+    releases = ["20.1.0", "21.2.0", "22.0.0", "23.0.0"]
+    check = _script(tmp_path / "own_port.sh", OWN_PORT_CHECK)
+    report = run_json(
+        ",".join(releases),
+        "--run",
+        str(check),
+        "-j",
+        "3",
+        cache_dir=cache_dir,
+        results_dir=tmp_path,
+    )
+    rows = {r["target"]: r for r in report["rows"]}
+    assert sorted(rows) == releases
+    for release, r in rows.items():
+        assert r["verdict"] == "pass", r["detail"]
+        assert re.fullmatch(rf"exit 0: port \d+ answered {re.escape(release)}", r["detail"])

@@ -20,6 +20,43 @@ _COLOURS = {
 }
 
 
+#: what a row's evidence ends with when the compat shim was used (jobs.evaluate appends
+#: it; the text and markdown tables show a mark and say it once, in a note)
+COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
+COMPAT_MARK = "*"
+
+
+def bare(detail: str) -> str:
+    """The evidence without the compat suffix (the mark and the note say it)."""
+    return detail[: -len(COMPAT_NOTE)] if detail.endswith(COMPAT_NOTE) else detail
+
+
+def used_compat(detail: str) -> bool:
+    return detail.endswith(COMPAT_NOTE)
+
+
+def any_compat(rep: Report) -> bool:
+    """Whether any row or bisection step of the report ran with the compat shim."""
+    return any(r.compat or used_compat(r.detail) for r, _ in rep.table.rows()) or any(
+        used_compat(s.detail) for f in rep.findings for s in f.steps
+    )
+
+
+def notes(rep: Report, marked: bool = True) -> list[str]:
+    """The notes that apply: the compat one only when a row or step used the shim
+    (``marked``: it says so in the text and markdown tables, where such rows carry
+    ``*``; the JSON has each row's ``compat``)."""
+    used = any_compat(rep)
+    out = []
+    for n in rep.notes:
+        if n.startswith("compat: "):
+            if not used:
+                continue
+            n = f"{n} (rows marked {COMPAT_MARK})" if marked else n
+        out.append(n)
+    return out
+
+
 def use_colour(stream=sys.stdout) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 

@@ -4,10 +4,12 @@ says which deployments are affected where."""
 
 from __future__ import annotations
 
+from harness import __version__
 from harness.model.results import Row
 from harness.model.search import Transition
 from harness.model.table import Report
 from harness.model.verdict import Axis
+from harness.report.common import notes
 
 
 def _entry(rep: Report, t: Transition, axis: str, column: str) -> dict:
@@ -52,6 +54,11 @@ def _affected(rep: Report, ax: Axis) -> list:
     return [{"target": r.target, "column": c} for r, c in hit]
 
 
+def tool() -> dict:
+    """Which gunicorn-bisect made the document (records from other versions may differ)."""
+    return {"name": "gunicorn-bisect", "version": __version__}
+
+
 def as_json(rep: Report) -> dict:
     table, primary = rep.table, rep.primary
     regressions, fixes = _changes(rep, primary)
@@ -73,6 +80,7 @@ def as_json(rep: Report) -> dict:
         if r.verdict is primary.new:
             by_release.setdefault(r.target, []).append(c)
     doc = {
+        "tool": tool(),
         "command": rep.command,
         "host": rep.host,
         "scenario": {**rep.scenario, "summary": rep.params},
@@ -83,7 +91,7 @@ def as_json(rep: Report) -> dict:
         "affected": list(by_release),
         "other_problems": others,
         "columns": [c.as_json() for c in table.columns],
-        "notes": rep.notes,
+        "notes": notes(rep, marked=False),
         "interrupted": rep.interrupted,
     }
     if rep.package != "gunicorn":  # --package: the rows are that package's releases

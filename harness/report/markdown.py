@@ -3,17 +3,20 @@ deployments are affected), each finding as a list, and the command that reproduc
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from harness.model.results import Finding
 from harness.model.table import Report
 from harness.model.verdict import Verdict
+from harness.report import fit
 from harness.report.common import (
+    COMPAT_MARK,
+    bare,
     conclusions,
     default_terms,
     evidence,
     finding_head,
     matrix_cells,
+    notes,
+    used_compat,
     verdict_name,
     who,
 )
@@ -76,20 +79,24 @@ def _affected_deployments(rep: Report) -> list[str]:
 
 def _matrix(rep: Report, verbose: bool) -> list[str]:
     """The matrix as a github table, the evidence, and which deployments fail where."""
-    bold = lambda r: f"**{verdict_name(r.verdict, rep).upper()}**"  # noqa: E731
+
+    def bold(r) -> str:
+        mark = f" {COMPAT_MARK}" if r.compat or used_compat(r.detail) else ""
+        return f"**{verdict_name(r.verdict, rep).upper()}**{mark}"
+
     out = [
-        tabulate(
+        fit.table(
             [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)],
-            headers=[rep.heading, "python", *rep.table.labels],
-            tablefmt="github",
+            [rep.heading, "python", *rep.table.labels],
+            fmt="github",
         ),
         "",
         "### Evidence",
         "",
     ]
-    out += [f"- `{r.target}` {c}: {bold(r)} {r.detail}" for r, c in evidence(rep, verbose)] or [
-        f"- every result is {verdict_name(rep.primary.old, rep)}"
-    ]
+    out += [
+        f"- `{r.target}` {c}: {bold(r)} {bare(r.detail)}" for r, c in evidence(rep, verbose)
+    ] or [f"- every result is {verdict_name(rep.primary.old, rep)}"]
     out += [""] + _conclusions(rep)
     return out + ["### Which deployments are affected", ""] + _affected_deployments(rep) + [""]
 
@@ -106,11 +113,14 @@ def _plain(rep: Report) -> list[str]:
             if facts
             else []
         )
-        + [f"**{verdict_name(r.verdict, rep).upper()}**", r.detail]
+        + [
+            f"**{verdict_name(r.verdict, rep).upper()}**" + (f" {COMPAT_MARK}" if r.compat else ""),
+            bare(r.detail),
+        ]
         for r in rows
     ]
     headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
-    out = [tabulate(lines, headers=headers + ["verdict", "evidence"], tablefmt="github"), ""]
+    out = [fit.table(lines, headers + ["verdict", "evidence"], fmt="github"), ""]
     out += _conclusions(rep)
     primary = rep.primary
     heading = (
@@ -140,8 +150,8 @@ def render_markdown(rep: Report, verbose: bool = False) -> str:
         out += _finding(f, rep) + [""]
         if f.steps:
             out += [steps_table(f, "github", False, rep), ""]
-    if rep.notes:
-        out += [f"> {n}" for n in rep.notes] + [""]
+    if notes(rep):
+        out += [f"> {n}" for n in notes(rep)] + [""]
     if rep.resume:
         out += ["Resume with:", "", "```", rep.resume, "```", ""]
     out += ["Reproduce with:", "", "```", rep.command, "```"]

@@ -3,45 +3,62 @@ are several), the conclusions, each finding with its steps, the notes."""
 
 from __future__ import annotations
 
-from tabulate import tabulate
+import re
 
-from harness.model.results import Finding
+from harness.model.results import Finding, Row, Step
 from harness.model.table import Report
+from harness.report import fit
 from harness.report.common import (
+    COMPAT_MARK,
+    bare,
     conclusions,
     evidence,
     finding_head,
     matrix_cells,
+    notes,
     shown,
+    used_compat,
     verdict_name,
 )
 
 
-def _header(rep: Report) -> list[str]:
-    out = [f"scenario: {rep.params}"]
+def host_line(host: dict, width: int | None = None) -> str:
+    """``host:``: the compat probe and the Pythons found by version (their sources,
+    paths and the errno are in the JSON record), wrapped to the width."""
+    versions = [p.split(" (", 1)[0] for p in host.get("pythons", [])]
+    pythons = ", ".join(versions) or "none"
+    compat = re.sub(r" \(errno [^)]*\)", "", str(host.get("compat", "?")))
+    return "\n".join(fit.line(f"host: {compat}; Pythons: {pythons}", width, indent=6))
+
+
+def _header(rep: Report, width: int | None) -> list[str]:
+    out = fit.line(f"scenario: {rep.params}", width)
     if not rep.table.single:
-        out += [f"  {c.label}: {c.summary}" for c in rep.table.columns]
-    pythons = ", ".join(rep.host.get("pythons", [])) or "none"
-    return out + [f"host: {rep.host.get('compat', '?')}; Pythons found: {pythons}", ""]
+        for c in rep.table.columns:
+            out += fit.line(f"  {c.label}: {c.summary}", width, indent=4)
+    return out + [host_line(rep.host, width), ""]
 
 
-def _plain(rep: Report, colour: bool) -> list[str]:
+def verdict_cell(r: Row | Step, colour: bool, rep: Report) -> str:
+    """The verdict, marked when the compat shim was used (the note says what it means)."""
+    used = getattr(r, "compat", False) or used_compat(r.detail)
+    return shown(r.verdict, colour, rep) + (f" {COMPAT_MARK}" if used else "")
+
+
+def _plain(rep: Report, colour: bool, width: int | None) -> list[str]:
     rows = [
-        [r.target, r.python or "-", shown(r.verdict, colour, rep), r.detail]
+        [r.target, r.python or "-", verdict_cell(r, colour, rep), bare(r.detail)]
         for r, _ in rep.table.rows()
     ]
-    return [
-        tabulate(rows, headers=[rep.heading, "python", "verdict", "evidence"], tablefmt="simple"),
-        "",
-    ]
+    return [fit.table(rows, [rep.heading, "python", "verdict", "evidence"], width), ""]
 
 
-def _matrix(rep: Report, colour: bool, verbose: bool) -> list[str]:
+def _matrix(rep: Report, colour: bool, verbose: bool, width: int | None = None) -> list[str]:
     out = [
-        tabulate(
-            matrix_cells(rep, lambda r: shown(r.verdict, colour, rep)),
-            headers=[rep.heading, "python", *rep.table.labels],
-            tablefmt="simple",
+        fit.table(
+            matrix_cells(rep, lambda r: verdict_cell(r, colour, rep)),
+            [rep.heading, "python", *rep.table.labels],
+            width,
         ),
         "",
     ]
@@ -51,10 +68,10 @@ def _matrix(rep: Report, colour: bool, verbose: bool) -> list[str]:
     if found:
         out.append(f"evidence ({what}{'' if verbose else '; -v for all'}):")
         out.append(
-            tabulate(
-                [[r.target, c, shown(r.verdict, colour, rep), r.detail] for r, c in found],
-                headers=[rep.heading, "deployment", "verdict", "evidence"],
-                tablefmt="simple",
+            fit.table(
+                [[r.target, c, verdict_cell(r, colour, rep), bare(r.detail)] for r, c in found],
+                [rep.heading, "deployment", "verdict", "evidence"],
+                width,
             )
         )
     else:
@@ -100,28 +117,39 @@ def _finding(f: Finding, rep: Report) -> list[str]:
     return out
 
 
-def steps_table(f: Finding, fmt: str, colour: bool, rep: Report) -> str:
+def _hang(line: str) -> int:
+    """Where a finding's wrapped line continues: under its text, past the heading."""
+    lead = len(line) - len(line.lstrip(" "))
+    return lead if lead or "  " not in line else line.index("  ") + 2
+
+
+def steps_table(f: Finding, fmt: str, colour: bool, rep: Report, width: int | None = None) -> str:
     rows = [
         [
             s.sha[:12] + (f"+{s.picked[:7]}" if s.picked else ""),
-            shown(s.verdict, colour, rep),
+            verdict_cell(s, colour, rep),
             s.python or "-",
-            s.detail,
+            bare(s.detail),
         ]
         for s in f.steps
     ]
-    return tabulate(rows, headers=["commit", "verdict", "python", "evidence"], tablefmt=fmt)
+    return fit.table(rows, ["commit", "verdict", "python", "evidence"], width, fmt)
 
 
-def render_table(rep: Report, colour: bool = False, verbose: bool = False) -> str:
-    out = _header(rep)
-    out += _plain(rep, colour) if rep.table.single else _matrix(rep, colour, verbose)
-    out += conclusions(rep)
+def render_table(
+    rep: Report, colour: bool = False, verbose: bool = False, width: int | None = None
+) -> str:
+    """The report for a terminal ``width`` columns wide (None: every cell whole)."""
+    out = _header(rep, width)
+    out += _plain(rep, colour, width) if rep.table.single else _matrix(rep, colour, verbose, width)
+    for c in conclusions(rep):
+        out += fit.line(c, width)
     for f in rep.findings:
         out.append("")
-        out += _finding(f, rep)
+        out += [w for ln in _finding(f, rep) for w in fit.line(ln, width, indent=_hang(ln))]
         if f.steps:
             out.append(f"steps ({len(f.steps)} commits tested):")
-            out.append(steps_table(f, "simple", colour, rep))
-    out += [f"note: {n}" for n in rep.notes]
+            out.append(steps_table(f, "simple", colour, rep, width))
+    for n in notes(rep):
+        out += fit.line(f"note: {n}", width, indent=6)
     return "\n".join(out)

@@ -1,8 +1,9 @@
 """``--run CMD``: the user's own check, judged the way ``git bisect run`` judges it.
 
 CMD runs through ``/bin/sh -c`` once per target, with the target's environment first
-on ``PATH`` (so ``python`` and ``gunicorn`` are the target's), in a private 0700
-working directory, in its own session carrying a run token.  Whatever it starts --
+on ``PATH`` (so ``python`` and ``gunicorn`` are the target's), a free TCP port of its
+own in ``GUNICORN_BISECT_PORT`` (no two runs at once under ``-j`` share one), in a
+private 0700 working directory, in its own session carrying a run token.  Whatever it starts --
 a backgrounded gunicorn, a ``sleep 300 &``, even a daemon that left the group -- is
 killed when the row ends, pass, fail, timeout or Ctrl-C.
 
@@ -17,6 +18,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,6 +37,28 @@ TARGET_ENV = "GUNICORN_BISECT_TARGET"
 PYTHON_ENV = "GUNICORN_BISECT_PYTHON"
 SHA_ENV = "GUNICORN_BISECT_SHA"
 ORIGIN_ENV = "GUNICORN_BISECT_ORIGIN"  # where bisect.py was started (CMD runs elsewhere)
+PORT_ENV = "GUNICORN_BISECT_PORT"  # a free 127.0.0.1 TCP port of this run's own
+
+#: the ports handed to runs now going on (``-j``): never the same one to two at once
+_ports: set[int] = set()
+_ports_lock = threading.Lock()
+
+
+def reserve_port(tries: int = 64) -> int:
+    """A 127.0.0.1 port nobody listens on now and no other run of ours holds."""
+    with _ports_lock:
+        for _ in range(tries):
+            port = processes.free_port()
+            if port not in _ports:
+                _ports.add(port)
+                return port
+    raise ScenarioError("--run: no free TCP port for GUNICORN_BISECT_PORT")
+
+
+def release_port(port: int) -> None:
+    with _ports_lock:
+        _ports.discard(port)
+
 
 #: ``python -m pip`` and ``pip`` in CMD: the target's pip when it has one (``--with pip``),
 #: else one line and exit 2 -- never the harness's own pip, which installs elsewhere
@@ -178,10 +202,16 @@ class CommandScenario(Scenario):
 
     # -- the run ---------------------------------------------------------------------------
     def environment(
-        self, ctx: RunContext, mark: Path, token: str, shim: Path | None = None
+        self,
+        ctx: RunContext,
+        mark: Path,
+        token: str,
+        shim: Path | None = None,
+        port: int | None = None,
     ) -> dict[str, str]:
         """The harness's environment minus its Python, plus the target's and ours
-        (``shim``: the directory of ``pip_shim``, after the target's own)."""
+        (``shim``: the directory of ``pip_shim``, after the target's own; ``port``: the
+        run's own free TCP port, as ``GUNICORN_BISECT_PORT``)."""
         env = processes.child_env(token, keep_python_settings=True)
         bins = [str(ctx.python.parent), *([str(shim / "bin")] if shim else [])]
         env["PATH"] = os.pathsep.join([*bins, env.get("PATH", os.defpath)])
@@ -190,6 +220,8 @@ class CommandScenario(Scenario):
         env[PYTHON_ENV] = str(ctx.python)
         env[SHA_ENV] = ctx.sha or ""
         env[ORIGIN_ENV] = str(self.origin)
+        if port is not None:
+            env[PORT_ENV] = str(port)
         paths = [str(p) for p in (shim, ctx.compat_dir) if p is not None]
         if ctx.compat_dir is not None:
             env[SHIM_MARK_ENV] = str(mark)
@@ -205,6 +237,7 @@ class CommandScenario(Scenario):
         out_path, mark = root / "output.log", root / "compat.mark"
         shim = pip_shim(root / "pip-shim")
         token = uuid.uuid4().hex
+        port = reserve_port()
         started = time.monotonic()
         proc: subprocess.Popen | None = None
         timed_out = flooded = False
@@ -213,7 +246,7 @@ class CommandScenario(Scenario):
                 proc = processes.launch(
                     ["/bin/sh", "-c", self.shell_command],
                     cwd=work,
-                    env=self.environment(ctx, mark, token, shim),
+                    env=self.environment(ctx, mark, token, shim, port),
                     output=out_path,
                 )
             except OSError as exc:
@@ -234,7 +267,8 @@ class CommandScenario(Scenario):
             try:
                 if proc is not None:
                     processes.terminate(proc, token)
-            finally:  # the directory goes even if killing went wrong
+            finally:  # the directory (and the port) go even if killing went wrong
+                release_port(port)
                 log = _read_end(out_path)
                 compat_used = mark.exists()
                 shutil.rmtree(root, ignore_errors=True)
