@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def _main(req: Request, out: TextIO) -> int:
     if req.list_scenarios:
-        for name, description in registry.listing():
-            print(f"{name:15} {description}", file=out)
+        for line in registry.listing_lines():
+            print(line, file=out)
         return EXIT_OK
     index.configure(req.index_url)
     bar = progress.for_terminal(req.verbose, req.quiet)

@@ -14,7 +14,7 @@ import pytest
 
 from harness.scenarios import contain
 from harness.scenarios.base import ScenarioError
-from harness.scenarios.user_file import load, trial_import
+from harness.scenarios.case import load, trial_import
 from tests.conftest import alive
 
 

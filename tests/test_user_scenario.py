@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.model.verdict import Verdict
-from harness.scenarios.user import Observation, decide
+from harness.scenarios.lifecycle import Observation, decide
 from tests.conftest import ROOT, gunicorn_pids, run_cli, run_json
 
 EXAMPLE = ROOT / "examples" / "issue_1298.py"

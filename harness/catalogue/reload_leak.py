@@ -22,6 +22,10 @@ from typing import Any
 TRACKER = 3648
 SETTINGS = {"workers": 4}  # forks back to back on reload: the race the fix names
 BIND = "unix"
+RELEASES = (
+    "25.0.0..latest",
+    "the control socket came in 25.1.0",
+)  # where bench/known_regressions.py runs it
 HUPS = 5  # the tracker's count; a leak grows on most of them
 ENOUGH = 2  # reloads that must complete for a verdict
 MARGIN = 6.0  # seconds the run must have left to start another reload (a leaking

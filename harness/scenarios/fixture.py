@@ -1,0 +1,508 @@
+"""What a case's ``observe(server)`` (or a file's ``check(server)``) gets: the running
+server as a small API that stays stable, and the server-life actions every catalogued case
+needed (reload, kill a worker, /proc counts, load), each returning a small frozen record so
+that ``observe`` gathers facts and ``decide`` judges them purely.
+
+- where it listens and requests: ``url``, ``socket_path``, ``port``, ``socket_exists()``,
+  ``get()``, ``probe()``, ``client()``; a raw ``exchange(bytes)`` (status line, headers,
+  body) and ``one_connection(paths)`` (one kept-alive connection);
+- the log: ``log``, ``boots``, ``exits``, ``last_traceback()``, ``log_lines(pattern, level)``;
+- processes: ``arbiter_pid``, ``worker_pids()``, ``alive()``, ``signal(pid, sig)``,
+  ``setting(name)``, and from /proc ``counts()`` (fds, threads, children, zombies);
+- the server's life: ``reload()`` (SIGHUP, a whole new generation), ``kill_worker(sig)``
+  (reaped and replaced), ``load()`` (requests while a block runs), ``app_file`` /
+  ``edit_app(source)`` for ``--reload``, ``settle(seconds)``;
+- the run: ``options`` (the command line's), ``healthy`` (what the app answered before
+  anything happened), ``remaining()``, ``wait_for(predicate, timeout)``; every wait ends
+  with the run.  Processes are read from /proc (Linux): the arbiter's live children are
+  its workers, whatever the release logs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal as signals
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.host import procfs, rawhttp
+from harness.host.cancel import Cancel
+from harness.scenarios.base import Options
+from harness.scenarios.gunicorn_log import Log
+from harness.scenarios.server import Healthy, Server
+
+
+def server_traceback(server: Server) -> str:
+    """The server's last Python traceback, with its private directory as <tmpdir>."""
+    server.log.refresh(drain=not server.alive())  # a server that exited wrote it all
+    return server.scrub(server.log.last_traceback())
+
+
+# -- what check() gets: the running server as a small API that stays stable -----------------
+class RunOver(BaseException):
+    """Raised in ``check``'s thread when the run ended (deadline or Ctrl-C) while it
+    waited: a BaseException so that a broad ``except Exception`` does not swallow it."""
+
+
+class ServerFixture:
+    """The running server as ``check(server)`` sees it: a small API that stays stable.
+
+    Every wait is bounded by the run's deadline and ends when the run is cancelled.
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        deadline: float,
+        cancel: Cancel,
+        over: threading.Event,
+        options: Options | None = None,
+    ):
+        self.options = options or Options()  # the command line's (a built-in reads them)
+        self.server = server  # the harness's own Server: for the built-ins, not an API
+        self._server = server
+        self._deadline = deadline
+        self._cancel = cancel
+        self._over = over
+        self._lock = threading.Lock()
+
+    # where it listens
+    @property
+    def url(self) -> str:
+        """Base URL for ``client()``: ``http+unix://<quoted path>/`` or ``http://127.0.0.1:PORT/``."""
+        return self._server.url
+
+    @property
+    def socket_path(self) -> str | None:
+        return str(self._server.socket_path) if self._server.socket_path is not None else None
+
+    @property
+    def port(self) -> int | None:
+        return self._server.port
+
+    def socket_exists(self) -> bool:
+        """Is the Unix socket file still there (always True for TCP)?"""
+        return self._server.listening()
+
+    @property
+    def healthy(self) -> Healthy | None:
+        """What the app answered on ``--path`` before anything happened (status, body digest)."""
+        return self._server.healthy
+
+    # requests
+    def client(self):
+        """A requests session (keep-alive) that speaks to this server: ``s.get(server.url)``."""
+        return self._server.client()
+
+    def get(self, path: str | None = None, timeout: float = 2.0):
+        """One GET on a fresh connection; a ``requests.Response`` (``.status_code``,
+        ``.headers``, ``.text``).  Raises ``requests.RequestException`` when it cannot
+        connect (``requests.ConnectionError`` when the socket file is gone)."""
+        self._check_over()
+        url = self.url + (path or self.options.path).lstrip("/")
+        with self._server.client() as session:
+            return session.get(url, timeout=self._bounded(timeout), headers={"Connection": "close"})
+
+    def probe(self, path: str | None = None, timeout: float = 2.0) -> str:
+        """One GET on a fresh raw connection, never raising: ``"ok"`` (HTTP 200), or what
+        went wrong: ``"ENOENT"``, ``"ECONNREFUSED"``, ``"timeout"``, ``"bad response"`` ..."""
+        self._check_over()
+        return self._server.probe(self._bounded(timeout), path or self.options.path)
+
+    # the log
+    def _read(self) -> Log:
+        with self._lock:  # check() may read the log from several threads
+            self._server.log.refresh()
+            return self._server.log
+
+    @property
+    def log(self) -> str:
+        """The server's log (gunicorn at debug level): its latest 1-2 MiB, re-read on access."""
+        return self._read().text
+
+    @property
+    def boots(self) -> int:
+        """'Booting worker' lines so far (the first workers included)."""
+        return self._read().boots
+
+    @property
+    def exits(self) -> int:
+        """Distinct workers logged as exiting so far."""
+        return self._read().exits
+
+    def last_traceback(self) -> str:
+        """The last Python traceback in the log, with the private directory as <tmpdir>."""
+        with self._lock:
+            return server_traceback(self._server)
+
+    # processes
+    @property
+    def arbiter_pid(self) -> int | None:
+        return self._server.arbiter_pid
+
+    def worker_pids(self) -> list[int]:
+        """Workers booted, not logged as exiting and still running, oldest first."""
+        return [p for p in self._read().worker_pids if os.path.exists(f"/proc/{p}")]
+
+    def alive(self) -> bool:
+        """Is the arbiter still running?"""
+        return self._server.alive()
+
+    def signal(self, pid: int, sig: int = signals.SIGTERM) -> bool:
+        """Send ``sig`` to the arbiter or one of its workers; False if it is already gone.
+
+        Any other pid is a ValueError: a scenario only signals its own server.
+        """
+        if pid != self.arbiter_pid and pid not in self._read().booted_pids:
+            raise ValueError(f"pid {pid} is not this server's arbiter or one of its workers")
+        return self._server.signal(sig, pid)
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """The server's own value of a gunicorn setting, as it logged it."""
+        with self._lock:
+            return self._server.setting(name, default)
+
+    # the server's life (below): each returns a frozen record a decide can judge
+    def reload(self, timeout: float = 15.0) -> Generation:
+        """SIGHUP the arbiter; wait until a whole new generation of workers replaced the old."""
+        return reload(self, timeout)
+
+    def kill_worker(self, sig: int = signals.SIGKILL, timeout: float = 10.0) -> Replacement:
+        """Kill the oldest worker with ``sig``; wait until it is reaped and replaced."""
+        return kill_worker(self, sig, timeout)
+
+    def counts(self, pid: int | None = None) -> Counts | None:
+        """Open fds, threads, live children and zombies of the arbiter (or ``pid``) now."""
+        return counts(pid or self.arbiter_pid or 0)
+
+    def load(self, clients: int = 8, path: str | None = None, timeout: float = 2.0) -> Load:
+        """Requests on fresh connections while a block runs: ``with server.load() as l:``."""
+        return Load(self, clients, path or self.options.path, timeout)
+
+    def settle(self, seconds: float = 0.3) -> None:
+        """Let the server be idle a moment (bounded by the run)."""
+        settle(self, seconds)
+
+    def log_lines(self, pattern: str = "", level: str = "") -> list[str]:
+        """The log's lines matching ``pattern`` (a regex) at ``level`` ('ERROR', ...)."""
+        return log_lines(self, pattern, level)
+
+    @property
+    def app_file(self) -> Path:
+        """The app module the server imports (APP, written in the server's directory)."""
+        return self._server.dir / (self._server.spec.app.split(":", 1)[0] + ".py")
+
+    def edit_app(self, source: str) -> None:
+        """Rewrite the app file (for ``reload = True``) with a newer mtime."""
+        edit_app(self.app_file, source)
+
+    def exchange(self, data: bytes, timeout: float = 5.0) -> rawhttp.Reply:
+        """Raw bytes on one fresh connection; the reply (status, headers, body, how it ended)."""
+        self._check_over()
+        return rawhttp.exchange(self._server.address, data, self._bounded(timeout))
+
+    def one_connection(self, paths: list[str], timeout: float = 10.0) -> list[str]:
+        """GET each path on one kept-alive connection: 'HTTP 200', 'empty reply', ..."""
+        self._check_over()
+        return one_connection(self, paths, self._bounded(timeout))
+
+    # time
+    def remaining(self) -> float:
+        """Seconds left before the run's deadline."""
+        return max(0.0, self._deadline - time.monotonic())
+
+    def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
+    ) -> bool:
+        """Poll ``predicate()`` until it is true (True) or ``timeout`` passes (False).
+
+        If the run's deadline comes first, or the run is cancelled, the run is over:
+        ``check`` is unwound (its verdict is already "ran out" / interrupted).
+        """
+        until = time.monotonic() + timeout
+        while True:
+            self._check_over()
+            if predicate():
+                return True
+            now = time.monotonic()
+            if now >= until:
+                return False
+            self._over.wait(min(interval, until - now, max(0.0, self._deadline - now)))
+
+    def _check_over(self) -> None:
+        if self._over.is_set() or self._cancel.is_set() or time.monotonic() >= self._deadline:
+            raise RunOver
+
+    def _bounded(self, timeout: float) -> float:
+        return max(0.01, min(timeout, self._deadline - time.monotonic()))
+
+
+# -- /proc --------------------------------------------------------------------------------------
+def children(pid: int) -> dict[int, str]:
+    """The process's children and their states ('Z' is a zombie nobody reaped yet)."""
+    out = {}
+    for kid in procfs.children(pid):
+        try:
+            out[kid] = procfs.state(kid)
+        except procfs.ProcessGone:
+            continue
+    return out
+
+
+def live_children(pid: int) -> set[int]:
+    """Children that are not zombies: for an arbiter, its workers."""
+    return {c for c, state in children(pid).items() if state != "Z"}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a process holds right now."""
+
+    fds: int
+    threads: int
+    children: int  # live ones
+    zombies: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "fds": self.fds,
+            "threads": self.threads,
+            "children": self.children,
+            "zombies": self.zombies,
+        }
+
+
+def counts(pid: int) -> Counts | None:
+    """Open fds, threads, live children and zombie children of ``pid``; None when it is gone."""
+    try:
+        snap = procfs.snapshot(pid)
+    except (procfs.ProcessGone, OSError):
+        return None
+    zombies = len(snap.zombies)
+    return Counts(snap.fds.total, snap.threads, len(snap.children) - zombies, zombies)
+
+
+def workers_expected(server: Any) -> int:
+    """The server's own worker count (a --gunicorn-config may set it)."""
+    value = server.setting("workers", 1)
+    return value if isinstance(value, int) and value > 0 else 1
+
+
+def settle(server: Any, seconds: float = 0.3) -> None:
+    """Let the server be idle a moment (bounded by the run, like every wait)."""
+    server.wait_for(lambda: False, seconds)
+
+
+# -- reload ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Generation:
+    """One SIGHUP: did a whole new generation of workers boot and the old one go?"""
+
+    ok: bool
+    seconds: float
+    old: tuple[int, ...]
+    new: tuple[int, ...]
+
+
+def reload(server: Any, timeout: float = 15.0) -> Generation:
+    """SIGHUP the arbiter and wait until every old worker is gone and as many new ones
+    have booted (logged 'Booting worker') as the server runs."""
+    arbiter = server.arbiter_pid
+    want = workers_expected(server)
+    old = live_children(arbiter)
+    started = time.monotonic()
+    server.signal(arbiter, signals.SIGHUP)
+
+    def done() -> bool:
+        live = live_children(arbiter)
+        new = live - old
+        return not (live & old) and len(new) >= want and new <= set(server.worker_pids())
+
+    ok = server.wait_for(done, timeout, interval=0.05)
+    new = live_children(arbiter) - old
+    return Generation(
+        ok, round(time.monotonic() - started, 3), tuple(sorted(old)), tuple(sorted(new))
+    )
+
+
+# -- a worker's death -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Replacement:
+    """A worker killed: was it reaped and replaced, how fast, and what is left over."""
+
+    victim: int
+    reaped: bool
+    replaced_by: tuple[int, ...]
+    seconds: float
+    zombies: int  # the arbiter's zombie children once it settled
+
+
+def kill_worker(server: Any, sig: int = signals.SIGKILL, timeout: float = 10.0) -> Replacement:
+    """Kill the oldest worker with ``sig`` (-9, or SIGTERM/SIGQUIT for a graceful exit) and
+    wait until the arbiter reaped it and a new worker booted in its place."""
+    arbiter = server.arbiter_pid
+    want = workers_expected(server)
+    before = live_children(arbiter)
+    booted = [p for p in server.worker_pids() if p in before]
+    if not booted:
+        return Replacement(0, False, (), 0.0, 0)  # nothing to kill: the case says error
+    victim = booted[0]
+    started = time.monotonic()
+    server.signal(victim, sig)
+
+    def replaced() -> bool:
+        live = live_children(arbiter)
+        new = live - before
+        return (
+            victim not in children(arbiter)
+            and len(live) >= want
+            and new <= set(server.worker_pids())
+            and bool(new)
+        )
+
+    ok = server.wait_for(replaced, timeout, interval=0.05)
+    seconds = round(time.monotonic() - started, 3)
+    settle(server, 0.5)
+    now = counts(arbiter)
+    return Replacement(
+        victim=victim,
+        reaped=victim not in children(arbiter),
+        replaced_by=tuple(sorted(live_children(arbiter) - before)) if ok else (),
+        seconds=seconds,
+        zombies=now.zombies if now else 0,
+    )
+
+
+# -- load -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadResult:
+    """Requests sent while an action ran: how many were answered 200, the rest by kind
+    ('HTTP 502', 'ECONNRESET', 'ECONNREFUSED', 'ENOENT', 'timeout', 'empty response' ...)."""
+
+    ok: int
+    failed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.ok + sum(self.failed.values())
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+
+class Load:
+    """``clients`` threads, each sending GETs on fresh connections until the block ends::
+
+    with Load(server, clients=8) as load:
+        reload(server)
+    load.result  # LoadResult
+    """
+
+    def __init__(
+        self, server: Any, clients: int = 8, path: str = "/", timeout: float = 2.0
+    ) -> None:
+        self.server, self.clients, self.path, self.timeout = server, clients, path, timeout
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._seen: Counter[str] = Counter()
+        self._threads: list[threading.Thread] = []
+        self.result = LoadResult(0)
+
+    def _client(self) -> None:
+        while not self._stop.is_set():
+            try:
+                kind = self.server.probe(self.path, self.timeout)
+            except BaseException:  # the run is over (RunOver): this client is done
+                return
+            with self._lock:
+                self._seen[kind] += 1
+
+    def __enter__(self) -> Load:
+        for n in range(self.clients):
+            t = threading.Thread(target=self._client, name=f"load {n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(self.timeout + 1.0)
+        with self._lock:
+            seen = dict(self._seen)
+        ok = seen.pop("ok", 0)
+        self.result = LoadResult(ok, dict(sorted(seen.items())))
+
+
+# -- the log and the app file -------------------------------------------------------------------------
+def log_lines(server: Any, pattern: str = "", level: str = "") -> list[str]:
+    """The log's lines that match ``pattern`` (a regex) at ``level`` ('ERROR', ...)."""
+    out = []
+    for ln in server.log.splitlines():
+        if level and f"[{level}]" not in ln:
+            continue
+        if pattern and not re.search(pattern, ln):
+            continue
+        out.append(ln)
+    return out
+
+
+def edit_app(path: Path, source: str) -> None:
+    """Rewrite the app file (for ``--reload``), with a new mtime even within one second."""
+    before = path.stat().st_mtime
+    path.write_text(source)
+    if path.stat().st_mtime <= before:
+        os.utime(path, (before + 1, before + 1))
+
+
+# -- raw HTTP -----------------------------------------------------------------------------------------
+def _read_reply(sock: socket.socket, deadline: float) -> str:
+    """One HTTP/1.1 reply: 'HTTP 200' (body read by Content-Length), or what ended it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            return "empty reply" if not data else "truncated reply"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    found = re.search(rb"^content-length:\s*(\d+)", head, re.I | re.M)
+    while found and len(body) < int(found.group(1)):
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            return "truncated reply"
+        body += chunk
+    status = head.split(b"\r\n", 1)[0].split()
+    return f"HTTP {status[1].decode()}" if len(status) >= 2 else "bad reply"
+
+
+def one_connection(server: Any, paths: list[str], timeout: float = 10.0) -> list[str]:
+    """GET each path in turn on one kept-alive connection: one outcome per request
+    ('HTTP 200', 'empty reply', 'ECONNRESET', 'timeout' ...); the first failure ends it."""
+    unix = server.socket_path
+    family = socket.AF_UNIX if unix else socket.AF_INET
+    out: list[str] = []
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.settimeout(timeout)
+            sock.connect(unix or ("127.0.0.1", server.port))
+            for path in paths:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+                out.append(_read_reply(sock, time.monotonic() + timeout))
+                if out[-1] != "HTTP 200":
+                    break
+        except socket.timeout:
+            out.append("timeout")
+        except OSError as exc:
+            out.append(errno.errorcode.get(exc.errno or 0, type(exc).__name__))
+    return out
