@@ -338,10 +338,9 @@ class CaseScenario(Scenario):
             facts["healthy_status"] = server.healthy.status
         if self.options.app:
             facts["app"] = self.options.app
-        if self.options.proxy:
+        if server.proxy is not None:  # it started; its own words for what went wrong upstream
             facts["proxy"] = self.options.proxy
-            if server.proxy is not None:  # its own words for what went wrong upstream
-                facts["proxy_log"] = server.scrub(server.proxy.log_tail(3))
+            facts["proxy_log"] = server.scrub(server.proxy.log_tail(3))
         own = self.case.hooks.get("facts")
         if own is not None and isinstance(observation, Observation) and observation.returned:
             facts.update(own(observation.returned))
