@@ -68,7 +68,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
         "pass",
         f"3 requests ({SLOW:g} s, fast, {SLOW:g} s) on one connection with keepalive={KEEPALIVE}: {shown}",
     )
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

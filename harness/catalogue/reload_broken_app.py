@@ -76,7 +76,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
     if not obs["served"]:
         return "fail", f"the master lived but did not serve within {FIXED_WITHIN:g} s of the fix"
     return "pass", "the master survived the syntax error and served again once it was fixed"
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

@@ -69,7 +69,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(obs["failed"].items()))
         return "fail", f"{shown} ({kinds})"
     return "pass", shown
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

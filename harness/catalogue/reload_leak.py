@@ -72,7 +72,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
     )
     grew = after["fds"] - before["fds"] >= 2 or after["threads"] > before["threads"]
     return ("fail" if grew else "pass"), shown
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

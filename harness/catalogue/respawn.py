@@ -69,7 +69,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
         f"{len(kills)} workers killed -9: each reaped and replaced (slowest {slowest:.1f} s), "
         f"no zombie; {served}/{served} served",
     )
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

@@ -170,14 +170,57 @@ class ServerFixture:
         with self._lock:
             return self._server.setting(name, default)
 
-    # the server's life (below): each returns a frozen record a decide can judge
+    # the server's life: each returns a frozen record a decide can judge
+    def _workers(self) -> int:
+        """The server's own worker count (a --gunicorn-config may set it)."""
+        value = self.setting("workers", 1)
+        return value if isinstance(value, int) and value > 0 else 1
+
     def reload(self, timeout: float = 15.0) -> Generation:
-        """SIGHUP the arbiter; wait until a whole new generation of workers replaced the old."""
-        return reload(self, timeout)
+        """SIGHUP the arbiter; wait until every old worker is gone and as many new ones have
+        booted (logged 'Booting worker') as the server runs."""
+        arbiter, want = self.arbiter_pid or 0, self._workers()
+        old = live_children(arbiter)
+        started = time.monotonic()
+        self.signal(arbiter, signals.SIGHUP)
+
+        def done() -> bool:
+            live = live_children(arbiter)
+            new = live - old
+            return not (live & old) and len(new) >= want and new <= set(self.worker_pids())
+
+        ok = self.wait_for(done, timeout, interval=0.05)
+        new = tuple(sorted(live_children(arbiter) - old))
+        return Generation(ok, round(time.monotonic() - started, 3), tuple(sorted(old)), new)
 
     def kill_worker(self, sig: int = signals.SIGKILL, timeout: float = 10.0) -> Replacement:
-        """Kill the oldest worker with ``sig``; wait until it is reaped and replaced."""
-        return kill_worker(self, sig, timeout)
+        """Kill the oldest worker with ``sig`` (-9, or SIGTERM/SIGQUIT for a graceful exit);
+        wait until the arbiter reaped it and a new worker booted in its place."""
+        arbiter, want = self.arbiter_pid or 0, self._workers()
+        before = live_children(arbiter)
+        booted = [p for p in self.worker_pids() if p in before]
+        if not booted:
+            return Replacement(0, False, (), 0.0, 0)  # nothing to kill: the case says error
+        victim, started = booted[0], time.monotonic()
+        self.signal(victim, sig)
+
+        def replaced() -> bool:
+            live = live_children(arbiter)
+            new = live - before
+            gone = victim not in children(arbiter)
+            return gone and len(live) >= want and new <= set(self.worker_pids()) and bool(new)
+
+        ok = self.wait_for(replaced, timeout, interval=0.05)
+        seconds = round(time.monotonic() - started, 3)
+        self.settle(0.5)
+        now = counts(arbiter)
+        return Replacement(
+            victim=victim,
+            reaped=victim not in children(arbiter),
+            replaced_by=tuple(sorted(live_children(arbiter) - before)) if ok else (),
+            seconds=seconds,
+            zombies=now.zombies if now else 0,
+        )
 
     def counts(self, pid: int | None = None) -> Counts | None:
         """Open fds, threads, live children and zombies of the arbiter (or ``pid``) now."""
@@ -188,12 +231,17 @@ class ServerFixture:
         return Load(self, clients, path or self.options.path, timeout)
 
     def settle(self, seconds: float = 0.3) -> None:
-        """Let the server be idle a moment (bounded by the run)."""
-        settle(self, seconds)
+        """Let the server be idle a moment (bounded by the run, like every wait)."""
+        self.wait_for(lambda: False, seconds)
 
     def log_lines(self, pattern: str = "", level: str = "") -> list[str]:
         """The log's lines matching ``pattern`` (a regex) at ``level`` ('ERROR', ...)."""
-        return log_lines(self, pattern, level)
+        lines = self.log.splitlines()
+        return [
+            ln
+            for ln in lines
+            if (not level or f"[{level}]" in ln) and (not pattern or re.search(pattern, ln))
+        ]
 
     @property
     def app_file(self) -> Path:
@@ -201,8 +249,12 @@ class ServerFixture:
         return self._server.dir / (self._server.spec.app.split(":", 1)[0] + ".py")
 
     def edit_app(self, source: str) -> None:
-        """Rewrite the app file (for ``reload = True``) with a newer mtime."""
-        edit_app(self.app_file, source)
+        """Rewrite the app file (for ``reload = True``), a newer mtime even within a second."""
+        path = self.app_file
+        before = path.stat().st_mtime
+        path.write_text(source)
+        if path.stat().st_mtime <= before:
+            os.utime(path, (before + 1, before + 1))
 
     def exchange(self, data: bytes, timeout: float = 5.0) -> rawhttp.Reply:
         """Raw bytes on one fresh connection; the reply (status, headers, body, how it ended)."""
@@ -210,9 +262,25 @@ class ServerFixture:
         return rawhttp.exchange(self._server.address, data, self._bounded(timeout))
 
     def one_connection(self, paths: list[str], timeout: float = 10.0) -> list[str]:
-        """GET each path on one kept-alive connection: 'HTTP 200', 'empty reply', ..."""
+        """GET each path in turn on one kept-alive connection: one outcome per request
+        ('HTTP 200', 'empty reply', 'ECONNRESET', 'timeout' ...); the first failure ends it."""
         self._check_over()
-        return one_connection(self, paths, self._bounded(timeout))
+        timeout, out = self._bounded(timeout), []
+        family = socket.AF_UNIX if self.socket_path else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.settimeout(timeout)
+                sock.connect(self.socket_path or ("127.0.0.1", self.port or 0))
+                for path in paths:
+                    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+                    out.append(_read_reply(sock, time.monotonic() + timeout))
+                    if out[-1] != "HTTP 200":
+                        break
+            except socket.timeout:
+                out.append("timeout")
+            except OSError as exc:
+                out.append(errno.errorcode.get(exc.errno or 0, type(exc).__name__))
+        return out
 
     # time
     def remaining(self) -> float:
@@ -290,17 +358,6 @@ def counts(pid: int) -> Counts | None:
     return Counts(snap.fds.total, snap.threads, len(snap.children) - zombies, zombies)
 
 
-def workers_expected(server: Any) -> int:
-    """The server's own worker count (a --gunicorn-config may set it)."""
-    value = server.setting("workers", 1)
-    return value if isinstance(value, int) and value > 0 else 1
-
-
-def settle(server: Any, seconds: float = 0.3) -> None:
-    """Let the server be idle a moment (bounded by the run, like every wait)."""
-    server.wait_for(lambda: False, seconds)
-
-
 # -- reload ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Generation:
@@ -310,27 +367,6 @@ class Generation:
     seconds: float
     old: tuple[int, ...]
     new: tuple[int, ...]
-
-
-def reload(server: Any, timeout: float = 15.0) -> Generation:
-    """SIGHUP the arbiter and wait until every old worker is gone and as many new ones
-    have booted (logged 'Booting worker') as the server runs."""
-    arbiter = server.arbiter_pid
-    want = workers_expected(server)
-    old = live_children(arbiter)
-    started = time.monotonic()
-    server.signal(arbiter, signals.SIGHUP)
-
-    def done() -> bool:
-        live = live_children(arbiter)
-        new = live - old
-        return not (live & old) and len(new) >= want and new <= set(server.worker_pids())
-
-    ok = server.wait_for(done, timeout, interval=0.05)
-    new = live_children(arbiter) - old
-    return Generation(
-        ok, round(time.monotonic() - started, 3), tuple(sorted(old)), tuple(sorted(new))
-    )
 
 
 # -- a worker's death -----------------------------------------------------------------------------
@@ -343,42 +379,6 @@ class Replacement:
     replaced_by: tuple[int, ...]
     seconds: float
     zombies: int  # the arbiter's zombie children once it settled
-
-
-def kill_worker(server: Any, sig: int = signals.SIGKILL, timeout: float = 10.0) -> Replacement:
-    """Kill the oldest worker with ``sig`` (-9, or SIGTERM/SIGQUIT for a graceful exit) and
-    wait until the arbiter reaped it and a new worker booted in its place."""
-    arbiter = server.arbiter_pid
-    want = workers_expected(server)
-    before = live_children(arbiter)
-    booted = [p for p in server.worker_pids() if p in before]
-    if not booted:
-        return Replacement(0, False, (), 0.0, 0)  # nothing to kill: the case says error
-    victim = booted[0]
-    started = time.monotonic()
-    server.signal(victim, sig)
-
-    def replaced() -> bool:
-        live = live_children(arbiter)
-        new = live - before
-        return (
-            victim not in children(arbiter)
-            and len(live) >= want
-            and new <= set(server.worker_pids())
-            and bool(new)
-        )
-
-    ok = server.wait_for(replaced, timeout, interval=0.05)
-    seconds = round(time.monotonic() - started, 3)
-    settle(server, 0.5)
-    now = counts(arbiter)
-    return Replacement(
-        victim=victim,
-        reaped=victim not in children(arbiter),
-        replaced_by=tuple(sorted(live_children(arbiter) - before)) if ok else (),
-        seconds=seconds,
-        zombies=now.zombies if now else 0,
-    )
 
 
 # -- load -----------------------------------------------------------------------------------------
@@ -443,27 +443,6 @@ class Load:
         self.result = LoadResult(ok, dict(sorted(seen.items())))
 
 
-# -- the log and the app file -------------------------------------------------------------------------
-def log_lines(server: Any, pattern: str = "", level: str = "") -> list[str]:
-    """The log's lines that match ``pattern`` (a regex) at ``level`` ('ERROR', ...)."""
-    out = []
-    for ln in server.log.splitlines():
-        if level and f"[{level}]" not in ln:
-            continue
-        if pattern and not re.search(pattern, ln):
-            continue
-        out.append(ln)
-    return out
-
-
-def edit_app(path: Path, source: str) -> None:
-    """Rewrite the app file (for ``--reload``), with a new mtime even within one second."""
-    before = path.stat().st_mtime
-    path.write_text(source)
-    if path.stat().st_mtime <= before:
-        os.utime(path, (before + 1, before + 1))
-
-
 # -- raw HTTP -----------------------------------------------------------------------------------------
 def _read_reply(sock: socket.socket, deadline: float) -> str:
     """One HTTP/1.1 reply: 'HTTP 200' (body read by Content-Length), or what ended it."""
@@ -484,25 +463,3 @@ def _read_reply(sock: socket.socket, deadline: float) -> str:
         body += chunk
     status = head.split(b"\r\n", 1)[0].split()
     return f"HTTP {status[1].decode()}" if len(status) >= 2 else "bad reply"
-
-
-def one_connection(server: Any, paths: list[str], timeout: float = 10.0) -> list[str]:
-    """GET each path in turn on one kept-alive connection: one outcome per request
-    ('HTTP 200', 'empty reply', 'ECONNRESET', 'timeout' ...); the first failure ends it."""
-    unix = server.socket_path
-    family = socket.AF_UNIX if unix else socket.AF_INET
-    out: list[str] = []
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.settimeout(timeout)
-            sock.connect(unix or ("127.0.0.1", server.port))
-            for path in paths:
-                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-                out.append(_read_reply(sock, time.monotonic() + timeout))
-                if out[-1] != "HTTP 200":
-                    break
-        except socket.timeout:
-            out.append("timeout")
-        except OSError as exc:
-            out.append(errno.errorcode.get(exc.errno or 0, type(exc).__name__))
-    return out

@@ -59,14 +59,14 @@ def given(options: Options) -> dict[str, str]:
     """The options the command line set away from their defaults: name -> as typed."""
     o = options
     out = {
-        "proxy": o.proxy and f"--proxy {o.proxy}",
-        "app": o.app and f"--app {o.app}",
         "bind": o.bind != "unix" and f"--bind {o.bind}",
-        "with": bool(o.requirements) and "--with",
-        "load": o.load != "builtin" and f"--load {o.load}",
-        "gunicorn_config": o.gunicorn_config and "--gunicorn-config",
-        "path": o.path != "/" and f"--path {o.path}",
         "trigger": o.trigger != "auto" and f"--trigger {o.trigger}",
+        "proxy": o.proxy and f"--proxy {o.proxy}",
+        "path": o.path != "/" and f"--path {o.path}",
+        "load": o.load != "builtin" and f"--load {o.load}",
+        "app": o.app and f"--app {o.app}",
+        "with": bool(o.requirements) and f"--with {','.join(o.requirements.requirements)}",
+        "gunicorn_config": o.gunicorn_config and f"--gunicorn-config {o.gunicorn_config}",
     }
     out.update({n: f"--{n.replace('_', '-')} {getattr(o, n)}" for n in FLAGS if getattr(o, n)})
     return {k: v for k, v in out.items() if v}
@@ -413,18 +413,13 @@ def _app_name(case: Case) -> str:
 
 
 def _suffix(o: Options, builtin: bool) -> str:
-    """The header's note of each option that changes the deployment (a built-in's settings
-    are already shown)."""
-    parts = [f"bind={o.bind}"] if builtin and o.bind != "unix" else []
-    parts += [f"trigger={o.trigger}"] if o.trigger != "auto" else []
-    parts += [f"proxy={o.proxy}"] if o.proxy else []
-    parts += [f"path={o.path}"] if o.path != "/" else []
-    parts += [f"load={o.load}"] if o.load != "builtin" else []
-    parts += [f"app={o.app}"] if o.app else []
-    parts += [f"with={','.join(o.requirements.requirements)}"] if o.requirements else []
+    """The header's note of each option that changes the deployment ("proxy=nginx"); a
+    built-in's header already shows its settings, a file's is in parentheses."""
+    skip = {*FLAGS, "gunicorn_config", *(() if builtin else ("bind",))}
+    parts = [v[2:].replace(" ", "=", 1) for k, v in given(o).items() if k not in skip]
     if not parts:
         return ""
-    return (" " if builtin else " (") + " ".join(parts) + ("" if builtin else ")")
+    return f" {' '.join(parts)}" if builtin else f" ({' '.join(parts)})"
 
 
 def _formatted(exc: BaseException) -> str:
