@@ -31,7 +31,7 @@ from harness.build.wheels import ArtifactError
 from harness.host.cancel import Cancel, Cancelled
 from harness.host.proxy import ProxyError
 from harness.model.verdict import Axis, Decision, Verdict
-from harness.scenarios import app_bottle, contain
+from harness.scenarios import contain
 from harness.scenarios.base import (
     About,
     EnvNeeds,
@@ -42,7 +42,13 @@ from harness.scenarios.base import (
     ScenarioError,
     primary_axis,
 )
-from harness.scenarios.case import FUNCTION, Case, harness_provided
+from harness.scenarios.case import (
+    BOTTLE_AS_REPORTED,
+    FUNCTION,
+    Case,
+    bottle_for,
+    harness_provided,
+)
 from harness.scenarios.fixture import RunOver, ServerFixture, server_traceback
 from harness.scenarios.server import PLAIN_APP, BootError, Server, ServerSpec
 
@@ -217,11 +223,11 @@ class CaseScenario(Scenario):
         bottle = [] if self.options.app else [r for r in self.case.requires if harness_provided(r)]
         if not bottle:
             return EnvNeeds(extras=tuple(worker), worker_class=wc)
-        req, extra = bottle[0], app_bottle.bottle_for(interp, cache_dir)
+        req, extra = bottle[0], bottle_for(interp, cache_dir)
         if req.specifier and not req.specifier.contains(extra.version, prereleases=True):
             raise ArtifactError(
                 f"REQUIRES {req}: Python {interp.version} gets bottle {extra.version} "
-                f"({app_bottle.BOTTLE_AS_REPORTED} runs only on Python <= 3.9)"
+                f"({BOTTLE_AS_REPORTED} runs only on Python <= 3.9)"
             )
         return EnvNeeds(extras=(extra, *worker), probe_imports=("bottle",), worker_class=wc)
 

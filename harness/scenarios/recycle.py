@@ -21,7 +21,7 @@ from harness.host.cancel import Cancel
 from harness.host.proxy import status_counts
 from harness.host.wrk import Wrk, WrkError, url_for
 from harness.model.verdict import last_line, plural
-from harness.scenarios import app_bottle
+from harness.scenarios.case import BOTTLE_APP
 from harness.scenarios.fixture import ServerFixture
 from harness.scenarios.server import PROBE_TIMEOUT, Load, Server, fresh_connections, served
 
@@ -36,7 +36,7 @@ REASONS = {
 DEFAULTS = {"workers": 3, "threads": 5, "max_requests": 16}
 #: The case module's metadata, the same for both (their SETTINGS, APP ...).
 SETTINGS = {**DEFAULTS, "keepalive": 2, "timeout": 30, "backlog": 2048}
-APP = app_bottle.APP
+APP = BOTTLE_APP
 APP_NAME = "bottle Hello World (the report's web.py)"
 REQUIRES = ["bottle"]
 HONOURS = ("load", "trigger")
@@ -239,10 +239,6 @@ def _finish(server: Server, obs: dict[str, Any]) -> Observation:
     obs["boots"], obs["exits"] = server.log.boots, server.log.exits
     obs["error_lines"] = tuple(server.scrub(e) for e in server.log.errors())
     return Observation(**obs)
-
-
-def not_booted(reason: str, traceback: str) -> Observation:
-    return Observation(False, boot_error=reason, traceback=traceback)
 
 
 def facts(obs: Observation) -> dict[str, Any]:

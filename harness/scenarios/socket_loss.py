@@ -20,7 +20,6 @@ from harness.scenarios.recycle import (  # noqa: F401  (the case's metadata and 
     Observation,
     cause,
     facts,
-    not_booted,
     observe,
     ran_out,
     restarts,
