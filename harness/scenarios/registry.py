@@ -29,7 +29,7 @@ BUILTINS = (socket_loss, keeps_serving, boots)
 CATALOGUE = Path(harness.catalogue.__file__).parent
 #: the user's own kinds, after the cases in the listing
 OWN = [
-    ("FILE.py", "your own case file (see README: Your own scenario file)"),
+    ("FILE.py", "your own scenario file (see README: Your own scenario file)"),
     ("--run CMD", CommandScenario.DESCRIPTION),
 ]
 
