@@ -174,7 +174,6 @@ class CaseScenario(Scenario):
         if why:
             raise ScenarioError(why)
         self.case, self.options = case, options
-        self.rules = self.decide
 
     # -- the settings, as they will run -------------------------------------------------------------
     def flags(self) -> dict[str, Any]:
