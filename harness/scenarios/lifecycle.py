@@ -158,10 +158,10 @@ def verdict_of(value: Any, function: str, tb: str = "") -> Decision:
 
 def unhealthy(healthy_status: str, path: str, proxy: str | None) -> str:
     who = f"{proxy} in front of your app" if proxy else "your app"
-    answer = f"HTTP {healthy_status}" if healthy_status.isdigit() else healthy_status
+    s = healthy_status
+    answer = f"answers HTTP {s}" if s.isdigit() else f"gives no answer ({s})"
     return (
-        f"{who} answers {answer} on {path} before any restart or reload: "
-        "no healthy answer to compare with"
+        f"{who} {answer} on {path} before any restart or reload: no healthy answer to compare with"
     )
 
 
