@@ -20,9 +20,18 @@ from harness.scenarios import boots, keeps_serving, socket_loss
 from harness.scenarios.base import DEFAULT, Options, Scenario, ScenarioError
 from harness.scenarios.case import Case, from_module, load
 from harness.scenarios.command import CommandScenario
-from harness.scenarios.lifecycle import CaseScenario
+from harness.scenarios.lifecycle import CaseScenario, refusal, shadowing
 
-__all__ = ["BUILTINS", "DEFAULT", "cases", "create", "listing", "listing_lines", "names"]
+__all__ = [
+    "BUILTINS",
+    "DEFAULT",
+    "cases",
+    "create",
+    "listing",
+    "listing_lines",
+    "names",
+    "refused",
+]
 
 #: harness.scenarios' own cases, first in the listing
 BUILTINS = (socket_loss, keeps_serving, boots)
@@ -64,6 +73,12 @@ def create(name: str | None, options: Options) -> Scenario:
         known = ", ".join(sorted(cases()))
         raise ScenarioError(f"unknown scenario {name!r}: choose one of {known}, or give a .py file")
     return CaseScenario(cases()[name], options)
+
+
+def refused(name: str, options: Options) -> str:
+    """The one line ``create`` would refuse the named case with ("" when it takes every
+    option given): for a run over several cases that reports the refusals as rows."""
+    return refusal(cases()[name], options) or shadowing(options)
 
 
 def _line(case: Case) -> str:
