@@ -177,8 +177,9 @@ def probe_once(
     response".  Against a ``healthy`` answer with a stable body, an answer with its status
     but another body is "HTTP 200 (another body)"."""
     result, digest = answer_once(address, timeout, path)
-    if healthy is not None and healthy.digest and digest and digest != healthy.digest:
-        return f"HTTP {'200' if result == 'ok' else result.removeprefix('HTTP ')} (another body)"
+    code = "200" if result == "ok" else result.removeprefix("HTTP ")
+    if healthy is not None and code == healthy.status and healthy.digest not in ("", digest):
+        return f"HTTP {code} (another body)"
     return result
 
 
