@@ -100,8 +100,8 @@ RECYCLING = {
 }
 #: Options a case may refuse (CANNOT) or take (HONOURS), as the command line spells them.
 OPTIONS = frozenset(
-    {"proxy", "app", "bind", "worker_class", "with", "load", "gunicorn_config", "path"}
-    | {"trigger", "workers", "threads", "max_requests"}
+    "proxy app bind worker_class with load gunicorn_config path trigger workers threads "
+    "max_requests".split()
 )
 
 
@@ -165,16 +165,7 @@ def from_module(module: Any, path: Path, name: str = "file", builtin: bool = Fal
 #: What a built-in may add: its report's heading, more questions for its table, fixed
 #: parameters for its record, its app's name, whether importing the worker class is what
 #: it judges, where bench/ runs it, the facts of its row, the observation of a failed boot.
-HOOKS = (
-    "TITLE",
-    "AXES",
-    "PARAMETERS",
-    "APP_NAME",
-    "JUDGES_IMPORTS",
-    "RELEASES",
-    "facts",
-    "not_booted",
-)
+HOOKS = "TITLE AXES PARAMETERS APP_NAME JUDGES_IMPORTS RELEASES facts not_booted".split()
 
 
 def load(path: Path) -> Case:

@@ -61,10 +61,9 @@ class Observation:
     path_present: bool = True
     path_gone_after_recycle: int | None = None
     probes_sent: int = 0
-    probes_ok: int = 0  # answered by the app: any status but a proxy's gateway error
+    probes_ok: int = 0  # given the app's healthy answer (as it answered before the load)
     probe_errors: tuple[str, ...] = ()  # the others: "ENOENT", "timeout", "HTTP 502" ...
     probe_answers: tuple[str, ...] = ()  # served, but not 200: "HTTP 404" (--path)
-    healthy: str = "200"  # the app's own answer before the load (its status)
     arbiter_alive: bool = True
     arbiter_exit: str = ""
     ran_out: str = ""  # the phase the run's deadline cut short, if any
@@ -82,7 +81,7 @@ def observe(fixture: ServerFixture) -> Observation:
     server, o = fixture.server, fixture.options
     cancel, deadline = fixture._cancel, fixture._deadline  # the run's own bounds
     obs: dict[str, Any] = {"booted": True, "worker_class": server.log.worker_class}
-    obs["proxy"], obs["healthy"] = o.proxy, server.healthy.status if server.healthy else "200"
+    obs["proxy"] = o.proxy
     until = deadline - (2 * PROBE_TIMEOUT + 1.0)  # the rest is kept for the probes
     gone_at = _recycle(server, o, obs, until, cancel)
     # fresh connections, after the replacements booted (or clearly will not)

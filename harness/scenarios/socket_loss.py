@@ -32,15 +32,17 @@ from harness.scenarios.server import SILENT
 NAME = "socket-loss"
 TITLE = "Gunicorn #1298 socket loss: bisection report"
 
-OUTAGE_AXIS = Axis(
-    "outage",
-    Verdict.PASS,
-    Verdict.OUTAGE,
-    "serves",
-    "outage",
-    label="another problem than #1298: stops serving after worker restarts",
+#: the second question its table answers
+AXES = (
+    Axis(
+        "outage",
+        Verdict.PASS,
+        Verdict.OUTAGE,
+        "serves",
+        "outage",
+        label="another problem than #1298: stops serving after worker restarts",
+    ),
 )
-AXES = (OUTAGE_AXIS,)
 
 
 def _proxy_phrase(obs: Observation) -> str:
