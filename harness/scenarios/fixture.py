@@ -257,9 +257,10 @@ class ServerFixture:
             os.utime(path, (before + 1, before + 1))
 
     def exchange(self, data: bytes, timeout: float = 5.0) -> rawhttp.Reply:
-        """Raw bytes on one fresh connection; the reply (status, headers, body, how it ended)."""
+        """Raw bytes on one fresh connection (to the proxy, when one is in front); the reply
+        (status, headers, body, how it ended)."""
         self._check_over()
-        return rawhttp.exchange(self._server.address, data, self._bounded(timeout))
+        return rawhttp.exchange(self._server.front, data, self._bounded(timeout))
 
     def one_connection(self, paths: list[str], timeout: float = 10.0) -> list[str]:
         """GET each path in turn on one kept-alive connection: one outcome per request
