@@ -118,7 +118,7 @@ def test_every_case_takes_every_option_or_refuses_it_in_one_line(tmp_path):
     # connection straight to gunicorn; load and trigger drive the recycling cases only
     assert table["keepalive-slow", "proxy"] == "refused"
     for name in ("boots", "reload-broken-app", "reload-drops", "reload-leak", "respawn"):
-        assert table[name, "proxy"] == "applied"  # these six ignored --proxy before
+        assert table[name, "proxy"] == "applied"  # with keepalive-slow: the six that ignored it
         assert table[name, "load"] == table[name, "trigger"] == "refused"
     for name in ("socket-loss", "keeps-serving"):
         assert {o for (n, o), v in table.items() if n == name and v == "refused"} == set()
