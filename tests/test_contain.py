@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenarios import contain
+from harness.scenarios import fixture as contain
 from harness.scenarios.base import ScenarioError
 from harness.scenarios.case import load, trial_import
 from tests.conftest import alive

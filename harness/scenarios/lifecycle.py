@@ -31,7 +31,7 @@ from harness.build.wheels import ArtifactError
 from harness.host.cancel import Cancel, Cancelled
 from harness.host.proxy import ProxyError
 from harness.model.verdict import Axis, Decision, Verdict
-from harness.scenarios import contain
+from harness.scenarios import fixture as contain  # install, adopt, stop: bounds on observe()
 from harness.scenarios.base import (
     About,
     EnvNeeds,
