@@ -115,6 +115,12 @@ class Observation:
     traceback: str = ""  # its traceback, or the server's last one
     unhealthy: str = ""  # what the app answered before anything happened, when not healthy
 
+    @property
+    def finished(self) -> bool:
+        """observe() ran on a healthy server and returned."""
+        stopped = self.raised or self.unhealthy or self.ran_out is not None
+        return self.booted and not stopped and self.exited is None
+
 
 def decide(obs: Observation, function: str = FUNCTION) -> Decision:
     """error: no server, an unhealthy app, ran out, raised, or an unusable value; else the
@@ -323,7 +329,7 @@ class CaseScenario(Scenario):
         not_booted = case.hooks.get("not_booted")
         if not obs.booted and not_booted is not None and case.decide is not None:
             return verdict_of(case.decide(not_booted(obs.boot_error, obs.traceback)), "decide")
-        if case.decide is None or not obs.booted or obs.unhealthy or obs.returned is None:
+        if case.decide is None or not obs.finished:
             return decide(obs, case.function)
         try:
             value = case.decide(obs.returned)
