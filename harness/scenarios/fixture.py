@@ -72,8 +72,7 @@ class ServerFixture:
         options: Options | None = None,
     ):
         self.options = options or Options()  # the command line's (a built-in reads them)
-        self.server = server  # the harness's own Server: for the built-ins, not an API
-        self._server = server
+        self.server = server  # the harness's own Server: the built-ins read it, not an API
         self._deadline = deadline
         self._cancel = cancel
         self._over = over
@@ -83,29 +82,29 @@ class ServerFixture:
     @property
     def url(self) -> str:
         """Base URL for ``client()``: ``http+unix://<quoted path>/`` or ``http://127.0.0.1:PORT/``."""
-        return self._server.url
+        return self.server.url
 
     @property
     def socket_path(self) -> str | None:
-        return str(self._server.socket_path) if self._server.socket_path is not None else None
+        return str(self.server.socket_path) if self.server.socket_path is not None else None
 
     @property
     def port(self) -> int | None:
-        return self._server.port
+        return self.server.port
 
     def socket_exists(self) -> bool:
         """Is the Unix socket file still there (always True for TCP)?"""
-        return self._server.listening()
+        return self.server.listening()
 
     @property
     def healthy(self) -> Healthy | None:
         """What the app answered on ``--path`` before anything happened (status, body digest)."""
-        return self._server.healthy
+        return self.server.healthy
 
     # requests
     def client(self):
         """A requests session (keep-alive) that speaks to this server: ``s.get(server.url)``."""
-        return self._server.client()
+        return self.server.client()
 
     def get(self, path: str | None = None, timeout: float = 2.0):
         """One GET on a fresh connection; a ``requests.Response`` (``.status_code``,
@@ -113,20 +112,20 @@ class ServerFixture:
         connect (``requests.ConnectionError`` when the socket file is gone)."""
         self._check_over()
         url = self.url + (path or self.options.path).lstrip("/")
-        with self._server.client() as session:
+        with self.server.client() as session:
             return session.get(url, timeout=self._bounded(timeout), headers={"Connection": "close"})
 
     def probe(self, path: str | None = None, timeout: float = 2.0) -> str:
         """One GET on a fresh raw connection, never raising: ``"ok"`` (HTTP 200), or what
         went wrong: ``"ENOENT"``, ``"ECONNREFUSED"``, ``"timeout"``, ``"bad response"`` ..."""
         self._check_over()
-        return self._server.probe(self._bounded(timeout), path or self.options.path)
+        return self.server.probe(self._bounded(timeout), path or self.options.path)
 
     # the log
     def _read(self) -> Log:
         with self._lock:  # check() may read the log from several threads
-            self._server.log.refresh()
-            return self._server.log
+            self.server.log.refresh()
+            return self.server.log
 
     @property
     def log(self) -> str:
@@ -146,12 +145,12 @@ class ServerFixture:
     def last_traceback(self) -> str:
         """The last Python traceback in the log, with the private directory as <tmpdir>."""
         with self._lock:
-            return server_traceback(self._server)
+            return server_traceback(self.server)
 
     # processes
     @property
     def arbiter_pid(self) -> int | None:
-        return self._server.arbiter_pid
+        return self.server.arbiter_pid
 
     def worker_pids(self) -> list[int]:
         """Workers booted, not logged as exiting and still running, oldest first."""
@@ -159,7 +158,7 @@ class ServerFixture:
 
     def alive(self) -> bool:
         """Is the arbiter still running?"""
-        return self._server.alive()
+        return self.server.alive()
 
     def signal(self, pid: int, sig: int = signals.SIGTERM) -> bool:
         """Send ``sig`` to the arbiter or one of its workers; False if it is already gone.
@@ -168,12 +167,12 @@ class ServerFixture:
         """
         if pid != self.arbiter_pid and pid not in self._read().booted_pids:
             raise ValueError(f"pid {pid} is not this server's arbiter or one of its workers")
-        return self._server.signal(sig, pid)
+        return self.server.signal(sig, pid)
 
     def setting(self, name: str, default: Any = None) -> Any:
         """The server's own value of a gunicorn setting, as it logged it."""
         with self._lock:
-            return self._server.setting(name, default)
+            return self.server.setting(name, default)
 
     # the server's life: each returns a frozen record a decide can judge
     def _workers(self) -> int:
@@ -251,7 +250,7 @@ class ServerFixture:
     @property
     def app_file(self) -> Path:
         """The app module the server imports (APP, written in the server's directory)."""
-        return self._server.dir / (self._server.spec.app.split(":", 1)[0] + ".py")
+        return self.server.dir / (self.server.spec.app.split(":", 1)[0] + ".py")
 
     def edit_app(self, source: str) -> None:
         """Rewrite the app file (for ``reload = True``), a newer mtime even within a second."""
@@ -265,7 +264,7 @@ class ServerFixture:
         """Raw bytes on one fresh connection (to the proxy, when one is in front); the reply
         (status, headers, body, how it ended)."""
         self._check_over()
-        return rawhttp.exchange(self._server.front, data, self._bounded(timeout))
+        return rawhttp.exchange(self.server.front, data, self._bounded(timeout))
 
     def one_connection(self, paths: list[str], timeout: float = 10.0) -> list[str]:
         """GET each path in turn on one kept-alive connection: one outcome per request
