@@ -11,7 +11,7 @@ run before anything starts, in one line (exit status 2).
 ``observe(server)`` (or a file's ``check``) runs in a worker thread with a
 ``ServerFixture``, bounded by ``--timeout`` (or the case's ``TIMEOUT``, when larger): one
 that has not returned by then is ``error`` ("ran out"), the server is killed, and every
-thread it started that still runs is stopped (``contain``; so is ``os._exit``, which
+thread it started that still runs is stopped (``fixture.stop``; so is ``os._exit``, which
 becomes an error row).  The server is stopped afterwards, whatever happened.
 """
 
