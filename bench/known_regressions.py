@@ -38,41 +38,25 @@ BUDGET_S = 15 * 60
 
 @dataclass(frozen=True)
 class Case:
-    name: str  # the built-in scenario
+    name: str  # the scenario
     tracker: str
     releases: str  # the range it runs on
     why: str  # why this range
     extra: tuple[str, ...] = ()
 
 
-CASES = (
-    Case("reload-leak", "#3648", "25.0.0..latest", "the control socket came in 25.1.0"),
-    Case(
-        "reload-drops",
-        "#3394",
-        "20.1.0..latest",
-        "gthread's reload path as the tracker tests it (20.1.0 is the last good release)",
-    ),
-    Case(
-        "keepalive-slow",
-        "#3025",
-        "20.1.0..22.0.0",
-        "the tracker's releases around 21.x (gthread keep-alive rewritten in 21.0.0)",
-    ),
-    Case(
-        "reload-broken-app",
-        "#2244",
-        "20.0.0..latest",
-        "20.0.0 is the first release the tracker tests (--reload on 19.x differs)",
-    ),
-    Case(
-        "respawn",
-        "24.0.0 outage",
-        "23.0.0..latest",
-        "the releases around the SIGCHLD rewrite; 19.0.0..latest with socket-loss is in "
-        "results/affected-versions.md, and this range keeps the whole file within 15 min",
-    ),
-)
+def catalogue() -> list[Case]:
+    """Every catalogue case that says where it runs (its ``RELEASES``), from the registry."""
+    sys.path.insert(0, str(ROOT))
+    from harness.scenarios import registry
+
+    out = []
+    for name, case in registry.cases().items():
+        if case.builtin or "RELEASES" not in case.hooks:
+            continue
+        releases, why = case.hooks["RELEASES"]
+        out.append(Case(name, f"#{case.tracker}" if case.tracker else "-", releases, why))
+    return out
 
 
 def run_case(case: Case, repo: str, cache: Path, scratch: Path) -> tuple[dict, str, float]:
@@ -156,7 +140,7 @@ def main() -> int:
         from platformdirs import user_cache_dir
 
         cache = Path(user_cache_dir("gunicorn-bisect"))
-    cases = [c for c in CASES if not a.only or c.name in a.only]
+    cases = [c for c in catalogue() if not a.only or c.name in a.only]
     rows, sections, missing = [], [], 0
     started = time.monotonic()
     try:

@@ -111,18 +111,11 @@ def _width(out: TextIO) -> int | None:
     return None
 
 
-def _list(out: TextIO) -> int:
-    """--list-scenarios: names aligned, descriptions as plain text."""
-    found = registry.listing()
-    pad = max(len(n) for n, _ in found) + 2
-    for name, description in found:
-        print(f"{name:{pad}}{description.replace('``', '')}", file=out)
-    return EXIT_OK
-
-
 def _main(req: Request, out: TextIO) -> int:
     if req.list_scenarios:
-        return _list(out)
+        for line in registry.listing_lines():
+            print(line, file=out)
+        return EXIT_OK
     index.configure(req.index_url)
     bar = progress.for_terminal(req.verbose, req.quiet)
     try:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenarios import contain
+from harness.scenarios import fixture as contain
 from harness.scenarios.base import ScenarioError
-from harness.scenarios.user_file import load, trial_import
+from harness.scenarios.case import load, trial_import
 from tests.conftest import alive
 
 

@@ -275,3 +275,56 @@ def test_a_commit_wheel_requires_what_its_pyproject_does(tmp_path: Path) -> None
         "[project]\nname = 'x'\n[tool.x]\ndependencies = ['no']\n"
     )
     assert project_dependencies(tmp_path / "pyproject.toml") == ()
+
+
+# -- "served" means the app's own healthy answer; boots serves --app ------------------------
+ALWAYS_500 = """\
+def app(environ, start_response):
+    start_response("500 Internal Server Error", [("Content-Length", "4")])
+    return [b"oops"]
+"""
+TEAPOT = """\
+def app(environ, start_response):
+    start_response("418 I'm a teapot", [("Content-Length", "6")])
+    return [b"teapot"]
+"""
+
+
+def _row(tmp_path: Path, cache_dir: Path, *args: str, status: int = 0) -> dict:
+    report = run_json(
+        "19.5.0", "--no-commits", *args, cache_dir=cache_dir, results_dir=tmp_path, status=status
+    )
+    (row,) = report["rows"]
+    return row
+
+
+@pytest.mark.real
+def test_an_app_that_always_answers_500_never_passes(tmp_path: Path, cache_dir: Path, no_leaks):
+    """socket-loss and keeps-serving used to say "20/20 new connections served" of an app
+    that answers 500 to everything: now the healthy answer is read first, and a 5xx there
+    is an error row that says so; the report's own app still passes."""
+    (tmp_path / "broken.py").write_text(ALWAYS_500)
+    own = ("--app", "broken:app", "--app-dir", str(tmp_path))
+    for scenario in ("socket-loss", "keeps-serving"):
+        row = _row(tmp_path, cache_dir, "--scenario", scenario, *own, status=125)
+        assert row["verdict"] == "error", row["detail"]
+        assert "your app answers HTTP 500 on / before any restart" in row["detail"]
+        assert row["healthy_status"] == "500"
+    row = _row(tmp_path, cache_dir, "--scenario", "keeps-serving")
+    assert row["verdict"] == "pass", row["detail"]
+    assert (row["healthy_status"], row["statuses"]) == ("200", {"200": 20})
+
+
+@pytest.mark.real
+def test_boots_serves_your_app_and_fails_one_that_does_not_import(
+    tmp_path: Path, cache_dir: Path, no_leaks
+):
+    (tmp_path / "teapot.py").write_text(TEAPOT)
+    (tmp_path / "raises.py").write_text("raise RuntimeError('no config here')\n")
+    where = ("--app-dir", str(tmp_path), "--scenario", "boots")
+    row = _row(tmp_path, cache_dir, "--app", "teapot:app", *where)
+    assert row["verdict"] == "pass" and row["detail"] == "booted and answered (HTTP 418)"
+    assert row["app"] == "teapot:app"
+    row = _row(tmp_path, cache_dir, "--app", "raises:app", *where)
+    assert row["verdict"] == "fail", row["detail"]
+    assert "RuntimeError: no config here" in row["detail"] + row["traceback"]

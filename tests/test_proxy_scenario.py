@@ -132,3 +132,40 @@ def test_a_missing_proxy_is_one_line_saying_how_to_install_it(tmp_path):
     with pytest.raises(proxy.ProxyMissing) as err:
         proxy.find_binary("h2o", path=str(tmp_path))
     assert str(err.value) == "h2o not found: install it with `apt-get install h2o`"
+
+
+SERVER_HEADER = '''\
+"""The Server header through the proxy in front."""
+
+
+def check(server):
+    got = server.get().headers.get("Server", "")
+    return ("pass" if got.startswith("nginx") else "fail"), f"Server: {got}"
+'''
+
+
+def test_a_catalogue_case_and_a_file_run_behind_a_real_nginx(cache_dir, tmp_path, no_leaks):
+    """One lifecycle for every case: --proxy starts nginx for the catalogue's respawn and
+    for a user's file (its requests go through it), where it used to be ignored."""
+    _need("nginx")
+    report = run_json(
+        "23.0.0",
+        "--no-commits",
+        *("--scenario", "respawn", "--proxy", "nginx"),
+        cache_dir=cache_dir,
+        results_dir=tmp_path / "respawn",
+    )
+    (row,) = report["rows"]
+    assert (row["verdict"], row["proxy"]) == ("pass", "nginx"), row["detail"]
+    assert report["scenario"]["parameters"]["proxy"] == "nginx"
+    path = tmp_path / "server_header.py"
+    path.write_text(SERVER_HEADER)
+    report = run_json(
+        "23.0.0",
+        "--no-commits",
+        *("--scenario", str(path), "--proxy", "nginx"),
+        cache_dir=cache_dir,
+        results_dir=tmp_path / "file",
+    )
+    (row,) = report["rows"]
+    assert row["verdict"] == "pass" and row["detail"].startswith("Server: nginx"), row["detail"]

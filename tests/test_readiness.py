@@ -9,7 +9,8 @@ import pytest
 
 from harness.scenarios import registry
 from harness.scenarios.base import Options
-from harness.scenarios.server import served
+from harness.scenarios.server import Healthy, answer_once, probe_once, served
+from tests.local_http import serve
 from tests.test_user_scenario import check
 
 
@@ -74,3 +75,24 @@ def test_the_probed_path_is_named_only_when_it_is_not_the_default():
     assert other.parameters["path"] == "/health"
     assert other.summary.endswith(" path=/health")
     assert other.record["parameters"]["path"] == "/health"
+
+
+# -- after the event, "served" is the app's own healthy answer ---------------------------------
+def test_served_against_a_healthy_answer_is_that_answer_only():
+    """A 500 from an app that answered 200 before is no answer; a 404 from an app whose
+    --path answered 404 before is (the app's own healthy answer)."""
+    ok, missing = Healthy("200", "d1"), Healthy("404")
+    assert served("ok", True, ok) and not served("HTTP 500", False, ok)
+    assert not served("HTTP 200 (another body)", False, ok)
+    assert served("HTTP 404", False, missing) and not served("ok", False, missing)
+    assert not Healthy("500").ok and not Healthy("timeout").ok and Healthy("404").ok
+
+
+def test_a_probe_tells_the_healthy_body_from_another():
+    with serve() as (server, address):
+        status, digest = answer_once(address, 2.0, "/")
+        healthy = Healthy("200", digest)
+        assert (status, probe_once(address, 2.0, "/", healthy)) == ("ok", "ok")
+        assert probe_once(address, 2.0, "/close", healthy) == "HTTP 200 (another body)"
+        server.fail = 503
+        assert probe_once(address, 2.0, "/", healthy) == "HTTP 503"

@@ -1,12 +1,19 @@
 """Reading gunicorn's log: the worker traceback, the boot error, the effective settings."""
 
-from harness.scenarios.gunicorn_log import (
-    TAIL_CHARS,
-    Log,
-    boot_error,
-    effective_setting,
-    last_traceback,
-)
+from harness.scenarios.gunicorn_log import TAIL_CHARS, Log
+
+
+def last_traceback(log: str) -> str:
+    return Log.of(log).last_traceback()
+
+
+def boot_error(log: str) -> str:
+    return Log.of(log).boot_error() or "no output"
+
+
+def effective_setting(log: str, name: str) -> str | None:
+    return Log.of(log).setting(name)
+
 
 WORKER_CRASH = """\
 [2017-02-18 01:26:57 +0900] [56927] [INFO] Autorestarting worker after current request.

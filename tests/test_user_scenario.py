@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.model.verdict import Verdict
-from harness.scenarios.user import Observation, decide
+from harness.scenarios.lifecycle import Observation, decide
 from tests.conftest import ROOT, gunicorn_pids, run_cli, run_json
 
 EXAMPLE = ROOT / "examples" / "issue_1298.py"
@@ -364,3 +364,33 @@ def test_threads_a_check_leaves_spinning_are_stopped_before_the_next_row(
     details = [r["detail"] for r in report["rows"]]
     assert "ran out after 3 s" in details[0], details
     assert details[1] == "0 spinner(s) still running", details
+
+
+OBSERVE_DECIDE = """\
+def observe(server):
+    return {"served": server.probe()}
+
+
+def decide(obs):
+    if obs is None:
+        return "error", "nothing observed"
+    return ("pass" if obs["served"] == "ok" else "fail"), f"served: {obs['served']}"
+"""
+
+
+def test_a_file_may_observe_and_decide_and_decide_is_pure(tmp_path):
+    """The catalogue's form in a user's file: decide judges what observe returned (None
+    included), the lifecycle's rules judge a run that never got that far."""
+    from harness.scenarios import registry
+    from harness.scenarios.base import Options
+
+    sc = registry.create(str(write(tmp_path, "od.py", OBSERVE_DECIDE)), Options())
+    assert sc.decide(Observation(True, returned={"served": "ok"})).verdict is Verdict.PASS
+    assert sc.decide(Observation(True, returned={"served": "ENOENT"})).detail == "served: ENOENT"
+    assert sc.decide(Observation(True, returned=None)).detail == "nothing observed"
+    out = sc.decide(Observation(True, returned={}))  # decide raised KeyError
+    assert out.verdict is Verdict.ERROR and out.detail.startswith("decide() raised KeyError")
+    out = sc.decide(Observation(True, raised="OSError: x"))
+    assert out.detail == "observe() raised OSError: x"
+    out = sc.decide(Observation(True, unhealthy="your app answers HTTP 500 on / before ..."))
+    assert out.verdict is Verdict.ERROR and "HTTP 500" in out.detail

@@ -30,6 +30,15 @@ def app(environ, start_response):
 TRACKER = 3025
 SETTINGS = {"worker_class": "gthread", "workers": 1, "threads": 4, "keepalive": KEEPALIVE}
 BIND = "unix"
+RELEASES = (
+    "20.1.0..22.0.0",
+    "the tracker's releases around 21.x (gthread keep-alive rewritten in 21.0.0)",
+)  # where bench/known_regressions.py runs it
+CANNOT = {
+    "proxy": "it needs one kept-alive connection straight to gunicorn",
+    "app": "it serves its own app (a /slow route)",
+    "path": "it requests its own app's / and /slow",
+}
 BADF = r"Bad file descriptor|Invalid file descriptor|\[Errno 9\]"  # the worker's own words
 
 
@@ -59,7 +68,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
         "pass",
         f"3 requests ({SLOW:g} s, fast, {SLOW:g} s) on one connection with keepalive={KEEPALIVE}: {shown}",
     )
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

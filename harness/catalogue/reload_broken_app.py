@@ -27,6 +27,14 @@ TIMEOUT = 35  # SETTLE, up to BROKEN_FOR, REBASE and FIXED_WITHIN: more than the
 TRACKER = 2244
 SETTINGS = {"reload": True, "workers": 1}
 BIND = "unix"
+RELEASES = (
+    "20.0.0..latest",
+    "20.0.0 is the first release the tracker tests (--reload on 19.x differs)",
+)  # where bench/known_regressions.py runs it
+CANNOT = {
+    "app": "it breaks and fixes its own app file",
+    "path": "it requests its own app's /",
+}
 SETTLE = 2.0
 BROKEN_FOR = 10.0  # at most, until the reloaded worker logs the SyntaxError (polls every second)
 REBASE = 2.5  # before the fix: the new worker's reloader (a 1 s poll) takes the broken file's mtime
@@ -68,7 +76,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
     if not obs["served"]:
         return "fail", f"the master lived but did not serve within {FIXED_WITHIN:g} s of the fix"
     return "pass", "the master survived the syntax error and served again once it was fixed"
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

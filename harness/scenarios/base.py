@@ -128,8 +128,9 @@ def primary_axis(terms: tuple[str, str] | None) -> Axis:
 class Scenario(abc.ABC):
     """One way to judge a gunicorn build: needs, run, decide, axes, about.
 
-    ``decide`` applies ``rules``, the scenario's pure function from its observation to
-    a decision; a subclass sets both ``options`` and ``rules`` when it is made.
+    Two implement it: every case (``lifecycle.CaseScenario``) and ``--run``
+    (``command.CommandScenario``).  ``decide`` applies ``rules``, the pure function from
+    an observation to a decision, unless the scenario defines its own.
     """
 
     options: Options

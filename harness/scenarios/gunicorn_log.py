@@ -250,11 +250,6 @@ class Log:
         return f"[gunicorn-bisect: {self._dropped} earlier characters not kept]\n{self._tail}"
 
     @property
-    def empty(self) -> bool:
-        """Nothing but whitespace so far."""
-        return not self._dropped and not self._tail.strip()
-
-    @property
     def exits(self) -> int:
         """Distinct workers logged as exiting."""
         return len(self._exited) + self._exits_beyond
@@ -307,18 +302,3 @@ class Log:
             if found:
                 return found
         return lasts.line if routine or not lasts.routine else ""
-
-
-def last_traceback(log: str) -> str:
-    """The last Python traceback in a gunicorn log (a worker's, in the failing case)."""
-    return Log.of(log).last_traceback()
-
-
-def effective_setting(log: str, name: str) -> str | None:
-    """A setting as the arbiter reports it ("Current configuration:" at debug level)."""
-    return Log.of(log).setting(name)
-
-
-def boot_error(log: str) -> str:
-    """The most telling line of a server that did not come up."""
-    return Log.of(log).boot_error() or "no output"

@@ -1,34 +1,33 @@
-"""keeps-serving: the same server, app and load as socket-loss, judged more broadly.
+"""fail whenever the server stops answering new connections after its workers restart, any cause
 
-``fail`` whenever the server stops answering new connections after its workers
-restart, whatever the cause (the socket file gone, workers that exit and are never
-replaced, requests that hang), with the cause from the log in the evidence; ``pass``
-only when the path still serves every fresh connection.
+The same server, app and load as socket-loss (``recycle``), judged more broadly: ``fail``
+whenever the server stops answering new connections after its workers restart, whatever
+the cause (the socket file gone, workers that exit and are never replaced, requests that
+hang), with the cause from the log in the evidence; ``pass`` only when the path still
+serves every fresh connection with the app's healthy answer.
 """
 
 from __future__ import annotations
 
 from harness.model.verdict import Decision, Verdict
-from harness.scenarios.base import Options, Scenario
-from harness.scenarios.recycle import (
-    Kind,
+from harness.scenarios.recycle import (  # noqa: F401  (the case's metadata and observe)
+    APP,
+    APP_NAME,
+    HONOURS,
+    PARAMETERS,
+    REQUIRES,
+    SETTINGS,
     Observation,
-    Recycling,
     cause,
+    facts,
+    observe,
     ran_out,
     restarts,
     unanswered,
 )
 
 NAME = "keeps-serving"
-DESCRIPTION = (
-    "fail whenever the server stops answering new connections after its workers restart, any cause"
-)
 TITLE = "Gunicorn keeps serving after worker restarts: bisection report"
-
-
-def create(options: Options) -> Scenario:
-    return Recycling(Kind(NAME, DESCRIPTION, TITLE, decide), options)
 
 
 def decide(obs: Observation) -> Decision:

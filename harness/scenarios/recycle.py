@@ -1,10 +1,11 @@
-"""The run socket-loss and keeps-serving share: recycle every worker, then observe.
+"""What socket-loss and keeps-serving share: recycle every worker, then observe.
 
 The report's bottle "Hello World" app behind gunicorn on a Unix socket; the threaded
 worker (``threads > 1`` makes gunicorn pick gthread, as in the report's config.py); a
 small ``max_requests`` so workers recycle within a second of keep-alive load, or a
 graceful SIGTERM to each worker where they never do.  Then *fresh* connections are
-the evidence.  A ``Kind``'s rules judge the ``Observation`` (with the phrases here).
+the evidence, each judged against the app's own healthy answer (read before the load).
+Each case's ``decide`` judges the ``Observation`` (with the phrases here).
 """
 
 from __future__ import annotations
@@ -16,20 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.build import worker_libs
-from harness.build.interpreters import Interpreter
 from harness.host.cancel import Cancel
-from harness.host.proxy import ProxyError, status_counts
+from harness.host.proxy import status_counts
 from harness.host.wrk import Wrk, WrkError, url_for
-from harness.model.verdict import Axis, Decision, last_line, plural
-from harness.scenarios import app_bottle
-from harness.scenarios.base import About, EnvNeeds, Options, primary_axis
-from harness.scenarios.lifecycle import ServerScenario
-from harness.scenarios.probes import PROBE_TIMEOUT, Load, fresh_connections
-from harness.scenarios.server import Server, ServerSpec, served
+from harness.model.verdict import last_line, plural
+from harness.scenarios.case import BOTTLE_APP
+from harness.scenarios.fixture import ServerFixture
+from harness.scenarios.server import PROBE_TIMEOUT, Load, Server, fresh_connections, served
 
-#: A proxy in front answers a dead upstream within this (shorter than a probe's wait).
-PROXY_IO_TIMEOUT = 1.5
 REASONS = {
     "502": "502 Bad Gateway",
     "503": "503 Service Unavailable",
@@ -39,8 +34,15 @@ REASONS = {
 # The report's config.py, scaled for speed: 5 workers x 5 threads x 512 max_requests
 # becomes 3 x 5 x 16, so every worker recycles within about a second of load.
 DEFAULTS = {"workers": 3, "threads": 5, "max_requests": 16}
+#: The case module's metadata, the same for both (their SETTINGS, APP ...).
+SETTINGS = {**DEFAULTS, "keepalive": 2, "timeout": 30, "backlog": 2048}
+APP = BOTTLE_APP
+APP_NAME = "bottle Hello World (the report's web.py)"
+REQUIRES = ["bottle"]
+HONOURS = ("load", "trigger")
 CONCURRENCY = 8
 PROBES = 20
+PARAMETERS = {"probes": PROBES}
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Observation:
     path_present: bool = True
     path_gone_after_recycle: int | None = None
     probes_sent: int = 0
-    probes_ok: int = 0  # answered by the app: any status but a proxy's gateway error
+    probes_ok: int = 0  # given the app's healthy answer (as it answered before the load)
     probe_errors: tuple[str, ...] = ()  # the others: "ENOENT", "timeout", "HTTP 502" ...
     probe_answers: tuple[str, ...] = ()  # served, but not 200: "HTTP 404" (--path)
     arbiter_alive: bool = True
@@ -74,306 +76,180 @@ class Observation:
     wrk: dict[str, Any] | None = None  # --load wrk: wrk's summary (WrkSummary.as_json)
 
 
-@dataclass(frozen=True)
-class Kind:
-    """What makes socket-loss socket-loss: its name, words, rules and extra questions."""
+def observe(fixture: ServerFixture) -> Observation:
+    """Make every worker exit (load, else SIGTERM), let them be replaced, probe afresh."""
+    server, o = fixture.server, fixture.options
+    cancel, deadline = fixture._cancel, fixture._deadline  # the run's own bounds
+    obs: dict[str, Any] = {"booted": True, "worker_class": server.log.worker_class}
+    obs["proxy"] = o.proxy
+    until = deadline - (2 * PROBE_TIMEOUT + 1.0)  # the rest is kept for the probes
+    gone_at = _recycle(server, o, obs, until, cancel)
+    # fresh connections, after the replacements booted (or clearly will not)
+    _settle(server, min(time.monotonic() + 3.0, until), cancel)
+    cancel.check()
+    obs.update(
+        recycles=recycles(server),
+        path_present=server.listening(),
+        path_gone_after_recycle=gone_at,
+    )
+    results = fresh_connections(server, PROBES, deadline, cancel, o.path)
+    cancel.check()
+    if len(results) < PROBES and not obs.get("ran_out"):
+        obs["ran_out"] = "probes"
+    proxied, healthy = server.proxy is not None, server.healthy
+    answers = [r for r in results if served(r, proxied, healthy)]
+    obs["probes_sent"], obs["probes_ok"] = len(results), len(answers)
+    obs["probe_errors"] = tuple(r for r in results if not served(r, proxied, healthy))
+    obs["probe_answers"] = tuple(r for r in answers if r != "ok")
+    obs["arbiter_alive"] = server.alive()
+    if not obs["arbiter_alive"]:
+        obs["arbiter_exit"] = server.exit_status()
+    return _finish(server, obs)
 
-    name: str
-    description: str
-    title: str
-    rules: Callable[[Observation], Decision]
-    extra_axes: tuple[Axis, ...] = ()
 
-
-class Recycling(ServerScenario):
-    """Recycle every worker of the report's server under load, then probe it afresh."""
-
-    def __init__(self, kind: Kind, options: Options) -> None:
-        self.kind = kind
-        self.options = options
-        self.rules = kind.rules
-
-    # -- what it is ----------------------------------------------------------------------
-    def effective(self, name: str) -> Any:
-        value = getattr(self.options, name)
-        if name == "threads" and value is None and self.options.worker_class == "sync":
-            return 1  # "sync" means the sync worker: threads > 1 would turn it into gthread
-        return DEFAULTS.get(name) if value is None else value
-
-    def axes(self) -> list[Axis]:
-        return [primary_axis(self.options.terms), *self.kind.extra_axes]
-
-    def about(self) -> About:
-        k, o = self.kind, self.options
-        parameters = {
-            "workers": self.effective("workers"),
-            "threads": self.effective("threads"),
-            "max_requests": self.effective("max_requests"),
-            "worker_class": o.worker_class or "auto",
-            "bind": o.bind,
-            "trigger": o.trigger,
-            "timeout": o.timeout,
-            "gunicorn_config": str(o.gunicorn_config) if o.gunicorn_config else None,
-            "proxy": o.proxy,
-            "app": o.app or "bottle Hello World (the report's web.py)",
-            "probes": PROBES,
-        }
-        if o.load != "builtin":
-            parameters["load"] = o.load
-        if o.path != "/":
-            parameters["path"] = o.path
-        if o.app:
-            parameters["app_dir"] = str(o.app_dir)
-        if o.requirements:
-            parameters["with"] = list(o.requirements.requirements)
-        return About.of(k.name, k.description, self.summary(), k.title, parameters)
-
-    def summary(self) -> str:
-        o = self.options
-        wc = o.worker_class or "auto (gthread when threads > 1)"
-        if o.gunicorn_config is not None:  # the file decides what flags do not
-            given = [f"{n}={getattr(o, n)}" for n in DEFAULTS if getattr(o, n) is not None]
-            return (
-                f"config {o.gunicorn_config} (its own settings; defaults where it has "
-                "none" + (f"; flags: {' '.join(given)}" if given else "") + ")"
-            )
-        out = (
-            f"workers={self.effective('workers')} threads={self.effective('threads')} "
-            f"max_requests={self.effective('max_requests')} worker_class={wc}"
-        )
-        if o.bind != "unix":
-            out += f" bind={o.bind}"
-        if o.trigger != "auto":
-            out += f" trigger={o.trigger}"
-        if o.proxy:
-            out += f" proxy={o.proxy}"
-        if o.path != "/":
-            out += f" path={o.path}"
-        if o.load != "builtin":
-            out += f" load={o.load}"
-        if o.app:
-            out += f" app={o.app}"
-        if o.requirements:
-            out += f" with={','.join(o.requirements.requirements)}"
-        return out
-
-    def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
-        """bottle (unless --app serves the user's own), and gevent/eventlet (with their
-        dependencies) for those worker classes; ArtifactError when no wheel fits ``interp``
-        (the runner tries an older Python)."""
-        worker = worker_libs.extras_for(self.options.worker_class, interp, cache_dir)
-        if self.options.app:
-            return EnvNeeds(extras=tuple(worker), worker_class=self.options.worker_class or "")
-        return EnvNeeds(
-            extras=(app_bottle.bottle_for(interp, cache_dir), *worker),
-            probe_imports=("bottle",),
-            worker_class=self.options.worker_class or "",
-        )
-
-    def spec(self, boot_timeout: float) -> ServerSpec:
-        o = self.options
-        settings = {
-            n: self.effective(n)
-            for n in ("workers", "threads", "max_requests")
-            if getattr(o, n) is not None or (n == "threads" and o.worker_class == "sync")
-        }
-        if o.worker_class:
-            settings["worker_class"] = o.worker_class
-        if o.trigger == "signal":
-            settings["max_requests"] = 0  # workers exit only when told to
-        return ServerSpec(
-            app_source=None if o.app else app_bottle.APP,
-            app=o.app or "web:app",
-            app_dir=o.app_dir,
-            settings=settings,
-            defaults={**DEFAULTS, "keepalive": 2, "timeout": 30, "backlog": 2048},
-            config_file=o.gunicorn_config,
-            bind=o.bind,
-            boot_timeout=boot_timeout,
-            path=o.path,
-        )
-
-    # -- the run ---------------------------------------------------------------------------
-    def not_booted(self, server: Server, reason: str) -> Observation:
-        return self._finish(server, {"booted": False, "boot_error": reason})
-
-    def act(self, server: Server, deadline: float, cancel: Cancel) -> Observation:
-        """Make every worker exit (load, else SIGTERM), let them be replaced, probe."""
-        obs: dict[str, Any] = {"booted": True, "worker_class": server.log.worker_class}
-        until = deadline - (2 * PROBE_TIMEOUT + 1.0)  # the rest is kept for the probes
-        if self.options.proxy:
-            obs["proxy"] = self.options.proxy
+def _recycle(
+    server: Server, o: Any, obs: dict[str, Any], until: float, cancel: Cancel
+) -> int | None:
+    """Load until every worker recycled on max_requests; SIGTERM each where none did.
+    The restart after which the socket file was gone, if it went."""
+    gone_at: int | None = None
+    if o.trigger in ("auto", "max-requests"):
+        if o.load == "wrk":
+            gone_at, ran_out = _wrk_load(server, o.path, obs, until, cancel)
+        else:
+            load = Load(server, CONCURRENCY, o.path)
+            load.start()
             try:
-                server.put_proxy_in_front(self.options.proxy, PROXY_IO_TIMEOUT)
-            except ProxyError as exc:
-                obs["booted"], obs["boot_error"] = False, f"proxy did not start: {exc}"
-                return self._finish(server, obs)
-        gone_at = self._recycle(server, obs, until, cancel)
-        # fresh connections, after the replacements booted (or clearly will not)
-        self._settle(server, min(time.monotonic() + 3.0, until), cancel)
+                gone_at, ran_out = _until_recycled(server, lambda: load.ok, until, cancel)
+            finally:
+                load.finish()
+            obs["requests_ok"], obs["requests_failed"] = load.ok, load.failed
+            obs["load_statuses"] = dict(load.statuses)
+        if ran_out:
+            obs["ran_out"] = "load (waiting for workers to recycle on max_requests)"
+    if recycles(server) == 0 and o.trigger in ("auto", "signal"):
+        obs["trigger"] = "signal"
+        obs.pop("ran_out", None)
+        gone_at, ran_out = _signal_each(server, until, cancel)
+        if ran_out:
+            obs["ran_out"] = "signal (waiting for a worker to exit on SIGTERM)"
+    elif o.trigger == "signal":
+        obs["trigger"] = "signal"
+    return gone_at
+
+
+def _wrk_load(
+    server: Server, path: str, obs: dict[str, Any], until: float, cancel: Cancel
+) -> tuple[int | None, bool]:
+    """The report's own load (``wrk -t10 -c200`` at the proxy or the TCP port, for at
+    most what is left of the run) until every worker recycled; its summary into obs."""
+    try:
+        load = Wrk(url_for(server.front, path), until - time.monotonic())
+        with load:
+            gone_at, ran_out = _until_recycled(server, lambda: 0, until, cancel)
+            summary = load.stop()
+    except WrkError as exc:
+        obs["wrk"] = {"error": str(exc)}
+        return None, False
+    obs["wrk"] = summary.as_json()
+    obs["requests_ok"] = max(0, summary.requests - summary.non_2xx_3xx)
+    obs["requests_failed"] = summary.failed
+    return gone_at, ran_out
+
+
+def _until_recycled(
+    server: Server, answered: Callable[[], int], until: float, cancel: Cancel
+) -> tuple[int | None, bool]:
+    """Load until every worker recycled once, the path vanished, or it is hopeless."""
+    max_requests = server.setting("max_requests", DEFAULTS["max_requests"]) or 1
+    workers = server.workers
+    gone_at: int | None = None
+    grace_until: float | None = None
+    all_gone_since: float | None = None
+    while time.monotonic() < until:
         cancel.check()
-        obs.update(
-            recycles=recycles(server),
-            path_present=server.listening(),
-            path_gone_after_recycle=gone_at,
-        )
-        results = fresh_connections(server, PROBES, deadline, cancel, self.options.path)
-        cancel.check()
-        if len(results) < PROBES and not obs.get("ran_out"):
-            obs["ran_out"] = "probes"
-        proxied = server.proxy is not None
-        answers = [r for r in results if served(r, proxied)]
-        obs["probes_sent"], obs["probes_ok"] = len(results), len(answers)
-        obs["probe_errors"] = tuple(r for r in results if not served(r, proxied))
-        obs["probe_answers"] = tuple(r for r in answers if r != "ok")
-        obs["arbiter_alive"] = server.alive()
-        if not obs["arbiter_alive"]:
-            obs["arbiter_exit"] = server.exit_status()
-        return self._finish(server, obs)
+        log = server.log
+        log.refresh()
+        done = recycles(server)
+        if gone_at is None and done > 0 and not server.listening():
+            gone_at = done
+            # let a second worker exit: its traceback is the evidence (5 s: under a CPU
+            # hog 2 s passed with none, the live workers slow to reach max_requests)
+            grace_until = time.monotonic() + 5.0
+        if not server.alive():
+            return gone_at, False
+        if grace_until is not None and (time.monotonic() > grace_until or log.exits >= 2):
+            return gone_at, False
+        if gone_at is None and done >= workers:
+            return gone_at, False
+        if done == 0 and answered() > 10 * workers * max_requests:
+            return gone_at, False  # ten times what should recycle every worker: it never will
+        if log.exits >= workers and not log.worker_pids:  # every worker gone, none booted
+            all_gone_since = all_gone_since or time.monotonic()
+            if time.monotonic() - all_gone_since > 1.0:
+                return gone_at, False
+        time.sleep(0.005)
+    return gone_at, True
 
-    def _recycle(
-        self, server: Server, obs: dict[str, Any], until: float, cancel: Cancel
-    ) -> int | None:
-        """Load until every worker recycled on max_requests; SIGTERM each where none did.
-        The restart after which the socket file was gone, if it went."""
-        gone_at: int | None = None
-        trigger = self.options.trigger
-        if trigger in ("auto", "max-requests"):
-            if self.options.load == "wrk":
-                gone_at, ran_out = self._wrk_load(server, obs, until, cancel)
-            else:
-                load = Load(server, CONCURRENCY, self.options.path)
-                load.start()
-                try:
-                    gone_at, ran_out = self._until_recycled(server, lambda: load.ok, until, cancel)
-                finally:
-                    load.finish()
-                obs["requests_ok"], obs["requests_failed"] = load.ok, load.failed
-                obs["load_statuses"] = dict(load.statuses)
-            if ran_out:
-                obs["ran_out"] = "load (waiting for workers to recycle on max_requests)"
-        if recycles(server) == 0 and trigger in ("auto", "signal"):
-            obs["trigger"] = "signal"
-            obs.pop("ran_out", None)
-            gone_at, ran_out = self._signal_each(server, until, cancel)
-            if ran_out:
-                obs["ran_out"] = "signal (waiting for a worker to exit on SIGTERM)"
-        elif trigger == "signal":
-            obs["trigger"] = "signal"
-        return gone_at
 
-    def _wrk_load(
-        self, server: Server, obs: dict[str, Any], until: float, cancel: Cancel
-    ) -> tuple[int | None, bool]:
-        """The report's own load (``wrk -t10 -c200`` at the proxy or the TCP port, for at
-        most what is left of the run) until every worker recycled; its summary into obs."""
-        try:
-            load = Wrk(url_for(server.front, self.options.path), until - time.monotonic())
-            with load:
-                gone_at, ran_out = self._until_recycled(server, lambda: 0, until, cancel)
-                summary = load.stop()
-        except WrkError as exc:
-            obs["wrk"] = {"error": str(exc)}
-            return None, False
-        obs["wrk"] = summary.as_json()
-        obs["requests_ok"] = max(0, summary.requests - summary.non_2xx_3xx)
-        obs["requests_failed"] = summary.failed
-        return gone_at, ran_out
-
-    def _until_recycled(
-        self, server: Server, answered: Callable[[], int], until: float, cancel: Cancel
-    ) -> tuple[int | None, bool]:
-        """Load until every worker recycled once, the path vanished, or it is hopeless."""
-        max_requests = server.setting("max_requests", self.effective("max_requests")) or 1
-        workers = server.workers
-        gone_at: int | None = None
-        grace_until: float | None = None
-        all_gone_since: float | None = None
+def _signal_each(server: Server, until: float, cancel: Cancel) -> tuple[int | None, bool]:
+    """Graceful SIGTERM to each worker in turn; wait for it to exit (and be replaced)."""
+    gone_at: int | None = None
+    for pid in list(server.log.worker_pids)[: server.workers]:
+        server.signal(signal.SIGTERM, pid)
+        exits = server.log.exits
         while time.monotonic() < until:
             cancel.check()
-            log = server.log
-            log.refresh()
-            done = recycles(server)
-            if gone_at is None and done > 0 and not server.listening():
-                gone_at = done
-                # let a second worker exit: its traceback is the evidence (5 s: under a CPU
-                # hog 2 s passed with none, the live workers slow to reach max_requests)
-                grace_until = time.monotonic() + 5.0
-            if not server.alive():
-                return gone_at, False
-            if grace_until is not None and (time.monotonic() > grace_until or log.exits >= 2):
-                return gone_at, False
-            if gone_at is None and done >= workers:
-                return gone_at, False
-            if done == 0 and answered() > 10 * workers * max_requests:
-                return gone_at, False  # ten times what should recycle every worker: it never will
-            if log.exits >= workers and not log.worker_pids:  # every worker gone, none booted
-                all_gone_since = all_gone_since or time.monotonic()
-                if time.monotonic() - all_gone_since > 1.0:
-                    return gone_at, False
-            time.sleep(0.005)
-        return gone_at, True
-
-    def _signal_each(self, server: Server, until: float, cancel: Cancel) -> tuple[int | None, bool]:
-        """Graceful SIGTERM to each worker in turn; wait for it to exit (and be replaced)."""
-        gone_at: int | None = None
-        for pid in list(server.log.worker_pids)[: server.workers]:
-            server.signal(signal.SIGTERM, pid)
-            exits = server.log.exits
-            while time.monotonic() < until:
-                cancel.check()
-                server.log.refresh()
-                if server.log.exits > exits or not Path(f"/proc/{pid}").exists():
-                    break
-                time.sleep(0.01)
-            else:
-                return gone_at, True
-            if gone_at is None and not server.listening():
-                gone_at = max(1, recycles(server))
-                break
-        return gone_at, False
-
-    def _settle(self, server: Server, until: float, cancel: Cancel) -> None:
-        """Wait for replacements to boot; stop early when they clearly will not."""
-        quiet_since = time.monotonic()
-        boots = server.log.boots
-        while time.monotonic() < until and server.alive() and not cancel.is_set():
             server.log.refresh()
-            log = server.log
-            if log.boots >= server.workers + recycles(server) or not server.listening():
-                return
-            if log.boots != boots:
-                boots, quiet_since = log.boots, time.monotonic()
-            elif not log.worker_pids and time.monotonic() - quiet_since > 1.0:
-                return  # every worker exited and none booted for a second
-            time.sleep(0.02)
+            if server.log.exits > exits or not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.01)
+        else:
+            return gone_at, True
+        if gone_at is None and not server.listening():
+            gone_at = max(1, recycles(server))
+            break
+    return gone_at, False
 
-    def _finish(self, server: Server, obs: dict[str, Any]) -> Observation:
-        """What the log says, added to what the run saw."""
+
+def _settle(server: Server, until: float, cancel: Cancel) -> None:
+    """Wait for replacements to boot; stop early when they clearly will not."""
+    quiet_since = time.monotonic()
+    boots = server.log.boots
+    while time.monotonic() < until and server.alive() and not cancel.is_set():
         server.log.refresh()
-        obs.setdefault("workers", server.workers)
-        obs.setdefault("worker_class", server.log.worker_class)
-        obs["bind"] = self.options.bind
-        obs["traceback"] = server.scrub(server.log.last_traceback())
-        obs["boots"], obs["exits"] = server.log.boots, server.log.exits
-        obs["error_lines"] = tuple(server.scrub(e) for e in server.log.errors())
-        return Observation(**obs)
+        log = server.log
+        if log.boots >= server.workers + recycles(server) or not server.listening():
+            return
+        if log.boots != boots:
+            boots, quiet_since = log.boots, time.monotonic()
+        elif not log.worker_pids and time.monotonic() - quiet_since > 1.0:
+            return  # every worker exited and none booted for a second
+        time.sleep(0.02)
 
-    def facts(self, server: Server, observation: Observation) -> dict[str, Any]:
-        facts: dict[str, Any] = {
-            "worker_class": observation.worker_class,
-            "trigger": observation.trigger,
-            "bind": self.options.bind,
-        }
-        if observation.wrk is not None:
-            facts["wrk"] = observation.wrk
-        if observation.proxy:
-            facts["proxy"] = observation.proxy
-            facts["proxy_statuses"] = proxy_statuses(observation)
-            facts["proxy_load_statuses"] = observation.load_statuses or {}
-            if server.proxy is not None:  # its own words for what went wrong upstream
-                facts["proxy_log"] = server.scrub(server.proxy.log_tail(3))
-        return facts
+
+def _finish(server: Server, obs: dict[str, Any]) -> Observation:
+    """What the log says, added to what the run saw."""
+    server.log.refresh()
+    obs.setdefault("workers", server.workers)
+    obs.setdefault("worker_class", server.log.worker_class)
+    obs["bind"] = server.spec.bind
+    obs["traceback"] = server.scrub(server.log.last_traceback())
+    obs["boots"], obs["exits"] = server.log.boots, server.log.exits
+    obs["error_lines"] = tuple(server.scrub(e) for e in server.log.errors())
+    return Observation(**obs)
+
+
+def facts(obs: Observation) -> dict[str, Any]:
+    """The row's facts: how workers were ended, what the fresh connections got (by status:
+    {"200": 20}), what wrk or the proxy counted."""
+    out: dict[str, Any] = {"trigger": obs.trigger, "statuses": statuses(obs)}
+    if obs.wrk is not None:
+        out["wrk"] = obs.wrk
+    if obs.proxy:
+        out["proxy_statuses"] = statuses(obs)
+        out["proxy_load_statuses"] = obs.load_statuses or {}
+    return out
 
 
 def recycles(server: Server) -> int:
@@ -399,8 +275,8 @@ def cause(obs: Observation) -> str:
     return out
 
 
-def proxy_statuses(obs: Observation) -> dict[str, int]:
-    """What the proxy answered the fresh requests: {"200": 0, "502": 20}."""
+def statuses(obs: Observation) -> dict[str, int]:
+    """What the fresh requests got (through the proxy, when one is in front): {"502": 20}."""
     plain_ok = ("ok",) * (obs.probes_ok - len(obs.probe_answers))
     return status_counts(
         "200" if r == "ok" else r.replace("HTTP ", "")

@@ -11,14 +11,18 @@ harness even on SIGKILL (PR_SET_PDEATHSIG).
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import signal as signals
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,13 @@ def app(environ, start_response):
 # gunicorn's console script, as the target interpreter runs it (Python 3.6-safe); the
 # launcher has already set the parent-death signal and checked the harness is alive.
 GUNICORN = "import sys; sys.argv[0] = 'gunicorn'; from gunicorn.app.wsgiapp import run; run()"
+
+
+PROBE_TIMEOUT = 2.0
+#: Probe results that mean the path itself turns new connections away.
+REFUSALS = frozenset({"ENOENT", "ECONNREFUSED"})
+#: Probe results that mean nobody answered: the server accepted (or not) and went quiet.
+SILENT = frozenset({"timeout", "ECONNREFUSED", "empty response"})
 
 
 #: What a proxy answers when its upstream failed: the app did not serve these.
@@ -89,16 +100,42 @@ def exited(code: int) -> str:
     return f"server exited with status {code}"
 
 
-def served(result: str, proxied: bool) -> bool:
+@dataclass(frozen=True)
+class Healthy:
+    """What the app answers when all is well, read before anything happens: its status and
+    a digest of its body ("" when the body differs from one request to the next)."""
+
+    status: str  # "200"
+    digest: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """A 5xx before anything happened is no healthy answer to compare with."""
+        return self.status.isdigit() and not self.status.startswith("5")
+
+
+def served(result: str, proxied: bool, healthy: Healthy | None = None) -> bool:
     """Did the app answer?  ``result`` is a probe's ("ok", "HTTP 404", "ECONNREFUSED")
-    or a status code ("404"): any HTTP status is an answer (a 404 on a path the app
-    lacks included), except a proxy's own 502/503/504; no status is no answer."""
+    or a status code ("404").  Against a ``healthy`` answer: that same answer (its status,
+    and its body where the body is stable).  Without one: any HTTP status is an answer
+    (a 404 on a path the app lacks included), except a proxy's own 502/503/504."""
     code = "200" if result == "ok" else result.removeprefix("HTTP ")
-    return code.isdigit() and not (proxied and code in GATEWAY_ERRORS)
+    if not code.isdigit():
+        return False
+    if healthy is not None:
+        return code == healthy.status
+    return not (proxied and code in GATEWAY_ERRORS)
 
 
-def probe_once(address: str | tuple[str, int], timeout: float = 2.0, path: str = "/") -> str:
-    """One fresh connection: "ok", or the errno name / "timeout" / "bad response"."""
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:16]
+
+
+def answer_once(
+    address: str | tuple[str, int], timeout: float = 2.0, path: str = "/"
+) -> tuple[str, str]:
+    """One GET on a fresh connection: ("ok" | "HTTP 404" | the errno name | "timeout" |
+    "bad response", the body's digest, "" when there was no answer)."""
     family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
     s.settimeout(timeout)
@@ -114,19 +151,36 @@ def probe_once(address: str | tuple[str, int], timeout: float = 2.0, path: str =
                 break
             data += chunk
         else:
-            return "timeout"
+            return "timeout", ""
         status = data.split(b"\r\n", 1)[0].split()
         if len(status) >= 2 and status[0].startswith(b"HTTP/1.") and status[1].isdigit():
-            return "ok" if status[1] == b"200" else f"HTTP {status[1].decode()}"
-        return "bad response" if data else "empty response"
+            body = _digest(data.partition(b"\r\n\r\n")[2])
+            return ("ok" if status[1] == b"200" else f"HTTP {status[1].decode()}"), body
+        return ("bad response" if data else "empty response"), ""
     except OSError as exc:
         if isinstance(exc, socket.timeout):
-            return "timeout"
+            return "timeout", ""
         if exc.errno:
-            return errno.errorcode.get(exc.errno, str(exc.errno))
-        return type(exc).__name__
+            return errno.errorcode.get(exc.errno, str(exc.errno)), ""
+        return type(exc).__name__, ""
     finally:
         s.close()
+
+
+def probe_once(
+    address: str | tuple[str, int],
+    timeout: float = 2.0,
+    path: str = "/",
+    healthy: Healthy | None = None,
+) -> str:
+    """One fresh connection: "ok", "HTTP 404", or the errno name / "timeout" / "bad
+    response".  Against a ``healthy`` answer with a stable body, an answer with its status
+    but another body is "HTTP 200 (another body)"."""
+    result, digest = answer_once(address, timeout, path)
+    code = "200" if result == "ok" else result.removeprefix("HTTP ")
+    if healthy is not None and code == healthy.status and healthy.digest not in ("", digest):
+        return f"HTTP {code} (another body)"
+    return result
 
 
 @dataclass
@@ -164,6 +218,7 @@ class Server:
         self.proxy: Proxy | None = None
         self.started = time.monotonic()
         self.boot_seconds = 0.0
+        self.healthy: Healthy | None = None  # the app's answer before anything happened
 
     # -- where it listens ------------------------------------------------------------
     @property
@@ -214,9 +269,17 @@ class Server:
 
         return requests_unixsocket.Session()
 
-    def probe(self, timeout: float = 2.0, path: str = "/") -> str:
+    def probe(self, timeout: float = 2.0, path: str = "/", healthy: Healthy | None = None) -> str:
         """One fresh connection through the front (the proxy, if any)."""
-        return probe_once(self.front, timeout, path)
+        return probe_once(self.front, timeout, path, healthy)
+
+    def read_healthy(self, path: str) -> Healthy:
+        """What the app answers on ``path`` through the front before anything happens
+        (kept as ``healthy``): read twice, the body's digest only when both reads agree."""
+        (first, one), (second, two) = (answer_once(self.front, PROBE_TIMEOUT, path) for _ in "12")
+        status = "200" if first == "ok" else first.removeprefix("HTTP ")
+        self.healthy = Healthy(status, one if (first, one) == (second, two) else "")
+        return self.healthy
 
     # -- life cycle ------------------------------------------------------------------
     def _config(self) -> str:
@@ -358,3 +421,92 @@ class Server:
     def scrub(self, text: str) -> str:
         """The private directory's random name is noise in evidence meant to be compared."""
         return text.replace(str(self.dir), "<tmpdir>")
+
+
+# -- asking a running server whether it serves: keep-alive load (a reset while a worker
+# recycles is normal) and fresh connections (the evidence), every wait bounded ------------
+class Load:
+    """Keep-alive load with requests(-unixsocket), one session per thread; ``ok``
+    counts the requests the app answered (any status but a proxy's gateway error)."""
+
+    def __init__(self, server: Server, concurrency: int, path: str = "/") -> None:
+        self.server, self.healthy = server, server.healthy
+        self.url = server.url + path.lstrip("/")
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failed = 0
+        self.statuses: Counter[str] = Counter()  # what answered the load: 200, 502, errors
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._worker, daemon=True) for _ in range(concurrency)
+        ]
+
+    def _worker(self) -> None:
+        import requests
+
+        proxied = self.server.proxy is not None
+        with self.server.client() as session:
+            while not self.stop.is_set():
+                try:
+                    status = str(session.get(self.url, timeout=PROBE_TIMEOUT).status_code)
+                except requests.RequestException as exc:
+                    status = type(exc).__name__  # a reset keep-alive connection, a vanished path
+                ok = served(status, proxied, self.healthy)
+                with self._lock:
+                    self.statuses[status] += 1
+                    if ok:
+                        self.ok += 1
+                    else:
+                        self.failed += 1
+                if not ok:
+                    self.stop.wait(0.01)
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            if t.is_alive():
+                t.join(timeout=PROBE_TIMEOUT + 0.5)
+
+
+def fresh_connection(server: Server, path: str = "/", attempts: int = 3) -> str:
+    """A probe that tells a refused path apart from a passing hiccup.
+
+    A refusal (ENOENT: the path is gone; ECONNREFUSED: nobody listens), a timeout or
+    an HTTP error status is final at once; a reset may be a worker recycling at that
+    instant, so it is tried again on a new connection before it counts.
+    """
+    result = server.probe(PROBE_TIMEOUT, path, server.healthy)
+    for _ in range(attempts - 1):
+        if result == "ok" or result in REFUSALS or result in SILENT or result.startswith("HTTP"):
+            break
+        time.sleep(0.05)
+        result = server.probe(PROBE_TIMEOUT, path, server.healthy)
+    return result
+
+
+def fresh_connections(
+    server: Server, n: int, until: float, cancel: Cancel, path: str = "/"
+) -> list[str]:
+    """``n`` fresh connections, bounded: once one is slow to answer (or never does), the
+    rest go at once, so a silent server costs one probe's wait, not twenty."""
+    results: list[str] = []
+    while len(results) < n:
+        if time.monotonic() + PROBE_TIMEOUT > until and results:
+            break
+        cancel.check()
+        t0 = time.monotonic()
+        r = fresh_connection(server, path)
+        results.append(r)
+        if r == "timeout" or time.monotonic() - t0 > 0.5:
+            with ThreadPoolExecutor(max_workers=n - len(results) or 1) as pool:
+                results += list(
+                    pool.map(
+                        lambda _: server.probe(PROBE_TIMEOUT, path, server.healthy),
+                        range(n - len(results)),
+                    )
+                )
+    return results

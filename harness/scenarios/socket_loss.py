@@ -1,6 +1,6 @@
-"""socket-loss: upstream #1298, the gthread worker unlinking its Unix socket; the run is
-``recycle``'s, these are its rules.
+"""#1298: the gthread worker unlinks its Unix socket on exit (fail = the socket file is gone)
 
+Upstream #1298; the run is ``recycle``'s (its metadata too), these are its rules.
 Verdicts (``decide``): ``fail`` the socket file is gone after a worker exit (#1298);
 ``outage`` the file stays but nothing answers new connections (another problem);
 ``pass`` it kept serving; ``error`` it could not be exercised.
@@ -9,44 +9,45 @@ Verdicts (``decide``): ``fail`` the socket file is gone after a worker exit (#12
 from __future__ import annotations
 
 from harness.model.verdict import Axis, Decision, Verdict, last_line, ordinal
-from harness.scenarios.base import Options, Scenario
-from harness.scenarios.probes import SILENT
-from harness.scenarios.recycle import (
+from harness.scenarios.recycle import (  # noqa: F401  (the case's metadata and observe)
+    APP,
+    APP_NAME,
+    HONOURS,
+    PARAMETERS,
     REASONS,
-    Kind,
+    REQUIRES,
+    SETTINGS,
     Observation,
-    Recycling,
     cause,
-    proxy_statuses,
+    facts,
+    observe,
     ran_out,
     restarts,
+    statuses,
     unanswered,
     wrk_phrase,
 )
+from harness.scenarios.server import SILENT
 
 NAME = "socket-loss"
-DESCRIPTION = (
-    "#1298: the gthread worker unlinks its Unix socket on exit (fail = the socket file is gone)"
-)
 TITLE = "Gunicorn #1298 socket loss: bisection report"
 
-OUTAGE_AXIS = Axis(
-    "outage",
-    Verdict.PASS,
-    Verdict.OUTAGE,
-    "serves",
-    "outage",
-    label="another problem than #1298: stops serving after worker restarts",
+#: the second question its table answers
+AXES = (
+    Axis(
+        "outage",
+        Verdict.PASS,
+        Verdict.OUTAGE,
+        "serves",
+        "outage",
+        label="another problem than #1298: stops serving after worker restarts",
+    ),
 )
-
-
-def create(options: Options) -> Scenario:
-    return Recycling(Kind(NAME, DESCRIPTION, TITLE, decide, (OUTAGE_AXIS,)), options)
 
 
 def _proxy_phrase(obs: Observation) -> str:
     """The report's own symptom: "h2o answered 502 Bad Gateway to 20/20 requests"."""
-    counts = proxy_statuses(obs)
+    counts = statuses(obs)
     top = max(counts, key=lambda k: counts[k]) if counts else "?"
     what = REASONS.get(top, top)
     rest = [f"{REASONS.get(k, k)} x{n}" for k, n in counts.items() if k != top]

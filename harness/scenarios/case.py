@@ -1,19 +1,27 @@
-"""A user's scenario file, imported and validated: every way it can be unusable is one
-line (``ScenarioError``, exit status 2) before anything is built or booted.
+"""A case: one module that says what it shows and how it judges it, validated.  Every
+scenario that boots a gunicorn is one: the built-ins (``socket_loss``, ``keeps_serving``,
+``boots``), the catalogue's tracker cases, a user's FILE.py.  Every way a user's file can be
+unusable is one line (``ScenarioError``, exit status 2) before anything is built or booted.
 
-The file defines (only ``check`` is required)::
+A case module defines (``observe`` and ``decide``, or only ``check``)::
 
-    \"\"\"One line: what this scenario shows (the report's description).\"\"\"
+    \"\"\"One line: what this case shows (the report's description).\"\"\"
     APP = "...WSGI module source, defines app..."  # default: a plain Hello World
     REQUIRES = ["flask>=2"]                       # what the app imports (as --with)
     SETTINGS = {"workers": 3, "threads": 5}        # gunicorn settings
     BIND = "unix"                                  # or "tcp"
-    TIMEOUT = 60                                   # seconds this check needs (--timeout wins)
+    TIMEOUT = 60                                   # seconds this case needs (--timeout wins)
     TRACKER = 3648                                 # the upstream issue it reproduces
     ID = "GUNICORN-BISECT-3648"                    # the OSV record's id (--format osv)
+    CANNOT = {"proxy": "it needs a connection straight to gunicorn"}  # options refused
 
-    def check(server):
-        ...
+    def observe(server):                           # the facts, gathered on the live server
+        return {"replies": server.one_connection(["/", "/"])}
+
+    def decide(obs):                               # pure: the facts -> a verdict
+        return "pass", "both answered"
+
+    def check(server):                             # or both in one (a user's file)
         return "fail", "socket file gone after a worker exit"
 """
 
@@ -29,16 +37,19 @@ import tempfile
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from harness.build import index, wheels
+from harness.build.environments import Extra
 from harness.build.index import sha256_of
+from harness.build.interpreters import Interpreter
 from harness.host import processes
-from harness.scenarios import app_bottle
 from harness.scenarios.base import ScenarioError
 from harness.scenarios.server import PLAIN_APP
 
@@ -47,7 +58,7 @@ FUNCTION = "check"
 OWNED = frozenset({"bind", "daemon", "pidfile", "errorlog", "loglevel"})
 #: a REQUIRES the harness serves from its own wheel (the report's bottle); any other
 #: requirement goes into the run's requirement layer, as --with does
-SUPPORTED = {"bottle": app_bottle.BOTTLE_AS_REPORTED}
+SUPPORTED = {"bottle": "0.12.13"}
 
 
 def harness_provided(req: Requirement) -> bool:
@@ -82,53 +93,97 @@ os._exit(0)
 _ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass(frozen=True)
-class ScenarioFile:
-    """What a scenario file defines, validated."""
+#: Options every case must name to take: they drive the recycling built-ins only.
+RECYCLING = {
+    "load": "it sends its own requests (--load drives the recycling scenarios' load)",
+    "trigger": "it makes its own events (--trigger is how the recycling scenarios end workers)",
+}
+#: Options a case may refuse (CANNOT) or take (HONOURS), as the command line spells them.
+OPTIONS = frozenset(
+    "proxy app bind worker_class with load gunicorn_config path trigger workers threads "
+    "max_requests".split()
+)
 
+
+@dataclass(frozen=True)
+class Case:
+    """What a case module defines, validated."""
+
+    name: str  # "socket-loss", "reload-leak"; "file" for a user's FILE.py
     path: Path
     sha256: str
     description: str
-    function: Callable[[Any], Any]
+    observe: Callable[[Any], Any]  # observe(server), or a user's check(server)
+    decide: Callable[[Any], Any] | None  # pure: observe's facts -> a verdict; None: check
     app: str
     requires: tuple[Requirement, ...]
     settings: dict[str, Any]
     bind: str
-    timeout: float | None = None  # the file's own TIMEOUT: what its check needs
+    timeout: float | None = None  # the case's own TIMEOUT: what it needs
     tracker: int | None = None  # the upstream issue number (the listing, the OSV reference)
     osv_id: str = ""  # the OSV record's id; "" gives local_id(package, name)
+    cannot: dict[str, str] = field(default_factory=dict)  # option -> why it is refused
+    builtin: bool = False  # one of harness.scenarios' own (its header shows its settings)
+    hooks: dict[str, Any] = field(default_factory=dict)  # a built-in's TITLE, AXES ...
+
+    @property
+    def function(self) -> str:
+        return "observe" if self.decide is not None else FUNCTION
 
 
-def load(path: Path) -> ScenarioFile:
-    """Import and validate a scenario file; ScenarioError (one line) when it cannot be used."""
-    if not path.is_file():
-        raise ScenarioError(f"scenario file {path}: no such file")
-    try:
-        sha = sha256_of(path)
-    except OSError as exc:
-        raise ScenarioError(f"scenario file {path}: {exc.strerror or exc}") from None
-    trial_import(path)
-    module = _import(path)
+def from_module(module: Any, path: Path, name: str = "file", builtin: bool = False) -> Case:
+    """A case from an imported module; ScenarioError (one line) for what is unusable."""
     doc = (getattr(module, "__doc__", None) or "").strip()
-    function = _function(path, getattr(module, FUNCTION, None))
-    app = _app(path, getattr(module, "APP", PLAIN_APP))
-    settings = _settings(path, getattr(module, "SETTINGS", {}))
+    observe, decide = getattr(module, "observe", None), getattr(module, "decide", None)
+    if callable(observe) and callable(decide):
+        observe = _function(path, observe, "observe")
+    else:
+        observe, decide = _function(path, getattr(module, FUNCTION, None), FUNCTION), None
     bind = getattr(module, "BIND", "unix")
     if bind not in ("unix", "tcp"):
         _unusable(path, f"BIND must be 'unix' or 'tcp', not {bind!r}")
-    return ScenarioFile(
+    return Case(
+        name=name,
         path=path,
-        sha256=sha,
+        sha256=sha256_of(path),
         description=doc.splitlines()[0].strip() if doc else "",
-        function=function,
-        app=app,
+        observe=observe,
+        decide=decide,
+        app=_app(path, getattr(module, "APP", PLAIN_APP)),
         requires=_requires(path, getattr(module, "REQUIRES", [])),
-        settings=settings,
+        settings=_settings(path, getattr(module, "SETTINGS", {})),
         bind=bind,
         timeout=_number(path, "TIMEOUT", getattr(module, "TIMEOUT", None)),
         tracker=_tracker(path, getattr(module, "TRACKER", None)),
         osv_id=_text(path, "ID", getattr(module, "ID", "")),
+        cannot=_cannot(path, getattr(module, "CANNOT", {}), getattr(module, "HONOURS", ())),
+        builtin=builtin,
+        hooks={k: getattr(module, k) for k in HOOKS if hasattr(module, k)},
     )
+
+
+#: What a built-in may add: its report's heading, more questions for its table, fixed
+#: parameters for its record, its app's name, whether importing the worker class is what
+#: it judges, where bench/ runs it, the facts of its row, the observation of a failed boot.
+HOOKS = "TITLE AXES PARAMETERS APP_NAME JUDGES_IMPORTS RELEASES facts not_booted".split()
+
+
+def load(path: Path) -> Case:
+    """Import and validate a user's case file (after a trial import in a throwaway process)."""
+    if not path.is_file():
+        raise ScenarioError(f"scenario file {path}: no such file")
+    trial_import(path)
+    return from_module(_import(path), path)
+
+
+def _cannot(path: Path, cannot: Any, honours: Any) -> dict[str, str]:
+    if not isinstance(cannot, dict) or not all(
+        k in OPTIONS and isinstance(v, str) and v for k, v in cannot.items()
+    ):
+        _unusable(path, f"CANNOT must map options ({', '.join(sorted(OPTIONS))}) to why not")
+    if not isinstance(honours, (tuple, list)) or not set(honours) <= OPTIONS:
+        _unusable(path, "HONOURS must list options")
+    return {k: v for k, v in {**RECYCLING, **cannot}.items() if k not in honours}
 
 
 def _number(path: Path, name: str, value: Any) -> float | None:
@@ -209,13 +264,13 @@ def _import(path: Path) -> Any:
     return module
 
 
-def _function(path: Path, function: Any) -> Callable[[Any], Any]:
+def _function(path: Path, function: Any, name: str) -> Callable[[Any], Any]:
     if not callable(function):
-        _unusable(path, f"defines no function {FUNCTION}(server)")
+        _unusable(path, f"defines no function {FUNCTION}(server) (or observe and decide)")
     try:
         inspect.signature(function).bind(None)
     except TypeError:
-        _unusable(path, f"{FUNCTION}() must take one argument, the server")
+        _unusable(path, f"{name}() must take one argument, the server")
     except ValueError:
         pass  # no signature to inspect (a builtin): let the call tell
     return function
@@ -270,3 +325,71 @@ def _requires(path: Path, value: Any) -> tuple[Requirement, ...]:
             _unusable(path, f"REQUIRES {text!r}: direct URLs are not supported")
         out.append(req)
     return tuple(out)
+
+
+# -- the report's app: bottle "Hello World" (its web.py), and the bottle wheel for it ----------
+# bottle 0.12.13 as reported where it runs (Python <= 3.9; it imports
+# ``collections.MutableMapping``), else the newest 0.12 wheel.  0.12.13 ships only an
+# sdist whose setup.py needs ``inspect.getargspec``, so it is built once with the target
+# interpreter's own pip, offline, from cached setuptools/wheel.
+BOTTLE_AS_REPORTED = SUPPORTED["bottle"]
+BOTTLE_APP = """\
+# -*- coding:utf-8 -*-
+# The report's web.py
+from bottle import route, default_app
+
+
+@route('/')
+def index():
+    return 'Hello World'
+
+
+app = default_app()
+"""
+
+
+def _module_wheel(sdist: Path, out_dir: Path) -> Path | None:
+    """bottle is one module: its wheel is ``bottle.py`` as the sdist has it (running its
+    setup.py through pip costs seconds on a cold cache, for the same file)."""
+    import tarfile
+
+    try:
+        with tarfile.open(sdist) as tf:
+            member = next(
+                (
+                    m
+                    for m in tf.getmembers()
+                    if m.name.count("/") == 1 and m.name.endswith("/bottle.py")
+                ),
+                None,
+            )
+            data = tf.extractfile(member).read() if member is not None else None
+    except (OSError, tarfile.TarError, AttributeError):
+        return None
+    if data is None:
+        return None
+    return wheels.make_wheel("bottle", BOTTLE_AS_REPORTED, {"bottle.py": data}, out_dir)
+
+
+def bottle_for(interp: Interpreter, cache_dir: Path) -> Extra:
+    wheel_dir = cache_dir / "wheels"
+    if interp.version_tuple < (3, 10):
+        pattern = f"bottle-{BOTTLE_AS_REPORTED}-*.whl"
+        with FileLock(str(cache_dir / ".bottle.lock")):
+            built = [w for w in sorted(wheel_dir.glob(pattern)) if wheels.intact(w)]
+            if built:
+                return Extra("bottle", BOTTLE_AS_REPORTED, built[0])
+            proj = index.project("bottle", cache_dir)
+            sdist = next(
+                (f for f in proj.releases.get(BOTTLE_AS_REPORTED, ()) if f.packagetype == "sdist"),
+                None,
+            )
+            if sdist is not None:
+                src = index.download(sdist, wheel_dir / "sdist")
+                path = _module_wheel(src, wheel_dir) or wheels.build_sdist_with(
+                    interp, src, wheel_dir, cache_dir
+                )
+                if path is not None:
+                    return Extra("bottle", BOTTLE_AS_REPORTED, path)
+    wheel, version = wheels.newest_wheel("bottle", interp, cache_dir, series=(0, 12))
+    return Extra("bottle", version, wheel)
