@@ -32,9 +32,21 @@ class History:
     def resolve(self, ref: str) -> str:
         return self.tags.get(ref, ref)
 
-    def graph(self, old: str, new: str) -> dict[str, tuple[str, ...]]:
-        keep = ancestors(self.parents, new) - ancestors(self.parents, old)
+    def graph(self, old, new: str) -> dict[str, tuple[str, ...]]:
+        olds = [old] if isinstance(old, str) else list(old)
+        keep = ancestors(self.parents, new).difference(*(ancestors(self.parents, o) for o in olds))
         return {sha: self.parents[sha] for sha in keep}
+
+    def is_ancestor(self, ancestor: str, sha: str) -> bool:
+        return ancestor in ancestors(self.parents, sha)
+
+    def merge_bases(self, a: str, b: str) -> list[str]:
+        common = ancestors(self.parents, a) & ancestors(self.parents, b)
+        below = set().union(*(ancestors(self.parents, c) - {c} for c in common))
+        return sorted(common - below)
+
+    def tags_containing(self, sha: str) -> list[str]:
+        return [t for t, c in self.tags.items() if sha in ancestors(self.parents, c)]
 
     def info(self, sha: str) -> CommitInfo:
         return CommitInfo(

@@ -150,6 +150,38 @@ class Repo:
                 break
         return None
 
+    def is_ancestor(self, ancestor: str, sha: str) -> bool:
+        """True when ``ancestor`` is in ``sha``'s history (itself included)."""
+        self._check_ref(ancestor)
+        self._check_ref(sha)
+        args = ["--git-dir", str(self.git_dir), "merge-base", "--is-ancestor", ancestor, sha]
+        proc = run_git(args)
+        if proc.returncode not in (0, 1):
+            reason = stderr_line(proc.stderr.decode(errors="replace"))
+            raise SourceError(f"git merge-base failed in {self.spec}: {reason}")
+        return proc.returncode == 0
+
+    def merge_bases(self, a: str, b: str) -> list[str]:
+        """The best common ancestors of ``a`` and ``b`` (git bisect's merge bases)."""
+        self._check_ref(a)
+        self._check_ref(b)
+        proc = run_git(["--git-dir", str(self.git_dir), "merge-base", "--all", a, b])
+        if proc.returncode == 1:
+            return []  # no common history
+        if proc.returncode != 0:
+            reason = stderr_line(proc.stderr.decode(errors="replace"))
+            raise SourceError(f"git merge-base failed in {self.spec}: {reason}")
+        return sorted(proc.stdout.decode().split())
+
+    def tags_containing(self, sha: str) -> list[str]:
+        """Names of the tags whose commit has ``sha`` in its history."""
+        self._check_ref(sha)
+        out = self._git(
+            "for-each-ref", "--contains", sha, "--format=%(refname:strip=2)", "refs/tags/",
+            what="git for-each-ref",
+        )  # fmt: skip
+        return out.decode().split()
+
     def graph(self, old: str | Iterable[str], new: str) -> dict[str, tuple[str, ...]]:
         """Parents of every commit in ``old..new`` (all parents, merges included)."""
         olds = [old] if isinstance(old, str) else list(old)

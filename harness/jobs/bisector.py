@@ -9,6 +9,7 @@ the boundary is then one commit wide.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness.host.progress import Progress
@@ -41,9 +42,11 @@ class Bisector:
     first_parent: bool = False
     progress: Progress = field(default_factory=Progress)
 
-    def run(self, before: str, after: str, old_is_pass: bool) -> Finding:
+    def run(self, before: str, after: str, old_is_pass: bool, older: Sequence[str] = ()) -> Finding:
         """Bisect ``before``..``after``; ``old_is_pass`` says ``before`` is in the axis's
-        old state (a regression) rather than its new one (a fix)."""
+        old state (a regression) rather than its new one (a fix).  ``older``: releases
+        of the table in ``before``'s state, newest first, to start from when ``before``
+        is not in ``after``'s history and their merge base is not in that state."""
         kind = "regression" if old_is_pass else "fix"
         finding = Finding(
             kind, before, after, "skipped", first_parent=self.first_parent, axis=self.axis.key
@@ -54,12 +57,25 @@ class Bisector:
             finding.reason = f"no git tag for {', '.join(missing)} in {self.history.spec}"
             return finding
         old, new = self.history.resolve(tags[before]), self.history.resolve(tags[after])
-        parents = self.history.graph(old, new)
         steps: dict[Probe, Step] = {}
         outcomes: dict[Probe, Outcome] = {}
+
+        def judge(shas: list[str]) -> list[Outcome]:
+            probes = [Probe(sha) for sha in shas]
+            for probe, step in zip(probes, self.budget.map(self._evaluate, probes)):
+                steps[probe] = step
+                outcomes[probe] = outcome(step.verdict, self.axis, old_is_pass)
+            return [outcomes[p] for p in probes]
+
+        olds = start_points(self.history, finding, old, new, older, judge)
+        if olds is None:
+            finding.steps = list(steps.values())
+            return finding
+        parents = self.history.graph(olds, new)
+        outcomes = {p: o for p, o in outcomes.items() if p.sha in parents}
         where = f"{kind} {before}..{after}"
         while not (
-            p := plan(parents, old, new, outcomes, self.budget.jobs, self.first_parent)
+            p := plan(parents, olds, new, outcomes, self.budget.jobs, self.first_parent)
         ).done:
             self._say(where, p)
             for probe, step in zip(p.todo, self.budget.map(self._evaluate, p.todo)):
@@ -109,3 +125,48 @@ class Bisector:
         else:
             finding.reason = "the search ended without a boundary (inconsistent verdicts?)"
         return finding
+
+
+def start_points(
+    history: History,
+    finding: Finding,
+    old: str,
+    new: str,
+    older: Sequence[str],
+    judge: Callable[[list[str]], list[Outcome]],
+) -> list[str] | None:
+    """Where the bisection of ``finding`` starts, as ``git bisect`` does with several
+    good commits: ``old`` itself when it is in ``new``'s history; else their merge bases
+    once ``judge`` has them in ``old``'s state; else the newest release of ``older`` in
+    ``new``'s history.  None (the finding says why) when there is none; the finding's
+    notes say which was taken."""
+    if history.is_ancestor(old, new):
+        return [old]
+    before, after = finding.before, finding.after
+    said = f"{before} is not in {after}'s history (a maintenance release?)"
+    bases = history.merge_bases(old, new)
+    if bases:
+        told = judge(bases)
+        names = ", ".join(b[:12] for b in bases)
+        if all(o is Outcome.OLD for o in told):
+            finding.notes.append(
+                f"{said}: bisected from their merge base {names}, tested like {before}"
+            )
+            return bases
+        states = {Outcome.NEW: f"like {after}", Outcome.SKIP: "untestable"}
+        why = "; ".join(
+            f"their merge base {b[:12]} is {states[o]}" for b, o in zip(bases, told) if o in states
+        )
+    else:
+        why = "they share no history"
+    for version in older:
+        tag = history.tag_for_version(version)
+        sha = history.resolve(tag) if tag else None
+        if sha is not None and history.is_ancestor(sha, new):
+            finding.notes.append(
+                f"{said}; {why}: bisected from {version}, the newest release like {before} "
+                f"in {after}'s history"
+            )
+            return [sha]
+    finding.reason = f"{said}; {why}; and no release like {before} of the table is in its history"
+    return None

@@ -78,10 +78,27 @@ def _bisect_one(
             history, lab, budget, column, python, axis, first_parent, progress
         )  # fmt: skip
     try:
-        finding = bisector.run(t.before, t.after, old_is_pass=t.old_state)
+        finding = bisector.run(t.before, t.after, t.old_state, _older(table, column, axis, t))
     except SourceError as exc:
         where = "" if table.single else f" ({column})"
         return None, f"commit bisection {t.before}..{t.after}{where} skipped: {exc}"
     if not table.single:
         finding.column = column
+    after = table.cell(t.after, column)
+    if python and after is not None and after.python and after.python != python:
+        finding.notes.append(
+            f"{t.before} ran on Python {python} and {t.after} on Python {after.python}: "
+            "the transition compares two interpreters"
+        )
     return finding, ""
+
+
+def _older(table: Table, column: str, axis: Axis, t: Transition) -> list[str]:
+    """The column's releases before ``t.before`` in its state, newest first: where a
+    bisection may start when ``t.before`` is not in ``t.after``'s history."""
+    rows = table.column_rows(column)
+    names = [r.target for r in rows]
+    if t.before not in names:
+        return []
+    earlier = rows[: names.index(t.before)]
+    return [r.target for r in reversed(earlier) if axis.state(r.verdict) == t.old_state]

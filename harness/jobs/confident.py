@@ -14,13 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from harness.host.progress import Progress
+from harness.jobs.bisector import start_points
 from harness.jobs.budget import Budget
 from harness.jobs.protocols import Evaluator, History
 from harness.model import confidence
 from harness.model.confidence import ContradictoryRuns, CulpritSearch
 from harness.model.confidence import Finding as Estimate
 from harness.model.results import Finding, Row, Step
-from harness.model.search import first_parent_chain
+from harness.model.search import Outcome, first_parent_chain
 from harness.model.verdict import Axis, Verdict
 
 DEFAULT_MAX_RUNS = 60
@@ -82,7 +83,7 @@ class ConfidentBisector:
     steps: list[Step] = field(default_factory=list)
     picks: dict[str, str | None] = field(default_factory=dict)  # healed: sha -> change on top
 
-    def run(self, before: str, after: str, old_is_pass: bool) -> Finding:
+    def run(self, before: str, after: str, old_is_pass: bool, older: Sequence[str] = ()) -> Finding:
         kind = "regression" if old_is_pass else "fix"
         finding = Finding(kind, before, after, "skipped", first_parent=True, axis=self.axis.key)
         tags = {v: self.history.tag_for_version(v) for v in (before, after)}
@@ -95,7 +96,21 @@ class ConfidentBisector:
             if releases.culprit != after or releases.status != "confident":
                 return self._no_commit(finding, releases, "the release transition")
             old, new = self.history.resolve(tags[before]), self.history.resolve(tags[after])
-            commits = self._commits(old, new, kind, releases, (before, after))
+            judged: dict[str, bool | None] = {}
+
+            def judge(shas: list[str]) -> list[Outcome]:
+                for sha, verdict in zip(shas, self.budget.map(self._commit, shas)):
+                    judged[sha] = changed(verdict, self.axis)
+                told = [judged[sha] for sha in shas]
+                new_side = {None: Outcome.SKIP, old_is_pass: Outcome.NEW}
+                return [new_side.get(c, Outcome.OLD) for c in told]
+
+            olds = start_points(self.history, finding, old, new, older, judge)
+            if olds is None:
+                finding.steps = list(self.steps)
+                return finding
+            start = (olds[0], releases.at_parent if olds == [old] else None, judged)
+            commits = self._commits(start, new, kind, releases, (before, after))
         except ContradictoryRuns as exc:
             finding.status, finding.reason = "inconsistent", str(exc)
             finding.steps = list(self.steps)
@@ -125,18 +140,20 @@ class ConfidentBisector:
             s, self.budget, run, self.axis, lambda p: self.progress(f"{where}: re-running {p}")
         )
 
-    def _commits(
-        self, old: str, new: str, kind: str, releases: Estimate, labels: tuple[str, str]
-    ) -> Estimate:
-        """The mainline from ``old`` to ``new``, seeded with the releases' runs."""
+    def _commits(self, start, new: str, kind: str, releases: Estimate, labels) -> Estimate:
+        """The mainline from ``start`` (a commit, its release's tally or None, and the
+        single runs of the start points) to ``new``, seeded with the releases' runs."""
+        old, old_tally, judged = start
         graph = self.history.graph(old, new)
         chain = [c for c in first_parent_chain(graph, new) if c in graph]
         revs = [old, *reversed(chain)]
         s = self._search(revs, kind, bounds_known=True)
-        for sha, tally in ((old, releases.at_parent), (new, releases.here)):
+        for sha, tally in ((old, old_tally), (new, releases.here)):
             if tally is not None:
                 s.record(sha, True, tally.fails)
                 s.record(sha, False, tally.runs - tally.fails)
+        if old_tally is None and judged.get(old) is not None:
+            s.record(old, judged[old])
         where = f"{kind} {labels[0]}..{labels[1]}"
 
         def say(probes: Sequence[str]) -> None:

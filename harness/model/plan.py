@@ -10,7 +10,7 @@ gives the same plan and a caller can stop and resume at will.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -68,7 +68,7 @@ def _heals(bis: Bisection, candidates: tuple[str, ...], tried: set[str]) -> tupl
 
 def plan(
     parents: Parents,
-    old: str,
+    old: str | Sequence[str],
     new: str,
     outcomes: Mapping[Probe, Outcome],
     k: int = 1,

@@ -122,6 +122,9 @@ class Finding:
     #: --confidence: the search's answer (model.confidence.Finding as a dict): culprit,
     #: posterior, runs, fail tallies here and at the parent
     estimate: dict[str, Any] | None = None
+    #: what the reader must know about how the answer was reached (several good commits,
+    #: two interpreters across the transition, the release that ships the commit)
+    notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
         c = self.commit
@@ -144,5 +147,6 @@ class Finding:
             "needed": list(self.needed),
             "steps": [s.as_json() for s in self.steps],
             "first_parent": self.first_parent,
+            "notes": list(self.notes),
             **({"confidence": self.estimate} if self.estimate is not None else {}),
         }
