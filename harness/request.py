@@ -170,6 +170,7 @@ class Request:
     commits: bool = True
     repo: str | None = None
     first_parent: bool = False
+    picks: tuple[str, ...] = ()  # --pick: repairs picked on top of commits without them
     format: str = "table"
     output: Path | None = None
     python: str | None = None
@@ -242,6 +243,7 @@ def parse(argv: list[str], prog: str) -> Request:
         cache_dir=a.cache_dir.expanduser(),
         results_dir=a.results_dir,
         commits=not a.no_commits,
+        picks=tuple(a.pick),
         worker_classes=a.worker_class or (None,),
         binds=a.bind,
         package=package,

@@ -88,6 +88,7 @@ class Lab:
     first_bad: str | None = None
     first_good: str | None = None
     unbootable: frozenset[str] = frozenset()
+    repair: str | None = None  # when set, only this pick makes an unbootable commit boot
     pause: float = 0.002
     stop_after: int | None = None
     row_facts: dict = field(default_factory=dict)
@@ -126,7 +127,7 @@ class Lab:
         )
 
     def _commit_verdict(self, sha: str, pick: str | None) -> Verdict:
-        if sha in self.unbootable and pick is None:
+        if sha in self.unbootable and (pick is None or self.repair not in (None, pick)):
             return Verdict.ERROR
         seen = ancestors(self.history.parents, sha)
         bad = self.first_bad in seen and not (self.first_good and self.first_good in seen)
@@ -174,7 +175,7 @@ class RacyLab(Lab):
     _rolls: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def _racy(self, sha: str, pick: str | None, column: str) -> Verdict:
-        if sha in self.unhealable or (sha in self.unbootable and pick is None):
+        if sha in self.unhealable or self._commit_verdict(sha, pick) is Verdict.ERROR:
             return Verdict.ERROR
         broken = self._commit_verdict(sha, pick) is Verdict.FAIL
         with self._lock:

@@ -91,3 +91,112 @@ def test_confidence_mode_starts_from_the_merge_base_too() -> None:
     (f,) = rep.findings
     assert (f.status, f.commit.sha) == ("found", "c017")
     assert any("merge base c008" in n for n in f.notes)
+
+
+def line(n: int) -> dict[str, tuple[str, ...]]:
+    names = [f"c{i:03d}" for i in range(n)]
+    return {names[0]: ()} | {cur: (prev,) for prev, cur in zip(names, names[1:])}
+
+
+def outage_stretch(**kw) -> Lab:
+    """Like 24.0.0's: c030..c095 only boot with c096 picked on top; the check's fix
+    is c050, inside the stretch."""
+    history = History(line(100), {"23.0.0": "c000", "24.0.0": "c040", "24.1.0": "c099"})
+    stretch = frozenset(f"c{i:03d}" for i in range(30, 96))
+    verdicts = {("23.0.0", "auto/unix"): F, ("24.0.0", "auto/unix"): Verdict.ERROR}
+    kw.setdefault("first_bad", "c000")
+    kw.setdefault("first_good", "c050")
+    return Lab(
+        ["23.0.0", "24.0.0", "24.1.0"], history=history, verdicts=verdicts,
+        unbootable=stretch, repair="c096", **kw,
+    )  # fmt: skip
+
+
+def test_a_long_untestable_stretch_is_bisected_with_its_repair_picked_on_top() -> None:
+    the_lab = outage_stretch()
+    rep = run(the_lab, "23.0.0..24.1.0")
+    (f,) = rep.findings
+    assert (f.kind, f.status, f.commit.sha, f.needed) == ("fix", "found", "c050", ["c096"])
+    commits = [e for e in the_lab.evaluated if e[0] not in the_lab.versions_known]
+    # a bisection of 100 commits and one of the repair's line: far from 66 + 66 runs
+    assert len(commits) <= 30, commits
+    assert sum(1 for sha, pick, _ in commits if sha in the_lab.unbootable and pick is None) <= 12
+
+
+def test_a_pick_given_up_front_is_applied_from_the_start() -> None:
+    the_lab = outage_stretch()
+    budget = Budget(2, Cancel())
+    how = Bisect(lambda: the_lab.history, picks=("c096",))
+    try:
+        rep = range_run(the_lab, report_for(["auto/unix"]), "23.0.0..24.1.0", budget,
+                        Progress(), how)  # fmt: skip
+    finally:
+        budget.close()
+    (f,) = rep.findings
+    assert (f.status, f.commit.sha, f.needed) == ("found", "c050", ["c096"])
+    plain_in_stretch = [s for s, p, _ in the_lab.evaluated if s in the_lab.unbootable and not p]
+    assert plain_in_stretch == []
+
+
+def branch_on_a_broken_base(**kw) -> Lab:
+    """Like PR #2918: branch commit b00 on mainline c010, in a stretch c010..c013 that
+    cannot boot (c014 repairs it); merged by c020 (parents c019, b00)."""
+    parents = line(30) | {"b00": ("c010",)}
+    parents["c020"] = ("c019", "b00")
+    history = History(parents, {"20.1.0": "c000", "21.0.0": "c029"})
+    broken = frozenset({"c010", "c011", "c012", "c013", "b00"})
+    verdicts = {("21.0.0", "auto/unix"): F}
+    kw.setdefault("repair", "c014")
+    return Lab(["20.1.0", "21.0.0"], history=history, verdicts=verdicts,
+               unbootable=broken, first_bad="b00", **kw)  # fmt: skip
+
+
+def test_a_branch_commit_on_a_broken_base_is_tested_with_the_mainlines_repair() -> None:
+    the_lab = branch_on_a_broken_base()
+    rep = run(the_lab, "20.1.0..21.0.0")
+    (f,) = rep.findings
+    assert (f.status, f.commit.sha, f.needed) == ("found", "b00", ["c014"])
+    assert f.merge is not None and f.merge.sha == "c020"
+    assert ("b00", "c014", "auto/unix") in the_lab.evaluated
+
+
+def test_a_merge_is_never_named_while_its_branch_commit_is_untested() -> None:
+    the_lab = branch_on_a_broken_base(repair="nothing-repairs-it")
+    rep = run(the_lab, "20.1.0..21.0.0")
+    (f,) = rep.findings
+    assert f.status == "ambiguous" and f.commit is None
+    assert [c.sha for c in f.candidates] == ["b00", "c020"]
+
+
+def confident(lab: Lab, spec: str, level: float = 0.9, runs: int = 300):
+    budget = Budget(2, Cancel())
+    how = Bisect(lambda: lab.history, confidence=Confidence(level, runs))
+    try:
+        return range_run(lab, report_for(["auto/unix"]), spec, budget, Progress(), how)
+    finally:
+        budget.close()
+
+
+def racy_branch(**kw) -> RacyLab:
+    plain = branch_on_a_broken_base()
+    kw.setdefault("repair", "c014")
+    return RacyLab(["20.1.0", "21.0.0"], history=plain.history, verdicts=plain.verdicts,
+                   first_only=True, unbootable=plain.unbootable, first_bad="b00", **kw)  # fmt: skip
+
+
+def test_confidence_mode_names_the_branch_commit_not_its_merge() -> None:
+    the_lab = racy_branch(rate=0.8, seed=2)
+    rep = confident(the_lab, "20.1.0..21.0.0")
+    (f,) = rep.findings
+    assert (f.status, f.commit.sha, f.needed) == ("found", "b00", ["c014"])
+    assert f.merge is not None and f.merge.sha == "c020"
+    assert f.estimate["posterior"] >= 0.9
+    assert the_lab.runs_of("b00") >= 1 and ("b00", "c014", "auto/unix") in the_lab.evaluated
+
+
+def test_confidence_mode_never_claims_a_merge_whose_branch_could_not_be_tested() -> None:
+    the_lab = racy_branch(rate=1.0, repair="nothing-repairs-it")
+    rep = confident(the_lab, "20.1.0..21.0.0")
+    (f,) = rep.findings
+    assert f.status != "found"
+    assert "b00" in f.reason  # the untestable branch commit is named beside the merge

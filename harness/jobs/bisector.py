@@ -41,6 +41,7 @@ class Bisector:
     axis: Axis
     first_parent: bool = False
     progress: Progress = field(default_factory=Progress)
+    picks: tuple[str, ...] = ()  # --pick: repairs applied from the start
 
     def run(self, before: str, after: str, old_is_pass: bool, older: Sequence[str] = ()) -> Finding:
         """Bisect ``before``..``after``; ``old_is_pass`` says ``before`` is in the axis's
@@ -73,9 +74,10 @@ class Bisector:
             return finding
         parents = self.history.graph(olds, new)
         outcomes = {p: o for p, o in outcomes.items() if p.sha in parents}
+        picks = given_picks(self.history, finding, self.picks, olds)
         where = f"{kind} {before}..{after}"
         while not (
-            p := plan(parents, olds, new, outcomes, self.budget.jobs, self.first_parent)
+            p := plan(parents, olds, new, outcomes, self.budget.jobs, self.first_parent, picks)
         ).done:
             self._say(where, p)
             for probe, step in zip(p.todo, self.budget.map(self._evaluate, p.todo)):
@@ -86,17 +88,13 @@ class Bisector:
         return self._conclude(finding, p, parents, new)
 
     def _say(self, where: str, p: Plan) -> None:
-        shas = ", ".join(t.sha[:10] for t in p.todo)
-        if p.todo[0].heal:
-            self.progress(
-                f"{where}: re-testing {len(p.todo)} untestable commit(s) with the next "
-                "testable change picked on top"
-            )
-        else:
-            self.progress(
-                f"{where}: {p.left} revisions left to test (roughly {p.steps_left} steps); "
-                f"testing {shas}"
-            )
+        shas = ", ".join(
+            t.sha[:10] + (f" with {t.pick[:10]} on top" if t.pick else "") for t in p.todo
+        )
+        self.progress(
+            f"{where}: {p.left} revisions left to test (roughly {p.steps_left} steps); "
+            f"testing {shas}"
+        )
 
     def _evaluate(self, probe: Probe) -> Step:
         return self.lab.commit(self.history, probe.sha, probe.pick, self.column, self.python)
@@ -170,3 +168,20 @@ def start_points(
             return [sha]
     finding.reason = f"{said}; {why}; and no release like {before} of the table is in its history"
     return None
+
+
+def given_picks(
+    history: History, finding: Finding, picks: Sequence[str], olds: Sequence[str]
+) -> tuple[str, ...]:
+    """The ``--pick`` commits this range needs: one already in the older side's history
+    changes nothing there and is dropped; the finding's notes say what was applied."""
+    kept = []
+    for pick in picks:
+        if any(history.is_ancestor(pick, o) for o in olds):
+            finding.notes.append(f"--pick {pick[:12]} is already in {finding.before}: not applied")
+        else:
+            kept.append(pick)
+            finding.notes.append(
+                f"--pick {pick[:12]}: picked on top of every commit tested without it"
+            )
+    return tuple(kept)

@@ -25,6 +25,7 @@ def bisect_commits(
     progress: Progress,
     first_parent: bool = False,
     confidence: Confidence | None = None,
+    picks: tuple[str, ...] = (),
 ) -> tuple[list[Finding], list[str]]:
     """(findings in the order of the transitions, notes): a range whose own history
     cannot be read (no tag, git trouble) is skipped with a note."""
@@ -37,7 +38,14 @@ def bisect_commits(
     drivers = ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="bisect")
     futures = [
         drivers.submit(
-            _bisect_one, lab, table, history, budget, shared, (first_parent, confidence), *job
+            _bisect_one,
+            lab,
+            table,
+            history,
+            budget,
+            shared,
+            (first_parent, confidence, picks),
+            *job,
         )
         for job in work
     ]
@@ -58,24 +66,24 @@ def _bisect_one(
     history: History,
     budget: Budget,
     progress: Progress,
-    how: tuple[bool, Confidence | None],
+    how: tuple[bool, Confidence | None, tuple[str, ...]],
     column: str,
     axis: Axis,
     t: Transition,
 ) -> tuple[Finding | None, str]:
     """One transition: its finding, or a note saying why its history cannot be read."""
-    first_parent, confidence = how
+    first_parent, confidence, picks = how
     before = table.cell(t.before, column)
     python = before.python if before else None
     bisector: Bisector | ConfidentBisector
     if confidence is not None:
         bisector = ConfidentBisector(
             history, lab, budget, column, python, axis, confidence,
-            before, table.cell(t.after, column), progress=progress,
+            before, table.cell(t.after, column), progress=progress, given=picks,
         )  # fmt: skip
     else:
         bisector = Bisector(
-            history, lab, budget, column, python, axis, first_parent, progress
+            history, lab, budget, column, python, axis, first_parent, progress, picks
         )  # fmt: skip
     try:
         finding = bisector.run(t.before, t.after, t.old_state, _older(table, column, axis, t))

@@ -14,14 +14,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from harness.host.progress import Progress
-from harness.jobs.bisector import start_points
+from harness.jobs.bisector import given_picks, start_points
 from harness.jobs.budget import Budget
 from harness.jobs.protocols import Evaluator, History
 from harness.model import confidence
 from harness.model.confidence import ContradictoryRuns, CulpritSearch
 from harness.model.confidence import Finding as Estimate
 from harness.model.results import Finding, Row, Step
-from harness.model.search import Outcome, first_parent_chain
+from harness.model.search import (
+    Outcome,
+    ancestors,
+    branch_of,
+    first_parent_chain,
+    repair_line,
+)
 from harness.model.verdict import Axis, Verdict
 
 DEFAULT_MAX_RUNS = 60
@@ -82,6 +88,10 @@ class ConfidentBisector:
     progress: Progress = field(default_factory=Progress)
     steps: list[Step] = field(default_factory=list)
     picks: dict[str, str | None] = field(default_factory=dict)  # healed: sha -> change on top
+    given: tuple[str, ...] = ()  # --pick: on top of every commit without it
+    notes: list[str] = field(default_factory=list)
+    merged: str | None = None  # the merge whose branch commits were searched
+    _boots: dict[str, bool] = field(default_factory=dict)  # tested alone: could it tell?
 
     def run(self, before: str, after: str, old_is_pass: bool, older: Sequence[str] = ()) -> Finding:
         kind = "regression" if old_is_pass else "fix"
@@ -147,6 +157,12 @@ class ConfidentBisector:
         graph = self.history.graph(old, new)
         chain = [c for c in first_parent_chain(graph, new) if c in graph]
         revs = [old, *reversed(chain)]
+        finding = Finding("", labels[0], labels[1], "")
+        for pick in given_picks(self.history, finding, self.given, [old]):
+            for rev in revs[1:]:
+                if rev != new and not (pick in graph and pick in ancestors(graph, rev)):
+                    self.picks.setdefault(rev, pick)
+        self.notes += finding.notes
         s = self._search(revs, kind, bounds_known=True)
         for sha, tally in ((old, old_tally), (new, releases.here)):
             if tally is not None:
@@ -166,7 +182,65 @@ class ConfidentBisector:
         est = drive(s, self.budget, self._commit, self.axis, say)
         while heal := [u for u in est.between if u not in self.picks]:
             est = self._heal(s, heal, est.culprit, say)
+        if est.culprit in graph and branch_of(graph, est.culprit) and est.status == "confident":
+            return self._branch(graph, est, kind, where)
         return est
+
+    def _branch(self, graph, est: Estimate, kind: str, where: str) -> Estimate:
+        """The mainline names a merge: its branch's commits decide which one, each on
+        the branch's own base (when that base cannot be tested, with the mainline's
+        repair picked on top).  The merge stays the answer only once they are tested;
+        the posterior is the mainline's times the branch's, never more."""
+        merge = est.culprit
+        assert merge is not None
+        first, branch = graph[merge][0], branch_of(graph, merge)
+        self.merged = merge
+        level = min(self.want.level / max(est.posterior, 1e-9), 0.999)
+        s = CulpritSearch([first, *branch, merge], None, level, self.want.max_runs, kind == "fix")
+        for sha, tally in ((first, est.at_parent), (merge, est.here)):
+            if tally is not None:
+                s.record(sha, True, tally.fails)
+                s.record(sha, False, tally.runs - tally.fails)
+        where = f"{where} (branch of {merge[:10]})"
+
+        def say(probes: Sequence[str]) -> None:
+            self.progress(f"{where}: testing {', '.join(p[:10] for p in probes)}")
+
+        inner = drive(s, self.budget, self._commit, self.axis, say)
+        broken = [b for b in branch if self._boots.get(b) is False and b not in self.picks]
+        repair = self._repair(graph, broken[0], merge) if broken else None
+        if repair is not None:
+            self.progress(f"{where}: re-testing {len(broken)} commit(s) with {repair[:10]} on top")
+            self.picks.update({b: repair for b in broken})
+            for b, verdict in zip(broken, self.budget.map(self._commit, broken)):
+                if (failed := changed(verdict, self.axis)) is not None:
+                    s.record(b, failed)
+            inner = drive(s, self.budget, self._commit, self.axis, say)
+        posterior = inner.posterior * est.posterior
+        status = inner.status
+        if status == "confident" and posterior < self.want.level:
+            status = "budget spent" if s.runs >= self.want.max_runs else "pending"
+        return replace(inner, posterior=posterior, status=status)
+
+    def _repair(self, graph, skipped: str, merge: str) -> str | None:
+        """The mainline's repair of a branch's broken base: the first commit of the line
+        from the base to the merge's first parent that boots after the last that does
+        not, found by bisecting that line (one run a commit)."""
+        line = repair_line(graph, skipped, merge)
+        if not line:
+            return None
+        while True:
+            boots = [self._boots.get(c) for c in line]
+            hi = next((i for i, b in enumerate(boots) if b), None)
+            if hi is None:
+                return None
+            lo = max((i for i in range(hi) if boots[i] is False), default=-1)
+            gap = [i for i in range(lo + 1, hi) if boots[i] is None]
+            if not gap:
+                return line[hi] if lo >= 0 else None
+            probes = [line[gap[len(gap) // 2]]] if lo >= 0 or gap[0] != 0 else [line[0]]
+            self.progress(f"looking for the repair of {skipped[:10]}'s base: {probes[0][:10]}")
+            list(self.budget.map(self._commit, probes))
 
     def _heal(self, s: CulpritSearch, heal: list[str], culprit: str | None, say) -> Estimate:
         """Untestable commits just before the likeliest culprit: each run once with the
@@ -182,6 +256,8 @@ class ConfidentBisector:
     def _commit(self, sha: str) -> Verdict:
         pick = self.picks.get(sha)
         step = self.lab.commit(self.history, sha, pick, self.column, self.python)
+        if pick is None:
+            self._boots[sha] = changed(step.verdict, self.axis) is not None
         self.steps.append(step)
         self.progress.advance()
         return step.verdict
@@ -211,8 +287,19 @@ class ConfidentBisector:
         finding.estimate = asdict(est)
         if est.culprit is None:
             return self._no_commit(finding, est, "the commit range")
+        finding.notes += self.notes
+        if est.between:  # untestable commits beside it: the set is the answer, not one
+            finding.status = "ambiguous"
+            finding.candidates = self.history.infos([*est.between, est.culprit])
+            finding.reason = (
+                f"the first changed commit at {self.want.level} could be any of these, "
+                f"as untestable commits come before it: {self._line(est)}"
+            )
+            return finding
         finding.commit = self.history.info(est.culprit)
         finding.url = self.history.web_url(est.culprit)
+        if self.merged and self.merged != est.culprit:
+            finding.merge = self.history.info(self.merged)
         if self.picks.get(est.culprit):
             finding.needed = [self.picks[est.culprit]]
         if est.status == "confident":

@@ -24,6 +24,7 @@ class Bisect:
     repo_given: bool = False  # the user named --repo: an unreadable one is their error
     first_parent: bool = False
     confidence: Confidence | None = None  # --confidence: the flake-aware search
+    picks: tuple[str, ...] = ()  # --pick: repairs every commit without them gets on top
 
 
 def range_run(
@@ -53,6 +54,7 @@ def range_run(
 def _commits(lab: Evaluator, report: Report, budget: Budget, progress: Progress, how: Bisect):
     try:
         history = how.open_history()
+        picks = tuple(history.resolve(p) for p in how.picks)  # a --pick git cannot name
     except SourceError as exc:
         if how.repo_given:
             raise
@@ -60,7 +62,7 @@ def _commits(lab: Evaluator, report: Report, budget: Budget, progress: Progress,
         progress(f"commit bisection skipped: {exc}")
         return
     findings, notes = bisect_commits(
-        lab, report.table, history, budget, progress, how.first_parent, how.confidence
+        lab, report.table, history, budget, progress, how.first_parent, how.confidence, picks
     )
     report.findings += findings
     report.notes += notes
