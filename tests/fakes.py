@@ -25,6 +25,7 @@ class History:
     parents: dict[str, tuple[str, ...]]
     tags: dict[str, str]
     spec: str = "memory"
+    declared: dict[str, str] = field(default_factory=dict)  # sha -> version its tree says
 
     def tag_for_version(self, version: str) -> str | None:
         return version if version in self.tags else None
@@ -44,6 +45,9 @@ class History:
         common = ancestors(self.parents, a) & ancestors(self.parents, b)
         below = set().union(*(ancestors(self.parents, c) - {c} for c in common))
         return sorted(common - below)
+
+    def version_at(self, sha: str) -> str | None:
+        return self.declared.get(sha)
 
     def tags_containing(self, sha: str) -> list[str]:
         return [t for t, c in self.tags.items() if sha in ancestors(self.parents, c)]

@@ -200,3 +200,13 @@ def test_confidence_mode_never_claims_a_merge_whose_branch_could_not_be_tested()
     (f,) = rep.findings
     assert f.status != "found"
     assert "b00" in f.reason  # the untestable branch commit is named beside the merge
+
+
+def test_a_tag_whose_tree_declares_another_version_is_not_bisected() -> None:
+    the_lab = maintenance("c017")
+    the_lab.history.declared = {"c005": "19.9.0", "c029": "19.9.0"}  # 20.0.0's tag moved
+    rep = run(the_lab, "19.9.0..20.0.0")
+    (f,) = rep.findings
+    assert f.status == "skipped" and f.commit is None
+    assert "the tag of 20.0.0 names c029" in f.reason and "says 19.9.0" in f.reason
+    assert not any(sha.startswith("c0") for sha, _, _ in the_lab.evaluated)

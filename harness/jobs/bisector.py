@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from packaging.version import InvalidVersion, Version
+
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.protocols import Evaluator, History
@@ -58,6 +60,8 @@ class Bisector:
             finding.reason = f"no git tag for {', '.join(missing)} in {self.history.spec}"
             return finding
         old, new = self.history.resolve(tags[before]), self.history.resolve(tags[after])
+        if not tags_agree(self.history, finding, {before: old, after: new}):
+            return finding
         steps: dict[Probe, Step] = {}
         outcomes: dict[Probe, Outcome] = {}
 
@@ -185,3 +189,21 @@ def given_picks(
                 f"--pick {pick[:12]}: picked on top of every commit tested without it"
             )
     return tuple(kept)
+
+
+def tags_agree(history: History, finding: Finding, commits: dict[str, str]) -> bool:
+    """Each release's tag names a commit that declares that release's version; else the
+    finding says which does not (a moved or rewritten tag) and nothing is bisected."""
+    for version, sha in commits.items():
+        declared = history.version_at(sha)
+        try:
+            same = declared is None or Version(declared) == Version(version)
+        except InvalidVersion:
+            same = declared == version
+        if not same:
+            finding.reason = (
+                f"the tag of {version} names {sha[:12]}, whose gunicorn/__init__.py says "
+                f"{declared}: a moved or rewritten tag? (not bisected)"
+            )
+            return False
+    return True

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from harness.host.progress import Progress
-from harness.jobs.bisector import given_picks, start_points
+from harness.jobs.bisector import given_picks, start_points, tags_agree
 from harness.jobs.budget import Budget
 from harness.jobs.protocols import Evaluator, History
 from harness.model import confidence
@@ -106,6 +106,8 @@ class ConfidentBisector:
             if releases.culprit != after or releases.status != "confident":
                 return self._no_commit(finding, releases, "the release transition")
             old, new = self.history.resolve(tags[before]), self.history.resolve(tags[after])
+            if not tags_agree(self.history, finding, {before: old, after: new}):
+                return finding
             judged: dict[str, bool | None] = {}
 
             def judge(shas: list[str]) -> list[Outcome]:
