@@ -210,3 +210,29 @@ def test_a_tag_whose_tree_declares_another_version_is_not_bisected() -> None:
     assert f.status == "skipped" and f.commit is None
     assert "the tag of 20.0.0 names c029" in f.reason and "says 19.9.0" in f.reason
     assert not any(sha.startswith("c0") for sha, _, _ in the_lab.evaluated)
+
+
+def test_a_fix_shipped_in_an_untestable_release_is_said_to_be_in_it() -> None:
+    the_lab = outage_stretch()  # c050 fixes it; 24.0.0 (c040) is before it: not shipped
+    the_lab.history.tags["24.0.5"] = "c060"  # a release after the fix that could not boot
+    the_lab.versions_known = ["23.0.0", "24.0.0", "24.0.5", "24.1.0"]
+    the_lab.verdicts[("24.0.5", "auto/unix")] = Verdict.ERROR
+    rep = run(the_lab, "23.0.0..24.1.0")
+    (f,) = rep.findings
+    assert (f.commit.sha, f.shipped_in) == ("c050", "24.0.5")
+    assert any("first released in 24.0.5" in n and "could not be tested" in n for n in f.notes)
+    assert as_json(rep)["fixes"][0]["commit"]["shipped_in"] == "24.0.5"
+
+
+def test_a_regression_still_failing_at_the_newest_release_says_so() -> None:
+    the_lab = maintenance("c017")
+    rep = run(the_lab, "19.9.0..20.0.0")
+    (f,) = rep.findings
+    assert f.still_fails == "20.0.0" and f.shipped_in == "20.0.0"
+    line = "still fails in 20.0.0, the newest release"
+    for fmt in ("table", "markdown", "json", "osv"):
+        assert line in render(rep, fmt), fmt
+    osv = render(rep, "osv")
+    assert '"fixed"' not in osv
+    the_lab.versions_known.append("20.0.1")  # a newer release exists: no such line
+    assert "still fails" not in render(run(the_lab, "19.9.0..20.0.0"), "table")

@@ -125,6 +125,8 @@ class Finding:
     #: what the reader must know about how the answer was reached (several good commits,
     #: two interpreters across the transition, the release that ships the commit)
     notes: list[str] = field(default_factory=list)
+    shipped_in: str | None = None  # the first release whose tag contains the commit
+    still_fails: str | None = None  # a regression: the newest release, still in its state
 
     def as_json(self) -> dict:
         c = self.commit
@@ -148,5 +150,7 @@ class Finding:
             "steps": [s.as_json() for s in self.steps],
             "first_parent": self.first_parent,
             "notes": list(self.notes),
+            "shipped_in": self.shipped_in,
+            "still_fails_in": self.still_fails,
             **({"confidence": self.estimate} if self.estimate is not None else {}),
         }
