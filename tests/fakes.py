@@ -15,6 +15,7 @@ from harness.model.search import ancestors
 from harness.model.table import Column, Report, Table
 from harness.model.verdict import Verdict
 
+OLD_PYTHON = "3.9.18"
 HOST = {"kernel": "6.1", "compat": "c", "pythons": ["3.9.18 (pyenv)"]}
 
 
@@ -93,6 +94,8 @@ class Lab:
     first_good: str | None = None
     unbootable: frozenset[str] = frozenset()
     repair: str | None = None  # when set, only this pick makes an unbootable commit boot
+    old_python_only: frozenset[str] = frozenset()  # commits that boot only on OLD_PYTHON
+    release_python: str = OLD_PYTHON  # the Python every release row ran on
     pause: float = 0.002
     stop_after: int | None = None
     row_facts: dict = field(default_factory=dict)
@@ -127,8 +130,9 @@ class Lab:
             (fetched, None, column), lambda: self.verdicts.get((fetched, column), Verdict.PASS)
         )
         return Row(
-            fetched, v, f"{v.value} on {column}", python="3.9.18", facts=dict(self.row_facts)
-        )
+            fetched, v, f"{v.value} on {column}", python=self.release_python,
+            facts=dict(self.row_facts),
+        )  # fmt: skip
 
     def _commit_verdict(self, sha: str, pick: str | None) -> Verdict:
         if sha in self.unbootable and (pick is None or self.repair not in (None, pick)):
@@ -138,14 +142,20 @@ class Lab:
         return Verdict.FAIL if bad else Verdict.PASS
 
     def commit(self, history, sha: str, pick: str | None, column: str, python: str | None) -> Step:
+        if sha in self.old_python_only and python != OLD_PYTHON:
+            self._busy((sha, pick, column), lambda: Verdict.ERROR)
+            detail = f"cannot boot on Python {python}: ImportError: cannot import name 'x'"
+            return Step(sha, Verdict.ERROR, python, detail, pick)
         v = self._busy((sha, pick, column), lambda: self._commit_verdict(sha, pick))
         return Step(sha, v, python, f"{v.value} at {sha}", pick)
 
     def ref(self, history, sha: str, column: str, label: str) -> Row:
         v = self._busy((sha, None, column), lambda: self._commit_verdict(sha, None))
+        python = OLD_PYTHON if sha in self.old_python_only else "3.13.0"
         return Row(
-            label, v, f"{v.value} at {sha}", kind="commit", sha=sha, facts=dict(self.row_facts)
-        )
+            label, v, f"{v.value} at {sha}", python=python, kind="commit", sha=sha,
+            facts=dict(self.row_facts),
+        )  # fmt: skip
 
 
 def report_for(columns: list[str], scenario: str = "socket-loss") -> Report:

@@ -236,3 +236,16 @@ def test_a_regression_still_failing_at_the_newest_release_says_so() -> None:
     assert '"fixed"' not in osv
     the_lab.versions_known.append("20.0.1")  # a newer release exists: no such line
     assert "still fails" not in render(run(the_lab, "19.9.0..20.0.0"), "table")
+
+
+def test_a_commit_that_cannot_boot_on_its_pairs_python_runs_on_one_that_can() -> None:
+    the_lab = maintenance("c017")
+    the_lab.release_python = "3.13.0"
+    the_lab.old_python_only = frozenset(f"c{i:03d}" for i in range(12, 20))
+    rep = run(the_lab, "19.9.0..20.0.0", jobs=1)
+    (f,) = rep.findings
+    assert (f.status, f.commit.sha) == ("found", "c017")
+    ran = {s.sha: s for s in f.steps}
+    assert ran["c017"].python == "3.9.18" and ran["c017"].verdict is F
+    assert "3.13.0 could not run it" in ran["c017"].detail
+    assert all(s.python == "3.13.0" for s in f.steps if s.sha not in the_lab.old_python_only)

@@ -10,7 +10,7 @@ the boundary is then one commit wide.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from packaging.version import InvalidVersion, Version
 
@@ -18,6 +18,7 @@ from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.protocols import Evaluator, History
 from harness.model import search
+from harness.model.errors import HarnessError
 from harness.model.plan import Plan, Probe, plan
 from harness.model.results import Finding, Step
 from harness.model.search import Outcome
@@ -101,7 +102,7 @@ class Bisector:
         )
 
     def _evaluate(self, probe: Probe) -> Step:
-        return self.lab.commit(self.history, probe.sha, probe.pick, self.column, self.python)
+        return by_evidence(self.lab, self.history, probe.sha, probe.pick, self.column, self.python)
 
     def _conclude(self, finding: Finding, p: Plan, parents, new: str) -> Finding:
         if p.status == "found" and p.commit:
@@ -207,3 +208,29 @@ def tags_agree(history: History, finding: Finding, commits: dict[str, str]) -> b
             )
             return False
     return True
+
+
+#: what an ``error`` says when the interpreter, not the commit, may be the trouble
+_INTERPRETER_TROUBLE = ("cannot boot on Python", "install failed", "SyntaxError", "ImportError")
+_INTERPRETER_TROUBLE += ("ModuleNotFoundError", "AttributeError: module")
+
+
+def by_evidence(
+    lab: Evaluator, history: History, sha: str, pick: str | None, column: str, python: str | None
+) -> Step:
+    """A commit on its pair's Python; when it cannot boot there for a reason an older
+    or newer interpreter may not share (an import, the install), once more on the
+    newest Python that boots it, as releases are.  The step says which Python ran it."""
+    step = lab.commit(history, sha, pick, column, python)
+    if step.verdict is not Verdict.ERROR or pick is not None or python is None:
+        return step
+    if not any(word in step.detail for word in _INTERPRETER_TROUBLE):
+        return step
+    try:
+        row = lab.ref(history, sha, column, sha[:10])
+    except HarnessError:  # --python names the one interpreter to use: no other is tried
+        return step
+    if row.python in (None, python):
+        return step  # no other interpreter boots it: untestable, as first seen
+    detail = f"{row.detail} (on Python {row.python}: {python} could not run it: {step.detail})"
+    return replace(step, verdict=row.verdict, python=row.python, detail=detail)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from harness.host.progress import Progress
-from harness.jobs.bisector import given_picks, start_points, tags_agree
+from harness.jobs.bisector import by_evidence, given_picks, start_points, tags_agree
 from harness.jobs.budget import Budget
 from harness.jobs.protocols import Evaluator, History
 from harness.model import confidence
@@ -257,7 +257,7 @@ class ConfidentBisector:
 
     def _commit(self, sha: str) -> Verdict:
         pick = self.picks.get(sha)
-        step = self.lab.commit(self.history, sha, pick, self.column, self.python)
+        step = by_evidence(self.lab, self.history, sha, pick, self.column, self.python)
         if pick is None:
             self._boots[sha] = changed(step.verdict, self.axis) is not None
         self.steps.append(step)
