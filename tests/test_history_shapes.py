@@ -166,6 +166,7 @@ def test_a_merge_is_never_named_while_its_branch_commit_is_untested() -> None:
     (f,) = rep.findings
     assert f.status == "ambiguous" and f.commit is None
     assert [c.sha for c in f.candidates] == ["b00", "c020"]
+    assert "b00: error alone, error with c014" in f.reason
 
 
 def confident(lab: Lab, spec: str, level: float = 0.9, runs: int = 300):

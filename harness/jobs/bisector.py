@@ -115,8 +115,9 @@ class Bisector:
         elif p.status == "ambiguous":
             finding.status = "ambiguous"
             finding.candidates = self.history.infos(p.candidates)
+            why = "; ".join(_untestable(sha, finding.steps) for sha in p.candidates[:-1])
             finding.reason = (
-                "only untestable commits separate the boundary; "
+                f"only untestable commits separate the boundary ({why}); "
                 "the first could be any of the candidates"
             )
         elif p.status == "inconsistent":
@@ -128,6 +129,16 @@ class Bisector:
         else:
             finding.reason = "the search ended without a boundary (inconsistent verdicts?)"
         return finding
+
+
+def _untestable(sha: str, steps: list[Step]) -> str:
+    """Why a candidate could not tell: each way it was tried, and what that said."""
+    tried = [
+        f"{s.verdict.value} with {s.picked[:10]} on top" if s.picked else f"{s.verdict.value} alone"
+        for s in steps
+        if s.sha == sha
+    ]
+    return f"{sha[:10]}: {', '.join(tried) or 'not tested'}"
 
 
 def start_points(
