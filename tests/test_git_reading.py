@@ -5,13 +5,20 @@ attribute or moved tag changing an answer."""
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from harness.host.cancel import Cancel
 from harness.host.git import Repo
+from harness.host.progress import Progress
 from harness.jobs.bisector import tags_agree
-from harness.model.results import Finding
+from harness.jobs.budget import Budget
+from harness.jobs.run import Bisect, range_run
+from harness.model.results import Finding, Step
+from harness.model.verdict import Verdict
+from tests.fakes import Lab, report_for
 from tests.history import Shapes, build_shapes
 
 
@@ -94,3 +101,38 @@ def test_a_moved_tag_is_refused_in_one_line_never_bisected(shapes: Shapes, tmp_p
     assert "\n" not in finding.reason
     honest = Finding("regression", "19.9.0", "19.10.0", "skipped")
     assert tags_agree(repo, honest, {v: repo.resolve(v) for v in ("19.9.0", "19.10.0")})
+
+
+class TreeLab(Lab):
+    """Releases as the table says; a commit is judged by its exported tree (real git):
+    fail once gunicorn/app.py says ANSWER = 2."""
+
+    def commit(self, history, sha, pick, column, python):
+        with tempfile.TemporaryDirectory(prefix="tree-") as tmp:
+            history.export(sha, Path(tmp))
+            bad = (Path(tmp) / "gunicorn" / "app.py").read_text() == "ANSWER = 2\n"
+        verdict = Verdict.FAIL if bad else Verdict.PASS
+        self.evaluated.append((sha, pick, column))
+        return Step(sha, verdict, python, f"{verdict.value} at {sha[:10]}", pick)
+
+
+@pytest.mark.parametrize("spec", ["19.10.0..20.0.0", "19.9.0..20.0.0"])
+def test_ranges_from_the_maintenance_release_and_from_its_ancestor_name_the_commit(
+    shapes: Shapes, tmp_path: Path, spec: str
+) -> None:
+    repo = open_repo(shapes.path, tmp_path)
+    versions = ["19.9.0", "19.10.0", "20.0.0"]
+    verdicts = {(v, "auto/unix"): Verdict.PASS for v in versions[:2]}
+    verdicts[("20.0.0", "auto/unix")] = Verdict.FAIL
+    lab = TreeLab(versions, verdicts=verdicts)
+    budget = Budget(2, Cancel())
+    try:
+        rep = range_run(lab, report_for(["auto/unix"]), spec, budget, Progress(),
+                        Bisect(lambda: repo, repo_given=True))  # fmt: skip
+    finally:
+        budget.close()
+    (f,) = rep.findings
+    assert (f.status, f.commit.sha) == ("found", shapes.changed)
+    assert any(f"merge base {shapes.commits['r2'][:12]}" in n for n in f.notes)
+    assert f.shipped_in == "20.0.0" and f.still_fails == "20.0.0"
+    assert not {sha for sha, _, _ in lab.evaluated} & {shapes.commits["m0"], shapes.commits["m1"]}
