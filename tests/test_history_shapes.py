@@ -250,3 +250,17 @@ def test_a_commit_that_cannot_boot_on_its_pairs_python_runs_on_one_that_can() ->
     assert ran["c017"].python == "3.9.18" and ran["c017"].verdict is F
     assert "3.13.0 could not run it" in ran["c017"].detail
     assert all(s.python == "3.13.0" for s in f.steps if s.sha not in the_lab.old_python_only)
+
+
+def test_confidence_mode_heals_a_long_stretch_as_a_search() -> None:
+    plain = outage_stretch()
+    the_lab = RacyLab(plain.versions_known, history=plain.history, first_bad="c000",
+                      first_good="c050", unbootable=plain.unbootable, repair="c096",
+                      rate=0.9, seed=4)  # fmt: skip
+    rep = confident(the_lab, "23.0.0..24.1.0", level=0.9, runs=400)
+    (f,) = rep.findings
+    assert (f.kind, f.status, f.commit.sha, f.needed) == ("fix", "found", "c050", ["c096"])
+    commits = [e for e in the_lab.evaluated if e[0] not in the_lab.versions_known]
+    plain_in_stretch = [s for s, p, _ in commits if s in the_lab.unbootable and p is None]
+    assert len(plain_in_stretch) <= 12, plain_in_stretch  # not one each of the 66
+    assert len(commits) <= 60, len(commits)

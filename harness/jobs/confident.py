@@ -181,7 +181,8 @@ class ConfidentBisector:
                 f"{top.runs} runs; testing {', '.join(p[:10] for p in probes)}"
             )
 
-        est = drive(s, self.budget, self._commit, self.axis, say)
+        self._boots.update({old: True, new: True})  # their releases ran
+        est = self._drive_healing(s, revs, say)
         while heal := [u for u in est.between if u not in self.picks]:
             est = self._heal(s, heal, est.culprit, say)
         if est.culprit in graph and branch_of(graph, est.culprit) and est.status == "confident":
@@ -210,7 +211,8 @@ class ConfidentBisector:
 
         inner = drive(s, self.budget, self._commit, self.axis, say)
         broken = [b for b in branch if self._boots.get(b) is False and b not in self.picks]
-        repair = self._repair(graph, broken[0], merge) if broken else None
+        line = repair_line(graph, broken[0], merge) if broken else None
+        repair = self._repair(line, broken[0]) if line else None
         if repair is not None:
             self.progress(f"{where}: re-testing {len(broken)} commit(s) with {repair[:10]} on top")
             self.picks.update({b: repair for b in broken})
@@ -224,13 +226,52 @@ class ConfidentBisector:
             status = "budget spent" if s.runs >= self.want.max_runs else "pending"
         return replace(inner, posterior=posterior, status=status)
 
-    def _repair(self, graph, skipped: str, merge: str) -> str | None:
-        """The mainline's repair of a branch's broken base: the first commit of the line
-        from the base to the merge's first parent that boots after the last that does
-        not, found by bisecting that line (one run a commit)."""
-        line = repair_line(graph, skipped, merge)
-        if not line:
-            return None
+    def _drive_healing(self, s: CulpritSearch, revs: list[str], say) -> Estimate:
+        """``drive``, with healing as a search: a commit that cannot boot alone has its
+        repair looked for at once (the first commit after it that boots, by bisecting
+        the line between), and every commit from it up to the repair is then run with
+        the repair picked on top, so a long stretch costs a bisection, not a run each."""
+        while s.result().status == "pending":
+            probes = s.next_probes(self.budget.jobs)
+            if not probes:
+                break
+            say(probes)
+            broken = []
+            for rev, verdict in zip(probes, self.budget.map(self._commit, probes)):
+                if (failed := changed(verdict, self.axis)) is None:
+                    broken.append(rev)
+                else:
+                    s.record(rev, failed)
+            for rev in dict.fromkeys(broken):
+                if rev in self.picks or not self._stretch(s, revs, rev):
+                    s.untestable(rev)
+        return s.result()
+
+    def _stretch(self, s: CulpritSearch, revs: list[str], rev: str) -> bool:
+        """Find ``rev``'s repair along ``revs`` and pick it on top of the stretch."""
+        i = revs.index(rev)
+        j = next(x for x in range(i + 1, len(revs)) if self._boots.get(revs[x]))
+
+        def record(sha: str, verdict: Verdict) -> None:
+            if (failed := changed(verdict, self.axis)) is not None:
+                s.record(sha, failed)
+
+        repair = self._repair(revs[i : j + 1], rev, record)
+        if repair is None:
+            return False
+        start = i
+        while start > 0 and self._boots.get(revs[start - 1]) is False:
+            start -= 1  # commits before it that could not boot either: the same stretch
+        for r in revs[start : revs.index(repair)]:
+            if r not in self.picks:
+                self.picks[r] = repair
+                s.untestable(r, still=False)
+        self.progress(f"{rev[:10]} and its stretch: tested with {repair[:10]} picked on top")
+        return True
+
+    def _repair(self, line: list[str], skipped: str, record=None) -> str | None:
+        """The first commit of ``line`` that boots after the last that does not (the
+        repair of ``skipped``), found by bisecting the line, one plain run a commit."""
         while True:
             boots = [self._boots.get(c) for c in line]
             hi = next((i for i, b in enumerate(boots) if b), None)
@@ -240,9 +281,11 @@ class ConfidentBisector:
             gap = [i for i in range(lo + 1, hi) if boots[i] is None]
             if not gap:
                 return line[hi] if lo >= 0 else None
-            probes = [line[gap[len(gap) // 2]]] if lo >= 0 or gap[0] != 0 else [line[0]]
-            self.progress(f"looking for the repair of {skipped[:10]}'s base: {probes[0][:10]}")
-            list(self.budget.map(self._commit, probes))
+            probe = line[gap[len(gap) // 2]] if lo >= 0 or gap[0] != 0 else line[0]
+            self.progress(f"looking for the repair of {skipped[:10]}: testing {probe[:10]}")
+            (verdict,) = self.budget.map(lambda sha: self._run(sha, None), [probe])
+            if record is not None:
+                record(probe, verdict)
 
     def _heal(self, s: CulpritSearch, heal: list[str], culprit: str | None, say) -> Estimate:
         """Untestable commits just before the likeliest culprit: each run once with the
@@ -256,7 +299,9 @@ class ConfidentBisector:
         return drive(s, self.budget, self._commit, self.axis, say)
 
     def _commit(self, sha: str) -> Verdict:
-        pick = self.picks.get(sha)
+        return self._run(sha, self.picks.get(sha))
+
+    def _run(self, sha: str, pick: str | None) -> Verdict:
         step = by_evidence(self.lab, self.history, sha, pick, self.column, self.python)
         if pick is None:
             self._boots[sha] = changed(step.verdict, self.axis) is not None
