@@ -250,7 +250,9 @@ class ConfidentBisector:
     def _stretch(self, s: CulpritSearch, revs: list[str], rev: str) -> bool:
         """Find ``rev``'s repair along ``revs`` and pick it on top of the stretch."""
         i = revs.index(rev)
-        j = next(x for x in range(i + 1, len(revs)) if self._boots.get(revs[x]))
+        j = next((x for x in range(i + 1, len(revs)) if self._boots.get(revs[x])), None)
+        if j is None:
+            return False
 
         def record(sha: str, verdict: Verdict) -> None:
             if (failed := changed(verdict, self.axis)) is not None:
