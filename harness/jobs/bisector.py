@@ -1,10 +1,12 @@
 """One transition's commit bisection: ask the pure plan (model.plan) what to evaluate,
 evaluate it within the shared budget, feed the outcomes back, and name the commit.
 
-``error``/``flaky`` are skips, never pass or fail.  When only skipped commits separate
-the boundary, the plan re-tests each with the change of the first testable commit after
-it picked on top (git's own "skip" leaves that to a human); a commit is named only when
-the boundary is then one commit wide.
+``error``/``flaky`` are skips, never pass or fail.  A skipped commit is re-tested with
+its repair picked on top, and its whole stretch with it (model.plan: healing as a
+search; git's own "skip" leaves that to a human); a commit is named only when the
+boundary is then one commit wide.  Where the bisection starts follows git with several
+good commits (``start_points``); each commit runs on its pair's Python, or by evidence
+on another (``by_evidence``); a tag must name its release's code (``tags_agree``).
 """
 
 from __future__ import annotations
