@@ -201,6 +201,7 @@ def test_confidence_mode_never_claims_a_merge_whose_branch_could_not_be_tested()
     (f,) = rep.findings
     assert f.status != "found"
     assert "b00" in f.reason  # the untestable branch commit is named beside the merge
+    assert the_lab.evaluated.count(("b00", None, "auto/unix")) == 1  # an error: once
 
 
 def test_a_tag_whose_tree_declares_another_version_is_not_bisected() -> None:

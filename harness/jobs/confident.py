@@ -67,7 +67,16 @@ def drive(
 
     def observe(probes: list[str]) -> list[bool | None]:
         say(probes)
-        return [changed(v, axis) for v in budget.map(run, probes)]
+        # a revision never run yet runs once first (it may not boot), again if it did
+        once = [i for i, p in enumerate(probes) if search.tally(p).runs or p not in probes[:i]]
+        out: list[bool | None] = [None] * len(probes)
+        for i, v in zip(once, budget.map(run, [probes[i] for i in once])):
+            out[i] = changed(v, axis)
+        booted = {probes[i] for i in once if out[i] is not None}
+        later = [i for i, p in enumerate(probes) if i not in once and p in booted]
+        for i, v in zip(later, budget.map(run, [probes[i] for i in later])):
+            out[i] = changed(v, axis)
+        return out
 
     return confidence.drive(search, observe, budget.jobs)
 
@@ -235,6 +244,8 @@ class ConfidentBisector:
             probes = s.next_probes(self.budget.jobs)
             if not probes:
                 break
+            # a commit never run yet runs once first: it may not boot at all
+            probes = [p for i, p in enumerate(probes) if s.tally(p).runs or p not in probes[:i]]
             say(probes)
             broken = []
             for rev, verdict in zip(probes, self.budget.map(self._commit, probes)):
