@@ -127,7 +127,7 @@ def _main(req: Request, out: TextIO) -> int:
         results_dir = writable_dir(req.results_dir, "--results-dir")
         budget = Budget(req.jobs, setup.cancel)
         how = (
-            Bisect(req.history, req.repo is not None, req.first_parent, req.confidence)
+            Bisect(req.history, req.repo is not None, req.first_parent, req.confidence, req.picks)
             if req.commits
             else None
         )

@@ -89,6 +89,14 @@ def _target_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="bisect the mainline only (merges are the steps)",
     )
+    p.add_argument(
+        "--pick",
+        action="append",
+        default=[],
+        metavar="SHA",
+        help="a repair (any git ref) picked on top of every commit tested without it, "
+        "e.g. the fix of an outage that keeps a stretch from booting (repeatable)",
+    )
 
 
 def _output_arguments(p: argparse.ArgumentParser) -> None:

@@ -212,6 +212,7 @@ class Request:
     commits: bool = True
     repo: str | None = None
     first_parent: bool = False
+    picks: tuple[str, ...] = ()  # --pick: repairs picked on top of commits without them
     format: str = "table"
     output: Path | None = None
     python: str | None = None
@@ -333,6 +334,7 @@ def parse(argv: list[str], prog: str) -> Request:
         cache_dir=a.cache_dir.expanduser(),
         results_dir=a.results_dir,
         commits=not a.no_commits,
+        picks=tuple(a.pick),
         worker_classes=a.worker_class or (None,),
         scenarios=_scenarios(a) if not a.list_scenarios else (),
         binds=a.bind,

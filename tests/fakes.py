@@ -15,6 +15,7 @@ from harness.model.search import ancestors
 from harness.model.table import Column, Report, Table
 from harness.model.verdict import Verdict
 
+OLD_PYTHON = "3.9.18"
 HOST = {"kernel": "6.1", "compat": "c", "pythons": ["3.9.18 (pyenv)"]}
 
 
@@ -25,6 +26,7 @@ class History:
     parents: dict[str, tuple[str, ...]]
     tags: dict[str, str]
     spec: str = "memory"
+    declared: dict[str, str] = field(default_factory=dict)  # sha -> version its tree says
 
     def tag_for_version(self, version: str) -> str | None:
         return version if version in self.tags else None
@@ -32,9 +34,24 @@ class History:
     def resolve(self, ref: str) -> str:
         return self.tags.get(ref, ref)
 
-    def graph(self, old: str, new: str) -> dict[str, tuple[str, ...]]:
-        keep = ancestors(self.parents, new) - ancestors(self.parents, old)
+    def graph(self, old, new: str) -> dict[str, tuple[str, ...]]:
+        olds = [old] if isinstance(old, str) else list(old)
+        keep = ancestors(self.parents, new).difference(*(ancestors(self.parents, o) for o in olds))
         return {sha: self.parents[sha] for sha in keep}
+
+    def is_ancestor(self, ancestor: str, sha: str) -> bool:
+        return ancestor in ancestors(self.parents, sha)
+
+    def merge_bases(self, a: str, b: str) -> list[str]:
+        common = ancestors(self.parents, a) & ancestors(self.parents, b)
+        below = set().union(*(ancestors(self.parents, c) - {c} for c in common))
+        return sorted(common - below)
+
+    def version_at(self, sha: str) -> str | None:
+        return self.declared.get(sha)
+
+    def tags_containing(self, sha: str) -> list[str]:
+        return [t for t, c in self.tags.items() if sha in ancestors(self.parents, c)]
 
     def info(self, sha: str) -> CommitInfo:
         return CommitInfo(
@@ -84,6 +101,9 @@ class Lab:
     first_bad: str | None = None
     first_good: str | None = None
     unbootable: frozenset[str] = frozenset()
+    repair: str | None = None  # when set, only this pick makes an unbootable commit boot
+    old_python_only: frozenset[str] = frozenset()  # commits that boot only on OLD_PYTHON
+    release_python: str = OLD_PYTHON  # the Python every release row ran on
     pause: float = 0.002
     stop_after: int | None = None
     row_facts: dict = field(default_factory=dict)
@@ -122,25 +142,31 @@ class Lab:
         if isinstance(fetched, Ref):
             sha = fetched.sha
             v = self._busy((sha, None, column), lambda: self._commit_verdict(sha, None))
+            python = OLD_PYTHON if sha in self.old_python_only else "3.13.0"
             return Row(
-                fetched.label, v, f"{v.value} at {sha}", kind="commit", sha=sha,
+                fetched.label, v, f"{v.value} at {sha}", python=python, kind="commit", sha=sha,
                 facts=dict(self.row_facts),
             )  # fmt: skip
         v = self._busy(
             (fetched, None, column), lambda: self.verdicts.get((fetched, column), Verdict.PASS)
         )
         return Row(
-            fetched, v, f"{v.value} on {column}", python="3.9.18", facts=dict(self.row_facts)
-        )
+            fetched, v, f"{v.value} on {column}", python=self.release_python,
+            facts=dict(self.row_facts),
+        )  # fmt: skip
 
     def _commit_verdict(self, sha: str, pick: str | None) -> Verdict:
-        if sha in self.unbootable and pick is None:
+        if sha in self.unbootable and (pick is None or self.repair not in (None, pick)):
             return Verdict.ERROR
         seen = ancestors(self.history.parents, sha)
         bad = self.first_bad in seen and not (self.first_good and self.first_good in seen)
         return Verdict.FAIL if bad else Verdict.PASS
 
     def commit(self, history, sha: str, pick: str | None, column: str, python: str | None) -> Step:
+        if sha in self.old_python_only and python != OLD_PYTHON:
+            self._busy((sha, pick, column), lambda: Verdict.ERROR)
+            detail = f"cannot boot on Python {python}: ImportError: cannot import name 'x'"
+            return Step(sha, Verdict.ERROR, python, detail, pick)
         v = self._busy((sha, pick, column), lambda: self._commit_verdict(sha, pick))
         return Step(sha, v, python, f"{v.value} at {sha}", pick)
 
@@ -176,7 +202,7 @@ class RacyLab(Lab):
     _rolls: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def _racy(self, sha: str, pick: str | None, column: str) -> Verdict:
-        if sha in self.unhealable or (sha in self.unbootable and pick is None):
+        if sha in self.unhealable or self._commit_verdict(sha, pick) is Verdict.ERROR:
             return Verdict.ERROR
         broken = self._commit_verdict(sha, pick) is Verdict.FAIL
         with self._lock:

@@ -351,3 +351,51 @@ if __name__ == "__main__":  # manual checks: python -m tests.history DEST DOWNLO
     built = build_history(Path(sys.argv[1]), Path(sys.argv[2]))
     for name, sha in vars(built).items():
         print(f"{name:14} {sha}")
+
+
+@dataclass
+class Shapes:
+    """A tiny gunicorn-like history (no gunicorn source: a gunicorn/__init__.py with a
+    version and a module that changes) with a maintenance branch, built at test time::
+
+        master:  r0 (19.9.0) - r1 - r2 - r3 - r4 - r5 (20.0.0)
+                                  \\
+        19.x:                      m0 - m1 (19.10.0, tagged after 20.0.0)
+    """
+
+    path: Path
+    commits: dict[str, str]  # name -> sha
+    changed: str  # the commit that changes gunicorn/app.py (r4)
+
+
+def build_shapes(dest: Path) -> Shapes:
+    dest.mkdir(parents=True, exist_ok=True)
+    b = _Builder(dest)
+    b.git("init", "-q", "-b", "master")
+    (dest / "gunicorn").mkdir()
+
+    def release(version: str) -> None:
+        numbers = ", ".join(version.split("."))
+        (dest / "gunicorn" / "__init__.py").write_text(f"version_info = ({numbers})\n")
+
+    commits: dict[str, str] = {}
+    release("19.9.0")
+    (dest / "gunicorn" / "app.py").write_text("ANSWER = 1\n")
+    commits["r0"] = b.commit("Release 19.9.0")
+    b.git("tag", "19.9.0")
+    for i in (1, 2, 3):
+        (dest / f"notes{i}.txt").write_text(f"note {i}\n")
+        commits[f"r{i}"] = b.commit(f"docs: note {i}")
+    (dest / "gunicorn" / "app.py").write_text("ANSWER = 2\n")
+    commits["r4"] = b.commit("app: change the answer")
+    release("20.0.0")
+    commits["r5"] = b.commit("Release 20.0.0")
+    b.git("tag", "-a", "-m", "20.0.0", "20.0.0")
+    b.git("checkout", "-q", "-b", "19.x", commits["r2"])
+    (dest / "backport.txt").write_text("backport\n")
+    commits["m0"] = b.commit("backport a fix")
+    release("19.10.0")
+    commits["m1"] = b.commit("Release 19.10.0")
+    b.git("tag", "-a", "-m", "19.10.0", "19.10.0")
+    b.git("checkout", "-q", "master")
+    return Shapes(dest, commits, commits["r4"])

@@ -211,6 +211,7 @@ def test_an_untestable_commit_that_stays_untestable_is_named_beside_the_culprit(
     lab = racy(rate=1.0, unhealable=frozenset({"c023"}))
     rep = run(lab, Confidence(0.9))
     (f,) = rep.findings
-    assert (f.commit.sha, f.estimate["between"], f.needed) == ("c024", ("c023",), [])
+    assert (f.status, f.commit, f.estimate["between"]) == ("ambiguous", None, ("c023",))
+    assert [c.sha for c in f.candidates] == ["c023", "c024"]
     assert "c024 (or the untestable c023 before it)" in f.reason
     assert ("c023", "c024", "auto/unix") in lab.evaluated  # the heal was tried, once

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.model.plan import Plan, Probe, plan
 from harness.model.search import Outcome, ancestors
@@ -86,8 +87,30 @@ def test_property_plan_names_the_first_new_commit(scenario) -> None:
     p, asked = drive(graph, old, new, bootable_with_pick(graph, first_new, skips), k=k)
     assert {a.sha for a in asked} <= in_range - {new}
     assert {a.pick for a in asked if a.heal} <= in_range
+    for a in asked:  # a pick is a repair: never a commit that already holds the probe
+        assert not a.heal or a.pick not in ancestors(graph, a.sha)
+    if p.status == "found":
+        assert p.commit == first_new
+        if first_new in skips:
+            assert p.needed
+    else:
+        # only a merge's change could have healed: that is no evidence, so the set is named
+        assert p.status == "ambiguous" and first_new in p.candidates
+        assert set(p.candidates[:-1]) - {first_new} <= skips  # the bound last
+
+
+@FAST
+@given(st.integers(3, 60), st.data())
+def test_property_a_line_with_healable_skips_always_names_the_first_new_commit(n, data) -> None:
+    names = [f"c{i:02d}" for i in range(n)]
+    graph = linear(names)
+    first_new = data.draw(st.sampled_from(names[1:]))
+    skips = data.draw(st.sets(st.sampled_from(names[1:-1]), max_size=n))
+    k = data.draw(st.integers(1, 4))
+    p, _ = drive(graph, names[0], names[-1], bootable_with_pick(graph, first_new, skips), k=k)
     assert (p.status, p.commit) == ("found", first_new)
-    assert bool(p.needed) == (first_new in skips)
+    if first_new in skips:
+        assert p.needed
 
 
 @FAST

@@ -66,7 +66,11 @@ def base_env() -> dict[str, str]:
         LANGUAGE="C",
         # a partial clone must not fetch what it lacks from its promisor remote (git 2.44+)
         GIT_NO_LAZY_FETCH="1",
+        # the history as its objects say, not as refs/replace (or a graft) rewrites it
+        GIT_NO_REPLACE_OBJECTS="1",
     )
+    env.pop("GIT_REPLACE_REF_BASE", None)
+    env.pop("GIT_GRAFT_FILE", None)
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     return env
 

@@ -9,14 +9,12 @@ into a bare cache clone.
 
 from __future__ import annotations
 
-import subprocess
-import tarfile
+import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from harness.host.clone import (
-    SAFE,
     SourceError,
     base_env,
     is_remote_spec,
@@ -27,7 +25,7 @@ from harness.host.clone import (
     unreachable,
 )
 from harness.host.fsutil import run_temp_dir
-from harness.model.commit_refs import github_commit_url, parse_refs
+from harness.model.commit_refs import declared_version, github_commit_url, parse_refs
 from harness.model.redact import redact_url
 from harness.model.results import CommitInfo
 
@@ -150,6 +148,49 @@ class Repo:
                 break
         return None
 
+    def is_ancestor(self, ancestor: str, sha: str) -> bool:
+        """True when ``ancestor`` is in ``sha``'s history (itself included)."""
+        self._check_ref(ancestor)
+        self._check_ref(sha)
+        args = ["--git-dir", str(self.git_dir), "merge-base", "--is-ancestor", ancestor, sha]
+        proc = run_git(args)
+        if proc.returncode not in (0, 1):
+            reason = stderr_line(proc.stderr.decode(errors="replace"))
+            raise SourceError(f"git merge-base failed in {self.spec}: {reason}")
+        return proc.returncode == 0
+
+    def merge_bases(self, a: str, b: str) -> list[str]:
+        """The best common ancestors of ``a`` and ``b`` (git bisect's merge bases)."""
+        self._check_ref(a)
+        self._check_ref(b)
+        proc = run_git(["--git-dir", str(self.git_dir), "merge-base", "--all", a, b])
+        if proc.returncode == 1:
+            return []  # no common history
+        if proc.returncode != 0:
+            reason = stderr_line(proc.stderr.decode(errors="replace"))
+            raise SourceError(f"git merge-base failed in {self.spec}: {reason}")
+        return sorted(proc.stdout.decode().split())
+
+    def version_at(self, sha: str) -> str | None:
+        """The version gunicorn/__init__.py declares at ``sha`` ("19.6.0"), read as a
+        blob (no filter, no attribute); None where there is no such file or line."""
+        self._check_ref(sha)
+        proc = run_git(
+            ["--git-dir", str(self.git_dir), "cat-file", "blob", f"{sha}:gunicorn/__init__.py"]
+        )
+        if proc.returncode != 0:
+            return None
+        return declared_version(proc.stdout.decode(errors="replace"))
+
+    def tags_containing(self, sha: str) -> list[str]:
+        """Names of the tags whose commit has ``sha`` in its history."""
+        self._check_ref(sha)
+        out = self._git(
+            "for-each-ref", "--contains", sha, "--format=%(refname:strip=2)", "refs/tags/",
+            what="git for-each-ref",
+        )  # fmt: skip
+        return out.decode().split()
+
     def graph(self, old: str | Iterable[str], new: str) -> dict[str, tuple[str, ...]]:
         """Parents of every commit in ``old..new`` (all parents, merges included)."""
         olds = [old] if isinstance(old, str) else list(old)
@@ -238,26 +279,15 @@ class Repo:
 
         Used to test commits that only work with a later repair.  The patch is
         staged in a private index and object directory, so the repository and
-        its index stay untouched.  False when the change does not apply cleanly.
+        its index stay untouched.  A file of the change that does not apply is left
+        out when it is no Python source (a CI file the mainline changed meanwhile);
+        False when a Python file of it does not apply cleanly.
         """
         self._check_ref(sha)
         self._check_ref(pick)
         base = self.resolve(sha)
         picked = self.info(self.resolve(pick))
         parent = picked.parents[0] if picked.parents else self._empty_tree()
-        patch = self._git(
-            "diff",
-            "--binary",
-            "--full-index",
-            "--no-color",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--no-renames",
-            parent,
-            picked.sha,
-            "--",
-            what=f"diffing {pick}",
-        )
         with tempfile.TemporaryDirectory(prefix="pick-", dir=run_temp_dir()) as tmp:
             objects = Path(tmp) / "objects"
             objects.mkdir()
@@ -268,17 +298,30 @@ class Repo:
                 GIT_ALTERNATE_OBJECT_DIRECTORIES=str(self._objects_dir()),
             )
             self._git("read-tree", base, env=env, what="git read-tree")
-            if patch.strip():
-                proc = run_git(
-                    ["--git-dir", str(self.git_dir), "apply", "--cached", "--whitespace=nowarn"],
-                    env=env,
-                    input=patch,
-                )
-                if proc.returncode != 0:
-                    return False
+            if not self._apply(self._patch(parent, picked.sha), env):
+                names = self._patch(parent, picked.sha, "--name-only").decode().splitlines()
+                for name in names:
+                    ok = self._apply(self._patch(parent, picked.sha, "--", name), env)
+                    if not ok and name.endswith(".py"):
+                        return False
             tree = self._git("write-tree", env=env, what="git write-tree").decode().strip()
             self._archive(tree, Path(dest), env=env)
         return True
+
+    def _patch(self, parent: str, sha: str, *extra: str) -> bytes:
+        """The change from ``parent`` to ``sha``, byte-exact (no driver, no textconv)."""
+        flags = ("--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv")
+        paths = extra if extra and extra[0] == "--" else ("--",)
+        options = extra if paths == ("--",) else ()
+        return self._git(
+            "diff", *flags, "--no-renames", *options, parent, sha, *paths, what=f"diffing {sha}"
+        )
+
+    def _apply(self, patch: bytes, env: dict[str, str]) -> bool:
+        if not patch.strip():
+            return True
+        args = ["--git-dir", str(self.git_dir), "apply", "--cached", "--whitespace=nowarn"]
+        return run_git(args, env=env, input=patch).returncode == 0
 
     def _objects_dir(self) -> Path:
         out = self._git("rev-parse", "--git-path", "objects").decode().strip()
@@ -288,41 +331,57 @@ class Repo:
         return self._git("hash-object", "-t", "tree", "/dev/null").decode().strip()
 
     def _archive(self, treeish: str, dest: Path, env: dict[str, str] | None) -> None:
+        """Write the tree's files as its blobs hold them: read with ls-tree and cat-file,
+        never ``git archive``, so no filter, attribute (export-subst, eol) or textconv of
+        the repository's configuration changes a byte or runs a command."""
         dest.mkdir(parents=True, exist_ok=True)
-        args = ["git", *SAFE, "--git-dir", str(self.git_dir), "archive", "--format=tar", treeish]
-        try:
-            proc = subprocess.Popen(
-                args,
-                env=env if env is not None else base_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise SourceError(f"cannot run git: {exc}") from exc
-        assert proc.stdout is not None and proc.stderr is not None
-        try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-                if hasattr(tarfile, "data_filter"):
-                    archive.extractall(dest, filter="fully_trusted")
-                else:  # pragma: no cover - Pythons without extraction filters
-                    archive.extractall(dest)
-        except (tarfile.TarError, OSError) as exc:
-            proc.kill()
-            proc.wait()
-            reason = stderr_line(proc.stderr.read().decode(errors="replace"))
-            raise SourceError(f"cannot export {treeish} from {self.spec}: {reason or exc}") from exc
-        else:
-            # tarfile stops at the end-of-archive marker; git may still be writing the
-            # record padding after it. Drain to EOF so git is never killed by SIGPIPE.
-            while proc.stdout.read(65536):
-                pass
-        finally:
-            proc.stdout.close()
-        stderr = proc.stderr.read()
-        proc.stderr.close()
-        status = proc.wait()
-        if status != 0:
-            reason = stderr_line(stderr.decode(errors="replace"))
-            raise SourceError(
-                f"cannot export {treeish} from {self.spec}: git archive exited {status}: {reason}"
-            )
+        listing = self._git("ls-tree", "-r", "-z", "--full-tree", treeish, "--", env=env,
+                            what=f"listing {treeish}")  # fmt: skip
+        entries = []
+        for record in listing.split(b"\0"):
+            if not record:
+                continue
+            meta, _, raw = record.partition(b"\t")
+            mode, kind, sha = meta.decode().split()
+            if kind != "blob":
+                continue  # a submodule: not part of the package's files
+            entries.append((mode, sha, _safe_path(raw.decode(errors="surrogateescape"), treeish)))
+        blobs = self._blobs([sha for _, sha, _ in entries], env)
+        links = []
+        for mode, sha, rel in entries:
+            path = dest / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if mode == "120000":
+                links.append((path, blobs[sha]))
+                continue
+            path.write_bytes(blobs[sha])
+            path.chmod(0o755 if mode == "100755" else 0o644)
+        for path, target in links:  # last: no file is ever written through a link
+            os.symlink(os.fsdecode(target), path)
+
+    def _blobs(self, shas: list[str], env: dict[str, str] | None) -> dict[str, bytes]:
+        """The contents of many blobs through one ``git cat-file --batch``."""
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return {}
+        out = self._git("cat-file", "--batch", input="\n".join(wanted).encode() + b"\n",
+                        env=env, what="git cat-file")  # fmt: skip
+        blobs: dict[str, bytes] = {}
+        pos = 0
+        for sha in wanted:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            if len(header) != 3 or header[1] != b"blob":
+                raise SourceError(f"cannot read blob {sha[:12]} from {self.spec}")
+            size = int(header[2])
+            blobs[sha] = out[end + 1 : end + 1 + size]
+            pos = end + 1 + size + 1
+        return blobs
+
+
+def _safe_path(rel: str, treeish: str) -> Path:
+    """A tree entry's path, refused when it would leave the export or touch a .git."""
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") or p.lower() == ".git" for p in parts):
+        raise SourceError(f"{treeish[:12]} holds a path that cannot be exported: {rel!r}")
+    return Path(*parts)

@@ -100,8 +100,67 @@ class BarProgress(Progress):
                 self._bar = None
 
 
+class Heartbeat(Progress):
+    """Where stderr is no terminal (a CI log, a redirect): a line at least every
+    ``every`` seconds while work goes on, saying the current step and how much is done,
+    so a long run is never silent; nothing in between."""
+
+    def __init__(self, stream: TextIO | None = None, every: float = 30.0) -> None:
+        super().__init__(lines=False, stream=stream)
+        self.every = every
+        self._lock = threading.Lock()
+        self._step = ""
+        self._done = 0
+        self._total = 0
+        self._unit = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._lock:
+                step, done, total, unit = self._step, self._done, self._total, self._unit
+            counted = f" ({done} of about {total}{unit} done)" if total else ""
+            elapsed = time.monotonic() - self.started
+            print(
+                f"[gunicorn-bisect {elapsed:6.0f}s] still working{counted}: {step or 'starting'}",
+                file=self.stream,
+                flush=True,
+            )
+
+    def _ensure(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+            self._thread.start()
+
+    def __call__(self, msg: str) -> None:
+        with self._lock:
+            self._step = msg
+            self._ensure()
+
+    def start(self, total: int, unit: str) -> None:
+        with self._lock:
+            self._done, self._total, self._unit = 0, total, f" {unit}"
+            self._ensure()
+
+    def advance(self, n: int = 1) -> None:
+        with self._lock:
+            self._done += n
+            self._total = max(self._total, self._done)
+
+    def set_total(self, total: int) -> None:
+        with self._lock:
+            self._total = max(total, self._done)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+
+
 def for_terminal(verbose: bool, quiet: bool, stream: TextIO | None = None) -> Progress:
-    """Nothing with -q; lines with -v; a bar when stderr is a terminal; else nothing."""
+    """Nothing with -q; lines with -v; a bar when stderr is a terminal; else a line at
+    least every 30 s (a CI log or a redirected run is never silent)."""
     stream = stream or sys.stderr
     if quiet:
         return Progress(stream=stream)
@@ -109,7 +168,7 @@ def for_terminal(verbose: bool, quiet: bool, stream: TextIO | None = None) -> Pr
         return Progress(lines=True, verbose=True, stream=stream)
     if stream.isatty():
         return BarProgress(stream)
-    return Progress(stream=stream)
+    return Heartbeat(stream)
 
 
 class SharedBar(Progress):

@@ -26,6 +26,7 @@ class Bisect:
     repo_given: bool = False  # the user named --repo: an unreadable one is their error
     first_parent: bool = False
     confidence: Confidence | None = None  # --confidence: the flake-aware search
+    picks: tuple[str, ...] = ()  # --pick: repairs every commit without them gets on top
 
 
 class WithRefs:
@@ -73,6 +74,7 @@ def _commits(
 ) -> None:
     try:
         history = how.open_history()
+        picks = tuple(history.resolve(p) for p in how.picks)  # a --pick git cannot name
     except SourceError as exc:
         if how.repo_given:
             raise
@@ -87,6 +89,7 @@ def _commits(
         progress,
         how.first_parent,
         how.confidence,
+        picks,
     )
     report.findings += findings
     report.notes += notes

@@ -23,6 +23,15 @@ _FIX_RE = re.compile(
     re.IGNORECASE,
 )
 _ISSUE_RE = re.compile(_ISSUE)
+_VERSION_INFO_RE = re.compile(r"^version_info\s*=\s*\(\s*(\d+(?:\s*,\s*\d+)*)\s*,?\s*\)", re.M)
+
+
+def declared_version(init_py: str) -> str | None:
+    """ "19.6.0" from gunicorn/__init__.py's ``version_info = (19, 6, 0)``, else None."""
+    match = _VERSION_INFO_RE.search(init_py)
+    if not match:
+        return None
+    return ".".join(part.strip() for part in match.group(1).split(","))
 
 
 def parse_refs(subject: str, body: str) -> tuple[int | None, tuple[int, ...]]:

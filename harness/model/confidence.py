@@ -219,13 +219,13 @@ class CulpritSearch:
                 "revision explains under this prior: the scenario is racier than it says"
             )
 
-    def untestable(self, revision: str) -> None:
+    def untestable(self, revision: str, still: bool = True) -> None:
         """Every run of ``revision`` was an ``error``: never probe it again.
 
         Its hypothesis merges into the next revision's (``Finding.between``); a later
-        ``record`` (say, after healing it) makes it testable again.
+        ``record`` or ``still=False`` (a repair is now picked on top) makes it testable.
         """
-        self._untestable.add(self._index[revision])
+        (self._untestable.add if still else self._untestable.discard)(self._index[revision])
 
     def tally(self, revision: str) -> Tally:
         """The revision's fails out of its runs (``error`` runs not counted)."""

@@ -122,6 +122,11 @@ class Finding:
     #: --confidence: the search's answer (model.confidence.Finding as a dict): culprit,
     #: posterior, runs, fail tallies here and at the parent
     estimate: dict[str, Any] | None = None
+    #: what the reader must know about how the answer was reached (several good commits,
+    #: two interpreters across the transition, the release that ships the commit)
+    notes: list[str] = field(default_factory=list)
+    shipped_in: str | None = None  # the first release whose tag contains the commit
+    still_fails: str | None = None  # a regression: the newest release, still in its state
 
     def as_json(self) -> dict:
         c = self.commit
@@ -144,5 +149,8 @@ class Finding:
             "needed": list(self.needed),
             "steps": [s.as_json() for s in self.steps],
             "first_parent": self.first_parent,
+            "notes": list(self.notes),
+            "shipped_in": self.shipped_in,
+            "still_fails_in": self.still_fails,
             **({"confidence": self.estimate} if self.estimate is not None else {}),
         }

@@ -36,9 +36,11 @@ __all__ = [
     "Parents",
     "Result",
     "ancestors",
+    "branch_of",
     "first_parent_chain",
     "merged_via",
     "next_testable_after",
+    "repair_line",
 ]
 
 
@@ -378,6 +380,41 @@ def next_testable_after(
             return hits[0]
         frontier = sorted(layer)
     return None
+
+
+def branch_of(parents: Parents, merge: str) -> list[str]:
+    """The commits a merge brings in (in its other parents' history, not in its first
+    parent's), parents before children: what a mainline search cannot tell apart."""
+    ps = parents.get(merge, ())
+    if len(ps) < 2:
+        return []
+    held = ancestors(parents, ps[0])
+    members = {c for p in ps[1:] for c in _walk(parents, [p], stop=held, known_only=True)}
+    order: list[str] = []
+    for p in ps[1:]:
+        order += [c for c in _topo_order(parents, p, members, False) if c not in order]
+    return order
+
+
+def repair_line(parents: Parents, skipped: str, testable: str) -> list[str] | None:
+    """Where the repair of ``skipped`` lies, oldest first, up to ``testable`` (a testable
+    descendant): the first commit of it that can be tested after the last one that cannot.
+
+    On a straight line, the first-parent chain from ``skipped`` to ``testable``; for a
+    branch commit that ``testable`` merges, the mainline the branch left: the chain of
+    ``testable``'s first parent from the branch's base.  None when there is no base."""
+    chain = first_parent_chain(parents, testable)
+    if skipped in chain:
+        return list(reversed(chain[: chain.index(skipped) + 1]))
+    first = parents.get(testable, ())
+    if not first:
+        return None
+    mainline = [c for c in first_parent_chain(parents, first[0]) if c in parents]
+    mine = ancestors(parents, skipped)
+    base = next((i for i, c in enumerate(mainline) if c in mine), None)
+    if base is None:
+        return None
+    return list(reversed(mainline[: base + 1]))
 
 
 # --------------------------------------------------------------------------- releases

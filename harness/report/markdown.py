@@ -25,14 +25,17 @@ from harness.report.text import steps_table
 
 def _finding(f: Finding, rep: Report) -> list[str]:
     """The finding as a list a maintainer can paste into an upstream issue."""
+    notes = [f"- {n}" for n in f.notes]
     if f.status == "skipped":
-        return [f"- commit bisection skipped: {f.reason}"]
+        return [f"- commit bisection skipped: {f.reason}", *notes]
     if f.status == "ambiguous":
-        return [f"- not settled: {f.reason}:"] + [
-            f"  - `{c.short}` {c.subject!r} ({who(c)})" for c in f.candidates
-        ]
+        return (
+            [f"- not settled: {f.reason}:"]
+            + [f"  - `{c.short}` {c.subject!r} ({who(c)})" for c in f.candidates]
+            + notes
+        )
     if f.status != "found" or f.commit is None:
-        return [f"- {f.reason}"]
+        return [f"- {f.reason}", *notes]
     c = f.commit
     label = finding_head(f, rep)[1]
     sha = f"[`{c.sha[:12]}`]({f.url})" if f.url else f"`{c.sha[:12]}`"
@@ -47,6 +50,7 @@ def _finding(f: Finding, rep: Report) -> list[str]:
         out.append(f"- untestable alone: tested with {picks} picked on top so that it could boot")
     if f.estimate is not None:
         out.append(f"- confidence: {f.reason}")
+    out += notes
     out.append(f"- {len(f.steps)} commits tested:")
     return out
 

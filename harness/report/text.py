@@ -83,17 +83,18 @@ def _finding(f: Finding, rep: Report) -> list[str]:
     head, label = finding_head(f, rep)
     if f.column:
         head = f"{f.column}: {head}"
+    notes = [f"    {n}" for n in f.notes]
     if f.status == "skipped":
-        return [f"{head}  commit bisection skipped: {f.reason}"]
+        return [f"{head}  commit bisection skipped: {f.reason}", *notes]
     if f.status == "ambiguous":
         out = [f"{head}  not settled: {f.reason}:"]
         out += [
             f"    {c.short} {c.subject!r} ({c.date[:10]}, {c.author.split(' <')[0]})"
             for c in f.candidates
         ]
-        return out
+        return out + notes
     if f.status != "found" or f.commit is None:
-        return [f"{head}  {f.reason}"]
+        return [f"{head}  {f.reason}", *notes]
     c = f.commit
     refs = ([f"PR #{c.pr}"] if c.pr else []) + [f'"Fix #{n}"' for n in c.fixes]
     ref = f" ({', '.join(refs)})" if refs else ""
@@ -112,6 +113,7 @@ def _finding(f: Finding, rep: Report) -> list[str]:
         )
     if f.estimate is not None:
         out.append(f"{pad}confidence: {f.reason}")
+    out += [f"{pad}{n}" for n in f.notes]
     if f.url:
         out.append(f"{pad}{f.url}")
     return out
