@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from harness.build.interpreters import Interpreter
 from harness.build.layers import Layer, LayerError
 from harness.build.unpacked import unpacked
 from harness.build.wheels import Artifact
+from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
     private_dir,
@@ -177,12 +177,12 @@ def _create_venv(interp: Interpreter, dest: Path) -> None:
         except (Exception, SystemExit) as exc:  # virtualenv reports failures as SystemExit too
             raise EnvError(f"virtualenv failed for Python {interp.version}: {exc}") from None
     # virtualenv 21 cannot serve 3.6-3.8 fully; the stdlib venv is just as isolated.
-    proc = subprocess.run(
-        [interp.path, "-m", "venv", "--without-pip", str(dest)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    try:
+        proc = processes.run_to_end(
+            [interp.path, "-m", "venv", "--without-pip", str(dest)], timeout=120, what="venv"
+        )
+    except processes.Undecided as exc:
+        raise EnvError(f"venv failed for Python {interp.version}: {exc}") from None
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise EnvError(f"venv failed for Python {interp.version}: {last}")
@@ -223,30 +223,12 @@ def _probe(
     signal that interrupts the run (Ctrl-C and ``timeout`` signal the whole process
     group) must not be remembered as that Python's refusal.
     """
+    argv = [str(python), *flags, "-c", _BOOT_PROBE, needs.worker_class]
+    argv.append(json.dumps(list(needs.probe_imports)))
     try:
-        proc = subprocess.run(
-            [
-                str(python),
-                *flags,
-                "-c",
-                _BOOT_PROBE,
-                needs.worker_class,
-                json.dumps(list(needs.probe_imports)),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd="/",
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        raise ProbeInterrupted(f"the boot probe on {python} timed out after 60 s") from None
-    except OSError as exc:  # no fork, no such file: about this machine now, not that Python
-        raise ProbeInterrupted(f"the boot probe on {python} did not start: {exc}") from None
-    if proc.returncode < 0:
-        raise ProbeInterrupted(
-            f"the boot probe on {python} was killed by signal {-proc.returncode}"
-        )
+        proc = processes.run_to_end(argv, timeout=60, env=env, what=f"the boot probe on {python}")
+    except processes.Undecided as exc:
+        raise ProbeInterrupted(str(exc)) from None
     try:
         found = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):

@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -75,6 +74,11 @@ class RequirementsInvalid(HarnessError):
 
 class LayerError(ArtifactError):
     """This interpreter cannot have the requirement set (pip's or the import's one line)."""
+
+
+class LayerUndecided(LayerError):
+    """pip or the import check ended without an answer (a timeout, a signal): neither
+    written as a refusal nor remembered in this process."""
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,8 @@ failed = {}
 for name in sys.argv[1:]:
     try:
         __import__(name)
+    except KeyboardInterrupt:
+        raise  # an interrupt is no answer: exit without one
     except BaseException as exc:
         lines = [l for l in ("%s: %s" % (type(exc).__name__, exc)).splitlines() if l.strip()]
         failed[name] = lines[-1] if lines else type(exc).__name__
@@ -292,18 +298,20 @@ def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> s
         return ""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(PYTHONPATH=str(layer), PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run(
-        [interp.path, "-S", "-c", _IMPORT_PROBE, *owners],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd="/",
-    )
+    argv = [interp.path, "-S", "-c", _IMPORT_PROBE, *owners]
+    try:  # an interrupt raises Cancelled: never a refusal
+        proc = processes.run_to_end(argv, timeout=120, env=env, what="the import check")
+    except processes.Undecided as exc:
+        raise LayerUndecided(f"{exc} on Python {interp.version}") from None
     try:
         failed = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return f"import check did not run: {decisive_line(proc.stderr)}"
+        raise LayerUndecided(
+            f"the import check gave no answer on Python {interp.version}: "
+            f"{decisive_line(proc.stderr)}"
+        ) from None
+    if not isinstance(failed, dict):
+        raise LayerUndecided(f"the import check gave no answer on Python {interp.version}")
     if not failed:
         return ""
     module, why = next(iter(failed.items()))
@@ -325,15 +333,11 @@ def _load(path: Path, reqs: RequirementSet) -> Layer | None:
 
 def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dict) -> None:
     cmd = [interp.path, "-m", "pip", "install", "--target", str(dest), "--no-input"]
-    cmd = processes.dying_with_us([*cmd, "--progress-bar", "off", *reqs.requirements])
+    cmd = [*cmd, "--progress-bar", "off", *reqs.requirements]
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, env=env, cwd="/"
-        )
-    except subprocess.TimeoutExpired:
-        raise LayerError(
-            f"pip did not finish in {INSTALL_TIMEOUT}s on Python {interp.version}"
-        ) from None
+        proc = processes.run_to_end(cmd, timeout=INSTALL_TIMEOUT, env=env, what="pip")
+    except processes.Undecided as exc:
+        raise LayerUndecided(f"{exc} on Python {interp.version}") from None
     if proc.returncode != 0:
         why = decisive_line(proc.stderr + "\n" + proc.stdout)
         raise LayerError(
@@ -391,6 +395,8 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
         if final not in _known_here:
             try:
                 _known_here[final] = _ensure(reqs, interp, cache_dir, final, env)
+            except LayerUndecided:
+                raise
             except LayerError as exc:
                 _known_here[final] = exc
         known = _known_here[final]

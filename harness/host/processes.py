@@ -24,11 +24,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.host import procfs
+from harness.host import cancel, procfs
 
 #: The environment variable that marks every process a run starts (server, proxy, --run).
 RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
@@ -244,3 +247,104 @@ def terminate_all() -> None:
         items = list(_live.values())
     for proc, token in items:
         terminate(proc, token)
+
+
+#: What a probe's output may bring back (each of stdout, stderr): its answer is a line.
+OUTPUT_CAP = 1 << 20
+
+
+class Undecided(Exception):
+    """A program run to learn a fact ended without its answer (a timeout, a signal, no
+    start): nothing about what it probed may be remembered from it."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A program that ran to its own end: its exit status and (capped) output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _read_capped(fh, cap: int) -> str:
+    fh.seek(0)
+    return fh.read(cap).decode("utf-8", errors="replace")
+
+
+def _wait_or_stop(proc: subprocess.Popen, deadline: float, before: int) -> str:
+    """ "" once ``proc`` exits by itself; else why it was stopped (its group killed)."""
+    while True:
+        try:
+            proc.wait(timeout=0.05)
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
+        why = ""
+        if cancel.received() != before:
+            why = "interrupted"
+        elif time.monotonic() > deadline:
+            why = "timeout"
+        if why:
+            _signal(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+            return why
+
+
+def run_to_end(
+    argv: list[str],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: str | Path = "/",
+    what: str = "probe",
+    cap: int = OUTPUT_CAP,
+) -> Finished:
+    """Run ``argv`` (an interpreter, import or boot probe, pip) to its own end: the one
+    way every probe runs, so that only a completed answer is ever cached.
+
+    It runs in its own session (a Ctrl-C to the harness's group does not reach it: the
+    harness decides) with a run token, dying with the harness; its output goes to files,
+    not pipes (a grandchild holding a pipe cannot hold the wait), read up to ``cap``.
+    Raises ``Cancelled`` when the run was interrupted meanwhile (the program killed),
+    ``Undecided`` when it timed out, was killed by a signal or did not start.
+    """
+    before = cancel.received()
+    token = f"probe-{uuid.uuid4().hex}"
+    env = dict(os.environ if env is None else env)
+    env[RUN_TOKEN_ENV] = token
+    program = os.path.abspath(argv[0]) if os.sep in argv[0] else argv[0]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(
+                dying_with_us([program, *argv[1:]]) if os.sep in program else argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise Undecided(f"{what} did not start: {exc}") from None
+        register(proc, token)
+        try:
+            why = _wait_or_stop(proc, time.monotonic() + timeout, before)
+        finally:
+            try:  # what it left behind in its session goes with it
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            with _lock:
+                _live.pop(proc.pid, None)
+        if why == "interrupted" or cancel.received() != before:
+            raise cancel.Cancelled
+        if why == "timeout":
+            raise Undecided(f"{what} did not finish within {timeout:g} s")
+        if proc.returncode < 0:
+            raise Undecided(f"{what} was killed by {signal_name(-proc.returncode)}")
+        return Finished(proc.returncode, _read_capped(out, cap), _read_capped(err, cap))
