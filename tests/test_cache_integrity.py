@@ -31,15 +31,17 @@ def _cache_from(shared: Path, dest: Path) -> Path:
     return dest
 
 
-def _probe_in_session(sid: int, python: bytes) -> bool:
-    """Is a boot probe by ``python`` running in the process group of ``sid``?"""
+def _probe_in_session(sid: int, python: bytes, text: bytes = b'out["ok"]') -> bool:
+    """Is a probe (``text`` in its command line) by ``python`` running as a child of the
+    harness ``sid`` (in the harness's process group, or in a session of its own)?"""
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             cmd = (entry / "cmdline").read_bytes()
-            pgid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            ppid, pgid = int(fields[1]), int(fields[2])
         except (OSError, ValueError, IndexError):
             continue
-        if pgid == sid and b'out["ok"]' in cmd and python in cmd.split(b"\0")[0]:
+        if sid in (ppid, pgid) and text in cmd and python in cmd.split(b"\0")[0]:
             return True
     return False
 
@@ -73,6 +75,34 @@ def test_a_signal_at_the_boot_probe_leaves_no_false_refusal(sig, cache_dir, tmp_
         "19.1.1": "pass",
     }
     assert all(r["python"].startswith("3.6") for r in rows.values())
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_at_the_interpreter_probe_is_not_remembered(sig, cache_dir, tmp_path):
+    from harness.build import interpreters
+
+    cache = _cache_from(cache_dir, tmp_path / "cache")
+    (cache / "interpreters.json").unlink(missing_ok=True)
+    args = ["19.0.0..19.1.1", "--no-commits", "--cache-dir", str(cache)]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bisect.py"), *args, "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _probe_in_session(proc.pid, b"/3.6", b"'impl'") and proc.poll() is None:
+        assert time.monotonic() < deadline, "no interpreter probe started"
+        time.sleep(0.002)
+    started = time.monotonic()
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and b"Traceback" not in err
+    assert time.monotonic() - started < 6
+    # what the next run reads: every Python found, none remembered as "not a Python"
+    assert interpreters.discover(cache) == interpreters.discover()
 
 
 def _damageable_cache(shared: Path, dest: Path) -> Path:
