@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from harness.build import layers
-from harness.host import proxy, wrk
+from harness.host import fsutil, proxy, wrk
 from harness.host.git import DEFAULT_REPO, Repo, SourceError
 from harness.host.output import check_output
 from harness.jobs.confident import Confidence
@@ -82,10 +82,14 @@ def _app_options(args: argparse.Namespace) -> dict:
 
 
 def writable_dir(path: Path, option: str) -> Path:
+    """``path`` made (0700, parents too, whatever the umask) or found ours and writable by
+    nobody else, and writable by us; else one line."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        fsutil.private_checked_dir(path)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
             pass
+    except fsutil.NotPrivate as exc:
+        raise UsageError(f"{option} {exc}") from None
     except OSError as exc:
         raise UsageError(f"{option} {path}: not writable ({exc.strerror or exc})") from None
     return path

@@ -54,6 +54,7 @@ from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
     extract_once,
+    private_dir,
     remove_tree,
     sweep_temporaries,
     temp_dir,
@@ -432,8 +433,7 @@ def _ensure(
     layer = _known(final, reqs)
     if layer is not None:
         return layer
-    root = final.parent
-    root.mkdir(parents=True, exist_ok=True)
+    root = private_dir(final.parent)
     with FileLock(str(root / f".{final.name}.lock")):
         layer = _known(final, reqs)  # another run may have built it meanwhile
         if layer is not None:

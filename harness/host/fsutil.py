@@ -47,6 +47,41 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def private_checked_dir(path: Path) -> Path:
+    """:func:`private_dir`, then :func:`check_private`: made here 0700, or found ours."""
+    return check_private(private_dir(path))
+
+
+class NotPrivate(Exception):
+    """A directory the harness would trust that someone else could change (one line)."""
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except (KeyError, ImportError):
+        return f"uid {uid}"
+
+
+def check_private(path: Path) -> Path:
+    """``path`` if it is a directory only this user can change: owned by us, writable by
+    nobody else.  Raises ``NotPrivate`` (one line) otherwise: what it holds would run as
+    us (the compat shim every server imports, environments, a record we append to)."""
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotPrivate(f"{path}: not a directory")
+    if st.st_uid != os.geteuid():
+        raise NotPrivate(f"{path}: owned by {_owner_name(st.st_uid)}, not by this user: refused")
+    if st.st_mode & 0o022:
+        raise NotPrivate(
+            f"{path}: writable by others (mode {stat.S_IMODE(st.st_mode):04o}): refused "
+            f"(chmod go-w {path})"
+        )
+    return path
+
+
 def _lock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
