@@ -51,6 +51,7 @@ class Repo:
         #: True for our own cache clone, which may be fetched; False for the user's repo.
         self.managed = managed
         self._fetched = False
+        self._fetch_url = "origin"
 
     def __repr__(self) -> str:
         return f"Repo({self.spec!r}, git_dir={str(self.git_dir)!r})"
@@ -61,7 +62,9 @@ class Repo:
         """Open a local clone in place, or a remote URL through a cached bare clone."""
         if is_remote_spec(spec):
             shown = redact_url(spec)
-            return cls(open_remote(spec, Path(cache_dir)), shown, shown, managed=True)
+            repo = cls(open_remote(spec, Path(cache_dir)), shown, shown, managed=True)
+            repo._fetch_url = spec  # with its credentials, in memory only
+            return repo
         git_dir, remote = open_local(spec)
         return cls(git_dir, spec, remote, managed=False)
 
@@ -106,7 +109,7 @@ class Repo:
                 "fetch",
                 "--quiet",
                 "--prune",
-                "origin",
+                self._fetch_url,  # the URL itself: its credentials are never kept on disk
                 "+refs/tags/*:refs/tags/*",
                 "+refs/heads/*:refs/heads/*",
             ]
