@@ -82,6 +82,25 @@ def test_a_file_listed_without_sha256_is_taken_but_says_so(dist_files, serve, tm
     assert wheels.gunicorn_release("19.6.0", tmp_path / "c2", listed).verified is True
 
 
+def test_a_file_without_sha256_is_pinned_at_its_first_download(dist_files, serve, tmp_path):
+    root = lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]})
+    page = root / "simple" / "gunicorn" / "index.html"
+    page.write_text(page.read_text().split("#sha256=")[0] + '">x</a>')  # only 19.5.0, no hash
+    local = serve(root)
+    (f,) = index.project("gunicorn", tmp_path / "cache", local.url).releases["19.5.0"]
+    wheel = index.download(f, tmp_path / "wheels")
+    first = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    pin = tmp_path / "wheels" / ".pins" / f"{wheel.name}.sha256"
+    assert pin.read_text().strip() == first
+    # the index now serves another file under that name, and the cached copy is damaged
+    served = next(root.rglob(wheel.name))
+    served.write_bytes(served.read_bytes() + b"\0")
+    wheel.write_bytes(b"damaged")
+    with pytest.raises(index.HashMismatch, match="its first download had"):
+        index.download(f, tmp_path / "wheels")
+    assert wheel.read_bytes() == b"damaged"  # not replaced by the unpinned file
+
+
 def test_a_download_is_bounded_by_the_size_the_index_gives(dist_files, serve, tmp_path):
     root = lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]})
     page = root / "simple" / "gunicorn" / "index.json"

@@ -196,7 +196,9 @@ class Runner:
         return Row(
             target=target.label,
             verdict=out.verdict,
-            detail=printable(out.detail) + (COMPAT_NOTE if compat else ""),
+            detail=printable(out.detail)
+            + (COMPAT_NOTE if compat else "")
+            + ("" if env.artifact.verified else UNVERIFIED_NOTE),
             python=env.interpreter.version,
             kind=kind,
             sha=target.sha,
@@ -210,6 +212,10 @@ class Runner:
             env_seconds=env_seconds,
             boot_seconds=boot,
         )
+
+
+#: a gunicorn the index listed without a sha256: hashed at first download and pinned
+UNVERIFIED_NOTE = " (unverified by the index: no sha256 listed; pinned at its first download)"
 
 
 def _what(target: Target) -> str:
