@@ -132,14 +132,38 @@ def _prune_unpacked_bottle(cache: Path) -> None:
         shutil.rmtree(p)
 
 
+def _compiled_then_truncated(python: Path, tree: Path) -> None:
+    """Bytecode for ``tree`` by the Python that runs it, every ``.pyc`` cut in half (what a
+    full disk or a killed writer leaves): "EOFError: marshal data too short" if trusted."""
+    subprocess.run([str(python), "-m", "compileall", "-q", str(tree)], capture_output=True)
+    assert list(tree.rglob("*.pyc")), "nothing compiled"
+    for pyc in tree.rglob("*.pyc"):
+        _truncate(pyc)
+
+
+def _rewrite_script(cache: Path, decoy: Path) -> None:
+    for env in (cache / "envs").glob("gunicorn-19.6.0-*"):
+        (env / "bin" / "gunicorn").write_text(f'#!/bin/sh\nexec {decoy} "$@"\n')
+
+
+def _truncate_bytecode(cache: Path) -> None:
+    for env in (cache / "envs").glob("gunicorn-19.6.0-*"):
+        (site,) = env.glob("lib/python3.*/site-packages")
+        _compiled_then_truncated(env / "bin" / "python", site / "gunicorn")
+        for tree in (cache / "unpacked").glob("bottle-*"):
+            _compiled_then_truncated(env / "bin" / "python", tree)
+
+
 DAMAGES = {
-    "bin/gunicorn removed": lambda c: [
+    "bin/gunicorn rewritten to run 19.5.0": lambda c, decoy: _rewrite_script(c, decoy),
+    "gunicorn and bottle .pyc truncated": lambda c, decoy: _truncate_bytecode(c),
+    "bin/gunicorn removed": lambda c, _: [
         (e / "bin" / "gunicorn").unlink() for e in (c / "envs").glob("gunicorn-19.6.0-*")
     ],
-    "shared bottle.py truncated": lambda c: [
+    "shared bottle.py truncated": lambda c, _: [
         _truncate(p) for p in (c / "unpacked").glob("bottle-*/bottle.py")
     ],
-    "bottle wheel truncated, its shared copy pruned": lambda c: [
+    "bottle wheel truncated, its shared copy pruned": lambda c, _: [
         *(_truncate(p) for p in (c / "wheels").glob("bottle-*.whl")),
         _prune_unpacked_bottle(c),
     ],
@@ -168,7 +192,7 @@ def test_a_damaged_cache_is_rebuilt_and_the_verdict_stays_right(
     common = ("--cache-dir", str(cache), "--results-dir", str(tmp_path))
     for check in checks:  # builds this cache's environment
         assert run_cli(*check, *common, env=env).returncode == 1
-    DAMAGES[damage](cache)
+    DAMAGES[damage](cache, older[0])
     for check in checks * 2:  # the run that finds the damage, and the next one
         proc = run_cli(*check, *common, env=env)
         assert proc.returncode == 1, proc.stdout + proc.stderr  # 19.6.0 loses its socket

@@ -21,12 +21,13 @@ from filelock import FileLock
 from harness.build import wheels
 from harness.build.gunicorn_deps import dependency_layer
 from harness.build.interpreters import Interpreter
-from harness.build.layers import Layer, LayerError
+from harness.build.layers import Layer, LayerError, tree_digest
 from harness.build.unpacked import unpacked
 from harness.build.wheels import Artifact
 from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
+    drop_bytecode,
     private_dir,
     release,
     remove_tree,
@@ -223,6 +224,9 @@ def _probe(
     signal that interrupts the run (Ctrl-C and ``timeout`` signal the whole process
     group) must not be remembered as that Python's refusal.
     """
+    if env is None:  # no bytecode written into the environment it probes
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     argv = [str(python), *flags, "-c", _BOOT_PROBE, needs.worker_class]
     argv.append(json.dumps(list(needs.probe_imports)))
     try:
@@ -308,11 +312,14 @@ def _load(
         return None
     if listed != _pth_lines(shared, needs, cache_dir):
         return None
-    try:
+    try:  # every file as installed: bin/gunicorn rewritten to run another release included
         if _installed_digest(env.site_packages) != artifact.digest:
+            return None
+        if manifest.get("tree") != tree_digest(path, MANIFEST):
             return None
     except OSError:
         return None
+    drop_bytecode(path)
     return env
 
 
@@ -388,6 +395,7 @@ def _build(
         "works": ok,
         "probed": probe,
         "reason": found.get("error", ""),
+        "tree": tree_digest(tmp, MANIFEST),  # checked on every reuse
     }
     return manifest
 

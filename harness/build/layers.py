@@ -53,6 +53,7 @@ from harness.build.wheels import ArtifactError
 from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
+    drop_bytecode,
     extract_once,
     private_dir,
     remove_tree,
@@ -191,12 +192,13 @@ class Layer:
         return {n: v for n, v in self.installed if n in asked}
 
 
-def tree_digest(root: Path) -> str:
-    """Every file under ``root`` except the manifest and bytecode, by path and content."""
+def tree_digest(root: Path, manifest: str = MANIFEST) -> str:
+    """Every file under ``root`` except the manifest and bytecode, by path and content
+    (a symlink by where it points): scripts and ``.pth`` files included."""
     h = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
         rel = path.relative_to(root).as_posix()
-        if rel == MANIFEST or "__pycache__" in rel or rel.endswith(".pyc"):
+        if rel == manifest or "__pycache__" in rel or rel.endswith(".pyc"):
             continue
         data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
         h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
@@ -326,6 +328,7 @@ def _load(path: Path, reqs: RequirementSet) -> Layer | None:
         manifest = json.loads((path / MANIFEST).read_text())
         if manifest.get("layout") != LAYOUT or tree_digest(path) != manifest["digest"]:
             return None
+        drop_bytecode(path)
         installed = tuple((n, v) for n, v in manifest["installed"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -191,6 +191,17 @@ def remove_tree(path: Path) -> None:
         release(path)
 
 
+def drop_bytecode(root: Path) -> None:
+    """Remove every ``__pycache__`` under ``root`` (a cached tree servers import from):
+    bytecode an earlier run left there (a truncated ``.pyc`` gave "EOFError: marshal data
+    too short" on every later run) is never trusted.  Servers keep theirs in the run's
+    own directory (``processes.child_env``: PYTHONPYCACHEPREFIX)."""
+    for top, dirs, _ in os.walk(root):
+        if "__pycache__" in dirs:
+            dirs.remove("__pycache__")
+            remove_tree(Path(top) / "__pycache__")
+
+
 def temp_dir(parent: Path, label: str) -> Path:
     """A build directory beside its final place, locked by us while we build in it (the
     lock follows it through a rename; :func:`remove_tree` or :func:`release` ends it)."""

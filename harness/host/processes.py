@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.host import cancel, procfs
+from harness.host import cancel, fsutil, procfs
 
 #: The environment variable that marks every process a run starts (server, proxy, --run).
 RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
@@ -74,6 +74,9 @@ def child_env(token: str, *, keep_python_settings: bool = False) -> dict[str, st
     else:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env[RUN_TOKEN_ENV] = token
+    # bytecode of this run only, never a cached tree's (Python 3.8+; older ones write
+    # beside the source, and the cache drops it before the next run: fsutil.drop_bytecode)
+    env["PYTHONPYCACHEPREFIX"] = str(fsutil.run_temp_dir() / "pycache")
     return env
 
 
