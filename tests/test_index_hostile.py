@@ -140,6 +140,26 @@ def test_a_garbage_page_is_not_remembered_once_the_index_recovers(dist_files, se
     assert _in_new_process(code).stdout == "['19.5.0', '19.6.0']\n"
 
 
+def test_a_maintenance_page_with_links_is_not_remembered(dist_files, serve, tmp_path):
+    root = lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]})
+    page = root / "simple" / "gunicorn" / "index.html"
+    good = page.read_text()
+    page.write_text(
+        '<html><body>Down for maintenance. <a href="https://status.example/">status</a> '
+        '<a href="/static/logo.png">logo</a> <a href="other-1.0.tar.gz">x</a></body></html>'
+    )
+    local = serve(root)
+    cache = tmp_path / "cache"
+    code = (
+        "from pathlib import Path; from harness.build import index; "
+        f"print(index.project('gunicorn', Path({str(cache)!r}), {local.url!r}).versions)"
+    )
+    assert _in_new_process(code).stdout == "[]\n"
+    assert not list(cache.rglob("gunicorn.json"))  # nothing kept for 24 h
+    page.write_text(good)  # the index is back
+    assert _in_new_process(code).stdout == "['19.5.0', '19.6.0']\n"
+
+
 def test_a_wrong_sha256_in_a_cached_page_keeps_the_good_file_and_heals(dist_files, serve, tmp_path):
     cache, dest = tmp_path / "cache", tmp_path / "cache" / "wheels"
     good_wheel = next(p for p, _ in dist_files["gunicorn"] if p.name == WHEEL)

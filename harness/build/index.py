@@ -290,14 +290,20 @@ def _page(index_url: str, name: str, cache_dir: Path) -> _Page:
         raise IndexUnavailable(
             f"package index unreachable ({page_url}: {_reason(exc)}) and no cached copy of it"
         ) from None
-    if not doc["absent"] and not doc["links"]:
-        # a 200 that lists nothing is more likely an error page than an empty project:
-        # never cached, and a good copy from before is worth more
+    if not doc["absent"] and not _of_project(doc, name):
+        # a 200 that lists none of the project's files (nothing, or a maintenance page's
+        # links) is more likely an error page than the project: never cached, and a good
+        # copy from before is worth more
         if cached is not None:
             return _remember(_page_of(cached, stale=True), path)
         return _page_of(doc, stale=False)
     atomic_write_bytes(path, json.dumps(doc).encode())
     return _remember(_page_of(doc, stale=False), path)
+
+
+def _of_project(doc: dict, name: str) -> bool:
+    """Does the page list at least one distribution file of ``name`` (its own page)?"""
+    return any(release_of(Link(*row), name) is not None for row in doc["links"])
 
 
 _page_file: dict[str, Path] = {}  # file URL -> the cached page that listed it
