@@ -63,6 +63,21 @@ def test_a_missing_requirements_file_is_one_line(tmp_path):
         layers.parse([], [tmp_path / "nope.txt"])
 
 
+def test_a_requirements_file_that_is_no_file_is_one_line_at_once(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes it: reading would wait for ever
+    big = tmp_path / "big.txt"
+    big.write_text("flask\n" * 200_000)
+    for path, says in [
+        (Path("/dev/zero"), "not a regular file"),
+        (fifo, "not a regular file"),
+        (big, "larger than 1024 KiB"),
+    ]:
+        with pytest.raises(layers.RequirementsInvalid) as err:
+            layers.parse([], [path])
+        assert str(err.value) == f"--with-requirements {path}: {says}"
+
+
 NO_MATCH = """\
 ERROR: Could not find a version that satisfies the requirement nosuchpkg==1 (from versions: none)
 ERROR: No matching distribution found for nosuchpkg==1

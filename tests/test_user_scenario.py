@@ -278,6 +278,12 @@ def test_multi_line_evidence_becomes_one_line():
     assert out.detail == "socket gone; after 1 exit"
 
 
+def test_evidence_of_50_mb_is_one_bounded_row():
+    out = decide(Observation(True, returned=("fail", "x" * 50_000_000)))
+    assert out.verdict is Verdict.FAIL and len(out.detail) < 10_000
+    assert out.detail.endswith("(49991808 more characters not kept)")
+
+
 def test_ran_out_wins_over_what_was_returned():
     out = decide(Observation(True, returned=("pass", "x"), ran_out=3.0))
     assert (out.verdict, out.detail.split(":")[0]) == (Verdict.ERROR, "ran out after 3 s")

@@ -52,10 +52,12 @@ from harness.build.interpreters import Interpreter
 from harness.build.wheels import ArtifactError
 from harness.host import processes
 from harness.host.fsutil import (
+    NotReadable,
     atomic_write_text,
     drop_bytecode,
     extract_once,
     private_dir,
+    read_regular,
     remove_tree,
     sweep_temporaries,
     temp_dir,
@@ -130,14 +132,19 @@ def requirement_lines(text: str, source: str) -> list[tuple[str, str]]:
     return found
 
 
+REQUIREMENTS_CAP = 1 << 20  # a requirements file is a few lines
+
+
 def parse(requirements: Sequence[str] = (), files: Sequence[Path] = ()) -> RequirementSet:
     """``--with REQ`` (repeatable) and ``--with-requirements FILE`` as one set."""
     given = [(r, "--with") for r in requirements]
     for path in files:
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RequirementsInvalid(f"--with-requirements {path}: {exc.strerror}") from None
+            text = read_regular(Path(path), REQUIREMENTS_CAP).decode("utf-8")
+        except NotReadable as exc:
+            raise RequirementsInvalid(f"--with-requirements {path}: {exc}") from None
+        except UnicodeDecodeError:
+            raise RequirementsInvalid(f"--with-requirements {path}: not UTF-8 text") from None
         given += requirement_lines(text, str(path))
     return RequirementSet(tuple(sorted({_canonical(r, where) for r, where in given})))
 

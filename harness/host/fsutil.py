@@ -82,6 +82,36 @@ def check_private(path: Path) -> Path:
     return path
 
 
+class NotReadable(Exception):
+    """A file the user named that cannot be read as one: the reason, as a phrase."""
+
+
+def read_regular(path: Path, cap: int) -> bytes:
+    """The contents of the regular file ``path``, at most ``cap`` bytes; else NotReadable
+    ("not a regular file": ``/dev/zero`` read 2.7 GB, a FIFO hung; "larger than ...")."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
+    except OSError as exc:
+        raise NotReadable(exc.strerror or str(exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotReadable("not a regular file")
+        chunks, size = [], 0
+        while size <= cap:
+            block = os.read(fd, min(1 << 20, cap + 1 - size))
+            if not block:
+                break
+            chunks.append(block)
+            size += len(block)
+        if size > cap:
+            raise NotReadable(f"larger than {cap >> 10} KiB")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise NotReadable(exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+
+
 def _lock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -53,6 +53,9 @@ VERDICTS = {"pass": Verdict.PASS, "fail": Verdict.FAIL, "error": Verdict.ERROR}
 
 
 # -- what check() gets: the running server as a small API that stays stable -----------------
+EVIDENCE_CAP = 8192  # characters of check()'s evidence a row keeps
+
+
 class RunOver(BaseException):
     """Raised in ``check``'s thread when the run ended (deadline or Ctrl-C) while it
     waited: a BaseException so that a broad ``except Exception`` does not swallow it."""
@@ -279,7 +282,10 @@ def decide(obs: Observation, function: str = FUNCTION) -> Decision:
         and value[0].lower() in VERDICTS
         and isinstance(value[1], str)
     ):
-        evidence = "; ".join(ln.strip() for ln in value[1].splitlines() if ln.strip())
+        said = value[1][:EVIDENCE_CAP]  # one row, one record: not 50 MB of them
+        evidence = "; ".join(ln.strip() for ln in said.splitlines() if ln.strip())
+        if len(value[1]) > EVIDENCE_CAP:
+            evidence += f" ... ({len(value[1]) - EVIDENCE_CAP} more characters not kept)"
         return Decision(
             VERDICTS[value[0].lower()], evidence or "(no evidence given)", obs.traceback
         )
