@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.build import index
-from harness.host import cancel, fsutil, processes, progress
+from harness.host import cancel, fsutil, processes, progress, report_fd
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import write_output
 from harness.jobs.budget import Budget
@@ -72,10 +72,11 @@ def _forced_exit(prog: str, argv: list[str]) -> None:
 
 def _main_flagged(argv: list[str], prog: str) -> int:
     fsutil.use_run_temp_dir()  # every temporary of this run, gunicorn's own, in one place
-    out = sys.stdout  # the report's; everything else printed during the run goes to stderr
     try:
         req = parse(argv, prog)  # --help prints to stdout, as every command's does
-        with redirect_stdout(sys.stderr):  # a scenario file's print() must not corrupt JSON
+        # a scenario file's print(), or a program it starts writing to fd 1, must not
+        # corrupt JSON: the report keeps fd 1 to itself, everything else goes to stderr
+        with report_fd.own_stdout() as out, redirect_stdout(sys.stderr):
             return _main(req, out)
     except HarnessError as exc:
         _say(prog, f"error: {exc}")

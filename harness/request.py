@@ -147,10 +147,14 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.gunicorn_config is not None:
         cfg = args.gunicorn_config
-        if not cfg.is_file():
+        if not cfg.exists():
             raise UsageError(f"--gunicorn-config {cfg}: no such file")
+        try:  # a regular file, bounded: /dev/zero is not "no such file", nor 2 GB read
+            text = fsutil.read_regular(cfg, 1 << 20)
+        except fsutil.NotReadable as exc:
+            raise UsageError(f"--gunicorn-config {cfg}: {exc}") from None
         try:
-            compile(cfg.read_text(), str(cfg), "exec")
+            compile(text, str(cfg), "exec")
         except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
             line = getattr(exc, "lineno", None)
             where = f" (line {line})" if line else ""

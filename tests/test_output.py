@@ -126,3 +126,23 @@ def test_an_existing_file_in_a_directory_that_takes_no_new_file_is_found_before_
         assert proc.stdout.startswith(f"--output {report}: not writable"), proc.stderr
     finally:
         shutil.rmtree(where)
+
+
+def test_during_a_run_fd_1_is_stderr_and_the_report_keeps_stdout(tmp_path: Path) -> None:
+    """A program started during the run writes to fd 1: it lands on stderr, while the
+    report and ``--output /dev/stdout`` reach the real stdout."""
+    code = (
+        "import subprocess\nfrom pathlib import Path\n"
+        "from harness.host import report_fd\nfrom harness.host.output import write_output\n"
+        "with report_fd.own_stdout() as out:\n"
+        "    subprocess.run(['echo', 'noise'])\n"
+        "    print('report', file=out)\n"
+        "    out.flush()\n"
+        "    write_output(Path('/dev/stdout'), 'output file\\n')\n"
+        "print('after the run')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert proc.stdout == "report\noutput file\nafter the run\n"
+    assert proc.stderr == "noise\n"

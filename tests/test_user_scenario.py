@@ -296,8 +296,11 @@ def test_a_check_that_prints_leaves_the_json_report_whole(cache_dir, tmp_path, n
         tmp_path,
         "chatty.py",
         """\
+        import subprocess
+
         def check(server):
             print("debugging: status", server.get("/").status_code)
+            subprocess.run(["echo", "from a program check() started"])  # fd 1, not sys.stdout
             return "pass", "answered"
         """,
     )
@@ -308,6 +311,7 @@ def test_a_check_that_prints_leaves_the_json_report_whole(cache_dir, tmp_path, n
     report = json.loads(proc.stdout)  # the whole of stdout is one JSON document
     assert [r["verdict"] for r in report["rows"]] == ["pass"]
     assert "debugging: status 200" in proc.stderr
+    assert "from a program check() started" in proc.stderr
 
 
 @pytest.mark.real

@@ -14,6 +14,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from harness.host import report_fd
 from harness.model.errors import HarnessError
 
 
@@ -67,6 +68,8 @@ def _inherited_fd(path: Path) -> int | None:
     if m is None:
         return None
     fd = {"stdout": 1, "stderr": 2}[m["std"]] if m["std"] else int(m["fd"] or m["pfd"])
+    if fd == 1:
+        fd = report_fd.stdout_fd()  # the user's stdout, held aside during a run
     try:
         os.fstat(fd)
     except OSError:
