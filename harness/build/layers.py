@@ -50,7 +50,7 @@ from packaging.utils import canonicalize_name
 from harness.build import index, wheels
 from harness.build.interpreters import Interpreter
 from harness.build.wheels import ArtifactError
-from harness.host import processes
+from harness.host import fsutil, processes
 from harness.host.fsutil import (
     NotReadable,
     atomic_write_text,
@@ -81,8 +81,7 @@ class LayerError(ArtifactError):
 
 
 class LayerUndecided(LayerError):
-    """pip or the import check ended without an answer (a timeout, a signal): neither
-    written as a refusal nor remembered in this process."""
+    """pip or the import check gave no answer (timeout, signal): never remembered."""
 
 
 @dataclass(frozen=True)
@@ -200,16 +199,8 @@ class Layer:
 
 
 def tree_digest(root: Path, manifest: str = MANIFEST) -> str:
-    """Every file under ``root`` except the manifest and bytecode, by path and content
-    (a symlink by where it points): scripts and ``.pth`` files included."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
-        rel = path.relative_to(root).as_posix()
-        if rel == manifest or "__pycache__" in rel or rel.endswith(".pyc"):
-            continue
-        data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
-        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-    return h.hexdigest()
+    """fsutil.tree_digest, the layer's manifest left out."""
+    return fsutil.tree_digest(root, manifest)
 
 
 def _with_credentials(url: str) -> str:
@@ -321,7 +312,7 @@ def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> s
             f"{decisive_line(proc.stderr)}"
         ) from None
     if not isinstance(failed, dict):
-        raise LayerUndecided(f"the import check gave no answer on Python {interp.version}")
+        raise LayerUndecided(f"the import check gave {failed!r} on Python {interp.version}")
     if not failed:
         return ""
     module, why = next(iter(failed.items()))

@@ -232,6 +232,21 @@ def drop_bytecode(root: Path) -> None:
             remove_tree(Path(top) / "__pycache__")
 
 
+def tree_digest(root: Path, manifest: str) -> str:
+    """Every file under ``root`` except ``manifest`` and bytecode, by path and content
+    (a symlink by where it points): scripts and ``.pth`` files included."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(root).as_posix()
+        if rel == manifest or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue
+        data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()
+
+
 def temp_dir(parent: Path, label: str) -> Path:
     """A build directory beside its final place, locked by us while we build in it (the
     lock follows it through a rename; :func:`remove_tree` or :func:`release` ends it)."""

@@ -282,10 +282,9 @@ def decide(obs: Observation, function: str = FUNCTION) -> Decision:
         and value[0].lower() in VERDICTS
         and isinstance(value[1], str)
     ):
-        said = value[1][:EVIDENCE_CAP]  # one row, one record: not 50 MB of them
+        said, more = value[1][:EVIDENCE_CAP], len(value[1]) - EVIDENCE_CAP  # bounded row
         evidence = "; ".join(ln.strip() for ln in said.splitlines() if ln.strip())
-        if len(value[1]) > EVIDENCE_CAP:
-            evidence += f" ... ({len(value[1]) - EVIDENCE_CAP} more characters not kept)"
+        evidence += f" ... ({more} more characters not kept)" if more > 0 else ""
         return Decision(
             VERDICTS[value[0].lower()], evidence or "(no evidence given)", obs.traceback
         )
