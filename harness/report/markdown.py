@@ -94,6 +94,11 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
     return out + ["### Which deployments are affected", ""] + _affected_deployments(rep) + [""]
 
 
+def _cell(text: str) -> str:
+    """Evidence as one github table cell: a ``|`` in it would start another column."""
+    return " ".join(text.split("\n")).replace("|", "\\|")
+
+
 def _plain(rep: Report) -> list[str]:
     rows = [r for r, _ in rep.table.rows()]
     # where the scenario reports them: the worker that ran, the trigger, the compat shim
@@ -106,7 +111,7 @@ def _plain(rep: Report) -> list[str]:
             if facts
             else []
         )
-        + [f"**{verdict_name(r.verdict, rep).upper()}**", r.detail]
+        + [f"**{verdict_name(r.verdict, rep).upper()}**", _cell(r.detail)]
         for r in rows
     ]
     headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
