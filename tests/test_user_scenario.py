@@ -240,6 +240,7 @@ def test_a_file_that_does_not_import_is_a_usage_error(tmp_path):
         ("REQUIRES = ['pkg @ https://example.org/pkg.whl']\n", "direct URLs are not supported"),
         ("REQUIRES = ['flask ===']\n", "REQUIRES 'flask ==='"),
         ("def check(): pass\n", "check() must take one argument"),
+        ("ID = 'GHSA-1\\nforged: yes'\n", "ID must be one word"),
     ],
 )
 def test_bad_definitions_are_usage_errors(tmp_path, body, message):

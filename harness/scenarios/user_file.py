@@ -23,6 +23,7 @@ import ast
 import importlib.util
 import inspect
 import itertools
+import re
 import subprocess
 import sys
 import tempfile
@@ -127,7 +128,7 @@ def load(path: Path) -> ScenarioFile:
         bind=bind,
         timeout=_number(path, "TIMEOUT", getattr(module, "TIMEOUT", None)),
         tracker=_tracker(path, getattr(module, "TRACKER", None)),
-        osv_id=_text(path, "ID", getattr(module, "ID", "")),
+        osv_id=_osv_id(path, _text(path, "ID", getattr(module, "ID", ""))),
     )
 
 
@@ -148,6 +149,15 @@ def _tracker(path: Path, value: Any) -> int | None:
 def _text(path: Path, name: str, value: Any) -> str:
     if not isinstance(value, str):
         _unusable(path, f"{name} must be a string, not {value!r}")
+    return value
+
+
+def _osv_id(path: Path, value: str) -> str:
+    """An OSV id is one printable token (``GHSA-xxxx``, ``PYSEC-2024-1``): no newline."""
+    if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", value):
+        _unusable(
+            path, f"ID must be one word of letters, digits and .-_: (an OSV id), not {value!r}"
+        )
     return value
 
 
