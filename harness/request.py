@@ -31,7 +31,7 @@ __all__ = ["Request", "UsageError", "command_line", "parse", "writable_dir"]
 
 def _package(args: argparse.Namespace) -> str:
     """The canonical name of what is bisected; --gunicorn only makes sense with --package."""
-    name = canonicalize_name(args.package or GUNICORN)
+    name = canonicalize_name(GUNICORN if args.package is None else args.package)
     if args.package is not None and not re.fullmatch(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", name):
         raise UsageError(f"--package {args.package!r}: not a package name")
     if args.gunicorn is not None and name == GUNICORN:
