@@ -9,6 +9,7 @@ into a bare cache clone.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -28,6 +29,7 @@ from harness.host.clone import (
 )
 from harness.host.fsutil import run_temp_dir
 from harness.model.commit_refs import github_commit_url, parse_refs
+from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import CommitInfo
 
@@ -38,6 +40,15 @@ _RECORD = "%x1e"
 _LOG_FORMAT = _FIELD.join(["%H", "%h", "%P", "%s", "%an <%ae>", "%aI", "%b"]) + _RECORD
 
 __all__ = ["DEFAULT_REPO", "Repo", "SourceError"]
+
+
+_MISSING = re.compile(
+    r"(invalid object|cannot read '|unable to read|not a tree object|bad object|missing (blob|tree))[^\n]*"
+)
+
+
+class DamagedRepo(HarnessError):
+    """The history's clone lacks objects it names: no commit can be judged from it."""
 
 
 class Repo:
@@ -290,6 +301,16 @@ class Repo:
     def _empty_tree(self) -> str:
         return self._git("hash-object", "-t", "tree", "/dev/null").decode().strip()
 
+    def _refuse_damaged(self, said: str) -> None:
+        """A missing object is the clone's fault, not the commit's: one line for the run
+        (a clone missing blobs gave 33 "cannot export" rows and exit 0)."""
+        m = _MISSING.search(said)
+        if m:
+            raise DamagedRepo(
+                f"--repo {self.spec}: the clone is missing objects (git: {m.group(0).strip()}); "
+                "repair it (git fsck) or clone it again"
+            )
+
     def _archive(self, treeish: str, dest: Path, env: dict[str, str] | None) -> None:
         dest.mkdir(parents=True, exist_ok=True)
         args = ["git", *SAFE, "--git-dir", str(self.git_dir), "archive", "--format=tar", treeish]
@@ -312,7 +333,9 @@ class Repo:
         except (tarfile.TarError, OSError) as exc:
             proc.kill()
             proc.wait()
-            reason = stderr_line(proc.stderr.read().decode(errors="replace"))
+            said = proc.stderr.read().decode(errors="replace")
+            self._refuse_damaged(said)
+            reason = stderr_line(said)
             raise SourceError(f"cannot export {treeish} from {self.spec}: {reason or exc}") from exc
         else:
             # tarfile stops at the end-of-archive marker; git may still be writing the
@@ -325,6 +348,7 @@ class Repo:
         proc.stderr.close()
         status = proc.wait()
         if status != 0:
+            self._refuse_damaged(stderr.decode(errors="replace"))
             reason = stderr_line(stderr.decode(errors="replace"))
             raise SourceError(
                 f"cannot export {treeish} from {self.spec}: git archive exited {status}: {reason}"
