@@ -169,3 +169,62 @@ def _state(pid: int) -> str:
         return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+# A harness that launches a server-like process; that process starts a daemon with an
+# empty environment in a session of its own (double fork), then the harness is SIGKILLed.
+DAEMON_PROGRAM = """
+import os, sys, time, uuid
+from pathlib import Path
+from harness.host import processes
+
+out = Path(sys.argv[1])
+daemon = (
+    "import os, subprocess, sys, time\\n"
+    "if os.fork() == 0:\\n"
+    "    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'],"
+    " env={}, start_new_session=True, stdout=open(%r, 'w'))\\n"
+    "    os._exit(0)\\n"
+    "time.sleep(300)\\n"
+) % str(out.with_suffix('.daemon'))
+token = uuid.uuid4().hex
+proc = processes.launch([sys.executable, "-c", daemon], cwd=Path("/"),
+                        env=processes.child_env(token), output=out)
+print("ready", flush=True)
+time.sleep(300)
+"""
+
+
+def _daemon_pid(marker) -> int | None:
+    for entry in os.listdir("/proc"):
+        try:
+            if os.readlink(f"/proc/{entry}/fd/1") == str(marker):
+                return int(entry)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def test_a_daemon_with_an_empty_environment_dies_with_a_sigkilled_harness(tmp_path) -> None:
+    out = tmp_path / "server.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DAEMON_PROGRAM, str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 10
+    while (daemon := _daemon_pid(out.with_suffix(".daemon"))) is None:
+        assert time.monotonic() < deadline, "the daemon never started"
+        time.sleep(0.05)
+    time.sleep(1.5)  # the reaper notes the server's descendants every 0.5 s
+    assert not open(f"/proc/{daemon}/environ", "rb").read()  # no token to find it by
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    try:
+        while os.path.exists(f"/proc/{daemon}") and _state(daemon) != "Z":
+            assert time.monotonic() < deadline, "the daemon outlived the harness"
+            time.sleep(0.1)
+    finally:  # never leave it behind, even when the test fails
+        if _daemon_pid(out.with_suffix(".daemon")) == daemon:
+            os.kill(daemon, signal.SIGKILL)

@@ -119,15 +119,55 @@ _lock = threading.Lock()
 # The reaper: workers forked by a server's arbiter do not inherit its parent-death
 # signal, and one that left the process group and ignores SIGTERM (stuck in a request)
 # would outlive a SIGKILLed harness.  This small process, in its own session, reads the
-# run tokens the harness registers; at EOF on its stdin (the harness is gone, however
-# it died) it SIGKILLs every process still carrying one of them, then exits.
+# run tokens (and launched pids) the harness registers, and every half second notes the
+# descendants of the launched processes (a daemon the app started with an empty
+# environment carries no token: it survived a SIGKILLed harness).  At EOF on its stdin
+# (the harness is gone, however it died) it SIGKILLs every process still carrying a
+# token, and every noted descendant still alive (same start time), then exits.
 _REAPER = """\
-import os, signal, sys, time
+import os, select, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-needles = [("=" + t.strip()).encode() for t in sys.stdin if t.strip()]
+needles, roots, noted, buf = [], set(), {}, b""
+
+def stat(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            f = fh.read().rsplit(b")", 1)[1].split()
+        return int(f[1]), f[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+def note():
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = stat(int(entry))
+            if st:
+                kids.setdefault(st[0], []).append((int(entry), st[1]))
+    todo = [r for r in roots if stat(r)]
+    while todo:
+        for pid, start in kids.get(todo.pop(), ()):
+            if pid not in noted:
+                noted[pid] = start
+                todo.append(pid)
+
+while True:
+    if select.select([0], [], [], 0.5)[0]:
+        data = os.read(0, 4096)
+        if not data:
+            break
+        buf += data
+        *lines, buf = buf.split(b"\\n")
+        for line in lines:
+            parts = line.split()
+            if parts:
+                needles.append(b"=" + parts[0])
+                roots.update(int(p) for p in parts[1:2])
+    if roots:
+        note()
 for _ in range(50):
-    left = []
+    left = [p for p, start in noted.items() if stat(p) and stat(p)[1] == start]
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
@@ -150,8 +190,9 @@ for _ in range(50):
 _reaper: subprocess.Popen | None = None
 
 
-def _tell_reaper(token: str) -> None:
-    """Hand ``token`` to this process's reaper, started on first use."""
+def _tell_reaper(token: str, pid: int | None = None) -> None:
+    """Hand ``token`` (and the launched ``pid``, whose descendants it notes) to this
+    process's reaper, started on first use."""
     global _reaper
     if _reaper is None or _reaper.poll() is not None:
         env = {k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}
@@ -165,7 +206,7 @@ def _tell_reaper(token: str) -> None:
             cwd="/",
         )
     assert _reaper.stdin is not None
-    _reaper.stdin.write(f"{token}\n".encode())
+    _reaper.stdin.write(f"{token} {pid or ''}\n".encode())
     _reaper.stdin.flush()
 
 
@@ -175,7 +216,7 @@ def register(proc: subprocess.Popen, token: str) -> None:
     with _lock:
         _live[proc.pid] = (proc, token)
         try:
-            _tell_reaper(token)
+            _tell_reaper(token, proc.pid)
         except OSError:
             pass  # no reaper: teardown and the parent-death signal still apply
 
