@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness.build import index, wheels
-from tests.conftest import ROOT
-from tests.test_index import _write, dist_files, lay_out, serve
+from tests.conftest import ROOT, run_cli
+from tests.test_index import _isolated_env, _write, dist_files, lay_out, serve
 
 WHEEL = "gunicorn-19.6.0-py2.py3-none-any.whl"
 
@@ -80,6 +81,23 @@ def test_a_file_listed_without_sha256_is_taken_but_says_so(dist_files, serve, tm
         serve(lay_out(tmp_path / "i2", {"gunicorn": dist_files["gunicorn"]})).url,
     )
     assert wheels.gunicorn_release("19.6.0", tmp_path / "c2", listed).verified is True
+
+
+@pytest.mark.real
+def test_a_row_of_a_gunicorn_listed_without_sha256_says_so(dist_files, serve, tmp_path, no_leaks):
+    root = lay_out(tmp_path / "idx", dist_files)
+    page = root / "simple" / "gunicorn" / "index.html"
+    page.write_text(re.sub(r"#sha256=[0-9a-f]+", "", page.read_text()))
+    local = serve(root)  # PEP 503 HTML: the page without hashes
+    proc = run_cli(
+        "--check", "19.6.0", "--cache-dir", str(tmp_path / "cache"),
+        env=_isolated_env(PIP_INDEX_URL=local.url),
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "socket file gone" in proc.stdout
+    assert "(unverified by the index: no sha256 listed; pinned at its first download)" in (
+        proc.stdout
+    )
 
 
 def test_a_file_without_sha256_is_pinned_at_its_first_download(dist_files, serve, tmp_path):
