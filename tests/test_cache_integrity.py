@@ -65,6 +65,9 @@ def test_a_signal_at_the_boot_probe_leaves_no_false_refusal(sig, cache_dir, tmp_
             time.sleep(0.005)
         if proc.poll() is None:
             os.killpg(proc.pid, sig)  # the whole group: the harness and its probe child
+            signalled = time.monotonic()
+            assert proc.wait(timeout=60) == 130
+            assert time.monotonic() - signalled < 8  # never hung, whatever the threads held
         proc.wait(timeout=60)
     # only Python 3.6 runs 19.0.0-19.1.1: a remembered false refusal would leave none
     report = run_json(*args, cache_dir=cache, results_dir=tmp_path / "after")
