@@ -76,7 +76,7 @@ def child_env(token: str, *, keep_python_settings: bool = False) -> dict[str, st
     env[RUN_TOKEN_ENV] = token
     # bytecode of this run only, never a cached tree's (Python 3.8+; older ones write
     # beside the source, and the cache drops it before the next run: fsutil.drop_bytecode)
-    env["PYTHONPYCACHEPREFIX"] = str(fsutil.run_temp_dir() / "pycache")
+    env.setdefault("PYTHONPYCACHEPREFIX", str(fsutil.run_temp_dir() / "pycache"))
     return env
 
 
