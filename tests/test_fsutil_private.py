@@ -97,3 +97,30 @@ def test_the_shim_lives_in_the_runs_own_directory(umask_000) -> None:
     assert (_mode(where), _mode(where / "sitecustomize.py")) == (0o700, 0o600)
     assert _mode(where.parent) == 0o700
     assert (where / "sitecustomize.py").read_text() == compat.SITECUSTOMIZE
+
+
+@pytest.mark.real
+def test_a_run_under_umask_000_leaves_nothing_another_user_may_change(cache_dir, tmp_path):
+    """A real run on a fresh cache (the downloads linked in) under umask 000: the cache,
+    its parents, every entry the run made at its top two levels, the results and their
+    files are the user's alone."""
+    fresh = tmp_path / "deep" / "cache"
+    fresh.mkdir(parents=True)
+    for name in ("index", "wheels", "unpacked"):  # not downloaded again: not the run's
+        subprocess.run(["cp", "-al", str(cache_dir / name), str(fresh / name)], check=True)
+    fresh.chmod(0o700)
+    (tmp_path / "deep").chmod(0o700)
+    linked = {fresh / n for n in ("index", "wheels", "unpacked")}
+    results = tmp_path / "r" / "s" / "results"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bisect.py"), "19.5.0..19.6.0", "--no-commits",
+         "--cache-dir", str(fresh), "--results-dir", str(results)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, umask=0,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    made = [p for p in fresh.iterdir() if p not in linked]
+    made += [p for d in made if d.is_dir() and not d.is_symlink() for p in d.iterdir()]
+    made += [tmp_path / "r", tmp_path / "r" / "s", results, *results.iterdir()]
+    assert made and not [p for p in made if os.lstat(p).st_mode & 0o077], [
+        f"{_mode(p):04o} {p}" for p in made if os.lstat(p).st_mode & 0o077
+    ]

@@ -58,7 +58,7 @@ def _cached_build(
     if found is not None:
         return found
     private_dir(root)
-    with FileLock(str(root / f".{key}.lock")):
+    with FileLock(str(root / f".{key}.lock"), mode=0o600):
         found = load(folder, label, sha)
         if found is not None:
             return found

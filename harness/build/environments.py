@@ -418,7 +418,7 @@ def ensure(
     env = _load(final, interp, artifact, shared, cache_dir, needs)
     if env is not None:
         return env
-    with FileLock(str(root / f".{final.name}.lock")):
+    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
         env = _load(final, interp, artifact, shared, cache_dir, needs)  # built meanwhile?
         if env is not None:
             return env

@@ -435,7 +435,7 @@ def _ensure(
     if layer is not None:
         return layer
     root = private_dir(final.parent)
-    with FileLock(str(root / f".{final.name}.lock")):
+    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
         layer = _known(final, reqs)  # another run may have built it meanwhile
         if layer is not None:
             return layer

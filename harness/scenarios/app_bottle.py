@@ -60,7 +60,7 @@ def bottle_for(interp: Interpreter, cache_dir: Path) -> Extra:
     wheel_dir = cache_dir / "wheels"
     if interp.version_tuple < (3, 10):
         pattern = f"bottle-{BOTTLE_AS_REPORTED}-*.whl"
-        with FileLock(str(cache_dir / ".bottle.lock")):
+        with FileLock(str(cache_dir / ".bottle.lock"), mode=0o600):
             built = [w for w in sorted(wheel_dir.glob(pattern)) if wheels.intact(w)]
             if built:
                 return Extra("bottle", BOTTLE_AS_REPORTED, built[0])
