@@ -37,6 +37,7 @@ class Cancelled(KeyboardInterrupt):
 _live: weakref.WeakSet[Cancel] = weakref.WeakSet()
 _live_lock = threading.Lock()
 _received = 0  # SIGINT/SIGTERM seen by this process (written by the handler only)
+_watched = 0  # the same, as the watchdog counts them (it wakes at once, in any thread)
 _interrupted = False  # the watchdog saw one: a session opened from now on starts cancelled
 
 
@@ -68,7 +69,7 @@ class Cancel:
 def received() -> int:
     """How many SIGINT/SIGTERM this process has received so far (a probe compares the
     count before and after: an answer given while the run was interrupted is no answer)."""
-    return _received
+    return max(_received, _watched)  # the handler runs late in a busy main thread
 
 
 def _count(signum, frame) -> None:  # the whole handler: no exception, no lock
@@ -88,6 +89,7 @@ def _cancel_every_session() -> None:
 def _watch(read_fd: int, on_force_exit: Callable[[], None]) -> None:
     """The watchdog: first byte -> cancel every session; then GRACE s or a second signal
     -> ``on_force_exit()`` and ``os._exit(130)``.  EOF (disarmed) ends it quietly."""
+    global _watched
     seen = 0
     while True:
         timeout = None if seen == 0 else GRACE
@@ -103,6 +105,7 @@ def _watch(read_fd: int, on_force_exit: Callable[[], None]) -> None:
             if not ours:
                 continue
             seen += ours
+            _watched += ours
             if seen == ours:  # the first: cancel, then give the run GRACE s to end itself
                 _cancel_every_session()
                 if seen == 1:
