@@ -128,7 +128,7 @@ _REAPER = """\
 import os, select, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-needles, roots, noted, buf = [], set(), {}, b""
+needles, roots, noted, buf = [], {}, {}, b""
 
 def stat(pid):
     try:
@@ -145,7 +145,7 @@ def note():
             st = stat(int(entry))
             if st:
                 kids.setdefault(st[0], []).append((int(entry), st[1]))
-    todo = [r for r in roots if stat(r)]
+    todo = [r for r, start in roots.items() if (stat(r) or (0, None))[1] == start]
     while todo:
         for pid, start in kids.get(todo.pop(), ()):
             if pid not in noted:
@@ -163,7 +163,8 @@ while True:
             parts = line.split()
             if parts:
                 needles.append(b"=" + parts[0])
-                roots.update(int(p) for p in parts[1:2])
+                if len(parts) == 3:  # a launched pid and its start time: a reused pid is not it
+                    roots[int(parts[1])] = parts[2]
     if roots:
         note()
 for _ in range(50):
@@ -206,7 +207,8 @@ def _tell_reaper(token: str, pid: int | None = None) -> None:
             cwd="/",
         )
     assert _reaper.stdin is not None
-    _reaper.stdin.write(f"{token} {pid or ''}\n".encode())
+    start = procfs.start_time(pid) if pid else None
+    _reaper.stdin.write(f"{token} {pid} {start}\n".encode() if start else f"{token}\n".encode())
     _reaper.stdin.flush()
 
 
