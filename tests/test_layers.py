@@ -383,5 +383,12 @@ def test_an_interrupt_during_the_import_check_is_not_a_refusal(tmp_path, cache_d
 
     assert run() == "cancelled"
     assert not list((cache / "layers").glob("refused/*.json"))
+    # what older runs wrote on an interrupt is not taken for a refusal either
+    _, urls = layers._pip_env(cache)
+    name = f"py{interp.version}-{layers._key(layers.parse(['slowimp']), interp, urls)}"
+    poisoned = {"reason": f"slowimp 1.0 does not import on Python {interp.version}: "
+                "KeyboardInterrupt"}  # fmt: skip
+    (cache / "layers" / "refused").mkdir(exist_ok=True)
+    (cache / "layers" / "refused" / f"{name}.json").write_text(json.dumps(poisoned))
     marker.unlink()  # the next run: no interrupt, the same layer
     assert run() == "layer {'slowimp': '1.0'}"

@@ -305,14 +305,12 @@ def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> s
     except processes.Undecided as exc:
         raise LayerUndecided(f"{exc} on Python {interp.version}") from None
     try:
-        failed = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+        failed = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError, TypeError):
         raise LayerUndecided(
             f"the import check gave no answer on Python {interp.version}: "
             f"{decisive_line(proc.stderr)}"
         ) from None
-    if not isinstance(failed, dict):
-        raise LayerUndecided(f"the import check gave {failed!r} on Python {interp.version}")
     if not failed:
         return ""
     module, why = next(iter(failed.items()))
@@ -408,10 +406,11 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
 
 
 def _refused(final: Path) -> str:
-    try:
-        return json.loads(_refusal(final).read_text())["reason"]
+    try:  # not a refusal an interrupt wrote (older runs cached those)
+        reason = json.loads(_refusal(final).read_text())["reason"]
     except (OSError, ValueError, KeyError, TypeError):
         return ""
+    return "" if str(reason).endswith("KeyboardInterrupt") else reason
 
 
 def _known(final: Path, reqs: RequirementSet) -> Layer | None:
