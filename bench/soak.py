@@ -57,7 +57,7 @@ def main() -> int:
     probe = compat.probe_host()
     found = interpreters.discover(cache)
     override = interpreters.select(args.python, found) if args.python else None
-    compat_dir = compat.write_shim(cache / "compat-shim") if probe.reuseport_unix_rejected else None
+    compat_dir = compat.write_shim() if probe.reuseport_unix_rejected else None
     cancel = Cancel()  # a fresh one per session: a library caller can run again after Ctrl-C
     scenario = registry.create(args.scenario, base.Options())
     runner = Runner(cache, found, scenario, compat_dir, override, repeat=1, cancel=cancel)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.build import index
-from harness.host import fsutil, processes, progress
+from harness.host import cancel, fsutil, processes, progress, report_fd
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import write_output
 from harness.jobs.budget import Budget
@@ -60,10 +60,6 @@ EXIT_OF = {
 }
 
 
-def _on_signal(signum, frame):  # SIGTERM behaves like Ctrl-C: clean up, report, exit 130
-    raise KeyboardInterrupt
-
-
 def _say(prog: str, line: str) -> None:
     print(f"{prog}: {redact_url(line)}", file=sys.stderr)
 
@@ -71,15 +67,27 @@ def _say(prog: str, line: str) -> None:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     prog = prog or os.path.basename(sys.argv[0]) or "bisect.py"
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        signal.signal(signal.SIGTERM, _on_signal)
-    except ValueError:
-        pass  # not the main thread (tests calling main() from a thread)
+    # SIGINT and SIGTERM only cancel the run; its waits stop it, and the process ends
+    # within cancel.GRACE seconds whatever its threads hold
+    with cancel.signals_as_flags(lambda: _forced_exit(prog, argv)):
+        return _main_flagged(argv, prog)
+
+
+def _forced_exit(prog: str, argv: list[str]) -> None:
+    """The watchdog's last words: every server killed, one line, the run's TMPDIR gone."""
+    processes.terminate_all()
+    line = f"{prog}: interrupted (forced). Resume with: {command_line(prog, argv)}\n"
+    os.write(2, redact_url(line).encode(errors="replace"))
+    fsutil.remove_tree(fsutil.run_temp_dir())
+
+
+def _main_flagged(argv: list[str], prog: str) -> int:
     fsutil.use_run_temp_dir()  # every temporary of this run, gunicorn's own, in one place
-    out = sys.stdout  # the report's; everything else printed during the run goes to stderr
     try:
         req = parse(argv, prog)  # --help prints to stdout, as every command's does
-        with redirect_stdout(sys.stderr):  # a scenario file's print() must not corrupt JSON
+        # a scenario file's print(), or a program it starts writing to fd 1, must not
+        # corrupt JSON: the report keeps fd 1 to itself, everything else goes to stderr
+        with report_fd.own_stdout() as out, redirect_stdout(sys.stderr):
             return _main(req, out)
     except HarnessError as exc:
         _say(prog, f"error: {exc}")

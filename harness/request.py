@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from harness.build import layers
-from harness.host import proxy, wrk
+from harness.host import fsutil, proxy, wrk
 from harness.host.git import DEFAULT_REPO, Repo, SourceError
 from harness.host.output import check_output
 from harness.jobs.confident import Confidence
@@ -32,7 +32,7 @@ __all__ = ["Request", "UsageError", "command_line", "parse", "resolved_spec", "w
 
 def _package(args: argparse.Namespace) -> str:
     """The canonical name of what is bisected; --gunicorn only makes sense with --package."""
-    name = canonicalize_name(args.package or GUNICORN)
+    name = canonicalize_name(GUNICORN if args.package is None else args.package)
     if args.package is not None and not re.fullmatch(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", name):
         raise UsageError(f"--package {args.package!r}: not a package name")
     if args.gunicorn is not None and name == GUNICORN:
@@ -83,10 +83,14 @@ def _app_options(args: argparse.Namespace) -> dict:
 
 
 def writable_dir(path: Path, option: str) -> Path:
+    """``path`` made (0700, parents too, whatever the umask) or found ours and writable by
+    nobody else, and writable by us; else one line."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        fsutil.private_checked_dir(path)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
             pass
+    except fsutil.NotPrivate as exc:
+        raise UsageError(f"{option} {exc}") from None
     except OSError as exc:
         raise UsageError(f"{option} {path}: not writable ({exc.strerror or exc})") from None
     return path
@@ -185,10 +189,14 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.gunicorn_config is not None:
         cfg = args.gunicorn_config
-        if not cfg.is_file():
+        if not cfg.exists():
             raise UsageError(f"--gunicorn-config {cfg}: no such file")
+        try:  # a regular file, bounded: /dev/zero is not "no such file", nor 2 GB read
+            text = fsutil.read_regular(cfg, 1 << 20)
+        except fsutil.NotReadable as exc:
+            raise UsageError(f"--gunicorn-config {cfg}: {exc}") from None
         try:
-            compile(cfg.read_text(), str(cfg), "exec")
+            compile(text, str(cfg), "exec")
         except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
             line = getattr(exc, "lineno", None)
             where = f" (line {line})" if line else ""

@@ -31,15 +31,17 @@ def _cache_from(shared: Path, dest: Path) -> Path:
     return dest
 
 
-def _probe_in_session(sid: int, python: bytes) -> bool:
-    """Is a boot probe by ``python`` running in the process group of ``sid``?"""
+def _probe_in_session(sid: int, python: bytes, text: bytes = b'out["ok"]') -> bool:
+    """Is a probe (``text`` in its command line) by ``python`` running as a child of the
+    harness ``sid`` (in the harness's process group, or in a session of its own)?"""
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             cmd = (entry / "cmdline").read_bytes()
-            pgid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            ppid, pgid = int(fields[1]), int(fields[2])
         except (OSError, ValueError, IndexError):
             continue
-        if pgid == sid and b'out["ok"]' in cmd and python in cmd.split(b"\0")[0]:
+        if sid in (ppid, pgid) and text in cmd and python in cmd.split(b"\0")[0]:
             return True
     return False
 
@@ -63,6 +65,9 @@ def test_a_signal_at_the_boot_probe_leaves_no_false_refusal(sig, cache_dir, tmp_
             time.sleep(0.005)
         if proc.poll() is None:
             os.killpg(proc.pid, sig)  # the whole group: the harness and its probe child
+            signalled = time.monotonic()
+            assert proc.wait(timeout=60) == 130
+            assert time.monotonic() - signalled < 8  # never hung, whatever the threads held
         proc.wait(timeout=60)
     # only Python 3.6 runs 19.0.0-19.1.1: a remembered false refusal would leave none
     report = run_json(*args, cache_dir=cache, results_dir=tmp_path / "after")
@@ -73,6 +78,34 @@ def test_a_signal_at_the_boot_probe_leaves_no_false_refusal(sig, cache_dir, tmp_
         "19.1.1": "pass",
     }
     assert all(r["python"].startswith("3.6") for r in rows.values())
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_at_the_interpreter_probe_is_not_remembered(sig, cache_dir, tmp_path):
+    from harness.build import interpreters
+
+    cache = _cache_from(cache_dir, tmp_path / "cache")
+    (cache / "interpreters.json").unlink(missing_ok=True)
+    args = ["19.0.0..19.1.1", "--no-commits", "--cache-dir", str(cache)]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bisect.py"), *args, "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _probe_in_session(proc.pid, b"/3.6", b"'impl'") and proc.poll() is None:
+        assert time.monotonic() < deadline, "no interpreter probe started"
+        time.sleep(0.002)
+    started = time.monotonic()
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and b"Traceback" not in err
+    assert time.monotonic() - started < 6
+    # what the next run reads: every Python found, none remembered as "not a Python"
+    assert interpreters.discover(cache) == interpreters.discover()
 
 
 def _damageable_cache(shared: Path, dest: Path) -> Path:
@@ -102,14 +135,38 @@ def _prune_unpacked_bottle(cache: Path) -> None:
         shutil.rmtree(p)
 
 
+def _compiled_then_truncated(python: Path, tree: Path) -> None:
+    """Bytecode for ``tree`` by the Python that runs it, every ``.pyc`` cut in half (what a
+    full disk or a killed writer leaves): "EOFError: marshal data too short" if trusted."""
+    subprocess.run([str(python), "-m", "compileall", "-q", str(tree)], capture_output=True)
+    assert list(tree.rglob("*.pyc")), "nothing compiled"
+    for pyc in tree.rglob("*.pyc"):
+        _truncate(pyc)
+
+
+def _rewrite_script(cache: Path, decoy: Path) -> None:
+    for env in (cache / "envs").glob("gunicorn-19.6.0-*"):
+        (env / "bin" / "gunicorn").write_text(f'#!/bin/sh\nexec {decoy} "$@"\n')
+
+
+def _truncate_bytecode(cache: Path) -> None:
+    for env in (cache / "envs").glob("gunicorn-19.6.0-*"):
+        (site,) = env.glob("lib/python3.*/site-packages")
+        _compiled_then_truncated(env / "bin" / "python", site / "gunicorn")
+        for tree in (cache / "unpacked").glob("bottle-*"):
+            _compiled_then_truncated(env / "bin" / "python", tree)
+
+
 DAMAGES = {
-    "bin/gunicorn removed": lambda c: [
+    "bin/gunicorn rewritten to run 19.5.0": lambda c, decoy: _rewrite_script(c, decoy),
+    "gunicorn and bottle .pyc truncated": lambda c, decoy: _truncate_bytecode(c),
+    "bin/gunicorn removed": lambda c, _: [
         (e / "bin" / "gunicorn").unlink() for e in (c / "envs").glob("gunicorn-19.6.0-*")
     ],
-    "shared bottle.py truncated": lambda c: [
+    "shared bottle.py truncated": lambda c, _: [
         _truncate(p) for p in (c / "unpacked").glob("bottle-*/bottle.py")
     ],
-    "bottle wheel truncated, its shared copy pruned": lambda c: [
+    "bottle wheel truncated, its shared copy pruned": lambda c, _: [
         *(_truncate(p) for p in (c / "wheels").glob("bottle-*.whl")),
         _prune_unpacked_bottle(c),
     ],
@@ -138,7 +195,7 @@ def test_a_damaged_cache_is_rebuilt_and_the_verdict_stays_right(
     common = ("--cache-dir", str(cache), "--results-dir", str(tmp_path))
     for check in checks:  # builds this cache's environment
         assert run_cli(*check, *common, env=env).returncode == 1
-    DAMAGES[damage](cache)
+    DAMAGES[damage](cache, older[0])
     for check in checks * 2:  # the run that finds the damage, and the next one
         proc = run_cli(*check, *common, env=env)
         assert proc.returncode == 1, proc.stdout + proc.stderr  # 19.6.0 loses its socket

@@ -102,6 +102,11 @@ CASES = [
         r"--gunicorn-config .*missing: no such file",
     ),
     Case(
+        "gunicorn-config-not-a-file",
+        ("--gunicorn-config", "/dev/zero", "19.6.0"),
+        r"--gunicorn-config /dev/zero: not a regular file",
+    ),
+    Case(
         "gunicorn-config-syntax-error",
         ("--gunicorn-config", "{bad_config}", "19.6.0"),
         r"--gunicorn-config .*bad_config\.py: does not parse \(line 2\)",

@@ -16,6 +16,7 @@ from harness.jobs.check import check_at
 from harness.jobs.confident import Confidence
 from harness.jobs.run import Bisect, range_run
 from harness.jobs.setup import Setup
+from harness.model.answer import answer
 from harness.model.confidence import passes_to_clear
 from harness.model.errors import HarnessError
 from harness.model.table import DEFAULT_AXIS
@@ -91,6 +92,14 @@ def test_a_spent_budget_says_so() -> None:
     assert "budget" in f.reason
     assert f.estimate["runs"] <= 12
     assert len(lab.evaluated) <= 12 + 2  # the table's two cells, then the budget
+    # no answer yet: exit 125, the reason as the line (it exited 0)
+    said = answer(rep)
+    assert (said.kind, said.line) == ("inconclusive", f"inconclusive: {f.reason}")
+
+
+def test_a_settled_search_is_an_answer() -> None:
+    rep = run(racy(rate=0.5, seed=3), Confidence(0.9, max_runs=400))
+    assert answer(rep).kind == "conclusive"
 
 
 def test_a_transition_that_was_noise_names_no_commit() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness.build import index, wheels
-from tests.conftest import ROOT
-from tests.test_index import _write, dist_files, lay_out, serve
+from tests.conftest import ROOT, run_cli
+from tests.test_index import _isolated_env, _write, dist_files, lay_out, serve
 
 WHEEL = "gunicorn-19.6.0-py2.py3-none-any.whl"
 
@@ -82,6 +83,42 @@ def test_a_file_listed_without_sha256_is_taken_but_says_so(dist_files, serve, tm
     assert wheels.gunicorn_release("19.6.0", tmp_path / "c2", listed).verified is True
 
 
+@pytest.mark.real
+def test_a_row_of_a_gunicorn_listed_without_sha256_says_so(dist_files, serve, tmp_path, no_leaks):
+    root = lay_out(tmp_path / "idx", dist_files)
+    page = root / "simple" / "gunicorn" / "index.html"
+    page.write_text(re.sub(r"#sha256=[0-9a-f]+", "", page.read_text()))
+    local = serve(root)  # PEP 503 HTML: the page without hashes
+    proc = run_cli(
+        "--check", "19.6.0", "--cache-dir", str(tmp_path / "cache"),
+        env=_isolated_env(PIP_INDEX_URL=local.url),
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "socket file gone" in proc.stdout
+    assert "(unverified by the index: no sha256 listed; pinned at its first download)" in (
+        proc.stdout
+    )
+
+
+def test_a_file_without_sha256_is_pinned_at_its_first_download(dist_files, serve, tmp_path):
+    root = lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]})
+    page = root / "simple" / "gunicorn" / "index.html"
+    page.write_text(page.read_text().split("#sha256=")[0] + '">x</a>')  # only 19.5.0, no hash
+    local = serve(root)
+    (f,) = index.project("gunicorn", tmp_path / "cache", local.url).releases["19.5.0"]
+    wheel = index.download(f, tmp_path / "wheels")
+    first = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    pin = tmp_path / "wheels" / ".pins" / f"{wheel.name}.sha256"
+    assert pin.read_text().strip() == first
+    # the index now serves another file under that name, and the cached copy is damaged
+    served = next(root.rglob(wheel.name))
+    served.write_bytes(served.read_bytes() + b"\0")
+    wheel.write_bytes(b"damaged")
+    with pytest.raises(index.HashMismatch, match="its first download had"):
+        index.download(f, tmp_path / "wheels")
+    assert wheel.read_bytes() == b"damaged"  # not replaced by the unpinned file
+
+
 def test_a_download_is_bounded_by_the_size_the_index_gives(dist_files, serve, tmp_path):
     root = lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]})
     page = root / "simple" / "gunicorn" / "index.json"
@@ -118,6 +155,26 @@ def test_a_garbage_page_is_not_remembered_once_the_index_recovers(dist_files, se
     )
     assert _in_new_process(code).stdout == "[]\n"
     page.write_text(good)  # the index recovered
+    assert _in_new_process(code).stdout == "['19.5.0', '19.6.0']\n"
+
+
+def test_a_maintenance_page_with_links_is_not_remembered(dist_files, serve, tmp_path):
+    root = lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]})
+    page = root / "simple" / "gunicorn" / "index.html"
+    good = page.read_text()
+    page.write_text(
+        '<html><body>Down for maintenance. <a href="https://status.example/">status</a> '
+        '<a href="/static/logo.png">logo</a> <a href="other-1.0.tar.gz">x</a></body></html>'
+    )
+    local = serve(root)
+    cache = tmp_path / "cache"
+    code = (
+        "from pathlib import Path; from harness.build import index; "
+        f"print(index.project('gunicorn', Path({str(cache)!r}), {local.url!r}).versions)"
+    )
+    assert _in_new_process(code).stdout == "[]\n"
+    assert not list(cache.rglob("gunicorn.json"))  # nothing kept for 24 h
+    page.write_text(good)  # the index is back
     assert _in_new_process(code).stdout == "['19.5.0', '19.6.0']\n"
 
 

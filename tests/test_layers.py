@@ -63,6 +63,21 @@ def test_a_missing_requirements_file_is_one_line(tmp_path):
         layers.parse([], [tmp_path / "nope.txt"])
 
 
+def test_a_requirements_file_that_is_no_file_is_one_line_at_once(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes it: reading would wait for ever
+    big = tmp_path / "big.txt"
+    big.write_text("flask\n" * 200_000)
+    for path, says in [
+        (Path("/dev/zero"), "not a regular file"),
+        (fifo, "not a regular file"),
+        (big, "larger than 1024 KiB"),
+    ]:
+        with pytest.raises(layers.RequirementsInvalid) as err:
+            layers.parse([], [path])
+        assert str(err.value) == f"--with-requirements {path}: {says}"
+
+
 NO_MATCH = """\
 ERROR: Could not find a version that satisfies the requirement nosuchpkg==1 (from versions: none)
 ERROR: No matching distribution found for nosuchpkg==1
@@ -293,3 +308,87 @@ def test_a_requirement_on_gunicorn_never_shadows_the_targets(cache_dir):
     )
     assert found["v"] == found["dist"] == "22.0.0"
     assert Path(found["worker"]).is_relative_to(layer.path)
+
+
+# --- an interrupt during the import check is no refusal (issue 26, item 4) ----------------
+
+# A layer whose one module imports slowly while a marker exists; pip's step copies it in
+# (the import check, what this is about, is the real one), and a SIGINT reaches the
+# harness the moment the import check runs.
+INTERRUPTED_IMPORT = r"""
+import os, signal, sys, threading, time
+from pathlib import Path
+from harness.host import cancel
+from harness.build import layers
+from harness.build.interpreters import Interpreter
+
+cache, marker, path, version = sys.argv[1:5]
+
+def pip_copies_the_layer(interp, reqs, dest, env):
+    (dest / "slowimp.py").write_text(
+        "import os, time\nif os.path.exists(%r):\n    time.sleep(30)\n" % marker)
+    info = dest / "slowimp-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slowimp\nVersion: 1.0\n")
+    (info / "RECORD").write_text("slowimp.py,,\nslowimp-1.0.dist-info/METADATA,,\n")
+
+layers._pip_install = pip_copies_the_layer
+
+def ctrl_c_at_the_import_check():
+    while True:
+        for p in Path("/proc").glob("[0-9]*"):
+            try:
+                if b"failed =" + b" {}" in (p / "cmdline").read_bytes():
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+            except OSError:
+                pass
+        time.sleep(0.01)
+
+with cancel.signals_as_flags(lambda: None):
+    if os.path.exists(marker):
+        threading.Thread(target=ctrl_c_at_the_import_check, daemon=True).start()
+    try:
+        layer = layers.ensure(layers.parse(["slowimp"]), Interpreter(path, version, "pyenv"), Path(cache))
+        print("layer", layer.versions)
+    except cancel.Cancelled:
+        print("cancelled")
+    except layers.LayerError as exc:
+        print("refused", exc)
+    sys.stdout.flush()
+    os._exit(0)
+"""
+
+
+@pytest.mark.real
+def test_an_interrupt_during_the_import_check_is_not_a_refusal(tmp_path, cache_dir):
+    interp = interpreter("3.13", cache_dir)
+    cache = tmp_path / "cache"
+    (cache / "wheels").mkdir(parents=True)
+    for whl in (cache_dir / "wheels").glob("pip-*.whl"):  # no download of pip again
+        shutil.copy(whl, cache / "wheels" / whl.name)
+    marker = tmp_path / "slow"
+    marker.touch()
+
+    def run() -> str:
+        argv = [sys.executable, "-c", INTERRUPTED_IMPORT, str(cache), str(marker)]
+        proc = subprocess.run(
+            [*argv, interp.path, interp.version],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+        return proc.stdout.strip() + proc.stderr[-300:]
+
+    assert run() == "cancelled"
+    assert not list((cache / "layers").glob("refused/*.json"))
+    # what older runs wrote on an interrupt is not taken for a refusal either
+    _, urls = layers._pip_env(cache)
+    name = f"py{interp.version}-{layers._key(layers.parse(['slowimp']), interp, urls)}"
+    poisoned = {"reason": f"slowimp 1.0 does not import on Python {interp.version}: "
+                "KeyboardInterrupt"}  # fmt: skip
+    (cache / "layers" / "refused").mkdir(exist_ok=True)
+    (cache / "layers" / "refused" / f"{name}.json").write_text(json.dumps(poisoned))
+    marker.unlink()  # the next run: no interrupt, the same layer
+    assert run() == "layer {'slowimp': '1.0'}"

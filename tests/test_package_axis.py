@@ -80,6 +80,7 @@ def test_package_and_its_gunicorn_pin_are_parsed(tmp_path: Path) -> None:
         (["19.6.0", "--gunicorn", "20.1.0"], "give --package too"),
         (["1", "--package", "eventlet", "--gunicorn", "twenty"], "not a version number"),
         (["1", "--package", "no such"], "not a package name"),
+        (["1", "--package", ""], "--package '': not a package name"),  # not gunicorn
     ],
 )
 def test_package_usage_errors_are_one_line(argv: list[str], message: str) -> None:

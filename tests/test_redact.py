@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from harness.model.redact import redact_argv, redact_url
 
 SECRET = st.text(st.characters(blacklist_characters="/?#@ \t\n:", min_codepoint=33), min_size=1)
+# a password as urllib and pip read it: anything up to the last '@' before the path
+PASSWORD = st.text(st.characters(blacklist_characters="/?# \t\n", min_codepoint=33), min_size=1)
 
 
 def test_userinfo_is_hidden_and_the_rest_kept() -> None:
@@ -30,7 +32,15 @@ def test_argv_in_both_option_spellings() -> None:
     ]
 
 
-@given(SECRET, SECRET, st.sampled_from(["https", "http", "git+https"]))
+def test_a_password_with_at_signs_is_hidden_up_to_the_last_one() -> None:
+    from urllib.parse import urlsplit
+
+    url = "http://bob:p@ss@S3cret@host:8080/simple/"
+    assert urlsplit(url).hostname == "host"  # where urllib (and pip) split it
+    assert redact_url(f"error: {url}: 401") == "error: http://***@host:8080/simple/: 401"
+
+
+@given(SECRET, PASSWORD, st.sampled_from(["https", "http", "git+https"]))
 def test_property_no_password_survives(user: str, password: str, scheme: str) -> None:
     url = f"{scheme}://{user}:{password}@index.example/simple/"
     out = redact_url(f"error: cannot read {url}: 401")

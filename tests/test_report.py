@@ -192,6 +192,13 @@ def test_markdown_has_a_github_table(rep):
     assert any(ln.startswith("| `19.5.0`") and "**PASS**" in ln for ln in lines)
 
 
+def test_a_pipe_in_evidence_stays_in_its_cell():
+    rep = make_report([row("19.6.0", Verdict.FAIL, "exit 1: grep 'a|b' found nothing")])
+    (line,) = [ln for ln in render_markdown(rep).splitlines() if ln.startswith("| `19.6.0`")]
+    cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+    assert cells[-1] == "exit 1: grep 'a\\|b' found nothing"  # github shows it as 'a|b'
+
+
 def test_markdown_lists_affected_releases_and_conclusions(rep):
     md = render_markdown(rep)
     assert "### Affected releases\n\n- 19.6.0\n" in md

@@ -240,6 +240,7 @@ def test_a_file_that_does_not_import_is_a_usage_error(tmp_path):
         ("REQUIRES = ['pkg @ https://example.org/pkg.whl']\n", "direct URLs are not supported"),
         ("REQUIRES = ['flask ===']\n", "REQUIRES 'flask ==='"),
         ("def check(): pass\n", "check() must take one argument"),
+        ("ID = 'GHSA-1\\nforged: yes'\n", "ID must be one word"),
     ],
 )
 def test_bad_definitions_are_usage_errors(tmp_path, body, message):
@@ -278,6 +279,12 @@ def test_multi_line_evidence_becomes_one_line():
     assert out.detail == "socket gone; after 1 exit"
 
 
+def test_evidence_of_50_mb_is_one_bounded_row():
+    out = decide(Observation(True, returned=("fail", "x" * 50_000_000)))
+    assert out.verdict is Verdict.FAIL and len(out.detail) < 10_000
+    assert out.detail.endswith("(49991808 more characters not kept)")
+
+
 def test_ran_out_wins_over_what_was_returned():
     out = decide(Observation(True, returned=("pass", "x"), ran_out=3.0))
     assert (out.verdict, out.detail.split(":")[0]) == (Verdict.ERROR, "ran out after 3 s")
@@ -290,8 +297,11 @@ def test_a_check_that_prints_leaves_the_json_report_whole(cache_dir, tmp_path, n
         tmp_path,
         "chatty.py",
         """\
+        import subprocess
+
         def check(server):
             print("debugging: status", server.get("/").status_code)
+            subprocess.run(["echo", "from a program check() started"])  # fd 1, not sys.stdout
             return "pass", "answered"
         """,
     )
@@ -302,6 +312,7 @@ def test_a_check_that_prints_leaves_the_json_report_whole(cache_dir, tmp_path, n
     report = json.loads(proc.stdout)  # the whole of stdout is one JSON document
     assert [r["verdict"] for r in report["rows"]] == ["pass"]
     assert "debugging: status 200" in proc.stderr
+    assert "from a program check() started" in proc.stderr
 
 
 @pytest.mark.real

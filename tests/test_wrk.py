@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from harness.host import processes
 from harness.host.wrk import Wrk, WrkError, parse, url_for
 from tests.local_http import free_address, serve
 
@@ -59,3 +60,31 @@ def test_a_missing_wrk_or_summary_is_a_harness_error() -> None:
         Wrk("http://127.0.0.1:1/", wrk="wrk-that-is-not-there")
     with pytest.raises(WrkError, match="no summary"):
         parse("Usage: wrk <options> <url>\n", "wrk ...")
+
+
+def test_a_load_generator_that_ignores_signals_and_forks_ends_at_the_deadline(tmp_path) -> None:
+    """It ignores SIGINT/SIGTERM, forks a child that does too and keeps its output open:
+    the run ends at wrk's deadline, and nothing it started survives."""
+    fake = tmp_path / "wrk"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "trap '' INT TERM\n"
+        "(trap '' INT TERM; sleep 300) &\n"
+        "echo $! > " + str(tmp_path / "child") + "\n"
+        "sleep 300\n"
+    )
+    fake.chmod(0o755)
+    w = Wrk("http://127.0.0.1:1/", duration=1, timeout=1, wrk=str(fake))
+    started = time.monotonic()
+    with pytest.raises(WrkError, match="did not finish within its bounds"):
+        with w:
+            time.sleep(0.5)  # the action; then stop(): SIGINT, ignored
+    took = time.monotonic() - started
+    assert 11 < took < 20  # its bounds: duration + timeout + 10 s, then killed
+    child = int((tmp_path / "child").read_text())
+    assert not processes.pids_with_token(w._token)
+    try:
+        state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        state = "gone"
+    assert state in ("gone", "Z")

@@ -9,7 +9,6 @@ bisected with ``--package`` is built the standard way (PEP 517, pip's isolated b
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from packaging.utils import canonicalize_name
 from harness.build import layers, wheels
 from harness.build.index import sha256_of
 from harness.build.wheels import Artifact, ArtifactError
+from harness.host import processes
 from harness.host.fsutil import atomic_write_text, private_dir, remove_tree, temp_dir
 from harness.host.git import Repo
 
@@ -58,7 +58,7 @@ def _cached_build(
     if found is not None:
         return found
     private_dir(root)
-    with FileLock(str(root / f".{key}.lock")):
+    with FileLock(str(root / f".{key}.lock"), mode=0o600):
         found = load(folder, label, sha)
         if found is not None:
             return found
@@ -109,12 +109,10 @@ PEP517_TIMEOUT = 600
 
 def _pep517(tree: Path, out: Path, env: dict[str, str]) -> Path:
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(tree)]
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=PEP517_TIMEOUT, env=env, cwd=tree
-        )
-    except subprocess.TimeoutExpired:
-        raise ArtifactError(f"the build did not finish in {PEP517_TIMEOUT}s") from None
+    try:  # own session, run token, bounded output; Ctrl-C raises Cancelled
+        proc = processes.run_to_end(cmd, timeout=PEP517_TIMEOUT, env=env, cwd=tree, what="pip")
+    except processes.Undecided as exc:
+        raise ArtifactError(f"the build gave no wheel: {exc}") from None
     built = sorted(out.glob("*.whl"))
     if proc.returncode != 0 or not built:
         raise ArtifactError(layers.decisive_line(proc.stderr + "\n" + proc.stdout))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,11 +21,13 @@ from filelock import FileLock
 from harness.build import wheels
 from harness.build.gunicorn_deps import dependency_layer
 from harness.build.interpreters import Interpreter
-from harness.build.layers import Layer, LayerError
+from harness.build.layers import Layer, LayerError, tree_digest
 from harness.build.unpacked import unpacked
 from harness.build.wheels import Artifact
+from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
+    drop_bytecode,
     private_dir,
     release,
     remove_tree,
@@ -177,12 +178,12 @@ def _create_venv(interp: Interpreter, dest: Path) -> None:
         except (Exception, SystemExit) as exc:  # virtualenv reports failures as SystemExit too
             raise EnvError(f"virtualenv failed for Python {interp.version}: {exc}") from None
     # virtualenv 21 cannot serve 3.6-3.8 fully; the stdlib venv is just as isolated.
-    proc = subprocess.run(
-        [interp.path, "-m", "venv", "--without-pip", str(dest)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    try:
+        proc = processes.run_to_end(
+            [interp.path, "-m", "venv", "--without-pip", str(dest)], timeout=120, what="venv"
+        )
+    except processes.Undecided as exc:
+        raise EnvError(f"venv failed for Python {interp.version}: {exc}") from None
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise EnvError(f"venv failed for Python {interp.version}: {last}")
@@ -223,30 +224,15 @@ def _probe(
     signal that interrupts the run (Ctrl-C and ``timeout`` signal the whole process
     group) must not be remembered as that Python's refusal.
     """
+    if env is None:  # no bytecode written into the environment it probes
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    argv = [str(python), *flags, "-c", _BOOT_PROBE, needs.worker_class]
+    argv.append(json.dumps(list(needs.probe_imports)))
     try:
-        proc = subprocess.run(
-            [
-                str(python),
-                *flags,
-                "-c",
-                _BOOT_PROBE,
-                needs.worker_class,
-                json.dumps(list(needs.probe_imports)),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd="/",
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        raise ProbeInterrupted(f"the boot probe on {python} timed out after 60 s") from None
-    except OSError as exc:  # no fork, no such file: about this machine now, not that Python
-        raise ProbeInterrupted(f"the boot probe on {python} did not start: {exc}") from None
-    if proc.returncode < 0:
-        raise ProbeInterrupted(
-            f"the boot probe on {python} was killed by signal {-proc.returncode}"
-        )
+        proc = processes.run_to_end(argv, timeout=60, env=env, what=f"the boot probe on {python}")
+    except processes.Undecided as exc:
+        raise ProbeInterrupted(str(exc)) from None
     try:
         found = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -326,11 +312,14 @@ def _load(
         return None
     if listed != _pth_lines(shared, needs, cache_dir):
         return None
-    try:
+    try:  # every file as installed: bin/gunicorn rewritten to run another release included
         if _installed_digest(env.site_packages) != artifact.digest:
+            return None
+        if manifest.get("tree") != tree_digest(path, MANIFEST):
             return None
     except OSError:
         return None
+    drop_bytecode(path)
     return env
 
 
@@ -406,6 +395,7 @@ def _build(
         "works": ok,
         "probed": probe,
         "reason": found.get("error", ""),
+        "tree": tree_digest(tmp, MANIFEST),  # checked on every reuse
     }
     return manifest
 
@@ -428,7 +418,7 @@ def ensure(
     env = _load(final, interp, artifact, shared, cache_dir, needs)
     if env is not None:
         return env
-    with FileLock(str(root / f".{final.name}.lock")):
+    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
         env = _load(final, interp, artifact, shared, cache_dir, needs)  # built meanwhile?
         if env is not None:
             return env

@@ -66,8 +66,7 @@ from harness.build.simple_api import (
     release_of,
     safe_filename,
 )
-from harness.build.zipcheck import intact
-from harness.host.fsutil import atomic_write_bytes, private_temp_file
+from harness.host.fsutil import atomic_write_bytes, atomic_write_text, private_temp_file
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 
@@ -291,14 +290,20 @@ def _page(index_url: str, name: str, cache_dir: Path) -> _Page:
         raise IndexUnavailable(
             f"package index unreachable ({page_url}: {_reason(exc)}) and no cached copy of it"
         ) from None
-    if not doc["absent"] and not doc["links"]:
-        # a 200 that lists nothing is more likely an error page than an empty project:
-        # never cached, and a good copy from before is worth more
+    if not doc["absent"] and not _of_project(doc, name):
+        # a 200 that lists none of the project's files (nothing, or a maintenance page's
+        # links) is more likely an error page than the project: never cached, and a good
+        # copy from before is worth more
         if cached is not None:
             return _remember(_page_of(cached, stale=True), path)
         return _page_of(doc, stale=False)
     atomic_write_bytes(path, json.dumps(doc).encode())
     return _remember(_page_of(doc, stale=False), path)
+
+
+def _of_project(doc: dict, name: str) -> bool:
+    """Does the page list at least one distribution file of ``name`` (its own page)?"""
+    return any(release_of(Link(*row), name) is not None for row in doc["links"])
 
 
 _page_file: dict[str, Path] = {}  # file URL -> the cached page that listed it
@@ -363,15 +368,29 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _still_good(path: Path, file: DistFile) -> bool:
-    """A cached download is reused only if it is still the file the index lists (by its
-    sha256; without one, by being a whole zip when it is a wheel) and readable."""
+def _pin(dest: Path) -> Path:
+    """Where the sha256 of a file the index listed without one is kept (first download)."""
+    return dest.parent / ".pins" / f"{dest.name}.sha256"
+
+
+def _expected(file: DistFile, dest: Path) -> str | None:
+    """The sha256 a download must have: the index's, else the one pinned at its first
+    download (None: never downloaded yet)."""
+    if file.sha256:
+        return file.sha256
     try:
-        if file.sha256:
-            return sha256_of(path) == file.sha256
-        if file.filename.endswith(".whl"):
-            return intact(path)
-        return os.access(path, os.R_OK)
+        pinned = _pin(dest).read_text().strip()
+    except OSError:
+        return None
+    return pinned if re.fullmatch(r"[0-9a-f]{64}", pinned) else None
+
+
+def _still_good(path: Path, file: DistFile) -> bool:
+    """A cached download is reused only if it is still the file the index lists, by its
+    sha256 (the index's, else the one pinned at first download) and readable."""
+    expected = _expected(file, path)
+    try:
+        return expected is not None and sha256_of(path) == expected
     except OSError:
         return False  # unreadable or truncated: fetched again, replaced when verified
 
@@ -382,15 +401,17 @@ def download(file: DistFile, dest_dir: Path) -> Path:
     A cached file of that name is checked too: it may have come from another index, and
     it stays until a verified replacement arrives.  The name must be one safe path
     component (names come from the network); the read is bounded by the size the index
-    gives, else by DOWNLOAD_CAP.  A file listed without a sha256 is taken as it is: say
-    so with :func:`verified`.
+    gives and by DOWNLOAD_CAP whatever it says.  A file listed without a sha256 is hashed
+    on its first download and pinned (later downloads must match it): say so with
+    :func:`verified`.
     """
     if not safe_filename(file.filename):
         raise IndexUnavailable(f"{file.filename!r}: not a file name the cache can hold")
     dest = dest_dir / file.filename
     if dest.is_file() and _still_good(dest, file):
         return dest
-    cap = file.size if file.size is not None else DOWNLOAD_CAP
+    cap = min(file.size, DOWNLOAD_CAP) if file.size is not None else DOWNLOAD_CAP
+    expected = _expected(file, dest)
     url = redact_url(file.url)
     try:
         with _open(file.url, timeout=120) as resp, private_temp_file(dest) as (fh, tmp):
@@ -406,12 +427,15 @@ def download(file: DistFile, dest_dir: Path) -> Path:
                 h.update(block)
                 fh.write(block)
             got = h.hexdigest()
-            if file.sha256 and got != file.sha256:
+            if expected and got != expected:
                 _distrust(file)
+                said = "the index lists" if file.sha256 else "its first download had"
                 raise HashMismatch(
-                    f"{file.filename}: sha256 mismatch (the index lists {file.sha256[:16]}..., "
+                    f"{file.filename}: sha256 mismatch ({said} {expected[:16]}..., "
                     f"{url} gave {got[:16]}...); not kept"
                 )
+            if not expected:  # no sha256 from the index: this first download is pinned
+                atomic_write_text(_pin(dest), got + "\n")
             fh.flush()
             os.fsync(fh.fileno())
             os.replace(tmp, dest)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.host import processes
 from harness.model.errors import HarnessError
 
 _PROBE = (
@@ -74,13 +74,16 @@ def _candidate_paths() -> list[tuple[str, str]]:
 
 
 def probe(path: str, source: str) -> Interpreter | None:
-    """Run the interpreter once to learn its exact version; None if it is not a CPython 3."""
+    """Run the interpreter once to learn its exact version; None if it is not a CPython 3.
+
+    Raises ``Undecided`` (timed out, killed) or ``Cancelled`` (the run was interrupted):
+    no answer, which :func:`discover` does not remember."""
+    done = processes.run_to_end([path, "-c", _PROBE], timeout=15, what=f"{path} -c ...")
     try:
-        out = subprocess.run(
-            [path, "-c", _PROBE], capture_output=True, text=True, timeout=15, check=True
-        ).stdout
-        data = json.loads(out)
-    except (OSError, subprocess.SubprocessError, ValueError):
+        data = json.loads(done.stdout) if done.returncode == 0 else {}
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
         return None
     if data.get("impl") != "CPython" or not str(data.get("version", "")).startswith("3."):
         return None
@@ -121,7 +124,10 @@ def discover(cache_dir: Path | None = None) -> list[Interpreter]:
             version = known[ident].get("version")
             interp = Interpreter(path=path, version=version, source=source) if version else None
         else:
-            interp = probe(path, source)
+            try:
+                interp = probe(path, source)
+            except processes.Undecided:
+                continue  # no answer: not remembered, asked again next run
             fresh[ident] = {"version": interp.version if interp else None}
         if interp is not None:
             seen[key] = interp
@@ -155,7 +161,10 @@ def select(spec: str, available: Sequence[Interpreter]) -> Interpreter:
         path = spec if ("/" in spec) else (shutil.which(spec) or spec)
         if not Path(path).exists():
             raise InterpreterError(f"--python {spec}: no such file")
-        interp = probe(path, "--python")
+        try:
+            interp = probe(path, "--python")
+        except processes.Undecided as exc:
+            raise InterpreterError(f"--python {spec}: {exc}") from None
         if interp is None:
             raise InterpreterError(f"--python {spec}: not a working CPython 3 interpreter")
         return interp

@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -51,10 +50,14 @@ from packaging.utils import canonicalize_name
 from harness.build import index, wheels
 from harness.build.interpreters import Interpreter
 from harness.build.wheels import ArtifactError
-from harness.host import processes
+from harness.host import fsutil, processes
 from harness.host.fsutil import (
+    NotReadable,
     atomic_write_text,
+    drop_bytecode,
     extract_once,
+    private_dir,
+    read_regular,
     remove_tree,
     sweep_temporaries,
     temp_dir,
@@ -75,6 +78,10 @@ class RequirementsInvalid(HarnessError):
 
 class LayerError(ArtifactError):
     """This interpreter cannot have the requirement set (pip's or the import's one line)."""
+
+
+class LayerUndecided(LayerError):
+    """pip or the import check gave no answer (timeout, signal): never remembered."""
 
 
 @dataclass(frozen=True)
@@ -124,14 +131,19 @@ def requirement_lines(text: str, source: str) -> list[tuple[str, str]]:
     return found
 
 
+REQUIREMENTS_CAP = 1 << 20  # a requirements file is a few lines
+
+
 def parse(requirements: Sequence[str] = (), files: Sequence[Path] = ()) -> RequirementSet:
     """``--with REQ`` (repeatable) and ``--with-requirements FILE`` as one set."""
     given = [(r, "--with") for r in requirements]
     for path in files:
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RequirementsInvalid(f"--with-requirements {path}: {exc.strerror}") from None
+            text = read_regular(Path(path), REQUIREMENTS_CAP).decode("utf-8")
+        except NotReadable as exc:
+            raise RequirementsInvalid(f"--with-requirements {path}: {exc}") from None
+        except UnicodeDecodeError:
+            raise RequirementsInvalid(f"--with-requirements {path}: not UTF-8 text") from None
         given += requirement_lines(text, str(path))
     return RequirementSet(tuple(sorted({_canonical(r, where) for r, where in given})))
 
@@ -186,16 +198,9 @@ class Layer:
         return {n: v for n, v in self.installed if n in asked}
 
 
-def tree_digest(root: Path) -> str:
-    """Every file under ``root`` except the manifest and bytecode, by path and content."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
-        rel = path.relative_to(root).as_posix()
-        if rel == MANIFEST or "__pycache__" in rel or rel.endswith(".pyc"):
-            continue
-        data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
-        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-    return h.hexdigest()
+def tree_digest(root: Path, manifest: str = MANIFEST) -> str:
+    """fsutil.tree_digest, the layer's manifest left out."""
+    return fsutil.tree_digest(root, manifest)
 
 
 def _with_credentials(url: str) -> str:
@@ -272,6 +277,8 @@ failed = {}
 for name in sys.argv[1:]:
     try:
         __import__(name)
+    except KeyboardInterrupt:
+        raise  # an interrupt is no answer: exit without one
     except BaseException as exc:
         lines = [l for l in ("%s: %s" % (type(exc).__name__, exc)).splitlines() if l.strip()]
         failed[name] = lines[-1] if lines else type(exc).__name__
@@ -292,18 +299,18 @@ def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> s
         return ""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(PYTHONPATH=str(layer), PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run(
-        [interp.path, "-S", "-c", _IMPORT_PROBE, *owners],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd="/",
-    )
+    argv = [interp.path, "-S", "-c", _IMPORT_PROBE, *owners]
+    try:  # an interrupt raises Cancelled: never a refusal
+        proc = processes.run_to_end(argv, timeout=120, env=env, what="the import check")
+    except processes.Undecided as exc:
+        raise LayerUndecided(f"{exc} on Python {interp.version}") from None
     try:
-        failed = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return f"import check did not run: {decisive_line(proc.stderr)}"
+        failed = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError, TypeError):
+        raise LayerUndecided(
+            f"the import check gave no answer on Python {interp.version}: "
+            f"{decisive_line(proc.stderr)}"
+        ) from None
     if not failed:
         return ""
     module, why = next(iter(failed.items()))
@@ -317,6 +324,7 @@ def _load(path: Path, reqs: RequirementSet) -> Layer | None:
         manifest = json.loads((path / MANIFEST).read_text())
         if manifest.get("layout") != LAYOUT or tree_digest(path) != manifest["digest"]:
             return None
+        drop_bytecode(path)
         installed = tuple((n, v) for n, v in manifest["installed"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -325,15 +333,11 @@ def _load(path: Path, reqs: RequirementSet) -> Layer | None:
 
 def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dict) -> None:
     cmd = [interp.path, "-m", "pip", "install", "--target", str(dest), "--no-input"]
-    cmd = processes.dying_with_us([*cmd, "--progress-bar", "off", *reqs.requirements])
+    cmd = [*cmd, "--progress-bar", "off", *reqs.requirements]
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, env=env, cwd="/"
-        )
-    except subprocess.TimeoutExpired:
-        raise LayerError(
-            f"pip did not finish in {INSTALL_TIMEOUT}s on Python {interp.version}"
-        ) from None
+        proc = processes.run_to_end(cmd, timeout=INSTALL_TIMEOUT, env=env, what="pip")
+    except processes.Undecided as exc:
+        raise LayerUndecided(f"{exc} on Python {interp.version}") from None
     if proc.returncode != 0:
         why = decisive_line(proc.stderr + "\n" + proc.stdout)
         raise LayerError(
@@ -391,6 +395,8 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
         if final not in _known_here:
             try:
                 _known_here[final] = _ensure(reqs, interp, cache_dir, final, env)
+            except LayerUndecided:
+                raise
             except LayerError as exc:
                 _known_here[final] = exc
         known = _known_here[final]
@@ -400,10 +406,11 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
 
 
 def _refused(final: Path) -> str:
-    try:
-        return json.loads(_refusal(final).read_text())["reason"]
+    try:  # not a refusal an interrupt wrote (older runs cached those)
+        reason = json.loads(_refusal(final).read_text())["reason"]
     except (OSError, ValueError, KeyError, TypeError):
         return ""
+    return "" if str(reason).endswith("KeyboardInterrupt") else reason
 
 
 def _known(final: Path, reqs: RequirementSet) -> Layer | None:
@@ -426,9 +433,8 @@ def _ensure(
     layer = _known(final, reqs)
     if layer is not None:
         return layer
-    root = final.parent
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / f".{final.name}.lock")):
+    root = private_dir(final.parent)
+    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
         layer = _known(final, reqs)  # another run may have built it meanwhile
         if layer is not None:
             return layer

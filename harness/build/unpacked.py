@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 from harness.build.wheels import ArtifactError
-from harness.host.fsutil import extract_once, remove_tree
+from harness.host.fsutil import drop_bytecode, extract_once, remove_tree
 
 
 class DamagedWheel(ArtifactError):
@@ -42,6 +42,7 @@ def unpacked(wheel: Path, cache_dir: Path) -> Path:
         return final
     if final.is_dir() or final.is_symlink():
         if matches(wheel, final):
+            drop_bytecode(final)  # an earlier run's bytecode is not the wheel's
             _UNPACKED_OK.add(str(final))
             return final
         remove_tree(final)  # damaged: unpacked again below

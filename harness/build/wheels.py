@@ -26,6 +26,7 @@ from harness.build import index
 from harness.build.interpreters import Interpreter
 from harness.build.pyproject import project_dependencies
 from harness.build.zipcheck import intact  # noqa: F401 (wheels.intact, for its callers)
+from harness.host import processes
 from harness.host.fsutil import private_dir, remove_tree, temp_dir
 from harness.model.errors import HarnessError
 
@@ -124,17 +125,11 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
     """
     tmp = temp_dir(out_dir, "wheel")
     try:
-        direct = subprocess.run(
-            [python, "-c", _DIRECT_BUILD, str(tmp)],
-            cwd=tree,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        direct = _run([python, "-c", _DIRECT_BUILD, str(tmp)], cwd=tree)
         built = _keep_wheel(direct, tmp, out_dir)
         if built is not None:
             return built
-        proc = subprocess.run(
+        proc = _run(
             [
                 python,
                 "-m",
@@ -149,9 +144,7 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
                 str(tmp),
                 str(tree),
             ],
-            capture_output=True,
-            text=True,
-            timeout=300,
+            cwd=tree,
         )
         built = _keep_wheel(proc, tmp, out_dir)
         if built is None:
@@ -234,7 +227,7 @@ def tree_wheel(tree: Path, out_dir: Path) -> Path | None:
     return make_wheel("gunicorn", version, files, out_dir, GUNICORN_ENTRY_POINTS, requires)
 
 
-def _why(*procs: subprocess.CompletedProcess) -> str:
+def _why(*procs: processes.Finished) -> str:
     """The most telling line of failed builds: an exception line beats pip's "hint"."""
     for proc in procs:
         lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
@@ -245,7 +238,16 @@ def _why(*procs: subprocess.CompletedProcess) -> str:
     return last[-1] if last else "no wheel produced"
 
 
-def _keep_wheel(proc: subprocess.CompletedProcess, tmp: Path, out_dir: Path) -> Path | None:
+def _run(argv: list[str], cwd: Path, timeout: float = 300) -> processes.Finished:
+    """A build as every program a run starts (processes.run_to_end: own session, token,
+    bounded output; Ctrl-C raises Cancelled); one that gave no answer is a failed build."""
+    try:
+        return processes.run_to_end(argv, timeout=timeout, cwd=cwd, what="the build")
+    except processes.Undecided as exc:
+        return processes.Finished(-1, "", str(exc))
+
+
+def _keep_wheel(proc: processes.Finished, tmp: Path, out_dir: Path) -> Path | None:
     """The wheel a successful build left in ``tmp``, moved into ``out_dir``; else None."""
     built = sorted(tmp.glob("*.whl"))
     if proc.returncode != 0 or not built:
@@ -429,9 +431,7 @@ def build_sdist_with(
         ]
         # --use-pep517 builds in isolation from the cached backend; pip < 19 lacks the flag.
         for extra in (["--use-pep517"], []):
-            proc = subprocess.run(
-                base + extra + [str(sdist)], capture_output=True, text=True, timeout=300
-            )
+            proc = _run(base + extra + [str(sdist)], cwd=tmp)
             built = _keep_wheel(proc, tmp, out_dir)
             if built is not None:
                 return built

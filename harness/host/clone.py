@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.host.fsutil import private_dir
 from harness.model.errors import HarnessError
-from harness.model.redact import redact_url
+from harness.model.redact import redact_url, without_userinfo
 from harness.model.verdict import last_line
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -164,6 +164,10 @@ def open_remote(url: str, cache_dir: Path) -> Path:
             if proc.returncode != 0:
                 raise SourceError(unreachable(url, proc.stderr))
             _refuse_incomplete(target, redact_url(url))  # never kept: refused every time
+            if without_userinfo(url) != url:  # no secret on disk: fetch gets the URL per call
+                run_git(
+                    ["--git-dir", str(target), "config", "remote.origin.url", without_userinfo(url)]
+                )
             try:
                 os.rename(target, final)
             except OSError:

@@ -16,7 +16,14 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.host.fsutil import atomic_write_text, private_dir
+from harness.host.fsutil import (
+    NotPrivate,
+    atomic_write_text,
+    check_private,
+    private_checked_dir,
+    run_temp_dir,
+)
+from harness.model.errors import HarnessError
 
 SHIM_MARK_ENV = "GUNICORN_BISECT_COMPAT_MARK"
 
@@ -86,16 +93,37 @@ def probe_host() -> CompatProbe:
     return CompatProbe(kernel, False, "accepted")
 
 
-def write_shim(directory: Path) -> Path:
-    """Write the sitecustomize shim into ``directory`` (put on the server's PYTHONPATH):
-    a private directory, and an atomic write only when it differs, because every server
-    starting meanwhile imports it."""
-    private_dir(directory)
+def write_shim(directory: Path | None = None) -> Path:
+    """Write the sitecustomize shim (put on every server's PYTHONPATH, run as us) into a
+    directory this run creates: ``compat-shim`` in the run's own 0700 TMPDIR unless
+    ``directory`` is given.  The directory is checked (ours, writable by nobody else:
+    another local user's ``compat-shim/`` with a planted ``random.py`` once ran in every
+    server), and the file written atomically.  Nothing of it outlives the run, so no
+    cached bytecode of it is ever trusted."""
+    if directory is None:
+        directory = run_temp_dir() / "compat-shim"
+    try:
+        private_checked_dir(directory)
+    except NotPrivate as exc:
+        raise HarnessError(f"compat shim: {exc}") from None
+    try:  # bytecode of it that servers wrote must be ours too
+        if (directory / "__pycache__").exists():
+            check_private(directory / "__pycache__")
+    except NotPrivate as exc:
+        raise HarnessError(f"compat shim: {exc}") from None
+    stray = [
+        p.name for p in directory.iterdir() if p.name not in ("sitecustomize.py", "__pycache__")
+    ]
+    if stray:
+        raise HarnessError(
+            f"compat shim: {directory} holds files the harness did not write: "
+            f"{', '.join(sorted(stray)[:3])}: refused"
+        )
     path = directory / "sitecustomize.py"
     try:
         current = path.read_text()
     except (OSError, ValueError):
         current = None
-    if current != SITECUSTOMIZE:
-        atomic_write_text(path, SITECUSTOMIZE, mode=0o644)
+    if current != SITECUSTOMIZE:  # servers starting meanwhile import it: only when it differs
+        atomic_write_text(path, SITECUSTOMIZE, mode=0o600)
     return directory

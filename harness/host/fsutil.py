@@ -47,6 +47,71 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def private_checked_dir(path: Path) -> Path:
+    """:func:`private_dir`, then :func:`check_private`: made here 0700, or found ours."""
+    return check_private(private_dir(path))
+
+
+class NotPrivate(Exception):
+    """A directory the harness would trust that someone else could change (one line)."""
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except (KeyError, ImportError):
+        return f"uid {uid}"
+
+
+def check_private(path: Path) -> Path:
+    """``path`` if it is a directory only this user can change: owned by us, writable by
+    nobody else.  Raises ``NotPrivate`` (one line) otherwise: what it holds would run as
+    us (the compat shim every server imports, environments, a record we append to)."""
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotPrivate(f"{path}: not a directory")
+    if st.st_uid != os.geteuid():
+        raise NotPrivate(f"{path}: owned by {_owner_name(st.st_uid)}, not by this user: refused")
+    if st.st_mode & 0o022:
+        raise NotPrivate(
+            f"{path}: writable by others (mode {stat.S_IMODE(st.st_mode):04o}): refused "
+            f"(chmod go-w {path})"
+        )
+    return path
+
+
+class NotReadable(Exception):
+    """A file the user named that cannot be read as one: the reason, as a phrase."""
+
+
+def read_regular(path: Path, cap: int) -> bytes:
+    """The contents of the regular file ``path``, at most ``cap`` bytes; else NotReadable
+    ("not a regular file": ``/dev/zero`` read 2.7 GB, a FIFO hung; "larger than ...")."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
+    except OSError as exc:
+        raise NotReadable(exc.strerror or str(exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotReadable("not a regular file")
+        chunks, size = [], 0
+        while size <= cap:
+            block = os.read(fd, min(1 << 20, cap + 1 - size))
+            if not block:
+                break
+            chunks.append(block)
+            size += len(block)
+        if size > cap:
+            raise NotReadable(f"larger than {cap >> 10} KiB")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise NotReadable(exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+
+
 def _lock(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -154,6 +219,32 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, onerror=retry)
     finally:
         release(path)
+
+
+def drop_bytecode(root: Path) -> None:
+    """Remove every ``__pycache__`` under ``root`` (a cached tree servers import from):
+    bytecode an earlier run left there (a truncated ``.pyc`` gave "EOFError: marshal data
+    too short" on every later run) is never trusted.  Servers keep theirs in the run's
+    own directory (``processes.child_env``: PYTHONPYCACHEPREFIX)."""
+    for top, dirs, _ in os.walk(root):
+        if "__pycache__" in dirs:
+            dirs.remove("__pycache__")
+            remove_tree(Path(top) / "__pycache__")
+
+
+def tree_digest(root: Path, manifest: str) -> str:
+    """Every file under ``root`` except ``manifest`` and bytecode, by path and content
+    (a symlink by where it points): scripts and ``.pth`` files included."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(root).as_posix()
+        if rel == manifest or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue
+        data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()
 
 
 def temp_dir(parent: Path, label: str) -> Path:

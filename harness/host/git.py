@@ -10,6 +10,7 @@ into a bare cache clone.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,7 @@ from harness.host.clone import (
 )
 from harness.host.fsutil import run_temp_dir
 from harness.model.commit_refs import declared_version, github_commit_url, parse_refs
+from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import CommitInfo
 
@@ -36,6 +38,15 @@ _RECORD = "%x1e"
 _LOG_FORMAT = _FIELD.join(["%H", "%h", "%P", "%s", "%an <%ae>", "%aI", "%b"]) + _RECORD
 
 __all__ = ["DEFAULT_REPO", "Repo", "SourceError"]
+
+
+_MISSING = re.compile(
+    r"(invalid object|cannot read '|unable to read|not a tree object|bad object|missing (blob|tree))[^\n]*"
+)
+
+
+class DamagedRepo(HarnessError):
+    """The history's clone lacks objects it names: no commit can be judged from it."""
 
 
 class Repo:
@@ -49,6 +60,7 @@ class Repo:
         #: True for our own cache clone, which may be fetched; False for the user's repo.
         self.managed = managed
         self._fetched = False
+        self._fetch_url = "origin"
 
     def __repr__(self) -> str:
         return f"Repo({self.spec!r}, git_dir={str(self.git_dir)!r})"
@@ -59,7 +71,9 @@ class Repo:
         """Open a local clone in place, or a remote URL through a cached bare clone."""
         if is_remote_spec(spec):
             shown = redact_url(spec)
-            return cls(open_remote(spec, Path(cache_dir)), shown, shown, managed=True)
+            repo = cls(open_remote(spec, Path(cache_dir)), shown, shown, managed=True)
+            repo._fetch_url = spec  # with its credentials, in memory only
+            return repo
         git_dir, remote = open_local(spec)
         return cls(git_dir, spec, remote, managed=False)
 
@@ -74,7 +88,9 @@ class Repo:
         """Run a git command on this repository; failures become one-line SourceErrors."""
         proc = run_git(["--git-dir", str(self.git_dir), *args], input=input, env=env)
         if proc.returncode != 0:
-            reason = stderr_line(proc.stderr.decode(errors="replace"))
+            said = proc.stderr.decode(errors="replace")
+            self._refuse_damaged(said)
+            reason = stderr_line(said)
             raise SourceError(f"{what or 'git ' + args[0]} failed in {self.spec}: {reason}")
         return proc.stdout
 
@@ -104,7 +120,7 @@ class Repo:
                 "fetch",
                 "--quiet",
                 "--prune",
-                "origin",
+                self._fetch_url,  # the URL itself: its credentials are never kept on disk
                 "+refs/tags/*:refs/tags/*",
                 "+refs/heads/*:refs/heads/*",
             ]
@@ -330,6 +346,16 @@ class Repo:
     def _empty_tree(self) -> str:
         return self._git("hash-object", "-t", "tree", "/dev/null").decode().strip()
 
+    def _refuse_damaged(self, said: str) -> None:
+        """A missing object is the clone's fault, not the commit's: one line for the run
+        (a clone missing blobs gave 33 "cannot export" rows and exit 0)."""
+        m = _MISSING.search(said)
+        if m:
+            raise DamagedRepo(
+                f"--repo {self.spec}: the clone is missing objects (git: {m.group(0).strip()}); "
+                "repair it (git fsck) or clone it again"
+            )
+
     def _archive(self, treeish: str, dest: Path, env: dict[str, str] | None) -> None:
         """Write the tree's files as its blobs hold them: read with ls-tree and cat-file,
         never ``git archive``, so no filter, attribute (export-subst, eol) or textconv of
@@ -371,6 +397,8 @@ class Repo:
         for sha in wanted:
             end = out.index(b"\n", pos)
             header = out[pos:end].split()
+            if len(header) == 2 and header[1] == b"missing":
+                self._refuse_damaged(f"missing blob {sha}")
             if len(header) != 3 or header[1] != b"blob":
                 raise SourceError(f"cannot read blob {sha[:12]} from {self.spec}")
             size = int(header[2])

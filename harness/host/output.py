@@ -9,10 +9,12 @@ into a regular file, and replacing a link would cut it.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
 
+from harness.host import report_fd
 from harness.model.errors import HarnessError
 
 
@@ -40,7 +42,9 @@ def check_output(path: Path) -> None:
     if _through(path) or path.exists():
         if not os.access(path, os.W_OK):
             raise OutputError(f"{where}: not writable")
-        return
+        if _through(path):
+            return
+    # a regular file is replaced through a temporary beside it: the directory must take one
     parent = path.parent
     if not parent.is_dir():
         raise OutputError(f"{where}: no such directory {parent}")
@@ -51,12 +55,50 @@ def check_output(path: Path) -> None:
         raise OutputError(f"{where}: not writable ({exc.strerror or exc})") from None
 
 
+_FD_ALIAS = re.compile(
+    r"/dev/(?P<std>stdout|stderr)|/dev/fd/(?P<fd>\d+)|/proc/self/fd/(?P<pfd>\d+)"
+)
+
+
+def _inherited_fd(path: Path) -> int | None:
+    """The descriptor ``path`` names when it is one of ours (``/dev/stdout``,
+    ``/dev/fd/N``): written as the shell opened it, so ``>> log`` stays append (opening
+    ``/proc/self/fd/1`` anew, with truncation, emptied the log)."""
+    m = _FD_ALIAS.fullmatch(str(path))
+    if m is None:
+        return None
+    fd = {"stdout": 1, "stderr": 2}[m["std"]] if m["std"] else int(m["fd"] or m["pfd"])
+    if fd == 1:
+        fd = report_fd.stdout_fd()  # the user's stdout, held aside during a run
+    try:
+        os.fstat(fd)
+    except OSError:
+        return None
+    return fd
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def write_output(path: Path, text: str) -> None:
     data = text.encode("utf-8")
     try:
+        fd = _inherited_fd(path)
+        if fd is not None:
+            _write_fd(fd, data)
+            return
         if _through(path):
-            with open(path, "wb") as fh:
-                fh.write(data)
+            regular = path.exists() and stat.S_ISREG(path.stat().st_mode)
+            # a device or a pipe is never truncated; a link to a regular file is its file
+            flags = os.O_WRONLY | (os.O_TRUNC if regular else 0)
+            out = os.open(path, flags | os.O_CLOEXEC)
+            try:
+                _write_fd(out, data)
+            finally:
+                os.close(out)
             return
         _replace(path, data)
     except OSError as exc:

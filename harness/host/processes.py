@@ -24,11 +24,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.host import procfs
+from harness.host import cancel, fsutil, procfs
 
 #: The environment variable that marks every process a run starts (server, proxy, --run).
 RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
@@ -71,6 +74,9 @@ def child_env(token: str, *, keep_python_settings: bool = False) -> dict[str, st
     else:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env[RUN_TOKEN_ENV] = token
+    # bytecode of this run only, never a cached tree's (Python 3.8+; older ones write
+    # beside the source, and the cache drops it before the next run: fsutil.drop_bytecode)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(fsutil.run_temp_dir() / "pycache"))
     return env
 
 
@@ -113,15 +119,56 @@ _lock = threading.Lock()
 # The reaper: workers forked by a server's arbiter do not inherit its parent-death
 # signal, and one that left the process group and ignores SIGTERM (stuck in a request)
 # would outlive a SIGKILLed harness.  This small process, in its own session, reads the
-# run tokens the harness registers; at EOF on its stdin (the harness is gone, however
-# it died) it SIGKILLs every process still carrying one of them, then exits.
+# run tokens (and launched pids) the harness registers, and every half second notes the
+# descendants of the launched processes (a daemon the app started with an empty
+# environment carries no token: it survived a SIGKILLed harness).  At EOF on its stdin
+# (the harness is gone, however it died) it SIGKILLs every process still carrying a
+# token, and every noted descendant still alive (same start time), then exits.
 _REAPER = """\
-import os, signal, sys, time
+import os, select, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-needles = [("=" + t.strip()).encode() for t in sys.stdin if t.strip()]
+needles, roots, noted, buf = [], {}, {}, b""
+
+def stat(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            f = fh.read().rsplit(b")", 1)[1].split()
+        return int(f[1]), f[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+def note():
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = stat(int(entry))
+            if st:
+                kids.setdefault(st[0], []).append((int(entry), st[1]))
+    todo = [r for r, start in roots.items() if (stat(r) or (0, None))[1] == start]
+    while todo:
+        for pid, start in kids.get(todo.pop(), ()):
+            if pid not in noted:
+                noted[pid] = start
+                todo.append(pid)
+
+while True:
+    if select.select([0], [], [], 0.5)[0]:
+        data = os.read(0, 4096)
+        if not data:
+            break
+        buf += data
+        *lines, buf = buf.split(b"\\n")
+        for line in lines:
+            parts = line.split()
+            if parts:
+                needles.append(b"=" + parts[0])
+                if len(parts) == 3:  # a launched pid and its start time: a reused pid is not it
+                    roots[int(parts[1])] = parts[2]
+    if roots:
+        note()
 for _ in range(50):
-    left = []
+    left = [p for p, start in noted.items() if stat(p) and stat(p)[1] == start]
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
@@ -144,8 +191,9 @@ for _ in range(50):
 _reaper: subprocess.Popen | None = None
 
 
-def _tell_reaper(token: str) -> None:
-    """Hand ``token`` to this process's reaper, started on first use."""
+def _tell_reaper(token: str, pid: int | None = None) -> None:
+    """Hand ``token`` (and the launched ``pid``, whose descendants it notes) to this
+    process's reaper, started on first use."""
     global _reaper
     if _reaper is None or _reaper.poll() is not None:
         env = {k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}
@@ -159,7 +207,8 @@ def _tell_reaper(token: str) -> None:
             cwd="/",
         )
     assert _reaper.stdin is not None
-    _reaper.stdin.write(f"{token}\n".encode())
+    start = procfs.start_time(pid) if pid else None
+    _reaper.stdin.write(f"{token} {pid} {start}\n".encode() if start else f"{token}\n".encode())
     _reaper.stdin.flush()
 
 
@@ -169,7 +218,7 @@ def register(proc: subprocess.Popen, token: str) -> None:
     with _lock:
         _live[proc.pid] = (proc, token)
         try:
-            _tell_reaper(token)
+            _tell_reaper(token, proc.pid)
         except OSError:
             pass  # no reaper: teardown and the parent-death signal still apply
 
@@ -244,3 +293,104 @@ def terminate_all() -> None:
         items = list(_live.values())
     for proc, token in items:
         terminate(proc, token)
+
+
+#: What a probe's output may bring back (each of stdout, stderr): its answer is a line.
+OUTPUT_CAP = 1 << 20
+
+
+class Undecided(Exception):
+    """A program run to learn a fact ended without its answer (a timeout, a signal, no
+    start): nothing about what it probed may be remembered from it."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A program that ran to its own end: its exit status and (capped) output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _read_capped(fh, cap: int) -> str:
+    fh.seek(0)
+    return fh.read(cap).decode("utf-8", errors="replace")
+
+
+def _wait_or_stop(proc: subprocess.Popen, deadline: float, before: int) -> str:
+    """ "" once ``proc`` exits by itself; else why it was stopped (its group killed)."""
+    while True:
+        try:
+            proc.wait(timeout=0.05)
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
+        why = ""
+        if cancel.received() != before:
+            why = "interrupted"
+        elif time.monotonic() > deadline:
+            why = "timeout"
+        if why:
+            _signal(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+            return why
+
+
+def run_to_end(
+    argv: list[str],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: str | Path = "/",
+    what: str = "probe",
+    cap: int = OUTPUT_CAP,
+) -> Finished:
+    """Run ``argv`` (an interpreter, import or boot probe, pip) to its own end: the one
+    way every probe runs, so that only a completed answer is ever cached.
+
+    It runs in its own session (a Ctrl-C to the harness's group does not reach it: the
+    harness decides) with a run token, dying with the harness; its output goes to files,
+    not pipes (a grandchild holding a pipe cannot hold the wait), read up to ``cap``.
+    Raises ``Cancelled`` when the run was interrupted meanwhile (the program killed),
+    ``Undecided`` when it timed out, was killed by a signal or did not start.
+    """
+    before = cancel.received()
+    token = f"probe-{uuid.uuid4().hex}"
+    env = dict(os.environ if env is None else env)
+    env[RUN_TOKEN_ENV] = token
+    program = os.path.abspath(argv[0]) if os.sep in argv[0] else argv[0]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(
+                dying_with_us([program, *argv[1:]]) if os.sep in program else argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise Undecided(f"{what} did not start: {exc}") from None
+        register(proc, token)
+        try:
+            why = _wait_or_stop(proc, time.monotonic() + timeout, before)
+        finally:
+            try:  # what it left behind in its session goes with it
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            with _lock:
+                _live.pop(proc.pid, None)
+        if why == "interrupted" or cancel.received() != before:
+            raise cancel.Cancelled
+        if why == "timeout":
+            raise Undecided(f"{what} did not finish within {timeout:g} s")
+        if proc.returncode < 0:
+            raise Undecided(f"{what} was killed by {signal_name(-proc.returncode)}")
+        return Finished(proc.returncode, _read_capped(out, cap), _read_capped(err, cap))

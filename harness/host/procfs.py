@@ -74,6 +74,16 @@ def _stat(pid: int) -> tuple[str, int]:
     return fields[0], int(fields[1])
 
 
+def start_time(pid: int) -> str | None:
+    """``pid``'s start time (clock ticks since boot, field 22 of its stat), which tells it
+    from a later process given the same pid; None if it is gone."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+        return text[text.rindex(")") + 2 :].split()[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def state(pid: int) -> str:
     """R, S, Z, ... of ``pid``; raises ``ProcessGone`` if it is not there."""
     return _stat(pid)[0]

@@ -14,16 +14,17 @@ action: ``with Wrk(url) as w: action(); summary = w.stop()``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.host.processes import dying_with_us
+from harness.host import processes
 from harness.model.errors import HarnessError
 
 #: The seed report's shape.
@@ -148,6 +149,9 @@ def parse(stdout: str, command: str) -> WrkSummary:
     )
 
 
+OUTPUT_CAP = 1 << 20  # wrk's summary is a few KiB
+
+
 class Wrk:
     """One wrk process: ``run()`` to the end, or ``start()`` ... ``stop()`` around an action."""
 
@@ -193,33 +197,45 @@ class Wrk:
         return " ".join(["wrk", *self.argv[1:6], self.url])
 
     def start(self) -> Wrk:
+        """wrk started as every process of a run is (processes.launch): its own session,
+        the run token, dying with the harness, its output in a file (no pipe a forked
+        child could hold open past the deadline)."""
         (Path(self._dir.name) / "done.lua").write_text(_DONE)
-        env = {**os.environ, **(self._env or {})}
-        self._proc = subprocess.Popen(
-            dying_with_us(self.argv),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
+        self._token = f"wrk-{uuid.uuid4().hex}"
+        env = {**processes.child_env(self._token), **(self._env or {})}
+        self._out = Path(self._dir.name) / "out"
+        try:
+            self._proc = processes.launch(
+                self.argv, cwd=Path(self._dir.name), env=env, output=self._out
+            )
+        except OSError as exc:
+            raise WrkError(f"{self._exe} cannot start: {exc}") from None
+        self._deadline = time.monotonic() + self.duration + self.timeout + 10
         return self
 
     def stop(self, early: bool = True) -> WrkSummary:
-        """Stop wrk (SIGINT when ``early``, else wait for its duration) and read its summary."""
+        """Stop wrk (SIGINT when ``early``, else wait for its duration) and read its summary;
+        whatever it started goes with it, by the deadline at the latest."""
         if self._summary is not None:
             return self._summary
         assert self._proc is not None, "start() first"
         if early and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGINT)
         try:
-            out, _ = self._proc.communicate(timeout=self.duration + self.timeout + 10)
+            self._proc.wait(timeout=max(0.1, self._deadline - time.monotonic()))
+            finished = True
         except subprocess.TimeoutExpired:
-            self._proc.kill()
-            out, _ = self._proc.communicate()
-            raise WrkError(f"wrk did not finish within its bounds: {self.command}") from None
+            finished = False
+        processes.terminate(self._proc, self._token)  # its tree, group and token: reaped
+        try:
+            with open(self._out, "rb") as fh:
+                out = fh.read(OUTPUT_CAP).decode("utf-8", errors="replace")
+        except OSError:
+            out = ""
         finally:
             self._dir.cleanup()
+        if not finished:
+            raise WrkError(f"wrk did not finish within its bounds: {self.command}")
         self._summary = parse(out, self.command)
         return self._summary
 

@@ -20,10 +20,12 @@ R = TypeVar("R")
 TICK = 0.1
 
 
-def result(fut: Future[R]) -> R:
-    """``fut.result()``, waking every ``TICK`` so that a pending signal is handled."""
+def result(fut: Future[R], cancel: Cancel | None = None) -> R:
+    """``fut.result()``, waking every ``TICK``: a pending signal is handled, and a
+    cancelled run raises ``Cancelled`` here, from the main loop, holding no lock."""
     while not wait([fut], timeout=TICK).done:
-        pass
+        if cancel is not None:
+            cancel.check()
     return fut.result()
 
 
@@ -39,7 +41,7 @@ class Budget:
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Results in the order of ``items``."""
         futures = [self._pool.submit(fn, item) for item in items]
-        return [result(f) for f in futures]
+        return [result(f, self.cancel) for f in futures]
 
     def unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[int, R]]:
         """(index, result) as each one ends."""
@@ -47,6 +49,8 @@ class Budget:
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=TICK, return_when=FIRST_COMPLETED)
+            if not done:
+                self.cancel.check()
             for fut in sorted(done, key=futures.__getitem__):
                 yield futures[fut], fut.result()
 

@@ -52,7 +52,7 @@ def bisect_commits(
         for job in work
     ]
     try:
-        done = [result(f) for f in futures]  # in slices: see budget.TICK
+        done = [result(f, budget.cancel) for f in futures]  # in slices: see budget.TICK
     except BaseException:
         budget.abandon()
         drivers.shutdown(wait=False, cancel_futures=True)

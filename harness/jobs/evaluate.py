@@ -192,7 +192,9 @@ class Runner:
         return Row(
             target=target.label,
             verdict=out.verdict,
-            detail=printable(out.detail) + (COMPAT_NOTE if compat else ""),
+            detail=printable(out.detail)
+            + (COMPAT_NOTE if compat else "")
+            + ("" if env.artifact.verified else UNVERIFIED_NOTE),
             python=env.interpreter.version,
             kind=target.kind,
             sha=target.sha,
@@ -206,6 +208,10 @@ class Runner:
             env_seconds=env_seconds,
             boot_seconds=boot,
         )
+
+
+#: a gunicorn the index listed without a sha256: hashed at first download and pinned
+UNVERIFIED_NOTE = " (unverified by the index: no sha256 listed; pinned at its first download)"
 
 
 def _add_facts(facts: dict, new: dict) -> None:

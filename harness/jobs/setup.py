@@ -162,7 +162,7 @@ def open_run(
     found = interpreters.discover(cache)
     override = interpreters.select(python, found) if python else None
     use_compat = probe.reuseport_unix_rejected and not no_compat
-    compat_dir = compat.write_shim(cache / "compat-shim") if use_compat else None
+    compat_dir = compat.write_shim() if use_compat else None  # in the run's own TMPDIR
     cancel = Cancel()
     runners = {
         column_label(sc.options.worker_class, sc.options.bind): Runner(

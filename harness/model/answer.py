@@ -53,4 +53,7 @@ def answer(report: Report) -> Answer:
     if not report.conclusive():
         what = "every row is an error" if report.table.cells else "no row"
         return Answer("inconclusive", f"inconclusive: no release could be tested ({what})")
+    unsettled = [f for f in report.findings if f.status == "uncertain"]
+    if unsettled:  # --confidence: a search that did not reach its level is no answer yet
+        return Answer("inconclusive", f"inconclusive: {unsettled[0].reason}")
     return Answer("conclusive", "")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-# scheme://userinfo@host... ; userinfo has no '/', '?', '#' or '@' of its own
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@ \t\r\n]+)@")
+# scheme://userinfo@host... ; the userinfo ends at the LAST '@' before the path (urllib and
+# pip split there: a password may hold '@'), and has no '/', '?', '#' or blank
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?# \t\r\n]+)@")
 
 REDACTED = "***"
 
@@ -15,6 +16,12 @@ REDACTED = "***"
 def redact_url(text: str) -> str:
     """Any ``scheme://user[:password]@`` inside ``text`` with the userinfo hidden."""
     return _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+
+
+def without_userinfo(text: str) -> str:
+    """``text`` with every URL's ``user[:password]@`` removed (what may be kept on disk:
+    the credentials are passed per call instead)."""
+    return _USERINFO.sub(lambda m: m["scheme"], text)
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:

@@ -105,6 +105,11 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
     return out + ["### Which deployments are affected", ""] + _affected_deployments(rep) + [""]
 
 
+def _cell(text: str) -> str:
+    """Evidence as one github table cell: one line (``fit.table`` escapes its ``|``)."""
+    return " ".join(text.split("\n"))
+
+
 def _plain(rep: Report) -> list[str]:
     rows = [r for r, _ in rep.table.rows()]
     # where the scenario reports them: the worker that ran, the trigger, the compat shim
@@ -119,7 +124,7 @@ def _plain(rep: Report) -> list[str]:
         )
         + [
             f"**{verdict_name(r.verdict, rep).upper()}**" + (f" {COMPAT_MARK}" if r.compat else ""),
-            bare(r.detail),
+            _cell(bare(r.detail)),
         ]
         for r in rows
     ]

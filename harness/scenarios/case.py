@@ -31,6 +31,7 @@ import ast
 import importlib.util
 import inspect
 import itertools
+import re
 import subprocess
 import sys
 import tempfile
@@ -155,7 +156,7 @@ def from_module(module: Any, path: Path, name: str = "file", builtin: bool = Fal
         bind=bind,
         timeout=_number(path, "TIMEOUT", getattr(module, "TIMEOUT", None)),
         tracker=_tracker(path, getattr(module, "TRACKER", None)),
-        osv_id=_text(path, "ID", getattr(module, "ID", "")),
+        osv_id=_osv_id(path, _text(path, "ID", getattr(module, "ID", ""))),
         cannot=_cannot(path, getattr(module, "CANNOT", {}), getattr(module, "HONOURS", ())),
         builtin=builtin,
         hooks={k: getattr(module, k) for k in HOOKS if hasattr(module, k)},
@@ -203,6 +204,15 @@ def _tracker(path: Path, value: Any) -> int | None:
 def _text(path: Path, name: str, value: Any) -> str:
     if not isinstance(value, str):
         _unusable(path, f"{name} must be a string, not {value!r}")
+    return value
+
+
+def _osv_id(path: Path, value: str) -> str:
+    """An OSV id is one printable token (``GHSA-xxxx``, ``PYSEC-2024-1``): no newline."""
+    if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", value):
+        _unusable(
+            path, f"ID must be one word of letters, digits and .-_: (an OSV id), not {value!r}"
+        )
     return value
 
 
@@ -375,7 +385,7 @@ def bottle_for(interp: Interpreter, cache_dir: Path) -> Extra:
     wheel_dir = cache_dir / "wheels"
     if interp.version_tuple < (3, 10):
         pattern = f"bottle-{BOTTLE_AS_REPORTED}-*.whl"
-        with FileLock(str(cache_dir / ".bottle.lock")):
+        with FileLock(str(cache_dir / ".bottle.lock"), mode=0o600):
             built = [w for w in sorted(wheel_dir.glob(pattern)) if wheels.intact(w)]
             if built:
                 return Extra("bottle", BOTTLE_AS_REPORTED, built[0])

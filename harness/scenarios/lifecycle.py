@@ -53,6 +53,7 @@ from harness.scenarios.fixture import RunOver, ServerFixture, server_traceback
 from harness.scenarios.server import PLAIN_APP, BootError, Server, ServerSpec
 
 VERDICTS = {"pass": Verdict.PASS, "fail": Verdict.FAIL, "error": Verdict.ERROR}
+EVIDENCE_CAP = 8192  # characters of a case's evidence a row keeps
 #: At most this long to boot, and never more than half of the run's limit.
 BOOT_LIMIT = 10.0
 #: A proxy in front answers a dead upstream within this (shorter than a probe's wait).
@@ -150,7 +151,9 @@ def verdict_of(value: Any, function: str, tb: str = "") -> Decision:
         and value[0].lower() in VERDICTS
         and isinstance(value[1], str)
     ):
-        evidence = "; ".join(ln.strip() for ln in value[1].splitlines() if ln.strip())
+        said, more = value[1][:EVIDENCE_CAP], len(value[1]) - EVIDENCE_CAP  # bounded row
+        evidence = "; ".join(ln.strip() for ln in said.splitlines() if ln.strip())
+        evidence += f" ... ({more} more characters not kept)" if more > 0 else ""
         return Decision(VERDICTS[value[0].lower()], evidence or "(no evidence given)", tb)
     shown = repr(value)
     if len(shown) > 80:
