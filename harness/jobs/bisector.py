@@ -207,11 +207,16 @@ def given_picks(
 
 def tags_agree(history: History, finding: Finding, commits: dict[str, str]) -> bool:
     """Each release's tag names a commit that declares that release's version; else the
-    finding says which does not (a moved or rewritten tag) and nothing is bisected."""
+    finding says which does not (a moved or rewritten tag) and nothing is bisected.  A
+    git ref's row ("REF (SHA)") is its commit by definition: nothing to compare."""
     for version, sha in commits.items():
+        try:
+            wanted = Version(version)
+        except InvalidVersion:
+            continue  # a git ref the user named, not a release the tag stands for
         declared = history.version_at(sha)
         try:
-            same = declared is None or Version(declared) == Version(version)
+            same = declared is None or Version(declared) == wanted
         except InvalidVersion:
             same = declared == version
         if not same:
