@@ -27,6 +27,43 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# ---------------------------------------------------------------------------
+# Test tiers, by cost: every test has exactly one.
+#   pure   no process, no socket: the model, rendering, parsing (seconds in all)
+#   local  this machine's processes and sockets: git, h2o/nginx, small HTTP servers,
+#          the CLI up to the point where it would build an environment -- no gunicorn
+#   real   real virtualenvs and gunicorn processes
+# A file states its tier in one line at the top (``pytestmark = pytest.mark.local``); a
+# test that costs otherwise carries its own mark, which replaces the file's.  A test
+# without a tier, or with two of its own, stops the collection (and ``--strict-markers``
+# refuses a misspelt one).  ``python -m pytest -m "not real"`` is the fast command.
+# ---------------------------------------------------------------------------
+TIERS = ("pure", "local", "real")
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The tier of a test: its own mark, else its class's, else its file's."""
+    for node in reversed(item.listchain()):
+        own = {m.name for m in node.own_markers if m.name in TIERS}
+        if len(own) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: two tiers ({', '.join(sorted(own))})")
+        if own:
+            return own.pop()
+    raise pytest.UsageError(
+        f"{item.nodeid} has no tier: give its file a line "
+        f"`pytestmark = pytest.mark.pure` (or local, real) -- see tests/conftest.py"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tiers = {item: tier_of(item) for item in items}
+    for item, tier in tiers.items():
+        for node in item.listchain():
+            node.own_markers[:] = [m for m in node.own_markers if m.name not in TIERS]
+        item.add_marker(tier)
+
+
 @pytest.fixture(scope="session")
 def gunicorn_history(tmp_path_factory: pytest.TempPathFactory) -> History:
     """The planted history (read-only: clone it before changing anything)."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.pure
+
 ROOT = Path(__file__).resolve().parent.parent / "harness"
 RANK = {
     "model": 0,  # pure: verdicts, search, plan, confidence, table, targets, errors

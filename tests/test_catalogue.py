@@ -27,10 +27,13 @@ from harness.scenarios import life
 from harness.scenarios.user import load
 from tests.conftest import run_json
 
+pytestmark = pytest.mark.pure
+
 CASES = [keepalive_slow, reload_broken_app, reload_drops, reload_leak, respawn]
 
 
 # -- every case is a usable scenario file --------------------------------------------------------
+@pytest.mark.local
 @pytest.mark.parametrize("case", CASES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_each_case_loads_as_a_scenario_file_with_its_issue_in_the_description(case):
     loaded = load(Path(case.__file__))
@@ -150,6 +153,7 @@ def test_respawn_rules():
 
 
 # -- life: /proc and raw HTTP on real processes and sockets --------------------------------------------
+@pytest.mark.local
 def test_counts_sees_threads_children_and_an_unreaped_zombie():
     mine = life.counts(os.getpid())
     assert mine is not None and mine.fds > 0 and mine.threads >= 1

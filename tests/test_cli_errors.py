@@ -19,6 +19,8 @@ import pytest
 
 from harness.build import index, interpreters
 
+pytestmark = pytest.mark.local
+
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE_INDEX = "http://127.0.0.1:9/pypi"
 

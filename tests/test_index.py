@@ -25,6 +25,8 @@ from harness.build import index, pipconfig
 from harness.build.simple_api import JSON_TYPE, Link, parse_html, parse_json, release_of
 from tests.conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.pure
+
 # ---------------------------------------------------------------------------
 # Pure parts: the HTML/JSON project pages and pip's configuration
 # ---------------------------------------------------------------------------
@@ -425,6 +427,7 @@ def test_a_file_whose_hash_differs_is_one_line_and_never_kept(dist_files, serve,
     assert not [p for p in (cache / "wheels").rglob("*") if p.is_file()]
 
 
+@pytest.mark.local
 def test_a_cached_file_that_is_not_the_indexes_is_fetched_again(dist_files, serve, tmp_path):
     local = serve(lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]}))
     proj = index.project("gunicorn", tmp_path / "cache", local.url)
@@ -436,6 +439,7 @@ def test_a_cached_file_that_is_not_the_indexes_is_fetched_again(dist_files, serv
     assert f"/files/{f.filename}" in [p for p, _, _ in local.requests]
 
 
+@pytest.mark.local
 def test_two_indexes_never_share_a_cached_page(dist_files, serve, tmp_path):
     older = serve(lay_out(tmp_path / "a", {"gunicorn": dist_files["gunicorn"][:1]}))
     newer = serve(lay_out(tmp_path / "b", {"gunicorn": dist_files["gunicorn"][1:]}))
@@ -445,6 +449,7 @@ def test_two_indexes_never_share_a_cached_page(dist_files, serve, tmp_path):
     assert len(list((cache / "index").iterdir())) == 2
 
 
+@pytest.mark.local
 def test_a_missing_project_and_a_missing_local_index_are_one_line(serve, tmp_path, dist_files):
     local = serve(lay_out(tmp_path / "idx", {"bottle": dist_files["bottle"][:1]}))
     env = _isolated_env()
@@ -472,6 +477,7 @@ def test_a_missing_project_and_a_missing_local_index_are_one_line(serve, tmp_pat
     )
 
 
+@pytest.mark.local
 def test_a_stale_copy_is_used_when_the_index_is_gone(serve, tmp_path, dist_files):
     """A later process, the index down and the cached page two days old: the page is used."""
     local = serve(lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]}))
@@ -497,6 +503,7 @@ def test_a_stale_copy_is_used_when_the_index_is_gone(serve, tmp_path, dist_files
     assert "IndexUnavailable: package index unreachable" in proc.stderr
 
 
+@pytest.mark.local
 def test_credentials_in_the_index_url_go_to_that_host_only_and_are_never_printed(
     serve, tmp_path, dist_files
 ):

@@ -17,6 +17,8 @@ from harness.build import index, wheels
 from tests.conftest import ROOT
 from tests.test_index import _write, dist_files, lay_out, serve
 
+pytestmark = pytest.mark.local
+
 WHEEL = "gunicorn-19.6.0-py2.py3-none-any.whl"
 
 

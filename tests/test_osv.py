@@ -24,6 +24,8 @@ from harness.model.results import CommitInfo, Finding, Row
 from harness.model.verdict import Verdict
 from harness.report.osv import Advisory, local_id, to_osv
 
+pytestmark = pytest.mark.local
+
 jsonschema = pytest.importorskip("jsonschema")
 
 OSV_WHEEL = "osv-0.0.22-py3-none-any.whl"

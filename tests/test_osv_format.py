@@ -19,6 +19,8 @@ from tests import test_osv
 from tests.conftest import run_cli
 from tests.test_osv import FINDINGS, ROWS, check
 
+pytestmark = pytest.mark.local
+
 schema = test_osv.schema  # the official schema, fetched once (a fixture)
 
 DATA = Path(__file__).parent / "data"

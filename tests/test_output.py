@@ -11,6 +11,8 @@ import pytest
 
 from harness.host.output import OutputError, check_output, write_output
 
+pytestmark = pytest.mark.pure
+
 
 def test_a_new_file_is_written_with_the_umask_mode(tmp_path: Path) -> None:
     out = tmp_path / "report.md"

@@ -28,6 +28,8 @@ from tests.conftest import run_json
 from tests.fakes import Lab, linear_history, report_for
 from tests.test_search import git
 
+pytestmark = pytest.mark.pure
+
 ALREADY_HANDLED = "ImportError: cannot import name 'ALREADY_HANDLED' from 'eventlet.wsgi'"
 MIRROR = Path("/work/.mirror/benoitc+gunicorn/repo")
 FIX = "6a8ebb48"  # gunicorn PR #2581: the eventlet worker without ALREADY_HANDLED
@@ -57,6 +59,7 @@ def test_decisive_keeps_every_line_that_names_no_file(line: str) -> None:
     assert decisive(line) == line.strip()
 
 
+@pytest.mark.local
 def test_boots_is_a_built_in() -> None:
     assert "boots" in dict(registry.listing())
     about = registry.create("boots", Options(worker_class="eventlet")).about()

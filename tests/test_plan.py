@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from hypothesis import given
 
 from harness.model.plan import Plan, Probe, plan
 from harness.model.search import Outcome, ancestors
 from tests.test_search import FAST, linear, planted, scenarios
+
+pytestmark = pytest.mark.pure
 
 Oracle = Callable[[Probe], Outcome]
 

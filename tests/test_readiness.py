@@ -12,6 +12,8 @@ from harness.scenarios.base import Options
 from harness.scenarios.server import served
 from tests.test_user_scenario import check
 
+pytestmark = pytest.mark.pure
+
 
 @pytest.mark.parametrize("result", ["ok", "HTTP 404", "HTTP 500", "HTTP 302", "404", "200"])
 def test_any_http_status_is_an_answer(result):

@@ -13,6 +13,8 @@ from harness.scenarios.user import UserScenario
 from harness.scenarios.user_file import load
 from tests.conftest import run_cli, run_json
 
+pytestmark = pytest.mark.local
+
 DATA = Path(__file__).parent / "data"
 TRACKERS = {
     "reload-leak": 3648,

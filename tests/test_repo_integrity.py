@@ -12,6 +12,8 @@ from harness.host.git import Repo, SourceError
 from tests.history import History
 from tests.test_source import git
 
+pytestmark = pytest.mark.local
+
 
 def test_a_shallow_clone_by_file_url_is_refused(gunicorn_history: History, tmp_path: Path):
     shallow = tmp_path / "shallow"

@@ -23,6 +23,8 @@ from harness.scenarios.base import Options, ScenarioError
 from harness.scenarios.command import CommandScenario, Observation, decide, output_tail
 from tests.conftest import ROOT, alive, run_cli, run_json
 
+pytestmark = pytest.mark.pure
+
 EXAMPLE = "./examples/check_socket_survives.sh"
 
 
@@ -101,6 +103,7 @@ def test_a_script_that_cannot_run_is_a_usage_error(tmp_path: Path, command, phra
 
 
 # -- usage errors through the CLI --------------------------------------------------------
+@pytest.mark.local
 @pytest.mark.parametrize(
     "args, phrase",
     [

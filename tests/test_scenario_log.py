@@ -1,5 +1,7 @@
 """Reading gunicorn's log: the worker traceback, the boot error, the effective settings."""
 
+import pytest
+
 from harness.scenarios.gunicorn_log import (
     TAIL_CHARS,
     Log,
@@ -7,6 +9,8 @@ from harness.scenarios.gunicorn_log import (
     effective_setting,
     last_traceback,
 )
+
+pytestmark = pytest.mark.pure
 
 WORKER_CRASH = """\
 [2017-02-18 01:26:57 +0900] [56927] [INFO] Autorestarting worker after current request.

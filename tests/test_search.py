@@ -25,6 +25,8 @@ from harness.model.search import (
     next_testable_after,
 )
 
+pytestmark = pytest.mark.pure
+
 Graph = dict[str, list[str]]
 
 # -- helpers ---------------------------------------------------------------------
@@ -493,6 +495,7 @@ def git_first_bad(repo: Path, old: str, new: str, first_new: str, first_parent: 
     return bad
 
 
+@pytest.mark.local
 @pytest.mark.skipif(GIT is None, reason="git not installed")
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_same_first_bad_commit_as_git_bisect(tmp_path: Path, seed: int) -> None:

@@ -15,6 +15,8 @@ from harness.model.commit_refs import github_commit_url, parse_refs
 from harness.model.results import CommitInfo
 from tests.history import History
 
+pytestmark = pytest.mark.local
+
 GITHUB = "https://github.com/benoitc/gunicorn.git"
 
 

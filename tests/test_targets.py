@@ -11,6 +11,8 @@ import pytest
 
 from harness.model.targets import Spec, TargetError, looks_like_version, nearest, parse, resolve
 
+pytestmark = pytest.mark.pure
+
 INDEX = [
     "0.17.4",
     "17.5",

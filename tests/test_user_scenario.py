@@ -14,6 +14,8 @@ from harness.model.verdict import Verdict
 from harness.scenarios.user import Observation, decide
 from tests.conftest import ROOT, gunicorn_pids, run_cli, run_json
 
+pytestmark = pytest.mark.local
+
 EXAMPLE = ROOT / "examples" / "issue_1298.py"
 
 
