@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.history import History, HistoryError, build_history
+from tests.local_index import dist_files, serve  # noqa: F401 - fixtures, for every test file
 
 # The interrupt tests send SIGINT as a terminal's Ctrl-C does.  A suite started in the
 # background of a non-interactive shell (or under nohup) inherits SIGINT ignored, and so
