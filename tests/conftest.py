@@ -19,6 +19,7 @@ import pytest
 
 from tests.history import History, HistoryError, build_history
 from tests.local_index import dist_files, serve  # noqa: F401 - fixtures, for every test file
+from tests.osv_records import schema  # noqa: F401 - a fixture, for every test file
 
 # The interrupt tests send SIGINT as a terminal's Ctrl-C does.  A suite started in the
 # background of a non-interactive shell (or under nohup) inherits SIGINT ignored, and so
