@@ -1,12 +1,9 @@
-"""Shared pytest fixtures.  Engineers: append your own clearly separated block."""
+"""Shared fixtures and helpers: test files import from here or from a helper module
+(tests/fakes.py, history.py, graphs.py, local_http.py, local_index.py, osv_records.py),
+never from another test file.  The tiers (pure / local / real) are in tests/tiers.py."""
 
 from __future__ import annotations
 
-# ---------------------------------------------------------------------------
-# Planted Gunicorn-like git history (tests/history.py), built once per session.
-# Sdists are cached in $GUNICORN_BISECT_TEST_CACHE when set, so repeated runs
-# (and offline runs after one online run) do not download again.
-# ---------------------------------------------------------------------------
 import json
 import os
 import signal
@@ -20,6 +17,13 @@ import pytest
 from tests.history import History, HistoryError, build_history
 from tests.local_index import dist_files, serve  # noqa: F401 - fixtures, for every test file
 from tests.osv_records import schema  # noqa: F401 - a fixture, for every test file
+from tests.tiers import (  # noqa: F401 - the tiers' hooks and their fixture
+    _no_gunicorn_outside_real,
+    pytest_collection_finish,
+    pytest_collection_modifyitems,
+    pytest_runtest_protocol,
+    pytest_sessionfinish,
+)
 
 # The interrupt tests send SIGINT as a terminal's Ctrl-C does.  A suite started in the
 # background of a non-interactive shell (or under nohup) inherits SIGINT ignored, and so
@@ -30,42 +34,10 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 
 # ---------------------------------------------------------------------------
-# Test tiers, by cost: every test has exactly one.
-#   pure   no process, no socket: the model, rendering, parsing (seconds in all)
-#   local  this machine's processes and sockets: git, h2o/nginx, small HTTP servers,
-#          the CLI up to the point where it would build an environment -- no gunicorn
-#   real   real virtualenvs and gunicorn processes
-# A file states its tier in one line at the top (``pytestmark = pytest.mark.local``); a
-# test that costs otherwise carries its own mark, which replaces the file's.  A test
-# without a tier, or with two of its own, stops the collection (and ``--strict-markers``
-# refuses a misspelt one).  ``python -m pytest -m "not real"`` is the fast command.
+# Planted Gunicorn-like git history (tests/history.py), built once per session.
+# Sdists are cached in $GUNICORN_BISECT_TEST_CACHE when set, so repeated runs
+# (and offline runs after one online run) do not download again.
 # ---------------------------------------------------------------------------
-TIERS = ("pure", "local", "real")
-
-
-def tier_of(item: pytest.Item) -> str:
-    """The tier of a test: its own mark, else its class's, else its file's."""
-    for node in reversed(item.listchain()):
-        own = {m.name for m in node.own_markers if m.name in TIERS}
-        if len(own) > 1:
-            raise pytest.UsageError(f"{item.nodeid}: two tiers ({', '.join(sorted(own))})")
-        if own:
-            return own.pop()
-    raise pytest.UsageError(
-        f"{item.nodeid} has no tier: give its file a line "
-        f"`pytestmark = pytest.mark.pure` (or local, real) -- see tests/conftest.py"
-    )
-
-
-@pytest.hookimpl(tryfirst=True)  # before -m selects on the marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tiers = {item: tier_of(item) for item in items}
-    for item, tier in tiers.items():
-        for node in item.listchain():
-            node.own_markers[:] = [m for m in node.own_markers if m.name not in TIERS]
-        item.add_marker(tier)
-
-
 @pytest.fixture(scope="session")
 def gunicorn_history(tmp_path_factory: pytest.TempPathFactory) -> History:
     """The planted history (read-only: clone it before changing anything)."""
@@ -119,6 +91,42 @@ def run_json(*args: str, cache_dir: Path, results_dir: Path, status: int = 0, **
     )
     assert proc.returncode == status, proc.stderr
     return json.loads(proc.stdout)
+
+
+def check_with_scenario(target: str, scenario: Path, cache_dir: Path, tmp_path: Path, *extra: str):
+    """``--check TARGET --scenario FILE``; a run that does not end within 120 s fails."""
+    return run_cli(
+        "--check",
+        target,
+        "--scenario",
+        str(scenario),
+        "--cache-dir",
+        str(cache_dir),
+        "--results-dir",
+        str(tmp_path / "results"),
+        *extra,
+        timeout=120,
+    )
+
+
+def git(repo: Path, *args: str) -> str:
+    """``git -C REPO ARGS`` in a test-owned repository (never the project's), with a fixed
+    identity and date and no system or user configuration; its output, stripped."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_AUTHOR_DATE": "2020-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2020-01-01T00:00:00Z",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(repo),
+    }
+    out = subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
 
 
 def alive(pid: int) -> bool:

@@ -24,9 +24,8 @@ from harness.request import UsageError, parse
 from harness.scenarios import registry
 from harness.scenarios.base import Options
 from harness.scenarios.boots import Observation, decide, decisive
-from tests.conftest import run_json
+from tests.conftest import git, run_json
 from tests.fakes import Lab, linear_history, report_for
-from tests.test_search import git
 
 pytestmark = pytest.mark.pure
 

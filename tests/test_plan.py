@@ -9,7 +9,7 @@ from hypothesis import given
 
 from harness.model.plan import Plan, Probe, plan
 from harness.model.search import Outcome, ancestors
-from tests.test_search import FAST, linear, planted, scenarios
+from tests.graphs import FAST, linear, planted, scenarios
 
 pytestmark = pytest.mark.pure
 

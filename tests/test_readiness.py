@@ -10,7 +10,7 @@ import pytest
 from harness.scenarios import registry
 from harness.scenarios.base import Options
 from harness.scenarios.server import served
-from tests.test_user_scenario import check
+from tests.conftest import check_with_scenario
 
 pytestmark = pytest.mark.pure
 
@@ -61,7 +61,7 @@ def test_an_app_without_a_root_route_boots_and_is_judged(cache_dir, tmp_path, no
     """A 404 on / is an answer: the server is up, and check() sees both statuses."""
     scenario = tmp_path / "no_root.py"
     scenario.write_text(textwrap.dedent(NO_ROOT))
-    proc = check("19.5.0", scenario, cache_dir, tmp_path)
+    proc = check_with_scenario("19.5.0", scenario, cache_dir, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "not listening" not in proc.stdout
     assert "19.5.0: pass" in proc.stdout

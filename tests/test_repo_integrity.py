@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.host.git import Repo, SourceError
+from tests.conftest import git
 from tests.history import History
-from tests.test_source import git
 
 pytestmark = pytest.mark.local
 

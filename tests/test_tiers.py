@@ -1,0 +1,125 @@
+"""The test tiers (tests/tiers.py) hold: every test file declares one, a test has exactly
+one, a pure test cannot start a process or open a socket, and a gunicorn started outside
+the real tier is seen."""
+
+from __future__ import annotations
+
+import ast
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.tiers import SESSION_ENV, TIERS, gunicorns, is_gunicorn, tier_of
+
+pytestmark = pytest.mark.pure
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _declared_tiers(path: Path) -> list[str]:
+    """The tier marks of a file's module-level ``pytestmark`` (a mark or a list of marks)."""
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets
+        ):
+            for sub in ast.walk(node.value):
+                if isinstance(sub, ast.Attribute) and sub.attr in TIERS:
+                    found.append(sub.attr)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.glob("test_*.py")), ids=lambda p: p.name)
+def test_every_test_file_declares_one_tier(path: Path):
+    assert len(set(_declared_tiers(path))) == 1, (
+        f"{path.name}: one line `pytestmark = pytest.mark.pure` (or local, real) under its imports"
+    )
+
+
+def test_no_test_file_imports_another():
+    """Shared helpers live in conftest.py or a helper module, not in a test file."""
+    wrong = []
+    for path in TESTS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            wrong += [f"{path.name}: {n}" for n in names if n.startswith("tests.test_")]
+    assert wrong == []
+
+
+def _node(*marks: str) -> SimpleNamespace:
+    return SimpleNamespace(own_markers=[SimpleNamespace(name=m) for m in marks])
+
+
+def _item(file: tuple[str, ...], own: tuple[str, ...]) -> SimpleNamespace:
+    chain = [_node(), _node(*file), _node(*own, "parametrize")]
+    return SimpleNamespace(nodeid="tests/test_x.py::test_y", listchain=lambda: chain)
+
+
+def test_a_tests_own_tier_replaces_its_files():
+    assert tier_of(_item(("local",), ())) == "local"
+    assert tier_of(_item(("local",), ("real",))) == "real"
+    assert tier_of(_item(("pure",), ("local",))) == "local"
+
+
+def test_no_tier_or_two_of_its_own_stop_the_collection():
+    with pytest.raises(pytest.UsageError, match="has no tier"):
+        tier_of(_item(("skip",), ()))
+    with pytest.raises(pytest.UsageError, match="two tiers"):
+        tier_of(_item(("pure",), ("local", "real")))
+
+
+def test_a_pure_test_cannot_start_a_process_or_open_a_socket():
+    with pytest.raises(RuntimeError, match="mark the test local"):
+        subprocess.run(["true"])
+    with pytest.raises(RuntimeError, match="mark the test local"):
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM).bind(("127.0.0.1", 0))
+
+
+@pytest.mark.parametrize(
+    "cmdline, gunicorn",
+    [
+        ("/env/bin/python -c import sys; from gunicorn.app.wsgiapp import run; run()", True),
+        ("/env/bin/python /env/bin/gunicorn app:app", True),
+        ("/env/bin/gunicorn -w 2 app:app", True),
+        ("python3.9 -m gunicorn app:app", True),
+        ("gunicorn: worker [app:app]", True),
+        ("git -C /tmp/history0/gunicorn log", False),
+        ("python bisect.py --package gunicorn 19.5.0..19.7.0", False),
+        ("h2o -c /tmp/gunicorn-bisect-x/h2o.conf", False),
+        ("", False),
+    ],
+)
+def test_what_counts_as_a_gunicorn(cmdline: str, gunicorn: bool):
+    argv = cmdline.encode().split(b" ") if cmdline else []
+    if argv and argv[0] == b"/env/bin/python" and argv[1] == b"-c":  # one argument: the code
+        argv = argv[:2] + [b" ".join(argv[2:])]
+    assert is_gunicorn(argv) is gunicorn
+
+
+@pytest.mark.local
+def test_a_gunicorn_of_a_session_is_seen_and_another_sessions_is_not():
+    """A process that looks like the harness's gunicorn launcher and carries a session's
+    tag is that session's gunicorn (another session's, here, so this test fails nothing)."""
+    other = "another-session"
+    env = {**os.environ, SESSION_ENV: other}
+    code = "import time; time.sleep(30)  # gunicorn.app.wsgiapp"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        deadline = time.monotonic() + 5
+        while proc.pid not in gunicorns(other) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.pid in gunicorns(other)
+        assert proc.pid not in gunicorns()
+    finally:
+        proc.kill()
+        proc.wait()
