@@ -5,7 +5,6 @@ the real tier is seen."""
 from __future__ import annotations
 
 import ast
-import os
 import socket
 import subprocess
 import sys
@@ -15,7 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.tiers import SESSION_ENV, TIERS, gunicorns, is_gunicorn, tier_of
+from tests import tiers
+from tests.tiers import TIERS, gunicorns, is_gunicorn, tier_of
 
 pytestmark = pytest.mark.pure
 
@@ -89,6 +89,7 @@ def test_a_pure_test_cannot_start_a_process_or_open_a_socket():
     "cmdline, gunicorn",
     [
         ("/env/bin/python -c import sys; from gunicorn.app.wsgiapp import run; run()", True),
+        ("/py3.13/bin/python3 -S -c import gunicorn; from gunicorn.app.wsgiapp import X", False),
         ("/env/bin/python /env/bin/gunicorn app:app", True),
         ("/env/bin/gunicorn -w 2 app:app", True),
         ("python3.9 -m gunicorn app:app", True),
@@ -107,19 +108,22 @@ def test_what_counts_as_a_gunicorn(cmdline: str, gunicorn: bool):
 
 
 @pytest.mark.local
-def test_a_gunicorn_of_a_session_is_seen_and_another_sessions_is_not():
-    """A process that looks like the harness's gunicorn launcher and carries a session's
-    tag is that session's gunicorn (another session's, here, so this test fails nothing)."""
-    other = "another-session"
-    env = {**os.environ, SESSION_ENV: other}
-    code = "import time; time.sleep(30)  # gunicorn.app.wsgiapp"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+def test_a_gunicorn_below_this_process_is_seen_by_the_watch():
+    """A process that looks like the harness's gunicorn launcher, started by this test, is
+    found among this process's descendants, and by the watch when one runs (this test then
+    forgets it: it is the one gunicorn look-alike the fast tier starts on purpose)."""
+    code = "import time; time.sleep(30)  # from gunicorn.app.wsgiapp import run"
+    proc = subprocess.Popen([sys.executable, "-c", code])
     try:
-        deadline = time.monotonic() + 5
-        while proc.pid not in gunicorns(other) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert proc.pid in gunicorns(other)
-        assert proc.pid not in gunicorns()
+        assert proc.pid in gunicorns()
+        assert proc.pid not in gunicorns(root=proc.pid)  # only what is below the root
+        if tiers.WATCH is not None:
+            deadline = time.monotonic() + 5
+            while proc.pid not in tiers.WATCH.seen and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert proc.pid in tiers.WATCH.seen
     finally:
         proc.kill()
         proc.wait()
+        if tiers.WATCH is not None:
+            tiers.WATCH.seen.pop(proc.pid, None)

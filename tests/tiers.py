@@ -14,9 +14,9 @@ What holds them to it (hooks registered by tests/conftest.py):
   ``--strict-markers`` refuses a misspelt one;
 - a pure test that starts a process or opens a socket fails at that call (an audit hook,
   in the thread that runs the test);
-- a session that selected no real test fails any test during which a gunicorn started by
-  this session was seen (every process the tests start carries ``SESSION_ENV``, as the
-  harness's own children carry their run token, and a thread looks for them every 25 ms).
+- a session that selected no real test fails any test during which a gunicorn ran among
+  the session's descendants (a thread walks /proc's children lists every 25 ms: a few
+  reads, where reading every process's command line cost seconds of CPU on a busy machine).
 """
 
 from __future__ import annotations
@@ -24,16 +24,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
 
 TIERS = ("pure", "local", "real")
-
-#: Carried by every process this test session starts (the harness copies its environment).
-SESSION_ENV = "GUNICORN_BISECT_TEST_SESSION"
-os.environ[SESSION_ENV] = uuid.uuid4().hex
 
 #: What a pure test may not do (the audit events of starting a process or using a socket).
 COSTLY = frozenset(
@@ -100,12 +95,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 
 # -- no gunicorn unless the session runs real tests --------------------------------------------
 def is_gunicorn(argv: list[bytes]) -> bool:
-    """A command line that runs gunicorn: the harness's launcher (``-c`` with
-    ``gunicorn.app.wsgiapp``), the console script, ``python -m gunicorn``, or an arbiter
-    or worker retitled by setproctitle."""
+    """A command line that runs a gunicorn server: the harness's launcher (``-c`` with
+    ``from gunicorn.app.wsgiapp import run``), the console script, ``python -m gunicorn``,
+    or an arbiter or worker retitled by setproctitle.  Not a Python that only imports it."""
     if not argv or not argv[0]:
         return False
-    if argv[0].startswith(b"gunicorn:") or any(b"gunicorn.app.wsgiapp" in a for a in argv):
+    if argv[0].startswith(b"gunicorn:") or any(
+        b"gunicorn.app.wsgiapp import run" in a for a in argv
+    ):
         return True
     program = os.path.basename(argv[0])
     if program == b"gunicorn":
@@ -116,25 +113,43 @@ def is_gunicorn(argv: list[bytes]) -> bool:
     )
 
 
-def gunicorns(session: str | None = None) -> dict[int, str]:
-    """Live gunicorn processes carrying ``session`` (this one's by default): pid -> command."""
-    tag = f"{SESSION_ENV}={session or os.environ[SESSION_ENV]}".encode()
-    found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root``, from /proc/PID/task/TID/children."""
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
         try:
-            argv = Path(entry.path, "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-            if is_gunicorn(argv) and tag in Path(entry.path, "environ").read_bytes().split(b"\0"):
-                found[int(entry.name)] = b" ".join(argv).decode(errors="replace")[:160]
+            tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
-            continue  # gone meanwhile, or not ours to read
+            continue  # gone meanwhile
+        for tid in tasks:
+            try:
+                children = [
+                    int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+                ]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def gunicorns(root: int | None = None) -> dict[int, str]:
+    """Gunicorn processes below ``root`` (this process by default): pid -> command line."""
+    found = {}
+    for pid in descendants(os.getpid() if root is None else root):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except OSError:
+            continue
+        if is_gunicorn(argv):
+            found[pid] = b" ".join(argv).decode(errors="replace")[:160]
     return found
 
 
 class Watch(threading.Thread):
-    """Looks every 25 ms for gunicorns of this session; remembers each with the test that
-    was running when it was first seen."""
+    """Looks every 25 ms for gunicorns below this process; remembers each with the test
+    that was running when it was first seen."""
 
     def __init__(self) -> None:
         super().__init__(name="gunicorn-watch", daemon=True)
@@ -159,6 +174,8 @@ WATCH: Watch | None = None
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     global WATCH
+    if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        return  # a kernel without CONFIG_PROC_CHILDREN: no watch
     if session.items and not any(i.get_closest_marker("real") for i in session.items):
         WATCH = Watch()
         WATCH.start()
