@@ -115,10 +115,12 @@ def test_a_gunicorn_below_this_process_is_seen_by_the_watch():
     code = "import time; time.sleep(30)  # from gunicorn.app.wsgiapp import run"
     proc = subprocess.Popen([sys.executable, "-c", code])
     try:
+        deadline = time.monotonic() + 5  # the command line appears once exec is done
+        while proc.pid not in gunicorns() and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert proc.pid in gunicorns()
         assert proc.pid not in gunicorns(root=proc.pid)  # only what is below the root
         if tiers.WATCH is not None:
-            deadline = time.monotonic() + 5
             while proc.pid not in tiers.WATCH.seen and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert proc.pid in tiers.WATCH.seen
