@@ -35,11 +35,12 @@ def _declared_tiers(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted(TESTS.glob("test_*.py")), ids=lambda p: p.name)
-def test_every_test_file_declares_one_tier(path: Path):
-    assert len(set(_declared_tiers(path))) == 1, (
-        f"{path.name}: one line `pytestmark = pytest.mark.pure` (or local, real) under its imports"
-    )
+def test_every_test_file_declares_one_tier():
+    """One line `pytestmark = pytest.mark.pure` (or local, real) under a file's imports."""
+    files = sorted(TESTS.glob("test_*.py"))
+    assert files  # the glob found the suite
+    wrong = {p.name: tiers for p in files if len(set(tiers := _declared_tiers(p))) != 1}
+    assert wrong == {}
 
 
 def test_no_test_file_imports_another():
