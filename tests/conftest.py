@@ -1,12 +1,9 @@
-"""Shared pytest fixtures.  Engineers: append your own clearly separated block."""
+"""Shared fixtures and helpers: test files import from here or from a helper module
+(tests/fakes.py, history.py, graphs.py, local_http.py, local_index.py, osv_records.py),
+never from another test file.  The tiers (pure / local / real) are in tests/tiers.py."""
 
 from __future__ import annotations
 
-# ---------------------------------------------------------------------------
-# Planted Gunicorn-like git history (tests/history.py), built once per session.
-# Sdists are cached in $GUNICORN_BISECT_TEST_CACHE when set, so repeated runs
-# (and offline runs after one online run) do not download again.
-# ---------------------------------------------------------------------------
 import json
 import os
 import signal
@@ -18,6 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests.history import History, HistoryError, build_history
+from tests.local_index import dist_files, serve  # noqa: F401 - fixtures, for every test file
+from tests.osv_records import schema  # noqa: F401 - a fixture, for every test file
+from tests.tiers import (  # noqa: F401 - the tiers' hooks and their fixture
+    _no_gunicorn_outside_real,
+    pytest_collection_finish,
+    pytest_collection_modifyitems,
+    pytest_runtest_protocol,
+    pytest_sessionfinish,
+)
 
 # The interrupt tests send SIGINT as a terminal's Ctrl-C does.  A suite started in the
 # background of a non-interactive shell (or under nohup) inherits SIGINT ignored, and so
@@ -27,6 +33,11 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# ---------------------------------------------------------------------------
+# Planted Gunicorn-like git history (tests/history.py), built once per session.
+# Sdists are cached in $GUNICORN_BISECT_TEST_CACHE when set, so repeated runs
+# (and offline runs after one online run) do not download again.
+# ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def gunicorn_history(tmp_path_factory: pytest.TempPathFactory) -> History:
     """The planted history (read-only: clone it before changing anything)."""
@@ -80,6 +91,42 @@ def run_json(*args: str, cache_dir: Path, results_dir: Path, status: int = 0, **
     )
     assert proc.returncode == status, proc.stderr
     return json.loads(proc.stdout)
+
+
+def check_with_scenario(target: str, scenario: Path, cache_dir: Path, tmp_path: Path, *extra: str):
+    """``--check TARGET --scenario FILE``; a run that does not end within 120 s fails."""
+    return run_cli(
+        "--check",
+        target,
+        "--scenario",
+        str(scenario),
+        "--cache-dir",
+        str(cache_dir),
+        "--results-dir",
+        str(tmp_path / "results"),
+        *extra,
+        timeout=120,
+    )
+
+
+def git(repo: Path, *args: str) -> str:
+    """``git -C REPO ARGS`` in a test-owned repository (never the project's), with a fixed
+    identity and date and no system or user configuration; its output, stripped."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_AUTHOR_DATE": "2020-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2020-01-01T00:00:00Z",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(repo),
+    }
+    out = subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
 
 
 def alive(pid: int) -> bool:

@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import ROOT, run_cli, run_json
 
+pytestmark = pytest.mark.real
+
 
 def _cache_from(shared: Path, dest: Path) -> Path:
     """A private cache with the shared downloads (hard links) but no remembered probes

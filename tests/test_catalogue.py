@@ -27,11 +27,14 @@ from harness.scenarios import registry
 from harness.scenarios.case import load
 from tests.conftest import run_json
 
+pytestmark = pytest.mark.pure
+
 #: every catalogue case the registry discovers (a new file is here without a line of this test)
 CASES = [c for c in registry.cases().values() if not c.builtin]
 
 
 # -- every case is a usable scenario file --------------------------------------------------------
+@pytest.mark.local
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_each_case_loads_as_a_scenario_file_with_its_issue_in_the_description(case):
     loaded = load(case.path)  # as a user's file too
@@ -150,6 +153,7 @@ def test_respawn_rules():
 
 
 # -- life: /proc and raw HTTP on real processes and sockets --------------------------------------------
+@pytest.mark.local
 def test_counts_sees_threads_children_and_an_unreaped_zombie():
     mine = life.counts(os.getpid())
     assert mine is not None and mine.fds > 0 and mine.threads >= 1

@@ -39,6 +39,8 @@ from harness.scenarios.base import ScenarioError
 from tests.conftest import run_cli
 from tests.fakes import HOST, Lab, report_for
 
+pytestmark = pytest.mark.local
+
 PRIMARY = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 OUTAGE = Axis("outage", Verdict.PASS, Verdict.OUTAGE, "serving", "outage", "stops serving")
 AXES = (PRIMARY, OUTAGE)

@@ -18,6 +18,8 @@ from harness.request import UsageError, parse
 from harness.scenarios import registry
 from tests.fakes import Lab, report_for
 
+pytestmark = pytest.mark.pure
+
 SECRET_INDEX = "https://me:hunter2@pypi.example/simple/"
 
 
@@ -77,6 +79,7 @@ def test_an_unusable_output_is_refused_before_anything_runs(tmp_path) -> None:
         cli.parse(["19.5.0", "--output", str(tmp_path / "no" / "r.md")], "gunicorn-bisect")
 
 
+@pytest.mark.local
 def test_error_lines_hide_credentials(tmp_path, capsys) -> None:
     repo = "file://me:hunter2@localhost/nonexistent"
     argv = ["--check", "c0ffee", "--repo", repo, "--cache-dir", str(tmp_path), "-q"]

@@ -27,6 +27,8 @@ from harness.model.confidence import (
 from harness.model.errors import HarnessError
 from harness.model.search import Bisection, Outcome
 
+pytestmark = pytest.mark.pure
+
 DETERMINISTIC = Prior.deterministic()
 
 

@@ -25,6 +25,8 @@ from harness.report.json import as_json
 from harness.report.render import render
 from tests.fakes import RacyLab, linear_history, report_for
 
+pytestmark = pytest.mark.pure
+
 VERSIONS = ["19.4.0", "19.5.0"]
 
 

@@ -17,6 +17,8 @@ from harness.scenarios.base import ScenarioError
 from harness.scenarios.case import load, trial_import
 from tests.conftest import alive
 
+pytestmark = pytest.mark.local
+
 
 def write(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "scenario.py"

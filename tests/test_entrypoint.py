@@ -127,4 +127,7 @@ def test_newest_host_runs_a_real_check(installed, cache_dir):
 
 
 if not HOSTS:  # pragma: no cover - a machine without 3.9-3.13
-    pytestmark = pytest.mark.skip(reason=f"no host Python 3.9-3.13 found (running {sys.version})")
+    pytestmark = [
+        pytest.mark.real,
+        pytest.mark.skip(reason=f"no host Python 3.9-3.13 found (running {sys.version})"),
+    ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.report import fit
+
+pytestmark = pytest.mark.pure
 
 WORD = st.text(alphabet="abcdefghij:;/()'", min_size=1, max_size=10)  # < MIN_CELL: never broken
 CELL = st.lists(WORD, min_size=1, max_size=12).map(" ".join)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness.host.fsutil import remove_own_temporaries, temp_dir
+
+pytestmark = pytest.mark.pure
 
 
 def test_own_temporaries_go_and_other_processes_stay(tmp_path):

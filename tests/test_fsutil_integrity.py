@@ -19,6 +19,8 @@ from harness.host.git import Repo
 from tests.conftest import ROOT, alive
 from tests.history import History
 
+pytestmark = pytest.mark.local
+
 _HOLD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])

@@ -21,6 +21,8 @@ from harness.model.errors import HarnessError
 from harness.request import UsageError, writable_dir
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.local
+
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to nobody needs root")
 
 

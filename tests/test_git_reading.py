@@ -21,6 +21,8 @@ from harness.model.verdict import Verdict
 from tests.fakes import Lab, report_for
 from tests.history import Shapes, build_shapes
 
+pytestmark = pytest.mark.local
+
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(

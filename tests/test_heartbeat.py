@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import time
 
+import pytest
+
 from harness.host.progress import Heartbeat, Progress, for_terminal
+
+pytestmark = pytest.mark.pure
 
 
 def test_a_redirected_run_gets_a_line_every_interval_with_the_step_and_the_count() -> None:

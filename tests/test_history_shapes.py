@@ -5,6 +5,8 @@ commit ships in.  Milliseconds each; the shapes are the real ones (19.10.0 besid
 
 from __future__ import annotations
 
+import pytest
+
 from harness.host.cancel import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
@@ -14,6 +16,8 @@ from harness.model.verdict import Verdict
 from harness.report.json import as_json
 from harness.report.render import render
 from tests.fakes import History, Lab, RacyLab, report_for
+
+pytestmark = pytest.mark.pure
 
 F, P = Verdict.FAIL, Verdict.PASS
 MAINT = ["19.9.0", "19.10.0", "20.0.0"]

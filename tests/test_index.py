@@ -4,26 +4,19 @@ HTTP (PEP 503 HTML and PEP 691 JSON), hash checks, and the cache keyed by index.
 from __future__ import annotations
 
 import hashlib
-import html
-import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from packaging.version import Version
 
 from harness.build import index, pipconfig
 from harness.build.simple_api import JSON_TYPE, Link, parse_html, parse_json, release_of
 from tests.conftest import ROOT, run_cli
+from tests.local_index import isolated_env, lay_out, write
+
+pytestmark = pytest.mark.pure
 
 # ---------------------------------------------------------------------------
 # Pure parts: the HTML/JSON project pages and pip's configuration
@@ -127,32 +120,26 @@ def test_versions_come_from_file_names(filename, expected):
     assert (None if got is None else (got[0], got[1].packagetype)) == expected
 
 
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
 def test_pip_config_files_in_pips_order(tmp_path):
     home, prefix, etc = tmp_path / "home", tmp_path / "venv", tmp_path / "etc"
     env = {"XDG_CONFIG_DIRS": str(tmp_path / "xdg")}
-    _write(tmp_path / "xdg/pip/pip.conf", "[global]\nindex-url = https://xdg/simple\n")
-    _write(etc / "pip.conf", "[global]\nindex-url = https://etc/simple\nextra-index-url = a b\n")
+    write(tmp_path / "xdg/pip/pip.conf", "[global]\nindex-url = https://xdg/simple\n")
+    write(etc / "pip.conf", "[global]\nindex-url = https://etc/simple\nextra-index-url = a b\n")
     assert pipconfig.read(env, home, prefix, etc) == pipconfig.PipIndexes(
         "https://etc/simple", ("a", "b"), str(etc / "pip.conf")
     )
     # user files override global ones; the XDG user file overrides the legacy one
-    _write(home / ".pip/pip.conf", "[global]\nindex-url = https://legacy/simple\n")
-    _write(home / ".config/pip/pip.conf", "[global]\nextra_index_url =\n  c\n  d\n")
+    write(home / ".pip/pip.conf", "[global]\nindex-url = https://legacy/simple\n")
+    write(home / ".config/pip/pip.conf", "[global]\nextra_index_url =\n  c\n  d\n")
     got = pipconfig.read(env, home, prefix, etc)
     assert (got.index_url, got.extra) == ("https://legacy/simple", ("c", "d"))
     # the site file ([install] beats [global]), then PIP_CONFIG_FILE, then the environment
-    _write(
+    write(
         prefix / "pip.conf",
         "[global]\nindex-url = https://g/s\n[install]\nindex-url = https://i/s\n",
     )
     assert pipconfig.read(env, home, prefix, etc).index_url == "https://i/s"
-    own = _write(tmp_path / "own.conf", "[global]\nindex-url = https://own/simple\n")
+    own = write(tmp_path / "own.conf", "[global]\nindex-url = https://own/simple\n")
     got = pipconfig.read({**env, "PIP_CONFIG_FILE": str(own)}, home, prefix, etc)
     assert (got.index_url, got.extra) == ("https://own/simple", ("a", "b"))  # user files skipped
     got = pipconfig.read(
@@ -166,10 +153,10 @@ def test_pip_config_files_in_pips_order(tmp_path):
 
 def test_pip_config_file_devnull_loads_nothing_and_broken_files_are_skipped(tmp_path):
     home, etc = tmp_path / "home", tmp_path / "etc"
-    _write(etc / "pip.conf", "[global]\nindex-url = https://etc/simple\n")
+    write(etc / "pip.conf", "[global]\nindex-url = https://etc/simple\n")
     env = {"XDG_CONFIG_DIRS": str(tmp_path / "none"), "PIP_CONFIG_FILE": os.devnull}
     assert pipconfig.read(env, home, tmp_path, etc) == pipconfig.PipIndexes(None, (), "default")
-    _write(home / ".config/pip/pip.conf", "this is not ini\n[global\n")
+    write(home / ".config/pip/pip.conf", "this is not ini\n[global\n")
     got = pipconfig.read({"XDG_CONFIG_DIRS": str(tmp_path / "none")}, home, tmp_path, etc)
     assert got.index_url == "https://etc/simple"
 
@@ -197,181 +184,11 @@ def test_index_order_explicit_then_own_variable_then_pip(monkeypatch, tmp_path):
         index.configure(None)
 
 
-# ---------------------------------------------------------------------------
-# A local simple index served over real HTTP from a thread
-# ---------------------------------------------------------------------------
-@dataclass
-class LocalIndex:
-    url: str  # .../simple
-    server: ThreadingHTTPServer
-    requests: list[tuple[str, str, str]] = field(default_factory=list)  # (path, accept, served)
-    auth: list[str] = field(default_factory=list)  # the Authorization header of each request
-    redirects: dict[str, str] = field(default_factory=dict)  # path -> where a 302 sends it
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    """Static files; with ``pep691`` a project page asked for as JSON is answered as JSON."""
-
-    def __init__(self, *args, pep691: bool, log: list, auth: list, redirects: dict, **kw) -> None:
-        self.pep691, self.log, self.auth, self.redirects = pep691, log, auth, redirects
-        super().__init__(*args, **kw)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        accept = self.headers.get("Accept", "")
-        self.auth.append(self.headers.get("Authorization", ""))
-        if self.path in self.redirects:
-            self.send_response(302)
-            self.send_header("Location", self.redirects[self.path])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        page = Path(self.translate_path(self.path)) / "index.json"
-        if self.pep691 and JSON_TYPE in accept and self.path.endswith("/") and page.exists():
-            body = page.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", JSON_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            self.log.append((self.path, accept, JSON_TYPE))
-            return
-        self.log.append((self.path, accept, "static"))
-        super().do_GET()
-
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-
-@pytest.fixture
-def serve() -> Iterator:
-    """``serve(root, pep691)`` -> a LocalIndex on 127.0.0.1, stopped at the end of the test."""
-    servers: list[LocalIndex] = []
-
-    def start(root: Path, pep691: bool = False) -> LocalIndex:
-        log: list = []
-        auth: list = []
-        redirects: dict = {}
-        handler = partial(
-            _Handler, directory=str(root), pep691=pep691, log=log, auth=auth, redirects=redirects
-        )
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/simple"
-        servers.append(LocalIndex(url, server, log, auth, redirects))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.stop()
-
-
-Dist = tuple[Path, "str | None"]  # a file and its Requires-Python, as PyPI lists it
-
-
-def lay_out(root: Path, files: dict[str, list[Dist]], wrong_sha: str | None = None) -> Path:
-    """A PEP 503 tree (``simple/<project>/index.html``, files in ``files/``, relative links)
-    plus the same pages as PEP 691 JSON (``index.json``) for a server that offers it.
-    ``wrong_sha`` names a file listed with a hash that is not its own."""
-    (root / "files").mkdir(parents=True, exist_ok=True)
-    for project, paths in files.items():
-        anchors, entries = [], []
-        for p, rp in paths:
-            shutil.copyfile(p, root / "files" / p.name)
-            sha = "0" * 64 if p.name == wrong_sha else hashlib.sha256(p.read_bytes()).hexdigest()
-            attr = f' data-requires-python="{html.escape(rp)}"' if rp else ""
-            anchors.append(f'<a href="../../files/{p.name}#sha256={sha}"{attr}>{p.name}</a>')
-            entry = {"filename": p.name, "url": f"../../files/{p.name}", "hashes": {"sha256": sha}}
-            if rp:
-                entry["requires-python"] = rp
-            entries.append(entry)
-        page = root / "simple" / project
-        _write(
-            page / "index.html",
-            "<!DOCTYPE html><html><body>\n" + "\n".join(anchors) + "\n</body></html>\n",
-        )
-        doc = {"meta": {"api-version": "1.0"}, "name": project, "files": entries}
-        _write(page / "index.json", json.dumps(doc))
-    return root
-
-
-@pytest.fixture(scope="session")
-def dist_files(tmp_path_factory) -> dict[str, list[Dist]]:
-    """The real files a ``--check 19.6.0`` asks for, from PyPI once (kept in the test cache):
-    gunicorn 19.5.0/19.6.0 wheels, bottle 0.12.13 sdist and the newest 0.12 wheel (for the
-    Pythons >= 3.10 that are tried first), the newest setuptools < 81 and wheel < 0.46."""
-    cache = os.environ.get("GUNICORN_BISECT_TEST_CACHE")
-    base = Path(cache) / "local-index" if cache else tmp_path_factory.mktemp("local-index")
-    pypi = "https://pypi.org/simple"
-
-    def newest(name: str, below: str, series: tuple[int, ...] = ()) -> index.DistFile:
-        proj = index.project(name, base / "index-cache", pypi)
-        best = max(
-            (
-                (Version(v), f)
-                for v, fs in proj.releases.items()
-                for f in fs
-                if not Version(v).is_prerelease
-                and Version(v) < Version(below)
-                and Version(v).release[: len(series)] == series
-                and f.filename.endswith("-none-any.whl")
-                and "py3" in f.filename
-            ),
-            key=lambda x: x[0],
-        )
-        return best[1]
-
-    try:
-        gunicorn = index.project("gunicorn", base / "index-cache", pypi)
-        bottle = index.project("bottle", base / "index-cache", pypi)
-        wanted = {
-            "gunicorn": [
-                f
-                for v in ("19.5.0", "19.6.0")
-                for f in gunicorn.releases[v]
-                if f.packagetype == "bdist_wheel"
-            ],
-            "bottle": [f for f in bottle.releases["0.12.13"] if f.packagetype == "sdist"]
-            + [newest("bottle", "0.13", (0, 12))],
-            "setuptools": [newest("setuptools", "81")],
-            "wheel": [newest("wheel", "0.46")],
-        }
-        out = {
-            project: [(index.download(f, base / "files"), f.requires_python) for f in dists]
-            for project, dists in wanted.items()
-        }
-    except index.IndexUnavailable as exc:
-        pytest.skip(f"PyPI is needed once to fill the local index: {exc}")
-    return out
-
-
-def _isolated_env(**extra: str) -> dict[str, str]:
-    """The user's environment with pypi.org unreachable (every http(s) request goes to a dead
-    proxy, except to 127.0.0.1) and the machine's pip.conf out of the way."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "GUNICORN_BISECT_INDEX"))
-    }
-    env.update(
-        https_proxy="http://127.0.0.1:9",
-        http_proxy="http://127.0.0.1:9",
-        HTTPS_PROXY="http://127.0.0.1:9",
-        HTTP_PROXY="http://127.0.0.1:9",
-        no_proxy="127.0.0.1,localhost",
-        NO_PROXY="127.0.0.1,localhost",
-        PIP_CONFIG_FILE=os.devnull,
-    )
-    env.update(extra)
-    return env
-
-
 @pytest.mark.real
 @pytest.mark.parametrize("pep691", [False, True], ids=["pep503-html", "pep691-json"])
 def test_check_runs_from_the_users_index_alone(pep691, dist_files, serve, tmp_path, no_leaks):
     local = serve(lay_out(tmp_path / "idx", dist_files), pep691=pep691)
-    env = _isolated_env(
+    env = isolated_env(
         PIP_INDEX_URL=local.url,
         PIP_EXTRA_INDEX_URL="file:///nonexistent/simple",  # a stale entry must not break it
     )
@@ -414,7 +231,7 @@ def test_a_file_whose_hash_differs_is_one_line_and_never_kept(dist_files, serve,
     local = serve(root)
     cache = tmp_path / "fresh-cache"
     proc = run_cli(
-        "--check", "19.6.0", "--cache-dir", str(cache), env=_isolated_env(PIP_INDEX_URL=local.url)
+        "--check", "19.6.0", "--cache-dir", str(cache), env=isolated_env(PIP_INDEX_URL=local.url)
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
@@ -425,17 +242,19 @@ def test_a_file_whose_hash_differs_is_one_line_and_never_kept(dist_files, serve,
     assert not [p for p in (cache / "wheels").rglob("*") if p.is_file()]
 
 
+@pytest.mark.local
 def test_a_cached_file_that_is_not_the_indexes_is_fetched_again(dist_files, serve, tmp_path):
     local = serve(lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]}))
     proj = index.project("gunicorn", tmp_path / "cache", local.url)
     (f,) = proj.releases["19.6.0"]
     dest = tmp_path / "wheels" / f.filename
-    _write(dest, "a file of the same name from somewhere else")
+    write(dest, "a file of the same name from somewhere else")
     assert index.download(f, dest.parent) == dest
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == f.sha256
     assert f"/files/{f.filename}" in [p for p, _, _ in local.requests]
 
 
+@pytest.mark.local
 def test_two_indexes_never_share_a_cached_page(dist_files, serve, tmp_path):
     older = serve(lay_out(tmp_path / "a", {"gunicorn": dist_files["gunicorn"][:1]}))
     newer = serve(lay_out(tmp_path / "b", {"gunicorn": dist_files["gunicorn"][1:]}))
@@ -445,9 +264,10 @@ def test_two_indexes_never_share_a_cached_page(dist_files, serve, tmp_path):
     assert len(list((cache / "index").iterdir())) == 2
 
 
+@pytest.mark.local
 def test_a_missing_project_and_a_missing_local_index_are_one_line(serve, tmp_path, dist_files):
     local = serve(lay_out(tmp_path / "idx", {"bottle": dist_files["bottle"][:1]}))
-    env = _isolated_env()
+    env = isolated_env()
     proc = run_cli(
         "--check", "19.6.0", "--cache-dir", str(tmp_path / "c"), "--index-url", local.url, env=env
     )
@@ -472,6 +292,7 @@ def test_a_missing_project_and_a_missing_local_index_are_one_line(serve, tmp_pat
     )
 
 
+@pytest.mark.local
 def test_a_stale_copy_is_used_when_the_index_is_gone(serve, tmp_path, dist_files):
     """A later process, the index down and the cached page two days old: the page is used."""
     local = serve(lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]}))
@@ -497,6 +318,7 @@ def test_a_stale_copy_is_used_when_the_index_is_gone(serve, tmp_path, dist_files
     assert "IndexUnavailable: package index unreachable" in proc.stderr
 
 
+@pytest.mark.local
 def test_credentials_in_the_index_url_go_to_that_host_only_and_are_never_printed(
     serve, tmp_path, dist_files
 ):
@@ -522,7 +344,7 @@ def test_credentials_in_the_index_url_go_to_that_host_only_and_are_never_printed
         str(tmp_path / "c2"),
         "--index-url",
         secret_url,
-        env=_isolated_env(),
+        env=isolated_env(),
     )
     assert proc.returncode == 2 and "package index unreachable" in proc.stderr
     assert "s3cret" not in proc.stderr and "alice" not in proc.stderr

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811  (the local index fixtures come from test_index)
 """A hostile or broken index, served from a thread over real HTTP: nothing is written
 outside the cache, nothing unbounded is read, nothing unverified is trusted silently,
 and nothing transient is remembered as fresh."""
@@ -16,7 +15,9 @@ import pytest
 
 from harness.build import index, wheels
 from tests.conftest import ROOT, run_cli
-from tests.test_index import _isolated_env, _write, dist_files, lay_out, serve
+from tests.local_index import isolated_env, lay_out, write
+
+pytestmark = pytest.mark.local
 
 WHEEL = "gunicorn-19.6.0-py2.py3-none-any.whl"
 
@@ -44,8 +45,8 @@ def test_a_name_from_the_index_never_becomes_a_path_outside_the_cache(serve, tmp
     root = tmp_path / "idx"
     evil = "gunicorn-99.0-1%2F..%2F..%2F..%2F..%2Ftrav%2Fpwned-py3-none-any.whl"
     # what http.server serves for that URL once it has normalized the '..' away
-    _write(root / "trav" / "pwned-py3-none-any.whl", "pwned")
-    _write(root / "simple" / "gunicorn" / "index.html", f'<a href="../../files/{evil}">x</a>')
+    write(root / "trav" / "pwned-py3-none-any.whl", "pwned")
+    write(root / "simple" / "gunicorn" / "index.html", f'<a href="../../files/{evil}">x</a>')
     doc = {
         "meta": {"api-version": "1.0"},
         "files": [
@@ -55,7 +56,7 @@ def test_a_name_from_the_index_never_becomes_a_path_outside_the_cache(serve, tmp
             }
         ],
     }
-    _write(root / "simple" / "gunicorn" / "index.json", json.dumps(doc))
+    write(root / "simple" / "gunicorn" / "index.json", json.dumps(doc))
     local = serve(root, pep691=pep691)
     cache = tmp_path / "work" / "cache"
     try:
@@ -91,7 +92,7 @@ def test_a_row_of_a_gunicorn_listed_without_sha256_says_so(dist_files, serve, tm
     local = serve(root)  # PEP 503 HTML: the page without hashes
     proc = run_cli(
         "--check", "19.6.0", "--cache-dir", str(tmp_path / "cache"),
-        env=_isolated_env(PIP_INDEX_URL=local.url),
+        env=isolated_env(PIP_INDEX_URL=local.url),
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "socket file gone" in proc.stdout
@@ -181,7 +182,7 @@ def test_a_maintenance_page_with_links_is_not_remembered(dist_files, serve, tmp_
 def test_a_wrong_sha256_in_a_cached_page_keeps_the_good_file_and_heals(dist_files, serve, tmp_path):
     cache, dest = tmp_path / "cache", tmp_path / "cache" / "wheels"
     good_wheel = next(p for p, _ in dist_files["gunicorn"] if p.name == WHEEL)
-    _write(dest / WHEEL, "")
+    write(dest / WHEEL, "")
     (dest / WHEEL).write_bytes(good_wheel.read_bytes())  # downloaded earlier, intact
     root = lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]}, wrong_sha=WHEEL)
     local = serve(root)
@@ -212,9 +213,9 @@ def test_a_wrong_sha256_in_a_cached_page_keeps_the_good_file_and_heals(dist_file
 )
 def test_a_pep691_field_of_the_wrong_type_is_one_line(serve, tmp_path, entry):
     root = tmp_path / "idx"
-    _write(root / "simple" / "gunicorn" / "index.html", "")
+    write(root / "simple" / "gunicorn" / "index.html", "")
     doc = {"meta": {"api-version": "1.0"}, "files": [entry]}
-    _write(root / "simple" / "gunicorn" / "index.json", json.dumps(doc))
+    write(root / "simple" / "gunicorn" / "index.json", json.dumps(doc))
     local = serve(root, pep691=True)
     with pytest.raises(index.IndexUnavailable) as caught:
         index.project("gunicorn", tmp_path / "cache", local.url)
@@ -224,7 +225,7 @@ def test_a_pep691_field_of_the_wrong_type_is_one_line(serve, tmp_path, entry):
 def test_credentials_in_a_file_url_reach_no_message(serve, tmp_path):
     root = tmp_path / "idx"
     link = "http://bob:t0kenPW@127.0.0.1:9/files/gunicorn-19.6.0-py3-none-any.whl"
-    _write(root / "simple" / "gunicorn" / "index.html", f'<a href="{link}">x</a>')
+    write(root / "simple" / "gunicorn" / "index.html", f'<a href="{link}">x</a>')
     local = serve(root)
     (f,) = index.project("gunicorn", tmp_path / "cache", local.url).releases["19.6.0"]
     with pytest.raises(index.IndexUnavailable) as caught:

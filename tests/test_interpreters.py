@@ -13,6 +13,8 @@ import pytest
 
 from harness.build.interpreters import Interpreter, InterpreterError, discover, order, select
 
+pytestmark = pytest.mark.local
+
 PY27 = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions/2.7.18/bin/python"
 
 

@@ -23,6 +23,8 @@ from harness.report.json import as_json
 from harness.report.render import render
 from tests.fakes import Lab, linear_history, report_for
 
+pytestmark = pytest.mark.pure
+
 VERSIONS = ["19.4.0", "19.5.0", "19.6.0", "19.7.0", "19.8.0"]
 PLAIN = ["auto/unix"]
 F, P, E = Verdict.FAIL, Verdict.PASS, Verdict.ERROR

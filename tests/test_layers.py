@@ -20,6 +20,8 @@ from harness.build.interpreters import Interpreter, discover
 from harness.build.wheels import ArtifactError
 from harness.model.errors import HarnessError
 
+pytestmark = pytest.mark.pure
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # --- the requirement set, pip's decisive line, what a distribution makes importable ------

@@ -9,6 +9,8 @@ import pytest
 from harness.host.load import Load
 from tests.local_http import free_address, serve
 
+pytestmark = pytest.mark.local
+
 
 @pytest.fixture
 def tcp():

@@ -15,6 +15,8 @@ from harness.report.markdown import render_markdown
 from harness.report.render import render
 from harness.report.text import render_table
 
+pytestmark = pytest.mark.pure
+
 COMMAND = "python bisect.py 19.5.0..19.7.0 --worker-class gthread,sync --bind unix,tcp"
 HOST = {"kernel": "6.1.0", "compat": "SO_REUSEPORT on AF_UNIX accepted", "pythons": ["3.9.18"]}
 COLUMNS = ["gthread/unix", "gthread/tcp", "sync/unix", "sync/tcp"]

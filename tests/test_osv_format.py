@@ -15,11 +15,10 @@ import pytest
 from harness.model.table import Column, Report, Table
 from harness.report.osv import TRACKER_URL, local_id
 from harness.report.render import render
-from tests import test_osv
 from tests.conftest import run_cli
-from tests.test_osv import FINDINGS, ROWS, check
+from tests.osv_records import FINDINGS, ROWS, check
 
-schema = test_osv.schema  # the official schema, fetched once (a fixture)
+pytestmark = pytest.mark.local
 
 DATA = Path(__file__).parent / "data"
 

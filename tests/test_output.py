@@ -14,6 +14,8 @@ import pytest
 from harness.host.output import OutputError, check_output, write_output
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.pure
+
 
 def test_a_new_file_is_written_with_the_umask_mode(tmp_path: Path) -> None:
     out = tmp_path / "report.md"
@@ -81,6 +83,7 @@ def test_an_unwritable_directory_is_found_before_the_run(tmp_path: Path) -> None
         tmp_path.chmod(0o700)
 
 
+@pytest.mark.local
 def test_output_to_dev_stdout_appended_to_a_log_stays_append(tmp_path: Path) -> None:
     log = tmp_path / "ci.log"
     log.write_text("earlier steps\n")
@@ -97,6 +100,7 @@ def test_output_to_dev_stdout_appended_to_a_log_stays_append(tmp_path: Path) -> 
     os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"),
     reason="needs root to act as nobody, and a Python nobody may run",
 )
+@pytest.mark.local
 def test_an_existing_file_in_a_directory_that_takes_no_new_file_is_found_before_the_run() -> None:
     import pwd
     import shutil
@@ -128,6 +132,7 @@ def test_an_existing_file_in_a_directory_that_takes_no_new_file_is_found_before_
         shutil.rmtree(where)
 
 
+@pytest.mark.local
 def test_during_a_run_fd_1_is_stderr_and_the_report_keeps_stdout(tmp_path: Path) -> None:
     """A program started during the run writes to fd 1: it lands on stderr, while the
     report and ``--output /dev/stdout`` reach the real stdout."""

@@ -20,6 +20,8 @@ from harness.request import UsageError, parse
 from harness.scenarios import command
 from tests.conftest import ROOT, run_cli, run_json
 
+pytestmark = pytest.mark.pure
+
 EXAMPLE = ROOT / "examples" / "flask_app"
 CHECK = str(EXAMPLE / "underscore_header.py")
 NO_SUCH = "gunicorn-bisect-no-such-package==1"
@@ -60,11 +62,13 @@ def test_bad_input_is_one_line(args: list[str], says: str | None) -> None:
     assert says in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.local
 def test_an_unparsable_with_exits_2_in_one_line() -> None:
     proc = run_cli("--check", "21.2.0", "--with", "flask ===")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.local
 def test_a_scenario_file_requires_anything(tmp_path: Path) -> None:
     from harness.scenarios import registry
     from harness.scenarios.base import Options
@@ -111,6 +115,7 @@ def test_19x_needs_nothing_more(tmp_path: Path) -> None:
 
 
 # -- pip inside --run ------------------------------------------------------------------------
+@pytest.mark.local
 def test_pip_in_a_command_says_it_is_absent(tmp_path: Path) -> None:
     shim = command.pip_shim(tmp_path / "shim")
     # a Python with no pip of its own: -S hides the base site-packages, as a target's venv
@@ -126,6 +131,7 @@ def test_pip_in_a_command_says_it_is_absent(tmp_path: Path) -> None:
     assert (shim / "bin" / "pip").read_text().endswith('exec python -m pip "$@"\n')
 
 
+@pytest.mark.local
 def test_pip_in_a_command_is_the_real_one_when_there_is_one(tmp_path: Path) -> None:
     shim = command.pip_shim(tmp_path / "shim")
     proc = subprocess.run(

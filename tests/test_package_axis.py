@@ -24,9 +24,10 @@ from harness.request import UsageError, parse
 from harness.scenarios import registry
 from harness.scenarios.base import Options
 from harness.scenarios.boots import Observation, decide, decisive
-from tests.conftest import run_json
+from tests.conftest import git, run_json
 from tests.fakes import Lab, linear_history, report_for
-from tests.test_search import git
+
+pytestmark = pytest.mark.pure
 
 ALREADY_HANDLED = "ImportError: cannot import name 'ALREADY_HANDLED' from 'eventlet.wsgi'"
 MIRROR = Path("/work/.mirror/benoitc+gunicorn/repo")
@@ -57,6 +58,7 @@ def test_decisive_keeps_every_line_that_names_no_file(line: str) -> None:
     assert decisive(line) == line.strip()
 
 
+@pytest.mark.local
 def test_boots_is_a_built_in() -> None:
     assert "boots" in dict(registry.listing())
     about = registry.create("boots", Options(worker_class="eventlet")).about()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.model.plan import Plan, Probe, plan
 from harness.model.search import Outcome, ancestors
-from tests.test_search import FAST, linear, planted, scenarios
+from tests.graphs import FAST, linear, planted, scenarios
+
+pytestmark = pytest.mark.pure
 
 Oracle = Callable[[Probe], Outcome]
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.model.printable import printable
+
+pytestmark = pytest.mark.pure
 
 
 def test_colour_title_and_cursor_escapes_are_removed_and_the_words_kept():

@@ -10,6 +10,8 @@ import pytest
 
 from harness.host.procfs import ProcessGone, children, fds, snapshot
 
+pytestmark = pytest.mark.local
+
 # Waits for a line, then opens 3 sockets, 2 pipes (4 fds), 1 file, starts 4 threads and
 # forks 2 children (one exits at once and is never reaped), then says so and waits.
 GROW = r"""

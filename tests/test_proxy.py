@@ -26,6 +26,8 @@ import pytest
 from harness.host import processes, proxy
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.local
+
 # A real HTTP/1.1 server on a Unix socket path or on a free TCP port; prints
 # "ready <path|port>" once it listens.
 #   close: 200 "Hello World" with Connection: close

@@ -9,6 +9,8 @@ import pytest
 from harness.host.rawhttp import ENDINGS, RawConnection, exchange, request
 from tests.local_http import free_address, serve
 
+pytestmark = pytest.mark.local
+
 
 @pytest.fixture(params=["tcp", "unix"])
 def server(request, tmp_path):

@@ -10,8 +10,10 @@ import pytest
 from harness.scenarios import registry
 from harness.scenarios.base import Options
 from harness.scenarios.server import Healthy, answer_once, probe_once, served
+from tests.conftest import check_with_scenario
 from tests.local_http import serve
-from tests.test_user_scenario import check
+
+pytestmark = pytest.mark.pure
 
 
 @pytest.mark.parametrize("result", ["ok", "HTTP 404", "HTTP 500", "HTTP 302", "404", "200"])
@@ -60,7 +62,7 @@ def test_an_app_without_a_root_route_boots_and_is_judged(cache_dir, tmp_path, no
     """A 404 on / is an answer: the server is up, and check() sees both statuses."""
     scenario = tmp_path / "no_root.py"
     scenario.write_text(textwrap.dedent(NO_ROOT))
-    proc = check("19.5.0", scenario, cache_dir, tmp_path)
+    proc = check_with_scenario("19.5.0", scenario, cache_dir, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "not listening" not in proc.stdout
     assert "19.5.0: pass" in proc.stdout
@@ -88,6 +90,7 @@ def test_served_against_a_healthy_answer_is_that_answer_only():
     assert not Healthy("500").ok and not Healthy("timeout").ok and Healthy("404").ok
 
 
+@pytest.mark.local
 def test_a_probe_tells_the_healthy_body_from_another():
     with serve() as (server, address):
         status, digest = answer_once(address, 2.0, "/")

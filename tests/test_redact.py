@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.model.redact import redact_argv, redact_url
+
+pytestmark = pytest.mark.pure
 
 SECRET = st.text(st.characters(blacklist_characters="/?#@ \t\n:", min_codepoint=33), min_size=1)
 # a password as urllib and pip read it: anything up to the last '@' before the path

@@ -15,6 +15,8 @@ from harness.scenarios.case import load
 from harness.scenarios.lifecycle import CaseScenario
 from tests.conftest import run_cli, run_json
 
+pytestmark = pytest.mark.local
+
 DATA = Path(__file__).parent / "data"
 CATALOGUE = [n for n, c in registry.cases().items() if not c.builtin]
 

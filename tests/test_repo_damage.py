@@ -12,6 +12,8 @@ from harness.host.clone import SourceError
 from harness.host.git import DamagedRepo, Repo
 from harness.model.errors import HarnessError
 
+pytestmark = pytest.mark.local
+
 
 def _git(*args: str, cwd: Path) -> str:
     return subprocess.run(

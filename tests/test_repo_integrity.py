@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.host.git import Repo, SourceError
+from tests.conftest import git
 from tests.history import History
-from tests.test_source import git
+
+pytestmark = pytest.mark.local
 
 
 def test_a_shallow_clone_by_file_url_is_refused(gunicorn_history: History, tmp_path: Path):

@@ -18,6 +18,8 @@ from harness.report.records import write_record
 from harness.report.render import render
 from harness.report.text import render_table
 
+pytestmark = pytest.mark.pure
+
 COMMAND = "python bisect.py 19.5.0..19.7.0"
 HOST = {
     "kernel": "6.1.0",

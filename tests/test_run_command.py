@@ -26,6 +26,8 @@ from harness.scenarios.base import Options, ScenarioError
 from harness.scenarios.command import CommandScenario, Observation, decide, output_tail
 from tests.conftest import ROOT, alive, run_cli, run_json
 
+pytestmark = pytest.mark.pure
+
 EXAMPLE = "./examples/check_socket_survives.sh"
 
 
@@ -104,6 +106,7 @@ def test_a_script_that_cannot_run_is_a_usage_error(tmp_path: Path, command, phra
 
 
 # -- usage errors through the CLI --------------------------------------------------------
+@pytest.mark.local
 @pytest.mark.parametrize(
     "args, phrase",
     [
@@ -433,6 +436,7 @@ def test_a_command_that_floods_its_output_is_stopped_before_it_fills_the_disk(
 # -- GUNICORN_BISECT_PORT: a free TCP port of each run's own ------------------------------
 
 
+@pytest.mark.local
 def test_runs_at_once_never_hold_the_same_port() -> None:
     held = [command.reserve_port() for _ in range(40)]
     try:

@@ -1,5 +1,7 @@
 """Reading gunicorn's log: the worker traceback, the boot error, the effective settings."""
 
+import pytest
+
 from harness.scenarios.gunicorn_log import TAIL_CHARS, Log
 
 
@@ -14,6 +16,8 @@ def boot_error(log: str) -> str:
 def effective_setting(log: str, name: str) -> str | None:
     return Log.of(log).setting(name)
 
+
+pytestmark = pytest.mark.pure
 
 WORKER_CRASH = """\
 [2017-02-18 01:26:57 +0900] [56927] [INFO] Autorestarting worker after current request.

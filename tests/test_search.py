@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import random
 import shutil
-import subprocess
-from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.model.search import (
@@ -24,29 +20,13 @@ from harness.model.search import (
     merged_via,
     next_testable_after,
 )
+from tests.conftest import git
+from tests.graphs import FAST, Graph, dags, linear, planted, scenarios, sha_of
 
-Graph = dict[str, list[str]]
+pytestmark = pytest.mark.pure
+
 
 # -- helpers ---------------------------------------------------------------------
-
-
-def linear(names: Sequence[str]) -> Graph:
-    """names[0] is the root; each commit's parent is the previous one."""
-    graph: Graph = {names[0]: []}
-    for prev, cur in zip(names, names[1:]):
-        graph[cur] = [prev]
-    return graph
-
-
-def planted(graph: Mapping[str, Sequence[str]], first_new: str, skips: Collection[str] = ()):
-    """Oracle for a bug introduced by ``first_new``: NEW iff it is an ancestor (inclusive)."""
-
-    def outcome(sha: str) -> Outcome:
-        if sha in skips:
-            return Outcome.SKIP
-        return Outcome.NEW if first_new in ancestors(graph, sha) else Outcome.OLD
-
-    return outcome
 
 
 def drive(b: Bisection, outcome, k: int = 1, max_rounds: int | None = None) -> list[str]:
@@ -289,48 +269,6 @@ def test_next_testable_after() -> None:
 # -- property tests --------------------------------------------------------------
 
 
-def sha_of(i: int) -> str:
-    return hashlib.sha1(str(i).encode()).hexdigest()[:12]
-
-
-@st.composite
-def dags(draw, max_commits: int = 60):
-    """Random DAG: root 'old', each commit 1-2 earlier parents, then a merge chain to new."""
-    n = draw(st.integers(2, max_commits))
-    names = [sha_of(i) for i in range(n)]
-    graph: Graph = {names[0]: []}
-    for i in range(1, n):
-        first = draw(st.integers(0, i - 1))
-        ps = [names[first]]
-        if i > 1 and draw(st.booleans()):
-            second = draw(st.integers(0, i - 1))
-            if second != first:
-                ps.append(names[second])
-        graph[names[i]] = ps
-    has_child = {p for ps in graph.values() for p in ps}
-    tips = [c for c in names if c not in has_child]
-    new = tips[0]
-    for j, tip in enumerate(tips[1:], start=n):
-        merge = sha_of(j)
-        graph[merge] = [new, tip]
-        new = merge
-    return graph, names[0], new
-
-
-@st.composite
-def scenarios(draw):
-    graph, old, new = draw(dags())
-    inner = sorted(set(graph) - {old})
-    first_new = draw(st.sampled_from(inner))
-    pool = sorted(set(inner) - {new})
-    skips = draw(st.sets(st.sampled_from(pool), max_size=8)) if pool else set()
-    k = draw(st.integers(1, 5))
-    return graph, old, new, first_new, frozenset(skips), k
-
-
-FAST = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
 @FAST
 @given(scenarios())
 def test_property_dag_search(scenario) -> None:
@@ -434,24 +372,6 @@ def test_property_linear_single_probe_is_logarithmic(n, data) -> None:
 GIT = shutil.which("git")
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_AUTHOR_DATE": "2020-01-01T00:00:00Z",
-        "GIT_COMMITTER_DATE": "2020-01-01T00:00:00Z",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "HOME": str(repo),
-    }
-    out = subprocess.run(
-        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
-    )
-    return out.stdout.strip()
-
-
 def random_git_repo(repo: Path, seed: int, n: int) -> tuple[Graph, str, str, dict[int, str]]:
     """A random DAG of empty commits (via commit-tree); returns the real sha graph."""
     rng = random.Random(seed)
@@ -493,6 +413,7 @@ def git_first_bad(repo: Path, old: str, new: str, first_new: str, first_parent: 
     return bad
 
 
+@pytest.mark.local
 @pytest.mark.skipif(GIT is None, reason="git not installed")
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_same_first_bad_commit_as_git_bisect(tmp_path: Path, seed: int) -> None:

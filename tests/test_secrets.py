@@ -11,7 +11,11 @@ import threading
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from harness.host.git import Repo
+
+pytestmark = pytest.mark.local
 
 PASSWORD = "p@ss@S3cret"
 

@@ -18,6 +18,8 @@ import pytest
 from harness.host import cancel, processes
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.local
+
 # The budget's wait, a pool thread that never ends (it holds the waiter's lock's
 # neighbours: a non-daemon thread the interpreter joins at exit), and a main loop that
 # only learns of the signal through the Cancel.

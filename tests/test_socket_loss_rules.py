@@ -10,6 +10,8 @@ from harness.model.verdict import Verdict
 from harness.scenarios import keeps_serving
 from harness.scenarios.socket_loss import Observation, decide
 
+pytestmark = pytest.mark.pure
+
 TRACEBACK = """\
 Traceback (most recent call last):
   File "gunicorn/arbiter.py", line 557, in spawn_worker

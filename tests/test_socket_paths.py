@@ -12,6 +12,8 @@ import pytest
 from harness.scenarios.server import SUN_PATH_MAX, private_dir
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.pure
+
 LONG = "deeply-nested-temporary-directory-" * 3
 
 

@@ -13,18 +13,12 @@ from harness.host.clone import is_remote_spec
 from harness.host.git import Repo, SourceError
 from harness.model.commit_refs import github_commit_url, parse_refs
 from harness.model.results import CommitInfo
+from tests.conftest import git
 from tests.history import History
 
+pytestmark = pytest.mark.local
+
 GITHUB = "https://github.com/benoitc/gunicorn.git"
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in a test-owned repository (never the project's)."""
-    env_args = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
-    proc = subprocess.run(
-        ["git", *env_args, *args], cwd=cwd, capture_output=True, text=True, check=True
-    )
-    return proc.stdout.strip()
 
 
 def snapshot(path: Path) -> dict[str, str]:

@@ -25,6 +25,8 @@ from harness.jobs.target import (
 )
 from harness.model.verdict import Verdict
 
+pytestmark = pytest.mark.pure
+
 SHA = "418f140445c0" + "ab" * 14
 PICK = "1db805c7f6b3" + "cd" * 14
 PY39 = Interpreter("/py/3.9", "3.9.18", "pyenv")

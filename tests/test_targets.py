@@ -22,6 +22,8 @@ from harness.model.targets import (
     resolve,
 )
 
+pytestmark = pytest.mark.pure
+
 INDEX = [
     "0.17.4",
     "17.5",

@@ -12,7 +12,9 @@ import pytest
 
 from harness.model.verdict import Verdict
 from harness.scenarios.lifecycle import Observation, decide
-from tests.conftest import ROOT, gunicorn_pids, run_cli, run_json
+from tests.conftest import ROOT, check_with_scenario, gunicorn_pids, run_cli, run_json
+
+pytestmark = pytest.mark.local
 
 EXAMPLE = ROOT / "examples" / "issue_1298.py"
 
@@ -21,22 +23,6 @@ def write(tmp_path: Path, name: str, body: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
     return path
-
-
-def check(target: str, scenario: Path, cache_dir: Path, tmp_path: Path, *extra: str):
-    """``--check TARGET --scenario FILE``; a run that does not end within 120 s fails."""
-    return run_cli(
-        "--check",
-        target,
-        "--scenario",
-        str(scenario),
-        "--cache-dir",
-        str(cache_dir),
-        "--results-dir",
-        str(tmp_path / "results"),
-        *extra,
-        timeout=120,
-    )
 
 
 def servers_from(cache_dir: Path) -> list[int]:
@@ -136,7 +122,7 @@ def test_the_fixture_api_signals_a_worker_and_sees_it_replaced(cache_dir, tmp_pa
             return "pass", f"worker {victim} exited ({server.exits} exit); workers now {len(after)}, {victim} not among them: {victim not in after}"
         ''',
     )
-    proc = check("19.5.0", scenario, cache_dir, tmp_path)
+    proc = check_with_scenario("19.5.0", scenario, cache_dir, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "19.5.0: pass" in proc.stdout
     assert "exited (1 exit); workers now 2" in proc.stdout
@@ -153,7 +139,7 @@ def test_an_exception_in_check_is_error_with_its_last_line(cache_dir, tmp_path, 
             return len(server.get("/").status_code)
         """,
     )
-    proc = check("19.5.0", scenario, cache_dir, tmp_path)
+    proc = check_with_scenario("19.5.0", scenario, cache_dir, tmp_path)
     assert proc.returncode == 125, proc.stdout + proc.stderr  # cannot tell
     assert "19.5.0: error" in proc.stdout
     assert "check() raised TypeError: object of type 'int' has no len()" in proc.stdout
@@ -162,7 +148,7 @@ def test_an_exception_in_check_is_error_with_its_last_line(cache_dir, tmp_path, 
 @pytest.mark.real
 def test_a_return_value_that_is_not_a_verdict_is_error(cache_dir, tmp_path, no_leaks):
     scenario = write(tmp_path, "returns.py", "def check(server):\n    return True\n")
-    proc = check("19.5.0", scenario, cache_dir, tmp_path)
+    proc = check_with_scenario("19.5.0", scenario, cache_dir, tmp_path)
     assert proc.returncode == 125, proc.stdout + proc.stderr
     assert "check() returned True: expected ('pass'|'fail'|'error', 'evidence')" in proc.stdout
 
@@ -179,7 +165,7 @@ def test_a_check_that_hangs_runs_out_and_leaves_nothing_behind(cache_dir, tmp_pa
             time.sleep(600)
         """,
     )
-    proc = check("19.5.0", scenario, cache_dir, tmp_path, "--timeout", "3")
+    proc = check_with_scenario("19.5.0", scenario, cache_dir, tmp_path, "--timeout", "3")
     assert proc.returncode == 125, proc.stdout + proc.stderr
     assert "19.5.0: error" in proc.stdout
     assert "ran out after 3 s" in proc.stdout
@@ -202,7 +188,7 @@ def test_wait_for_ends_with_the_run(cache_dir, tmp_path, no_leaks):
             return "pass", "wait_for returned"
         """,
     )
-    proc = check("19.5.0", scenario, cache_dir, tmp_path, "--timeout", "3")
+    proc = check_with_scenario("19.5.0", scenario, cache_dir, tmp_path, "--timeout", "3")
     assert proc.returncode == 125, proc.stdout + proc.stderr
     assert "ran out after 3 s" in proc.stdout
 
@@ -329,7 +315,7 @@ def test_os_exit_in_check_is_an_error_row_and_the_run_goes_on(cache_dir, tmp_pat
             os._exit(3)
         """,
     )
-    proc = check("19.5.0", scenario, cache_dir, tmp_path)
+    proc = check_with_scenario("19.5.0", scenario, cache_dir, tmp_path)
     assert proc.returncode == 125, proc.stdout + proc.stderr
     assert "19.5.0: error" in proc.stdout
     assert "check() called os._exit(3)" in proc.stdout

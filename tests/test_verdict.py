@@ -6,6 +6,8 @@ import pytest
 
 from harness.model.verdict import Axis, Decision, Verdict, combine
 
+pytestmark = pytest.mark.pure
+
 # -- combine ---------------------------------------------------------------------
 
 PASS = Decision(Verdict.PASS, "socket kept through 3 worker restarts; 5/5 new connections served")

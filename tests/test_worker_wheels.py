@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from packaging.requirements import Requirement
 
 from harness.build.index import DistFile
 from harness.build.interpreters import Interpreter
 from harness.build.wheels import _compatible_file, interpreter_tags
 from harness.build.worker_libs import marker_environment, pin_for
+
+pytestmark = pytest.mark.pure
 
 # gevent 21.12.0's files (a selection), as the index lists them
 GEVENT = [

@@ -11,7 +11,10 @@ from harness.host import processes
 from harness.host.wrk import Wrk, WrkError, parse, url_for
 from tests.local_http import free_address, serve
 
-pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+pytestmark = [
+    pytest.mark.local,
+    pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed"),
+]
 
 
 @pytest.fixture
