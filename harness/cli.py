@@ -26,18 +26,15 @@ from harness.jobs.budget import Budget
 from harness.jobs.check import Case, check, check_all, check_at, resolved
 from harness.jobs.run import Bisect, range_run
 from harness.jobs.setup import Setup, open_run
-from harness.model.answer import answer
 from harness.model.candidate import Checked, summary
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import Row
-from harness.model.table import Report
+from harness.model.table import Report, answer
 from harness.model.verdict import Verdict
 from harness.parser import build_parser
-from harness.report.candidate import render_checked
 from harness.report.common import use_colour, verdict_name
-from harness.report.records import write_checked, write_record
-from harness.report.render import render
+from harness.report.render import render, render_checked, write_checked, write_record
 from harness.request import (
     Request,
     UsageError,
@@ -51,7 +48,7 @@ from harness.scenarios.base import ScenarioError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
 EXIT_INTERNAL = 3
-#: a range run's answer -> its exit status (model.answer says which)
+#: a range run's answer -> its exit status (model.table.answer says which)
 EXIT_OF = {
     "conclusive": EXIT_OK,
     "inconclusive": EXIT_UNTESTABLE,

@@ -32,7 +32,7 @@ from harness.model.candidate import (
 from harness.model.errors import HarnessError
 from harness.model.results import Row
 from harness.model.verdict import Axis, Verdict
-from harness.report.candidate import render_checked
+from harness.report.render import render_checked
 from harness.request import UsageError, known_scenarios, parse
 from harness.scenarios import registry
 from harness.scenarios.base import ScenarioError

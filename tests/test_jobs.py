@@ -16,7 +16,7 @@ from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.check import check
 from harness.jobs.run import Bisect, range_run
-from harness.model.answer import answer
+from harness.model.table import answer
 from harness.model.targets import TargetError
 from harness.model.verdict import Verdict
 from harness.report.json import as_json

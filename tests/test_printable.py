@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.model.printable import printable
+from harness.model.verdict import printable
 
 
 def test_colour_title_and_cursor_escapes_are_removed_and_the_words_kept():

@@ -14,8 +14,7 @@ from harness.model.verdict import Verdict
 from harness.report.common import COMPAT_NOTE
 from harness.report.json import as_json
 from harness.report.markdown import render_markdown
-from harness.report.records import write_record
-from harness.report.render import render
+from harness.report.render import render, write_record
 from harness.report.text import render_table
 
 COMMAND = "python bisect.py 19.5.0..19.7.0"

@@ -11,8 +11,7 @@ import pytest
 from harness.build import wheels
 from harness.host.clone import is_remote_spec
 from harness.host.git import Repo, SourceError
-from harness.model.commit_refs import github_commit_url, parse_refs
-from harness.model.results import CommitInfo
+from harness.model.results import CommitInfo, github_commit_url, parse_refs
 from tests.history import History
 
 GITHUB = "https://github.com/benoitc/gunicorn.git"

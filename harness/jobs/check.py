@@ -19,9 +19,8 @@ from harness.model.candidate import Entry
 from harness.model.confidence import CheckAnswer
 from harness.model.confidence import check as model_check
 from harness.model.errors import HarnessError
-from harness.model.printable import printable
 from harness.model.results import Row
-from harness.model.verdict import Axis, Verdict
+from harness.model.verdict import Axis, Verdict, printable
 from harness.scenarios.base import ScenarioError
 
 

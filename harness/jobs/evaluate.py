@@ -17,9 +17,8 @@ from harness.build.wheels import Artifact, ArtifactError
 from harness.host.cancel import Cancel
 from harness.jobs.target import BuildFailed, Target
 from harness.model.errors import HarnessError
-from harness.model.printable import printable
 from harness.model.results import Row
-from harness.model.verdict import Decision, Verdict, combine
+from harness.model.verdict import Decision, Verdict, combine, printable
 from harness.scenarios.base import RunContext, Scenario
 
 COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"

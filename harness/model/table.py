@@ -2,13 +2,16 @@
 transitions read off each column, the commit findings, and the header facts.
 
 Always a matrix: a plain run is one column.  Pure data the jobs fill and the renderers
-read; the transitions are computed from the cells, never stored beside them.
+read; the transitions are computed from the cells, never stored beside them.  Last,
+what a range run's report amounts to (``answer``): an answer, none, an interrupted run, or
+a ``--run`` command that never ran the check; the CLI maps its kind to an exit status.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from harness.model.results import Finding, Row
 from harness.model.search import Transition, transitions
@@ -149,3 +152,47 @@ class Report:
         return any(
             ax.state(r.verdict) is not None for r, _ in self.table.rows() for ax in self.table.axes
         )
+
+
+#: what a range run amounts to; the CLI maps each to an exit status
+AnswerKind = Literal["conclusive", "inconclusive", "interrupted", "broken-command"]
+
+# the shell's own failures: not found (127), not executable (126), a syntax error,
+# a script it cannot open: the command never reached the target
+_SHELL = re.compile(r"^exit (126|127)\b|syntax error|cannot open|can't open", re.I)
+
+
+@dataclass(frozen=True)
+class Answer:
+    kind: AnswerKind
+    line: str  # one line for stderr ("" when conclusive)
+
+
+def _broken(report: Report) -> str | None:
+    """The one detail every row shares when a ``--run`` command failed the same way on
+    every target through the shell's own fault, else None."""
+    rows = [r for r, _ in report.table.rows()]
+    if report.scenario.get("name") != "run" or not rows:
+        return None
+    details = {r.detail.split(" (compat:")[0] for r in rows}
+    if len(details) != 1 or any(r.verdict is not Verdict.FAIL for r in rows):
+        return None
+    (detail,) = details
+    return detail if _SHELL.search(detail) else None
+
+
+def answer(report: Report) -> Answer:
+    if report.interrupted:
+        what = report.partial or "the release table is complete; the commit bisection is not"
+        return Answer("interrupted", f"interrupted: {what}")
+    broken = _broken(report)
+    if broken is not None:
+        return Answer(
+            "broken-command",
+            f"--run fails the same way on every target ({broken}); it runs in each "
+            "target's environment from the current directory: check the command",
+        )
+    if not report.conclusive():
+        what = "every row is an error" if report.table.cells else "no row"
+        return Answer("inconclusive", f"inconclusive: no release could be tested ({what})")
+    return Answer("conclusive", "")

@@ -3,11 +3,14 @@
 Pure: no I/O.  Each scenario observes and applies its own rules (its ``decide``);
 what a verdict *is*, how repeated runs agree, and which verdicts a bisection may use
 are the same for every scenario and live here.
+And ``printable``: text from the server or the user's code (a check's message, a
+``--run`` command's output, gunicorn's log) without terminal escapes or controls.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -117,3 +120,21 @@ def combine(decisions: Sequence[Decision]) -> Decision:
         sample.traceback,
         verdicts,
     )
+
+
+# ESC [ ... final (CSI), ESC ] ... BEL or ESC \ (OSC), ESC P/X/^/_ ... ESC \ (DCS and the
+# other strings), then any other two-byte ESC sequence
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
+    r"|\x1b[@-Z\\-_]?"
+    r"|\x9b[0-?]*[ -/]*[@-~]"
+)
+# C0 and C1 controls except tab and newline
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (tab, newline kept)."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from harness.model.results import Finding
 from harness.model.table import Report
 from harness.model.verdict import Verdict
-from harness.report import fit
 from harness.report.common import (
     COMPAT_MARK,
     bare,
@@ -14,6 +13,7 @@ from harness.report.common import (
     default_terms,
     evidence,
     finding_head,
+    fit_table,
     matrix_cells,
     notes,
     used_compat,
@@ -89,7 +89,7 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
         return f"**{verdict_name(r.verdict, rep).upper()}**{mark}"
 
     out = [
-        fit.table(
+        fit_table(
             [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)],
             [rep.heading, "python", *rep.table.labels],
             fmt="github",
@@ -124,7 +124,7 @@ def _plain(rep: Report) -> list[str]:
         for r in rows
     ]
     headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
-    out = [fit.table(lines, headers + ["verdict", "evidence"], fmt="github"), ""]
+    out = [fit_table(lines, headers + ["verdict", "evidence"], fmt="github"), ""]
     out += _conclusions(rep)
     primary = rep.primary
     heading = (
