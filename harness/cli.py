@@ -23,8 +23,7 @@ from harness.host import fsutil, processes, progress
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import write_output
 from harness.jobs.budget import Budget
-from harness.jobs.check import Case, check, check_all, check_at, resolved
-from harness.jobs.run import Bisect, range_run
+from harness.jobs.run import Bisect, Case, check, check_all, check_at, range_run, resolved
 from harness.jobs.setup import Setup, open_run
 from harness.model.candidate import Checked, summary
 from harness.model.errors import HarnessError

@@ -16,7 +16,7 @@ from harness import __version__, cli
 from harness.host.cancel import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
-from harness.jobs.check import Case, check_all
+from harness.jobs.run import Case, check_all
 from harness.model.candidate import (
     BOTH_PASS,
     FIXED,

@@ -14,8 +14,7 @@ import pytest
 from harness.host.cancel import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
-from harness.jobs.check import check
-from harness.jobs.run import Bisect, range_run
+from harness.jobs.run import Bisect, check, range_run
 from harness.model.table import answer
 from harness.model.targets import TargetError
 from harness.model.verdict import Verdict

@@ -7,11 +7,10 @@ import re
 
 import pytest
 
-from harness.model.results import Finding, Row
+from harness.model.results import COMPAT_NOTE, Finding, Row
 from harness.model.search import Transition, transitions
 from harness.model.table import Column, Report, Table
 from harness.model.verdict import Verdict
-from harness.report.common import COMPAT_NOTE
 from harness.report.json import as_json
 from harness.report.markdown import render_markdown
 from harness.report.render import render, write_record
@@ -169,12 +168,6 @@ def test_compat_is_a_mark_and_one_note_not_a_suffix():
     md = render_markdown(rep)
     assert "(compat:" not in md and "rows marked *" in md
     assert json.loads(render(rep, "json"))["rows"][1]["detail"].endswith(COMPAT_NOTE)
-
-
-def test_compat_suffix_is_the_one_the_runner_appends():
-    from harness.jobs import evaluate
-
-    assert evaluate.COMPAT_NOTE == COMPAT_NOTE
 
 
 # -- markdown --------------------------------------------------------------------

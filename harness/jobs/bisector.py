@@ -7,24 +7,82 @@ search; git's own "skip" leaves that to a human); a commit is named only when th
 boundary is then one commit wide.  Where the bisection starts follows git with several
 good commits (``start_points``); each commit runs on its pair's Python, or by evidence
 on another (``by_evidence``); a tag must name its release's code (``tags_agree``).
+
+What the jobs need from the world, as two small protocols: a git ``History`` and an
+``Evaluator`` of targets.  The real ones are ``host.git.Repo`` and ``jobs.setup.Lab``;
+tests pass an in-memory history and a fake lab, so the orchestration (release table,
+commit bisection, healing, ``--check``, interrupts) runs in milliseconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from packaging.version import InvalidVersion, Version
 
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
-from harness.jobs.protocols import Evaluator, History
 from harness.model import search
 from harness.model.errors import HarnessError
 from harness.model.plan import Plan, Probe, plan
-from harness.model.results import Finding, Step
+from harness.model.results import CommitInfo, Finding, Row, Step
 from harness.model.search import Outcome
 from harness.model.verdict import Axis, Verdict
+
+
+class History(Protocol):
+    spec: str
+
+    def tag_for_version(self, version: str) -> str | None: ...
+
+    def resolve(self, ref: str) -> str: ...
+
+    def graph(self, old: str | Iterable[str], new: str) -> dict[str, tuple[str, ...]]: ...
+
+    def is_ancestor(self, ancestor: str, sha: str) -> bool: ...
+
+    def merge_bases(self, a: str, b: str) -> list[str]: ...
+
+    def tags_containing(self, sha: str) -> list[str]: ...
+
+    def version_at(self, sha: str) -> str | None: ...
+
+    def info(self, sha: str) -> CommitInfo: ...
+
+    def infos(self, shas: Iterable[str]) -> list[CommitInfo]: ...
+
+    def web_url(self, sha: str) -> str | None: ...
+
+
+class Evaluator(Protocol):
+    """Evaluates one target in one column (a deployment, by its label)."""
+
+    #: what the targets are releases and commits of: "gunicorn", or a --package
+    package: str
+
+    def versions(self) -> Sequence[str]:
+        """The releases the package index knows."""
+        ...
+
+    def fetch(self, version: str) -> Any:
+        """What ``release`` evaluates (the wheel), fetched once for every column."""
+        ...
+
+    def fetch_ref(self, history: History, sha: str, label: str) -> Any:
+        """A git ref (or commit), to be built from ``history``; its row is ``label``."""
+        ...
+
+    def release(self, fetched: Any, column: str) -> Row:
+        """A fetched release or git ref, on the newest Python that runs it."""
+        ...
+
+    def commit(
+        self, history: History, sha: str, pick: str | None, column: str, python: str | None
+    ) -> Step:
+        """A commit (with ``pick`` on top) on the Python that ran the releases around it."""
+        ...
 
 
 def outcome(verdict: Verdict, axis: Axis, old_is_old: bool) -> Outcome:

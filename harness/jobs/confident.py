@@ -14,9 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from harness.host.progress import Progress
-from harness.jobs.bisector import by_evidence, given_picks, start_points, tags_agree
+from harness.jobs.bisector import (
+    Evaluator,
+    History,
+    by_evidence,
+    given_picks,
+    start_points,
+    tags_agree,
+)
 from harness.jobs.budget import Budget
-from harness.jobs.protocols import Evaluator, History
 from harness.model import confidence
 from harness.model.confidence import ContradictoryRuns, CulpritSearch
 from harness.model.confidence import Finding as Estimate

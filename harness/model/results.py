@@ -14,6 +14,10 @@ from typing import Any
 
 from harness.model.verdict import Verdict
 
+#: what a row's evidence ends with when the compat shim was used (the runner appends it;
+#: the text and markdown tables show a mark and say it once, in a note)
+COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
+
 
 @dataclass(frozen=True)
 class Row:

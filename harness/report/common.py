@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from harness.model.results import Finding, Row
+from harness.model.results import COMPAT_NOTE, Finding, Row
 from harness.model.search import Transition
 from harness.model.table import Report
 from harness.model.verdict import Axis, Verdict, printable
@@ -27,9 +27,6 @@ _COLOURS = {
 }
 
 
-#: what a row's evidence ends with when the compat shim was used (jobs.evaluate appends
-#: it; the text and markdown tables show a mark and say it once, in a note)
-COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
 COMPAT_MARK = "*"
 
 
