@@ -31,12 +31,12 @@ from harness.model.redact import redact_url
 from harness.model.results import Row
 from harness.model.table import Report, answer
 from harness.model.verdict import Verdict
-from harness.parser import build_parser
 from harness.report.common import use_colour, verdict_name
 from harness.report.render import render, render_checked, write_checked, write_record
 from harness.request import (
     Request,
     UsageError,
+    build_parser,
     command_line,
     parse,
     resolved_spec,

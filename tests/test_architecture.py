@@ -1,7 +1,7 @@
 """The layers, as a test: each folder of harness/ imports only the folders below it, and
 no module imports itself back through others (function-level imports included).
 
-    model  <  host  <  build, report  <  scenarios, catalogue  <  jobs  <  parser  <  request  <  cli
+    model  <  host  <  build, report  <  scenarios, catalogue  <  jobs  <  request  <  cli
 
 This is how to see the layers: a new import that breaks them fails here, naming it.
 """
@@ -22,9 +22,8 @@ RANK = {
     "scenarios": 3,  # the protocol, the registry, the server lifecycle, the rules
     "catalogue": 3,  # scenario files of tracker cases (loaded by path)
     "jobs": 4,  # release table, commit bisection, check
-    "parser": 5,  # the options and their --help text
-    "request": 6,  # argv -> Request
-    "cli": 7,  # Request -> outcome -> text and exit status
+    "request": 5,  # the options, their --help text; argv -> Request
+    "cli": 6,  # Request -> outcome -> text and exit status
 }
 
 

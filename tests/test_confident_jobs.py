@@ -11,8 +11,8 @@ import pytest
 from harness import cli
 from harness.host.cancel import Cancel
 from harness.host.progress import Progress
+from harness.jobs.bisector import Confidence
 from harness.jobs.budget import Budget
-from harness.jobs.confident import Confidence
 from harness.jobs.run import Bisect, check_at, range_run
 from harness.jobs.setup import Setup
 from harness.model.confidence import passes_to_clear

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.model.plan import Plan, Probe, plan
-from harness.model.search import Outcome, ancestors
+from harness.model.search import Outcome, Plan, Probe, ancestors, plan
 from tests.test_search import FAST, linear, planted, scenarios
 
 Oracle = Callable[[Probe], Outcome]

@@ -20,9 +20,15 @@ from packaging.version import InvalidVersion, Version
 
 from harness.host.git import SourceError
 from harness.host.progress import Progress, SharedBar
-from harness.jobs.bisector import Bisector, Evaluator, History
+from harness.jobs.bisector import (
+    Bisector,
+    Confidence,
+    ConfidentBisector,
+    Evaluator,
+    History,
+    changed,
+)
 from harness.jobs.budget import Budget, result
-from harness.jobs.confident import Confidence, ConfidentBisector, changed
 from harness.model import targets
 from harness.model.candidate import Entry
 from harness.model.confidence import CheckAnswer
