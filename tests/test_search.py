@@ -277,10 +277,10 @@ def test_next_testable_after() -> None:
     t = {"x": Outcome.OLD, "y": Outcome.NEW, "w": Outcome.NEW}
     assert next_testable_after(diamond, "s", t, diamond) == "x"
     assert next_testable_after(diamond, "s", {"w": Outcome.NEW}, diamond) == "w"
-    # Bisection.healing_source also knows the given NEW commit without a record.
+    # A Bisection's known outcomes include the given NEW commit without a record.
     b = Bisection(BRANCH, "o", "m3")
     b.record("M", Outcome.SKIP)
-    assert b.healing_source("M") == "m3"
+    assert next_testable_after(BRANCH, "M", b.known(), b.candidates()) == "m3"
     assert b.known() == {"o": Outcome.OLD, "m3": Outcome.NEW, "M": Outcome.SKIP}
     # Only paths inside `within` count.
     assert next_testable_after(diamond, "s", t, ["s", "y", "z", "w"]) == "y"
@@ -369,7 +369,7 @@ def test_property_healing_resolves_ambiguity(scenario) -> None:
             if sha not in b.candidates():  # cut off by an earlier re-test
                 continue
             # The bound is NEW and descends from every candidate, so a source always exists.
-            source = b.healing_source(sha)
+            source = next_testable_after(graph, sha, b.known(), b.candidates())
             assert source is not None
             assert source in b.candidates() and sha in ancestors(graph, source)
             assert b.known()[source] is not Outcome.SKIP

@@ -74,11 +74,6 @@ class CommitInfo:
     pr: int | None
     fixes: tuple[int, ...]
 
-    @property
-    def is_merge(self) -> bool:
-        """True for merge commits, which report "merged via" instead of a change."""
-        return len(self.parents) > 1
-
 
 @dataclass(frozen=True)
 class Step:

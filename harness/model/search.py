@@ -278,10 +278,6 @@ class Bisection:
         known.update(self._tested)
         return known
 
-    def healing_source(self, skipped: str) -> str | None:
-        """The testable commit whose change a skipped candidate should be re-tested with."""
-        return next_testable_after(self._parents, skipped, self.known(), self._state.order)
-
     def remaining(self) -> int:
         """Number of commits that may still be the first NEW one (bound and skips included)."""
         return len(self._state.candidates)
