@@ -143,7 +143,7 @@ def _main(req: Request, out: TextIO) -> int:
 
 
 def _open(req: Request, bar: progress.Progress, name: str | None = None) -> Setup:
-    """The cache, then a scenario per column of the matrix (usually one) and the run."""
+    """The cache, then a scenario per deployment of the matrix (usually one) and the run."""
     cache = writable_dir(req.cache_dir, "--cache-dir")
     scenarios = [
         registry.create(
@@ -179,12 +179,12 @@ def _emit(req: Request, text: str, plain: str, out: TextIO, bar: progress.Progre
 def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> int:
     """One target, one scenario: a line (or the report in --format), a record, and the
     exit status git bisect run reads."""
-    column, report = setup.table.labels[0], setup.report
+    deployment, report = setup.table.labels[0], setup.report
     results_dir = writable_dir(req.results_dir, "--results-dir")  # before the run, not after
     if req.confidence is not None:
         said, row = check_at(
             setup.lab,
-            column,
+            deployment,
             req.check,
             req.history,
             req.confidence,
@@ -194,12 +194,12 @@ def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> i
         report.notes.append(f"--confidence {req.confidence.level}: {said.line()}")
         status, head, tail = said.exit_status, said.line(), f"; last run: {row.detail}"
     else:
-        row = check(setup.lab, column, req.check, req.history, req.repo is not None)
+        row = check(setup.lab, deployment, req.check, req.history, req.repo is not None)
         status = {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
         head, tail = verdict_name(row.verdict, report), f": {row.detail}"
     bar.close()
     report.table.targets = [row.target]
-    report.table.put(row.target, column, row)
+    report.table.put(row.target, deployment, row)
     report.command = req.reproduce(req.check, row.target) if row.kind == "release" else req.command
     if req.format == "table":
         python = f" (Python {row.python})" if row.python else ""

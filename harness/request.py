@@ -98,7 +98,7 @@ def _app_options(args: argparse.Namespace) -> dict:
 def writable_dir(path: Path, option: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".writable-"):
             pass
     except OSError as exc:
         raise UsageError(f"{option} {path}: not writable ({exc.strerror or exc})") from None
@@ -216,7 +216,7 @@ class Request:
 
     prog: str  # the name it was run with: "gunicorn-bisect", or "bisect.py" as a file
     argv: tuple[str, ...]
-    options: base.Options  # the scenario's knobs (one worker class and bind per column)
+    options: base.Options  # the scenario's knobs (one worker class and bind per deployment)
     cache_dir: Path
     results_dir: Path
     targets: str | None = None

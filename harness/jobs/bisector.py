@@ -17,7 +17,7 @@ commit bisection, healing, ``--check``, interrupts) runs in milliseconds.
 search (model.confidence) instead of plain bisection, for scenarios whose verdicts are
 races.  Plain bisection trusts one run and skips a ``flaky`` target; there every run is
 one observation, the two releases are re-run until the transition itself is sure (it
-may be noise), then the mainline between them is probed where the posterior is least
+may be noise), then the mainline between them is tested where the posterior is least
 sure, all from the one ``-j`` budget, until the likeliest first changed commit reaches P
 or ``--max-runs`` is spent.
 """
@@ -40,7 +40,7 @@ from harness.model.results import CommitInfo, Finding, Row, Step
 from harness.model.search import (
     Outcome,
     Plan,
-    Probe,
+    Revision,
     ancestors,
     branch_of,
     first_parent_chain,
@@ -75,7 +75,7 @@ class History(Protocol):
 
 
 class Evaluator(Protocol):
-    """Evaluates one target in one column (a deployment, by its label)."""
+    """Evaluates one target in one deployment (by its label)."""
 
     #: what the targets are releases and commits of: "gunicorn", or a --package
     package: str
@@ -85,31 +85,31 @@ class Evaluator(Protocol):
         ...
 
     def fetch(self, version: str) -> Any:
-        """What ``release`` evaluates (the wheel), fetched once for every column."""
+        """What ``release`` evaluates (the wheel), fetched once for every deployment."""
         ...
 
     def fetch_ref(self, history: History, sha: str, label: str) -> Any:
         """A git ref (or commit), to be built from ``history``; its row is ``label``."""
         ...
 
-    def release(self, fetched: Any, column: str) -> Row:
+    def release(self, fetched: Any, deployment: str) -> Row:
         """A fetched release or git ref, on the newest Python that runs it."""
         ...
 
     def commit(
-        self, history: History, sha: str, pick: str | None, column: str, python: str | None
+        self, history: History, sha: str, pick: str | None, deployment: str, python: str | None
     ) -> Step:
         """A commit (with ``pick`` on top) on the Python that ran the releases around it."""
         ...
 
 
-def outcome(verdict: Verdict, axis: Axis, old_is_old: bool) -> Outcome:
-    """A commit's verdict on the transition's question: ``old_is_old`` is False for a
+def outcome(verdict: Verdict, axis: Axis, regression: bool) -> Outcome:
+    """A commit's verdict on the transition's question: ``regression`` is False for a
     fix, where the older release is in the axis's new state."""
     state = axis.state(verdict)
     if state is None:
         return Outcome.SKIP
-    return Outcome.OLD if state == old_is_old else Outcome.NEW
+    return Outcome.OLD if state == regression else Outcome.NEW
 
 
 @dataclass
@@ -117,19 +117,19 @@ class Bisector:
     history: History
     lab: Evaluator
     budget: Budget
-    column: str
+    deployment: str
     python: str | None  # the Python that ran the release before the transition
     axis: Axis
     first_parent: bool = False
     progress: Progress = field(default_factory=Progress)
     picks: tuple[str, ...] = ()  # --pick: repairs applied from the start
 
-    def run(self, before: str, after: str, old_is_pass: bool, older: Sequence[str] = ()) -> Finding:
-        """Bisect ``before``..``after``; ``old_is_pass`` says ``before`` is in the axis's
-        old state (a regression) rather than its new one (a fix).  ``older``: releases
+    def run(self, before: str, after: str, regression: bool, older: Sequence[str] = ()) -> Finding:
+        """Bisect ``before``..``after``; ``regression`` says ``before`` is in the axis's
+        old state rather than its new one (a fix).  ``older``: releases
         of the table in ``before``'s state, newest first, to start from when ``before``
         is not in ``after``'s history and their merge base is not in that state."""
-        kind = "regression" if old_is_pass else "fix"
+        kind = "regression" if regression else "fix"
         finding = Finding(
             kind, before, after, "skipped", first_parent=self.first_parent, axis=self.axis.key
         )
@@ -141,15 +141,15 @@ class Bisector:
         old, new = self.history.resolve(tags[before]), self.history.resolve(tags[after])
         if not tags_agree(self.history, finding, {before: old, after: new}):
             return finding
-        steps: dict[Probe, Step] = {}
-        outcomes: dict[Probe, Outcome] = {}
+        steps: dict[Revision, Step] = {}
+        outcomes: dict[Revision, Outcome] = {}
 
         def judge(shas: list[str]) -> list[Outcome]:
-            probes = [Probe(sha) for sha in shas]
-            for probe, step in zip(probes, self.budget.map(self._evaluate, probes)):
-                steps[probe] = step
-                outcomes[probe] = outcome(step.verdict, self.axis, old_is_pass)
-            return [outcomes[p] for p in probes]
+            revs = [Revision(sha) for sha in shas]
+            for rev, step in zip(revs, self.budget.map(self._evaluate, revs)):
+                steps[rev] = step
+                outcomes[rev] = outcome(step.verdict, self.axis, regression)
+            return [outcomes[p] for p in revs]
 
         olds = start_points(self.history, finding, old, new, older, judge)
         if olds is None:
@@ -163,9 +163,9 @@ class Bisector:
             p := plan(parents, olds, new, outcomes, self.budget.jobs, self.first_parent, picks)
         ).done:
             self._say(where, p)
-            for probe, step in zip(p.todo, self.budget.map(self._evaluate, p.todo)):
-                steps[probe] = step
-                outcomes[probe] = outcome(step.verdict, self.axis, old_is_pass)
+            for rev, step in zip(p.todo, self.budget.map(self._evaluate, p.todo)):
+                steps[rev] = step
+                outcomes[rev] = outcome(step.verdict, self.axis, regression)
                 self.progress.advance()
         finding.steps = list(steps.values())
         return self._conclude(finding, p, parents, new)
@@ -179,8 +179,8 @@ class Bisector:
             f"testing {shas}"
         )
 
-    def _evaluate(self, probe: Probe) -> Step:
-        return by_evidence(self.lab, self.history, probe.sha, probe.pick, self.column, self.python)
+    def _evaluate(self, rev: Revision) -> Step:
+        return by_evidence(self.lab, self.history, rev.sha, rev.pick, self.deployment, self.python)
 
     def _conclude(self, finding: Finding, p: Plan, parents, new: str) -> Finding:
         if p.status == "found" and p.commit:
@@ -305,18 +305,23 @@ _INTERPRETER_TROUBLE += ("ModuleNotFoundError", "AttributeError: module")
 
 
 def by_evidence(
-    lab: Evaluator, history: History, sha: str, pick: str | None, column: str, python: str | None
+    lab: Evaluator,
+    history: History,
+    sha: str,
+    pick: str | None,
+    deployment: str,
+    python: str | None,
 ) -> Step:
     """A commit on its pair's Python; when it cannot boot there for a reason an older
     or newer interpreter may not share (an import, the install), once more on the
     newest Python that boots it, as releases are.  The step says which Python ran it."""
-    step = lab.commit(history, sha, pick, column, python)
+    step = lab.commit(history, sha, pick, deployment, python)
     if step.verdict is not Verdict.ERROR or pick is not None or python is None:
         return step
     if not any(word in step.detail for word in _INTERPRETER_TROUBLE):
         return step
     try:
-        row = lab.release(lab.fetch_ref(history, sha, sha[:10]), column)
+        row = lab.release(lab.fetch_ref(history, sha, sha[:10]), deployment)
     except HarnessError:  # --python names the one interpreter to use: no other is tried
         return step
     if row.python in (None, python):
@@ -356,20 +361,20 @@ def drive(
     budget: Budget,
     run: Callable[[str], Verdict],
     axis: Axis,
-    say: Callable[[Sequence[str]], None] = lambda probes: None,
+    say: Callable[[Sequence[str]], None] = lambda revs: None,
 ) -> Estimate:
-    """The model's loop with each batch of ``-j`` probes run from the one budget."""
+    """The model's loop with each batch of ``-j`` steps run from the one budget."""
 
-    def observe(probes: list[str]) -> list[bool | None]:
-        say(probes)
+    def observe(revs: list[str]) -> list[bool | None]:
+        say(revs)
         # a revision never run yet runs once first (it may not boot), again if it did
-        once = [i for i, p in enumerate(probes) if search.tally(p).runs or p not in probes[:i]]
-        out: list[bool | None] = [None] * len(probes)
-        for i, v in zip(once, budget.map(run, [probes[i] for i in once])):
+        once = [i for i, p in enumerate(revs) if search.tally(p).runs or p not in revs[:i]]
+        out: list[bool | None] = [None] * len(revs)
+        for i, v in zip(once, budget.map(run, [revs[i] for i in once])):
             out[i] = changed(v, axis)
-        booted = {probes[i] for i in once if out[i] is not None}
-        later = [i for i, p in enumerate(probes) if i not in once and p in booted]
-        for i, v in zip(later, budget.map(run, [probes[i] for i in later])):
+        booted = {revs[i] for i in once if out[i] is not None}
+        later = [i for i, p in enumerate(revs) if i not in once and p in booted]
+        for i, v in zip(later, budget.map(run, [revs[i] for i in later])):
             out[i] = changed(v, axis)
         return out
 
@@ -383,7 +388,7 @@ class ConfidentBisector:
     history: History
     lab: Evaluator
     budget: Budget
-    column: str
+    deployment: str
     python: str | None
     axis: Axis
     want: Confidence
@@ -397,8 +402,8 @@ class ConfidentBisector:
     merged: str | None = None  # the merge whose branch commits were searched
     _boots: dict[str, bool] = field(default_factory=dict)  # tested alone: could it tell?
 
-    def run(self, before: str, after: str, old_is_pass: bool, older: Sequence[str] = ()) -> Finding:
-        kind = "regression" if old_is_pass else "fix"
+    def run(self, before: str, after: str, regression: bool, older: Sequence[str] = ()) -> Finding:
+        kind = "regression" if regression else "fix"
         finding = Finding(kind, before, after, "skipped", first_parent=True, axis=self.axis.key)
         tags = {v: self.history.tag_for_version(v) for v in (before, after)}
         missing = [v for v, t in tags.items() if t is None]
@@ -418,7 +423,7 @@ class ConfidentBisector:
                 for sha, verdict in zip(shas, self.budget.map(self._commit, shas)):
                     judged[sha] = changed(verdict, self.axis)
                 told = [judged[sha] for sha in shas]
-                new_side = {None: Outcome.SKIP, old_is_pass: Outcome.NEW}
+                new_side = {None: Outcome.SKIP, regression: Outcome.NEW}
                 return [new_side.get(c, Outcome.OLD) for c in told]
 
             olds = start_points(self.history, finding, old, new, older, judge)
@@ -449,7 +454,7 @@ class ConfidentBisector:
         fetched = {v: self.lab.fetch(v) for v in (before, after)}
 
         def run(version: str) -> Verdict:
-            return self.lab.release(fetched[version], self.column).verdict
+            return self.lab.release(fetched[version], self.deployment).verdict
 
         where = f"{kind} {before}..{after}"
         return drive(
@@ -478,11 +483,11 @@ class ConfidentBisector:
             s.record(old, judged[old])
         where = f"{kind} {labels[0]}..{labels[1]}"
 
-        def say(probes: Sequence[str]) -> None:
+        def say(revs: Sequence[str]) -> None:
             top = s.result()
             self.progress(
                 f"{where}: {top.culprit and top.culprit[:10]} at {top.posterior:.2f} after "
-                f"{top.runs} runs; testing {', '.join(p[:10] for p in probes)}"
+                f"{top.runs} runs; testing {', '.join(p[:10] for p in revs)}"
             )
 
         self._boots.update({old: True, new: True})  # their releases ran
@@ -510,8 +515,8 @@ class ConfidentBisector:
                 s.record(sha, False, tally.runs - tally.fails)
         where = f"{where} (branch of {merge[:10]})"
 
-        def say(probes: Sequence[str]) -> None:
-            self.progress(f"{where}: testing {', '.join(p[:10] for p in probes)}")
+        def say(revs: Sequence[str]) -> None:
+            self.progress(f"{where}: testing {', '.join(p[:10] for p in revs)}")
 
         inner = drive(s, self.budget, self._commit, self.axis, say)
         broken = [b for b in branch if self._boots.get(b) is False and b not in self.picks]
@@ -536,14 +541,14 @@ class ConfidentBisector:
         the line between), and every commit from it up to the repair is then run with
         the repair picked on top, so a long stretch costs a bisection, not a run each."""
         while s.result().status == "pending":
-            probes = s.next_probes(self.budget.jobs)
-            if not probes:
+            batch = s.next_steps(self.budget.jobs)
+            if not batch:
                 break
             # a commit never run yet runs once first: it may not boot at all
-            probes = [p for i, p in enumerate(probes) if s.tally(p).runs or p not in probes[:i]]
-            say(probes)
+            batch = [p for i, p in enumerate(batch) if s.tally(p).runs or p not in batch[:i]]
+            say(batch)
             broken = []
-            for rev, verdict in zip(probes, self.budget.map(self._commit, probes)):
+            for rev, verdict in zip(batch, self.budget.map(self._commit, batch)):
                 if (failed := changed(verdict, self.axis)) is None:
                     broken.append(rev)
                 else:
@@ -589,11 +594,11 @@ class ConfidentBisector:
             gap = [i for i in range(lo + 1, hi) if boots[i] is None]
             if not gap:
                 return line[hi] if lo >= 0 else None
-            probe = line[gap[len(gap) // 2]] if lo >= 0 or gap[0] != 0 else line[0]
-            self.progress(f"looking for the repair of {skipped[:10]}: testing {probe[:10]}")
-            (verdict,) = self.budget.map(lambda sha: self._run(sha, None), [probe])
+            rev = line[gap[len(gap) // 2]] if lo >= 0 or gap[0] != 0 else line[0]
+            self.progress(f"looking for the repair of {skipped[:10]}: testing {rev[:10]}")
+            (verdict,) = self.budget.map(lambda sha: self._run(sha, None), [rev])
             if record is not None:
-                record(probe, verdict)
+                record(rev, verdict)
 
     def _heal(self, s: CulpritSearch, heal: list[str], culprit: str | None, say) -> Estimate:
         """Untestable commits just before the likeliest culprit: each run once with the
@@ -610,7 +615,7 @@ class ConfidentBisector:
         return self._run(sha, self.picks.get(sha))
 
     def _run(self, sha: str, pick: str | None) -> Verdict:
-        step = by_evidence(self.lab, self.history, sha, pick, self.column, self.python)
+        step = by_evidence(self.lab, self.history, sha, pick, self.deployment, self.python)
         if pick is None:
             self._boots[sha] = changed(step.verdict, self.axis) is not None
         self.steps.append(step)

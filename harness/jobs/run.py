@@ -1,10 +1,10 @@
 """A range run: the release table (every requested release, or git ref, in every
-column), then the commit bisections of its transitions (one per transition, side by
+deployment), then the commit bisections of its transitions (one per transition, side by
 side, every evaluation drawn from the one budget), and what became of it (complete, or
 interrupted with the table so far).
 
 And ``--check``: one release (a version number) or one git ref, evaluated once (or
-``--repeat`` times) in the one column; with ``--confidence``, as often as it takes;
+``--repeat`` times) in the one deployment; with ``--confidence``, as often as it takes;
 with several scenarios (``--scenario all``), once per scenario, beside the release in
 use now when ``--from`` names it."""
 
@@ -175,10 +175,10 @@ def release_table(
     work = [(v, f, c) for v, f in fetched for c in labels]
     evaluate = lambda job: lab.release(job[1], job[2])  # noqa: E731
     for done, (i, row) in enumerate(budget.unordered(evaluate, work), 1):
-        version, _, column = work[i]
-        table.put(version, column, row)
+        version, _, deployment = work[i]
+        table.put(version, deployment, row)
         progress.advance()
-        where = "" if table.single else f" {column}"
+        where = "" if table.single else f" {deployment}"
         progress(f"{row.target}{where}: {row.verdict.value} ({cells - done} remain)")
     return shas
 
@@ -186,12 +186,12 @@ def release_table(
 def worker_class_notes(table: Table) -> list[str]:
     """Never let a table claim a worker class that did not run: say where it differed."""
     notes = []
-    for col in table.columns:
+    for col in table.deployments:
         asked = col.worker_class
         ran = sorted(
             {
                 str(r.facts.get("worker_class"))
-                for r in table.column_rows(col.label)
+                for r in table.deployment_rows(col.label)
                 if r.facts.get("worker_class") not in (None, asked)
             }
         )
@@ -253,33 +253,33 @@ def _bisect_one(
     budget: Budget,
     progress: Progress,
     how: tuple[bool, Confidence | None, tuple[str, ...]],
-    column: str,
+    deployment: str,
     axis: Axis,
     t: Transition,
 ) -> tuple[Finding | None, str]:
     """One transition: its finding, or a note saying why its history cannot be read."""
     first_parent, confidence, picks = how
-    before = table.cell(t.before, column)
+    before = table.cell(t.before, deployment)
     python = before.python if before else None
     bisector: Bisector | ConfidentBisector
     if confidence is not None:
         bisector = ConfidentBisector(
-            history, lab, budget, column, python, axis, confidence,
-            before, table.cell(t.after, column), progress=progress, given=picks,
+            history, lab, budget, deployment, python, axis, confidence,
+            before, table.cell(t.after, deployment), progress=progress, given=picks,
         )  # fmt: skip
     else:
         bisector = Bisector(
-            history, lab, budget, column, python, axis, first_parent, progress, picks
+            history, lab, budget, deployment, python, axis, first_parent, progress, picks
         )  # fmt: skip
     try:
-        finding = bisector.run(t.before, t.after, t.old_state, _older(table, column, axis, t))
+        finding = bisector.run(t.before, t.after, t.regression, _older(table, deployment, axis, t))
     except SourceError as exc:
-        where = "" if table.single else f" ({column})"
+        where = "" if table.single else f" ({deployment})"
         return None, f"commit bisection {t.before}..{t.after}{where} skipped: {exc}"
     if not table.single:
-        finding.column = column
-    _releases_of(finding, history, lab, table, column, axis, t)
-    after = table.cell(t.after, column)
+        finding.deployment = deployment
+    _releases_of(finding, history, lab, table, deployment, axis, t)
+    after = table.cell(t.after, deployment)
     if python and after is not None and after.python and after.python != python:
         finding.notes.append(
             f"{t.before} ran on Python {python} and {t.after} on Python {after.python}: "
@@ -288,15 +288,15 @@ def _bisect_one(
     return finding, ""
 
 
-def _older(table: Table, column: str, axis: Axis, t: Transition) -> list[str]:
-    """The column's releases before ``t.before`` in its state, newest first: where a
+def _older(table: Table, deployment: str, axis: Axis, t: Transition) -> list[str]:
+    """The deployment's releases before ``t.before`` in its state, newest first: where a
     bisection may start when ``t.before`` is not in ``t.after``'s history."""
-    rows = table.column_rows(column)
+    rows = table.deployment_rows(deployment)
     names = [r.target for r in rows]
     if t.before not in names:
         return []
     earlier = rows[: names.index(t.before)]
-    return [r.target for r in reversed(earlier) if axis.state(r.verdict) == t.old_state]
+    return [r.target for r in reversed(earlier) if axis.state(r.verdict) == t.regression]
 
 
 def _final_releases(lab: Evaluator) -> dict[Version, str]:
@@ -312,7 +312,7 @@ def _final_releases(lab: Evaluator) -> dict[Version, str]:
 
 
 def _releases_of(
-    finding: Finding, history: History, lab: Evaluator, table: Table, column: str,
+    finding: Finding, history: History, lab: Evaluator, table: Table, deployment: str,
     axis: Axis, t: Transition,
 ) -> None:  # fmt: skip
     """The releases a finding's commit is in, read from the tags: the first release
@@ -332,7 +332,7 @@ def _releases_of(
         if tagged:
             finding.shipped_in = first = releases[min(tagged)]
             if first != t.after:
-                row = table.cell(first, column)
+                row = table.cell(first, deployment)
                 how = "was not tested" if row is None else f"is {row.verdict.value} here"
                 if row is not None and axis.state(row.verdict) is None:
                     how = f"could not be tested ({row.verdict.value})"
@@ -340,9 +340,9 @@ def _releases_of(
                     f"first released in {first}, the first release whose tag contains it "
                     f"({first} {how})"
                 )
-    ts = table.transitions(column, axis)
-    rows = [r for r in table.column_rows(column) if axis.state(r.verdict) is not None]
-    if t.old_state and ts and ts[-1] == t and releases and rows:
+    ts = table.transitions(deployment, axis)
+    rows = [r for r in table.deployment_rows(deployment) if axis.state(r.verdict) is not None]
+    if t.regression and ts and ts[-1] == t and releases and rows:
         newest = releases[max(releases)]
         if rows[-1].target == newest:
             finding.still_fails = newest
@@ -362,17 +362,17 @@ def resolved(lab: Evaluator, target: str, repo_given: bool = False) -> str:
 
 def check(
     lab: Evaluator,
-    column: str,
+    deployment: str,
     target: str,
     open_history: Callable[[], History],
     repo_given: bool = False,
 ) -> Row:
-    return lab.release(fetch_one(lab, target, open_history, repo_given), column)
+    return lab.release(fetch_one(lab, target, open_history, repo_given), deployment)
 
 
 def check_at(
     lab: Evaluator,
-    column: str,
+    deployment: str,
     target: str,
     open_history: Callable[[], History],
     want: Confidence,
@@ -383,7 +383,7 @@ def check_at(
     ``--max-runs`` is spent (cannot tell); ``error`` runs are not counted.  The last row
     is returned for its Python and detail."""
     fetched = fetch_one(lab, target, open_history, repo_given)
-    run = lambda: lab.release(fetched, column)  # noqa: E731
+    run = lambda: lab.release(fetched, deployment)  # noqa: E731
     fails = runs = attempts = 0
     while True:
         row = run()
@@ -401,11 +401,11 @@ def check_at(
 
 @dataclass(frozen=True)
 class Case:
-    """One scenario of a check-all: its lab and column, or why it cannot run at all."""
+    """One scenario of a check-all: its lab and deployment, or why it cannot run at all."""
 
     name: str
     lab: Evaluator | None = None
-    column: str = ""
+    deployment: str = ""
     axes: tuple[Axis, ...] = ()
     refused: str = ""
 
@@ -445,7 +445,7 @@ def check_all(
     def run(job: tuple[int, str]) -> Row | ScenarioError | HarnessError:
         case = cases[job[0]]
         try:
-            return check(case.lab, case.column, job[1], history, repo_given)
+            return check(case.lab, case.deployment, job[1], history, repo_given)
         except HarnessError as exc:  # ScenarioError included: told apart below
             return exc
 

@@ -1,8 +1,8 @@
-"""What is set up once per run: the host probed (kernel, Pythons, the compat shim), a
-Runner per column, the real Lab, and the report's header.
+"""What is set up once per run: the host examined (kernel, Pythons, the compat shim), a
+Runner per deployment, the real Lab, and the report's header.
 
 The Lab is the real Evaluator (harness.jobs.bisector): targets (harness.jobs.target)
-made by the run's one Maker, evaluated by each column's Runner in environments that are
+made by the run's one Maker, evaluated by each deployment's Runner in environments that are
 cached and verified.  The Runner evaluates one target: pick an interpreter, build or reuse
 its environment, run the scenario (``repeat`` times), decide.  The one place where the
 effects meet; it knows the scenario only through its interface and the target only
@@ -27,7 +27,7 @@ from harness.host.progress import Progress
 from harness.jobs.target import BuildFailed, Maker, Target, maker
 from harness.model.errors import HarnessError
 from harness.model.results import COMPAT_NOTE, Row, Step
-from harness.model.table import Column, Report, Table, column_label
+from harness.model.table import Deployment, Report, Table, deployment_label
 from harness.model.verdict import Decision, Verdict, combine, printable
 from harness.scenarios.base import DEFAULT as DEFAULT_SCENARIO
 from harness.scenarios.base import RunContext, Scenario
@@ -36,7 +36,7 @@ from harness.scenarios.base import RunContext, Scenario
 @dataclass
 class Lab:
     cache: Path
-    runners: Mapping[str, Runner]  # by column label
+    runners: Mapping[str, Runner]  # by deployment label
     make: Maker  # gunicorn's releases and commits, or a dependency's (--package)
     _project: index.Project | None = field(default=None, repr=False)
     _refs: dict[str, Target] = field(default_factory=dict, repr=False)  # by row name
@@ -61,11 +61,11 @@ class Lab:
         self._refs[label] = self.make.commit(history, sha, None, None, label)
         return self._refs[label]
 
-    def release(self, fetched: Target, column: str) -> Row:
-        return self.runners[column].evaluate(fetched)
+    def release(self, fetched: Target, deployment: str) -> Row:
+        return self.runners[deployment].evaluate(fetched)
 
     def commit(
-        self, history: Repo, sha: str, pick: str | None, column: str, python: str | None
+        self, history: Repo, sha: str, pick: str | None, deployment: str, python: str | None
     ) -> Step:
         t0 = time.monotonic()
         target = self.make.commit(history, sha, pick, python)
@@ -74,14 +74,14 @@ class Lab:
         except BuildFailed as exc:
             return Step(sha, Verdict.ERROR, None, str(exc), pick)
         built = time.monotonic() - t0
-        r = self.runners[column].evaluate(target)
+        r = self.runners[deployment].evaluate(target)
         seconds = (built, r.env_seconds, r.boot_seconds, r.seconds)
         return Step(sha, r.verdict, r.python, r.detail, pick, *seconds)
 
 
 @dataclass
 class Setup:
-    """The lab, an empty table of the run's columns, and the report header around it."""
+    """The lab, an empty table of the run's deployments, and the report header around it."""
 
     lab: Lab
     report: Report
@@ -92,28 +92,28 @@ class Setup:
         return self.report.table
 
 
-def _host(found, probe, use_compat: bool) -> dict:
+def _host(found, kernel, use_compat: bool) -> dict:
     host = {
         "kernel": platform.release(),
-        "compat": probe.describe(),
-        "reuseport_unix_rejected": probe.reuseport_unix_rejected,
+        "compat": kernel.describe(),
+        "reuseport_unix_rejected": kernel.reuseport_unix_rejected,
         "pythons": [f"{i.version} ({i.source})" for i in found],
         "python_paths": {i.version: i.path for i in found},
         "host_python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    if probe.reuseport_unix_rejected:
+    if kernel.reuseport_unix_rejected:
         host["compat"] += ": compat shim on" if use_compat else ": compat off (--no-compat)"
     return host
 
 
-def _compat_notes(probe, use_compat: bool) -> list[str]:
+def _compat_notes(kernel, use_compat: bool) -> list[str]:
     if use_compat:
         return [
             "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the scenario that "
             "one call is a no-op, as on older kernels (--no-compat to turn off)"
         ]
-    if probe.reuseport_unix_rejected:
+    if kernel.reuseport_unix_rejected:
         return [
             "compat off: releases that set SO_REUSEPORT on a Unix socket cannot bind here "
             "(error, not fail)"
@@ -122,15 +122,15 @@ def _compat_notes(probe, use_compat: bool) -> list[str]:
 
 
 def header(scenarios: Sequence[Scenario], command: str, host: dict, notes: list[str]) -> Report:
-    """The report before any row: the scenario line and record, the columns, the axes."""
+    """The report before any row: the scenario line and record, the deployments, the axes."""
     scenario = scenarios[0]
     about = scenario.about()
-    columns = []
+    deployments = []
     for sc in scenarios:
         o, a = sc.options, sc.about()
-        columns.append(
-            Column(
-                column_label(o.worker_class, o.bind),
+        deployments.append(
+            Deployment(
+                deployment_label(o.worker_class, o.bind),
                 o.worker_class,
                 o.bind,
                 a.summary,
@@ -139,13 +139,13 @@ def header(scenarios: Sequence[Scenario], command: str, host: dict, notes: list[
         )
     line = about.summary if about.name == DEFAULT_SCENARIO else f"{about.name}: {about.summary}"
     record = about.record
-    if len(columns) > 1:
-        line = f"{about.name}, {len(columns)} deployments (worker class x bind)"
+    if len(deployments) > 1:
+        line = f"{about.name}, {len(deployments)} deployments (worker class x bind)"
         params = dict(record.get("parameters", {}))
         for key in ("worker_class", "bind"):
-            params[key] = list(dict.fromkeys(getattr(c, key) or "auto" for c in columns))
+            params[key] = list(dict.fromkeys(getattr(c, key) or "auto" for c in deployments))
         record = {**record, "parameters": params}
-    table = Table(columns, list(scenario.axes()))
+    table = Table(deployments, list(scenario.axes()))
     return Report(command, host, line, table, scenario=record, title=about.title, notes=notes)
 
 
@@ -163,15 +163,15 @@ def open_run(
     package: str = "gunicorn",
     gunicorn: str | None = None,
 ) -> Setup:
-    """Probe the host once and set up a runner per scenario (one per column)."""
-    probe = compat.probe_host()
+    """Examine the host once and set up a runner per scenario (one per deployment)."""
+    kernel = compat.probe_host()  # what this kernel does with SO_REUSEPORT on AF_UNIX
     found = interpreters.discover(cache)
     override = interpreters.select(python, found) if python else None
-    use_compat = probe.reuseport_unix_rejected and not no_compat
+    use_compat = kernel.reuseport_unix_rejected and not no_compat
     compat_dir = compat.write_shim(cache / "compat-shim") if use_compat else None
     cancel = Cancel()
     runners = {
-        column_label(sc.options.worker_class, sc.options.bind): Runner(
+        deployment_label(sc.options.worker_class, sc.options.bind): Runner(
             cache,
             found,
             sc,
@@ -186,8 +186,8 @@ def open_run(
         )
         for sc in scenarios
     }
-    host = _host(found, probe, use_compat)
-    report = header(scenarios, command, host, _compat_notes(probe, use_compat))
+    host = _host(found, kernel, use_compat)
+    report = header(scenarios, command, host, _compat_notes(kernel, use_compat))
     if package != "gunicorn":
         report.package = package
         pin = f"gunicorn {gunicorn}" if gunicorn else "the newest gunicorn that installs"
@@ -198,7 +198,7 @@ def open_run(
 
 class NoInterpreter(HarnessError):
     """No interpreter on this machine can run the target (exit status 2, or an ``error``
-    row where the runner is one column of several)."""
+    row where the runner is one deployment of several)."""
 
     def __init__(self, message: str, tried: Sequence[str] = ()) -> None:
         super().__init__(message)
@@ -219,8 +219,8 @@ class Runner:
     progress: Callable[[str], None] = lambda msg: None
     cancel: Cancel = field(default_factory=Cancel)
     timeout: float = 20.0
-    #: one column of a matrix: a target no Python can run is an ``error`` row, not the
-    #: end of the whole run (the other columns may well run it)
+    #: one deployment of a matrix: a target no Python can run is an ``error`` row, not the
+    #: end of the whole run (the other deployments may well run it)
     untestable_is_row: bool = False
 
     def _candidates(self) -> list[Interpreter]:
@@ -299,7 +299,9 @@ class Runner:
         """The environment to run in, or the ``error`` row that says why there is none."""
 
         def error(detail: str, **kw) -> Row:
-            detail = printable(detail)  # pip's or the probe's words may quote the app's output
+            detail = printable(
+                detail
+            )  # pip's or the import trial's words may quote the app's output
             return Row(target.label, Verdict.ERROR, detail, kind=target.kind, sha=target.sha, **kw)
 
         interpreter = self._python(target.python)

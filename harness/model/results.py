@@ -120,7 +120,7 @@ class Finding:
     steps: list[Step] = field(default_factory=list)
     first_parent: bool = False
     axis: str = "primary"  # which question (see verdict.Axis); "outage" for another problem
-    column: str = ""  # the deployment ("gthread/unix") when the run is a matrix
+    deployment: str = ""  # the deployment ("gthread/unix") when the run is a matrix
     #: --confidence: the search's answer (model.confidence.Finding as a dict): culprit,
     #: posterior, runs, fail tallies here and at the parent
     estimate: dict[str, Any] | None = None
@@ -136,7 +136,7 @@ class Finding:
             "status": self.status,
             "reason": self.reason,
             "axis": self.axis,
-            **({"column": self.column} if self.column else {}),
+            **({"column": self.deployment} if self.deployment else {}),
             "sha": c.sha if c else None,
             "short": c.short if c else None,
             "subject": c.subject if c else None,

@@ -21,13 +21,13 @@ DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 
 
 @dataclass(frozen=True)
-class Column:
+class Deployment:
     """One deployment (a worker class on a bind) as the report names it."""
 
     label: str  # "gthread/unix"
     worker_class: str | None
     bind: str
-    summary: str = ""  # the column's scenario in one line
+    summary: str = ""  # the deployment's scenario in one line
     parameters: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict:
@@ -40,15 +40,15 @@ class Column:
         }
 
 
-def column_label(worker_class: str | None, bind: str) -> str:
+def deployment_label(worker_class: str | None, bind: str) -> str:
     return f"{worker_class or 'auto'}/{bind}"
 
 
 @dataclass
 class Table:
-    """Rows by (target, column), in the order targets were asked for."""
+    """Rows by (target, deployment), in the order targets were asked for."""
 
-    columns: list[Column]
+    deployments: list[Deployment]
     axes: list[Axis] = field(default_factory=lambda: [DEFAULT_AXIS])
     targets: list[str] = field(default_factory=list)  # every target asked for, in order
     cells: dict[tuple[str, str], Row] = field(default_factory=dict)
@@ -59,41 +59,43 @@ class Table:
 
     @property
     def labels(self) -> list[str]:
-        return [c.label for c in self.columns]
+        return [c.label for c in self.deployments]
 
     @property
     def single(self) -> bool:
         """One column: the plain table (the renderers' only layout choice)."""
-        return len(self.columns) == 1
+        return len(self.deployments) == 1
 
-    def put(self, target: str, column: str, row: Row) -> None:
-        self.cells[(target, column)] = row
+    def put(self, target: str, deployment: str, row: Row) -> None:
+        self.cells[(target, deployment)] = row
 
-    def cell(self, target: str, column: str) -> Row | None:
-        return self.cells.get((target, column))
+    def cell(self, target: str, deployment: str) -> Row | None:
+        return self.cells.get((target, deployment))
 
     def tested(self) -> list[str]:
         """Targets with at least one cell, in order."""
         return [t for t in self.targets if any((t, c) in self.cells for c in self.labels)]
 
     def complete(self) -> bool:
-        return len(self.cells) == len(self.targets) * len(self.columns)
+        return len(self.cells) == len(self.targets) * len(self.deployments)
 
     def rows(self) -> list[tuple[Row, str]]:
-        """(row, column) in target order, then column order."""
+        """(row, deployment) in target order, then deployment order."""
         return [
             (r, c) for t in self.targets for c in self.labels if (r := self.cell(t, c)) is not None
         ]
 
-    def column_rows(self, column: str) -> list[Row]:
-        return [r for r, c in self.rows() if c == column]
+    def deployment_rows(self, deployment: str) -> list[Row]:
+        return [r for r, c in self.rows() if c == deployment]
 
-    def transitions(self, column: str, axis: Axis | None = None) -> list[Transition]:
+    def transitions(self, deployment: str, axis: Axis | None = None) -> list[Transition]:
         ax = axis or self.primary
-        return transitions([(r.target, ax.state(r.verdict)) for r in self.column_rows(column)])
+        return transitions(
+            [(r.target, ax.state(r.verdict)) for r in self.deployment_rows(deployment)]
+        )
 
     def all_transitions(self) -> list[tuple[str, Axis, Transition]]:
-        """(column, axis, transition) in column order, then axis order."""
+        """(deployment, axis, transition) in deployment order, then axis order."""
         return [
             (c, ax, t) for c in self.labels for ax in self.axes for t in self.transitions(c, ax)
         ]
@@ -127,13 +129,13 @@ class Report:
     def axis(self, key: str) -> Axis:
         return next((a for a in self.table.axes if a.key == key), self.primary)
 
-    def finding_for(self, t: Transition, axis: str, column: str) -> Finding | None:
-        col = "" if self.table.single else column
+    def finding_for(self, t: Transition, axis: str, deployment: str) -> Finding | None:
+        col = "" if self.table.single else deployment
         return next(
             (
                 f
                 for f in self.findings
-                if (f.before, f.after, f.axis, f.column) == (t.before, t.after, axis, col)
+                if (f.before, f.after, f.axis, f.deployment) == (t.before, t.after, axis, col)
             ),
             None,
         )

@@ -86,32 +86,32 @@ def default_terms(ax: Axis) -> bool:
 def transition_line(ax: Axis, t: Transition) -> str:
     gap = f" (untestable in between: {', '.join(t.between)})" if t.between else ""
     if ax.primary and default_terms(ax):
-        if t.old_state:
+        if t.regression:
             return f"regression introduced in {t.after} (last good {t.before}){gap}"
         return f"fixed in {t.after} (last bad {t.before}){gap}"
     if ax.primary:
-        frm, to = (ax.old_term, ax.new_term) if t.old_state else (ax.new_term, ax.old_term)
+        frm, to = (ax.old_term, ax.new_term) if t.regression else (ax.new_term, ax.old_term)
         return f"{frm} -> {to}: changed in {t.after} (last {frm} {t.before}){gap}"
-    if t.old_state:
+    if t.regression:
         return f"{ax.label}: introduced in {t.after} (last good {t.before}){gap}"
     return f"{ax.label}: fixed in {t.after} (last {ax.new_term} {t.before}){gap}"
 
 
 def conclusions(rep: Report) -> list[str]:
-    """Per column (named when there are several); none from a partial table."""
+    """Per deployment (named when there are several); none from a partial table."""
     if rep.partial:
         return [f"{rep.partial}; no conclusion drawn from it"]
     table = rep.table
     lines = []
     for col in table.labels:
         prefix = "" if table.single else f"{col}: "
-        lines += [prefix + line for line in _column_conclusions(rep, col)]
+        lines += [prefix + line for line in _deployment_conclusions(rep, col)]
     return lines
 
 
-def _column_conclusions(rep: Report, col: str) -> list[str]:
+def _deployment_conclusions(rep: Report, col: str) -> list[str]:
     table, primary = rep.table, rep.primary
-    rows = table.column_rows(col)
+    rows = table.deployment_rows(col)
     found = table.transitions(col)
     lines = [transition_line(primary, t) for t in found]
     testable = [r for r in rows if r.verdict in (primary.old, primary.new)]
@@ -150,8 +150,8 @@ def who(c) -> str:
 
 
 def matrix_cells(rep: Report, cell) -> list[list[str]]:
-    """One line per release: its Python (the one most of its columns ran on) and a
-    verdict per column (``cell(row)`` formats it); a cell that ran on another Python
+    """One line per release: its Python (the one most of its deployments ran on) and a
+    verdict per deployment (``cell(row)`` formats it); a cell that ran on another Python
     says which."""
     table = rep.table
     lines = []
@@ -171,7 +171,7 @@ def matrix_cells(rep: Report, cell) -> list[list[str]]:
 
 
 def evidence(rep: Report, verbose: bool) -> list[tuple[Row, str]]:
-    """(row, column) in table order: every one with ``verbose``, else those not passing."""
+    """(row, deployment) in table order: every one with ``verbose``, else those not passing."""
     return [(r, c) for r, c in rep.table.rows() if verbose or r.verdict is not rep.primary.old]
 
 

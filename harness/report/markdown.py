@@ -145,11 +145,11 @@ def render_markdown(rep: Report, verbose: bool = False) -> str:
         out.append(f"- date: {h['date']}")
     out.append(f"- scenario: {rep.params}")
     if not rep.table.single:
-        out += [f"  - `{c.label}`: {c.summary}" for c in rep.table.columns]
+        out += [f"  - `{c.label}`: {c.summary}" for c in rep.table.deployments]
     out.append("")
     out += _plain(rep) if rep.table.single else _matrix(rep, verbose)
     for f in rep.findings:
-        head = finding_head(f, rep)[0] + (f" ({f.column})" if f.column else "")
+        head = finding_head(f, rep)[0] + (f" ({f.deployment})" if f.deployment else "")
         out += [f"### {head[0].upper()}{head[1:]}", ""]
         out += _finding(f, rep) + [""]
         if f.steps:

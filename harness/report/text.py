@@ -24,7 +24,7 @@ from harness.report.common import (
 
 
 def host_line(host: dict, width: int | None = None) -> str:
-    """``host:``: the compat probe and the Pythons found by version (their sources,
+    """``host:``: what the kernel does with SO_REUSEPORT on AF_UNIX and the Pythons found by version (their sources,
     paths and the errno are in the JSON record), wrapped to the width."""
     versions = [p.split(" (", 1)[0] for p in host.get("pythons", [])]
     pythons = ", ".join(versions) or "none"
@@ -35,7 +35,7 @@ def host_line(host: dict, width: int | None = None) -> str:
 def _header(rep: Report, width: int | None) -> list[str]:
     out = fit_line(f"scenario: {rep.params}", width)
     if not rep.table.single:
-        for c in rep.table.columns:
+        for c in rep.table.deployments:
             out += fit_line(f"  {c.label}: {c.summary}", width, indent=4)
     return out + [host_line(rep.host, width), ""]
 
@@ -82,8 +82,8 @@ def _matrix(rep: Report, colour: bool, verbose: bool, width: int | None = None) 
 
 def _finding(f: Finding, rep: Report) -> list[str]:
     head, label = finding_head(f, rep)
-    if f.column:
-        head = f"{f.column}: {head}"
+    if f.deployment:
+        head = f"{f.deployment}: {head}"
     notes = [f"    {n}" for n in f.notes]
     if f.status == "skipped":
         return [f"{head}  commit bisection skipped: {f.reason}", *notes]
