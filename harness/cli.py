@@ -25,11 +25,10 @@ from harness.host.output import write_output
 from harness.jobs.budget import Budget
 from harness.jobs.run import Bisect, Case, check, check_all, check_at, range_run, resolved
 from harness.jobs.setup import Setup, open_run
-from harness.model.candidate import Checked, summary
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import Row
-from harness.model.table import Report, answer
+from harness.model.table import Checked, Report, answer, summary
 from harness.model.verdict import Verdict
 from harness.report.common import use_colour, verdict_name
 from harness.report.render import render, render_checked, write_checked, write_record

@@ -17,7 +17,9 @@ from harness.host.cancel import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.run import Case, check_all
-from harness.model.candidate import (
+from harness.model.errors import HarnessError
+from harness.model.results import Row
+from harness.model.table import (
     BOTH_PASS,
     FIXED,
     STILL,
@@ -29,8 +31,6 @@ from harness.model.candidate import (
     new_in,
     summary,
 )
-from harness.model.errors import HarnessError
-from harness.model.results import Row
 from harness.model.verdict import Axis, Verdict
 from harness.report.render import render_checked
 from harness.request import UsageError, known_scenarios, parse

@@ -30,13 +30,12 @@ from harness.jobs.bisector import (
 )
 from harness.jobs.budget import Budget, result
 from harness.model import targets
-from harness.model.candidate import Entry
 from harness.model.confidence import CheckAnswer
 from harness.model.confidence import check as model_check
 from harness.model.errors import HarnessError
 from harness.model.results import Finding, Row
 from harness.model.search import Transition
-from harness.model.table import Report, Table
+from harness.model.table import Entry, Report, Table
 from harness.model.verdict import Axis, Verdict, printable
 from harness.scenarios.base import ScenarioError
 

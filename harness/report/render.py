@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 from harness.host.fsutil import atomic_write_text
-from harness.model.candidate import Checked, Entry, summary
 from harness.model.results import Row
-from harness.model.table import Report
+from harness.model.table import Checked, Entry, Report, summary
 from harness.report.common import COMPAT_MARK, bare, fit_line, fit_table, shown, used_compat
 from harness.report.json import as_json, tool
 from harness.report.markdown import render_markdown
