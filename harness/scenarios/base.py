@@ -1,6 +1,6 @@
 """The scenario protocol: what the jobs, the report and the CLI may ask of a scenario.
 
-A scenario says what it needs (extra wheels, modules its boot probe must import, the
+A scenario says what it needs (extra wheels, modules its import trial must import, the
 worker class to resolve), runs against one environment with a cancellation handle,
 and decides -- purely -- from its observation to a verdict with evidence; ``axes`` are
 the questions its table answers and ``about`` is its presentation, as data.  This
@@ -147,7 +147,7 @@ class Scenario(abc.ABC):
         return replace(own, layer=layers.ensure(reqs, interp, cache_dir))
 
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
-        """The scenario's own wheels and probe imports (a subclass's override point)."""
+        """The scenario's own wheels and the modules its import trial must import (a subclass's override point)."""
         return EnvNeeds()
 
     def requirements(self) -> RequirementSet:

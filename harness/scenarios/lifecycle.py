@@ -221,7 +221,7 @@ class CaseScenario(Scenario):
     # -- what it needs --------------------------------------------------------------------------------
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         """bottle when the case's APP needs it (not under --app), the worker class's
-        libraries; the boot probe resolves the worker class unless importing it is what the
+        libraries; the import trial resolves the worker class unless importing it is what the
         case judges (``boots``)."""
         worker = worker_libs.extras_for(self.worker_class() or None, interp, cache_dir)
         wc = "" if self.case.hooks.get("JUDGES_IMPORTS") else self.worker_class()
