@@ -22,9 +22,7 @@ from typing import Any, Literal
 
 from harness.model.results import Finding, Row
 from harness.model.search import Transition, transitions
-from harness.model.verdict import Axis, Verdict
-
-DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
+from harness.model.verdict import DEFAULT_AXIS, Axis, Verdict
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,17 @@ class Axis:
         return not self.label
 
 
+DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
+
+
+def primary_axis(terms: tuple[str, str] | None) -> Axis:
+    """pass -> fail, under the names the user chose with --terms."""
+    if terms is None:
+        return DEFAULT_AXIS
+    old, new = terms
+    return Axis("primary", Verdict.PASS, Verdict.FAIL, old, new)
+
+
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"

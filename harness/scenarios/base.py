@@ -21,7 +21,7 @@ from harness.build.interpreters import Interpreter
 from harness.build.layers import RequirementSet
 from harness.host.cancel import Cancel
 from harness.model.errors import HarnessError
-from harness.model.verdict import Axis, Decision, Verdict
+from harness.model.verdict import Axis, Decision, primary_axis
 
 #: The scenario a run uses when none is named (its header line omits the name).
 DEFAULT = "socket-loss"
@@ -114,22 +114,11 @@ class About:
         return cls(name, description, summary, title, parameters, record)
 
 
-DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
-
-
-def primary_axis(terms: tuple[str, str] | None) -> Axis:
-    """pass -> fail, under the names the user chose with --terms."""
-    if terms is None:
-        return DEFAULT_AXIS
-    old, new = terms
-    return Axis("primary", Verdict.PASS, Verdict.FAIL, old, new)
-
-
 class Scenario(abc.ABC):
     """One way to judge a gunicorn build: needs, run, decide, axes, about.
 
     Two implement it: every case (``lifecycle.CaseScenario``) and ``--run``
-    (``command.CommandScenario``).  ``decide`` applies ``rules``, the pure function from
+    (``registry.CommandScenario``).  ``decide`` applies ``rules``, the pure function from
     an observation to a decision, unless the scenario defines its own.
     """
 

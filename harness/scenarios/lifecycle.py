@@ -30,7 +30,7 @@ from harness.build.layers import RequirementSet
 from harness.build.wheels import ArtifactError
 from harness.host.cancel import Cancel, Cancelled
 from harness.host.proxy import ProxyError
-from harness.model.verdict import Axis, Decision, Verdict
+from harness.model.verdict import Axis, Decision, Verdict, primary_axis
 from harness.scenarios import fixture as contain  # install, adopt, stop: bounds on observe()
 from harness.scenarios.base import (
     About,
@@ -40,7 +40,6 @@ from harness.scenarios.base import (
     RunResult,
     Scenario,
     ScenarioError,
-    primary_axis,
 )
 from harness.scenarios.case import (
     BOTTLE_AS_REPORTED,
