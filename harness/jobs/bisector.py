@@ -1,8 +1,8 @@
-"""One transition's commit bisection: ask the pure plan (model.plan) what to evaluate,
-evaluate it within the shared budget, feed the outcomes back, and name the commit.
+"""One transition's commit bisection: ask the pure plan (model.search.plan) what to
+evaluate, evaluate it within the shared budget, feed the outcomes back, name the commit.
 
 ``error``/``flaky`` are skips, never pass or fail.  A skipped commit is re-tested with
-its repair picked on top, and its whole stretch with it (model.plan: healing as a
+its repair picked on top, and its whole stretch with it (model.search.plan: healing as a
 search; git's own "skip" leaves that to a human); a commit is named only when the
 boundary is then one commit wide.  Where the bisection starts follows git with several
 good commits (``start_points``); each commit runs on its pair's Python, or by evidence

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.build import layers
-from harness.build.environments import EnvNeeds, Extra  # noqa: F401  (part of the interface)
+from harness.build.environments import EnvNeeds
 from harness.build.interpreters import Interpreter
 from harness.build.layers import RequirementSet
 from harness.host.cancel import Cancel
