@@ -67,7 +67,7 @@ def confident_search(args, rate: float, false: float, prior: Prior | None) -> Ce
 
 
 def fixed_repeat(args, rate: float, false: float, repeat: int, share: float) -> Cell:
-    """Plain bisection where each probe runs ``repeat`` times and is broken when more than
+    """Plain bisection where each revision runs ``repeat`` times and is broken when more than
     ``share`` of them fail (0: any fail; 0.5: a majority)."""
     revs = [f"r{i}" for i in range(args.revisions)]
     graph = {r: [p] for p, r in zip(revs, revs[1:])} | {revs[0]: []}
@@ -77,9 +77,9 @@ def fixed_repeat(args, rate: float, false: float, repeat: int, share: float) -> 
         observe = runner(culprit, rate, false, seed)
         b = Bisection(graph, revs[0], revs[-1])
         while b.result().status == "pending":
-            (probe,) = b.next_probes(1)
-            failed = sum(observe([probe] * repeat)) > share * repeat
-            b.record(probe, Outcome.NEW if failed else Outcome.OLD)
+            (rev,) = b.next_steps(1)
+            failed = sum(observe([rev] * repeat)) > share * repeat
+            b.record(rev, Outcome.NEW if failed else Outcome.OLD)
             runs += repeat
         right += b.result().commit == revs[culprit]
     return Cell(args.seeds, right, runs, args.seeds)
@@ -108,7 +108,7 @@ def main() -> int:
     p.add_argument("--revisions", type=int, default=16)
     p.add_argument("--confidence", type=float, default=0.95)
     p.add_argument("--max-runs", type=int, default=200)
-    p.add_argument("-k", type=int, default=1, help="probes at once (-j)")
+    p.add_argument("-k", type=int, default=1, help="revisions at once (-j)")
     args = p.parse_args()
     start = time.monotonic()
     print(

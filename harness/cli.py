@@ -23,24 +23,19 @@ from harness.host import cancel, fsutil, processes, progress, report_fd
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import write_output
 from harness.jobs.budget import Budget
-from harness.jobs.check import Case, check, check_all, check_at, resolved
-from harness.jobs.run import Bisect, range_run
+from harness.jobs.run import Bisect, Case, check, check_all, check_at, range_run, resolved
 from harness.jobs.setup import Setup, open_run
-from harness.model.answer import answer
-from harness.model.candidate import Checked, summary
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
 from harness.model.results import Row
-from harness.model.table import Report
+from harness.model.table import Checked, Report, answer, summary
 from harness.model.verdict import Verdict
-from harness.parser import build_parser
-from harness.report.candidate import render_checked
 from harness.report.common import use_colour, verdict_name
-from harness.report.records import write_checked, write_record
-from harness.report.render import render
+from harness.report.render import render, render_checked, write_checked, write_record
 from harness.request import (
     Request,
     UsageError,
+    build_parser,
     command_line,
     parse,
     resolved_spec,
@@ -51,7 +46,7 @@ from harness.scenarios.base import ScenarioError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
 EXIT_INTERNAL = 3
-#: a range run's answer -> its exit status (model.answer says which)
+#: a range run's answer -> its exit status (model.table.answer says which)
 EXIT_OF = {
     "conclusive": EXIT_OK,
     "inconclusive": EXIT_UNTESTABLE,
@@ -155,7 +150,7 @@ def _main(req: Request, out: TextIO) -> int:
 
 
 def _open(req: Request, bar: progress.Progress, name: str | None = None) -> Setup:
-    """The cache, then a scenario per column of the matrix (usually one) and the run."""
+    """The cache, then a scenario per deployment of the matrix (usually one) and the run."""
     cache = writable_dir(req.cache_dir, "--cache-dir")
     scenarios = [
         registry.create(
@@ -191,12 +186,12 @@ def _emit(req: Request, text: str, plain: str, out: TextIO, bar: progress.Progre
 def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> int:
     """One target, one scenario: a line (or the report in --format), a record, and the
     exit status git bisect run reads."""
-    column, report = setup.table.labels[0], setup.report
+    deployment, report = setup.table.labels[0], setup.report
     results_dir = writable_dir(req.results_dir, "--results-dir")  # before the run, not after
     if req.confidence is not None:
         said, row = check_at(
             setup.lab,
-            column,
+            deployment,
             req.check,
             req.history,
             req.confidence,
@@ -206,12 +201,12 @@ def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> i
         report.notes.append(f"--confidence {req.confidence.level}: {said.line()}")
         status, head, tail = said.exit_status, said.line(), f"; last run: {row.detail}"
     else:
-        row = check(setup.lab, column, req.check, req.history, req.repo is not None)
+        row = check(setup.lab, deployment, req.check, req.history, req.repo is not None)
         status = {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
         head, tail = verdict_name(row.verdict, report), f": {row.detail}"
     bar.close()
     report.table.targets = [row.target]
-    report.table.put(row.target, column, row)
+    report.table.put(row.target, deployment, row)
     report.command = req.reproduce(req.check, row.target) if row.kind == "release" else req.command
     if req.format == "table":
         python = f" (Python {row.python})" if row.python else ""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from harness.host.cancel import Cancelled
 from harness.model.results import CommitInfo, Row, Step
 from harness.model.search import ancestors
-from harness.model.table import Column, Report, Table
+from harness.model.table import Deployment, Report, Table
 from harness.model.verdict import Verdict
 
 OLD_PYTHON = "3.9.18"
@@ -138,20 +138,21 @@ class Lab:
             with self._lock:
                 self._now -= 1
 
-    def release(self, fetched: str | Ref, column: str) -> Row:
+    def release(self, fetched: str | Ref, deployment: str) -> Row:
         if isinstance(fetched, Ref):
             sha = fetched.sha
-            v = self._busy((sha, None, column), lambda: self._commit_verdict(sha, None))
+            v = self._busy((sha, None, deployment), lambda: self._commit_verdict(sha, None))
             python = OLD_PYTHON if sha in self.old_python_only else "3.13.0"
             return Row(
                 fetched.label, v, f"{v.value} at {sha}", python=python, kind="commit", sha=sha,
                 facts=dict(self.row_facts),
             )  # fmt: skip
         v = self._busy(
-            (fetched, None, column), lambda: self.verdicts.get((fetched, column), Verdict.PASS)
+            (fetched, None, deployment),
+            lambda: self.verdicts.get((fetched, deployment), Verdict.PASS),
         )
         return Row(
-            fetched, v, f"{v.value} on {column}", python=self.release_python,
+            fetched, v, f"{v.value} on {deployment}", python=self.release_python,
             facts=dict(self.row_facts),
         )  # fmt: skip
 
@@ -162,19 +163,21 @@ class Lab:
         bad = self.first_bad in seen and not (self.first_good and self.first_good in seen)
         return Verdict.FAIL if bad else Verdict.PASS
 
-    def commit(self, history, sha: str, pick: str | None, column: str, python: str | None) -> Step:
+    def commit(
+        self, history, sha: str, pick: str | None, deployment: str, python: str | None
+    ) -> Step:
         if sha in self.old_python_only and python != OLD_PYTHON:
-            self._busy((sha, pick, column), lambda: Verdict.ERROR)
+            self._busy((sha, pick, deployment), lambda: Verdict.ERROR)
             detail = f"cannot boot on Python {python}: ImportError: cannot import name 'x'"
             return Step(sha, Verdict.ERROR, python, detail, pick)
-        v = self._busy((sha, pick, column), lambda: self._commit_verdict(sha, pick))
+        v = self._busy((sha, pick, deployment), lambda: self._commit_verdict(sha, pick))
         return Step(sha, v, python, f"{v.value} at {sha}", pick)
 
 
-def report_for(columns: list[str], scenario: str = "socket-loss") -> Report:
+def report_for(deployments: list[str], scenario: str = "socket-loss") -> Report:
     cols = [
-        Column(c, None if c.startswith("auto") else c.split("/")[0], c.split("/")[1])
-        for c in columns
+        Deployment(c, None if c.startswith("auto") else c.split("/")[0], c.split("/")[1])
+        for c in deployments
     ]
     return Report(
         "gunicorn-bisect 19.4.0..19.8.0",
@@ -201,29 +204,33 @@ class RacyLab(Lab):
     seed: int = 0
     _rolls: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def _racy(self, sha: str, pick: str | None, column: str) -> Verdict:
+    def _racy(self, sha: str, pick: str | None, deployment: str) -> Verdict:
         if sha in self.unhealable or self._commit_verdict(sha, pick) is Verdict.ERROR:
             return Verdict.ERROR
         broken = self._commit_verdict(sha, pick) is Verdict.FAIL
         with self._lock:
-            n = self._rolls[(sha, column)] = self._rolls.get((sha, column), 0) + 1
-        roll = random.Random(f"{self.seed}:{sha}:{column}:{n}").random()
+            n = self._rolls[(sha, deployment)] = self._rolls.get((sha, deployment), 0) + 1
+        roll = random.Random(f"{self.seed}:{sha}:{deployment}:{n}").random()
         return Verdict.FAIL if roll < (self.rate if broken else self.false_rate) else Verdict.PASS
 
-    def release(self, fetched: str | Ref, column: str) -> Row:
+    def release(self, fetched: str | Ref, deployment: str) -> Row:
         if isinstance(fetched, Ref):
             sha = fetched.sha
-            v = self._busy((sha, None, column), lambda: self._racy(sha, None, column))
+            v = self._busy((sha, None, deployment), lambda: self._racy(sha, None, deployment))
             return Row(fetched.label, v, f"{v.value} at {sha}", kind="commit", sha=sha)
         sha = self.history.tags[fetched]
-        fixed = self.verdicts.get((fetched, column))
-        if self.first_only and (fetched, None, column) in self.evaluated:
+        fixed = self.verdicts.get((fetched, deployment))
+        if self.first_only and (fetched, None, deployment) in self.evaluated:
             fixed = None
-        v = self._busy((fetched, None, column), lambda: fixed or self._racy(sha, None, column))
-        return Row(fetched, v, f"{v.value} on {column}", python="3.9.18", runs=(v.value,))
+        v = self._busy(
+            (fetched, None, deployment), lambda: fixed or self._racy(sha, None, deployment)
+        )
+        return Row(fetched, v, f"{v.value} on {deployment}", python="3.9.18", runs=(v.value,))
 
-    def commit(self, history, sha: str, pick: str | None, column: str, python: str | None) -> Step:
-        v = self._busy((sha, pick, column), lambda: self._racy(sha, pick, column))
+    def commit(
+        self, history, sha: str, pick: str | None, deployment: str, python: str | None
+    ) -> Step:
+        v = self._busy((sha, pick, deployment), lambda: self._racy(sha, pick, deployment))
         return Step(sha, v, python, f"{v.value} at {sha}", pick)
 
     def runs_of(self, target: str) -> int:

@@ -16,8 +16,10 @@ from harness import __version__, cli
 from harness.host.cancel import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
-from harness.jobs.check import Case, check_all
-from harness.model.candidate import (
+from harness.jobs.run import Case, check_all
+from harness.model.errors import HarnessError
+from harness.model.results import Row
+from harness.model.table import (
     BOTH_PASS,
     FIXED,
     STILL,
@@ -29,10 +31,8 @@ from harness.model.candidate import (
     new_in,
     summary,
 )
-from harness.model.errors import HarnessError
-from harness.model.results import Row
 from harness.model.verdict import Axis, Verdict
-from harness.report.candidate import render_checked
+from harness.report.render import render_checked
 from harness.request import UsageError, known_scenarios, parse
 from harness.scenarios import registry
 from harness.scenarios.base import ScenarioError
@@ -111,7 +111,7 @@ def test_summary_names_what_fails_and_what_upgrading_changes() -> None:
 class RefusingLab(Lab):
     """A scenario that cannot honour an option: it says so when it is run."""
 
-    def release(self, fetched: str, column: str) -> Row:
+    def release(self, fetched: str, deployment: str) -> Row:
         raise ScenarioError("reload-drops cannot honour --proxy nginx: it owns its own socket")
 
 
@@ -151,7 +151,7 @@ def test_the_cases_share_the_one_budget() -> None:
 
 def test_the_same_problem_in_every_case_is_the_users_one_line() -> None:
     class Broken(Lab):
-        def release(self, fetched, column):
+        def release(self, fetched, deployment):
             raise HarnessError("--python 3.13 cannot run gunicorn 19.0.0")
 
     with pytest.raises(HarnessError, match="--python 3.13"):
@@ -160,7 +160,7 @@ def test_the_same_problem_in_every_case_is_the_users_one_line() -> None:
 
 def test_a_problem_of_one_case_is_its_error_row() -> None:
     class Broken(Lab):
-        def release(self, fetched, column):
+        def release(self, fetched, deployment):
             raise HarnessError("no Python found here can run gunicorn 24.0.0 with bottle")
 
     entries = _run([Case("a", Broken(["24.0.0"]), "c", AXES), Case("b", Lab(["24.0.0"]), "c")])

@@ -57,8 +57,8 @@ def plain_bisection_runs(n: int, culprit: int) -> int:
     b = Bisection({r: [p] for p, r in zip(revs, revs[1:])} | {revs[0]: []}, revs[0], revs[-1])
     runs = 0
     while b.result().status == "pending":
-        (probe,) = b.next_probes(1)
-        b.record(probe, Outcome.NEW if int(probe[1:]) >= culprit else Outcome.OLD)
+        (rev,) = b.next_steps(1)
+        b.record(rev, Outcome.NEW if int(rev[1:]) >= culprit else Outcome.OLD)
         runs += 1
     assert b.result().commit == revs[culprit]
     return runs
@@ -91,14 +91,14 @@ def test_deterministic_costs_what_git_bisect_costs_over_every_culprit(n: int, fi
 
 @given(st.integers(3, 30), st.integers(2, 4), st.data())
 @settings(max_examples=30, deadline=None)
-def test_k_probes_at_once_name_the_same_culprit_in_fewer_rounds(n: int, k: int, data) -> None:
+def test_k_steps_at_once_name_the_same_culprit_in_fewer_rounds(n: int, k: int, data) -> None:
     culprit = data.draw(st.integers(1, n - 1))
     rounds = {}
     for width in (1, k):
         search = CulpritSearch(names(n), DETERMINISTIC)
         rounds[width] = 0
         while search.result().status == "pending":
-            batch = search.next_probes(width)
+            batch = search.next_steps(width)
             assert 1 <= len(batch) <= width
             for rev, failed in zip(batch, oracle(culprit, 1.0, 0.0, 0)(batch)):
                 search.record(rev, failed)
@@ -152,17 +152,17 @@ def test_with_no_false_failures_a_fail_rules_out_every_later_culprit(j: int, run
 
 
 def test_a_fix_is_a_regression_read_backwards() -> None:
-    """Same runs, mirrored: the same posterior and the same probes (the fix's rules are the
+    """Same runs, mirrored: the same posterior and the same steps (the fix's rules are the
     regression's, turned around, not a second model)."""
     revs = names(11)
     fix, regression = CulpritSearch(revs, fix=True), CulpritSearch(revs[::-1])
     rng = random.Random(5)
     for _ in range(40):
-        (probe,) = fix.next_probes(1)
-        assert regression.next_probes(1) == [probe]
-        failed = rng.random() < (0.6 if int(probe[1:]) < 6 else 0.03)
-        fix.record(probe, failed)
-        regression.record(probe, failed)
+        (rev,) = fix.next_steps(1)
+        assert regression.next_steps(1) == [rev]
+        failed = rng.random() < (0.6 if int(rev[1:]) < 6 else 0.03)
+        fix.record(rev, failed)
+        regression.record(rev, failed)
     backwards = regression.posterior()
     for i, p in enumerate(fix.posterior().values(), start=1):
         assert math.isclose(p, backwards[revs[i - 1]], abs_tol=1e-12)
@@ -170,7 +170,7 @@ def test_a_fix_is_a_regression_read_backwards() -> None:
 
 @given(runs_st, st.sets(st.integers(1, 6)), st.integers(1, 4), st.integers(0, 30))
 @settings(max_examples=25, deadline=None)
-def test_probes_stay_inside_the_budget_and_off_untestable_revisions(
+def test_steps_stay_inside_the_budget_and_off_untestable_revisions(
     runs, untestable, k: int, budget: int
 ) -> None:
     revs = names(8)
@@ -179,12 +179,12 @@ def test_probes_stay_inside_the_budget_and_off_untestable_revisions(
         search.record(revs[i], failed)
     for i in untestable:
         search.untestable(revs[i])
-    probes = search.next_probes(k)
-    assert len(probes) <= min(k, budget)
+    steps = search.next_steps(k)
+    assert len(steps) <= min(k, budget)
     skipped = {revs[i] for i in untestable if search.tally(revs[i]).runs == 0}
-    assert not skipped & set(probes)
+    assert not skipped & set(steps)
     if search.result().status == "pending":  # the bounds are always testable
-        assert probes
+        assert steps
 
 
 def test_bounds_unknown_can_answer_no_culprit() -> None:
@@ -223,7 +223,7 @@ def test_the_budget_is_a_hard_stop_and_the_answer_says_so() -> None:
     found = drive(search, oracle(culprit=6, rate=0.05, false=0.05, seed=2), k=3)
     assert found.status == "budget spent" and found.runs == 25
     assert "when the budget of 25 runs ran out" in found.line()
-    assert search.next_probes(3) == []
+    assert search.next_steps(3) == []
 
 
 def test_confident_claims_are_right_at_least_as_often_as_claimed() -> None:

@@ -11,15 +11,13 @@ import pytest
 from harness import cli
 from harness.host.cancel import Cancel
 from harness.host.progress import Progress
+from harness.jobs.bisector import Confidence
 from harness.jobs.budget import Budget
-from harness.jobs.check import check_at
-from harness.jobs.confident import Confidence
-from harness.jobs.run import Bisect, range_run
+from harness.jobs.run import Bisect, check_at, range_run
 from harness.jobs.setup import Setup
-from harness.model.answer import answer
 from harness.model.confidence import passes_to_clear
 from harness.model.errors import HarnessError
-from harness.model.table import DEFAULT_AXIS
+from harness.model.table import DEFAULT_AXIS, answer
 from harness.model.verdict import Verdict
 from harness.report.json import as_json
 from harness.report.render import render
@@ -199,14 +197,14 @@ def test_each_column_of_a_matrix_gets_its_own_search() -> None:
     lab.verdicts = {("19.5.0", "gthread/unix"): Verdict.FAIL}
     budget = Budget(2, Cancel())
     how = Bisect(lambda: lab.history, confidence=Confidence(0.9, 400))
-    columns = ["sync/unix", "gthread/unix"]
+    deployments = ["sync/unix", "gthread/unix"]
     try:
-        rep = range_run(lab, report_for(columns), "19.4.0,19.5.0", budget, Progress(), how)
+        rep = range_run(lab, report_for(deployments), "19.4.0,19.5.0", budget, Progress(), how)
     finally:
         budget.close()
-    named = {(f.column, f.commit.sha if f.commit else None) for f in rep.findings}
+    named = {(f.deployment, f.commit.sha if f.commit else None) for f in rep.findings}
     assert ("gthread/unix", "c023") in named
-    assert all(f.estimate is not None and f.column for f in rep.findings)
+    assert all(f.estimate is not None and f.deployment for f in rep.findings)
 
 
 def test_an_untestable_culprit_is_healed_with_the_next_change_on_top() -> None:

@@ -109,12 +109,12 @@ class TreeLab(Lab):
     """Releases as the table says; a commit is judged by its exported tree (real git):
     fail once gunicorn/app.py says ANSWER = 2."""
 
-    def commit(self, history, sha, pick, column, python):
+    def commit(self, history, sha, pick, deployment, python):
         with tempfile.TemporaryDirectory(prefix="tree-") as tmp:
             history.export(sha, Path(tmp))
             bad = (Path(tmp) / "gunicorn" / "app.py").read_text() == "ANSWER = 2\n"
         verdict = Verdict.FAIL if bad else Verdict.PASS
-        self.evaluated.append((sha, pick, column))
+        self.evaluated.append((sha, pick, deployment))
         return Step(sha, verdict, python, f"{verdict.value} at {sha[:10]}", pick)
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from harness.host.cancel import Cancel
 from harness.host.progress import Progress
+from harness.jobs.bisector import Confidence
 from harness.jobs.budget import Budget
-from harness.jobs.confident import Confidence
 from harness.jobs.run import Bisect, range_run
 from harness.model.verdict import Verdict
 from harness.report.json import as_json

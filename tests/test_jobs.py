@@ -14,9 +14,8 @@ import pytest
 from harness.host.cancel import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
-from harness.jobs.check import check
-from harness.jobs.run import Bisect, range_run
-from harness.model.answer import answer
+from harness.jobs.run import Bisect, check, range_run
+from harness.model.table import answer
 from harness.model.targets import TargetError
 from harness.model.verdict import Verdict
 from harness.report.json import as_json
@@ -40,11 +39,11 @@ def lab(**kw) -> Lab:
     return Lab(VERSIONS, **kw)
 
 
-def run(lab: Lab, columns=PLAIN, jobs: int = 2, commits: bool = True, spec="19.4.0..19.8.0"):
+def run(lab: Lab, deployments=PLAIN, jobs: int = 2, commits: bool = True, spec="19.4.0..19.8.0"):
     budget = Budget(jobs, Cancel())
     how = Bisect(lambda: lab.history) if commits else None
     try:
-        return range_run(lab, report_for(columns), spec, budget, Progress(), how)
+        return range_run(lab, report_for(deployments), spec, budget, Progress(), how)
     finally:
         budget.close()
 
@@ -57,7 +56,7 @@ def regression_lab(**kw) -> Lab:
 def test_the_release_table_and_its_transitions() -> None:
     rep = run(regression_lab(), commits=False)
     assert rep.table.targets == VERSIONS
-    assert [r.verdict for r in rep.table.column_rows("auto/unix")] == [P, P, F, P, P]
+    assert [r.verdict for r in rep.table.deployment_rows("auto/unix")] == [P, P, F, P, P]
     text = render(rep, "table")
     assert "regression introduced in 19.6.0 (last good 19.5.0)" in text
     assert "fixed in 19.7.0 (last bad 19.6.0)" in text
@@ -92,8 +91,8 @@ def test_without_tags_the_bisection_is_skipped_with_a_reason() -> None:
 
 
 def test_a_matrix_bisects_only_the_column_that_changed() -> None:
-    rep = run(regression_lab(), columns=["gthread/unix", "sync/unix"])
-    assert {f.column for f in rep.findings} == {"gthread/unix"}
+    rep = run(regression_lab(), deployments=["gthread/unix", "sync/unix"])
+    assert {f.deployment for f in rep.findings} == {"gthread/unix"}
     text = render(rep, "table")
     assert "gthread/unix: regression introduced in 19.6.0" in text
     assert "sync/unix: no change: every testable release is pass" in text
@@ -231,7 +230,7 @@ def test_a_branch_or_sha_end_is_bisected_from_its_own_commit() -> None:
     the_lab = lab(verdicts={}, first_bad="c022")
     rep = run_refs(the_lab, "19.5.0..c050")
     assert rep.table.targets == ["19.5.0", "c050"]
-    assert [r.verdict for r in rep.table.column_rows("auto/unix")] == [P, F]
+    assert [r.verdict for r in rep.table.deployment_rows("auto/unix")] == [P, F]
     (reg,) = rep.findings
     assert (reg.kind, reg.status, reg.commit.sha) == ("regression", "found", "c022")
 

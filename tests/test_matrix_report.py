@@ -8,7 +8,7 @@ import re
 import pytest
 
 from harness.model.results import Finding, Row
-from harness.model.table import Column, Report, Table
+from harness.model.table import Deployment, Report, Table
 from harness.model.verdict import Verdict
 from harness.report.json import as_json
 from harness.report.markdown import render_markdown
@@ -25,15 +25,15 @@ TCP_PASS = "kept serving on TCP (no socket file to lose) through 3 worker restar
 FAIL = "socket file gone after the 1st worker restart; 0/20 new connections served"
 
 
-def cell(target: str, column: str, verdict: Verdict, detail: str, python="3.9.18") -> Row:
-    wc, bind = column.split("/")
+def cell(target: str, deployment: str, verdict: Verdict, detail: str, python="3.9.18") -> Row:
+    wc, bind = deployment.split("/")
     return Row(target, verdict, detail, python=python, facts={"worker_class": wc, "bind": bind})
 
 
 def matrix(cells: dict[tuple[str, str], tuple[Verdict, str]], **kw) -> Report:
     """A report as the release table leaves it: a row per (release, column)."""
-    columns = [Column(c, *c.split("/"), summary=f"workers=3 {c}") for c in COLUMNS]
-    table = Table(columns, targets=list(dict.fromkeys(t for t, _ in cells)))
+    deployments = [Deployment(c, *c.split("/"), summary=f"workers=3 {c}") for c in COLUMNS]
+    table = Table(deployments, targets=list(dict.fromkeys(t for t, _ in cells)))
     for (t, c), (v, d) in cells.items():
         table.put(t, c, cell(t, c, v, d))
     return Report(COMMAND, HOST, "socket-loss, 4 deployments (worker class x bind)", table, **kw)
@@ -115,7 +115,7 @@ def test_table_when_every_cell_passes():
 
 
 def plain(rows: list[Row]) -> Report:
-    table = Table([Column("auto/unix", None, "unix")], targets=[r.target for r in rows])
+    table = Table([Deployment("auto/unix", None, "unix")], targets=[r.target for r in rows])
     for r in rows:
         table.put(r.target, "auto/unix", r)
     return Report("cmd", HOST, "workers=3", table)
@@ -132,7 +132,12 @@ def test_a_single_column_renders_as_the_plain_table():
 def test_commit_finding_names_its_column(rep):
     rep.findings.append(
         Finding(
-            "regression", "19.5.0", "19.6.0", "skipped", reason="no network", column="gthread/unix"
+            "regression",
+            "19.5.0",
+            "19.6.0",
+            "skipped",
+            reason="no network",
+            deployment="gthread/unix",
         )
     )
     assert (

@@ -35,8 +35,8 @@ def test_gthread_sync_by_unix_tcp_on_19_6_0(cache_dir, tmp_path, no_leaks):
     ]
     got = cells(report)
     assert len(report["rows"]) == 4
-    for column, row in got.items():
-        wc, bind = column.split("/")
+    for deployment, row in got.items():
+        wc, bind = deployment.split("/")
         assert (row["target"], row["worker_class"], row["bind"]) == ("19.6.0", wc, bind)
     # #1298: the threaded worker unlinks the Unix socket when it exits
     fail = got["gthread/unix"]
@@ -47,10 +47,10 @@ def test_gthread_sync_by_unix_tcp_on_19_6_0(cache_dir, tmp_path, no_leaks):
     assert got["sync/unix"]["verdict"] == "pass", got["sync/unix"]["detail"]
     assert got["sync/unix"]["detail"].startswith("socket kept through")
     # TCP has no socket file to lose: the same workers keep serving
-    for column in ("gthread/tcp", "sync/tcp"):
-        assert got[column]["verdict"] == "pass", got[column]["detail"]
-        assert "kept serving on TCP (no socket file to lose)" in got[column]["detail"]
-        assert "20/20 new connections served" in got[column]["detail"]
+    for deployment in ("gthread/tcp", "sync/tcp"):
+        assert got[deployment]["verdict"] == "pass", got[deployment]["detail"]
+        assert "kept serving on TCP (no socket file to lose)" in got[deployment]["detail"]
+        assert "20/20 new connections served" in got[deployment]["detail"]
     assert report["affected_by_release"] == {"19.6.0": ["gthread/unix"]}
 
 

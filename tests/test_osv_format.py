@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.model.table import Column, Report, Table
+from harness.model.table import Deployment, Report, Table
 from harness.report.osv import TRACKER_URL, local_id
 from harness.report.render import render
 from tests.conftest import run_cli
@@ -23,14 +23,15 @@ pytestmark = pytest.mark.local
 DATA = Path(__file__).parent / "data"
 
 
-def report(scenario: dict, columns: tuple[str, ...] = ("auto/unix",)) -> Report:
+def report(scenario: dict, deployments: tuple[str, ...] = ("auto/unix",)) -> Report:
     table = Table(
-        [Column(c, None, c.split("/")[1]) for c in columns], targets=[r.target for r in ROWS]
+        [Deployment(c, None, c.split("/")[1]) for c in deployments],
+        targets=[r.target for r in ROWS],
     )
-    for c in columns:
+    for c in deployments:
         for r in ROWS:
             table.put(r.target, c, r)
-    findings = FINDINGS if len(columns) == 1 else []
+    findings = FINDINGS if len(deployments) == 1 else []
     return Report(
         "python bisect.py 19.5.0..19.7.0", {}, "workers=2", table, scenario, findings=findings
     )

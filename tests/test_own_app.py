@@ -17,7 +17,7 @@ from harness.build.interpreters import discover
 from harness.build.pyproject import project_dependencies
 from harness.build.wheels import Artifact, tree_wheel
 from harness.request import UsageError, parse
-from harness.scenarios import command
+from harness.scenarios import registry as command
 from tests.conftest import ROOT, run_cli, run_json
 
 pytestmark = pytest.mark.pure

@@ -209,7 +209,7 @@ def test_gunicorn_commits_name_the_eventlet_fix(cache_dir: Path) -> None:
         rep = range_run(setup.lab, setup.report, "20.1.0..21.0.0", budget, Progress(), how)
     finally:
         budget.close()
-    rows = {r.target: r for r in setup.table.column_rows(setup.table.labels[0])}
+    rows = {r.target: r for r in setup.table.deployment_rows(setup.table.labels[0])}
     assert rows["20.1.0"].verdict is Verdict.FAIL and ALREADY_HANDLED in rows["20.1.0"].detail
     assert rows["21.0.0"].verdict is Verdict.PASS
     fixes = [f for f in rep.findings if f.kind == "fix" and f.status == "found"]

@@ -1,4 +1,4 @@
-"""The pure probe / heal plan: driven by an oracle, on hand-made and random graphs."""
+"""The pure plan of steps and heals: driven by an oracle, on hand-made and random graphs."""
 
 from __future__ import annotations
 
@@ -8,26 +8,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.model.plan import Plan, Probe, plan
-from harness.model.search import Outcome, ancestors
+from harness.model.search import Outcome, Plan, Revision, ancestors, plan
 from tests.graphs import FAST, linear, planted, scenarios
 
 pytestmark = pytest.mark.pure
 
-Oracle = Callable[[Probe], Outcome]
+Oracle = Callable[[Revision], Outcome]
 
 
 def drive(parents, old, new, oracle: Oracle, k: int = 1, limit: int = 500) -> tuple[Plan, list]:
-    """Evaluate whatever the plan asks until it is done; every probe asked once."""
-    outcomes: dict[Probe, Outcome] = {}
+    """Evaluate whatever the plan asks until it is done; every step asked once."""
+    outcomes: dict[Revision, Outcome] = {}
     for _ in range(limit):
         p = plan(parents, old, new, outcomes, k)
         if p.done:
             return p, list(outcomes)
         assert len(p.todo) <= k or all(t.heal for t in p.todo)
-        for probe in p.todo:
-            assert probe not in outcomes, "a probe was asked twice"
-            outcomes[probe] = oracle(probe)
+        for rev in p.todo:
+            assert rev not in outcomes, "a step was asked twice"
+            outcomes[rev] = oracle(rev)
     raise AssertionError("the plan did not end")
 
 
@@ -53,15 +52,15 @@ def test_an_unbootable_first_new_commit_is_named_with_the_pick_it_needed() -> No
     assert (
         p.needed and p.needed[0] in ancestors(graph, "h") and "d" in ancestors(graph, p.needed[0])
     )
-    assert Probe("d", p.needed[0]) in asked
+    assert Revision("d", p.needed[0]) in asked
 
 
 def test_a_heal_that_still_cannot_boot_leaves_it_ambiguous() -> None:
     graph = linear(list("oabcdefgh"))
     stuck = planted(graph, "d", {"d"})
-    p, asked = drive(graph, "o", "h", lambda probe: stuck(probe.sha))
+    p, asked = drive(graph, "o", "h", lambda rev: stuck(rev.sha))
     assert p.status == "ambiguous" and "d" in p.candidates
-    assert [a for a in asked if a.heal] == [Probe("d", "e")]
+    assert [a for a in asked if a.heal] == [Revision("d", "e")]
 
 
 def test_contradicting_outcomes_are_inconsistent_not_found() -> None:
@@ -75,7 +74,7 @@ def test_order_of_arrival_does_not_matter() -> None:
     graph = linear([f"c{i:02d}" for i in range(30)])
     oracle = planted(graph, "c11")
     first = plan(graph, "c00", "c29", {}, k=4)
-    got = {probe: oracle(probe.sha) for probe in first.todo}
+    got = {rev: oracle(rev.sha) for rev in first.todo}
     backwards = dict(reversed(list(got.items())))
     assert plan(graph, "c00", "c29", got, k=4) == plan(graph, "c00", "c29", backwards, k=4)
 
@@ -90,7 +89,7 @@ def test_property_plan_names_the_first_new_commit(scenario) -> None:
     p, asked = drive(graph, old, new, bootable_with_pick(graph, first_new, skips), k=k)
     assert {a.sha for a in asked} <= in_range - {new}
     assert {a.pick for a in asked if a.heal} <= in_range
-    for a in asked:  # a pick is a repair: never a commit that already holds the probe
+    for a in asked:  # a pick is a repair: never a commit the tested one already holds
         assert not a.heal or a.pick not in ancestors(graph, a.sha)
     if p.status == "found":
         assert p.commit == first_new
@@ -121,7 +120,7 @@ def test_property_a_line_with_healable_skips_always_names_the_first_new_commit(n
 def test_property_unhealable_skips_never_name_a_wrong_commit(scenario) -> None:
     graph, old, new, first_new, skips, k = scenario
     stuck = planted(graph, first_new, skips)
-    p, _ = drive(graph, old, new, lambda probe: stuck(probe.sha), k=k)
+    p, _ = drive(graph, old, new, lambda rev: stuck(rev.sha), k=k)
     if p.status == "found":
         assert p.commit == first_new
     else:

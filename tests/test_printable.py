@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.model.printable import printable
+from harness.model.verdict import printable
 
 pytestmark = pytest.mark.pure
 

@@ -7,15 +7,13 @@ import re
 
 import pytest
 
-from harness.model.results import Finding, Row
+from harness.model.results import COMPAT_NOTE, Finding, Row
 from harness.model.search import Transition, transitions
-from harness.model.table import Column, Report, Table
+from harness.model.table import Deployment, Report, Table
 from harness.model.verdict import Verdict
-from harness.report.common import COMPAT_NOTE
 from harness.report.json import as_json
 from harness.report.markdown import render_markdown
-from harness.report.records import write_record
-from harness.report.render import render
+from harness.report.render import render, write_record
 from harness.report.text import render_table
 
 pytestmark = pytest.mark.pure
@@ -39,7 +37,7 @@ def row(target: str, verdict: Verdict, detail: str) -> Row:
 
 def make_report(rows: list[Row], **kw) -> Report:
     """A plain run: one column, the rows in the order asked."""
-    table = Table([Column("auto/unix", None, "unix")], targets=[r.target for r in rows])
+    table = Table([Deployment("auto/unix", None, "unix")], targets=[r.target for r in rows])
     for r in rows:
         table.put(r.target, "auto/unix", r)
     return Report(COMMAND, HOST, PARAMS, table, **kw)
@@ -174,12 +172,6 @@ def test_compat_is_a_mark_and_one_note_not_a_suffix():
     assert json.loads(render(rep, "json"))["rows"][1]["detail"].endswith(COMPAT_NOTE)
 
 
-def test_compat_suffix_is_the_one_the_runner_appends():
-    from harness.jobs import evaluate
-
-    assert evaluate.COMPAT_NOTE == COMPAT_NOTE
-
-
 # -- markdown --------------------------------------------------------------------
 
 
@@ -244,8 +236,8 @@ def test_write_record_label_with_a_slash_stays_in_the_results_dir(rep, tmp_path)
 
 def test_transitions_regression_and_fix():
     assert transitions([("19.5.0", True), ("19.6.0", False), ("19.7.0", True)]) == [
-        Transition("19.5.0", "19.6.0", True, False),
-        Transition("19.6.0", "19.7.0", False, True),
+        Transition("19.5.0", "19.6.0", True),
+        Transition("19.6.0", "19.7.0", False),
     ]
 
 
@@ -267,12 +259,12 @@ def test_transitions_skip_untestable_and_report_them_between():
             ("19.8.0", None),
         ]
     )
-    assert got == [Transition("19.4.5", "19.6.0", True, False, ("19.5.0", "19.5.1"))]
+    assert got == [Transition("19.4.5", "19.6.0", True, ("19.5.0", "19.5.1"))]
 
 
 def test_transitions_gap_resets_after_a_testable_row_without_change():
     got = transitions([("a", True), ("b", None), ("c", True), ("d", None), ("e", False)])
-    assert got == [Transition("c", "e", True, False, ("d",))]
+    assert got == [Transition("c", "e", True, ("d",))]
 
 
 # -- a terminal's width ------------------------------------------------------------

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from harness.model.verdict import Verdict
-from harness.scenarios import command
+from harness.scenarios import registry as command
 from harness.scenarios.base import Options, ScenarioError
-from harness.scenarios.command import CommandScenario, Observation, decide, output_tail
+from harness.scenarios.registry import CommandScenario, Observation, decide, output_tail
 from tests.conftest import ROOT, alive, run_cli, run_json
 
 pytestmark = pytest.mark.pure

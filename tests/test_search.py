@@ -35,17 +35,17 @@ def drive(b: Bisection, outcome, k: int = 1, max_rounds: int | None = None) -> l
     done: list[str] = []
     rounds = 0
     while b.result().status == "pending":
-        probes = b.next_probes(k)
-        assert probes, "pending but nothing to probe"
-        assert len(probes) <= k
-        assert len(set(probes)) == len(probes)
-        for sha in probes:
+        revs = b.next_steps(k)
+        assert revs, "pending but nothing to test"
+        assert len(revs) <= k
+        assert len(set(revs)) == len(revs)
+        for sha in revs:
             assert sha not in b.tested()
             b.record(sha, outcome(sha))
             done.append(sha)
         rounds += 1
         assert rounds <= limit, "search did not terminate in time"
-    assert b.next_probes(k) == []
+    assert b.next_steps(k) == []
     return done
 
 
@@ -101,12 +101,12 @@ def test_linear_finds_first_new_with_log_steps() -> None:
     assert b.remaining() == 1
 
 
-def test_linear_first_probe_is_middle() -> None:
+def test_linear_first_step_is_middle() -> None:
     graph = linear(list("oabcdefg"))
     b = Bisection(graph, "o", "g")
     # candidates a..g (N=7): d reaches a..d (4), min(4, 3) = 3 is the best split;
     # c reaches 3, min(3, 4) = 3 too, ties broken by sha.
-    assert b.next_probes() == ["c"]
+    assert b.next_steps() == ["c"]
 
 
 def test_new_is_first_new_when_everything_else_old() -> None:
@@ -162,10 +162,10 @@ def test_skips_ambiguous_then_resolved_by_re_record() -> None:
     b.record("a", Outcome.OLD)
     b.record("b", Outcome.SKIP)
     assert b.result().status == "pending"
-    assert b.next_probes() == ["c"]
+    assert b.next_steps() == ["c"]
     b.record("c", Outcome.SKIP)
     assert b.result() == Result("ambiguous", None, ("b", "c", "d"))
-    assert b.next_probes() == []
+    assert b.next_steps() == []
     assert b.steps_left() == 0
     # Healing: c re-tested and found NEW -> the bound moves, still ambiguous on b.
     b.record("c", Outcome.NEW)
@@ -188,25 +188,25 @@ def test_override_skip_with_old_reopens_search() -> None:
     b.record("b", Outcome.SKIP)
     b.record("b", Outcome.OLD)
     assert b.candidates() == ("c", "d")
-    assert b.next_probes() == ["c"]
+    assert b.next_steps() == ["c"]
 
 
-def test_parallel_probes_distinct_untested_in_range() -> None:
+def test_parallel_steps_distinct_untested_in_range() -> None:
     names = [f"c{i:02d}" for i in range(41)]
     graph = linear(names)
     b = Bisection(graph, names[0], names[-1])
     b.record("c05", Outcome.SKIP)
-    probes = b.next_probes(3)
-    assert len(probes) == 3 == len(set(probes))
-    assert set(probes) <= set(b.candidates()) - {b.bound, "c05"}
+    revs = b.next_steps(3)
+    assert len(revs) == 3 == len(set(revs))
+    assert set(revs) <= set(b.candidates()) - {b.bound, "c05"}
     # Quartiles of the 40 candidates c01..c40.
-    assert probes == ["c10", "c20", "c30"]
-    for sha, out in zip(probes, [Outcome.OLD, Outcome.NEW, Outcome.NEW]):
+    assert revs == ["c10", "c20", "c30"]
+    for sha, out in zip(revs, [Outcome.OLD, Outcome.NEW, Outcome.NEW]):
         b.record(sha, out)
     assert b.bound == "c20"
     assert b.candidates() == tuple(f"c{i}" for i in range(11, 21))
     # Asking for more than is left returns everything that is left.
-    assert set(b.next_probes(50)) == set(b.candidates()) - {"c20"}
+    assert set(b.next_steps(50)) == set(b.candidates()) - {"c20"}
 
 
 def test_parallel_new_results_in_any_order_give_same_bound() -> None:
@@ -239,7 +239,7 @@ def test_inconsistent_outcomes_rejected_and_state_kept() -> None:
     with pytest.raises(ValueError):
         Bisection(graph, "o", "missing")
     with pytest.raises(ValueError):
-        b.next_probes(0)
+        b.next_steps(0)
 
 
 # -- next_testable_after ---------------------------------------------------------
@@ -257,10 +257,10 @@ def test_next_testable_after() -> None:
     t = {"x": Outcome.OLD, "y": Outcome.NEW, "w": Outcome.NEW}
     assert next_testable_after(diamond, "s", t, diamond) == "x"
     assert next_testable_after(diamond, "s", {"w": Outcome.NEW}, diamond) == "w"
-    # Bisection.healing_source also knows the given NEW commit without a record.
+    # A Bisection's known outcomes include the given NEW commit without a record.
     b = Bisection(BRANCH, "o", "m3")
     b.record("M", Outcome.SKIP)
-    assert b.healing_source("M") == "m3"
+    assert next_testable_after(BRANCH, "M", b.known(), b.candidates()) == "m3"
     assert b.known() == {"o": Outcome.OLD, "m3": Outcome.NEW, "M": Outcome.SKIP}
     # Only paths inside `within` count.
     assert next_testable_after(diamond, "s", t, ["s", "y", "z", "w"]) == "y"
@@ -307,7 +307,7 @@ def test_property_healing_resolves_ambiguity(scenario) -> None:
             if sha not in b.candidates():  # cut off by an earlier re-test
                 continue
             # The bound is NEW and descends from every candidate, so a source always exists.
-            source = b.healing_source(sha)
+            source = next_testable_after(graph, sha, b.known(), b.candidates())
             assert source is not None
             assert source in b.candidates() and sha in ancestors(graph, source)
             assert b.known()[source] is not Outcome.SKIP
@@ -355,7 +355,7 @@ def test_property_merged_via_matches_brute_force(dag, data) -> None:
 
 @FAST
 @given(st.integers(2, 300), st.data())
-def test_property_linear_single_probe_is_logarithmic(n, data) -> None:
+def test_property_linear_single_step_is_logarithmic(n, data) -> None:
     names = [sha_of(i) for i in range(n)]
     graph = linear(names)
     first_new = data.draw(st.sampled_from(names[1:]))

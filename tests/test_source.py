@@ -11,8 +11,7 @@ import pytest
 from harness.build import wheels
 from harness.host.clone import is_remote_spec
 from harness.host.git import Repo, SourceError
-from harness.model.commit_refs import github_commit_url, parse_refs
-from harness.model.results import CommitInfo
+from harness.model.results import CommitInfo, github_commit_url, parse_refs
 from tests.conftest import git
 from tests.history import History
 
@@ -174,7 +173,7 @@ def test_info_parses_pr_and_fix_refs(repo: Repo, gunicorn_history: History) -> N
     merge = repo.info(h.merge)
     assert isinstance(merge, CommitInfo)
     assert merge.pr == h.regression_pr
-    assert merge.is_merge and merge.parents == (h.m1, h.repair)
+    assert merge.parents == (h.m1, h.repair)
     assert merge.subject.startswith("Merge pull request #1270 from ")
     fix = repo.info(h.fix)
     assert (fix.pr, fix.fixes) == (h.fix_pr, h.fix_fixes)
@@ -184,7 +183,7 @@ def test_info_parses_pr_and_fix_refs(repo: Repo, gunicorn_history: History) -> N
     assert fix.author == "Test Author <author@example.invalid>"
     assert fix.date.startswith("2016-05-")
     regression = repo.info(h.regression)
-    assert (regression.pr, regression.fixes, regression.is_merge) == (None, (), False)
+    assert (regression.pr, regression.fixes, len(regression.parents)) == (None, (), 1)
 
 
 def test_infos_keeps_order(repo: Repo, gunicorn_history: History) -> None:

@@ -12,7 +12,7 @@ from harness.build.environments import EnvNeeds
 from harness.build.interpreters import Interpreter
 from harness.build.wheels import Artifact, ArtifactError
 from harness.host.git import SourceError
-from harness.jobs.evaluate import Runner
+from harness.jobs.setup import Runner
 from harness.jobs.target import (
     BuildFailed,
     Gunicorn,

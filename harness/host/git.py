@@ -26,10 +26,9 @@ from harness.host.clone import (
     unreachable,
 )
 from harness.host.fsutil import run_temp_dir
-from harness.model.commit_refs import declared_version, github_commit_url, parse_refs
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
-from harness.model.results import CommitInfo
+from harness.model.results import CommitInfo, declared_version, github_commit_url, parse_refs
 
 DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
 

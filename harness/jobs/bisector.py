@@ -1,39 +1,115 @@
-"""One transition's commit bisection: ask the pure plan (model.plan) what to evaluate,
-evaluate it within the shared budget, feed the outcomes back, and name the commit.
+"""One transition's commit bisection: ask the pure plan (model.search.plan) what to
+evaluate, evaluate it within the shared budget, feed the outcomes back, name the commit.
 
 ``error``/``flaky`` are skips, never pass or fail.  A skipped commit is re-tested with
-its repair picked on top, and its whole stretch with it (model.plan: healing as a
+its repair picked on top, and its whole stretch with it (model.search.plan: healing as a
 search; git's own "skip" leaves that to a human); a commit is named only when the
 boundary is then one commit wide.  Where the bisection starts follows git with several
 good commits (``start_points``); each commit runs on its pair's Python, or by evidence
 on another (``by_evidence``); a tag must name its release's code (``tags_agree``).
+
+What the jobs need from the world, as two small protocols: a git ``History`` and an
+``Evaluator`` of targets.  The real ones are ``host.git.Repo`` and ``jobs.setup.Lab``;
+tests pass an in-memory history and a fake lab, so the orchestration (release table,
+commit bisection, healing, ``--check``, interrupts) runs in milliseconds.
+
+``--confidence P`` (``ConfidentBisector``): one transition decided by the flake-aware
+search (model.confidence) instead of plain bisection, for scenarios whose verdicts are
+races.  Plain bisection trusts one run and skips a ``flaky`` target; there every run is
+one observation, the two releases are re-run until the transition itself is sure (it
+may be noise), then the mainline between them is tested where the posterior is least
+sure, all from the one ``-j`` budget, until the likeliest first changed commit reaches P
+or ``--max-runs`` is spent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
 
 from packaging.version import InvalidVersion, Version
 
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
-from harness.jobs.protocols import Evaluator, History
-from harness.model import search
+from harness.model import confidence, search
+from harness.model.confidence import ContradictoryRuns, CulpritSearch
+from harness.model.confidence import Finding as Estimate
 from harness.model.errors import HarnessError
-from harness.model.plan import Plan, Probe, plan
-from harness.model.results import Finding, Step
-from harness.model.search import Outcome
+from harness.model.results import CommitInfo, Finding, Row, Step
+from harness.model.search import (
+    Outcome,
+    Plan,
+    Revision,
+    ancestors,
+    branch_of,
+    first_parent_chain,
+    plan,
+    repair_line,
+)
 from harness.model.verdict import Axis, Verdict
 
 
-def outcome(verdict: Verdict, axis: Axis, old_is_old: bool) -> Outcome:
-    """A commit's verdict on the transition's question: ``old_is_old`` is False for a
+class History(Protocol):
+    spec: str
+
+    def tag_for_version(self, version: str) -> str | None: ...
+
+    def resolve(self, ref: str) -> str: ...
+
+    def graph(self, old: str | Iterable[str], new: str) -> dict[str, tuple[str, ...]]: ...
+
+    def is_ancestor(self, ancestor: str, sha: str) -> bool: ...
+
+    def merge_bases(self, a: str, b: str) -> list[str]: ...
+
+    def tags_containing(self, sha: str) -> list[str]: ...
+
+    def version_at(self, sha: str) -> str | None: ...
+
+    def info(self, sha: str) -> CommitInfo: ...
+
+    def infos(self, shas: Iterable[str]) -> list[CommitInfo]: ...
+
+    def web_url(self, sha: str) -> str | None: ...
+
+
+class Evaluator(Protocol):
+    """Evaluates one target in one deployment (by its label)."""
+
+    #: what the targets are releases and commits of: "gunicorn", or a --package
+    package: str
+
+    def versions(self) -> Sequence[str]:
+        """The releases the package index knows."""
+        ...
+
+    def fetch(self, version: str) -> Any:
+        """What ``release`` evaluates (the wheel), fetched once for every deployment."""
+        ...
+
+    def fetch_ref(self, history: History, sha: str, label: str) -> Any:
+        """A git ref (or commit), to be built from ``history``; its row is ``label``."""
+        ...
+
+    def release(self, fetched: Any, deployment: str) -> Row:
+        """A fetched release or git ref, on the newest Python that runs it."""
+        ...
+
+    def commit(
+        self, history: History, sha: str, pick: str | None, deployment: str, python: str | None
+    ) -> Step:
+        """A commit (with ``pick`` on top) on the Python that ran the releases around it."""
+        ...
+
+
+def outcome(verdict: Verdict, axis: Axis, regression: bool) -> Outcome:
+    """A commit's verdict on the transition's question: ``regression`` is False for a
     fix, where the older release is in the axis's new state."""
     state = axis.state(verdict)
     if state is None:
         return Outcome.SKIP
-    return Outcome.OLD if state == old_is_old else Outcome.NEW
+    return Outcome.OLD if state == regression else Outcome.NEW
 
 
 @dataclass
@@ -41,19 +117,19 @@ class Bisector:
     history: History
     lab: Evaluator
     budget: Budget
-    column: str
+    deployment: str
     python: str | None  # the Python that ran the release before the transition
     axis: Axis
     first_parent: bool = False
     progress: Progress = field(default_factory=Progress)
     picks: tuple[str, ...] = ()  # --pick: repairs applied from the start
 
-    def run(self, before: str, after: str, old_is_pass: bool, older: Sequence[str] = ()) -> Finding:
-        """Bisect ``before``..``after``; ``old_is_pass`` says ``before`` is in the axis's
-        old state (a regression) rather than its new one (a fix).  ``older``: releases
+    def run(self, before: str, after: str, regression: bool, older: Sequence[str] = ()) -> Finding:
+        """Bisect ``before``..``after``; ``regression`` says ``before`` is in the axis's
+        old state rather than its new one (a fix).  ``older``: releases
         of the table in ``before``'s state, newest first, to start from when ``before``
         is not in ``after``'s history and their merge base is not in that state."""
-        kind = "regression" if old_is_pass else "fix"
+        kind = "regression" if regression else "fix"
         finding = Finding(
             kind, before, after, "skipped", first_parent=self.first_parent, axis=self.axis.key
         )
@@ -65,15 +141,15 @@ class Bisector:
         old, new = self.history.resolve(tags[before]), self.history.resolve(tags[after])
         if not tags_agree(self.history, finding, {before: old, after: new}):
             return finding
-        steps: dict[Probe, Step] = {}
-        outcomes: dict[Probe, Outcome] = {}
+        steps: dict[Revision, Step] = {}
+        outcomes: dict[Revision, Outcome] = {}
 
         def judge(shas: list[str]) -> list[Outcome]:
-            probes = [Probe(sha) for sha in shas]
-            for probe, step in zip(probes, self.budget.map(self._evaluate, probes)):
-                steps[probe] = step
-                outcomes[probe] = outcome(step.verdict, self.axis, old_is_pass)
-            return [outcomes[p] for p in probes]
+            revs = [Revision(sha) for sha in shas]
+            for rev, step in zip(revs, self.budget.map(self._evaluate, revs)):
+                steps[rev] = step
+                outcomes[rev] = outcome(step.verdict, self.axis, regression)
+            return [outcomes[p] for p in revs]
 
         olds = start_points(self.history, finding, old, new, older, judge)
         if olds is None:
@@ -87,9 +163,9 @@ class Bisector:
             p := plan(parents, olds, new, outcomes, self.budget.jobs, self.first_parent, picks)
         ).done:
             self._say(where, p)
-            for probe, step in zip(p.todo, self.budget.map(self._evaluate, p.todo)):
-                steps[probe] = step
-                outcomes[probe] = outcome(step.verdict, self.axis, old_is_pass)
+            for rev, step in zip(p.todo, self.budget.map(self._evaluate, p.todo)):
+                steps[rev] = step
+                outcomes[rev] = outcome(step.verdict, self.axis, regression)
                 self.progress.advance()
         finding.steps = list(steps.values())
         return self._conclude(finding, p, parents, new)
@@ -103,8 +179,8 @@ class Bisector:
             f"testing {shas}"
         )
 
-    def _evaluate(self, probe: Probe) -> Step:
-        return by_evidence(self.lab, self.history, probe.sha, probe.pick, self.column, self.python)
+    def _evaluate(self, rev: Revision) -> Step:
+        return by_evidence(self.lab, self.history, rev.sha, rev.pick, self.deployment, self.python)
 
     def _conclude(self, finding: Finding, p: Plan, parents, new: str) -> Finding:
         if p.status == "found" and p.commit:
@@ -234,21 +310,367 @@ _INTERPRETER_TROUBLE += ("ModuleNotFoundError", "AttributeError: module")
 
 
 def by_evidence(
-    lab: Evaluator, history: History, sha: str, pick: str | None, column: str, python: str | None
+    lab: Evaluator,
+    history: History,
+    sha: str,
+    pick: str | None,
+    deployment: str,
+    python: str | None,
 ) -> Step:
     """A commit on its pair's Python; when it cannot boot there for a reason an older
     or newer interpreter may not share (an import, the install), once more on the
     newest Python that boots it, as releases are.  The step says which Python ran it."""
-    step = lab.commit(history, sha, pick, column, python)
+    step = lab.commit(history, sha, pick, deployment, python)
     if step.verdict is not Verdict.ERROR or pick is not None or python is None:
         return step
     if not any(word in step.detail for word in _INTERPRETER_TROUBLE):
         return step
     try:
-        row = lab.release(lab.fetch_ref(history, sha, sha[:10]), column)
+        row = lab.release(lab.fetch_ref(history, sha, sha[:10]), deployment)
     except HarnessError:  # --python names the one interpreter to use: no other is tried
         return step
     if row.python in (None, python):
         return step  # no other interpreter boots it: untestable, as first seen
     detail = f"{row.detail} (on Python {row.python}: {python} could not run it: {step.detail})"
     return replace(step, verdict=row.verdict, python=row.python, detail=detail)
+
+
+DEFAULT_MAX_RUNS = 60
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """What ``--confidence`` and ``--max-runs`` asked for (per finding)."""
+
+    level: float
+    max_runs: int = DEFAULT_MAX_RUNS
+
+
+def changed(verdict: Verdict, axis: Axis) -> bool | None:
+    """One run on the search's question: True in the axis's new state, False in its old
+    one, None when it cannot tell (``error``, ``flaky``, another axis's state)."""
+    state = axis.state(verdict)
+    return None if state is None else not state
+
+
+def row_runs(row: Row | None, axis: Axis) -> list[bool]:
+    """A release row's runs as observations (``--repeat`` runs each count)."""
+    if row is None:
+        return []
+    verdicts = [Verdict(v) for v in row.runs] or [row.verdict]
+    return [c for c in (changed(v, axis) for v in verdicts) if c is not None]
+
+
+def drive(
+    search: CulpritSearch,
+    budget: Budget,
+    run: Callable[[str], Verdict],
+    axis: Axis,
+    say: Callable[[Sequence[str]], None] = lambda revs: None,
+) -> Estimate:
+    """The model's loop with each batch of ``-j`` steps run from the one budget."""
+
+    def observe(revs: list[str]) -> list[bool | None]:
+        say(revs)
+        # a revision never run yet runs once first (it may not boot), again if it did
+        once = [i for i, p in enumerate(revs) if search.tally(p).runs or p not in revs[:i]]
+        out: list[bool | None] = [None] * len(revs)
+        for i, v in zip(once, budget.map(run, [revs[i] for i in once])):
+            out[i] = changed(v, axis)
+        booted = {revs[i] for i in once if out[i] is not None}
+        later = [i for i, p in enumerate(revs) if i not in once and p in booted]
+        for i, v in zip(later, budget.map(run, [revs[i] for i in later])):
+            out[i] = changed(v, axis)
+        return out
+
+    return confidence.drive(search, observe, budget.jobs)
+
+
+@dataclass
+class ConfidentBisector:
+    """Releases then commits of one transition, each step decided at ``want.level``."""
+
+    history: History
+    lab: Evaluator
+    budget: Budget
+    deployment: str
+    python: str | None
+    axis: Axis
+    want: Confidence
+    before_row: Row | None = None
+    after_row: Row | None = None
+    progress: Progress = field(default_factory=Progress)
+    steps: list[Step] = field(default_factory=list)
+    picks: dict[str, str | None] = field(default_factory=dict)  # healed: sha -> change on top
+    given: tuple[str, ...] = ()  # --pick: on top of every commit without it
+    notes: list[str] = field(default_factory=list)
+    merged: str | None = None  # the merge whose branch commits were searched
+    _boots: dict[str, bool] = field(default_factory=dict)  # tested alone: could it tell?
+
+    def run(self, before: str, after: str, regression: bool, older: Sequence[str] = ()) -> Finding:
+        kind = "regression" if regression else "fix"
+        finding = Finding(kind, before, after, "skipped", first_parent=True, axis=self.axis.key)
+        tags = {v: self.history.tag_for_version(v) for v in (before, after)}
+        missing = [v for v, t in tags.items() if t is None]
+        if missing:
+            finding.reason = f"no git tag for {', '.join(missing)} in {self.history.spec}"
+            return finding
+        try:
+            releases = self._releases(before, after, kind)
+            if releases.culprit != after or releases.status != "confident":
+                return self._no_commit(finding, releases, "the release transition")
+            old, new = self.history.resolve(tags[before]), self.history.resolve(tags[after])
+            if not tags_agree(self.history, finding, {before: old, after: new}):
+                return finding
+            judged: dict[str, bool | None] = {}
+
+            def judge(shas: list[str]) -> list[Outcome]:
+                for sha, verdict in zip(shas, self.budget.map(self._commit, shas)):
+                    judged[sha] = changed(verdict, self.axis)
+                told = [judged[sha] for sha in shas]
+                new_side = {None: Outcome.SKIP, regression: Outcome.NEW}
+                return [new_side.get(c, Outcome.OLD) for c in told]
+
+            olds = start_points(self.history, finding, old, new, older, judge)
+            if olds is None:
+                finding.steps = list(self.steps)
+                return finding
+            start = (olds[0], releases.at_parent if olds == [old] else None, judged)
+            commits = self._commits(start, new, kind, releases, (before, after))
+        except ContradictoryRuns as exc:
+            finding.status, finding.reason = "inconsistent", str(exc)
+            finding.steps = list(self.steps)
+            return finding
+        finding.steps = list(self.steps)
+        return self._conclude(finding, commits)
+
+    def _search(self, revs: Sequence[str], kind: str, bounds_known: bool) -> CulpritSearch:
+        return CulpritSearch(
+            revs, None, self.want.level, self.want.max_runs, kind == "fix", bounds_known
+        )
+
+    def _releases(self, before: str, after: str, kind: str) -> Estimate:
+        """Is the transition real?  Without known bounds the search may answer "no
+        change" (the table's transition was noise) or "changed already at ``before``"."""
+        s = self._search([before, after], kind, bounds_known=False)
+        for version, row in ((before, self.before_row), (after, self.after_row)):
+            for failed in row_runs(row, self.axis):
+                s.record(version, failed)
+        fetched = {v: self.lab.fetch(v) for v in (before, after)}
+
+        def run(version: str) -> Verdict:
+            return self.lab.release(fetched[version], self.deployment).verdict
+
+        where = f"{kind} {before}..{after}"
+        return drive(
+            s, self.budget, run, self.axis, lambda p: self.progress(f"{where}: re-running {p}")
+        )
+
+    def _commits(self, start, new: str, kind: str, releases: Estimate, labels) -> Estimate:
+        """The mainline from ``start`` (a commit, its release's tally or None, and the
+        single runs of the start points) to ``new``, seeded with the releases' runs."""
+        old, old_tally, judged = start
+        graph = self.history.graph(old, new)
+        chain = [c for c in first_parent_chain(graph, new) if c in graph]
+        revs = [old, *reversed(chain)]
+        finding = Finding("", labels[0], labels[1], "")
+        for pick in given_picks(self.history, finding, self.given, [old]):
+            for rev in revs[1:]:
+                if rev != new and not (pick in graph and pick in ancestors(graph, rev)):
+                    self.picks.setdefault(rev, pick)
+        self.notes += finding.notes
+        s = self._search(revs, kind, bounds_known=True)
+        for sha, tally in ((old, old_tally), (new, releases.here)):
+            if tally is not None:
+                s.record(sha, True, tally.fails)
+                s.record(sha, False, tally.runs - tally.fails)
+        if old_tally is None and judged.get(old) is not None:
+            s.record(old, judged[old])
+        where = f"{kind} {labels[0]}..{labels[1]}"
+
+        def say(revs: Sequence[str]) -> None:
+            top = s.result()
+            self.progress(
+                f"{where}: {top.culprit and top.culprit[:10]} at {top.posterior:.2f} after "
+                f"{top.runs} runs; testing {', '.join(p[:10] for p in revs)}"
+            )
+
+        self._boots.update({old: True, new: True})  # their releases ran
+        est = self._drive_healing(s, revs, say)
+        while heal := [u for u in est.between if u not in self.picks]:
+            est = self._heal(s, heal, est.culprit, say)
+        if est.culprit in graph and branch_of(graph, est.culprit) and est.status == "confident":
+            return self._branch(graph, est, kind, where)
+        return est
+
+    def _branch(self, graph, est: Estimate, kind: str, where: str) -> Estimate:
+        """The mainline names a merge: its branch's commits decide which one, each on
+        the branch's own base (when that base cannot be tested, with the mainline's
+        repair picked on top).  The merge stays the answer only once they are tested;
+        the posterior is the mainline's times the branch's, never more."""
+        merge = est.culprit
+        assert merge is not None
+        first, branch = graph[merge][0], branch_of(graph, merge)
+        self.merged = merge
+        level = min(self.want.level / max(est.posterior, 1e-9), 0.999)
+        s = CulpritSearch([first, *branch, merge], None, level, self.want.max_runs, kind == "fix")
+        for sha, tally in ((first, est.at_parent), (merge, est.here)):
+            if tally is not None:
+                s.record(sha, True, tally.fails)
+                s.record(sha, False, tally.runs - tally.fails)
+        where = f"{where} (branch of {merge[:10]})"
+
+        def say(revs: Sequence[str]) -> None:
+            self.progress(f"{where}: testing {', '.join(p[:10] for p in revs)}")
+
+        inner = drive(s, self.budget, self._commit, self.axis, say)
+        broken = [b for b in branch if self._boots.get(b) is False and b not in self.picks]
+        line = repair_line(graph, broken[0], merge) if broken else None
+        repair = self._repair(line, broken[0]) if line else None
+        if repair is not None:
+            self.progress(f"{where}: re-testing {len(broken)} commit(s) with {repair[:10]} on top")
+            self.picks.update({b: repair for b in broken})
+            for b, verdict in zip(broken, self.budget.map(self._commit, broken)):
+                if (failed := changed(verdict, self.axis)) is not None:
+                    s.record(b, failed)
+            inner = drive(s, self.budget, self._commit, self.axis, say)
+        posterior = inner.posterior * est.posterior
+        status = inner.status
+        if status == "confident" and posterior < self.want.level:
+            status = "budget spent" if s.runs >= self.want.max_runs else "pending"
+        return replace(inner, posterior=posterior, status=status)
+
+    def _drive_healing(self, s: CulpritSearch, revs: list[str], say) -> Estimate:
+        """``drive``, with healing as a search: a commit that cannot boot alone has its
+        repair looked for at once (the first commit after it that boots, by bisecting
+        the line between), and every commit from it up to the repair is then run with
+        the repair picked on top, so a long stretch costs a bisection, not a run each."""
+        while s.result().status == "pending":
+            batch = s.next_steps(self.budget.jobs)
+            if not batch:
+                break
+            # a commit never run yet runs once first: it may not boot at all
+            batch = [p for i, p in enumerate(batch) if s.tally(p).runs or p not in batch[:i]]
+            say(batch)
+            broken = []
+            for rev, verdict in zip(batch, self.budget.map(self._commit, batch)):
+                if (failed := changed(verdict, self.axis)) is None:
+                    broken.append(rev)
+                else:
+                    s.record(rev, failed)
+            for rev in dict.fromkeys(broken):
+                if rev in self.picks or not self._stretch(s, revs, rev):
+                    s.untestable(rev)
+        return s.result()
+
+    def _stretch(self, s: CulpritSearch, revs: list[str], rev: str) -> bool:
+        """Find ``rev``'s repair along ``revs`` and pick it on top of the stretch."""
+        i = revs.index(rev)
+        j = next((x for x in range(i + 1, len(revs)) if self._boots.get(revs[x])), None)
+        if j is None:
+            return False
+
+        def record(sha: str, verdict: Verdict) -> None:
+            if (failed := changed(verdict, self.axis)) is not None:
+                s.record(sha, failed)
+
+        repair = self._repair(revs[i : j + 1], rev, record)
+        if repair is None:
+            return False
+        start = i
+        while start > 0 and self._boots.get(revs[start - 1]) is False:
+            start -= 1  # commits before it that could not boot either: the same stretch
+        for r in revs[start : revs.index(repair)]:
+            if r not in self.picks:
+                self.picks[r] = repair
+                s.untestable(r, still=False)
+        self.progress(f"{rev[:10]} and its stretch: tested with {repair[:10]} picked on top")
+        return True
+
+    def _repair(self, line: list[str], skipped: str, record=None) -> str | None:
+        """The first commit of ``line`` that boots after the last that does not (the
+        repair of ``skipped``), found by bisecting the line, one plain run a commit."""
+        while True:
+            boots = [self._boots.get(c) for c in line]
+            hi = next((i for i, b in enumerate(boots) if b), None)
+            if hi is None:
+                return None
+            lo = max((i for i in range(hi) if boots[i] is False), default=-1)
+            gap = [i for i in range(lo + 1, hi) if boots[i] is None]
+            if not gap:
+                return line[hi] if lo >= 0 else None
+            rev = line[gap[len(gap) // 2]] if lo >= 0 or gap[0] != 0 else line[0]
+            self.progress(f"looking for the repair of {skipped[:10]}: testing {rev[:10]}")
+            (verdict,) = self.budget.map(lambda sha: self._run(sha, None), [rev])
+            if record is not None:
+                record(rev, verdict)
+
+    def _heal(self, s: CulpritSearch, heal: list[str], culprit: str | None, say) -> Estimate:
+        """Untestable commits just before the likeliest culprit: each run once with the
+        culprit's change picked on top (as plain bisection heals); those that then boot
+        count with their runs, and the search goes on."""
+        self.progress(f"re-testing {len(heal)} untestable commit(s) with {culprit} on top")
+        self.picks.update({u: culprit for u in heal})
+        for u, verdict in zip(heal, self.budget.map(self._commit, heal)):
+            if (failed := changed(verdict, self.axis)) is not None:
+                s.record(u, failed)
+        return drive(s, self.budget, self._commit, self.axis, say)
+
+    def _commit(self, sha: str) -> Verdict:
+        return self._run(sha, self.picks.get(sha))
+
+    def _run(self, sha: str, pick: str | None) -> Verdict:
+        step = by_evidence(self.lab, self.history, sha, pick, self.deployment, self.python)
+        if pick is None:
+            self._boots[sha] = changed(step.verdict, self.axis) is not None
+        self.steps.append(step)
+        self.progress.advance()
+        return step.verdict
+
+    def _line(self, est: Estimate) -> str:
+        """``est.line()`` with commits by their short names, releases as they are."""
+
+        def short(rev: str | None) -> str | None:
+            return rev[:10] if rev and len(rev) == 40 else rev
+
+        named = replace(
+            est,
+            culprit=short(est.culprit),
+            parent=short(est.parent),
+            between=tuple(short(b) or b for b in est.between),
+        )
+        return named.line()
+
+    def _no_commit(self, finding: Finding, est: Estimate, what: str) -> Finding:
+        finding.steps = list(self.steps)
+        finding.estimate = asdict(est)
+        finding.status = "no culprit" if est.status == "no culprit" else "uncertain"
+        finding.reason = f"{what} is not settled at {self.want.level}: {self._line(est)}"
+        return finding
+
+    def _conclude(self, finding: Finding, est: Estimate) -> Finding:
+        finding.estimate = asdict(est)
+        if est.culprit is None:
+            return self._no_commit(finding, est, "the commit range")
+        finding.notes += self.notes
+        if est.between:  # untestable commits beside it: the set is the answer, not one
+            finding.status = "ambiguous"
+            finding.candidates = self.history.infos([*est.between, est.culprit])
+            finding.reason = (
+                f"the first changed commit at {self.want.level} could be any of these, "
+                f"as untestable commits come before it: {self._line(est)}"
+            )
+            return finding
+        finding.commit = self.history.info(est.culprit)
+        finding.url = self.history.web_url(est.culprit)
+        if self.merged and self.merged != est.culprit:
+            finding.merge = self.history.info(self.merged)
+        if self.picks.get(est.culprit):
+            finding.needed = [self.picks[est.culprit]]
+        if est.status == "confident":
+            finding.status = "found"
+            finding.reason = self._line(est)
+        else:
+            finding.status = "uncertain"
+            finding.reason = f"not settled at {self.want.level}: {self._line(est)}"
+        return finding

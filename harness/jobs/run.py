@@ -1,21 +1,43 @@
 """A range run: the release table (every requested release, or git ref, in every
-column), then the commit bisections of its transitions, and what became of it
-(complete, or interrupted with the table so far)."""
+deployment), then the commit bisections of its transitions (one per transition, side by
+side, every evaluation drawn from the one budget), and what became of it (complete, or
+interrupted with the table so far).
+
+And ``--check``: one release (a version number) or one git ref, evaluated once (or
+``--repeat`` times) in the one deployment; with ``--confidence``, as often as it takes;
+with several scenarios (``--scenario all``), once per scenario, beside the release in
+use now when ``--from`` names it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from harness.host.git import SourceError
-from harness.host.progress import Progress
-from harness.jobs.budget import Budget
-from harness.jobs.commits import bisect_commits
-from harness.jobs.confident import Confidence
-from harness.jobs.protocols import Evaluator, History
+from harness.host.progress import Progress, SharedBar
+from harness.jobs.bisector import (
+    Bisector,
+    Confidence,
+    ConfidentBisector,
+    Evaluator,
+    History,
+    changed,
+)
+from harness.jobs.budget import Budget, result
 from harness.model import targets
-from harness.model.table import Report, Table
+from harness.model.confidence import CheckAnswer
+from harness.model.confidence import check as model_check
+from harness.model.errors import HarnessError
+from harness.model.results import Finding, Row
+from harness.model.search import Transition
+from harness.model.table import Entry, Report, Table
+from harness.model.verdict import Axis, Verdict, printable
+from harness.scenarios.base import ScenarioError
 
 
 @dataclass(frozen=True)
@@ -152,10 +174,10 @@ def release_table(
     work = [(v, f, c) for v, f in fetched for c in labels]
     evaluate = lambda job: lab.release(job[1], job[2])  # noqa: E731
     for done, (i, row) in enumerate(budget.unordered(evaluate, work), 1):
-        version, _, column = work[i]
-        table.put(version, column, row)
+        version, _, deployment = work[i]
+        table.put(version, deployment, row)
         progress.advance()
-        where = "" if table.single else f" {column}"
+        where = "" if table.single else f" {deployment}"
         progress(f"{row.target}{where}: {row.verdict.value} ({cells - done} remain)")
     return shas
 
@@ -163,12 +185,12 @@ def release_table(
 def worker_class_notes(table: Table) -> list[str]:
     """Never let a table claim a worker class that did not run: say where it differed."""
     notes = []
-    for col in table.columns:
+    for col in table.deployments:
         asked = col.worker_class
         ran = sorted(
             {
                 str(r.facts.get("worker_class"))
-                for r in table.column_rows(col.label)
+                for r in table.deployment_rows(col.label)
                 if r.facts.get("worker_class") not in (None, asked)
             }
         )
@@ -178,3 +200,275 @@ def worker_class_notes(table: Table) -> list[str]:
                 "(see each row's worker_class); gunicorn turns sync into gthread when threads > 1"
             )
     return notes
+
+
+def bisect_commits(
+    lab: Evaluator,
+    table: Table,
+    history: History,
+    budget: Budget,
+    progress: Progress,
+    first_parent: bool = False,
+    confidence: Confidence | None = None,
+    picks: tuple[str, ...] = (),
+) -> tuple[list[Finding], list[str]]:
+    """(findings in the order of the transitions, notes): a range whose own history
+    cannot be read (no tag, git trouble) is skipped with a note."""
+    work = table.all_transitions()
+    if not work:
+        return [], []
+    shared = SharedBar(progress)
+    # an estimate: a bisection between two releases tests about 6-11 commits
+    shared.start(8 * len(work), "commits")
+    drivers = ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="bisect")
+    futures = [
+        drivers.submit(
+            _bisect_one,
+            lab,
+            table,
+            history,
+            budget,
+            shared,
+            (first_parent, confidence, picks),
+            *job,
+        )
+        for job in work
+    ]
+    try:
+        done = [result(f, budget.cancel) for f in futures]  # in slices: see budget.TICK
+    except BaseException:
+        budget.abandon()
+        drivers.shutdown(wait=False, cancel_futures=True)
+        raise
+    drivers.shutdown(wait=True)
+    findings = [f for f, _ in done if f is not None]
+    return findings, [n for _, n in done if n]
+
+
+def _bisect_one(
+    lab: Evaluator,
+    table: Table,
+    history: History,
+    budget: Budget,
+    progress: Progress,
+    how: tuple[bool, Confidence | None, tuple[str, ...]],
+    deployment: str,
+    axis: Axis,
+    t: Transition,
+) -> tuple[Finding | None, str]:
+    """One transition: its finding, or a note saying why its history cannot be read."""
+    first_parent, confidence, picks = how
+    before = table.cell(t.before, deployment)
+    python = before.python if before else None
+    bisector: Bisector | ConfidentBisector
+    if confidence is not None:
+        bisector = ConfidentBisector(
+            history, lab, budget, deployment, python, axis, confidence,
+            before, table.cell(t.after, deployment), progress=progress, given=picks,
+        )  # fmt: skip
+    else:
+        bisector = Bisector(
+            history, lab, budget, deployment, python, axis, first_parent, progress, picks
+        )  # fmt: skip
+    try:
+        finding = bisector.run(t.before, t.after, t.regression, _older(table, deployment, axis, t))
+    except SourceError as exc:
+        where = "" if table.single else f" ({deployment})"
+        return None, f"commit bisection {t.before}..{t.after}{where} skipped: {exc}"
+    if not table.single:
+        finding.deployment = deployment
+    _releases_of(finding, history, lab, table, deployment, axis, t)
+    after = table.cell(t.after, deployment)
+    if python and after is not None and after.python and after.python != python:
+        finding.notes.append(
+            f"{t.before} ran on Python {python} and {t.after} on Python {after.python}: "
+            "the transition compares two interpreters"
+        )
+    return finding, ""
+
+
+def _older(table: Table, deployment: str, axis: Axis, t: Transition) -> list[str]:
+    """The deployment's releases before ``t.before`` in its state, newest first: where a
+    bisection may start when ``t.before`` is not in ``t.after``'s history."""
+    rows = table.deployment_rows(deployment)
+    names = [r.target for r in rows]
+    if t.before not in names:
+        return []
+    earlier = rows[: names.index(t.before)]
+    return [r.target for r in reversed(earlier) if axis.state(r.verdict) == t.regression]
+
+
+def _final_releases(lab: Evaluator) -> dict[Version, str]:
+    out = {}
+    for v in lab.versions():
+        try:
+            parsed = Version(v)
+        except InvalidVersion:
+            continue
+        if not parsed.is_prerelease and not parsed.is_devrelease:
+            out[parsed] = v
+    return out
+
+
+def _releases_of(
+    finding: Finding, history: History, lab: Evaluator, table: Table, deployment: str,
+    axis: Axis, t: Transition,
+) -> None:  # fmt: skip
+    """The releases a finding's commit is in, read from the tags: the first release
+    whose tag contains it (said when the table names a later one, with what that
+    release did); a regression no later release fixes says the newest release still
+    has it."""
+    releases = _final_releases(lab)
+    if finding.status == "found" and finding.commit is not None:
+        tagged = []
+        for tag in history.tags_containing(finding.commit.sha):
+            try:
+                version = Version(tag.removeprefix("v"))
+            except InvalidVersion:
+                continue
+            if version in releases:
+                tagged.append(version)
+        if tagged:
+            finding.shipped_in = first = releases[min(tagged)]
+            if first != t.after:
+                row = table.cell(first, deployment)
+                how = "was not tested" if row is None else f"is {row.verdict.value} here"
+                if row is not None and axis.state(row.verdict) is None:
+                    how = f"could not be tested ({row.verdict.value})"
+                finding.notes.append(
+                    f"first released in {first}, the first release whose tag contains it "
+                    f"({first} {how})"
+                )
+    ts = table.transitions(deployment, axis)
+    rows = [r for r in table.deployment_rows(deployment) if axis.state(r.verdict) is not None]
+    if t.regression and ts and ts[-1] == t and releases and rows:
+        newest = releases[max(releases)]
+        if rows[-1].target == newest:
+            finding.still_fails = newest
+            term = "fails" if axis.new_term == "fail" else axis.new_term
+            finding.notes.append(f"still {term} in {newest}, the newest release")
+
+
+def resolved(lab: Evaluator, target: str, repo_given: bool = False) -> str:
+    """The release a version number (or ``latest``) names on the index; a git ref as
+    given (with ``--repo``, a tag the index lacks too).  A release that does not exist
+    is the user's error, raised once."""
+    if targets.looks_like_version(target):
+        spec = targets.parse(target)
+        return targets.resolve(spec, lab.versions(), lab.package, refs=repo_given)[0]
+    return target
+
+
+def check(
+    lab: Evaluator,
+    deployment: str,
+    target: str,
+    open_history: Callable[[], History],
+    repo_given: bool = False,
+) -> Row:
+    return lab.release(fetch_one(lab, target, open_history, repo_given), deployment)
+
+
+def check_at(
+    lab: Evaluator,
+    deployment: str,
+    target: str,
+    open_history: Callable[[], History],
+    want: Confidence,
+    axis: Axis,
+    repo_given: bool = False,
+) -> tuple[CheckAnswer, Row]:
+    """``--check`` at ``--confidence``: run until pass or fail holds at P, or
+    ``--max-runs`` is spent (cannot tell); ``error`` runs are not counted.  The last row
+    is returned for its Python and detail."""
+    fetched = fetch_one(lab, target, open_history, repo_given)
+    run = lambda: lab.release(fetched, deployment)  # noqa: E731
+    fails = runs = attempts = 0
+    while True:
+        row = run()
+        attempts += 1
+        failed = changed(row.verdict, axis)
+        if failed is not None:
+            fails, runs = fails + failed, runs + 1
+        said = model_check(fails, runs, want.level)
+        if said.verdict != "cannot tell" or attempts >= want.max_runs:
+            return said, row
+
+
+# -- one candidate against every scenario (--scenario a,b / all, --from Y) ---------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One scenario of a check-all: its lab and deployment, or why it cannot run at all."""
+
+    name: str
+    lab: Evaluator | None = None
+    deployment: str = ""
+    axes: tuple[Axis, ...] = ()
+    refused: str = ""
+
+
+def _once(open_history: Callable[[], History]) -> Callable[[], History]:
+    """The history opened once for every case (a clone is not made twice)."""
+    lock = threading.Lock()
+    kept: list[History] = []
+
+    def opened() -> History:
+        with lock:
+            if not kept:
+                kept.append(open_history())
+            return kept[0]
+
+    return opened
+
+
+def check_all(
+    cases: Sequence[Case],
+    target: str,
+    before: str | None,
+    open_history: Callable[[], History],
+    budget: Budget,
+    progress: Progress,
+    repo_given: bool = False,
+) -> list[Entry]:
+    """Every case on ``target`` (and ``before``), within the one ``-j`` budget, in the
+    order given.  A case that refuses an option (``ScenarioError``) is an entry that did
+    not run; any other problem of one case is its ``error`` row, unless every run had
+    the same one: then it is the user's (raised, one line)."""
+    history = _once(open_history)
+    wanted = [t for t in (before, target) if t is not None]
+    work = [(i, t) for i, c in enumerate(cases) if c.lab is not None for t in wanted]
+    progress.start(len(work), "runs")
+
+    def run(job: tuple[int, str]) -> Row | ScenarioError | HarnessError:
+        case = cases[job[0]]
+        try:
+            return check(case.lab, case.deployment, job[1], history, repo_given)
+        except HarnessError as exc:  # ScenarioError included: told apart below
+            return exc
+
+    found: dict[tuple[int, str], Row | HarnessError] = {}
+    for n, (i, out) in enumerate(budget.unordered(run, work), 1):
+        found[work[i]] = out
+        progress.advance()
+        what = out.verdict.value if isinstance(out, Row) else "not run"
+        progress(f"{cases[work[i][0]].name} on {work[i][1]}: {what} ({len(work) - n} remain)")
+    errors = [e for e in found.values() if isinstance(e, HarnessError)]
+    if errors and len(errors) == len(found) and len({str(e) for e in errors}) == 1:
+        raise errors[0]
+    return [_entry(i, c, found, target, before) for i, c in enumerate(cases)]
+
+
+def _entry(i: int, case: Case, found: dict, target: str, before: str | None) -> Entry:
+    if case.lab is None:
+        return Entry(case.name, case.axes, refused=case.refused)
+    outs = [found[(i, t)] for t in (target, before) if t is not None]
+    refusal = next((o for o in outs if isinstance(o, ScenarioError)), None)
+    if refusal is not None:
+        return Entry(case.name, case.axes, refused=printable(str(refusal)))
+    rows = [
+        o if isinstance(o, Row) else Row(t, Verdict.ERROR, printable(str(o)))
+        for o, t in zip(outs, (target, before))
+    ]
+    return Entry(case.name, case.axes, rows[0], rows[1] if len(rows) > 1 else None)

@@ -1,9 +1,12 @@
-"""What is set up once per run: the host probed (kernel, Pythons, the compat shim), a
-Runner per column (harness.jobs.evaluate), the real Lab, and the report's header.
+"""What is set up once per run: the host examined (kernel, Pythons, the compat shim), a
+Runner per deployment, the real Lab, and the report's header.
 
-The Lab is the real Evaluator (harness.jobs.protocols): targets (harness.jobs.target)
-made by the run's one Maker, evaluated by each column's Runner in environments that are
-cached and verified."""
+The Lab is the real Evaluator (harness.jobs.bisector): targets (harness.jobs.target)
+made by the run's one Maker, evaluated by each deployment's Runner in environments that are
+cached and verified.  The Runner evaluates one target: pick an interpreter, build or reuse
+its environment, run the scenario (``repeat`` times), decide.  The one place where the
+effects meet; it knows the scenario only through its interface and the target only
+through ``Target``."""
 
 from __future__ import annotations
 
@@ -13,24 +16,27 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.build import index, interpreters
+from harness.build import environments, index, interpreters
+from harness.build.environments import EnvNeeds
+from harness.build.interpreters import Interpreter, order
+from harness.build.wheels import Artifact, ArtifactError
 from harness.host import compat
 from harness.host.cancel import Cancel
 from harness.host.git import Repo
 from harness.host.progress import Progress
-from harness.jobs.evaluate import Runner
 from harness.jobs.target import BuildFailed, Maker, Target, maker
-from harness.model.results import Row, Step
-from harness.model.table import Column, Report, Table, column_label
-from harness.model.verdict import Verdict
+from harness.model.errors import HarnessError
+from harness.model.results import COMPAT_NOTE, UNVERIFIED_NOTE, Row, Step
+from harness.model.table import Deployment, Report, Table, deployment_label
+from harness.model.verdict import Decision, Verdict, combine, printable
 from harness.scenarios.base import DEFAULT as DEFAULT_SCENARIO
-from harness.scenarios.base import Scenario
+from harness.scenarios.base import RunContext, Scenario
 
 
 @dataclass
 class Lab:
     cache: Path
-    runners: Mapping[str, Runner]  # by column label
+    runners: Mapping[str, Runner]  # by deployment label
     make: Maker  # gunicorn's releases and commits, or a dependency's (--package)
     _project: index.Project | None = field(default=None, repr=False)
     _refs: dict[str, Target] = field(default_factory=dict, repr=False)  # by row name
@@ -55,11 +61,11 @@ class Lab:
         self._refs[label] = self.make.commit(history, sha, None, None, label)
         return self._refs[label]
 
-    def release(self, fetched: Target, column: str) -> Row:
-        return self.runners[column].evaluate(fetched)
+    def release(self, fetched: Target, deployment: str) -> Row:
+        return self.runners[deployment].evaluate(fetched)
 
     def commit(
-        self, history: Repo, sha: str, pick: str | None, column: str, python: str | None
+        self, history: Repo, sha: str, pick: str | None, deployment: str, python: str | None
     ) -> Step:
         t0 = time.monotonic()
         target = self.make.commit(history, sha, pick, python)
@@ -68,14 +74,14 @@ class Lab:
         except BuildFailed as exc:
             return Step(sha, Verdict.ERROR, None, str(exc), pick)
         built = time.monotonic() - t0
-        r = self.runners[column].evaluate(target)
+        r = self.runners[deployment].evaluate(target)
         seconds = (built, r.env_seconds, r.boot_seconds, r.seconds)
         return Step(sha, r.verdict, r.python, r.detail, pick, *seconds)
 
 
 @dataclass
 class Setup:
-    """The lab, an empty table of the run's columns, and the report header around it."""
+    """The lab, an empty table of the run's deployments, and the report header around it."""
 
     lab: Lab
     report: Report
@@ -86,28 +92,28 @@ class Setup:
         return self.report.table
 
 
-def _host(found, probe, use_compat: bool) -> dict:
+def _host(found, kernel, use_compat: bool) -> dict:
     host = {
         "kernel": platform.release(),
-        "compat": probe.describe(),
-        "reuseport_unix_rejected": probe.reuseport_unix_rejected,
+        "compat": kernel.describe(),
+        "reuseport_unix_rejected": kernel.reuseport_unix_rejected,
         "pythons": [f"{i.version} ({i.source})" for i in found],
         "python_paths": {i.version: i.path for i in found},
         "host_python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    if probe.reuseport_unix_rejected:
+    if kernel.reuseport_unix_rejected:
         host["compat"] += ": compat shim on" if use_compat else ": compat off (--no-compat)"
     return host
 
 
-def _compat_notes(probe, use_compat: bool) -> list[str]:
+def _compat_notes(kernel, use_compat: bool) -> list[str]:
     if use_compat:
         return [
             "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the scenario that "
             "one call is a no-op, as on older kernels (--no-compat to turn off)"
         ]
-    if probe.reuseport_unix_rejected:
+    if kernel.reuseport_unix_rejected:
         return [
             "compat off: releases that set SO_REUSEPORT on a Unix socket cannot bind here "
             "(error, not fail)"
@@ -116,15 +122,15 @@ def _compat_notes(probe, use_compat: bool) -> list[str]:
 
 
 def header(scenarios: Sequence[Scenario], command: str, host: dict, notes: list[str]) -> Report:
-    """The report before any row: the scenario line and record, the columns, the axes."""
+    """The report before any row: the scenario line and record, the deployments, the axes."""
     scenario = scenarios[0]
     about = scenario.about()
-    columns = []
+    deployments = []
     for sc in scenarios:
         o, a = sc.options, sc.about()
-        columns.append(
-            Column(
-                column_label(o.worker_class, o.bind),
+        deployments.append(
+            Deployment(
+                deployment_label(o.worker_class, o.bind),
                 o.worker_class,
                 o.bind,
                 a.summary,
@@ -133,13 +139,13 @@ def header(scenarios: Sequence[Scenario], command: str, host: dict, notes: list[
         )
     line = about.summary if about.name == DEFAULT_SCENARIO else f"{about.name}: {about.summary}"
     record = about.record
-    if len(columns) > 1:
-        line = f"{about.name}, {len(columns)} deployments (worker class x bind)"
+    if len(deployments) > 1:
+        line = f"{about.name}, {len(deployments)} deployments (worker class x bind)"
         params = dict(record.get("parameters", {}))
         for key in ("worker_class", "bind"):
-            params[key] = list(dict.fromkeys(getattr(c, key) or "auto" for c in columns))
+            params[key] = list(dict.fromkeys(getattr(c, key) or "auto" for c in deployments))
         record = {**record, "parameters": params}
-    table = Table(columns, list(scenario.axes()))
+    table = Table(deployments, list(scenario.axes()))
     return Report(command, host, line, table, scenario=record, title=about.title, notes=notes)
 
 
@@ -157,15 +163,15 @@ def open_run(
     package: str = "gunicorn",
     gunicorn: str | None = None,
 ) -> Setup:
-    """Probe the host once and set up a runner per scenario (one per column)."""
-    probe = compat.probe_host()
+    """Examine the host once and set up a runner per scenario (one per deployment)."""
+    kernel = compat.probe_host()  # what this kernel does with SO_REUSEPORT on AF_UNIX
     found = interpreters.discover(cache)
     override = interpreters.select(python, found) if python else None
-    use_compat = probe.reuseport_unix_rejected and not no_compat
+    use_compat = kernel.reuseport_unix_rejected and not no_compat
     compat_dir = compat.write_shim() if use_compat else None  # in the run's own TMPDIR
     cancel = Cancel()
     runners = {
-        column_label(sc.options.worker_class, sc.options.bind): Runner(
+        deployment_label(sc.options.worker_class, sc.options.bind): Runner(
             cache,
             found,
             sc,
@@ -180,11 +186,206 @@ def open_run(
         )
         for sc in scenarios
     }
-    host = _host(found, probe, use_compat)
-    report = header(scenarios, command, host, _compat_notes(probe, use_compat))
+    host = _host(found, kernel, use_compat)
+    report = header(scenarios, command, host, _compat_notes(kernel, use_compat))
     if package != "gunicorn":
         report.package = package
         pin = f"gunicorn {gunicorn}" if gunicorn else "the newest gunicorn that installs"
         report.params = f"{package} releases with {pin}; {report.params}"
     lab = Lab(cache, runners, maker(cache, package, gunicorn))
     return Setup(lab, report, cancel)
+
+
+class NoInterpreter(HarnessError):
+    """No interpreter on this machine can run the target (exit status 2, or an ``error``
+    row where the runner is one deployment of several)."""
+
+    def __init__(self, message: str, tried: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.tried = tuple(tried)
+
+
+@dataclass
+class Runner:
+    """Everything fixed for a run: where to cache, which Pythons, which scenario."""
+
+    cache_dir: Path
+    interpreters: Sequence[Interpreter]
+    scenario: Scenario
+    compat_dir: Path | None = None
+    override: Interpreter | None = None
+    repeat: int = 1
+    on_log: Callable[[str, str], None] | None = None
+    progress: Callable[[str], None] = lambda msg: None
+    cancel: Cancel = field(default_factory=Cancel)
+    timeout: float = 20.0
+    #: one deployment of a matrix: a target no Python can run is an ``error`` row, not the
+    #: end of the whole run (the other deployments may well run it)
+    untestable_is_row: bool = False
+
+    def _candidates(self) -> list[Interpreter]:
+        """Newest first, every time: the newest Python that boots a release is the answer,
+        and each refusal is cached evidence (environments.preflight), cheap to read again."""
+        if self.override is not None:
+            return [self.override]
+        return order(self.interpreters)
+
+    def _python(self, version: str | None) -> Interpreter | None:
+        """The interpreter a target asks for by version (None: search, newest first)."""
+        if version is None:
+            return None
+        if self.override is not None and self.override.version == version:
+            return self.override
+        return next((i for i in self.interpreters if i.version == version), None)
+
+    def _needs(self, target: Target, interp: Interpreter) -> tuple[Artifact, EnvNeeds]:
+        """The target's wheel and the scenario's needs (with the target's) on ``interp``."""
+        return target.needs(self.scenario.needs(interp, self.cache_dir), interp, self.cache_dir)
+
+    def environment(self, target: Target) -> tuple[environments.Environment, list[str]]:
+        """The newest interpreter whose environment boots this target, with the evidence."""
+        tried: list[str] = []
+        unmet: list[str] = []  # Pythons for which the scenario's own wheels do not exist
+        what = target.describe()
+        for interp in self._candidates():
+            self.cancel.check()
+            self.progress(f"{target.label}: environment on Python {interp.version}")
+            try:
+                artifact, needs = self._needs(target, interp)
+            except ArtifactError as exc:  # what the scenario needs does not exist for it
+                tried.append(f"{interp.version}: {exc}")
+                unmet.append(str(exc))
+                continue
+            refused = environments.preflight(artifact, interp, self.cache_dir, needs)
+            if refused:
+                tried.append(f"{interp.version}: {refused}")
+                continue
+            env = environments.ensure(artifact, interp, self.cache_dir, needs)
+            if env.works:
+                return env, tried
+            tried.append(f"{interp.version}: {env.reason}")
+        if unmet and len(unmet) == len(tried):  # the scenario's own wheels: an error row
+            raise ArtifactError(f"{unmet[-1]} (Pythons tried: {len(tried)})")
+        if unmet:  # some lack the scenario's wheels, the others refuse this gunicorn
+            raise NoInterpreter(
+                f"no Python here runs {what} as asked; the oldest said {tried[-1]}", tried
+            )
+        if self.override is not None:
+            raise NoInterpreter(
+                f"--python {self.override.version} cannot run {what}: {tried[0].split(': ', 1)[1]}",
+                tried,
+            )
+        hint = target.hint()
+        found = ", ".join(i.version for i in self.interpreters) or "none"
+        raise NoInterpreter(f"no Python found here can run {what} (tried {found}){hint}", tried)
+
+    def evaluate(self, target: Target) -> Row:
+        """Run the scenario on ``target``; build, install and boot problems become
+        ``error`` rows.
+
+        A target that names its Python (a commit: the Python that ran the releases around
+        it) is tried on that one only, so a commit that cannot boot is untestable, not a
+        reason to go hunting for another Python.
+        """
+        self.cancel.check()
+        t0 = time.monotonic()
+        found = self._environment(target)
+        if isinstance(found, Row):
+            return found
+        env, tried = found
+        return self._run(target, env, tried, time.monotonic() - t0)
+
+    def _environment(self, target: Target) -> tuple[environments.Environment, list[str]] | Row:
+        """The environment to run in, or the ``error`` row that says why there is none."""
+
+        def error(detail: str, **kw) -> Row:
+            detail = printable(
+                detail
+            )  # pip's or the import trial's words may quote the app's output
+            return Row(target.label, Verdict.ERROR, detail, kind=target.kind, sha=target.sha, **kw)
+
+        interpreter = self._python(target.python)
+        try:
+            target.prepare()
+            if interpreter is None:
+                return self.environment(target)
+            artifact, needs = self._needs(target, interpreter)
+            env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
+            if env.works:
+                return env, []
+            return error(
+                f"cannot boot on Python {interpreter.version}: {env.reason}",
+                python=interpreter.version,
+            )
+        except BuildFailed as exc:
+            return error(str(exc))
+        except (ArtifactError, environments.EnvError) as exc:
+            return error(f"install failed: {exc}")
+        except NoInterpreter as exc:
+            # a git target no Python runs is untestable (a skip), unless --python named one
+            commit = target.kind == "commit" and self.override is None
+            if not (self.untestable_is_row or commit):
+                raise
+            return error(str(exc), tried=exc.tried)
+
+    def _run(
+        self,
+        target: Target,
+        env: environments.Environment,
+        tried: list[str],
+        env_seconds: float,
+    ) -> Row:
+        """The scenario ``repeat`` times in ``env``; the decisions combined into one row."""
+        decisions: list[Decision] = []
+        seconds = boot = 0.0
+        compat = False
+        facts: dict = {**env.extras, **target.facts(env.artifact)}
+        ctx = RunContext(
+            label=target.label,
+            sha=target.sha,
+            python=env.python,
+            env_root=env.path,
+            interpreter=env.interpreter,
+            compat_dir=self.compat_dir,
+            timeout=self.timeout,
+        )
+        for i in range(self.repeat):
+            suffix = f" (run {i + 1}/{self.repeat})" if self.repeat > 1 else ""
+            self.progress(f"{target.label}: scenario on Python {env.interpreter.version}{suffix}")
+            result = self.scenario.run(ctx, self.cancel)
+            self.cancel.check()  # a run cut short by Ctrl-C is not evidence
+            if self.on_log is not None:
+                self.on_log(target.label, printable(result.log))
+            seconds += result.duration
+            boot += result.boot_seconds
+            compat = compat or result.compat_used
+            _add_facts(facts, result.facts)
+            decisions.append(self.scenario.decide(result.observation))
+        out = combine(decisions)
+        return Row(
+            target=target.label,
+            verdict=out.verdict,
+            detail=printable(out.detail)
+            + (COMPAT_NOTE if compat else "")
+            + ("" if env.artifact.verified else UNVERIFIED_NOTE),
+            python=env.interpreter.version,
+            kind=target.kind,
+            sha=target.sha,
+            compat=compat,
+            traceback=printable(out.traceback),
+            reused_env=env.reused,
+            seconds=seconds,
+            runs=tuple(v.value for v in out.runs),
+            tried=tuple(tried),
+            facts=facts,
+            env_seconds=env_seconds,
+            boot_seconds=boot,
+        )
+
+
+def _add_facts(facts: dict, new: dict) -> None:
+    """Counts add up over --repeat runs; anything else is the last run's."""
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(facts.get(key), dict):
+            value = {k: facts[key].get(k, 0) + value.get(k, 0) for k in {*facts[key], *value}}
+        facts[key] = value

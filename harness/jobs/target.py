@@ -59,7 +59,7 @@ def commit_label(sha: str, pick: str | None) -> str:
 
 @dataclass
 class _Built:
-    """A wheel made once on first use (thread-safe: columns share a target)."""
+    """A wheel made once on first use (thread-safe: deployments share a target)."""
 
     make: Callable[[], Artifact]
     _artifact: Artifact | None = None
@@ -80,7 +80,7 @@ class _Built:
 
 @dataclass(frozen=True)
 class Gunicorn:
-    """gunicorn itself: a release on the index (its wheel fetched once for every column),
+    """gunicorn itself: a release on the index (its wheel fetched once for every deployment),
     or a commit or git ref (``sha``), its wheel built from the clone on first use."""
 
     label: str

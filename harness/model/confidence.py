@@ -18,7 +18,7 @@ mainline ones they are not part of, which "changed from i on" only fits for shor
 
 Deterministic scenarios: with ``Prior.deterministic()`` one run proves a revision's side, a
 revision already run carries no information (never re-run) and the posterior is uniform
-over the consistent revisions, so the best probe is the middle one: plain bisection's answer
+over the consistent revisions, so the best step is the middle one: plain bisection's answer
 at plain bisection's cost.  The broad default prior cannot be that cheap - one pass never
 rules out a 5% race - which is why ``--confidence`` is asked for, not the default.
 """
@@ -38,7 +38,7 @@ __all__ += ["check", "drive", "passes_to_clear"]
 
 Status = Literal["pending", "confident", "budget spent", "no culprit"]
 _NEG = float("-inf")
-_MAX_BRANCHES = 32  # imagined outcomes kept while choosing k probes at once
+_MAX_BRANCHES = 32  # imagined outcomes kept while choosing k steps at once
 
 
 def _log_grid(lo: float, hi: float, points: int) -> tuple[float, ...]:
@@ -171,7 +171,7 @@ class CulpritSearch:
     release table or the user said so) and only their runs' rates count; without it, the
     search may also answer "already changed at the oldest" or "no change at all".  ``fix``
     searches a fix: revisions before the culprit are the broken (failing) ones.
-    The caller runs what ``next_probes`` names and reports each run with ``record``.
+    The caller runs what ``next_steps`` names and reports each run with ``record``.
     """
 
     def __init__(
@@ -220,7 +220,7 @@ class CulpritSearch:
             )
 
     def untestable(self, revision: str, still: bool = True) -> None:
-        """Every run of ``revision`` was an ``error``: never probe it again.
+        """Every run of ``revision`` was an ``error``: never test it again.
 
         Its hypothesis merges into the next revision's (``Finding.between``); a later
         ``record`` or ``still=False`` (a repair is now picked on top) makes it testable.
@@ -295,7 +295,7 @@ class CulpritSearch:
             out.append((expected, z_fail))
         return out
 
-    def next_probes(self, k: int = 1) -> list[str]:
+    def next_steps(self, k: int = 1) -> list[str]:
         """Up to ``k`` revisions to run next, repeats allowed ([] once the search is done).
 
         k=1 minimises the expected entropy of the culprit posterior.  For k>1 each pick
@@ -390,10 +390,10 @@ def drive(
     """The whole loop: ``observe`` runs a batch, one outcome each (failed, passed, None for
     ``error``); an ``error`` on a revision never run makes it untestable, never a run."""
     while search.result().status == "pending":
-        probes = search.next_probes(k)
-        if not probes:  # only untestable revisions left
+        revs = search.next_steps(k)
+        if not revs:  # only untestable revisions left
             break
-        for revision, failed in zip(probes, observe(probes)):
+        for revision, failed in zip(revs, observe(revs)):
             if failed is None:
                 search.untestable(revision)
             else:

@@ -2,14 +2,23 @@
 
 Pure: the report formats these, the runner and the bisector produce them, and
 neither side needs to import the other.
+Also what a commit's message and a repository's address say, read without git: the
+pull request and issues a commit names, a GitHub remote's web address for a commit.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.model.verdict import Verdict
+
+#: what a row's evidence ends with when the compat shim was used (the runner appends it;
+#: the text and markdown tables show a mark and say it once, in a note)
+COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
+#: a gunicorn the index listed without a sha256: hashed at first download and pinned
+UNVERIFIED_NOTE = " (unverified by the index: no sha256 listed; pinned at its first download)"
 
 
 @dataclass(frozen=True)
@@ -67,11 +76,6 @@ class CommitInfo:
     pr: int | None
     fixes: tuple[int, ...]
 
-    @property
-    def is_merge(self) -> bool:
-        """True for merge commits, which report "merged via" instead of a change."""
-        return len(self.parents) > 1
-
 
 @dataclass(frozen=True)
 class Step:
@@ -118,7 +122,7 @@ class Finding:
     steps: list[Step] = field(default_factory=list)
     first_parent: bool = False
     axis: str = "primary"  # which question (see verdict.Axis); "outage" for another problem
-    column: str = ""  # the deployment ("gthread/unix") when the run is a matrix
+    deployment: str = ""  # the deployment ("gthread/unix") when the run is a matrix
     #: --confidence: the search's answer (model.confidence.Finding as a dict): culprit,
     #: posterior, runs, fail tallies here and at the parent
     estimate: dict[str, Any] | None = None
@@ -134,7 +138,7 @@ class Finding:
             "status": self.status,
             "reason": self.reason,
             "axis": self.axis,
-            **({"column": self.column} if self.column else {}),
+            **({"column": self.deployment} if self.deployment else {}),
             "sha": c.sha if c else None,
             "short": c.short if c else None,
             "subject": c.subject if c else None,
@@ -154,3 +158,58 @@ class Finding:
             "still_fails_in": self.still_fails,
             **({"confidence": self.estimate} if self.estimate is not None else {}),
         }
+
+
+_GITHUB_RE = re.compile(
+    r"^(?:https?://(?:[^@/]+@)?github\.com/|git://github\.com/|ssh://(?:[^@/]+@)?github\.com(?::\d+)?/"
+    r"|(?:[^@/:]+@)?github\.com:)(?P<owner>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+?)(?:\.git)?/?$"
+)
+_MERGE_PR_RE = re.compile(r"^Merge pull request #(\d+) from ", re.IGNORECASE)
+_SQUASH_PR_RE = re.compile(r"\(#(\d+)\)\s*$")
+_ISSUE = (
+    r"(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?#(\d+)|https?://github\.com/[^/\s]+/[^/\s]+/issues/(\d+)"
+)
+_FIX_RE = re.compile(
+    r"\b(?:fix(?:e[sd])?|close[sd]?|resolve[sd]?)\b:?\s*"
+    rf"((?:{_ISSUE})(?:\s*(?:,|and|&)\s*(?:{_ISSUE}))*)",
+    re.IGNORECASE,
+)
+_ISSUE_RE = re.compile(_ISSUE)
+_VERSION_INFO_RE = re.compile(r"^version_info\s*=\s*\(\s*(\d+(?:\s*,\s*\d+)*)\s*,?\s*\)", re.M)
+
+
+def declared_version(init_py: str) -> str | None:
+    """ "19.6.0" from gunicorn/__init__.py's ``version_info = (19, 6, 0)``, else None."""
+    match = _VERSION_INFO_RE.search(init_py)
+    if not match:
+        return None
+    return ".".join(part.strip() for part in match.group(1).split(","))
+
+
+def parse_refs(subject: str, body: str) -> tuple[int | None, tuple[int, ...]]:
+    """Return (pull request number, issues fixed) named by a commit message.
+
+    GitHub writes PR numbers either as "Merge pull request #N from ..." or as a
+    trailing "(#N)" on squash merges; "Fix #N"/"closes #N" name fixed issues.
+    """
+    pr: int | None = None
+    match = _MERGE_PR_RE.match(subject) or _SQUASH_PR_RE.search(subject)
+    if match:
+        pr = int(match.group(1))
+    fixes: list[int] = []
+    for found in _FIX_RE.finditer(f"{subject}\n{body}"):
+        for issue in _ISSUE_RE.finditer(found.group(1)):
+            number = int(issue.group(1) or issue.group(2))
+            if number not in fixes:
+                fixes.append(number)
+    return pr, tuple(fixes)
+
+
+def github_commit_url(remote: str | None, sha: str) -> str | None:
+    """Link to a commit on GitHub when ``remote`` is a GitHub repository URL."""
+    if not remote:
+        return None
+    match = _GITHUB_RE.match(remote.strip())
+    if not match:
+        return None
+    return f"https://github.com/{match['owner']}/{match['name']}/commit/{sha}"

@@ -2,29 +2,37 @@
 transitions read off each column, the commit findings, and the header facts.
 
 Always a matrix: a plain run is one column.  Pure data the jobs fill and the renderers
-read; the transitions are computed from the cells, never stored beside them.
+read; the transitions are computed from the cells, never stored beside them.  Last,
+what a range run's report amounts to (``answer``): an answer, none, an interrupted run, or
+a ``--run`` command that never ran the check; the CLI maps its kind to an exit status.
+
+And a check-all's table (``Checked``): a candidate release checked against every known
+scenario (``--check X --scenario all``), optionally beside the release in use now
+(``--from Y``): one entry per scenario, what each says about X (and Y), and the run's
+exit status.  Rows in, words and an exit status out; the jobs fill the entries, the
+renderers read them.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from harness.model.results import Finding, Row
 from harness.model.search import Transition, transitions
-from harness.model.verdict import Axis, Verdict
-
-DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
+from harness.model.verdict import DEFAULT_AXIS, Axis, Verdict
 
 
 @dataclass(frozen=True)
-class Column:
+class Deployment:
     """One deployment (a worker class on a bind) as the report names it."""
 
     label: str  # "gthread/unix"
     worker_class: str | None
     bind: str
-    summary: str = ""  # the column's scenario in one line
+    summary: str = ""  # the deployment's scenario in one line
     parameters: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict:
@@ -37,15 +45,15 @@ class Column:
         }
 
 
-def column_label(worker_class: str | None, bind: str) -> str:
+def deployment_label(worker_class: str | None, bind: str) -> str:
     return f"{worker_class or 'auto'}/{bind}"
 
 
 @dataclass
 class Table:
-    """Rows by (target, column), in the order targets were asked for."""
+    """Rows by (target, deployment), in the order targets were asked for."""
 
-    columns: list[Column]
+    deployments: list[Deployment]
     axes: list[Axis] = field(default_factory=lambda: [DEFAULT_AXIS])
     targets: list[str] = field(default_factory=list)  # every target asked for, in order
     cells: dict[tuple[str, str], Row] = field(default_factory=dict)
@@ -56,41 +64,43 @@ class Table:
 
     @property
     def labels(self) -> list[str]:
-        return [c.label for c in self.columns]
+        return [c.label for c in self.deployments]
 
     @property
     def single(self) -> bool:
         """One column: the plain table (the renderers' only layout choice)."""
-        return len(self.columns) == 1
+        return len(self.deployments) == 1
 
-    def put(self, target: str, column: str, row: Row) -> None:
-        self.cells[(target, column)] = row
+    def put(self, target: str, deployment: str, row: Row) -> None:
+        self.cells[(target, deployment)] = row
 
-    def cell(self, target: str, column: str) -> Row | None:
-        return self.cells.get((target, column))
+    def cell(self, target: str, deployment: str) -> Row | None:
+        return self.cells.get((target, deployment))
 
     def tested(self) -> list[str]:
         """Targets with at least one cell, in order."""
         return [t for t in self.targets if any((t, c) in self.cells for c in self.labels)]
 
     def complete(self) -> bool:
-        return len(self.cells) == len(self.targets) * len(self.columns)
+        return len(self.cells) == len(self.targets) * len(self.deployments)
 
     def rows(self) -> list[tuple[Row, str]]:
-        """(row, column) in target order, then column order."""
+        """(row, deployment) in target order, then deployment order."""
         return [
             (r, c) for t in self.targets for c in self.labels if (r := self.cell(t, c)) is not None
         ]
 
-    def column_rows(self, column: str) -> list[Row]:
-        return [r for r, c in self.rows() if c == column]
+    def deployment_rows(self, deployment: str) -> list[Row]:
+        return [r for r, c in self.rows() if c == deployment]
 
-    def transitions(self, column: str, axis: Axis | None = None) -> list[Transition]:
+    def transitions(self, deployment: str, axis: Axis | None = None) -> list[Transition]:
         ax = axis or self.primary
-        return transitions([(r.target, ax.state(r.verdict)) for r in self.column_rows(column)])
+        return transitions(
+            [(r.target, ax.state(r.verdict)) for r in self.deployment_rows(deployment)]
+        )
 
     def all_transitions(self) -> list[tuple[str, Axis, Transition]]:
-        """(column, axis, transition) in column order, then axis order."""
+        """(deployment, axis, transition) in deployment order, then axis order."""
         return [
             (c, ax, t) for c in self.labels for ax in self.axes for t in self.transitions(c, ax)
         ]
@@ -124,13 +134,13 @@ class Report:
     def axis(self, key: str) -> Axis:
         return next((a for a in self.table.axes if a.key == key), self.primary)
 
-    def finding_for(self, t: Transition, axis: str, column: str) -> Finding | None:
-        col = "" if self.table.single else column
+    def finding_for(self, t: Transition, axis: str, deployment: str) -> Finding | None:
+        col = "" if self.table.single else deployment
         return next(
             (
                 f
                 for f in self.findings
-                if (f.before, f.after, f.axis, f.column) == (t.before, t.after, axis, col)
+                if (f.before, f.after, f.axis, f.deployment) == (t.before, t.after, axis, col)
             ),
             None,
         )
@@ -148,4 +158,183 @@ class Report:
         state such as an outage): not every row an error."""
         return any(
             ax.state(r.verdict) is not None for r, _ in self.table.rows() for ax in self.table.axes
+        )
+
+
+#: what a range run amounts to; the CLI maps each to an exit status
+AnswerKind = Literal["conclusive", "inconclusive", "interrupted", "broken-command"]
+
+# the shell's own failures: not found (127), not executable (126), a syntax error,
+# a script it cannot open: the command never reached the target
+_SHELL = re.compile(r"^exit (126|127)\b|syntax error|cannot open|can't open", re.I)
+
+
+@dataclass(frozen=True)
+class Answer:
+    kind: AnswerKind
+    line: str  # one line for stderr ("" when conclusive)
+
+
+def _broken(report: Report) -> str | None:
+    """The one detail every row shares when a ``--run`` command failed the same way on
+    every target through the shell's own fault, else None."""
+    rows = [r for r, _ in report.table.rows()]
+    if report.scenario.get("name") != "run" or not rows:
+        return None
+    details = {r.detail.split(" (compat:")[0] for r in rows}
+    if len(details) != 1 or any(r.verdict is not Verdict.FAIL for r in rows):
+        return None
+    (detail,) = details
+    return detail if _SHELL.search(detail) else None
+
+
+def answer(report: Report) -> Answer:
+    if report.interrupted:
+        what = report.partial or "the release table is complete; the commit bisection is not"
+        return Answer("interrupted", f"interrupted: {what}")
+    broken = _broken(report)
+    if broken is not None:
+        return Answer(
+            "broken-command",
+            f"--run fails the same way on every target ({broken}); it runs in each "
+            "target's environment from the current directory: check the command",
+        )
+    if not report.conclusive():
+        what = "every row is an error" if report.table.cells else "no row"
+        return Answer("inconclusive", f"inconclusive: no release could be tested ({what})")
+    unsettled = [f for f in report.findings if f.status == "uncertain"]
+    if unsettled:  # --confidence: a search that did not reach its level is no answer yet
+        return Answer("inconclusive", f"inconclusive: {unsettled[0].reason}")
+    return Answer("conclusive", "")
+
+
+#: what ``--from Y`` beside ``--check X`` says per scenario
+FIXED, STILL, BOTH_PASS = "fixed by upgrading", "still fails", "passes in both"
+UNKNOWN = "cannot tell"  # one of the two gave no answer (an error), or it did not run
+
+
+def new_in(candidate: str) -> str:
+    return f"new in {candidate}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One scenario's answer.  ``row`` is the candidate's, ``before`` the ``--from``
+    release's; ``refused`` says why the scenario did not run at all (it cannot honour
+    an option given, or could not be made)."""
+
+    scenario: str
+    axes: tuple[Axis, ...] = ()
+    row: Row | None = None
+    before: Row | None = None
+    refused: str = ""
+
+    @property
+    def ran(self) -> bool:
+        return self.row is not None
+
+    def fails(self, row: Row | None = None) -> bool | None:
+        """True when the row is in a failing state of one of the scenario's questions (a
+        fail, an outage); False when it passes; None when it cannot tell (an error, a
+        flaky result, not run)."""
+        row = self.row if row is None else row
+        return failing(row, self.axes)
+
+    @property
+    def change(self) -> str:
+        """With ``--from``: what upgrading does to this scenario."""
+        if self.before is None or self.row is None:
+            return UNKNOWN
+        return compare(self.fails(self.before), self.fails(self.row), self.row.target)
+
+
+def failing(row: Row | None, axes: Sequence[Axis]) -> bool | None:
+    if row is None:
+        return None
+    if any(row.verdict is ax.new for ax in axes):
+        return True
+    primary = axes[0] if axes else None
+    if row.verdict is Verdict.PASS or (primary is not None and row.verdict is primary.old):
+        return False
+    return None
+
+
+def compare(before: bool | None, after: bool | None, candidate: str) -> str:
+    """The release in use now -> the candidate, for one scenario."""
+    if before is None or after is None:
+        return UNKNOWN
+    if before and after:
+        return STILL
+    if before:
+        return FIXED
+    if after:
+        return new_in(candidate)
+    return BOTH_PASS
+
+
+def exit_kind(entries: Sequence[Entry]) -> str:
+    """``fail`` when the candidate fails any scenario that ran; else ``cannot tell`` when
+    one that ran gave no answer (an error) or none ran; else ``pass``.  A scenario not run
+    because it cannot honour an option is shown, not counted."""
+    ran = [e for e in entries if e.ran]
+    if any(e.fails() for e in ran):
+        return "fail"
+    if not ran or any(e.fails() is None for e in ran):
+        return "cannot tell"
+    return "pass"
+
+
+def summary(entries: Sequence[Entry], candidate: str) -> list[str]:
+    """The closing lines: which scenarios fail, which could not run (and, with
+    ``--from``, what upgrading changes)."""
+    ran = [e for e in entries if e.ran]
+    failed = [e.scenario for e in ran if e.fails()]
+    unsure = [e.scenario for e in ran if e.fails() is None]
+    refused = [e.scenario for e in entries if not e.ran]
+    lines = []
+    if failed:
+        lines.append(f"{candidate} fails {len(failed)} of {len(ran)}: {', '.join(failed)}")
+    elif ran and not unsure:
+        lines.append(f"{candidate} passes all {len(ran)} scenarios that ran")
+    if unsure:
+        lines.append(f"cannot tell for {', '.join(unsure)} (see the evidence)")
+    if refused:
+        lines.append(f"not run: {', '.join(refused)}")
+    if any(e.before is not None for e in entries):
+        new = [e.scenario for e in entries if e.change == new_in(candidate)]
+        fixed = [e.scenario for e in entries if e.change == FIXED]
+        if new:
+            lines.append(f"upgrading breaks: {', '.join(new)}")
+        if fixed:
+            lines.append(f"upgrading fixes: {', '.join(fixed)}")
+        if not new and not fixed:
+            lines.append("upgrading changes none of the scenarios that ran in both")
+    return lines
+
+
+@dataclass
+class Checked:
+    """A whole check-all: the candidate as asked and as resolved, the release beside it,
+    the deployment options given, one entry per scenario, and each scenario's report
+    (its header and its rows: what the JSON and OSV records are made from)."""
+
+    command: str
+    host: dict
+    candidate: str  # as resolved (27.0.1)
+    asked: str  # as given (latest)
+    entries: list[Entry]
+    before: str | None = None  # --from, as resolved
+    deployment: tuple[str, ...] = ()  # the options given, as typed
+    reports: dict = field(default_factory=dict)  # scenario name -> its model.table.Report
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return exit_kind(self.entries)
+
+    @property
+    def named(self) -> str:
+        """``27.0.1 (latest)``: the release, and how it was asked for when that differs."""
+        return (
+            self.candidate if self.asked == self.candidate else f"{self.candidate} ({self.asked})"
         )

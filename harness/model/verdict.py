@@ -3,11 +3,14 @@
 Pure: no I/O.  Each scenario observes and applies its own rules (its ``decide``);
 what a verdict *is*, how repeated runs agree, and which verdicts a bisection may use
 are the same for every scenario and live here.
+And ``printable``: text from the server or the user's code (a check's message, a
+``--run`` command's output, gunicorn's log) without terminal escapes or controls.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,6 +78,17 @@ class Axis:
         return not self.label
 
 
+DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
+
+
+def primary_axis(terms: tuple[str, str] | None) -> Axis:
+    """pass -> fail, under the names the user chose with --terms."""
+    if terms is None:
+        return DEFAULT_AXIS
+    old, new = terms
+    return Axis("primary", Verdict.PASS, Verdict.FAIL, old, new)
+
+
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -117,3 +131,21 @@ def combine(decisions: Sequence[Decision]) -> Decision:
         sample.traceback,
         verdicts,
     )
+
+
+# ESC [ ... final (CSI), ESC ] ... BEL or ESC \ (OSC), ESC P/X/^/_ ... ESC \ (DCS and the
+# other strings), then any other two-byte ESC sequence
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
+    r"|\x1b[@-Z\\-_]?"
+    r"|\x9b[0-?]*[ -/]*[@-~]"
+)
+# C0 and C1 controls except tab and newline
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (tab, newline kept)."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))

@@ -1,15 +1,22 @@
 """What every renderer says the same way: verdict names, transition lines, conclusions,
-finding headings.  Formatting only; the facts come from harness.model.table."""
+finding headings; and text that fits a terminal (``fit_table``: the widest cells wrap to
+the width; ``fit_line``: long lines wrap with a hanging indent; ``width=None``, not a
+terminal: everything whole).  Formatting only; the facts come from harness.model.table."""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+import textwrap
+from collections.abc import Sequence
 
-from harness.model.results import Finding, Row
+from tabulate import tabulate
+
+from harness.model.results import COMPAT_NOTE, Finding, Row
 from harness.model.search import Transition
 from harness.model.table import Report
-from harness.model.verdict import Axis, Verdict
+from harness.model.verdict import Axis, Verdict, printable
 
 _COLOURS = {
     Verdict.PASS: "32",
@@ -20,9 +27,6 @@ _COLOURS = {
 }
 
 
-#: what a row's evidence ends with when the compat shim was used (jobs.evaluate appends
-#: it; the text and markdown tables show a mark and say it once, in a note)
-COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
 COMPAT_MARK = "*"
 
 
@@ -82,32 +86,32 @@ def default_terms(ax: Axis) -> bool:
 def transition_line(ax: Axis, t: Transition) -> str:
     gap = f" (untestable in between: {', '.join(t.between)})" if t.between else ""
     if ax.primary and default_terms(ax):
-        if t.old_state:
+        if t.regression:
             return f"regression introduced in {t.after} (last good {t.before}){gap}"
         return f"fixed in {t.after} (last bad {t.before}){gap}"
     if ax.primary:
-        frm, to = (ax.old_term, ax.new_term) if t.old_state else (ax.new_term, ax.old_term)
+        frm, to = (ax.old_term, ax.new_term) if t.regression else (ax.new_term, ax.old_term)
         return f"{frm} -> {to}: changed in {t.after} (last {frm} {t.before}){gap}"
-    if t.old_state:
+    if t.regression:
         return f"{ax.label}: introduced in {t.after} (last good {t.before}){gap}"
     return f"{ax.label}: fixed in {t.after} (last {ax.new_term} {t.before}){gap}"
 
 
 def conclusions(rep: Report) -> list[str]:
-    """Per column (named when there are several); none from a partial table."""
+    """Per deployment (named when there are several); none from a partial table."""
     if rep.partial:
         return [f"{rep.partial}; no conclusion drawn from it"]
     table = rep.table
     lines = []
     for col in table.labels:
         prefix = "" if table.single else f"{col}: "
-        lines += [prefix + line for line in _column_conclusions(rep, col)]
+        lines += [prefix + line for line in _deployment_conclusions(rep, col)]
     return lines
 
 
-def _column_conclusions(rep: Report, col: str) -> list[str]:
+def _deployment_conclusions(rep: Report, col: str) -> list[str]:
     table, primary = rep.table, rep.primary
-    rows = table.column_rows(col)
+    rows = table.deployment_rows(col)
     found = table.transitions(col)
     lines = [transition_line(primary, t) for t in found]
     testable = [r for r in rows if r.verdict in (primary.old, primary.new)]
@@ -146,8 +150,8 @@ def who(c) -> str:
 
 
 def matrix_cells(rep: Report, cell) -> list[list[str]]:
-    """One line per release: its Python (the one most of its columns ran on) and a
-    verdict per column (``cell(row)`` formats it); a cell that ran on another Python
+    """One line per release: its Python (the one most of its deployments ran on) and a
+    verdict per deployment (``cell(row)`` formats it); a cell that ran on another Python
     says which."""
     table = rep.table
     lines = []
@@ -167,5 +171,88 @@ def matrix_cells(rep: Report, cell) -> list[list[str]]:
 
 
 def evidence(rep: Report, verbose: bool) -> list[tuple[Row, str]]:
-    """(row, column) in table order: every one with ``verbose``, else those not passing."""
+    """(row, deployment) in table order: every one with ``verbose``, else those not passing."""
     return [(r, c) for r, c in rep.table.rows() if verbose or r.verdict is not rep.primary.old]
+
+
+GAP = 2  # tabulate's "simple" format puts two spaces between columns
+PAD = 2  # and makes a column at least its header + 2 wide (tabulate.MIN_PADDING)
+MIN_CELL = 12  # a column is never wrapped narrower than this
+
+
+def visible(text: str) -> int:
+    """The width of the longest line of ``text`` on a terminal (colour codes count 0)."""
+    return max((len(printable(line)) for line in str(text).split("\n")), default=0)
+
+
+def widths(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int) -> list[int]:
+    """Each column's width so that the table fits ``width``: the widest one gives way
+    first, none below ``MIN_CELL`` (nor below its header); a table whose narrow
+    columns alone overflow stays as wide as that."""
+    natural = [
+        max([visible(h) + PAD] + [visible(r[i]) for r in rows]) for i, h in enumerate(headers)
+    ]
+    floor = [min(n, max(MIN_CELL, visible(h) + PAD)) for n, h in zip(natural, headers)]
+    out = list(natural)
+    room = width - GAP * (len(headers) - 1)
+    while sum(out) > room:
+        i = max(range(len(out)), key=lambda k: out[k] - floor[k])
+        give = min(sum(out) - room, out[i] - floor[i])
+        if give <= 0:
+            break
+        out[i] -= give
+    return out
+
+
+def _wrap(cell: str, width: int) -> str:
+    if visible(cell) <= width or "\x1b" in cell:  # a coloured cell is a short verdict
+        return cell
+    lines = []
+    for part in str(cell).split("\n"):
+        lines += textwrap.wrap(part, width, break_on_hyphens=False) or [""]
+    return "\n".join(lines)
+
+
+def fit_table(
+    rows: Sequence[Sequence[str]],
+    headers: Sequence[str],
+    width: int | None = None,
+    fmt: str = "simple",
+) -> str:
+    """``tabulate`` in ``fmt``; with ``width``, the cells wrapped so that it fits."""
+    rows = [[str(c) for c in r] for r in rows]
+    if fmt == "github":  # a "|" in a cell (a --run tail "a | b") would end the cell
+        rows = [[c.replace("|", "\\|") for c in r] for r in rows]
+    if width is not None and rows:
+        w = widths(rows, headers, width)
+        rows = [[_wrap(c, w[i]) for i, c in enumerate(r)] for r in rows]
+    return tabulate(rows, headers=list(headers), tablefmt=fmt, disable_numparse=True)
+
+
+def fit_line(text: str, width: int | None, indent: int = 2) -> list[str]:
+    """One long line as it prints: whole without a width, else wrapped with its own
+    leading spaces kept and the continuation indented by ``indent``.  A word longer
+    than the width (a URL) stays whole: cut, it would not work."""
+    if width is None or len(text) <= width:
+        return [text]
+    body = text.lstrip(" ")
+    lead = " " * (len(text) - len(body))
+    wrapped = textwrap.wrap(
+        body,
+        width,
+        initial_indent=lead,
+        subsequent_indent=" " * indent,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+    return wrapped or [text]
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def shorten(text: str, width: int | None) -> str:
+    """One line cut to ``width`` with `` ...`` (a header that must stay one line)."""
+    if width is None or len(text) <= width:
+        return text
+    return textwrap.shorten(_SPACES.sub(" ", text), width, placeholder=" ...")

@@ -12,10 +12,10 @@ from harness.model.verdict import Axis
 from harness.report.common import notes
 
 
-def _entry(rep: Report, t: Transition, axis: str, column: str) -> dict:
-    f = rep.finding_for(t, axis, column)
-    ends = ("last_good", "first_bad") if t.old_state else ("last_bad", "first_good")
-    named = {} if rep.table.single else {"column": column}
+def _entry(rep: Report, t: Transition, axis: str, deployment: str) -> dict:
+    f = rep.finding_for(t, axis, deployment)
+    ends = ("last_good", "first_bad") if t.regression else ("last_bad", "first_good")
+    named = {} if rep.table.single else {"column": deployment}
     return {
         **named,
         ends[0]: t.before,
@@ -26,22 +26,22 @@ def _entry(rep: Report, t: Transition, axis: str, column: str) -> dict:
 
 
 def _changes(rep: Report, ax: Axis) -> tuple[list[dict], list[dict]]:
-    """(introduced, fixed) on one axis over every column; none from a partial table."""
+    """(introduced, fixed) on one axis over every deployment; none from a partial table."""
     if rep.partial:
         return [], []
     found = [(c, t) for c in rep.table.labels for t in rep.table.transitions(c, ax)]
     return (
-        [_entry(rep, t, ax.key, c) for c, t in found if t.old_state],
-        [_entry(rep, t, ax.key, c) for c, t in found if not t.old_state],
+        [_entry(rep, t, ax.key, c) for c, t in found if t.regression],
+        [_entry(rep, t, ax.key, c) for c, t in found if not t.regression],
     )
 
 
-def _row(rep: Report, r: Row, column: str) -> dict:
-    """A row of one column: ``worker_class`` is what ran (gunicorn's log; in a matrix null
+def _row(rep: Report, r: Row, deployment: str) -> dict:
+    """A row of one deployment: ``worker_class`` is what ran (gunicorn's log; in a matrix null
     when no server ran), ``column`` what was asked."""
     out = r.as_json()
-    out.setdefault("column", column)
-    out.setdefault("bind", column.rsplit("/", 1)[-1])
+    out.setdefault("column", deployment)
+    out.setdefault("bind", deployment.rsplit("/", 1)[-1])
     if not rep.table.single:
         out.setdefault("worker_class", None)
     return out
@@ -90,7 +90,7 @@ def as_json(rep: Report) -> dict:
         "fixes": fixes,
         "affected": list(by_release),
         "other_problems": others,
-        "columns": [c.as_json() for c in table.columns],
+        "columns": [c.as_json() for c in table.deployments],
         "notes": notes(rep, marked=False),
         "interrupted": rep.interrupted,
     }

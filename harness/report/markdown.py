@@ -6,7 +6,6 @@ from __future__ import annotations
 from harness.model.results import Finding
 from harness.model.table import Report
 from harness.model.verdict import Verdict
-from harness.report import fit
 from harness.report.common import (
     COMPAT_MARK,
     bare,
@@ -14,6 +13,7 @@ from harness.report.common import (
     default_terms,
     evidence,
     finding_head,
+    fit_table,
     matrix_cells,
     notes,
     used_compat,
@@ -89,7 +89,7 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
         return f"**{verdict_name(r.verdict, rep).upper()}**{mark}"
 
     out = [
-        fit.table(
+        fit_table(
             [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)],
             [rep.heading, "python", *rep.table.labels],
             fmt="github",
@@ -129,7 +129,7 @@ def _plain(rep: Report) -> list[str]:
         for r in rows
     ]
     headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
-    out = [fit.table(lines, headers + ["verdict", "evidence"], fmt="github"), ""]
+    out = [fit_table(lines, headers + ["verdict", "evidence"], fmt="github"), ""]
     out += _conclusions(rep)
     primary = rep.primary
     heading = (
@@ -150,11 +150,11 @@ def render_markdown(rep: Report, verbose: bool = False) -> str:
         out.append(f"- date: {h['date']}")
     out.append(f"- scenario: {rep.params}")
     if not rep.table.single:
-        out += [f"  - `{c.label}`: {c.summary}" for c in rep.table.columns]
+        out += [f"  - `{c.label}`: {c.summary}" for c in rep.table.deployments]
     out.append("")
     out += _plain(rep) if rep.table.single else _matrix(rep, verbose)
     for f in rep.findings:
-        head = finding_head(f, rep)[0] + (f" ({f.column})" if f.column else "")
+        head = finding_head(f, rep)[0] + (f" ({f.deployment})" if f.deployment else "")
         out += [f"### {head[0].upper()}{head[1:]}", ""]
         out += _finding(f, rep) + [""]
         if f.steps:

@@ -76,7 +76,7 @@ def ecosystem_events(table: Sequence[Transition], first: tuple[str, bool] | None
     if first is not None and not first[1]:
         events.append({"introduced": first[0]})
     for t in table:
-        events.append({"introduced": t.after} if t.old_state else {"fixed": t.after})
+        events.append({"introduced": t.after} if t.regression else {"fixed": t.after})
     return events
 
 
@@ -87,7 +87,7 @@ def git_events(table: Sequence[Transition], findings: Sequence[Finding], axis: s
         f = _finding(findings, t, axis)
         if not (f and f.status == "found" and f.commit):
             continue
-        if t.old_state:
+        if t.regression:
             events.append({"introduced": f.commit.sha})
         elif any("introduced" in e for e in events):
             events.append({"fixed": f.commit.sha})
@@ -193,7 +193,7 @@ def as_osv(rep: Report, now: datetime | None = None) -> dict | list[dict]:
     records = []
     for column in rep.table.labels:
         col = "" if rep.table.single else column
-        mine = [f for f in rep.findings if f.column == col]
+        mine = [f for f in rep.findings if f.deployment == col]
         adv = advisory_for(rep, column, now)
-        records.append(to_osv(rep.table.column_rows(column), mine, adv, rep.primary))
+        records.append(to_osv(rep.table.deployment_rows(column), mine, adv, rep.primary))
     return records[0] if rep.table.single else records

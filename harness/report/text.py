@@ -7,13 +7,14 @@ import re
 
 from harness.model.results import Finding, Row, Step
 from harness.model.table import Report
-from harness.report import fit
 from harness.report.common import (
     COMPAT_MARK,
     bare,
     conclusions,
     evidence,
     finding_head,
+    fit_line,
+    fit_table,
     matrix_cells,
     notes,
     shown,
@@ -23,19 +24,19 @@ from harness.report.common import (
 
 
 def host_line(host: dict, width: int | None = None) -> str:
-    """``host:``: the compat probe and the Pythons found by version (their sources,
+    """``host:``: what the kernel does with SO_REUSEPORT on AF_UNIX and the Pythons found by version (their sources,
     paths and the errno are in the JSON record), wrapped to the width."""
     versions = [p.split(" (", 1)[0] for p in host.get("pythons", [])]
     pythons = ", ".join(versions) or "none"
     compat = re.sub(r" \(errno [^)]*\)", "", str(host.get("compat", "?")))
-    return "\n".join(fit.line(f"host: {compat}; Pythons: {pythons}", width, indent=6))
+    return "\n".join(fit_line(f"host: {compat}; Pythons: {pythons}", width, indent=6))
 
 
 def _header(rep: Report, width: int | None) -> list[str]:
-    out = fit.line(f"scenario: {rep.params}", width)
+    out = fit_line(f"scenario: {rep.params}", width)
     if not rep.table.single:
-        for c in rep.table.columns:
-            out += fit.line(f"  {c.label}: {c.summary}", width, indent=4)
+        for c in rep.table.deployments:
+            out += fit_line(f"  {c.label}: {c.summary}", width, indent=4)
     return out + [host_line(rep.host, width), ""]
 
 
@@ -50,12 +51,12 @@ def _plain(rep: Report, colour: bool, width: int | None) -> list[str]:
         [r.target, r.python or "-", verdict_cell(r, colour, rep), bare(r.detail)]
         for r, _ in rep.table.rows()
     ]
-    return [fit.table(rows, [rep.heading, "python", "verdict", "evidence"], width), ""]
+    return [fit_table(rows, [rep.heading, "python", "verdict", "evidence"], width), ""]
 
 
 def _matrix(rep: Report, colour: bool, verbose: bool, width: int | None = None) -> list[str]:
     out = [
-        fit.table(
+        fit_table(
             matrix_cells(rep, lambda r: verdict_cell(r, colour, rep)),
             [rep.heading, "python", *rep.table.labels],
             width,
@@ -68,7 +69,7 @@ def _matrix(rep: Report, colour: bool, verbose: bool, width: int | None = None) 
     if found:
         out.append(f"evidence ({what}{'' if verbose else '; -v for all'}):")
         out.append(
-            fit.table(
+            fit_table(
                 [[r.target, c, verdict_cell(r, colour, rep), bare(r.detail)] for r, c in found],
                 [rep.heading, "deployment", "verdict", "evidence"],
                 width,
@@ -81,8 +82,8 @@ def _matrix(rep: Report, colour: bool, verbose: bool, width: int | None = None) 
 
 def _finding(f: Finding, rep: Report) -> list[str]:
     head, label = finding_head(f, rep)
-    if f.column:
-        head = f"{f.column}: {head}"
+    if f.deployment:
+        head = f"{f.deployment}: {head}"
     notes = [f"    {n}" for n in f.notes]
     if f.status == "skipped":
         return [f"{head}  commit bisection skipped: {f.reason}", *notes]
@@ -135,7 +136,7 @@ def steps_table(f: Finding, fmt: str, colour: bool, rep: Report, width: int | No
         ]
         for s in f.steps
     ]
-    return fit.table(rows, ["commit", "verdict", "python", "evidence"], width, fmt)
+    return fit_table(rows, ["commit", "verdict", "python", "evidence"], width, fmt)
 
 
 def render_table(
@@ -145,13 +146,13 @@ def render_table(
     out = _header(rep, width)
     out += _plain(rep, colour, width) if rep.table.single else _matrix(rep, colour, verbose, width)
     for c in conclusions(rep):
-        out += fit.line(c, width)
+        out += fit_line(c, width)
     for f in rep.findings:
         out.append("")
-        out += [w for ln in _finding(f, rep) for w in fit.line(ln, width, indent=_hang(ln))]
+        out += [w for ln in _finding(f, rep) for w in fit_line(ln, width, indent=_hang(ln))]
         if f.steps:
             out.append(f"steps ({len(f.steps)} commits tested):")
             out.append(steps_table(f, "simple", colour, rep, width))
     for n in notes(rep):
-        out += fit.line(f"note: {n}", width, indent=6)
+        out += fit_line(f"note: {n}", width, indent=6)
     return "\n".join(out)

@@ -1,6 +1,6 @@
 """The scenario protocol: what the jobs, the report and the CLI may ask of a scenario.
 
-A scenario says what it needs (extra wheels, modules its boot probe must import, the
+A scenario says what it needs (extra wheels, modules its import trial must import, the
 worker class to resolve), runs against one environment with a cancellation handle,
 and decides -- purely -- from its observation to a verdict with evidence; ``axes`` are
 the questions its table answers and ``about`` is its presentation, as data.  This
@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.build import layers
-from harness.build.environments import EnvNeeds, Extra  # noqa: F401  (part of the interface)
+from harness.build.environments import EnvNeeds
 from harness.build.interpreters import Interpreter
 from harness.build.layers import RequirementSet
 from harness.host.cancel import Cancel
 from harness.model.errors import HarnessError
-from harness.model.verdict import Axis, Decision, Verdict
+from harness.model.verdict import Axis, Decision, primary_axis
 
 #: The scenario a run uses when none is named (its header line omits the name).
 DEFAULT = "socket-loss"
@@ -114,22 +114,11 @@ class About:
         return cls(name, description, summary, title, parameters, record)
 
 
-DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
-
-
-def primary_axis(terms: tuple[str, str] | None) -> Axis:
-    """pass -> fail, under the names the user chose with --terms."""
-    if terms is None:
-        return DEFAULT_AXIS
-    old, new = terms
-    return Axis("primary", Verdict.PASS, Verdict.FAIL, old, new)
-
-
 class Scenario(abc.ABC):
     """One way to judge a gunicorn build: needs, run, decide, axes, about.
 
     Two implement it: every case (``lifecycle.CaseScenario``) and ``--run``
-    (``command.CommandScenario``).  ``decide`` applies ``rules``, the pure function from
+    (``registry.CommandScenario``).  ``decide`` applies ``rules``, the pure function from
     an observation to a decision, unless the scenario defines its own.
     """
 
@@ -147,7 +136,7 @@ class Scenario(abc.ABC):
         return replace(own, layer=layers.ensure(reqs, interp, cache_dir))
 
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
-        """The scenario's own wheels and probe imports (a subclass's override point)."""
+        """The scenario's own wheels and the modules its import trial must import (a subclass's override point)."""
         return EnvNeeds()
 
     def requirements(self) -> RequirementSet:

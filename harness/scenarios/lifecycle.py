@@ -30,7 +30,7 @@ from harness.build.layers import RequirementSet
 from harness.build.wheels import ArtifactError
 from harness.host.cancel import Cancel, Cancelled
 from harness.host.proxy import ProxyError
-from harness.model.verdict import Axis, Decision, Verdict
+from harness.model.verdict import Axis, Decision, Verdict, primary_axis
 from harness.scenarios import fixture as contain  # install, adopt, stop: bounds on observe()
 from harness.scenarios.base import (
     About,
@@ -40,7 +40,6 @@ from harness.scenarios.base import (
     RunResult,
     Scenario,
     ScenarioError,
-    primary_axis,
 )
 from harness.scenarios.case import (
     BOTTLE_AS_REPORTED,
@@ -224,7 +223,7 @@ class CaseScenario(Scenario):
     # -- what it needs --------------------------------------------------------------------------------
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         """bottle when the case's APP needs it (not under --app), the worker class's
-        libraries; the boot probe resolves the worker class unless importing it is what the
+        libraries; the import trial resolves the worker class unless importing it is what the
         case judges (``boots``)."""
         worker = worker_libs.extras_for(self.worker_class() or None, interp, cache_dir)
         wc = "" if self.case.hooks.get("JUDGES_IMPORTS") else self.worker_class()

@@ -77,8 +77,8 @@ def private_dir(prefix: str, longest: str = SOCKET_NAME) -> Path:
     /dev/shm (a long TMPDIR would otherwise make every Unix socket fail to bind)."""
     bases = (tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR"), *SHORT_BASES)
     for base in filter(None, bases):
-        probe = os.path.join(base, prefix + "x" * 8, longest)  # mkdtemp adds 8 characters
-        if len(os.fsencode(probe)) >= SUN_PATH_MAX:
+        longest_path = os.path.join(base, prefix + "x" * 8, longest)  # mkdtemp adds 8 characters
+        if len(os.fsencode(longest_path)) >= SUN_PATH_MAX:
             continue
         try:
             path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
