@@ -18,7 +18,6 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import TextIO
 
-from harness.build import index
 from harness.host import cancel, fsutil, processes, progress, report_fd
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import write_output
@@ -34,6 +33,7 @@ from harness.model.results import Row
 from harness.model.table import Report
 from harness.model.verdict import Verdict
 from harness.parser import build_parser
+from harness.provision import index
 from harness.report.candidate import render_checked
 from harness.report.common import use_colour, verdict_name
 from harness.report.records import write_checked, write_record

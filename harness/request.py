@@ -15,7 +15,6 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from harness.build import layers
 from harness.host import fsutil, proxy, wrk
 from harness.host.git import DEFAULT_REPO, Repo, SourceError
 from harness.host.output import check_output
@@ -23,6 +22,7 @@ from harness.jobs.confident import Confidence
 from harness.model.redact import redact_argv
 from harness.model.targets import LATEST
 from harness.parser import UsageError, build_parser
+from harness.provision import layers
 from harness.scenarios import base, registry
 
 GUNICORN = "gunicorn"

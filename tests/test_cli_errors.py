@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import index, interpreters
+from harness.provision import index, interpreters
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE_INDEX = "http://127.0.0.1:9/pypi"

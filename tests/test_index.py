@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 from packaging.version import Version
 
-from harness.build import index, pipconfig
-from harness.build.simple_api import JSON_TYPE, Link, parse_html, parse_json, release_of
+from harness.provision import index, pipconfig
+from harness.provision.simple_api import JSON_TYPE, Link, parse_html, parse_json, release_of
 from tests.conftest import ROOT, run_cli
 
 # ---------------------------------------------------------------------------
@@ -482,7 +482,7 @@ def test_a_stale_copy_is_used_when_the_index_is_gone(serve, tmp_path, dist_files
     two_days_ago = page.stat().st_mtime - 2 * 86400
     os.utime(page, (two_days_ago, two_days_ago))
     code = (
-        "from pathlib import Path; from harness.build import index; "
+        "from pathlib import Path; from harness.provision import index; "
         f"p = index.project('gunicorn', Path({str(cache)!r}), {local.url!r}); "
         "print(p.versions, p.stale)"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.interpreters import Interpreter, InterpreterError, discover, order, select
+from harness.provision.interpreters import Interpreter, InterpreterError, discover, order, select
 
 PY27 = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions/2.7.18/bin/python"
 

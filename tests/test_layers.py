@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.build import environments, gunicorn_deps, index, layers, wheels
-from harness.build.environments import EnvNeeds
-from harness.build.interpreters import Interpreter, discover
-from harness.build.wheels import ArtifactError
 from harness.model.errors import HarnessError
+from harness.provision import environments, gunicorn_deps, index, layers, wheels
+from harness.provision.environments import EnvNeeds
+from harness.provision.interpreters import Interpreter, discover
+from harness.provision.wheels import ArtifactError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -223,8 +223,8 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from harness.build import layers;"
-            "from harness.build.interpreters import Interpreter;"
+            "import sys; from pathlib import Path; from harness.provision import layers;"
+            "from harness.provision.interpreters import Interpreter;"
             "l = layers.ensure(layers.parse(['flask']), Interpreter(*sys.argv[1:4]), Path(sys.argv[4]));"
             "print(l.built, l.path)",
             interp.path,
@@ -319,8 +319,8 @@ INTERRUPTED_IMPORT = r"""
 import os, signal, sys, threading, time
 from pathlib import Path
 from harness.host import cancel
-from harness.build import layers
-from harness.build.interpreters import Interpreter
+from harness.provision import layers
+from harness.provision.interpreters import Interpreter
 
 cache, marker, path, version = sys.argv[1:5]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import gunicorn_deps, layers
-from harness.build.interpreters import discover
-from harness.build.pyproject import project_dependencies
-from harness.build.wheels import Artifact, tree_wheel
+from harness.provision import gunicorn_deps, layers
+from harness.provision.interpreters import discover
+from harness.provision.pyproject import project_dependencies
+from harness.provision.wheels import Artifact, tree_wheel
 from harness.request import UsageError, parse
 from harness.scenarios import command
 from tests.conftest import ROOT, run_cli, run_json

@@ -216,7 +216,7 @@ def test_gunicorn_commits_name_the_eventlet_fix(cache_dir: Path) -> None:
 
 def _sdist_tree(version: str, cache: Path, dest: Path) -> Path:
     """eventlet's sdist of ``version`` from the index (sha256-verified), unpacked."""
-    from harness.build import index
+    from harness.provision import index
 
     files = index.project("eventlet", cache).releases[version]
     sdist = next(f for f in files if f.packagetype == "sdist")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import wheels
 from harness.host.clone import is_remote_spec
 from harness.host.git import Repo, SourceError
 from harness.model.commit_refs import github_commit_url, parse_refs
 from harness.model.results import CommitInfo
+from harness.provision import wheels
 from tests.history import History
 
 GITHUB = "https://github.com/benoitc/gunicorn.git"

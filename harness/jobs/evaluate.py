@@ -10,16 +10,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.build import environments
-from harness.build.environments import EnvNeeds
-from harness.build.interpreters import Interpreter, order
-from harness.build.wheels import Artifact, ArtifactError
 from harness.host.cancel import Cancel
 from harness.jobs.target import BuildFailed, Target
 from harness.model.errors import HarnessError
 from harness.model.printable import printable
 from harness.model.results import Row
 from harness.model.verdict import Decision, Verdict, combine
+from harness.provision import environments
+from harness.provision.environments import EnvNeeds
+from harness.provision.interpreters import Interpreter, order
+from harness.provision.wheels import Artifact, ArtifactError
 from harness.scenarios.base import RunContext, Scenario
 
 COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.build import index, interpreters
 from harness.host import compat
 from harness.host.cancel import Cancel
 from harness.host.git import Repo
@@ -23,6 +22,7 @@ from harness.jobs.target import BuildFailed, Maker, Target, maker
 from harness.model.results import Row, Step
 from harness.model.table import Column, Report, Table, column_label
 from harness.model.verdict import Verdict
+from harness.provision import index, interpreters
 from harness.scenarios.base import DEFAULT as DEFAULT_SCENARIO
 from harness.scenarios.base import Scenario
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.build.index import sha256_of
 from harness.host import processes
 from harness.host.cancel import Cancel
 from harness.host.compat import SHIM_MARK_ENV
 from harness.model.verdict import Decision, Verdict
+from harness.provision.index import sha256_of
 from harness.scenarios.base import About, Options, RunContext, RunResult, Scenario, ScenarioError
 from harness.scenarios.server import SOCKET_NAME, private_dir
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from harness.build import layers
-from harness.build.interpreters import Interpreter
-from harness.build.layers import Layer
-from harness.build.wheels import Artifact, ArtifactError
+from harness.provision import layers
+from harness.provision.interpreters import Interpreter
+from harness.provision.layers import Layer
+from harness.provision.wheels import Artifact, ArtifactError
 
 
 def dependencies(artifact: Artifact) -> tuple[str, ...]:

@@ -47,9 +47,6 @@ from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from harness.build import index, wheels
-from harness.build.interpreters import Interpreter
-from harness.build.wheels import ArtifactError
 from harness.host import fsutil, processes
 from harness.host.fsutil import (
     NotReadable,
@@ -63,6 +60,9 @@ from harness.host.fsutil import (
     temp_dir,
 )
 from harness.model.errors import HarnessError
+from harness.provision import index, wheels
+from harness.provision.interpreters import Interpreter
+from harness.provision.wheels import ArtifactError
 
 LAYOUT = 1  # bump when the way layers are built changes
 MANIFEST = "gunicorn-bisect-layer.json"

@@ -22,13 +22,13 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from harness.build import index
-from harness.build.interpreters import Interpreter
-from harness.build.pyproject import project_dependencies
-from harness.build.zipcheck import intact  # noqa: F401 (wheels.intact, for its callers)
 from harness.host import processes
 from harness.host.fsutil import private_dir, remove_tree, temp_dir
 from harness.model.errors import HarnessError
+from harness.provision import index
+from harness.provision.interpreters import Interpreter
+from harness.provision.pyproject import project_dependencies
+from harness.provision.zipcheck import intact  # noqa: F401 (wheels.intact, for its callers)
 
 SETUPTOOLS_CAP = Version("81")  # setuptools 81+ no longer ships pkg_resources
 WHEEL_CAP = Version("0.46")  # wheel 0.46+ needs packaging, which an offline build env lacks

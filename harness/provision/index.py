@@ -54,8 +54,11 @@ from urllib.request import url2pathname
 
 from packaging.version import Version
 
-from harness.build import pipconfig
-from harness.build.simple_api import (
+from harness.host.fsutil import atomic_write_bytes, atomic_write_text, private_temp_file
+from harness.model.errors import HarnessError
+from harness.model.redact import redact_url
+from harness.provision import pipconfig
+from harness.provision.simple_api import (
     ACCEPT,
     DistFile,
     Link,
@@ -66,9 +69,6 @@ from harness.build.simple_api import (
     release_of,
     safe_filename,
 )
-from harness.host.fsutil import atomic_write_bytes, atomic_write_text, private_temp_file
-from harness.model.errors import HarnessError
-from harness.model.redact import redact_url
 
 PYPI = "https://pypi.org/simple"
 FRESH_SECONDS = 24 * 3600

@@ -7,8 +7,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from harness.build.wheels import ArtifactError
 from harness.host.fsutil import drop_bytecode, extract_once, remove_tree
+from harness.provision.wheels import ArtifactError
 
 
 class DamagedWheel(ArtifactError):
