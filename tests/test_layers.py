@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.model.errors import HarnessError
-from harness.provision import environments, gunicorn_deps, index, layers, wheels
+from harness.provision import environments, index, layers, wheels
 from harness.provision.environments import EnvNeeds
 from harness.provision.interpreters import Interpreter, discover
 from harness.provision.wheels import ArtifactError
@@ -214,7 +214,7 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
 
     # gunicorn's own dependencies (22.0.0: packaging) are a layer of their own, once per Python
     project = index.project("gunicorn", cache_dir)
-    gunicorn_deps.dependency_layer(
+    layers.dependency_layer(
         wheels.gunicorn_release("22.0.0", cache_dir, project), interp, cache_dir
     )
     before, entries = identity(layer), builds(cache_dir)

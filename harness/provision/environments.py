@@ -30,11 +30,9 @@ from harness.host.fsutil import (
 )
 from harness.model.errors import HarnessError
 from harness.provision import wheels
-from harness.provision.gunicorn_deps import dependency_layer
 from harness.provision.interpreters import Interpreter
-from harness.provision.layers import Layer, LayerError, tree_digest
-from harness.provision.unpacked import unpacked
-from harness.provision.wheels import Artifact
+from harness.provision.layers import Layer, LayerError, dependency_layer, tree_digest
+from harness.provision.wheels import Artifact, unpacked
 
 MANIFEST = "gunicorn-bisect-env.json"
 LAYOUT = 5  # bump when the way environments are built changes

@@ -38,8 +38,10 @@ import json
 import os
 import re
 import threading
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from email.parser import Parser
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,7 +64,7 @@ from harness.host.fsutil import (
 from harness.model.errors import HarnessError
 from harness.provision import index, wheels
 from harness.provision.interpreters import Interpreter
-from harness.provision.wheels import ArtifactError
+from harness.provision.wheels import Artifact, ArtifactError
 
 LAYOUT = 1  # bump when the way layers are built changes
 MANIFEST = "gunicorn-bisect-layer.json"
@@ -447,3 +449,43 @@ def _ensure(
     if layer is None:
         raise LayerError(f"the layer {final.name} did not verify after building")
     return Layer(layer.path, reqs, layer.installed, layer.digest, built=True)
+
+
+# -- gunicorn's own dependencies: a release's (or a commit's) non-extra ``Requires-Dist``.
+#
+# The harness installs gunicorn's wheel without pip, so what the wheel requires
+# (``packaging`` for 21.0-26.x) comes from a requirement layer of its own,
+# shared by every environment on an interpreter like setuptools; 19.x and 20.x require
+# nothing but setuptools, so their environments are unchanged.
+
+
+def gunicorn_dependencies(artifact: Artifact) -> tuple[str, ...]:
+    """gunicorn's own non-extra ``Requires-Dist`` from its wheel's METADATA, without
+    setuptools (shared in every environment already): ``packaging`` for 21.0-26.x."""
+    try:
+        with zipfile.ZipFile(artifact.wheel) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            metadata = Parser().parsestr(zf.read(name).decode("utf-8", "replace"))
+    except (OSError, StopIteration, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{artifact.wheel.name}: no readable METADATA ({exc})") from None
+    found = []
+    for text in metadata.get_all("Requires-Dist") or ():
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and "extra" in str(req.marker):
+            continue
+        if canonicalize_name(req.name) != "setuptools":
+            found.append(text)
+    return tuple(found)
+
+
+def dependency_layer(artifact: Artifact, interp: Interpreter, cache_dir: Path) -> Layer | None:
+    """The layer of gunicorn's own dependencies on ``interp`` (None when it has none):
+    resolved once per (interpreter, set) and verified like any layer, as setuptools is
+    shared; ``LayerError`` when this Python cannot have them."""
+    reqs = gunicorn_dependencies(artifact)
+    if not reqs:
+        return None
+    return ensure(parse(reqs), interp, cache_dir)
