@@ -18,9 +18,9 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import TextIO
 
-from harness.host import cancel, fsutil, processes, progress, report_fd
+from harness.host import cancel, fsutil, processes, progress
 from harness.host.fsutil import remove_own_temporaries
-from harness.host.output import write_output
+from harness.host.output import own_stdout, write_output
 from harness.jobs.budget import Budget
 from harness.jobs.check import Case, check, check_all, check_at, resolved
 from harness.jobs.run import Bisect, range_run
@@ -87,7 +87,7 @@ def _main_flagged(argv: list[str], prog: str) -> int:
         req = parse(argv, prog)  # --help prints to stdout, as every command's does
         # a scenario file's print(), or a program it starts writing to fd 1, must not
         # corrupt JSON: the report keeps fd 1 to itself, everything else goes to stderr
-        with report_fd.own_stdout() as out, redirect_stdout(sys.stderr):
+        with own_stdout() as out, redirect_stdout(sys.stderr):
             return _main(req, out)
     except HarnessError as exc:
         _say(prog, f"error: {exc}")
