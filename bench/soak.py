@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from harness.host import compat, processes  # noqa: E402
-from harness.host.cancel import Cancel  # noqa: E402
+from harness.host.processes import Cancel  # noqa: E402
 from harness.jobs.evaluate import Runner  # noqa: E402
 from harness.jobs.target import fetched  # noqa: E402
 from harness.provision import index, interpreters, wheels  # noqa: E402

@@ -18,7 +18,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import TextIO
 
-from harness.host import cancel, fsutil, processes, progress
+from harness.host import fsutil, processes, progress
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import own_stdout, write_output
 from harness.jobs.budget import Budget
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     prog = prog or os.path.basename(sys.argv[0]) or "bisect.py"
     argv = sys.argv[1:] if argv is None else argv
     # SIGINT and SIGTERM only cancel the run; its waits stop it, and the process ends
-    # within cancel.GRACE seconds whatever its threads hold
-    with cancel.signals_as_flags(lambda: _forced_exit(prog, argv)):
+    # within processes.GRACE seconds whatever its threads hold
+    with processes.signals_as_flags(lambda: _forced_exit(prog, argv)):
         return _main_flagged(argv, prog)
 
 

@@ -5,7 +5,7 @@ commit ships in.  Milliseconds each; the shapes are the real ones (19.10.0 besid
 
 from __future__ import annotations
 
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.confident import Confidence

@@ -318,7 +318,7 @@ def test_a_requirement_on_gunicorn_never_shadows_the_targets(cache_dir):
 INTERRUPTED_IMPORT = r"""
 import os, signal, sys, threading, time
 from pathlib import Path
-from harness.host import cancel
+from harness.host import processes
 from harness.provision import layers
 from harness.provision.interpreters import Interpreter
 
@@ -345,13 +345,13 @@ def ctrl_c_at_the_import_check():
                 pass
         time.sleep(0.01)
 
-with cancel.signals_as_flags(lambda: None):
+with processes.signals_as_flags(lambda: None):
     if os.path.exists(marker):
         threading.Thread(target=ctrl_c_at_the_import_check, daemon=True).start()
     try:
         layer = layers.ensure(layers.parse(["slowimp"]), Interpreter(path, version, "pyenv"), Path(cache))
         print("layer", layer.versions)
-    except cancel.Cancelled:
+    except processes.Cancelled:
         print("cancelled")
     except layers.LayerError as exc:
         print("refused", exc)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.host.cancel import Cancel
 from harness.host.git import SourceError
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.run import Bisect, range_run

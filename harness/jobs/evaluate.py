@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.jobs.target import BuildFailed, Target
 from harness.model.errors import HarnessError
 from harness.model.printable import printable

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.host import compat
-from harness.host.cancel import Cancel
 from harness.host.git import Repo
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.evaluate import Runner
 from harness.jobs.target import BuildFailed, Maker, Target, maker

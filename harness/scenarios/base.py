@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.model.errors import HarnessError
 from harness.model.verdict import Axis, Decision, Verdict
 from harness.provision import layers

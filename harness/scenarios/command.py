@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.host import processes
-from harness.host.cancel import Cancel
 from harness.host.compat import SHIM_MARK_ENV
+from harness.host.processes import Cancel
 from harness.model.verdict import Decision, Verdict
 from harness.provision.index import sha256_of
 from harness.scenarios.base import About, Options, RunContext, RunResult, Scenario, ScenarioError

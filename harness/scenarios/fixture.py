@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.host import procfs, rawhttp
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.scenarios.base import Options
 from harness.scenarios.gunicorn_log import Log
 from harness.scenarios.server import Healthy, Server

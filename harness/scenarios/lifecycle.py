@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.host.cancel import Cancel, Cancelled
+from harness.host.processes import Cancel, Cancelled
 from harness.host.proxy import ProxyError
 from harness.model.verdict import Axis, Decision, Verdict
 from harness.provision import layers, worker_libs
