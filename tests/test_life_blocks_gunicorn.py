@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from harness.host import procfs
-from harness.host.load import Load
 from harness.host.rawhttp import RawConnection, exchange, request
 from harness.host.wrk import Wrk, url_for
+from tests.load import Load
 from tests.local_http import free_address
 
 pytestmark = pytest.mark.real
