@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.host.clone import is_remote_spec
-from harness.host.git import Repo, SourceError
+from harness.host.git import Repo, SourceError, is_remote_spec
 from harness.model.commit_refs import github_commit_url, parse_refs
 from harness.model.results import CommitInfo
 from harness.provision import wheels
