@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.host import fsutil
 from harness.model.errors import HarnessError
 from harness.provision import environments, index, layers, wheels
 from harness.provision.environments import EnvNeeds
@@ -121,12 +122,12 @@ def test_the_digest_sees_every_file_but_bytecode(tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "mod.py").write_text("x = 1\n")
     (tmp_path / "pkg" / "native.so").write_bytes(b"\x7fELF")
-    first = layers.tree_digest(tmp_path)
+    first = fsutil.tree_digest(tmp_path, layers.MANIFEST)
     (tmp_path / "pkg" / "__pycache__").mkdir()
     (tmp_path / "pkg" / "__pycache__" / "mod.cpython-312.pyc").write_bytes(b"junk")
-    assert layers.tree_digest(tmp_path) == first
+    assert fsutil.tree_digest(tmp_path, layers.MANIFEST) == first
     (tmp_path / "pkg" / "native.so").write_bytes(b"\x7fELF2")
-    assert layers.tree_digest(tmp_path) != first
+    assert fsutil.tree_digest(tmp_path, layers.MANIFEST) != first
 
 
 def test_pip_gets_the_runs_indexes_with_their_credentials_and_no_config_file(tmp_path):

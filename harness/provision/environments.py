@@ -27,11 +27,12 @@ from harness.host.fsutil import (
     remove_tree,
     sweep_temporaries,
     temp_dir,
+    tree_digest,
 )
 from harness.model.errors import HarnessError
 from harness.provision import wheels
 from harness.provision.interpreters import Interpreter
-from harness.provision.layers import Layer, LayerError, dependency_layer, tree_digest
+from harness.provision.layers import Layer, LayerError, dependency_layer
 from harness.provision.wheels import Artifact, unpacked
 
 MANIFEST = "gunicorn-bisect-env.json"

@@ -261,10 +261,10 @@ def _page_of(doc: dict, stale: bool) -> _Page:
 
 
 def _page(index_url: str, name: str, cache_dir: Path) -> _Page:
-    page_url = f"{index_url}/{normalize(name)}/"
+    page_url = f"{index_url}/{canonicalize_name(name)}/"
     if urlsplit(index_url).scheme == "file":
         return _read_local(page_url)
-    path = cache_dir / "index" / _slug(index_url) / f"{normalize(name)}.json"
+    path = cache_dir / "index" / _slug(index_url) / f"{canonicalize_name(name)}.json"
     cached: dict | None = None
     if path.exists():
         try:
@@ -351,7 +351,7 @@ def project(name: str, cache_dir: Path, index_url: str | None = None) -> Project
     """``name``'s releases from the configured indexes (or only ``index_url``), read once per
     process: every environment build asks again, and within one run they cannot change."""
     urls = _indexes_of([index_url], "argument").urls if index_url else indexes().urls
-    key = (normalize(name), str(cache_dir), urls)
+    key = (canonicalize_name(name), str(cache_dir), urls)
     with _loaded_lock:
         if key not in _loaded:
             _loaded[key] = _project(name, cache_dir, urls)
@@ -490,11 +490,6 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*$")
 def safe_filename(name: str) -> bool:
     """True when ``name`` is one harmless path component (no separator, no ``..``)."""
     return bool(_SAFE_NAME.match(name)) and ".." not in name and len(name) <= 255
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalized name: the page is ``<index>/<normalized>/``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _link(href: str, base: str, requires_python: str | None, yanked: bool) -> Link | None:

@@ -200,11 +200,6 @@ class Layer:
         return {n: v for n, v in self.installed if n in asked}
 
 
-def tree_digest(root: Path, manifest: str = MANIFEST) -> str:
-    """fsutil.tree_digest, the layer's manifest left out."""
-    return fsutil.tree_digest(root, manifest)
-
-
 def _with_credentials(url: str) -> str:
     """The index URL as pip must see it: with the user:password the harness took off it."""
     header = index._auth.get(urlsplit(url).netloc, "")
@@ -324,7 +319,10 @@ def _load(path: Path, reqs: RequirementSet) -> Layer | None:
     """A finished layer whose files are still exactly the ones installed."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-        if manifest.get("layout") != LAYOUT or tree_digest(path) != manifest["digest"]:
+        if (
+            manifest.get("layout") != LAYOUT
+            or fsutil.tree_digest(path, MANIFEST) != manifest["digest"]
+        ):
             return None
         drop_bytecode(path)
         installed = tuple((n, v) for n, v in manifest["installed"])
@@ -364,7 +362,7 @@ def _build(interp: Interpreter, reqs: RequirementSet, final: Path, env: dict, pi
             "interpreter": interp.path,
             "pip": pip,
             "installed": [[n, v] for n, v, _ in _dists(tmp)],
-            "digest": tree_digest(tmp),
+            "digest": fsutil.tree_digest(tmp, MANIFEST),
         }
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
         tmp.rename(final)
