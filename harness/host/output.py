@@ -53,7 +53,7 @@ def check_output(path: Path) -> None:
     if not parent.is_dir():
         raise OutputError(f"{where}: no such directory {parent}")
     try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.probe-"):
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.writable-"):
             pass
     except OSError as exc:
         raise OutputError(f"{where}: not writable ({exc.strerror or exc})") from None

@@ -300,13 +300,13 @@ def terminate_all() -> None:
         terminate(proc, token)
 
 
-#: What a probe's output may bring back (each of stdout, stderr): its answer is a line.
+#: What a program run to its end may bring back (each of stdout, stderr): its answer is a line.
 OUTPUT_CAP = 1 << 20
 
 
 class Undecided(Exception):
     """A program run to learn a fact ended without its answer (a timeout, a signal, no
-    start): nothing about what it probed may be remembered from it."""
+    start): nothing it was run to learn may be remembered from it."""
 
 
 @dataclass(frozen=True)
@@ -352,11 +352,11 @@ def run_to_end(
     timeout: float,
     env: dict[str, str] | None = None,
     cwd: str | Path = "/",
-    what: str = "probe",
+    what: str = "the program",
     cap: int = OUTPUT_CAP,
 ) -> Finished:
     """Run ``argv`` (an interpreter, import or boot probe, pip) to its own end: the one
-    way every probe runs, so that only a completed answer is ever cached.
+    way every such program runs, so that only a completed answer is ever cached.
 
     It runs in its own session (a Ctrl-C to the harness's group does not reach it: the
     harness decides) with a run token, dying with the harness; its output goes to files,
@@ -365,7 +365,7 @@ def run_to_end(
     ``Undecided`` when it timed out, was killed by a signal or did not start.
     """
     before = received()
-    token = f"probe-{uuid.uuid4().hex}"
+    token = f"run-to-end-{uuid.uuid4().hex}"
     env = dict(os.environ if env is None else env)
     env[RUN_TOKEN_ENV] = token
     program = os.path.abspath(argv[0]) if os.sep in argv[0] else argv[0]
@@ -459,7 +459,7 @@ class Cancel:
 
 
 def received() -> int:
-    """How many SIGINT/SIGTERM this process has received so far (a probe compares the
+    """How many SIGINT/SIGTERM this process has received so far (run_to_end compares the
     count before and after: an answer given while the run was interrupted is no answer)."""
     return max(_received, _watched)  # the handler runs late in a busy main thread
 
