@@ -40,7 +40,7 @@ PINS: dict[str, str] = {
     "gevent_pywsgi": "gevent>=1.4,<22",
     "eventlet": "eventlet>=0.25,<0.30.3",
 }
-#: already in every environment (envs.py installs it for gunicorn's pkg_resources)
+#: already in every environment (environments.py installs it for gunicorn's pkg_resources)
 PROVIDED = frozenset({"setuptools"})
 
 
