@@ -204,8 +204,6 @@ _FIELD = "%x00"
 _RECORD = "%x1e"
 _LOG_FORMAT = _FIELD.join(["%H", "%h", "%P", "%s", "%an <%ae>", "%aI", "%b"]) + _RECORD
 
-__all__ = ["DEFAULT_REPO", "Repo", "SourceError"]
-
 
 _MISSING = re.compile(
     r"(invalid object|cannot read '|unable to read|not a tree object|bad object|missing (blob|tree))[^\n]*"

@@ -78,8 +78,6 @@ USER_AGENT = "gunicorn-bisect (simple API reader)"
 DOWNLOAD_CAP = 64 << 20
 PAGE_CAP = 32 << 20  # setuptools' project page is about 1 MiB
 
-__all__ = ["DistFile", "IndexUnavailable", "HashMismatch", "Project", "configure", "indexes"]
-
 
 class IndexUnavailable(HarnessError):
     """The package index could not be reached and nothing is cached, or lacks the project."""
