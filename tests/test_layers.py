@@ -133,7 +133,7 @@ def test_the_digest_sees_every_file_but_bytecode(tmp_path):
 def test_pip_gets_the_runs_indexes_with_their_credentials_and_no_config_file(tmp_path):
     index.configure("https://user:s3cret@mirror.example/simple", ["file:///srv/wheels"])
     try:
-        env, urls = layers._pip_env(tmp_path)
+        env, urls = layers.pip_env(tmp_path)
     finally:
         index.configure(None)
     assert env["PIP_INDEX_URL"] == "https://user:s3cret@mirror.example/simple"
@@ -385,7 +385,7 @@ def test_an_interrupt_during_the_import_check_is_not_a_refusal(tmp_path, cache_d
     assert run() == "cancelled"
     assert not list((cache / "layers").glob("refused/*.json"))
     # what older runs wrote on an interrupt is not taken for a refusal either
-    _, urls = layers._pip_env(cache)
+    _, urls = layers.pip_env(cache)
     name = f"py{interp.version}-{layers._key(layers.parse(['slowimp']), interp, urls)}"
     poisoned = {"reason": f"slowimp 1.0 does not import on Python {interp.version}: "
                 "KeyboardInterrupt"}  # fmt: skip

@@ -210,9 +210,9 @@ def _with_credentials(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{secret}@{parts.netloc}"))
 
 
-def _pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The environment pip runs in (no config file, the harness's indexes) and the
-    credential-free index URLs, which go into the layer's key."""
+def pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The environment pip runs in (no config file, the harness's indexes; for a layer and
+    a dependency's PEP 517 build) and the credential-free index URLs (in a layer's key)."""
     urls = index.indexes().urls
     env = {
         k: v
@@ -228,11 +228,6 @@ def _pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
         PIP_CACHE_DIR=str(cache_dir / "pip"),
     )
     return env, urls
-
-
-def pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
-    """pip's environment as layers run it: for a dependency's PEP 517 build too."""
-    return _pip_env(cache_dir)
 
 
 def _key(reqs: RequirementSet, interp: Interpreter, urls: Iterable[str]) -> str:
@@ -387,7 +382,7 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
     Raises ``LayerError`` when this Python cannot have the set (the runner then tries the
     next one). Verified once per process; later calls return the same record (or error).
     """
-    env, urls = _pip_env(cache_dir)
+    env, urls = pip_env(cache_dir)
     final = cache_dir / "layers" / f"py{interp.version}-{_key(reqs, interp, urls)}"
     with _locks_lock:
         lock = _locks.setdefault(final, threading.Lock())
