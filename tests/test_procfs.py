@@ -1,4 +1,4 @@
-"""harness.host.procfs on a real process that opens, spawns and forks on command."""
+"""harness.host.processes' /proc readers on a real process that opens, spawns and forks on command."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.host.procfs import ProcessGone, children, fds, snapshot
+from harness.host.processes import ProcessGone, children, fds, snapshot
 
 # Waits for a line, then opens 3 sockets, 2 pipes (4 fds), 1 file, starts 4 threads and
 # forks 2 children (one exits at once and is never reaped), then says so and waits.
