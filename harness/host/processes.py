@@ -587,8 +587,8 @@ class Cancelled(KeyboardInterrupt):
     interrupt path (report what was established, exit 130) handles both."""
 
 
-_sessions: weakref.WeakSet[Cancel] = weakref.WeakSet()
-_sessions_lock = threading.Lock()
+_live_cancels: weakref.WeakSet[Cancel] = weakref.WeakSet()
+_cancels_lock = threading.Lock()
 _received = 0  # SIGINT/SIGTERM seen by this process (written by the handler only)
 _watched = 0  # the same, as the watchdog counts them (it wakes at once, in any thread)
 _interrupted = False  # the watchdog saw one: a session opened from now on starts cancelled
@@ -601,8 +601,8 @@ class Cancel:
         self._event = threading.Event()
         if _interrupted:
             self._event.set()
-        with _sessions_lock:
-            _sessions.add(self)
+        with _cancels_lock:
+            _live_cancels.add(self)
 
     def set(self) -> None:
         self._event.set()
@@ -633,8 +633,8 @@ def _count(signum, frame) -> None:  # the whole handler: no exception, no lock
 def _cancel_every_session() -> None:
     global _interrupted
     _interrupted = True
-    with _sessions_lock:
-        live = list(_sessions)
+    with _cancels_lock:
+        live = list(_live_cancels)
     for c in live:
         c.set()
 
