@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from harness.build import index, interpreters, wheels  # noqa: E402
 from harness.host import compat, processes  # noqa: E402
-from harness.host.cancel import Cancel  # noqa: E402
+from harness.host.processes import Cancel  # noqa: E402
 from harness.jobs.setup import Runner  # noqa: E402
 from harness.jobs.target import fetched  # noqa: E402
+from harness.provision import index, interpreters, wheels  # noqa: E402
 from harness.scenarios import base, registry  # noqa: E402
 
 

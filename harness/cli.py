@@ -18,10 +18,9 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import TextIO
 
-from harness.build import index
-from harness.host import cancel, fsutil, processes, progress, report_fd
+from harness.host import fsutil, processes, progress
 from harness.host.fsutil import remove_own_temporaries
-from harness.host.output import write_output
+from harness.host.output import own_stdout, write_output
 from harness.jobs.budget import Budget
 from harness.jobs.run import Bisect, Case, check, check_all, check_at, range_run, resolved
 from harness.jobs.setup import Setup, open_run
@@ -30,6 +29,7 @@ from harness.model.redact import redact_url
 from harness.model.results import Row
 from harness.model.table import Checked, Report, answer, summary
 from harness.model.verdict import Verdict
+from harness.provision import index
 from harness.report.common import use_colour, verdict_name
 from harness.report.render import render, render_checked, write_checked, write_record
 from harness.request import (
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     prog = prog or os.path.basename(sys.argv[0]) or "bisect.py"
     argv = sys.argv[1:] if argv is None else argv
     # SIGINT and SIGTERM only cancel the run; its waits stop it, and the process ends
-    # within cancel.GRACE seconds whatever its threads hold
-    with cancel.signals_as_flags(lambda: _forced_exit(prog, argv)):
+    # within processes.GRACE seconds whatever its threads hold
+    with processes.signals_as_flags(lambda: _forced_exit(prog, argv)):
         return _main_flagged(argv, prog)
 
 
@@ -82,7 +82,7 @@ def _main_flagged(argv: list[str], prog: str) -> int:
         req = parse(argv, prog)  # --help prints to stdout, as every command's does
         # a scenario file's print(), or a program it starts writing to fd 1, must not
         # corrupt JSON: the report keeps fd 1 to itself, everything else goes to stderr
-        with report_fd.own_stdout() as out, redirect_stdout(sys.stderr):
+        with own_stdout() as out, redirect_stdout(sys.stderr):
             return _main(req, out)
     except HarnessError as exc:
         _say(prog, f"error: {exc}")

@@ -18,7 +18,6 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from harness import __version__
-from harness.build import layers
 from harness.host import fsutil, proxy, wrk
 from harness.host.git import DEFAULT_REPO, Repo, SourceError
 from harness.host.output import check_output
@@ -26,6 +25,7 @@ from harness.jobs.bisector import DEFAULT_MAX_RUNS, Confidence
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_argv
 from harness.model.targets import LATEST
+from harness.provision import layers
 from harness.report.render import FORMATS
 from harness.scenarios import base, registry
 from harness.scenarios.base import LOADS

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from harness.host.cancel import Cancelled
+from harness.host.processes import Cancelled
 from harness.model.results import CommitInfo, Row, Step
 from harness.model.search import ancestors
 from harness.model.table import Deployment, Report, Table

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from harness.build import index
-from harness.build.simple_api import JSON_TYPE
+from harness.provision import index
+from harness.provision.index import JSON_TYPE
 
 
 def write(path: Path, text: str) -> Path:

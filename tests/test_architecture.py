@@ -1,7 +1,7 @@
 """The layers, as a test: each folder of harness/ imports only the folders below it, and
 no module imports itself back through others (function-level imports included).
 
-    model  <  host  <  build, report  <  scenarios, catalogue  <  jobs  <  request  <  cli
+    model  <  host  <  provision, report  <  scenarios, catalogue  <  jobs  <  request  <  cli
 
 This is how to see the layers: a new import that breaks them fails here, naming it.
 """
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent / "harness"
 RANK = {
     "model": 0,  # pure: verdicts, search, plan, confidence, table, targets, errors
     "host": 1,  # effects on this machine: git, processes, proxy, fs, load generators
-    "build": 2,  # index, wheels, interpreters, environments, layers
+    "provision": 2,  # index, wheels, interpreters, environments, layers
     "report": 2,  # renderers of the table model
     "scenarios": 3,  # the protocol, the registry, the server lifecycle, the rules
     "catalogue": 3,  # scenario files of tracker cases (loaded by path)

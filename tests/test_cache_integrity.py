@@ -85,7 +85,7 @@ def test_a_signal_at_the_boot_probe_leaves_no_false_refusal(sig, cache_dir, tmp_
 @pytest.mark.real
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_at_the_interpreter_probe_is_not_remembered(sig, cache_dir, tmp_path):
-    from harness.build import interpreters
+    from harness.provision import interpreters
 
     cache = _cache_from(cache_dir, tmp_path / "cache")
     (cache / "interpreters.json").unlink(missing_ok=True)

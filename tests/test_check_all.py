@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import __version__, cli
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.run import Case, check_all

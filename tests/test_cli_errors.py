@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import index, interpreters
+from harness.provision import index, interpreters
 
 pytestmark = pytest.mark.local
 

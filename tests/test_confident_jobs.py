@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from harness import cli
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.bisector import Confidence
 from harness.jobs.budget import Budget

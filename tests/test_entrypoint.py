@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from harness.build.interpreters import discover
+from harness.provision.interpreters import discover
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.real

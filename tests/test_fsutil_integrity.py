@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import commit_wheels, wheels
 from harness.host import compat, fsutil
 from harness.host.git import Repo
+from harness.provision import commit_wheels, wheels
 from tests.conftest import ROOT, alive
 from tests.history import History
 

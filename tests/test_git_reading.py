@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.host.cancel import Cancel
 from harness.host.git import Repo
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.bisector import tags_agree
 from harness.jobs.budget import Budget

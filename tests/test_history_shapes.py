@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.bisector import Confidence
 from harness.jobs.budget import Budget

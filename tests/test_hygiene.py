@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.environments import LAYOUT
+from harness.provision.environments import LAYOUT
 from tests.conftest import ROOT, alive, gunicorn_pids, parent_of, run_cli
 
 pytestmark = pytest.mark.real

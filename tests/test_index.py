@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness.build import index, pipconfig
-from harness.build.simple_api import JSON_TYPE, Link, parse_html, parse_json, release_of
+from harness.provision import index
+from harness.provision.index import JSON_TYPE, Link, parse_html, parse_json, release_of
 from tests.conftest import ROOT, run_cli
 from tests.local_index import isolated_env, lay_out, write
 
@@ -125,39 +125,39 @@ def test_pip_config_files_in_pips_order(tmp_path):
     env = {"XDG_CONFIG_DIRS": str(tmp_path / "xdg")}
     write(tmp_path / "xdg/pip/pip.conf", "[global]\nindex-url = https://xdg/simple\n")
     write(etc / "pip.conf", "[global]\nindex-url = https://etc/simple\nextra-index-url = a b\n")
-    assert pipconfig.read(env, home, prefix, etc) == pipconfig.PipIndexes(
+    assert index.read_pip_config(env, home, prefix, etc) == index.PipIndexes(
         "https://etc/simple", ("a", "b"), str(etc / "pip.conf")
     )
     # user files override global ones; the XDG user file overrides the legacy one
     write(home / ".pip/pip.conf", "[global]\nindex-url = https://legacy/simple\n")
     write(home / ".config/pip/pip.conf", "[global]\nextra_index_url =\n  c\n  d\n")
-    got = pipconfig.read(env, home, prefix, etc)
+    got = index.read_pip_config(env, home, prefix, etc)
     assert (got.index_url, got.extra) == ("https://legacy/simple", ("c", "d"))
     # the site file ([install] beats [global]), then PIP_CONFIG_FILE, then the environment
     write(
         prefix / "pip.conf",
         "[global]\nindex-url = https://g/s\n[install]\nindex-url = https://i/s\n",
     )
-    assert pipconfig.read(env, home, prefix, etc).index_url == "https://i/s"
+    assert index.read_pip_config(env, home, prefix, etc).index_url == "https://i/s"
     own = write(tmp_path / "own.conf", "[global]\nindex-url = https://own/simple\n")
-    got = pipconfig.read({**env, "PIP_CONFIG_FILE": str(own)}, home, prefix, etc)
+    got = index.read_pip_config({**env, "PIP_CONFIG_FILE": str(own)}, home, prefix, etc)
     assert (got.index_url, got.extra) == ("https://own/simple", ("a", "b"))  # user files skipped
-    got = pipconfig.read(
+    got = index.read_pip_config(
         {**env, "PIP_INDEX_URL": "https://env/simple", "PIP_EXTRA_INDEX_URL": "x  y"},
         home,
         prefix,
         etc,
     )
-    assert got == pipconfig.PipIndexes("https://env/simple", ("x", "y"), "PIP_INDEX_URL")
+    assert got == index.PipIndexes("https://env/simple", ("x", "y"), "PIP_INDEX_URL")
 
 
 def test_pip_config_file_devnull_loads_nothing_and_broken_files_are_skipped(tmp_path):
     home, etc = tmp_path / "home", tmp_path / "etc"
     write(etc / "pip.conf", "[global]\nindex-url = https://etc/simple\n")
     env = {"XDG_CONFIG_DIRS": str(tmp_path / "none"), "PIP_CONFIG_FILE": os.devnull}
-    assert pipconfig.read(env, home, tmp_path, etc) == pipconfig.PipIndexes(None, (), "default")
+    assert index.read_pip_config(env, home, tmp_path, etc) == index.PipIndexes(None, (), "default")
     write(home / ".config/pip/pip.conf", "this is not ini\n[global\n")
-    got = pipconfig.read({"XDG_CONFIG_DIRS": str(tmp_path / "none")}, home, tmp_path, etc)
+    got = index.read_pip_config({"XDG_CONFIG_DIRS": str(tmp_path / "none")}, home, tmp_path, etc)
     assert got.index_url == "https://etc/simple"
 
 
@@ -303,7 +303,7 @@ def test_a_stale_copy_is_used_when_the_index_is_gone(serve, tmp_path, dist_files
     two_days_ago = page.stat().st_mtime - 2 * 86400
     os.utime(page, (two_days_ago, two_days_ago))
     code = (
-        "from pathlib import Path; from harness.build import index; "
+        "from pathlib import Path; from harness.provision import index; "
         f"p = index.project('gunicorn', Path({str(cache)!r}), {local.url!r}); "
         "print(p.versions, p.stale)"
     )

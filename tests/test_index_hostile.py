@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import index, wheels
+from harness.provision import index, wheels
 from tests.conftest import ROOT, run_cli
 from tests.local_index import isolated_env, lay_out, write
 
@@ -151,7 +151,7 @@ def test_a_garbage_page_is_not_remembered_once_the_index_recovers(dist_files, se
     local = serve(root)
     cache = tmp_path / "cache"
     code = (
-        "from pathlib import Path; from harness.build import index; "
+        "from pathlib import Path; from harness.provision import index; "
         f"print(index.project('gunicorn', Path({str(cache)!r}), {local.url!r}).versions)"
     )
     assert _in_new_process(code).stdout == "[]\n"
@@ -170,7 +170,7 @@ def test_a_maintenance_page_with_links_is_not_remembered(dist_files, serve, tmp_
     local = serve(root)
     cache = tmp_path / "cache"
     code = (
-        "from pathlib import Path; from harness.build import index; "
+        "from pathlib import Path; from harness.provision import index; "
         f"print(index.project('gunicorn', Path({str(cache)!r}), {local.url!r}).versions)"
     )
     assert _in_new_process(code).stdout == "[]\n"
@@ -187,7 +187,7 @@ def test_a_wrong_sha256_in_a_cached_page_keeps_the_good_file_and_heals(dist_file
     root = lay_out(tmp_path / "idx", {"gunicorn": dist_files["gunicorn"]}, wrong_sha=WHEEL)
     local = serve(root)
     code = (
-        "from pathlib import Path; from harness.build import index; "
+        "from pathlib import Path; from harness.provision import index; "
         f"p = index.project('gunicorn', Path({str(cache)!r}), {local.url!r}); "
         f"print(index.download(p.releases['19.6.0'][0], Path({str(dest)!r})).name)"
     )

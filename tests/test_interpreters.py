@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.interpreters import Interpreter, InterpreterError, discover, order, select
+from harness.provision.interpreters import Interpreter, InterpreterError, discover, order, select
 
 pytestmark = pytest.mark.local
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.run import Bisect, check, range_run

@@ -14,11 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.build import environments, gunicorn_deps, index, layers, wheels
-from harness.build.environments import EnvNeeds
-from harness.build.interpreters import Interpreter, discover
-from harness.build.wheels import ArtifactError
+from harness.host import fsutil
 from harness.model.errors import HarnessError
+from harness.provision import environments, index, layers, wheels
+from harness.provision.environments import EnvNeeds
+from harness.provision.interpreters import Interpreter, discover
+from harness.provision.wheels import ArtifactError
 
 pytestmark = pytest.mark.pure
 
@@ -123,18 +124,18 @@ def test_the_digest_sees_every_file_but_bytecode(tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "mod.py").write_text("x = 1\n")
     (tmp_path / "pkg" / "native.so").write_bytes(b"\x7fELF")
-    first = layers.tree_digest(tmp_path)
+    first = fsutil.tree_digest(tmp_path, layers.MANIFEST)
     (tmp_path / "pkg" / "__pycache__").mkdir()
     (tmp_path / "pkg" / "__pycache__" / "mod.cpython-312.pyc").write_bytes(b"junk")
-    assert layers.tree_digest(tmp_path) == first
+    assert fsutil.tree_digest(tmp_path, layers.MANIFEST) == first
     (tmp_path / "pkg" / "native.so").write_bytes(b"\x7fELF2")
-    assert layers.tree_digest(tmp_path) != first
+    assert fsutil.tree_digest(tmp_path, layers.MANIFEST) != first
 
 
 def test_pip_gets_the_runs_indexes_with_their_credentials_and_no_config_file(tmp_path):
     index.configure("https://user:s3cret@mirror.example/simple", ["file:///srv/wheels"])
     try:
-        env, urls = layers._pip_env(tmp_path)
+        env, urls = layers.pip_env(tmp_path)
     finally:
         index.configure(None)
     assert env["PIP_INDEX_URL"] == "https://user:s3cret@mirror.example/simple"
@@ -216,7 +217,7 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
 
     # gunicorn's own dependencies (22.0.0: packaging) are a layer of their own, once per Python
     project = index.project("gunicorn", cache_dir)
-    gunicorn_deps.dependency_layer(
+    layers.dependency_layer(
         wheels.gunicorn_release("22.0.0", cache_dir, project), interp, cache_dir
     )
     before, entries = identity(layer), builds(cache_dir)
@@ -225,8 +226,8 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from harness.build import layers;"
-            "from harness.build.interpreters import Interpreter;"
+            "import sys; from pathlib import Path; from harness.provision import layers;"
+            "from harness.provision.interpreters import Interpreter;"
             "l = layers.ensure(layers.parse(['flask']), Interpreter(*sys.argv[1:4]), Path(sys.argv[4]));"
             "print(l.built, l.path)",
             interp.path,
@@ -320,9 +321,9 @@ def test_a_requirement_on_gunicorn_never_shadows_the_targets(cache_dir):
 INTERRUPTED_IMPORT = r"""
 import os, signal, sys, threading, time
 from pathlib import Path
-from harness.host import cancel
-from harness.build import layers
-from harness.build.interpreters import Interpreter
+from harness.host import processes
+from harness.provision import layers
+from harness.provision.interpreters import Interpreter
 
 cache, marker, path, version = sys.argv[1:5]
 
@@ -347,13 +348,13 @@ def ctrl_c_at_the_import_check():
                 pass
         time.sleep(0.01)
 
-with cancel.signals_as_flags(lambda: None):
+with processes.signals_as_flags(lambda: None):
     if os.path.exists(marker):
         threading.Thread(target=ctrl_c_at_the_import_check, daemon=True).start()
     try:
         layer = layers.ensure(layers.parse(["slowimp"]), Interpreter(path, version, "pyenv"), Path(cache))
         print("layer", layer.versions)
-    except cancel.Cancelled:
+    except processes.Cancelled:
         print("cancelled")
     except layers.LayerError as exc:
         print("refused", exc)
@@ -386,7 +387,7 @@ def test_an_interrupt_during_the_import_check_is_not_a_refusal(tmp_path, cache_d
     assert run() == "cancelled"
     assert not list((cache / "layers").glob("refused/*.json"))
     # what older runs wrote on an interrupt is not taken for a refusal either
-    _, urls = layers._pip_env(cache)
+    _, urls = layers.pip_env(cache)
     name = f"py{interp.version}-{layers._key(layers.parse(['slowimp']), interp, urls)}"
     poisoned = {"reason": f"slowimp 1.0 does not import on Python {interp.version}: "
                 "KeyboardInterrupt"}  # fmt: skip

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.host import procfs
-from harness.host.load import Load
+from harness.host import processes
 from harness.host.rawhttp import RawConnection, exchange, request
 from harness.host.wrk import Wrk, url_for
+from tests.load import Load
 from tests.local_http import free_address
 
 pytestmark = pytest.mark.real
@@ -89,13 +89,13 @@ def wait_for(check, seconds: float = 20.0):
 
 def test_procfs_sees_the_workers_and_their_replacement(server) -> None:
     arbiter, _ = server
-    first = wait_for(lambda: (s := procfs.snapshot(arbiter)) and len(s.children) == 2 and s)
+    first = wait_for(lambda: (s := processes.snapshot(arbiter)) and len(s.children) == 2 and s)
     assert first and first.fds.sockets >= 1 and first.threads >= 1 and first.zombies == ()
     killed = first.children[0]
     os.kill(killed, signal.SIGKILL)
     again = wait_for(
         lambda: (
-            (s := procfs.snapshot(arbiter))
+            (s := processes.snapshot(arbiter))
             and len(s.children) == 2
             and killed not in s.children
             and s

@@ -1,4 +1,4 @@
-"""harness.host.load against a real HTTP/1.1 server that misbehaves during the action."""
+"""tests/load.py (the Load helper) against a real HTTP/1.1 server that misbehaves during the action."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness.host.load import Load
+from tests.load import Load
 from tests.local_http import free_address, serve
 
 pytestmark = pytest.mark.local

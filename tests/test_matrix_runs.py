@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.build import interpreters
+from harness.provision import interpreters
 from tests.conftest import run_cli, run_json
 
 pytestmark = pytest.mark.real

@@ -138,8 +138,8 @@ def test_during_a_run_fd_1_is_stderr_and_the_report_keeps_stdout(tmp_path: Path)
     report and ``--output /dev/stdout`` reach the real stdout."""
     code = (
         "import subprocess\nfrom pathlib import Path\n"
-        "from harness.host import report_fd\nfrom harness.host.output import write_output\n"
-        "with report_fd.own_stdout() as out:\n"
+        "from harness.host.output import own_stdout, write_output\n"
+        "with own_stdout() as out:\n"
         "    subprocess.run(['echo', 'noise'])\n"
         "    print('report', file=out)\n"
         "    out.flush()\n"

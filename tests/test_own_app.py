@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import gunicorn_deps, layers
-from harness.build.interpreters import discover
-from harness.build.pyproject import project_dependencies
-from harness.build.wheels import Artifact, tree_wheel
+from harness.provision import layers
+from harness.provision.interpreters import discover
+from harness.provision.wheels import Artifact, project_dependencies, tree_wheel
 from harness.request import UsageError, parse
 from harness.scenarios import registry as command
 from tests.conftest import ROOT, run_cli, run_json
@@ -102,7 +101,7 @@ def test_only_the_non_extra_requirements_but_setuptools_are_installed(tmp_path: 
             'eventlet>=0.24.1; extra == "eventlet"',
         ],
     )
-    assert gunicorn_deps.dependencies(artifact) == (
+    assert layers.gunicorn_dependencies(artifact) == (
         "packaging",
         'importlib-metadata; python_version < "3.8"',
     )
@@ -110,8 +109,8 @@ def test_only_the_non_extra_requirements_but_setuptools_are_installed(tmp_path: 
 
 def test_19x_needs_nothing_more(tmp_path: Path) -> None:
     artifact = _wheel(tmp_path, ['gevent>=0.13; extra == "gevent"'])
-    assert gunicorn_deps.dependencies(artifact) == ()
-    assert gunicorn_deps.dependency_layer(artifact, None, tmp_path) is None  # type: ignore[arg-type]
+    assert layers.gunicorn_dependencies(artifact) == ()
+    assert layers.dependency_layer(artifact, None, tmp_path) is None  # type: ignore[arg-type]
 
 
 # -- pip inside --run ------------------------------------------------------------------------
@@ -273,7 +272,7 @@ def test_a_commit_wheel_requires_what_its_pyproject_does(tmp_path: Path) -> None
     )
     wheel = tree_wheel(tmp_path, tmp_path / "out")
     artifact = Artifact("abc", "22.0.0", wheel, "digest", sha="abc")
-    assert gunicorn_deps.dependencies(artifact) == (
+    assert layers.gunicorn_dependencies(artifact) == (
         'importlib_metadata; python_version<"3.8"',
         "packaging",
     )

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.host.cancel import Cancel
 from harness.host.git import SourceError
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.budget import Budget
 from harness.jobs.run import Bisect, range_run
@@ -218,7 +218,7 @@ def test_gunicorn_commits_name_the_eventlet_fix(cache_dir: Path) -> None:
 
 def _sdist_tree(version: str, cache: Path, dest: Path) -> Path:
     """eventlet's sdist of ``version`` from the index (sha256-verified), unpacked."""
-    from harness.build import index
+    from harness.provision import index
 
     files = index.project("eventlet", cache).releases[version]
     sdist = next(f for f in files if f.packagetype == "sdist")

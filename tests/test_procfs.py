@@ -1,4 +1,4 @@
-"""harness.host.procfs on a real process that opens, spawns and forks on command."""
+"""harness.host.processes' /proc readers on a real process that opens, spawns and forks on command."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.host.procfs import ProcessGone, children, fds, snapshot
+from harness.host.processes import ProcessGone, children, fds, snapshot
 
 pytestmark = pytest.mark.local
 

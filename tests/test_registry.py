@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import layers
+from harness.provision import layers
 from harness.scenarios import registry
 from harness.scenarios.base import Options, ScenarioError
 from harness.scenarios.case import load

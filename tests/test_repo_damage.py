@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.host.clone import SourceError
-from harness.host.git import DamagedRepo, Repo
+from harness.host.git import DamagedRepo, Repo, SourceError
 from harness.model.errors import HarnessError
 
 pytestmark = pytest.mark.local

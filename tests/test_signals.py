@@ -1,6 +1,6 @@
 """Signals only mark the run cancelled; the process always ends within a few seconds.
 
-Each case runs a small program under ``cancel.signals_as_flags`` in its own process
+Each case runs a small program under ``processes.signals_as_flags`` in its own process
 (the handlers and the watchdog are process-wide) and signals it as a terminal does.
 """
 
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from harness.host import cancel, processes
+from harness.host import processes
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.local
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.local
 # only learns of the signal through the Cancel.
 BUDGET_PROGRAM = """
 import sys, threading, time
-from harness.host import cancel
+from harness.host import processes
 from harness.jobs.budget import Budget
 
 stuck = threading.Event()
@@ -39,14 +39,14 @@ def work(i):
 def last_words():
     sys.stderr.write("forced\\n")
 
-with cancel.signals_as_flags(last_words):
-    c = cancel.Cancel()
+with processes.signals_as_flags(last_words):
+    c = processes.Cancel()
     b = Budget(2, c)
     print("ready", flush=True)
     try:
         for _ in b.unordered(work, range(50)):
             pass
-    except cancel.Cancelled:
+    except processes.Cancelled:
         print("cancelled", flush=True)
         b.abandon()
 """
@@ -54,9 +54,9 @@ with cancel.signals_as_flags(last_words):
 # A main thread stuck where no Cancel is ever checked (a lock nobody releases).
 STUCK_PROGRAM = """
 import sys, threading
-from harness.host import cancel
+from harness.host import processes
 
-with cancel.signals_as_flags(lambda: sys.stderr.write("forced\\n")):
+with processes.signals_as_flags(lambda: sys.stderr.write("forced\\n")):
     print("ready", flush=True)
     lock = threading.Lock()
     lock.acquire()
@@ -84,13 +84,13 @@ def test_a_signal_cancels_the_budget_from_its_loop_and_the_process_ends(sig) -> 
     time.sleep(0.3)
     started = time.monotonic()
     os.killpg(proc.pid, sig)
-    out, err = proc.communicate(timeout=cancel.GRACE + 5)
+    out, err = proc.communicate(timeout=processes.GRACE + 5)
     took = time.monotonic() - started
     assert "cancelled" in out  # raised in the main loop, not inside a lock
     assert "Traceback" not in err
     # the stuck pool thread would hold the interpreter's exit for ever: the watchdog ends it
     assert (proc.returncode, "forced") == (130, err.strip())
-    assert took < cancel.GRACE + 2
+    assert took < processes.GRACE + 2
 
 
 def test_a_second_signal_ends_the_process_at_once() -> None:
@@ -99,42 +99,42 @@ def test_a_second_signal_ends_the_process_at_once() -> None:
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=cancel.GRACE + 5)
+    _, err = proc.communicate(timeout=processes.GRACE + 5)
     assert proc.returncode == 130 and "forced" in err and "Traceback" not in err
-    assert time.monotonic() - started < cancel.GRACE - 1
+    assert time.monotonic() - started < processes.GRACE - 1
 
 
 def test_a_main_thread_that_never_looks_is_ended_after_the_grace() -> None:
     proc = _start(STUCK_PROGRAM)
     started = time.monotonic()
     os.killpg(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=cancel.GRACE + 5)
+    _, err = proc.communicate(timeout=processes.GRACE + 5)
     assert proc.returncode == 130 and "forced" in err
-    assert cancel.GRACE - 0.5 < time.monotonic() - started < cancel.GRACE + 2
+    assert processes.GRACE - 0.5 < time.monotonic() - started < processes.GRACE + 2
 
 
 def test_without_a_signal_the_handlers_are_put_back() -> None:
-    before = {s: signal.getsignal(s) for s in cancel.STOP_SIGNALS}
-    with cancel.signals_as_flags(lambda: None):
+    before = {s: signal.getsignal(s) for s in processes.STOP_SIGNALS}
+    with processes.signals_as_flags(lambda: None):
         assert signal.getsignal(signal.SIGINT) is not before[signal.SIGINT]
-    assert {s: signal.getsignal(s) for s in cancel.STOP_SIGNALS} == before
+    assert {s: signal.getsignal(s) for s in processes.STOP_SIGNALS} == before
 
 
 # A probe (30 s) while the run is interrupted after 0.5 s.
 PROBE_PROGRAM = """
 import os, signal, sys, threading, time
-from harness.host import cancel, processes
+from harness.host import processes
 
 code = "import os, time; print(os.getpid(), flush=True); time.sleep(30)"
-with cancel.signals_as_flags(lambda: None):
+with processes.signals_as_flags(lambda: None):
     print("ready", flush=True)
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
     started = time.monotonic()
     try:
         processes.run_to_end([sys.executable, "-c", code], timeout=30)
-    except cancel.Cancelled:
+    except processes.Cancelled:
         print("cancelled after %.1f" % (time.monotonic() - started), flush=True)
-    print("fresh session cancelled:", cancel.Cancel().is_set(), flush=True)
+    print("fresh session cancelled:", processes.Cancel().is_set(), flush=True)
     os._exit(0)
 """
 

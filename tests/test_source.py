@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import wheels
-from harness.host.clone import is_remote_spec
-from harness.host.git import Repo, SourceError
+from harness.host.git import Repo, SourceError, is_remote_spec
 from harness.model.results import CommitInfo, github_commit_url, parse_refs
+from harness.provision import wheels
 from tests.conftest import git
 from tests.history import History
 

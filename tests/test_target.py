@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.environments import EnvNeeds
-from harness.build.interpreters import Interpreter
-from harness.build.wheels import Artifact, ArtifactError
 from harness.host.git import SourceError
 from harness.jobs.setup import Runner
 from harness.jobs.target import (
@@ -24,6 +21,9 @@ from harness.jobs.target import (
     maker,
 )
 from harness.model.verdict import Verdict
+from harness.provision.environments import EnvNeeds
+from harness.provision.interpreters import Interpreter
+from harness.provision.wheels import Artifact, ArtifactError
 
 pytestmark = pytest.mark.pure
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from packaging.requirements import Requirement
 
-from harness.build.index import DistFile
-from harness.build.interpreters import Interpreter
-from harness.build.wheels import _compatible_file, interpreter_tags
-from harness.build.worker_libs import marker_environment, pin_for
+from harness.provision.index import DistFile
+from harness.provision.interpreters import Interpreter
+from harness.provision.wheels import _compatible_file, interpreter_tags
+from harness.provision.worker_libs import marker_environment, pin_for
 
 pytestmark = pytest.mark.pure
 

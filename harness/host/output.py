@@ -1,4 +1,5 @@
-"""``--output FILE``: checked before the run, written safely after it.
+"""Where the report goes: fd 1 held aside during a run (below), and ``--output FILE``,
+checked before the run and written safely after it.
 
 A regular file is replaced atomically (a reader never sees half a report) and keeps its
 mode; anything else -- a device (``/dev/stdout``), a pipe, a symlink -- is written
@@ -11,10 +12,13 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
-from harness.host import report_fd
 from harness.model.errors import HarnessError
 
 
@@ -49,10 +53,58 @@ def check_output(path: Path) -> None:
     if not parent.is_dir():
         raise OutputError(f"{where}: no such directory {parent}")
     try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.probe-"):
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.writable-"):
             pass
     except OSError as exc:
         raise OutputError(f"{where}: not writable ({exc.strerror or exc})") from None
+
+
+# -- The report's own descriptor: while a run goes on, fd 1 is a copy of stderr.
+#
+# A program a check starts (``subprocess.run(["echo", ...])``) inherits fd 1, not Python's
+# ``sys.stdout``: redirecting ``sys.stdout`` alone let its output into ``--format json``.
+# The report is written to a private duplicate of the original fd 1; ``--output
+# /dev/stdout`` means that one too.
+
+_report_fd = 1
+
+
+def stdout_fd() -> int:
+    """The descriptor that is the user's stdout (fd 1, unless a run holds it aside)."""
+    return _report_fd
+
+
+@contextmanager
+def own_stdout() -> Iterator[TextIO]:
+    """fd 1 pointed at stderr for the run's duration; the report's stream on the original.
+    In-process callers whose ``sys.stdout`` is not fd 1 (a test's capture) keep theirs."""
+    global _report_fd
+    if sys.stdout is not sys.__stdout__ or sys.stdout is None:
+        yield sys.stdout
+        return
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:
+        yield sys.stdout
+        return
+    _report_fd = saved
+    stream = os.fdopen(os.dup(saved), "w", encoding=sys.stdout.encoding, errors=sys.stdout.errors)
+    try:
+        yield stream
+    finally:
+        try:
+            stream.flush()
+        except OSError:
+            pass
+        _report_fd = 1
+        try:
+            stream.close()
+        except OSError:
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 _FD_ALIAS = re.compile(
@@ -69,7 +121,7 @@ def _inherited_fd(path: Path) -> int | None:
         return None
     fd = {"stdout": 1, "stderr": 2}[m["std"]] if m["std"] else int(m["fd"] or m["pfd"])
     if fd == 1:
-        fd = report_fd.stdout_fd()  # the user's stdout, held aside during a run
+        fd = stdout_fd()  # the user's stdout, held aside during a run
     try:
         os.fstat(fd)
     except OSError:

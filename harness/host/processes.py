@@ -1,4 +1,6 @@
-"""Process hygiene: every process a run starts (server, proxy, --run) dies with its run.
+"""Process hygiene: every process a run starts (server, proxy, --run) dies with its run,
+and a run ends on SIGINT/SIGTERM through a ``Cancel`` passed down; what /proc says of a
+process (its fds, threads, children) is read here too, for teardown and for scenarios.
 
 One launcher (``launch``) for all of them: its own session (so its process group holds
 the arbiter and all its workers), a unique run token in its environment, the harness's
@@ -20,6 +22,7 @@ arbiter that itself exited before teardown (init inherits it).
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -28,10 +31,13 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.host import cancel, fsutil, procfs
+from harness.host import fsutil
 
 #: The environment variable that marks every process a run starts (server, proxy, --run).
 RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
@@ -207,7 +213,7 @@ def _tell_reaper(token: str, pid: int | None = None) -> None:
             cwd="/",
         )
     assert _reaper.stdin is not None
-    start = procfs.start_time(pid) if pid else None
+    start = start_time(pid) if pid else None
     _reaper.stdin.write(f"{token} {pid} {start}\n".encode() if start else f"{token}\n".encode())
     _reaper.stdin.flush()
 
@@ -253,7 +259,7 @@ def _stop_tree(root: int) -> list[int]:
     tree: list[int] = []
     _signal(root, signal.SIGSTOP)
     for _ in range(20):
-        new = [p for p in procfs.descendants(root) if p not in tree]
+        new = [p for p in descendants(root) if p not in tree]
         if not new:
             break
         for pid in new:
@@ -295,13 +301,13 @@ def terminate_all() -> None:
         terminate(proc, token)
 
 
-#: What a probe's output may bring back (each of stdout, stderr): its answer is a line.
+#: What a program run to its end may bring back (each of stdout, stderr): its answer is a line.
 OUTPUT_CAP = 1 << 20
 
 
 class Undecided(Exception):
     """A program run to learn a fact ended without its answer (a timeout, a signal, no
-    start): nothing about what it probed may be remembered from it."""
+    start): nothing it was run to learn may be remembered from it."""
 
 
 @dataclass(frozen=True)
@@ -327,7 +333,7 @@ def _wait_or_stop(proc: subprocess.Popen, deadline: float, before: int) -> str:
         except subprocess.TimeoutExpired:
             pass
         why = ""
-        if cancel.received() != before:
+        if received() != before:
             why = "interrupted"
         elif time.monotonic() > deadline:
             why = "timeout"
@@ -347,11 +353,11 @@ def run_to_end(
     timeout: float,
     env: dict[str, str] | None = None,
     cwd: str | Path = "/",
-    what: str = "probe",
+    what: str = "the program",
     cap: int = OUTPUT_CAP,
 ) -> Finished:
     """Run ``argv`` (an interpreter, import or boot probe, pip) to its own end: the one
-    way every probe runs, so that only a completed answer is ever cached.
+    way every such program runs, so that only a completed answer is ever cached.
 
     It runs in its own session (a Ctrl-C to the harness's group does not reach it: the
     harness decides) with a run token, dying with the harness; its output goes to files,
@@ -359,8 +365,8 @@ def run_to_end(
     Raises ``Cancelled`` when the run was interrupted meanwhile (the program killed),
     ``Undecided`` when it timed out, was killed by a signal or did not start.
     """
-    before = cancel.received()
-    token = f"probe-{uuid.uuid4().hex}"
+    before = received()
+    token = f"run-to-end-{uuid.uuid4().hex}"
     env = dict(os.environ if env is None else env)
     env[RUN_TOKEN_ENV] = token
     program = os.path.abspath(argv[0]) if os.sep in argv[0] else argv[0]
@@ -387,10 +393,313 @@ def run_to_end(
                 pass
             with _lock:
                 _live.pop(proc.pid, None)
-        if why == "interrupted" or cancel.received() != before:
-            raise cancel.Cancelled
+        if why == "interrupted" or received() != before:
+            raise Cancelled
         if why == "timeout":
             raise Undecided(f"{what} did not finish within {timeout:g} s")
         if proc.returncode < 0:
             raise Undecided(f"{what} was killed by {signal_name(-proc.returncode)}")
         return Finished(proc.returncode, _read_capped(out, cap), _read_capped(err, cap))
+
+
+# -- A process's resources read from /proc: open fds by kind, threads, children, zombies.
+#
+# Why: leaks are a class of regression of their own (#3648: the arbiter's fds go
+# 12 -> 36 and its threads 2 -> 8 over 5 SIGHUPs), and a scenario that can only send
+# requests cannot see them.  Each read returns a frozen snapshot that a pure ``decide``
+# compares (before and after an action); nothing here judges.  Linux only.
+
+PROC = Path("/proc")
+
+
+class ProcessGone(ProcessLookupError):
+    """The process exited (or was reaped) while we read it: an observation, not a bug."""
+
+
+@dataclass(frozen=True)
+class Fds:
+    """Open file descriptors by kind, as /proc/PID/fd's links name them."""
+
+    sockets: int = 0  # socket:[inode]
+    pipes: int = 0  # pipe:[inode]
+    files: int = 0  # a path: regular files, devices, directories
+    other: int = 0  # anon_inode:[eventpoll], [eventfd], ...
+
+    @property
+    def total(self) -> int:
+        return self.sockets + self.pipes + self.files + self.other
+
+    def as_json(self) -> dict:
+        return {
+            "total": self.total,
+            "sockets": self.sockets,
+            "pipes": self.pipes,
+            "files": self.files,
+            "other": self.other,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One process at one moment: what a leak or a lost worker shows up in."""
+
+    pid: int
+    state: str  # R, S, Z, ... (/proc/PID/stat)
+    fds: Fds
+    threads: int
+    children: tuple[int, ...]
+    zombies: tuple[int, ...]  # children in state Z: exited, not yet reaped
+
+    def as_json(self) -> dict:
+        return {
+            "pid": self.pid,
+            "state": self.state,
+            "fds": self.fds.as_json(),
+            "threads": self.threads,
+            "children": list(self.children),
+            "zombies": list(self.zombies),
+        }
+
+
+def _stat(pid: int) -> tuple[str, int]:
+    """(state, parent pid) from /proc/PID/stat; the command name may hold spaces or ')'."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except (FileNotFoundError, ProcessLookupError) as exc:
+        raise ProcessGone(pid) from exc
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def start_time(pid: int) -> str | None:
+    """``pid``'s start time (clock ticks since boot, field 22 of its stat), which tells it
+    from a later process given the same pid; None if it is gone."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+        return text[text.rindex(")") + 2 :].split()[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def state(pid: int) -> str:
+    """R, S, Z, ... of ``pid``; raises ``ProcessGone`` if it is not there."""
+    return _stat(pid)[0]
+
+
+def _kind(link: str) -> str:
+    if link.startswith("socket:"):
+        return "sockets"
+    if link.startswith("pipe:"):
+        return "pipes"
+    if link.startswith("/"):
+        return "files"
+    return "other"
+
+
+def fds(pid: int) -> Fds:
+    """Count ``pid``'s open fds by kind (an fd closed while we read it is skipped)."""
+    where = PROC / str(pid) / "fd"
+    try:
+        names = os.listdir(where)
+    except (FileNotFoundError, ProcessLookupError) as exc:
+        raise ProcessGone(pid) from exc
+    counts = {"sockets": 0, "pipes": 0, "files": 0, "other": 0}
+    for name in names:
+        try:
+            counts[_kind(os.readlink(where / name))] += 1
+        except FileNotFoundError:
+            continue
+    return Fds(**counts)
+
+
+def threads(pid: int) -> int:
+    try:
+        return len(os.listdir(PROC / str(pid) / "task"))
+    except (FileNotFoundError, ProcessLookupError) as exc:
+        raise ProcessGone(pid) from exc
+
+
+def children(pid: int) -> tuple[int, ...]:
+    """``pid``'s direct children, from every process's parent pid (no kernel option needed)."""
+    found = []
+    for entry in PROC.glob("[0-9]*"):
+        try:
+            if _stat(int(entry.name))[1] == pid:
+                found.append(int(entry.name))
+        except (ProcessGone, ValueError, OSError):
+            continue
+    return tuple(sorted(found))
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid``'s children, theirs and so on, as the parent pids in /proc say right now."""
+    kids: dict[int, list[int]] = {}
+    for entry in PROC.glob("[0-9]*"):
+        try:
+            kids.setdefault(_stat(int(entry.name))[1], []).append(int(entry.name))
+        except (ProcessGone, ValueError, OSError):
+            continue
+    found, todo = [], [pid]
+    while todo:
+        for kid in kids.get(todo.pop(), ()):
+            if kid not in found and kid != pid:
+                found.append(kid)
+                todo.append(kid)
+    return found
+
+
+def snapshot(pid: int) -> Snapshot:
+    """Everything above for ``pid``; raises ``ProcessGone`` if it is not there."""
+    state, _ = _stat(pid)
+    kids = children(pid)
+    zombies = []
+    for kid in kids:
+        try:
+            if _stat(kid)[0] == "Z":
+                zombies.append(kid)
+        except ProcessGone:
+            continue
+    return Snapshot(pid, state, fds(pid), threads(pid), kids, tuple(zombies))
+
+
+# -- Cancellation passed down from the job to every wait, instead of a process-wide flag.
+#
+# One ``Cancel`` per session: Ctrl-C/SIGTERM sets it, every scenario's polling loop
+# checks it, and a library caller (bench/soak.py) can start a new session with a fresh
+# one after an interrupt.
+#
+# Signals never raise: under :func:`signals_as_flags` the handler only counts the signal
+# (and the interpreter writes a byte to a wakeup pipe).  A watchdog thread reads that
+# pipe, sets every live ``Cancel`` (the job's waits then raise ``Cancelled`` at a point of
+# their choosing, holding no lock), and ends the process itself if it is still alive
+# ``GRACE`` seconds later or at a second signal, whatever its threads hold.  An exception
+# raised from a handler lands anywhere, inside ``concurrent.futures``' own locks
+# included: a KeyboardInterrupt there left the harness hung in futex waits for good.
+
+#: How long after the first SIGINT/SIGTERM the process may still live (the table so far
+#: printed, every server torn down) before the watchdog ends it.
+GRACE = 5.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised where a cancelled run stops; a KeyboardInterrupt so the CLI's one
+    interrupt path (report what was established, exit 130) handles both."""
+
+
+_live_cancels: weakref.WeakSet[Cancel] = weakref.WeakSet()
+_cancels_lock = threading.Lock()
+_received = 0  # SIGINT/SIGTERM seen by this process (written by the handler only)
+_watched = 0  # the same, as the watchdog counts them (it wakes at once, in any thread)
+_interrupted = False  # the watchdog saw one: a session opened from now on starts cancelled
+
+
+class Cancel:
+    """A settable, waitable flag with a ``check`` that raises ``Cancelled``."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        if _interrupted:
+            self._event.set()
+        with _cancels_lock:
+            _live_cancels.add(self)
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True if cancelled meanwhile."""
+        return self._event.wait(seconds)
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled
+
+
+def received() -> int:
+    """How many SIGINT/SIGTERM this process has received so far (run_to_end compares the
+    count before and after: an answer given while the run was interrupted is no answer)."""
+    return max(_received, _watched)  # the handler runs late in a busy main thread
+
+
+def _count(signum, frame) -> None:  # the whole handler: no exception, no lock
+    global _received
+    _received += 1
+
+
+def _cancel_every_session() -> None:
+    global _interrupted
+    _interrupted = True
+    with _cancels_lock:
+        live = list(_live_cancels)
+    for c in live:
+        c.set()
+
+
+def _watch(read_fd: int, on_force_exit: Callable[[], None]) -> None:
+    """The watchdog: first byte -> cancel every session; then GRACE s or a second signal
+    -> ``on_force_exit()`` and ``os._exit(130)``.  EOF (disarmed) ends it quietly."""
+    global _watched
+    seen = 0
+    while True:
+        timeout = None if seen == 0 else GRACE
+        ready, _, _ = select.select([read_fd], [], [], timeout)
+        if ready:
+            try:
+                data = os.read(read_fd, 64)
+            except OSError:
+                return
+            if not data:
+                return  # disarmed: the run ended before any signal
+            ours = sum(1 for b in data if b in STOP_SIGNALS)  # the byte is the signal number
+            if not ours:
+                continue
+            seen += ours
+            _watched += ours
+            if seen == ours:  # the first: cancel, then give the run GRACE s to end itself
+                _cancel_every_session()
+                if seen == 1:
+                    continue
+        last = threading.Thread(target=on_force_exit, daemon=True)  # bounded, like the rest
+        last.start()
+        last.join(GRACE / 2)
+        os._exit(130)
+
+
+@contextmanager
+def signals_as_flags(on_force_exit: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM only mark the run cancelled (see the module's docstring).
+
+    A no-op outside the main thread (tests calling the CLI from a thread).  Once a
+    signal has arrived, the watchdog stays armed past the block: the interpreter's own
+    exit (joining the pool's threads) is bounded by it too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    global _interrupted
+    _interrupted = False
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    before = received()
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    for s in STOP_SIGNALS:
+        signal.signal(s, _count)
+    watchdog = threading.Thread(
+        target=_watch, args=(read_fd, on_force_exit), name="signal-watchdog", daemon=True
+    )
+    watchdog.start()
+    try:
+        yield
+    finally:
+        if received() == before:  # no signal: put everything back as it was
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            signal.set_wakeup_fd(old_wakeup)
+            os.close(write_fd)  # the watchdog reads EOF and ends
+            watchdog.join(1)
+            os.close(read_fd)

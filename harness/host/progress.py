@@ -36,9 +36,6 @@ class Progress:
     def advance(self, n: int = 1) -> None:
         """``n`` items done."""
 
-    def set_total(self, total: int) -> None:
-        """A better estimate of the stretch's size (a bisection learns as it goes)."""
-
     def close(self) -> None:
         """Clear the bar, if any, before the report prints."""
 
@@ -86,12 +83,6 @@ class BarProgress(Progress):
         with self._lock:
             if self._bar is not None:
                 self._bar.update(n)
-
-    def set_total(self, total: int) -> None:
-        with self._lock:
-            if self._bar is not None:
-                self._bar.total = total
-                self._bar.refresh()
 
     def close(self) -> None:
         with self._lock:
@@ -148,10 +139,6 @@ class Heartbeat(Progress):
             self._done += n
             self._total = max(self._total, self._done)
 
-    def set_total(self, total: int) -> None:
-        with self._lock:
-            self._total = max(total, self._done)
-
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -190,9 +177,6 @@ class SharedBar(Progress):
 
     def advance(self, n: int = 1) -> None:
         self.inner.advance(n)
-
-    def set_total(self, total: int) -> None:
-        """The parts' own estimates would fight over one bar: the owner's stands."""
 
     def close(self) -> None:
         self.inner.close()

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -16,19 +16,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.build import environments, index, interpreters
-from harness.build.environments import EnvNeeds
-from harness.build.interpreters import Interpreter, order
-from harness.build.wheels import Artifact, ArtifactError
 from harness.host import compat
-from harness.host.cancel import Cancel
 from harness.host.git import Repo
+from harness.host.processes import Cancel
 from harness.host.progress import Progress
 from harness.jobs.target import BuildFailed, Maker, Target, maker
 from harness.model.errors import HarnessError
 from harness.model.results import COMPAT_NOTE, UNVERIFIED_NOTE, Row, Step
 from harness.model.table import Deployment, Report, Table, deployment_label
 from harness.model.verdict import Decision, Verdict, combine, printable
+from harness.provision import environments, index, interpreters
+from harness.provision.environments import EnvNeeds
+from harness.provision.interpreters import Interpreter, order
+from harness.provision.wheels import Artifact, ArtifactError
 from harness.scenarios.base import DEFAULT as DEFAULT_SCENARIO
 from harness.scenarios.base import RunContext, Scenario
 

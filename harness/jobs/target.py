@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 from packaging.utils import canonicalize_name
 
-from harness.build import commit_wheels, index, layers, wheels
-from harness.build.environments import EnvNeeds
-from harness.build.interpreters import Interpreter, how_to_get
-from harness.build.wheels import Artifact, ArtifactError
 from harness.host.git import Repo, SourceError
 from harness.model import targets
+from harness.provision import commit_wheels, index, layers, wheels
+from harness.provision.environments import EnvNeeds
+from harness.provision.interpreters import Interpreter, how_to_get
+from harness.provision.wheels import Artifact, ArtifactError
 
 GUNICORN = "gunicorn"
 # Only a hint for the message when nothing fits; the choice itself is made by evidence.

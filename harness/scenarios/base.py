@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.build import layers
-from harness.build.environments import EnvNeeds
-from harness.build.interpreters import Interpreter
-from harness.build.layers import RequirementSet
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.model.errors import HarnessError
 from harness.model.verdict import Axis, Decision, primary_axis
+from harness.provision import layers
+from harness.provision.environments import EnvNeeds
+from harness.provision.interpreters import Interpreter
+from harness.provision.layers import RequirementSet
 
 #: The scenario a run uses when none is named (its header line omits the name).
 DEFAULT = "socket-loss"

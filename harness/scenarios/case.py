@@ -46,11 +46,11 @@ from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from harness.build import index, wheels
-from harness.build.environments import Extra
-from harness.build.index import sha256_of
-from harness.build.interpreters import Interpreter
 from harness.host import processes
+from harness.provision import index, wheels
+from harness.provision.environments import Extra
+from harness.provision.index import sha256_of
+from harness.provision.interpreters import Interpreter
 from harness.scenarios.base import ScenarioError
 from harness.scenarios.server import PLAIN_APP
 

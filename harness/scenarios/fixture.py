@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.host import procfs, rawhttp
-from harness.host.cancel import Cancel
+from harness.host import processes, rawhttp
+from harness.host.processes import Cancel
 from harness.scenarios.base import Options
 from harness.scenarios.gunicorn_log import Log
 from harness.scenarios.server import Healthy, Server
@@ -322,10 +322,10 @@ class ServerFixture:
 def children(pid: int) -> dict[int, str]:
     """The process's children and their states ('Z' is a zombie nobody reaped yet)."""
     out = {}
-    for kid in procfs.children(pid):
+    for kid in processes.children(pid):
         try:
-            out[kid] = procfs.state(kid)
-        except procfs.ProcessGone:
+            out[kid] = processes.state(kid)
+        except processes.ProcessGone:
             continue
     return out
 
@@ -356,8 +356,8 @@ class Counts:
 def counts(pid: int) -> Counts | None:
     """Open fds, threads, live children and zombie children of ``pid``; None when it is gone."""
     try:
-        snap = procfs.snapshot(pid)
-    except (procfs.ProcessGone, OSError):
+        snap = processes.snapshot(pid)
+    except (processes.ProcessGone, OSError):
         return None
     zombies = len(snap.zombies)
     return Counts(snap.fds.total, snap.threads, len(snap.children) - zombies, zombies)

@@ -24,13 +24,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.build import layers, worker_libs
-from harness.build.interpreters import Interpreter
-from harness.build.layers import RequirementSet
-from harness.build.wheels import ArtifactError
-from harness.host.cancel import Cancel, Cancelled
+from harness.host.processes import Cancel, Cancelled
 from harness.host.proxy import ProxyError
 from harness.model.verdict import Axis, Decision, Verdict, primary_axis
+from harness.provision import layers, worker_libs
+from harness.provision.interpreters import Interpreter
+from harness.provision.layers import RequirementSet
+from harness.provision.wheels import ArtifactError
 from harness.scenarios import fixture as contain  # install, adopt, stop: bounds on observe()
 from harness.scenarios.base import (
     About,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.host.cancel import Cancel
+from harness.host.processes import Cancel
 from harness.host.proxy import status_counts
 from harness.host.wrk import Wrk, WrkError, url_for
 from harness.model.verdict import last_line, plural

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import harness.catalogue
-from harness.build.index import sha256_of
 from harness.host import processes
-from harness.host.cancel import Cancel
 from harness.host.compat import SHIM_MARK_ENV
+from harness.host.processes import Cancel
 from harness.model.verdict import Decision, Verdict
+from harness.provision.index import sha256_of
 from harness.scenarios import boots, keeps_serving, socket_loss
 from harness.scenarios.base import (
     DEFAULT,

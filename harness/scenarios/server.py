@@ -29,8 +29,8 @@ from typing import Any
 from urllib.parse import quote
 
 from harness.host import processes
-from harness.host.cancel import Cancel
 from harness.host.compat import SHIM_MARK_ENV
+from harness.host.processes import Cancel
 from harness.host.proxy import Proxy
 from harness.host.proxy import start as start_proxy
 from harness.model.errors import HarnessError

@@ -2,7 +2,7 @@
 a scenario's extras (built here when they ship only an sdist) and setuptools (gunicorn 19.x imports ``pkg_resources``).
 
 Everything lands in the cache once, verified, and is installed by unpacking the wheel
-(see envs.py), so no pip runs per environment.
+(see environments.py), so no pip runs per environment.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,11 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from harness.build import index
-from harness.build.interpreters import Interpreter
-from harness.build.pyproject import project_dependencies
-from harness.build.zipcheck import intact  # noqa: F401 (wheels.intact, for its callers)
 from harness.host import processes
-from harness.host.fsutil import private_dir, remove_tree, temp_dir
+from harness.host.fsutil import drop_bytecode, extract_once, private_dir, remove_tree, temp_dir
 from harness.model.errors import HarnessError
+from harness.provision import index
+from harness.provision.interpreters import Interpreter
 
 SETUPTOOLS_CAP = Version("81")  # setuptools 81+ no longer ships pkg_resources
 WHEEL_CAP = Version("0.46")  # wheel 0.46+ needs packaging, which an offline build env lacks
@@ -80,6 +79,26 @@ def dir_package_files(root: Path, package: str = "gunicorn") -> list[tuple[str, 
     return [
         (p.relative_to(root).as_posix(), p.read_bytes()) for p in base.rglob("*") if p.is_file()
     ]
+
+
+# -- Is a wheel on disk whole?  What was built here (a commit's wheel, bottle's) or listed
+# without a sha256 has nothing else to be checked against before it is reused.
+
+_INTACT: dict[tuple[str, int, int], bool] = {}
+
+
+def intact(wheel: Path) -> bool:
+    """A readable zip whose every member matches its CRC (a truncated or unreadable file
+    is not); remembered per process by the file's size and mtime."""
+    try:
+        st = wheel.stat()
+        key = (str(wheel), st.st_size, st.st_mtime_ns)
+        if key not in _INTACT:
+            with zipfile.ZipFile(wheel) as zf:
+                _INTACT[key] = zf.testzip() is None
+        return _INTACT[key]
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
 
 
 def _wheel_file(files: Iterable[index.DistFile], py: str | None = None) -> index.DistFile | None:
@@ -199,6 +218,26 @@ def make_wheel(
     finally:
         remove_tree(tmp)
     return final
+
+
+# -- What a source tree's pyproject.toml says it requires (no TOML parser: the harness
+# runs on 3.9, and gunicorn's ``[project] dependencies`` is a plain list of strings).
+
+_PROJECT_DEPS = re.compile(r"^\[project\]$.*?^dependencies\s*=\s*\[(.*?)\]", re.M | re.S)
+
+
+def project_dependencies(pyproject: Path) -> tuple[str, ...]:
+    """``[project] dependencies`` of a commit's pyproject.toml (21.0+: ``packaging``), so
+    a commit's wheel requires what its release would; () where there is none (setup.py)."""
+    try:
+        text = pyproject.read_text()
+    except OSError:
+        return ()
+    found = _PROJECT_DEPS.search(text)
+    if not found or "\n[" in found.group(0).split("[project]", 1)[1]:
+        return ()  # no such key before the next table
+    quoted = re.findall(r"'([^']*)'|\"([^\"]*)\"", found.group(1))
+    return tuple(single or double for single, double in quoted)
 
 
 _VERSION_INFO = re.compile(r"^version_info\s*=\s*\(([\d\s,]+)\)", re.M)
@@ -440,3 +479,54 @@ def build_sdist_with(
         return None
     finally:
         remove_tree(tmp)
+
+
+# -- Wheels unpacked once under the cache and shared by every environment (.pth lines):
+# complete or absent, and verified against their wheel once per process.
+
+
+class DamagedWheel(ArtifactError):
+    """A cached wheel that cannot be unpacked (removed: fetched or built again)."""
+
+
+_UNPACKED_OK: set[str] = set()  # shared copies verified by this process
+
+
+def _matches(wheel: Path, tree: Path) -> bool:
+    """Every file of ``wheel`` is in ``tree`` with its size and CRC (a truncated or
+    unreadable shared ``bottle.py`` is told from a good one before any server imports it)."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                data = (tree / info.filename).read_bytes()
+                if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+                    return False
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+    return True
+
+
+def unpacked(wheel: Path, cache_dir: Path) -> Path:
+    """A wheel unpacked once under the cache (renamed into place: complete or absent),
+    verified against the wheel once per process and unpacked again when damaged."""
+    final = cache_dir / "unpacked" / wheel.name
+    if str(final) in _UNPACKED_OK:
+        return final
+    if final.is_dir() or final.is_symlink():
+        if _matches(wheel, final):
+            drop_bytecode(final)  # an earlier run's bytecode is not the wheel's
+            _UNPACKED_OK.add(str(final))
+            return final
+        remove_tree(final)  # damaged: unpacked again below
+    try:
+        extract_once(wheel, final)
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        wheel.unlink(missing_ok=True)
+        raise DamagedWheel(
+            f"{wheel.name} in the cache is damaged ({exc}); removed: "
+            "it is fetched or built again on the next run"
+        ) from None
+    _UNPACKED_OK.add(str(final))
+    return final

@@ -18,12 +18,6 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from harness.build import wheels
-from harness.build.gunicorn_deps import dependency_layer
-from harness.build.interpreters import Interpreter
-from harness.build.layers import Layer, LayerError, tree_digest
-from harness.build.unpacked import unpacked
-from harness.build.wheels import Artifact
 from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
@@ -33,8 +27,13 @@ from harness.host.fsutil import (
     remove_tree,
     sweep_temporaries,
     temp_dir,
+    tree_digest,
 )
 from harness.model.errors import HarnessError
+from harness.provision import wheels
+from harness.provision.interpreters import Interpreter
+from harness.provision.layers import Layer, LayerError, dependency_layer
+from harness.provision.wheels import Artifact, unpacked
 
 MANIFEST = "gunicorn-bisect-env.json"
 LAYOUT = 5  # bump when the way environments are built changes

@@ -28,10 +28,10 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from harness.build import wheels
-from harness.build.environments import Extra
-from harness.build.interpreters import Interpreter
-from harness.build.wheels import ArtifactError
+from harness.provision import wheels
+from harness.provision.environments import Extra
+from harness.provision.interpreters import Interpreter
+from harness.provision.wheels import ArtifactError
 
 #: worker class -> the requirement that pins its library
 PINS: dict[str, str] = {
@@ -40,7 +40,7 @@ PINS: dict[str, str] = {
     "gevent_pywsgi": "gevent>=1.4,<22",
     "eventlet": "eventlet>=0.25,<0.30.3",
 }
-#: already in every environment (envs.py installs it for gunicorn's pkg_resources)
+#: already in every environment (environments.py installs it for gunicorn's pkg_resources)
 PROVIDED = frozenset({"setuptools"})
 
 

@@ -17,12 +17,12 @@ from typing import Optional
 from filelock import FileLock
 from packaging.utils import canonicalize_name
 
-from harness.build import layers, wheels
-from harness.build.index import sha256_of
-from harness.build.wheels import Artifact, ArtifactError
 from harness.host import processes
 from harness.host.fsutil import atomic_write_text, private_dir, remove_tree, temp_dir
 from harness.host.git import Repo
+from harness.provision import layers, wheels
+from harness.provision.index import sha256_of
+from harness.provision.wheels import Artifact, ArtifactError
 
 BUILD_RECORD = "build.json"
 

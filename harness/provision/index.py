@@ -6,7 +6,7 @@ Where to look, first match wins:
    configuration is not consulted, so one option is enough to pin the run to one index;
 2. ``GUNICORN_BISECT_INDEX`` (one simple-index URL; the harness's own override);
 3. pip's own configuration (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``, pip.conf files;
-   see pipconfig.py): its ``index-url`` (default https://pypi.org/simple) and every
+   see read_pip_config): its ``index-url`` (default https://pypi.org/simple) and every
    ``extra-index-url``, as pip would use them, because that is where the user has said their
    packages are (a private index or a mirror).
 
@@ -38,34 +38,32 @@ sent as HTTP basic auth to that host only and never printed or used in cache key
 from __future__ import annotations
 
 import base64
+import configparser
 import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
-from packaging.version import Version
-
-from harness.build import pipconfig
-from harness.build.simple_api import (
-    ACCEPT,
-    DistFile,
-    Link,
-    PageError,
-    normalize,
-    parse_html,
-    parse_json,
-    release_of,
-    safe_filename,
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
 )
+from packaging.version import InvalidVersion, Version
+
 from harness.host.fsutil import atomic_write_bytes, atomic_write_text, private_temp_file
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
@@ -79,8 +77,6 @@ USER_AGENT = "gunicorn-bisect (simple API reader)"
 #: under 200 KiB, setuptools' under 1.5 MiB, a 19.x sdist under 1 MiB).
 DOWNLOAD_CAP = 64 << 20
 PAGE_CAP = 32 << 20  # setuptools' project page is about 1 MiB
-
-__all__ = ["DistFile", "IndexUnavailable", "HashMismatch", "Project", "configure", "indexes"]
 
 
 class IndexUnavailable(HarnessError):
@@ -165,7 +161,7 @@ def indexes() -> Indexes:
             if own:
                 _from_config = _indexes_of([own], "GUNICORN_BISECT_INDEX")
             else:
-                pip = pipconfig.read()
+                pip = read_pip_config()
                 _from_config = _indexes_of([pip.index_url or PYPI, *pip.extra], pip.origin)
         return _from_config
 
@@ -263,10 +259,10 @@ def _page_of(doc: dict, stale: bool) -> _Page:
 
 
 def _page(index_url: str, name: str, cache_dir: Path) -> _Page:
-    page_url = f"{index_url}/{normalize(name)}/"
+    page_url = f"{index_url}/{canonicalize_name(name)}/"
     if urlsplit(index_url).scheme == "file":
         return _read_local(page_url)
-    path = cache_dir / "index" / _slug(index_url) / f"{normalize(name)}.json"
+    path = cache_dir / "index" / _slug(index_url) / f"{canonicalize_name(name)}.json"
     cached: dict | None = None
     if path.exists():
         try:
@@ -353,7 +349,7 @@ def project(name: str, cache_dir: Path, index_url: str | None = None) -> Project
     """``name``'s releases from the configured indexes (or only ``index_url``), read once per
     process: every environment build asks again, and within one run they cannot change."""
     urls = _indexes_of([index_url], "argument").urls if index_url else indexes().urls
-    key = (normalize(name), str(cache_dir), urls)
+    key = (canonicalize_name(name), str(cache_dir), urls)
     with _loaded_lock:
         if key not in _loaded:
             _loaded[key] = _project(name, cache_dir, urls)
@@ -447,3 +443,232 @@ def download(file: DistFile, dest_dir: Path) -> Path:
 def verified(file: DistFile) -> bool:
     """Whether a download of ``file`` is checked against a sha256 from its index."""
     return bool(file.sha256)
+
+
+# -- The simple repository API, read-only and pure: a project page -> its files.
+#
+# PEP 691 JSON (``application/vnd.pypi.simple.v1+json``) and PEP 503 HTML (anchors, with
+# ``#sha256=`` fragments, ``data-requires-python`` and PEP 592 ``data-yanked``); every URL is
+# resolved against the page it came from, because mirrors answer with relative links.
+# The version of each file comes from its name (wheel or sdist), as pip reads it.
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
+
+
+@dataclass(frozen=True)
+class DistFile:
+    filename: str
+    url: str
+    sha256: str  # "" when the index gives no sha256
+    packagetype: str  # "bdist_wheel" or "sdist"
+    requires_python: str | None
+    size: int | None = None  # bytes, when the index says (PEP 700)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One file as a project page lists it."""
+
+    filename: str
+    url: str  # absolute, without the hash fragment
+    sha256: str
+    requires_python: str | None
+    yanked: bool
+    size: int | None = None
+
+
+#: A file name we may write under the cache: one path component, the characters wheel and
+#: sdist names use.  Names come from the network; ``..%2F`` or a PEP 691 ``filename``
+#: with a ``/`` must never become a path outside the cache.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*$")
+
+
+def safe_filename(name: str) -> bool:
+    """True when ``name`` is one harmless path component (no separator, no ``..``)."""
+    return bool(_SAFE_NAME.match(name)) and ".." not in name and len(name) <= 255
+
+
+def _link(href: str, base: str, requires_python: str | None, yanked: bool) -> Link | None:
+    url = href.strip()
+    if not _ABSOLUTE.match(url):  # relative to the page (or to its <base>)
+        url = urljoin(base, url)
+    url, _, fragment = url.partition("#")
+    filename = unquote(url.partition("?")[0].rsplit("/", 1)[-1])
+    if not safe_filename(filename):
+        return None  # not a file we could name safely: no wheel or sdist of ours
+    algo, _, digest = fragment.partition("=")
+    sha256 = digest.lower() if algo.lower() == "sha256" else ""
+    return Link(filename, url, sha256, (requires_python or "").strip() or None, yanked)
+
+
+class _Anchors(HTMLParser):
+    def __init__(self, page_url: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base = page_url
+        self.links: list[Link] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "base" and a.get("href"):
+            self.base = urljoin(self.base, a["href"] or "")
+        elif tag == "a" and a.get("href"):
+            link = _link(
+                a["href"] or "", self.base, a.get("data-requires-python"), "data-yanked" in a
+            )
+            if link is not None:
+                self.links.append(link)
+
+
+def parse_html(text: str, page_url: str) -> list[Link]:
+    """PEP 503: every anchor of the page (attribute values arrive unescaped)."""
+    parser = _Anchors(page_url)
+    parser.feed(text)
+    parser.close()
+    return parser.links
+
+
+class PageError(ValueError):
+    """A project page that is not what the simple API promises (one line: which field)."""
+
+
+def _field(f: dict, name: str, kinds: tuple[type, ...], where: int):
+    value = f.get(name)
+    wrong = value is not None and not isinstance(value, kinds)
+    if wrong or (isinstance(value, bool) and bool not in kinds):  # True is an int too
+        raise PageError(
+            f"PEP 691 files[{where}].{name} is a {type(value).__name__}, "
+            f"not {' or '.join(k.__name__ for k in kinds)}"
+        )
+    return value
+
+
+def parse_json(doc: dict, page_url: str) -> list[Link]:
+    """PEP 691: the ``files`` list; ``yanked`` is false or true/a reason.  A field of the
+    wrong type is a PageError naming it, never an internal error."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+        raise PageError("not a PEP 691 project page (no 'files' list)")
+    links = []
+    for i, f in enumerate(doc["files"]):
+        if not isinstance(f, dict):
+            raise PageError(f"PEP 691 files[{i}] is a {type(f).__name__}, not an object")
+        url = _field(f, "url", (str,), i)
+        if not url:
+            raise PageError(f"PEP 691 files[{i}] has no url")
+        hashes = _field(f, "hashes", (dict,), i) or {}
+        sha256 = hashes.get("sha256") or ""
+        if not isinstance(sha256, str):
+            raise PageError(f"PEP 691 files[{i}].hashes.sha256 is not a string")
+        requires = _field(f, "requires-python", (str,), i)
+        yanked = _field(f, "yanked", (bool, str), i)
+        size = _field(f, "size", (int,), i)
+        link = _link(url, page_url, requires, bool(yanked))
+        name = _field(f, "filename", (str,), i) or (link.filename if link else "")
+        if link is None or not safe_filename(name):
+            continue  # a name we cannot write safely is no file of ours
+        links.append(Link(name, link.url, sha256.lower(), link.requires_python, link.yanked, size))
+    return links
+
+
+def release_of(link: Link, project: str) -> tuple[str, DistFile] | None:
+    """(version, file) for a wheel or sdist of ``project``; None for anything else."""
+    name = link.filename
+    try:
+        if name.endswith(".whl"):
+            dist, version, _, _ = parse_wheel_filename(name)
+            kind = "bdist_wheel"
+        elif name.endswith((".tar.gz", ".zip")):
+            dist, version = parse_sdist_filename(name)
+            kind = "sdist"
+        else:
+            return None  # eggs, .exe installers, signatures
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    if canonicalize_name(dist) != canonicalize_name(project):
+        return None
+    return str(version), DistFile(
+        name, link.url, link.sha256, kind, link.requires_python, link.size
+    )
+
+
+# -- Where pip looks for packages: ``index-url`` and ``extra-index-url`` as pip itself reads them.
+#
+# Users behind a private index or mirror have already told pip where it is; the harness
+# reads the same places in pip's order (later overrides earlier): global files
+# (``$XDG_CONFIG_DIRS/pip/pip.conf``, ``/etc/pip.conf``), user files (``~/.pip/pip.conf``,
+# ``$XDG_CONFIG_HOME/pip/pip.conf``; skipped when ``PIP_CONFIG_FILE`` names an existing file),
+# the site file (``sys.prefix/pip.conf``), ``PIP_CONFIG_FILE``, then the environment
+# (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``). ``PIP_CONFIG_FILE=/dev/null`` loads no file,
+# as in pip. Within a file ``[install]`` overrides ``[global]``. A file pip could not parse
+# is skipped here (pip itself refuses to run then, which tells the user).
+
+_PIP_SECTIONS = ("global", "install")  # pip's order: [global], then the command's own section
+
+
+@dataclass(frozen=True)
+class PipIndexes:
+    """What pip's configuration says; ``index_url`` None means pip's default (PyPI)."""
+
+    index_url: str | None
+    extra: tuple[str, ...]
+    origin: str  # where index-url came from ("PIP_INDEX_URL", a file path, or "default")
+
+
+def pip_config_files(
+    environ: Mapping[str, str], home: Path, prefix: Path, etc: Path = Path("/etc")
+) -> list[Path]:
+    """pip's configuration files for this environment, lowest priority first."""
+    env_file = environ.get("PIP_CONFIG_FILE")
+    if env_file == os.devnull:
+        return []
+    xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs.split(os.pathsep) if d]
+    files.append(etc / "pip.conf")
+    if not (env_file and Path(env_file).exists()):
+        xdg_home = environ.get("XDG_CONFIG_HOME") or str(home / ".config")
+        files += [home / ".pip" / "pip.conf", Path(xdg_home) / "pip" / "pip.conf"]
+    files.append(prefix / "pip.conf")
+    if env_file:
+        files.append(Path(env_file))
+    return files
+
+
+def _pip_file_values(path: Path) -> dict[str, str]:
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError, OSError):
+        return {}
+    values: dict[str, str] = {}
+    for section in _PIP_SECTIONS:
+        if parser.has_section(section):
+            for key, value in parser.items(section):
+                values[key.lower().replace("_", "-").lstrip("-")] = value
+    return values
+
+
+def read_pip_config(
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+    prefix: Path | None = None,
+    etc: Path = Path("/etc"),
+) -> PipIndexes:
+    """pip's ``index-url`` and ``extra-index-url`` (whitespace-separated lists, as pip splits them)."""
+    environ = os.environ if environ is None else environ
+    home = Path.home() if home is None else home
+    prefix = Path(sys.prefix) if prefix is None else prefix
+    index_url: str | None = None
+    origin = "default"
+    extra: list[str] = []
+    for path in pip_config_files(environ, home, prefix, etc):
+        values = _pip_file_values(path)
+        if values.get("index-url", "").strip():
+            index_url, origin = values["index-url"].strip(), str(path)
+        if "extra-index-url" in values:
+            extra = values["extra-index-url"].split()
+    if environ.get("PIP_INDEX_URL", "").strip():
+        index_url, origin = environ["PIP_INDEX_URL"].strip(), "PIP_INDEX_URL"
+    if "PIP_EXTRA_INDEX_URL" in environ:
+        extra = environ["PIP_EXTRA_INDEX_URL"].split()
+    return PipIndexes(index_url, tuple(extra), origin)

@@ -38,8 +38,10 @@ import json
 import os
 import re
 import threading
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from email.parser import Parser
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,9 +49,6 @@ from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from harness.build import index, wheels
-from harness.build.interpreters import Interpreter
-from harness.build.wheels import ArtifactError
 from harness.host import fsutil, processes
 from harness.host.fsutil import (
     NotReadable,
@@ -63,6 +62,9 @@ from harness.host.fsutil import (
     temp_dir,
 )
 from harness.model.errors import HarnessError
+from harness.provision import index, wheels
+from harness.provision.interpreters import Interpreter
+from harness.provision.wheels import Artifact, ArtifactError
 
 LAYOUT = 1  # bump when the way layers are built changes
 MANIFEST = "gunicorn-bisect-layer.json"
@@ -198,11 +200,6 @@ class Layer:
         return {n: v for n, v in self.installed if n in asked}
 
 
-def tree_digest(root: Path, manifest: str = MANIFEST) -> str:
-    """fsutil.tree_digest, the layer's manifest left out."""
-    return fsutil.tree_digest(root, manifest)
-
-
 def _with_credentials(url: str) -> str:
     """The index URL as pip must see it: with the user:password the harness took off it."""
     header = index._auth.get(urlsplit(url).netloc, "")
@@ -213,9 +210,9 @@ def _with_credentials(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{secret}@{parts.netloc}"))
 
 
-def _pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The environment pip runs in (no config file, the harness's indexes) and the
-    credential-free index URLs, which go into the layer's key."""
+def pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The environment pip runs in (no config file, the harness's indexes; for a layer and
+    a dependency's PEP 517 build) and the credential-free index URLs (in a layer's key)."""
     urls = index.indexes().urls
     env = {
         k: v
@@ -231,11 +228,6 @@ def _pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
         PIP_CACHE_DIR=str(cache_dir / "pip"),
     )
     return env, urls
-
-
-def pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
-    """pip's environment as layers run it: for a dependency's PEP 517 build too."""
-    return _pip_env(cache_dir)
 
 
 def _key(reqs: RequirementSet, interp: Interpreter, urls: Iterable[str]) -> str:
@@ -322,7 +314,10 @@ def _load(path: Path, reqs: RequirementSet) -> Layer | None:
     """A finished layer whose files are still exactly the ones installed."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-        if manifest.get("layout") != LAYOUT or tree_digest(path) != manifest["digest"]:
+        if (
+            manifest.get("layout") != LAYOUT
+            or fsutil.tree_digest(path, MANIFEST) != manifest["digest"]
+        ):
             return None
         drop_bytecode(path)
         installed = tuple((n, v) for n, v in manifest["installed"])
@@ -362,7 +357,7 @@ def _build(interp: Interpreter, reqs: RequirementSet, final: Path, env: dict, pi
             "interpreter": interp.path,
             "pip": pip,
             "installed": [[n, v] for n, v, _ in _dists(tmp)],
-            "digest": tree_digest(tmp),
+            "digest": fsutil.tree_digest(tmp, MANIFEST),
         }
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
         tmp.rename(final)
@@ -387,7 +382,7 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
     Raises ``LayerError`` when this Python cannot have the set (the runner then tries the
     next one). Verified once per process; later calls return the same record (or error).
     """
-    env, urls = _pip_env(cache_dir)
+    env, urls = pip_env(cache_dir)
     final = cache_dir / "layers" / f"py{interp.version}-{_key(reqs, interp, urls)}"
     with _locks_lock:
         lock = _locks.setdefault(final, threading.Lock())
@@ -447,3 +442,43 @@ def _ensure(
     if layer is None:
         raise LayerError(f"the layer {final.name} did not verify after building")
     return Layer(layer.path, reqs, layer.installed, layer.digest, built=True)
+
+
+# -- gunicorn's own dependencies: a release's (or a commit's) non-extra ``Requires-Dist``.
+#
+# The harness installs gunicorn's wheel without pip, so what the wheel requires
+# (``packaging`` for 21.0-26.x) comes from a requirement layer of its own,
+# shared by every environment on an interpreter like setuptools; 19.x and 20.x require
+# nothing but setuptools, so their environments are unchanged.
+
+
+def gunicorn_dependencies(artifact: Artifact) -> tuple[str, ...]:
+    """gunicorn's own non-extra ``Requires-Dist`` from its wheel's METADATA, without
+    setuptools (shared in every environment already): ``packaging`` for 21.0-26.x."""
+    try:
+        with zipfile.ZipFile(artifact.wheel) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            metadata = Parser().parsestr(zf.read(name).decode("utf-8", "replace"))
+    except (OSError, StopIteration, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{artifact.wheel.name}: no readable METADATA ({exc})") from None
+    found = []
+    for text in metadata.get_all("Requires-Dist") or ():
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and "extra" in str(req.marker):
+            continue
+        if canonicalize_name(req.name) != "setuptools":
+            found.append(text)
+    return tuple(found)
+
+
+def dependency_layer(artifact: Artifact, interp: Interpreter, cache_dir: Path) -> Layer | None:
+    """The layer of gunicorn's own dependencies on ``interp`` (None when it has none):
+    resolved once per (interpreter, set) and verified like any layer, as setuptools is
+    shared; ``LayerError`` when this Python cannot have them."""
+    reqs = gunicorn_dependencies(artifact)
+    if not reqs:
+        return None
+    return ensure(parse(reqs), interp, cache_dir)

@@ -1,4 +1,6 @@
-"""Load that runs *during* an action and counts what failed.
+"""Load that runs *during* an action and counts what failed (was harness/host/load.py;
+no scenario uses it -- they load a server through ``ServerFixture.load()`` -- so it lives
+with the tests that check it).
 
 Why: some regressions only show under traffic -- #3394: requests dropped while the
 arbiter reloads on SIGHUP (0 of ~2,400 on 20.1.0, 4-5 on 21.0.0).  A scenario wraps
