@@ -83,6 +83,7 @@ class Kind:
     title: str
     rules: Callable[[Observation], Decision]
     extra_axes: tuple[Axis, ...] = ()
+    tracker: int | None = None  # the upstream issue (the OSV record's REPORT reference)
 
 
 class Recycling(ServerScenario):
@@ -126,7 +127,8 @@ class Recycling(ServerScenario):
             parameters["app_dir"] = str(o.app_dir)
         if o.requirements:
             parameters["with"] = list(o.requirements.requirements)
-        return About.of(k.name, k.description, self.summary(), k.title, parameters)
+        named = {"tracker": k.tracker} if k.tracker else {}
+        return About.of(k.name, k.description, self.summary(), k.title, parameters, **named)
 
     def summary(self) -> str:
         o = self.options

@@ -41,7 +41,7 @@ OUTAGE_AXIS = Axis(
 
 
 def create(options: Options) -> Scenario:
-    return Recycling(Kind(NAME, DESCRIPTION, TITLE, decide, (OUTAGE_AXIS,)), options)
+    return Recycling(Kind(NAME, DESCRIPTION, TITLE, decide, (OUTAGE_AXIS,), tracker=1298), options)
 
 
 def _proxy_phrase(obs: Observation) -> str:

@@ -338,6 +338,8 @@ class UserScenario(ServerScenario):
         shown = f"harness/catalogue/{src.path.name}" if self.name else src.path
         if src.osv_id:
             named["id"] = src.osv_id
+        if src.aliases:
+            named["aliases"] = list(src.aliases)
         return About.of(
             self.name or "file",
             src.description,

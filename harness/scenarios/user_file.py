@@ -11,6 +11,7 @@ The file defines (only ``check`` is required)::
     TIMEOUT = 60                                   # seconds this check needs (--timeout wins)
     TRACKER = 3648                                 # the upstream issue it reproduces
     ID = "GUNICORN-BISECT-3648"                    # the OSV record's id (--format osv)
+    ALIASES = ["CVE-2024-1135"]                    # the advisory's other ids (its aliases)
 
     def check(server):
         ...
@@ -97,6 +98,7 @@ class ScenarioFile:
     timeout: float | None = None  # the file's own TIMEOUT: what its check needs
     tracker: int | None = None  # the upstream issue number (the listing, the OSV reference)
     osv_id: str = ""  # the OSV record's id; "" gives local_id(package, name)
+    aliases: tuple[str, ...] = ()  # the advisory's other ids (the OSV record's aliases)
 
 
 def load(path: Path) -> ScenarioFile:
@@ -128,6 +130,7 @@ def load(path: Path) -> ScenarioFile:
         timeout=_number(path, "TIMEOUT", getattr(module, "TIMEOUT", None)),
         tracker=_tracker(path, getattr(module, "TRACKER", None)),
         osv_id=_text(path, "ID", getattr(module, "ID", "")),
+        aliases=tuple(_text(path, "ALIASES", a) for a in getattr(module, "ALIASES", ())),
     )
 
 
