@@ -33,6 +33,11 @@ CATALOGUE: dict[str, Path] = {
     "keepalive-slow": _CASES / "keepalive_slow.py",
     "reload-broken-app": _CASES / "reload_broken_app.py",
     "respawn": _CASES / "respawn.py",
+    "adv-cve-2018-1000164": _CASES / "adv_cve_2018_1000164.py",
+    "adv-te-cl-2019": _CASES / "adv_te_cl_2019.py",
+    "adv-cve-2024-1135": _CASES / "adv_cve_2024_1135.py",
+    "adv-cve-2024-6827": _CASES / "adv_cve_2024_6827.py",
+    "adv-cve-2026-134820": _CASES / "adv_cve_2026_134820.py",
 }
 #: the user's own kinds, after the built-ins in the listing
 OWN = [

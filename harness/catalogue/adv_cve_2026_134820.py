@@ -1,0 +1,48 @@
+"""CVE-2026-134820: the pure-Python ASGI parser accepts malformed framing headers (request smuggling).
+
+Advisory: CVE-2026-134820 (VulnCheck), "Gunicorn 25.2.0 before 27.0.0 ... in the
+pure-Python ASGI parser ... whitespace-padded Transfer-Encoding or Content-Length
+headers, signed Content-Length values, or invalid chunk terminators"; no GHSA/PYSEC id
+found.  Needs the ``asgi`` worker (gunicorn >= 25): older releases cannot boot it (an
+error row: not applicable).  The Python parser runs because gunicorn_h1c (the fast
+parser, an optional extra) is not installed.  Probe (``VECTORS``): a signed
+``Content-Length: +4``, and ``Transfer-Encoding : chunked`` (space before the colon)
+beside ``Content-Length: 4``.  fail = either accepted; pass = both refused.
+Our runs: see results/advisories.md (Tracker: none - the advisory is the report).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.catalogue import _wire
+
+ID = "CVE-2026-134820"
+ALIASES: list[str] = []
+CLAIMED = {"CVE-2026-134820": [("25.2.0", "27.0.0")]}
+APP = _wire.ASGI_ECHO_APP
+SETTINGS = {"workers": 1, "worker_class": "asgi"}
+BIND = "unix"
+VECTORS = {
+    "signed CL +4": _wire.post(b"Content-Length: +4\r\n", _wire.LENGTH_BODY),
+    "TE with a space before the colon + CL": _wire.post(
+        b"Content-Length: 4\r\nTransfer-Encoding : chunked\r\n"
+    ),
+}
+BAD = {
+    "signed CL +4": {"length", "chunked"},
+    "TE with a space before the colon + CL": {"length", "chunked"},
+}
+
+
+def observe(server: Any) -> dict[str, Any]:
+    return _wire.probe(server, VECTORS)
+
+
+def decide(obs: dict[str, Any]) -> tuple[str, str]:
+    """fail: a malformed framing header accepted by the ASGI parser."""
+    return _wire.judge(obs, BAD, "smuggling: a malformed framing header accepted")
+
+
+def check(server: Any) -> tuple[str, str]:
+    return decide(observe(server))
