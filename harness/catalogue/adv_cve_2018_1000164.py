@@ -30,8 +30,7 @@ SETTINGS = {"workers": 1}
 BIND = "unix"
 CONTROL = b"GET /crlf?v=plain HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 PROBE = (
-    b"GET /crlf?v=a%0d%0aX-Injected:%20yes HTTP/1.1\r\nHost: localhost\r\n"
-    b"Connection: close\r\n\r\n"
+    b"GET /crlf?v=a%0d%0aX-Injected:%20yes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 )
 
 

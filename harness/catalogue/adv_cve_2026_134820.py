@@ -3,8 +3,8 @@
 Advisory: CVE-2026-134820 (VulnCheck), "Gunicorn 25.2.0 before 27.0.0 ... in the
 pure-Python ASGI parser ... whitespace-padded Transfer-Encoding or Content-Length
 headers, signed Content-Length values, or invalid chunk terminators"; no GHSA/PYSEC id
-found.  Needs the ``asgi`` worker (gunicorn >= 25): older releases cannot boot it (an
-error row: not applicable).  The Python parser runs because gunicorn_h1c (the fast
+found.  Needs the ``asgi`` worker (gunicorn >= 24.0.0, ``SINCE``): older releases have
+nothing to probe (not applicable; no Python boots them with it).  The Python parser runs because gunicorn_h1c (the fast
 parser, an optional extra) is not installed.  Probe (``VECTORS``): a signed
 ``Content-Length: +4``, and ``Transfer-Encoding : chunked`` (space before the colon)
 beside ``Content-Length: 4``.  fail = either accepted; pass = both refused.
@@ -20,6 +20,8 @@ from harness.catalogue import _wire
 ID = "CVE-2026-134820"
 ALIASES: list[str] = []
 CLAIMED = {"CVE-2026-134820": [("25.2.0", "27.0.0")]}
+#: the first release with the asgi worker (ae1eea81): older ones have nothing to probe
+SINCE = "24.0.0"
 APP = _wire.ASGI_ECHO_APP
 SETTINGS = {"workers": 1, "worker_class": "asgi"}
 BIND = "unix"

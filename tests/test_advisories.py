@@ -1,0 +1,227 @@
+"""The advisory cases (harness/catalogue/adv_*.py): each decide() on recorded observations,
+the reply reading they share (_wire), their OSV records against the kept schema, the
+claimed-vs-measured arithmetic of bench/advisories.py, and one advisory on one affected
+and one fixed release with a real gunicorn."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench import advisories as bench
+from harness.catalogue import (
+    _wire,
+    adv_cve_2018_1000164,
+    adv_cve_2024_1135,
+    adv_cve_2024_6827,
+    adv_cve_2026_134820,
+    adv_te_cl_2019,
+)
+from harness.host.rawhttp import Reply
+from harness.model.results import Row
+from harness.model.table import Column, Report, Table
+from harness.model.verdict import Verdict
+from harness.report.render import render
+from harness.scenarios import registry
+from harness.scenarios.base import Options
+from harness.scenarios.user_file import load
+from tests.conftest import run_json
+from tests.test_osv import check, schema  # noqa: F401  (the kept schema, a fixture)
+
+SMUGGLING = [adv_te_cl_2019, adv_cve_2024_1135, adv_cve_2024_6827, adv_cve_2026_134820]
+CASES = [adv_cve_2018_1000164, *SMUGGLING]
+
+
+def reply(status: int | None, body: bytes = b"", ended: str = "response", headers=()) -> Reply:
+    line = f"HTTP/1.1 {status} X" if status else ""
+    return Reply(ended, line, status, tuple(headers), body, body, "", 0.01)
+
+
+def echo(body: bytes, path: str = "/echo") -> bytes:
+    return f"path={path}\nbody={body.hex()}\n".encode()
+
+
+def seen(outcome: str) -> dict:
+    """A recorded reply by the outcome it showed."""
+    replies = {
+        "length": reply(200, echo(_wire.LENGTH_BODY)),
+        "chunked": reply(200, echo(_wire.SMUGGLED)),
+        "refused": reply(400, b"Invalid request"),
+        "closed": reply(None, ended="closed"),
+    }
+    return _wire.seen(replies[outcome])
+
+
+def obs(case, outcome: str, control: str = "chunked") -> dict:
+    return {"control": seen(control), "vectors": {name: seen(outcome) for name in case.VECTORS}}
+
+
+# -- every case is a usable scenario file with its ids and claims ------------------------------
+@pytest.mark.parametrize("case", CASES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_each_case_loads_with_its_ids_and_claims(case):
+    loaded = load(Path(case.__file__))
+    assert loaded.osv_id == case.ID and list(loaded.aliases) == list(case.ALIASES)
+    assert case.CLAIMED and all(lo for ranges in case.CLAIMED.values() for lo, _ in ranges)
+    name = case.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    assert registry.CATALOGUE[name] == Path(case.__file__)
+
+
+def test_the_probe_bytes_frame_two_ways():
+    assert _wire.CHUNKED.startswith(_wire.LENGTH_BODY)
+    assert len(_wire.LENGTH_BODY) == 4  # what "Content-Length: 4" takes
+    assert _wire.CHUNKED.endswith(b"\r\n0\r\n\r\n")
+    for case in SMUGGLING:
+        for data in case.VECTORS.values():
+            head, body = data.split(b"\r\n\r\n", 1)
+            assert b"Content-Length" in head and body in (_wire.CHUNKED, _wire.LENGTH_BODY)
+
+
+# -- reading one reply --------------------------------------------------------------------------
+def test_outcome_names_the_framing_the_server_chose():
+    assert _wire.outcome(reply(200, echo(_wire.LENGTH_BODY))) == "length"
+    assert _wire.outcome(reply(200, echo(_wire.SMUGGLED))) == "chunked"
+    assert _wire.outcome(reply(400)) == _wire.outcome(reply(501)) == "refused"
+    assert _wire.outcome(reply(None, ended="closed")) == "refused"
+    assert _wire.outcome(reply(None, ended="timeout")) == "no answer (timeout)"
+    assert _wire.outcome(reply(200, echo(b"xy"))) == "HTTP 200, body b'xy'"
+
+
+# -- each decide on recorded observations (the outcomes of the real runs) ------------------------
+def test_2019_fails_where_content_length_wins():
+    case = adv_te_cl_2019
+    assert case.decide(obs(case, "length"))[0] == "fail"  # 19.0.0 ... 19.9.0, 20.0.0
+    assert case.decide(obs(case, "chunked"))[0] == "pass"  # 19.10.0, 20.0.2 ... 21.2.0
+    assert case.decide(obs(case, "refused"))[0] == "pass"  # 22.0.0 on
+
+
+def test_cve_2024_1135_fails_where_conflicting_codings_read_as_chunked():
+    case = adv_cve_2024_1135
+    verdict, evidence = case.decide(obs(case, "chunked"))
+    assert verdict == "fail" and "read as chunked" in evidence
+    assert case.decide(obs(case, "length"))[0] == "pass"  # the final coding honoured
+    assert case.decide(obs(case, "refused"))[0] == "pass"
+
+
+def test_cve_2024_6827_fails_on_te_cl():
+    case = adv_cve_2024_6827
+    assert case.decide(obs(case, "length"))[0] == "fail"
+    assert case.decide(obs(case, "refused"))[0] == "pass"
+    assert case.decide(obs(case, "chunked"))[0] == "pass"
+
+
+def test_cve_2026_134820_passes_only_when_every_vector_is_refused():
+    case = adv_cve_2026_134820
+    assert case.decide(obs(case, "refused"))[0] == "pass"
+    assert case.decide(obs(case, "closed"))[0] == "pass"
+    mixed = obs(case, "refused")
+    mixed["vectors"]["signed CL +4"] = seen("length")  # 26.1.0
+    verdict, evidence = case.decide(mixed)
+    assert verdict == "fail" and "signed CL +4: length" in evidence
+
+
+@pytest.mark.parametrize("case", SMUGGLING, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_no_control_no_verdict(case):
+    for control in ("refused", "length", "closed"):
+        assert case.decide(obs(case, "length", control=control))[0] == "error"
+
+
+def test_cve_2018_1000164_fails_on_an_injected_header():
+    case = adv_cve_2018_1000164
+    control = _wire.seen(reply(200, echo(b"", "/crlf"), headers=[("X-Echo", "plain")]))
+    injected = _wire.seen(
+        reply(200, echo(b"", "/crlf"), headers=[("X-Echo", "a"), ("X-Injected", "yes")])
+    )
+    verdict, evidence = case.decide({"control": control, "probe": injected})  # 19.4.5
+    assert verdict == "fail" and "X-Injected: yes" in evidence
+    closed = _wire.seen(reply(None, ended="closed"))  # 19.5.0: InvalidHeader, no answer
+    assert case.decide({"control": control, "probe": closed})[0] == "pass"
+    assert case.decide({"control": closed, "probe": closed})[0] == "error"
+
+
+# -- the OSV record of an advisory case ---------------------------------------------------------
+@pytest.mark.parametrize("name", [n for n in registry.CATALOGUE if n.startswith("adv-")])
+def test_an_advisory_case_emits_a_valid_record_under_its_own_id(name, schema):  # noqa: F811
+    about = registry.create(name, Options()).about()
+    table = Table([Column("auto/unix", None, "unix")], targets=["21.2.0", "22.0.0"])
+    table.put("21.2.0", "auto/unix", Row("21.2.0", Verdict.FAIL, "length"))
+    table.put("22.0.0", "auto/unix", Row("22.0.0", Verdict.PASS, "refused"))
+    rep = Report("python bisect.py 21.2.0,22.0.0", {}, "", table, about.record)
+    record = json.loads(render(rep, "osv"))
+    assert check(schema, record) == []
+    assert record["id"] == about.record["id"] and record.get("aliases", []) == list(
+        about.record.get("aliases", [])
+    )
+    assert record["affected"][0]["ranges"][0]["events"] == [
+        {"introduced": "21.2.0"},
+        {"fixed": "22.0.0"},
+    ]
+    assert any(r["type"] == "ADVISORY" for r in record["references"])
+
+
+# -- claimed vs measured (bench/advisories.py) --------------------------------------------------
+def rows(verdicts: dict[str, str]) -> list[dict]:
+    return [{"target": t, "verdict": v, "detail": ""} for t, v in verdicts.items()]
+
+
+def test_claims_against_measured_rows():
+    snyk = [("0", "19.10.0"), ("20.0.0", "20.0.1")]
+    assert bench.claimed(snyk, "19.9.0") and bench.claimed(snyk, "20.0.0")
+    assert not bench.claimed(snyk, "19.10.0") and not bench.claimed(snyk, "20.0.2")
+    measured = rows({"19.9.0": "pass", "19.10.0": "fail", "20.0.0": "pass", "21.2.0": "fail"})
+    got = bench.compare([("0", "22.0.0")], measured)
+    assert got["too_wide"] == ["19.9.0", "20.0.0"] and got["too_narrow"] == []
+    assert bench.compare([("25.2.0", "27.0.0")], rows({"24.1.1": "fail"}))["too_narrow"] == [
+        "24.1.1"
+    ]
+    assert bench.spans(measured) == [("19.10.0", "19.10.0"), ("21.2.0", "21.2.0")]
+    assert bench.clamp("19.0.0..latest", {"since": "24.0.0"}) == "24.0.0..latest"
+    assert bench.clamp("25.0.0..latest", {"since": "24.0.0"}) == "25.0.0..latest"
+
+
+versions = [f"{major}.{minor}.0" for major in (19, 20, 21) for minor in range(4)]
+
+
+@given(st.lists(st.sampled_from(["pass", "fail", "error"]), min_size=len(versions),
+                max_size=len(versions)))  # fmt: skip
+def test_a_claim_built_from_the_measured_spans_agrees(verdicts):
+    measured = rows(dict(zip(versions, verdicts)))
+    later = {v: versions[i + 1] if i + 1 < len(versions) else "" for i, v in enumerate(versions)}
+    claim = [(a, later[b]) for a, b in bench.spans(measured)]
+    got = bench.compare(claim, measured)
+    decided = [r["target"] for r in measured if r["verdict"] != "error"]
+    # a claim may only differ on an error row inside a span, which compare skips
+    assert got["too_narrow"] == [] and got["too_wide"] == []
+    assert sorted(got["agree"]) == sorted(decided)
+
+
+def test_the_document_lists_every_case_and_every_unreproduced_advisory():
+    metas = {name: bench.meta(path) for name, path in bench.cases().items()}
+    doc = rows({"19.4.5": "fail", "19.5.0": "pass"})
+    text = bench.markdown(metas, {"adv-cve-2018-1000164": {"rows": doc, "command": "x"}})
+    for m in metas.values():
+        assert m["id"].removeprefix("x_") in text
+    for ident, _, _ in bench.UNREPRODUCED:
+        assert ident in text
+    assert "agrees" in text and "not run" in text
+    picture = bench.svg(metas, {"adv-cve-2018-1000164": {"rows": doc}})
+    assert picture.startswith("<svg") and picture.count("<rect") > len(metas)
+
+
+# -- one advisory, one affected and one fixed release, real gunicorn ------------------------------
+@pytest.mark.real
+def test_cve_2018_1000164_on_19_4_5_and_19_5_0(cache_dir, tmp_path, no_leaks):
+    report = run_json(
+        "19.4.5,19.5.0",
+        "--no-commits",
+        "--scenario",
+        "adv-cve-2018-1000164",
+        cache_dir=cache_dir,
+        results_dir=tmp_path,
+    )
+    verdicts = {r["target"]: (r["verdict"], r["detail"]) for r in report["rows"]}
+    assert verdicts["19.4.5"][0] == "fail" and "X-Injected: yes" in verdicts["19.4.5"][1]
+    assert verdicts["19.5.0"][0] == "pass", verdicts
