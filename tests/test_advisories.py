@@ -225,3 +225,51 @@ def test_cve_2018_1000164_on_19_4_5_and_19_5_0(cache_dir, tmp_path, no_leaks):
     verdicts = {r["target"]: (r["verdict"], r["detail"]) for r in report["rows"]}
     assert verdicts["19.4.5"][0] == "fail" and "X-Injected: yes" in verdicts["19.4.5"][1]
     assert verdicts["19.5.0"][0] == "pass", verdicts
+
+
+# -- every release ever: the releases before 19.0 -----------------------------------------------
+PY27 = Path.home() / ".pyenv" / "versions" / "2.7.18" / "bin" / "python"
+
+
+@pytest.mark.skipif(not PY27.is_file(), reason="no pyenv 2.7.18 here")
+def test_a_27_environment_puts_its_site_and_shared_copies_first(tmp_path):
+    import subprocess
+
+    from harness.build import environments
+    from harness.build.interpreters import Interpreter
+
+    interp = Interpreter(str(PY27), "2.7.18", "pyenv")
+    env = tmp_path / "env"
+    environments._create_venv(interp, env)
+    site = env / "lib" / "python2.7" / "site-packages"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "marker_mod.py").write_text("X = 1\n")
+    (site / environments.SHARED_PTH).write_text(f"{shared}\n")
+    moved = env.rename(tmp_path / "final")  # built in a temporary directory, then renamed
+    out = subprocess.run(
+        [str(moved / "bin" / "python"), "-c", "import sys, marker_mod; print(sys.path[1])"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(moved / "lib" / "python2.7" / "site-packages")
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not PY27.is_file(), reason="no pyenv 2.7.18 here")
+def test_the_releases_before_19_boot_and_are_decided(cache_dir, tmp_path, no_leaks):
+    report = run_json(
+        "0.17.0,17.5,18.0",
+        "--no-commits",
+        "--scenario",
+        "adv-te-cl-2019",
+        cache_dir=cache_dir,
+        results_dir=tmp_path,
+    )
+    rows = {r["target"]: r for r in report["rows"]}
+    why = {t: (r["verdict"], r["python"], r["detail"]) for t, r in rows.items()}
+    assert all(r["verdict"] in ("pass", "fail") for r in rows.values()), why
+    assert rows["0.17.0"]["python"] == "2.7.18", why  # no Python 3 builds its parser
+    assert all(rows[t]["python"].startswith("3.") for t in ("17.5", "18.0")), why
