@@ -273,3 +273,14 @@ def test_the_releases_before_19_boot_and_are_decided(cache_dir, tmp_path, no_lea
     assert all(r["verdict"] in ("pass", "fail") for r in rows.values()), why
     assert rows["0.17.0"]["python"] == "2.7.18", why  # no Python 3 builds its parser
     assert all(rows[t]["python"].startswith("3.") for t in ("17.5", "18.0")), why
+
+
+def test_socket_loss_says_it_needs_gthread_on_a_release_without_it():
+    from harness.scenarios import socket_loss
+    from harness.scenarios.recycle import Observation
+
+    base = dict(booted=True, workers=3, recycles=3, probes_sent=20, probes_ok=20)
+    old = socket_loss.decide(Observation(**base, worker_class="sync", gthread_expected=True))
+    assert old.verdict is Verdict.ERROR and "no gthread worker" in old.detail  # 18.0, 0.17.0
+    asked = socket_loss.decide(Observation(**base, worker_class="sync"))  # --worker-class sync
+    assert asked.verdict is Verdict.PASS

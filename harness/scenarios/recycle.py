@@ -68,6 +68,7 @@ class Observation:
     traceback: str = ""
     error_lines: tuple[str, ...] = ()  # the arbiter's own error lines
     worker_class: str | None = None
+    gthread_expected: bool = False  # auto with threads > 1: gthread, where the release has it
     bind: str = "unix"  # "tcp": no socket file, so only pass/outage/error can come of it
     proxy: str | None = None  # "h2o" or "nginx" in front: probes and load went through it
     load_statuses: dict[str, int] | None = None
@@ -355,6 +356,7 @@ class Recycling(ServerScenario):
         server.log.refresh()
         obs.setdefault("workers", server.workers)
         obs.setdefault("worker_class", server.log.worker_class)
+        obs["gthread_expected"] = not self.options.worker_class and self.effective("threads") > 1
         obs["bind"] = self.options.bind
         obs["traceback"] = server.scrub(server.log.last_traceback())
         obs["boots"], obs["exits"] = server.log.boots, server.log.exits

@@ -76,6 +76,9 @@ def decide(obs: Observation) -> Decision:
     if not obs.booted:
         reason = obs.boot_error or "server never listened on the socket"
         return Decision(Verdict.ERROR, f"server did not start: {reason}", tb)
+    if obs.gthread_expected and obs.worker_class == "sync":
+        why = "no gthread worker in this release (19.0 added it): threads > 1 ran sync"
+        return Decision(Verdict.ERROR, f"not applicable: #1298 is gthread's; {why}", tb)
     if obs.recycles > 0 and not obs.path_present and obs.arbiter_alive:
         nth = obs.path_gone_after_recycle or obs.recycles
         when = "after the 1st" if nth == 1 else f"by the {ordinal(nth)}"

@@ -10,7 +10,7 @@ The file defines (only ``check`` is required)::
     BIND = "unix"                                  # or "tcp"
     TIMEOUT = 60                                   # seconds this check needs (--timeout wins)
     TRACKER = 3648                                 # the upstream issue it reproduces
-    ID = "GUNICORN-BISECT-3648"                    # the OSV record's id (--format osv)
+    ID = "PYSEC-2026-1434"                         # the OSV record's id (--format osv)
     ALIASES = ["CVE-2024-1135"]                    # the advisory's other ids (its aliases)
 
     def check(server):
