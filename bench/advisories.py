@@ -86,21 +86,18 @@ def clamp(spec: str, m: dict[str, Any]) -> str:
 
 
 def run(spec: str, repo: str | None, jobs: int, extra: list[str]) -> None:
-    """Each case on ``spec``: its JSON document into results/advisories/NAME.json."""
+    """Each case on ``spec``: its JSON document (results/advisories/NAME.json), then its
+    OSV record (NAME.osv.json: the same runs again, from the cache)."""
     RUNS.mkdir(parents=True, exist_ok=True)
     for name, path in cases().items():
-        argv = [
-            sys.executable,
-            str(ROOT / "bisect.py"),
-            clamp(spec, meta(path)),
-            "--scenario",
-            name,
-        ]
-        argv += ["-j", str(jobs), "--format", "json", "--output", str(RUNS / f"{name}.json")]
-        argv += ["--repo", repo] if repo else ["--no-commits"]
-        print("+", " ".join(argv[1:]), file=sys.stderr, flush=True)
-        got = subprocess.run(argv + extra, cwd=ROOT)
-        print(f"{name}: exit {got.returncode}", file=sys.stderr, flush=True)
+        base = [sys.executable, str(ROOT / "bisect.py"), clamp(spec, meta(path))]
+        base += ["--scenario", name, "-j", str(jobs), *extra]
+        base += ["--repo", repo] if repo else ["--no-commits"]
+        for kind, out in (("json", f"{name}.json"), ("osv", f"{name}.osv.json")):
+            argv = [*base, "--format", kind, "--output", str(RUNS / out)]
+            print("+", " ".join(argv[1:]), file=sys.stderr, flush=True)
+            got = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
+            print(f"{name} {kind}: exit {got.returncode}", file=sys.stderr, flush=True)
 
 
 def meta(path: Path) -> dict[str, Any]:
@@ -177,6 +174,18 @@ def shown_spans(found: Sequence[tuple[str, str]]) -> str:
     return ", ".join(a if a == b else f"{a} ... {b}" for a, b in found)
 
 
+def collapsed(labels: Sequence[str], order: Sequence[str]) -> str:
+    """``labels`` as runs of neighbours in ``order`` (the releases tested): "a ... b, c"."""
+    where = {t: i for i, t in enumerate(order)}
+    groups: list[list[str]] = []
+    for t in sorted(labels, key=lambda t: where[t]):
+        if groups and where[t] == where[groups[-1][-1]] + 1:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    return ", ".join(g[0] if len(g) == 1 else f"{g[0]} ... {g[-1]}" for g in groups)
+
+
 def listed(labels: Sequence[str], most: int = 12) -> str:
     if len(labels) <= most:
         return ", ".join(labels)
@@ -184,6 +193,10 @@ def listed(labels: Sequence[str], most: int = 12) -> str:
 
 
 # -- the document -------------------------------------------------------------------------------
+def _found(entry: dict) -> bool:
+    return (entry.get("commit") or {}).get("status") == "found"
+
+
 def _commit(entry: dict) -> str:
     c = entry.get("commit") or {}
     if c.get("status") != "found":
@@ -210,7 +223,7 @@ def _changes(doc: dict) -> list[str]:
 def _verdicts(name: str, m: dict, doc: dict) -> list[str]:
     """Each database's claim against the measured rows, said plainly."""
     rows = [r for r in doc["rows"] if r.get("kind", "release") == "release"]
-    tested = [r["target"] for r in rows]
+    tested = [r["target"] for r in rows if r["verdict"] in ("pass", "fail")]
     low = min((version(t) for t in tested if version(t)), default=None)
     out = []
     for db, ranges in m["claimed"].items():
@@ -220,15 +233,18 @@ def _verdicts(name: str, m: dict, doc: dict) -> list[str]:
             out.append(f"- {said}: agrees on all {len(c['agree'])} releases decided.")
         if c["too_wide"]:
             out.append(
-                f"- {said}: **too wide**: {listed(c['too_wide'])} refuse or handle the probe."
+                f"- {said}: **too wide**: {collapsed(c['too_wide'], tested)} refuse or handle "
+                "the probe."
             )
         if c["too_narrow"]:
             out.append(
-                f"- {said}: **too narrow**: {listed(c['too_narrow'])} fail the probe "
+                f"- {said}: **too narrow**: {collapsed(c['too_narrow'], tested)} fail the probe "
                 "yet are not claimed."
             )
         if low is not None and any(Version(lo) < low for lo, _ in ranges):
-            out.append(f"  It also claims releases older than {low}, which this run did not test.")
+            out.append(
+                f"  It also claims the releases older than {low}, which no run here decided."
+            )
     return out
 
 
@@ -264,6 +280,8 @@ def section(name: str, m: dict, doc: dict | None) -> list[str]:
     if errors:
         out += ["", f"Not decided (error): {listed(errors)}."]
     out += ["", *(_changes(doc) or ["- no transition: nothing to bisect"]), ""]
+    notes = [n for n in doc.get("notes", []) if not n.startswith("compat:")]
+    out += [*(f"Note: {n}" for n in notes), *([""] if notes else [])]
     out += [*_verdicts(name, m, doc), "", f"Command: `{doc['command']}`", ""]
     out += ["<details><summary>every release</summary>", "", *_table(doc), "", "</details>", ""]
     return out
@@ -277,17 +295,24 @@ def plainly(metas: dict, docs: dict) -> list[str]:
         if doc is None:
             continue
         rows = [r for r in doc["rows"] if r.get("kind", "release") == "release"]
+        order = [r["target"] for r in rows if r["verdict"] in ("pass", "fail")]
         for db, ranges in m["claimed"].items():
             c = compare(ranges, rows)
             if c["too_wide"]:
+                found = next((e for e in doc.get("regressions", []) if _found(e)), None)
+                by = (
+                    f"; measured: introduced in {found['first_bad']} by {_commit(found)}"
+                    if found
+                    else ""
+                )
                 out.append(
                     f"- **{db}** is too wide: it claims {shown_ranges(ranges)}, yet "
-                    f"{listed(c['too_wide'], 6)} refuse or handle the probe."
+                    f"{collapsed(c['too_wide'], order)} refuse or handle the probe{by}."
                 )
             if c["too_narrow"]:
                 out.append(
-                    f"- **{db}** is too narrow: {listed(c['too_narrow'], 6)} fail the probe "
-                    f"outside its {shown_ranges(ranges)}."
+                    f"- **{db}** is too narrow: {collapsed(c['too_narrow'], order)} fail the "
+                    f"probe outside its {shown_ranges(ranges)}."
                 )
     return out or ["- every claim agrees with every release decided."]
 
@@ -397,27 +422,46 @@ def svg(metas: dict, docs: dict, cell: int = 14, left: int = 190, top: int = 70)
     return "\n".join([*out, "</svg>"]) + "\n"
 
 
+#: cases shown in the picture beside the advisories (no claims, no commits): #1298 and
+#: the 24.0.0 outage
+PICTURE_ONLY = {
+    "socket-loss": "#1298 socket-loss",
+    "respawn": "24.0.0 outage (respawn)",
+}
+
+
+def run_picture_only(spec: str, jobs: int) -> None:
+    for name in PICTURE_ONLY:
+        argv = [sys.executable, str(ROOT / "bisect.py"), spec, "--scenario", name, "--no-commits"]
+        argv += ["-j", str(jobs), "--format", "json", "--output", str(RUNS / f"{name}.json")]
+        print("+", " ".join(argv[1:]), file=sys.stderr, flush=True)
+        got = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
+        print(f"{name}: exit {got.returncode}", file=sys.stderr, flush=True)
+
+
 def render() -> None:
     docs = {}
-    for name in cases():
+    for name in [*cases(), *PICTURE_ONLY]:
         doc = RUNS / f"{name}.json"
         if doc.exists():
             docs[name] = json.loads(doc.read_text())
     metas = {name: meta(path) for name, path in cases().items()}
-    (OUT / "advisories.md").write_text(markdown(metas, docs))
-    (OUT / "advisories.svg").write_text(svg(metas, docs))
+    (OUT / "advisories.md").write_text(markdown(metas, {n: docs[n] for n in metas if n in docs}))
+    shown = {**metas, **{n: {"id": label, "claimed": {}} for n, label in PICTURE_ONLY.items()}}
+    (OUT / "advisories.svg").write_text(svg(shown, docs))
     print(f"wrote {OUT / 'advisories.md'} and {OUT / 'advisories.svg'}", file=sys.stderr)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("releases", nargs="?", default="19.0.0..latest")
+    p.add_argument("releases", nargs="?", default="0.9.0..latest")
     p.add_argument("--repo", help="a local gunicorn clone: bisect to commits")
     p.add_argument("-j", "--jobs", type=int, default=2)
     p.add_argument("--render-only", action="store_true", help="only rewrite from the JSON kept")
     a, extra = p.parse_known_args()
     if not a.render_only:
         run(a.releases, a.repo, a.jobs, extra)
+        run_picture_only(a.releases, a.jobs)
     render()
     return 0
 
