@@ -284,3 +284,20 @@ def test_socket_loss_says_it_needs_gthread_on_a_release_without_it():
     assert old.verdict is Verdict.ERROR and "no gthread worker" in old.detail  # 18.0, 0.17.0
     asked = socket_loss.decide(Observation(**base, worker_class="sync"))  # --worker-class sync
     assert asked.verdict is Verdict.PASS
+
+
+def test_collapsed_names_runs_of_neighbours():
+    order = ["19.9.0", "19.10.0", "20.0.0", "20.0.2", "20.0.3"]
+    assert bench.collapsed(["20.0.3", "19.9.0", "20.0.2"], order) == "19.9.0, 20.0.2 ... 20.0.3"
+    assert bench.collapsed([], order) == ""
+
+
+RECORDS = sorted((Path(__file__).parents[1] / "results" / "advisories").glob("*.osv.json"))
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=lambda p: p.name)
+def test_every_kept_advisory_record_validates_under_its_own_id(path, schema):  # noqa: F811
+    record = json.loads(path.read_text())
+    assert check(schema, record) == []
+    assert not record["id"].startswith("x_gunicorn-bisect")  # the advisory's id, not ours
+    assert record["affected"][0]["ranges"], "no measured range"

@@ -21,4 +21,9 @@ keepalive_slow       #3025   21.0.0 .. 21.1.0             e7781d2c / bc905859 (#
 reload_broken_app    #2244   20.0.2 .. 20.0.4 (no 20.0.1) a4b6b138 / 27d1e988 (#2249)
 respawn              -       24.0.0                       b650332c / 3179789f
 ==================== ======= ============================ =============================
+
+The advisory cases (``adv_*.py``, ``--scenario adv-...``) reproduce one published
+advisory each with the exact request bytes (``_wire.py`` holds what they share); their
+``ID``, ``ALIASES`` and ``CLAIMED`` (each database's ranges) feed ``--format osv`` and
+results/advisories.md (``python bench/advisories.py``).
 """

@@ -8,7 +8,9 @@ introduced 0, fixed 19.5.0.  Tracker: gunicorn #1227.  Probe: the echo app puts 
 query string into ``X-Echo``; ``GET /crlf?v=a%0d%0aX-Injected:%20yes`` carries a CR/LF.
 fail = the response has an ``X-Injected`` header; pass = it does not (19.5.0 refuses the
 value: a 500).  Control: ``?v=plain`` answered with ``X-Echo: plain``.
-Our runs: see results/advisories.md.
+Our runs (0.9.0..27.0.1, bisected): fail 0.12.0 ... 19.4.5 ('X-Injected: yes'); pass
+from 19.5.0 (19.5.0-19.7.1 close the connection, 19.8.0-26.2.0 answer 400, 27.0.x 500).
+Fixed by 1e10a02e 'check if the header contains control characters' (Fix #1227).
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ refused).  Probe (``VECTORS``): ``Transfer-Encoding: chunked`` then
 ``Transfer-Encoding: identity`` (the final coding is not chunked) with
 ``Content-Length: 4``.  fail = read as chunked (the advisory's behaviour); pass =
 refused, or framed by the final coding (Content-Length).
-Our runs: see results/advisories.md (Tracker: none - the advisory is the report).
+Our runs (0.9.0..27.0.1, bisected): fail 19.10.0 and 20.0.2 ... 21.2.0 (chunked); every
+older release decided frames it by Content-Length (the final coding): pass.  Introduced
+by the 2019 fix itself (93220898 on 19.x, f74324bd on master), fixed by ac29c9b0 (PR
+#3113, 22.0.0): "introduced 0" is too wide (Tracker: none).
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ GHSA: introduced 0, fixed 23.0.0; PYSEC: introduced 0, fixed 22.0.0.  Probe
 (``VECTORS``): ``Transfer-Encoding: gzip, chunked`` (a list whose final coding is
 chunked: a front end reads chunked) with ``Content-Length: 4``.  fail = the body framed
 by Content-Length (TE.CL); pass = chunked, or refused (22.0.0: 501 unsupported coding).
-Our runs: see results/advisories.md (Tracker: none - the advisory is the report).
+Our runs (0.9.0..27.0.1, bisected): fail 0.12.0 ... 21.2.0 (length); pass 22.0.0 on
+(refused).  Fixed by ac29c9b0 (PR #3113): PYSEC's 22.0.0 agrees, GHSA's 23.0.0 is too
+wide by 22.0.0 (Tracker: none).
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ nothing to probe (not applicable; no Python boots them with it).  The Python par
 parser, an optional extra) is not installed.  Probe (``VECTORS``): a signed
 ``Content-Length: +4``, and ``Transfer-Encoding : chunked`` (space before the colon)
 beside ``Content-Length: 4``.  fail = either accepted; pass = both refused.
-Our runs: see results/advisories.md (Tracker: none - the advisory is the report).
+Our runs (24.0.0..27.0.1): pass 24.0.0 ... 25.1.0 (refused); fail 25.2.0 ... 26.2.0
+(signed CL read as 4; 25.2.0 also takes 'Transfer-Encoding :'); pass 27.0.0, 27.0.1:
+the claim agrees.  The introducing commit is ambiguous (untestable commits at the
+boundary); the clone has no 26.2.0/27.0.0 tags for the fix (Tracker: none).
 """
 
 from __future__ import annotations

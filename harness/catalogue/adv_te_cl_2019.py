@@ -10,7 +10,9 @@ with ``Content-Length: 4``; a front end that honours the first header reads one 
 request, a server that lets the last one win reads 4 bytes by Content-Length and then
 ``GET /smuggled`` as a second request.  fail = the body framed by Content-Length;
 pass = chunked, or refused.
-Our runs: see results/advisories.md (Tracker: none - the advisory is the report).
+Our runs (0.9.0..27.0.1, bisected): fail 0.12.0 ... 19.9.0 and 20.0.0 (length); pass
+19.10.0 and 20.0.2 ... 21.2.0 (chunked), 22.0.0 on (refused).  Fixed by 93220898 on the
+19.x branch and f74324bd (PR #2181) on master: Snyk's ranges agree (Tracker: none).
 """
 
 from __future__ import annotations
