@@ -48,13 +48,6 @@ GITHUB = "https://github.com/benoitc/gunicorn"
 #: advisories the search found that have no case here, and why
 UNREPRODUCED = [
     (
-        "CVE-2026-134821 (VulnCheck)",
-        "memory exhaustion in the pure-Python ASGI HTTP/1 parser (lines without CRLF buffered "
-        "without a limit); claimed 25.2.0 before 27.0.0",
-        "no case yet: it needs the worker's memory measured while a line without CRLF grows "
-        "(server.counts() gives fds and threads, not RSS); not written in this session",
-    ),
-    (
         "SNYK-PYTHON-GUNICORN-7856105",
         "worker timeout computed with time.time(): a system clock change times workers out; "
         "claimed [,21.2.0)",

@@ -19,6 +19,7 @@ from harness.catalogue import (
     adv_cve_2024_1135,
     adv_cve_2024_6827,
     adv_cve_2026_134820,
+    adv_cve_2026_134821,
     adv_te_cl_2019,
 )
 from harness.host.rawhttp import Reply
@@ -33,7 +34,7 @@ from tests.conftest import run_json
 from tests.test_osv import check, schema  # noqa: F401  (the kept schema, a fixture)
 
 SMUGGLING = [adv_te_cl_2019, adv_cve_2024_1135, adv_cve_2024_6827, adv_cve_2026_134820]
-CASES = [adv_cve_2018_1000164, *SMUGGLING]
+CASES = [adv_cve_2018_1000164, *SMUGGLING, adv_cve_2026_134821]
 
 
 def reply(status: int | None, body: bytes = b"", ended: str = "response", headers=()) -> Reply:
@@ -127,6 +128,22 @@ def test_cve_2026_134820_passes_only_when_every_vector_is_refused():
 def test_no_control_no_verdict(case):
     for control in ("refused", "length", "closed"):
         assert case.decide(obs(case, "length", control=control))[0] == "error"
+
+
+def test_cve_2026_134821_fails_when_a_line_without_crlf_gets_no_answer():
+    case = adv_cve_2026_134821
+    timeout = _wire.seen(reply(None, ended="timeout"))
+    refused = _wire.seen(reply(400))
+    control = seen("chunked")
+    names = list(case.VECTORS)
+    both = {"control": control, "vectors": {n: timeout for n in names}}  # 25.2.0 ... 26.2.0
+    verdict, evidence = case.decide(both)
+    assert verdict == "fail" and "no answer (timeout)" in evidence
+    one = {"control": control, "vectors": {names[0]: refused, names[1]: timeout}}  # 25.1.0
+    assert case.decide(one)[0] == "fail"
+    fixed = {"control": control, "vectors": {n: refused for n in names}}  # 27.0.0
+    assert case.decide(fixed)[0] == "pass"
+    assert case.decide({**fixed, "control": seen("refused")})[0] == "error"
 
 
 def test_cve_2018_1000164_fails_on_an_injected_header():

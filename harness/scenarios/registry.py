@@ -38,6 +38,7 @@ CATALOGUE: dict[str, Path] = {
     "adv-cve-2024-1135": _CASES / "adv_cve_2024_1135.py",
     "adv-cve-2024-6827": _CASES / "adv_cve_2024_6827.py",
     "adv-cve-2026-134820": _CASES / "adv_cve_2026_134820.py",
+    "adv-cve-2026-134821": _CASES / "adv_cve_2026_134821.py",
 }
 #: the user's own kinds, after the built-ins in the listing
 OWN = [
