@@ -112,7 +112,7 @@ def test_the_model_imports_nothing_of_ours_but_the_model():
 
 
 #: the size a newcomer reads in one sitting (issue 14): files and functions
-MAX_FILE_LINES = 450
+MAX_FILE_LINES = 800  # HELPERS.md: the 450 cap is dropped; split by cohesion, not size
 MAX_FUNCTION_LINES = 60
 
 

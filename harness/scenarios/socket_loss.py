@@ -60,7 +60,21 @@ def _served(obs: Observation) -> str:
     return f"{obs.probes_ok}/{obs.probes_sent} new connections served"
 
 
+#: auto with threads > 1 ran sync: the release has no gthread worker (19.0 added it)
+NO_GTHREAD = (
+    "not applicable: #1298 is gthread's; no gthread worker in this release "
+    "(19.0 added it): threads > 1 ran sync"
+)
+
+
 def decide(obs: Observation) -> Decision:
+    """``rules``, once gthread ran where it was asked for (not before 19.0: an error)."""
+    if obs.booted and obs.gthread_expected and obs.worker_class == "sync":
+        return Decision(Verdict.ERROR, NO_GTHREAD, obs.traceback)
+    return rules(obs)
+
+
+def rules(obs: Observation) -> Decision:
     """The #1298 rules, most specific first.
 
     - error: not exercised (never booted, the arbiter died, no worker ever exited);
@@ -76,9 +90,6 @@ def decide(obs: Observation) -> Decision:
     if not obs.booted:
         reason = obs.boot_error or "server never listened on the socket"
         return Decision(Verdict.ERROR, f"server did not start: {reason}", tb)
-    if obs.gthread_expected and obs.worker_class == "sync":
-        why = "no gthread worker in this release (19.0 added it): threads > 1 ran sync"
-        return Decision(Verdict.ERROR, f"not applicable: #1298 is gthread's; {why}", tb)
     if obs.recycles > 0 and not obs.path_present and obs.arbiter_alive:
         nth = obs.path_gone_after_recycle or obs.recycles
         when = "after the 1st" if nth == 1 else f"by the {ordinal(nth)}"
