@@ -4,11 +4,13 @@ Advisory: CVE-2026-134821 (VulnCheck), "Gunicorn 25.2.0 before 27.0.0 ... the pu
 ASGI HTTP/1 parser ... buffers protocol lines without size limits.  Unauthenticated remote
 attackers can send request lines, headers, chunk-size lines or trailers lacking CRLF to
 grow worker memory"; no GHSA/PYSEC id found.  Needs the ``asgi`` worker (``SINCE``
-24.0.0).  Probe (``VECTORS``): 64 KiB of request line, and of one header value, with no
-CRLF, far past gunicorn's limits (limit_request_line 4094, limit_request_field_size
-8190).  fail = no answer within ``WAIT`` s (the worker keeps reading into its buffer);
-pass = refused (a 4xx, or the connection closed).  The worker's memory itself is not
-measured: the missing limit is what the probe shows.
+24.0.0).  Probe (``VECTORS``): 2 MiB of request line, and of one header value, with no
+CRLF: past any bound gunicorn's parsers keep (a line's limit, 8190; the whole head's,
+limit_request_fields x (limit_request_field_size + 2) + 4 = about 800 KiB: 24.x's ASGI
+parser refuses there, and 64 KiB was below it).  fail = no answer within ``WAIT`` s
+after all 2 MiB were taken (the worker keeps buffering); pass = refused (a 4xx, or the
+connection closed while sending).  The worker's memory itself is not measured: the
+missing bound is what the probe shows.
 Our runs: see results/advisories.md (Tracker: none).
 """
 
@@ -26,10 +28,10 @@ APP = _wire.ASGI_ECHO_APP
 SETTINGS = {"workers": 1, "worker_class": "asgi"}
 BIND = "unix"
 WAIT = 3.0  # seconds: a refusal comes at once, a buffering worker says nothing
-LONG = b"a" * 65536
+LONG = b"a" * (2 << 20)
 VECTORS = {
-    "64 KiB request line without CRLF": b"GET /" + LONG,
-    "64 KiB header without CRLF": b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Long: " + LONG,
+    "2 MiB request line without CRLF": b"GET /" + LONG,
+    "2 MiB header without CRLF": b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Long: " + LONG,
 }
 
 
