@@ -423,6 +423,10 @@ def svg(metas: dict, docs: dict, cell: int = 14, left: int = 190, top: int = 70)
 PICTURE_ONLY = {
     "socket-loss": "#1298 socket-loss",
     "respawn": "24.0.0 outage (respawn)",
+    "keepalive-slow": "#3025 keepalive-slow",
+    "reload-broken-app": "#2244 reload-broken-app",
+    "reload-leak": "#3648 reload-leak",
+    "reload-drops": "#3394 reload-drops",
 }
 
 
@@ -454,9 +458,11 @@ def main() -> int:
     p.add_argument("--repo", help="a local gunicorn clone: bisect to commits")
     p.add_argument("-j", "--jobs", type=int, default=2)
     p.add_argument("--render-only", action="store_true", help="only rewrite from the JSON kept")
+    p.add_argument("--picture-only", action="store_true", help="only run the picture's cases")
     a, extra = p.parse_known_args()
     if not a.render_only:
-        run(a.releases, a.repo, a.jobs, extra)
+        if not a.picture_only:
+            run(a.releases, a.repo, a.jobs, extra)
         run_picture_only(a.releases, a.jobs)
     render()
     return 0
