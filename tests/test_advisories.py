@@ -301,6 +301,10 @@ def test_socket_loss_says_it_needs_gthread_on_a_release_without_it():
     assert old.verdict is Verdict.ERROR and "no gthread worker" in old.detail  # 18.0, 0.17.0
     asked = socket_loss.decide(Observation(**base, worker_class="sync"))  # --worker-class sync
     assert asked.verdict is Verdict.PASS
+    unnamed = socket_loss.decide(Observation(**base, gthread_expected=True))  # 0.12.0's log
+    assert unnamed.verdict is Verdict.ERROR and "does not name" in unnamed.detail
+    ran = socket_loss.decide(Observation(**base, worker_class="gthread", gthread_expected=True))
+    assert ran.verdict is Verdict.PASS
 
 
 def test_collapsed_names_runs_of_neighbours():

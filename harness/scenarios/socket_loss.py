@@ -60,17 +60,15 @@ def _served(obs: Observation) -> str:
     return f"{obs.probes_ok}/{obs.probes_sent} new connections served"
 
 
-#: auto with threads > 1 ran sync: the release has no gthread worker (19.0 added it)
-NO_GTHREAD = (
-    "not applicable: #1298 is gthread's; no gthread worker in this release "
-    "(19.0 added it): threads > 1 ran sync"
-)
+#: auto with threads > 1 ran another worker: the release has no gthread (19.0 added it)
+NO_GTHREAD = "not applicable: #1298 is gthread's; no gthread worker in this release (19.0 added it)"
 
 
 def decide(obs: Observation) -> Decision:
     """``rules``, once gthread ran where it was asked for (not before 19.0: an error)."""
-    if obs.booted and obs.gthread_expected and obs.worker_class == "sync":
-        return Decision(Verdict.ERROR, NO_GTHREAD, obs.traceback)
+    if obs.booted and obs.gthread_expected and obs.worker_class != "gthread":
+        ran = obs.worker_class or "a worker its log does not name"
+        return Decision(Verdict.ERROR, f"{NO_GTHREAD}: threads > 1 ran {ran}", obs.traceback)
     return rules(obs)
 
 
