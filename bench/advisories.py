@@ -295,12 +295,9 @@ def plainly(metas: dict, docs: dict) -> list[str]:
         for db, ranges in m["claimed"].items():
             c = compare(ranges, rows)
             if c["too_wide"]:
-                found = next((e for e in doc.get("regressions", []) if _found(e)), None)
-                by = (
-                    f"; measured: introduced in {found['first_bad']} by {_commit(found)}"
-                    if found
-                    else ""
-                )
+                found = [e for e in doc.get("regressions", []) if _found(e)]
+                by = " and ".join(f"in {e['first_bad']} by {_commit(e)}" for e in found)
+                by = f"; measured: introduced {by}" if by else ""
                 out.append(
                     f"- **{db}** is too wide: it claims {shown_ranges(ranges)}, yet "
                     f"{collapsed(c['too_wide'], order)} refuse or handle the probe{by}."
