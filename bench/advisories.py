@@ -417,19 +417,20 @@ def svg(metas: dict, docs: dict, cell: int = 14, left: int = 190, top: int = 70)
 
 #: cases shown in the picture beside the advisories (no claims, no commits): #1298 and
 #: the 24.0.0 outage
-PICTURE_ONLY = {
-    "socket-loss": "#1298 socket-loss",
-    "respawn": "24.0.0 outage (respawn)",
-    "keepalive-slow": "#3025 keepalive-slow",
-    "reload-broken-app": "#2244 reload-broken-app",
-    "reload-leak": "#3648 reload-leak",
-    "reload-drops": "#3394 reload-drops",
+PICTURE_ONLY = {  # name: (label, the first release it can run on: gthread, --reload)
+    "socket-loss": ("#1298 socket-loss", None),
+    "respawn": ("24.0.0 outage (respawn)", None),
+    "keepalive-slow": ("#3025 keepalive-slow", "19.0.0"),
+    "reload-broken-app": ("#2244 reload-broken-app", "19.0.0"),
+    "reload-leak": ("#3648 reload-leak", "19.0.0"),
+    "reload-drops": ("#3394 reload-drops", "19.0.0"),
 }
 
 
 def run_picture_only(spec: str, jobs: int) -> None:
-    for name in PICTURE_ONLY:
-        argv = [sys.executable, str(ROOT / "bisect.py"), spec, "--scenario", name, "--no-commits"]
+    for name, (_, since) in PICTURE_ONLY.items():
+        where = clamp(spec, {"since": since})
+        argv = [sys.executable, str(ROOT / "bisect.py"), where, "--scenario", name, "--no-commits"]
         argv += ["-j", str(jobs), "--format", "json", "--output", str(RUNS / f"{name}.json")]
         print("+", " ".join(argv[1:]), file=sys.stderr, flush=True)
         got = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -444,7 +445,7 @@ def render() -> None:
             docs[name] = json.loads(doc.read_text())
     metas = {name: meta(path) for name, path in cases().items()}
     (OUT / "advisories.md").write_text(markdown(metas, {n: docs[n] for n in metas if n in docs}))
-    shown = {**metas, **{n: {"id": label, "claimed": {}} for n, label in PICTURE_ONLY.items()}}
+    shown = {**metas, **{n: {"id": lab, "claimed": {}} for n, (lab, _) in PICTURE_ONLY.items()}}
     (OUT / "advisories.svg").write_text(svg(shown, docs))
     print(f"wrote {OUT / 'advisories.md'} and {OUT / 'advisories.svg'}", file=sys.stderr)
 
