@@ -34,6 +34,11 @@ from harness.scenarios.registry import CATALOGUE  # noqa: E402
 OUT = ROOT / "results"
 RUNS = OUT / "advisories"
 COMMAND = "python bench/advisories.py 0.9.0..latest --repo ~/src/gunicorn -j 2"
+#: why 19.10.0 -> 20.0.0 is no transition to bisect
+BRANCH = (
+    "19.10.0 is a release of the 19.x branch (Nov 2019), not an ancestor of 20.0.0: a change "
+    "between them is 20.0.0 lacking (or having) the 19.x backport, not a commit on one line."
+)
 #: what the runs cannot reach, said once in the document
 NOT_RUN = (
     "Releases 0.1 ... 0.8.x are not run: they have no gunicorn.app.wsgiapp, through which "
@@ -277,6 +282,8 @@ def section(name: str, m: dict, doc: dict | None) -> list[str]:
         out += ["", f"Not decided (error): {listed(errors)}."]
     out += ["", *(_changes(doc) or ["- no transition: nothing to bisect"]), ""]
     notes = [n for n in doc.get("notes", []) if not n.startswith("compat:")]
+    if any("19.10.0..20.0.0" in n for n in notes):
+        notes.append(BRANCH)
     out += [*(f"Note: {n}" for n in notes), *([""] if notes else [])]
     out += [*_verdicts(name, m, doc), "", f"Command: `{doc['command']}`", ""]
     out += ["<details><summary>every release</summary>", "", *_table(doc), "", "</details>", ""]
