@@ -427,10 +427,10 @@ def svg(metas: dict, docs: dict, cell: int = 14, left: int = 190, top: int = 70)
 PICTURE_ONLY = {  # name: (label, the first release it can run on: gthread, --reload)
     "socket-loss": ("#1298 socket-loss", None),
     "respawn": ("24.0.0 outage (respawn)", None),
-    "keepalive-slow": ("#3025 keepalive-slow", "19.2.0"),  # 19.0-19.1 gthread: no Python
+    "keepalive-slow": ("#3025 keepalive-slow", "19.4.0"),  # the short name "gthread": 19.4
     "reload-broken-app": ("#2244 reload-broken-app", "19.0.0"),
     "reload-leak": ("#3648 reload-leak", "19.0.0"),
-    "reload-drops": ("#3394 reload-drops", "19.2.0"),
+    "reload-drops": ("#3394 reload-drops", "19.4.0"),
 }
 
 
