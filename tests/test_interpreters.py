@@ -102,7 +102,7 @@ def test_select_path_that_is_not_python(tmp_path):
     fake = tmp_path / "python3"
     fake.write_text("#!/bin/sh\necho hello\n")
     fake.chmod(0o755)
-    with pytest.raises(InterpreterError, match="not a working CPython 3"):
+    with pytest.raises(InterpreterError, match="not a working CPython 3 or 2.7"):
         select(str(fake), MACHINE)
 
 
@@ -131,7 +131,7 @@ def test_discover_finds_real_cpython3_interpreters_newest_first():
     if not found:
         pytest.skip("no CPython 3 interpreter discoverable on this machine")
     for i in found:
-        assert i.version.startswith("3."), i
+        assert i.version.startswith(("3.", "2.7.")), i
         assert i.source in ("PATH", "pyenv", "uv"), i
         assert _reported_version(i.path) == i.version, i
     versions = [i.version_tuple for i in found]
@@ -239,13 +239,25 @@ def test_discover_counts_one_interpreter_once(isolated, monkeypatch):
     assert len(discover()) == 1
 
 
-def test_discover_skips_what_is_not_cpython3(isolated, monkeypatch):
+def test_discover_skips_what_is_not_cpython3_or_27(isolated, monkeypatch):
     root = isolated / "pyenv"
     fake = root / "versions" / "fake" / "bin" / "python3"
     fake.parent.mkdir(parents=True)
     fake.write_text('#!/bin/sh\necho \'{"version": "3.9.1", "impl": "PyPy"}\'\n')
     fake.chmod(0o755)
-    if PY27.is_file():
-        _plant(root / "versions" / "2.7.18" / "bin" / "python", PY27)
+    old = root / "versions" / "2.6.9" / "bin" / "python"
+    old.parent.mkdir(parents=True)
+    old.write_text('#!/bin/sh\necho \'{"version": "2.6.9", "impl": "CPython"}\'\n')
+    old.chmod(0o755)
     monkeypatch.setenv("PYENV_ROOT", str(root))
     assert discover() == []
+
+
+def test_discover_finds_27_last_for_the_releases_before_19(isolated, monkeypatch):
+    if not PY27.is_file():
+        pytest.skip("no pyenv 2.7.18 here")
+    root = isolated / "pyenv"
+    _plant(root / "versions" / "2.7.18" / "bin" / "python", PY27)
+    monkeypatch.setenv("PYENV_ROOT", str(root))
+    (found,) = discover()
+    assert found.version == "2.7.18" and found.minor == "2.7"

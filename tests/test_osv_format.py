@@ -15,10 +15,13 @@ import pytest
 from harness.model.table import Deployment, Report, Table
 from harness.report.osv import TRACKER_URL, local_id
 from harness.report.render import render
+from harness.scenarios import registry
+from harness.scenarios.base import Options
 from tests.conftest import run_cli
 from tests.osv_records import FINDINGS, ROWS, check
 
 pytestmark = pytest.mark.local
+
 
 DATA = Path(__file__).parent / "data"
 
@@ -47,10 +50,24 @@ def test_a_run_is_one_valid_record_with_its_scenarios_id_and_tracker(schema):
     assert record["database_specific"]["command"] == rep.command
 
 
+def test_the_1298_record_names_its_tracker(schema):
+    about = registry.create("socket-loss", Options()).about()
+    rep = report(about.record)
+    record = json.loads(render(rep, "osv"))
+    assert check(schema, record) == []
+    assert {"type": "REPORT", "url": TRACKER_URL.format(1298)} in record["references"]
+
+
+def test_a_files_own_unregistered_id_is_made_valid(schema):
+    record = json.loads(render(report({"name": "file", "id": "GUNICORN-BISECT-3648"}), "osv"))
+    assert record["id"] == "x_GUNICORN-BISECT-3648"
+    assert check(schema, record) == []
+
+
 def test_without_an_id_the_scenario_names_the_record(schema):
     record = json.loads(render(report({"name": "socket-loss"}), "osv"))
     assert record["id"] == local_id("gunicorn", "socket-loss")
-    assert check(schema, record, registered_id=False) == []
+    assert check(schema, record) == []
     own = json.loads(render(report({"name": "file", "file": "checks/my_case.py"}), "osv"))
     assert own["id"] == local_id("gunicorn", "my_case")
 
@@ -63,7 +80,7 @@ def test_a_matrix_is_one_record_per_column(schema):
         local_id("gunicorn", "socket-loss") + "-sync-tcp",
     ]
     for r in records:
-        assert check(schema, r, registered_id=False) == []
+        assert check(schema, r) == []
 
 
 @pytest.mark.real
@@ -86,7 +103,7 @@ def test_the_report_recipe_with_wrk_through_h2o_as_osv(schema, cache_dir, tmp_pa
     )
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
-    assert check(schema, record, registered_id=False) == []
+    assert check(schema, record) == []
     assert record["affected"][0]["versions"] == ["19.6.0"]
     rows = {r["target"]: r for r in record["database_specific"]["rows"]}
     assert [rows[t]["verdict"] for t in ("19.5.0", "19.6.0", "19.7.0")] == ["pass", "fail", "pass"]

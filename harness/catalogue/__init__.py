@@ -14,4 +14,10 @@ A case on its boundary releases, then bisected to its commits with a local clone
 
     python bisect.py 25.1.0,25.2.0,26.0.0,26.1.0 --scenario reload-leak
     python bisect.py 25.1.0..26.1.0 --scenario reload-leak --repo CLONE
+
+The advisory cases (``adv_*.py``, ``--scenario adv-...``) reproduce one published
+advisory each with the exact request bytes (``_wire.py`` holds what they share: a module
+whose name starts with ``_`` is not a case); their ``ID``, ``ALIASES`` and ``CLAIMED``
+(each database's ranges) feed ``--format osv`` and results/advisories.md
+(``python bench/advisories.py``).
 """

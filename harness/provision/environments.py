@@ -36,10 +36,11 @@ from harness.provision.layers import Layer, LayerError, dependency_layer
 from harness.provision.wheels import Artifact, unpacked
 
 MANIFEST = "gunicorn-bisect-env.json"
-LAYOUT = 5  # bump when the way environments are built changes
+LAYOUT = 7  # bump when the way environments are built changes (7: the probe for 0.17-18.0)
 
-# Runs in the target Python: can it import gunicorn, resolve the worker class we test and
-# import what the scenario's app needs (argv: worker class, JSON list of modules)?
+# Runs in the target Python (3.x or 2.7): can it import gunicorn, resolve the worker class
+# we test, build its command-line parser and import what the scenario's app needs (argv:
+# worker class, JSON list of modules)?
 _BOOT_PROBE = r"""
 import json, sys
 out = {"python": sys.version.split()[0]}
@@ -50,10 +51,12 @@ try:
     from gunicorn.config import Config
     from gunicorn.app.wsgiapp import WSGIApplication
     cfg = Config()
-    cfg.set("threads", 2)
+    if "threads" in cfg.settings:  # 19.0+; older releases have no threads setting
+        cfg.set("threads", 2)
     if sys.argv[1]:
         cfg.set("worker_class", sys.argv[1])
     out["worker"] = cfg.worker_class.__module__
+    cfg.parser()  # the command line's parser: 0.17.0's passes version= (argparse of 2.7 only)
     for name in json.loads(sys.argv[2]):
         module = __import__(name)
         out[name] = getattr(module, "__version__", "?")
@@ -155,7 +158,31 @@ def with_dependencies(
     return needs if deps is None else replace(needs, dependencies=deps)
 
 
+#: Python 2.7's "environment": no venv module, and virtualenv >= 20.22 cannot create one.
+#: A directory whose bin/python runs the 2.7 interpreter with the environment's
+#: site-packages and the shared copies its .pth lists first on sys.path (Python 2 reads
+#: no pyvenv.cfg; its own site-packages stays behind them, last).
+_PY2_PYTHON = """\
+#!/bin/sh
+# gunicorn-bisect: a Python 2.7 environment (see harness/build/environments.py)
+site="$(cd "$(dirname "$0")/.." && pwd)/lib/python2.7/site-packages"
+shared="$(grep -v '^import' "$site/@PTH@" 2>/dev/null | tr '\\n' ':')"
+PYTHONPATH="$site:$shared${PYTHONPATH:-}" exec @PYTHON@ "$@"
+"""
+
+
+def _create_py2(interp: Interpreter, dest: Path) -> None:
+    (dest / "lib" / f"python{interp.minor}" / "site-packages").mkdir(parents=True, exist_ok=True)
+    (dest / "bin").mkdir(parents=True, exist_ok=True)
+    script = _PY2_PYTHON.replace("@PTH@", SHARED_PTH).replace("@PYTHON@", interp.path)
+    for name in ("python", "python2"):
+        (dest / "bin" / name).write_text(script)
+        (dest / "bin" / name).chmod(0o755)
+
+
 def _create_venv(interp: Interpreter, dest: Path) -> None:
+    if interp.version_tuple < (3,):
+        return _create_py2(interp, dest)
     if interp.version_tuple >= (3, 9):
         from virtualenv import cli_run
 
@@ -202,8 +229,13 @@ def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter)
         "scripts": str(env_root / "bin"),
         "data": str(env_root),
     }
+    # overwrite: 18.0's wheel (built from its sdist) ships bin/gunicorn twice, as a data
+    # script and as a console_scripts entry point; the directory is new, nothing else is there
     dest = SchemeDictionaryDestination(
-        scheme, interpreter=str(final_root / "bin" / "python"), script_kind="posix"
+        scheme,
+        interpreter=str(final_root / "bin" / "python"),
+        script_kind="posix",
+        overwrite_existing=True,
     )
     with WheelFile.open(wheel) as source:
         install(source, dest, {"INSTALLER": b"gunicorn-bisect\n"})

@@ -24,6 +24,11 @@ _PROBE = (
 )
 
 
+#: the CPythons gunicorn ever ran on that this finds: 3.x, and 2.7 for the releases before
+#: 19.0 that no Python 3 boots (0.17.0; found by evidence like any other, tried last)
+PYTHONS = ("3.", "2.7.")
+
+
 class InterpreterError(HarnessError):
     """A user-facing, one-line problem with --python."""
 
@@ -74,7 +79,7 @@ def _candidate_paths() -> list[tuple[str, str]]:
 
 
 def probe(path: str, source: str) -> Interpreter | None:
-    """Run the interpreter once to learn its exact version; None if it is not a CPython 3.
+    """Run the interpreter once to learn its exact version; None unless a CPython 3 or 2.7.
 
     Raises ``Undecided`` (timed out, killed) or ``Cancelled`` (the run was interrupted):
     no answer, which :func:`discover` does not remember."""
@@ -85,19 +90,19 @@ def probe(path: str, source: str) -> Interpreter | None:
         return None
     if not isinstance(data, dict):
         return None
-    if data.get("impl") != "CPython" or not str(data.get("version", "")).startswith("3."):
+    if data.get("impl") != "CPython" or not str(data.get("version", "")).startswith(PYTHONS):
         return None
     return Interpreter(path=path, version=data["version"], source=source)
 
 
 def _identity(path: str) -> str:
     """What must not change for a remembered probe to hold: the file itself."""
-    st = os.stat(path)
-    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
+    st = os.stat(path)  # and the rule it was judged by: a 2.7 refused before is asked again
+    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}:{','.join(PYTHONS)}"
 
 
 def discover(cache_dir: Path | None = None) -> list[Interpreter]:
-    """Every distinct CPython 3 we can find, newest first.
+    """Every distinct CPython 3 (and 2.7) we can find, newest first.
 
     With ``cache_dir`` each executable's version is remembered by its identity (path,
     size, mtime): running ten interpreters costs a quarter of a second per run.
@@ -166,7 +171,7 @@ def select(spec: str, available: Sequence[Interpreter]) -> Interpreter:
         except processes.Undecided as exc:
             raise InterpreterError(f"--python {spec}: {exc}") from None
         if interp is None:
-            raise InterpreterError(f"--python {spec}: not a working CPython 3 interpreter")
+            raise InterpreterError(f"--python {spec}: not a working CPython 3 or 2.7 interpreter")
         return interp
     matches = [i for i in available if i.version == spec or i.minor == spec]
     if not matches:

@@ -296,6 +296,19 @@ def _keep_wheel(proc: processes.Finished, tmp: Path, out_dir: Path) -> Path | No
     return final
 
 
+def _copied_wheel(root: Path, out_dir: Path) -> Path:
+    """An sdist's ``gunicorn/`` package as a wheel, its version from PKG-INFO."""
+    meta = (root / "PKG-INFO").read_text(errors="replace")
+    version = next(
+        ln.split(":", 1)[1].strip() for ln in meta.splitlines() if ln.startswith("Version:")
+    )
+    files = {r: d for r, d in dir_package_files(root) if not r.endswith((".pyc", ".pyo"))}
+    # 0.x finds its workers by entry point (gunicorn.workers): keep the sdist's own
+    points = root / "gunicorn.egg-info" / "entry_points.txt"
+    entry = points.read_text() if points.is_file() else GUNICORN_ENTRY_POINTS
+    return make_wheel("gunicorn", version, files, out_dir, entry)
+
+
 def _build_wheel_from_sdist(sdist: Path, out_dir: Path) -> Path:
     import tarfile
 
@@ -306,7 +319,10 @@ def _build_wheel_from_sdist(sdist: Path, out_dir: Path) -> Path:
         roots = [p for p in tmp.iterdir() if p.is_dir()]
         if not roots:
             raise ArtifactError(f"{sdist.name}: empty sdist")
-        return build_wheel(roots[0], out_dir)
+        try:
+            return build_wheel(roots[0], out_dir)
+        except ArtifactError:  # a setup.py of Python 2 only (0.x): the package, copied
+            return _copied_wheel(roots[0], out_dir)
     finally:
         remove_tree(tmp)
 

@@ -7,9 +7,10 @@ runs saw), a ``GIT`` range on the commits the bisection named, the failing relea
 as ``versions`` and the evidence under ``database_specific``.
 
 Pure: rows, findings and the record's metadata in, a JSON-ready dict out.  The ``id``
-is the caller's: the OSV schema only accepts the prefixes of registered home
-databases (``PYSEC-``, ``GHSA-``, ...), which a local run is not; a database that
-adopts a record gives it its id (see ``local_id`` for the default).
+is the caller's: an advisory case's own (``PYSEC-2018-55``, ``CVE-2024-1135``, with its
+other ids as ``aliases``), else ``local_id``: the schema's id pattern takes the
+prefixes of registered home databases and ``x_`` for a database that is not one, as a
+local run is not; a database that adopts a record gives it its id.
 """
 
 from __future__ import annotations
@@ -25,8 +26,18 @@ from harness.model.search import Transition, transitions
 from harness.model.table import Report
 from harness.model.verdict import Axis, Verdict
 
-#: The OSV schema release these records conform to (checked against 1.6.7's schema.json).
-SCHEMA_VERSION = "1.6.0"
+#: The OSV schema release these records conform to: checked in the tests against
+#: tests/data/osv-schema.json, the published validation/schema.json of 1.7.5.
+SCHEMA_VERSION = "1.7.5"
+#: the id prefix the schema gives a database that is not registered (its ``prefix``)
+UNREGISTERED = "x_"
+#: the schema's ``$defs.prefix.pattern`` (1.7.5): the registered home databases
+PREFIX = re.compile(
+    r"^(x_|(ASB-A|PUB-A|ALPINE|ALSA|ALBA|ALEA|AZL|BELL|BIT|CGA|CLEANSTART|CLSA|CURL|CVE|DEBIAN"
+    r"|DHI|DRUPAL|DSA|DLA|ELA|DTSA|ECHO|EEF|FreeBSD|GHSA|GO|GSD|HSEC|JLSEC|KUBE|LBSEC|LSN|MAL"
+    r"|MINI|MGASA|OESA|OSEC|OSV|openSUSE-SU|PHSA|PSF|PYSEC|RHBA|RHEA|RHSA|RLSA|RXSA|RSEC|ROOT"
+    r"|RUSTSEC|SUSE-[SRFO]U|UBUNTU|USN|V8)-)"
+)
 _PRIMARY = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 
 
@@ -44,12 +55,18 @@ class Advisory:
     scenario: str = ""
     command: str = ""
     references: tuple[tuple[str, str], ...] = ()  # (OSV reference type, url): the tracker
+    aliases: tuple[str, ...] = ()  # the advisory's other ids (CVE, GHSA, PYSEC)
+
+
+def record_id(ident: str) -> str:
+    """``ident`` as the schema takes it: a registered prefix kept, anything else ``x_``."""
+    return ident if PREFIX.match(ident) else UNREGISTERED + ident
 
 
 def local_id(package: str, scenario: str) -> str:
-    """An id for a record no database has adopted yet: ``GUNICORN-BISECT-<pkg>-<scenario>``."""
+    """An id for a record no database has adopted yet: ``x_gunicorn-bisect-<pkg>-<scenario>``."""
     tail = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{package}-{scenario}").strip("-")
-    return f"GUNICORN-BISECT-{tail}"
+    return f"{UNREGISTERED}gunicorn-bisect-{tail}"
 
 
 def _timestamp(moment: datetime) -> str:
@@ -144,6 +161,7 @@ def to_osv(
         "id": adv.id,
         "modified": _timestamp(adv.modified or adv.published),
         "published": _timestamp(adv.published),
+        **({"aliases": list(adv.aliases)} if adv.aliases else {}),
         "summary": adv.summary,
         "details": adv.details,
         "affected": [
@@ -164,6 +182,21 @@ def to_osv(
 
 
 TRACKER_URL = "https://github.com/benoitc/gunicorn/issues/{}"
+#: where each kind of advisory id is published (an id of another kind has no link)
+ADVISORY_URLS = {
+    "CVE-": "https://nvd.nist.gov/vuln/detail/{}",
+    "GHSA-": "https://github.com/advisories/{}",
+    "PYSEC-": "https://osv.dev/vulnerability/{}",
+    "x_SNYK-": "https://security.snyk.io/vuln/{}",
+}
+
+
+def advisory_url(ident: str) -> str:
+    """The page of an advisory id (``GHSA-...`` -> github.com/advisories/...), or ""."""
+    for prefix, url in ADVISORY_URLS.items():
+        if ident.startswith(prefix):
+            return url.format(ident.removeprefix("x_"))
+    return ""
 
 
 def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> Advisory:
@@ -177,14 +210,18 @@ def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> 
     suffix = f"-{column}" if column and not rep.table.single else ""
     tracker = scenario.get("tracker")
     refs = (("REPORT", TRACKER_URL.format(tracker)),) if tracker else ()
+    aliases = tuple(str(a) for a in scenario.get("aliases") or ())
+    refs += tuple(("ADVISORY", url) for url in map(advisory_url, (own, *aliases)) if url)
     return Advisory(
-        id=(own or local_id("gunicorn", name)) + re.sub(r"[^A-Za-z0-9._-]+", "-", suffix),
+        id=(record_id(own) if own else local_id("gunicorn", name))
+        + re.sub(r"[^A-Za-z0-9._-]+", "-", suffix),
         summary=rep.title,
         details=rep.params + (f" ({column})" if suffix else ""),
         published=now or datetime.now(timezone.utc),
         scenario=name,
         command=rep.command,
         references=refs,
+        aliases=aliases,
     )
 
 

@@ -12,8 +12,9 @@ A case module defines (``observe`` and ``decide``, or only ``check``)::
     BIND = "unix"                                  # or "tcp"
     TIMEOUT = 60                                   # seconds this case needs (--timeout wins)
     TRACKER = 3648                                 # the upstream issue it reproduces
-    ID = "GUNICORN-BISECT-3648"                    # the OSV record's id (--format osv)
+    ID = "PYSEC-2026-1434"                         # the OSV record's id (--format osv)
     CANNOT = {"proxy": "it needs a connection straight to gunicorn"}  # options refused
+    ALIASES = ["CVE-2024-1135"]                    # the advisory's other ids (its aliases)
 
     def observe(server):                           # the facts, gathered on the live server
         return {"replies": server.one_connection(["/", "/"])}
@@ -126,6 +127,7 @@ class Case:
     cannot: dict[str, str] = field(default_factory=dict)  # option -> why it is refused
     builtin: bool = False  # one of harness.scenarios' own (its header shows its settings)
     hooks: dict[str, Any] = field(default_factory=dict)  # a built-in's TITLE, AXES ...
+    aliases: tuple[str, ...] = ()  # the advisory's other ids (the OSV record's aliases)
 
     @property
     def function(self) -> str:
@@ -160,6 +162,7 @@ def from_module(module: Any, path: Path, name: str = "file", builtin: bool = Fal
         cannot=_cannot(path, getattr(module, "CANNOT", {}), getattr(module, "HONOURS", ())),
         builtin=builtin,
         hooks={k: getattr(module, k) for k in HOOKS if hasattr(module, k)},
+        aliases=tuple(_text(path, "ALIASES", a) for a in getattr(module, "ALIASES", ())),
     )
 
 

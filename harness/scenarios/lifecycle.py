@@ -376,6 +376,8 @@ class CaseScenario(Scenario):
             named["tracker"] = case.tracker
         if case.osv_id:
             named["id"] = case.osv_id
+        if case.aliases:
+            named["aliases"] = list(case.aliases)
         summary = self.summary() + _suffix(o, case.builtin)
         return About.of(case.name, case.description, summary, title, self.parameters(), **named)
 

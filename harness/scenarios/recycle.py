@@ -70,6 +70,7 @@ class Observation:
     traceback: str = ""
     error_lines: tuple[str, ...] = ()  # the arbiter's own error lines
     worker_class: str | None = None
+    gthread_expected: bool = False  # auto with threads > 1: gthread, where the release has it
     bind: str = "unix"  # "tcp": no socket file, so only pass/outage/error can come of it
     proxy: str | None = None  # "h2o" or "nginx" in front: probes and load went through it
     load_statuses: dict[str, int] | None = None
@@ -233,6 +234,9 @@ def _finish(server: Server, obs: dict[str, Any]) -> Observation:
     server.log.refresh()
     obs.setdefault("workers", server.workers)
     obs.setdefault("worker_class", server.log.worker_class)
+    spec = server.spec  # auto with threads > 1 asks for gthread (which 19.0 added)
+    threads = spec.settings.get("threads", spec.defaults.get("threads", 1))
+    obs["gthread_expected"] = not spec.settings.get("worker_class") and threads > 1
     obs["bind"] = server.spec.bind
     obs["traceback"] = server.scrub(server.log.last_traceback())
     obs["boots"], obs["exits"] = server.log.boots, server.log.exits

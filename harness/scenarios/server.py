@@ -291,7 +291,7 @@ class Server:
             lines.append(f"exec(compile(open({path!r}).read(), {path!r}, 'exec'))")
         lines += [f"{k} = {v!r}" for k, v in self.spec.settings.items()]
         lines += [
-            f"bind = [{self.bind!r}]",
+            f"bind = {self.bind!r}",  # a string: every release takes it (a list from 17.0)
             # 25.1.0+ open a control socket in ~/.gunicorn by default, shared between
             # concurrent runs; keep it private (older releases ignore unknown names)
             f"control_socket = {str(self.dir / 'gunicorn.ctl')!r}",

@@ -30,6 +30,7 @@ from harness.scenarios.recycle import (  # noqa: F401  (the case's metadata and 
 from harness.scenarios.server import SILENT
 
 NAME = "socket-loss"
+TRACKER = 1298  # the OSV record's REPORT reference
 TITLE = "Gunicorn #1298 socket loss: bisection report"
 
 #: the second question its table answers
@@ -61,7 +62,19 @@ def _served(obs: Observation) -> str:
     return f"{obs.probes_ok}/{obs.probes_sent} new connections served"
 
 
+#: auto with threads > 1 ran another worker: the release has no gthread (19.0 added it)
+NO_GTHREAD = "not applicable: #1298 is gthread's; no gthread worker in this release (19.0 added it)"
+
+
 def decide(obs: Observation) -> Decision:
+    """``rules``, once gthread ran where it was asked for (not before 19.0: an error)."""
+    if obs.booted and obs.gthread_expected and obs.worker_class != "gthread":
+        ran = obs.worker_class or "a worker its log does not name"
+        return Decision(Verdict.ERROR, f"{NO_GTHREAD}: threads > 1 ran {ran}", obs.traceback)
+    return rules(obs)
+
+
+def rules(obs: Observation) -> Decision:
     """The #1298 rules, most specific first.
 
     - error: not exercised (never booted, the arbiter died, no worker ever exited);
