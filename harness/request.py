@@ -25,7 +25,7 @@ from harness.jobs.bisector import DEFAULT_MAX_RUNS, Confidence
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_argv
 from harness.model.targets import LATEST
-from harness.provision import layers
+from harness.provision import requirements
 from harness.report.render import FORMATS
 from harness.scenarios import base, registry
 from harness.scenarios.base import LOADS
@@ -58,7 +58,7 @@ def _package(args: argparse.Namespace) -> str:
     return name
 
 
-def _gunicorn_pin(given: str | None, reqs: layers.RequirementSet, package: str) -> str | None:
+def _gunicorn_pin(given: str | None, reqs: requirements.RequirementSet, package: str) -> str | None:
     """With --package, gunicorn's pin: --gunicorn X, or --with gunicorn==X (the uv/pipx
     way); any other gunicorn requirement only constrains the layer's resolution."""
     if given is not None or package == GUNICORN or reqs.gunicorn is None:
@@ -77,8 +77,8 @@ _APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*(\(.*\))?)?$")
 def _app_options(args: argparse.Namespace) -> dict:
     """The Options fields of this block, checked: one line (exit 2) for what is wrong."""
     try:
-        reqs = layers.parse(args.with_reqs, args.with_requirements)
-    except layers.RequirementsInvalid as exc:
+        reqs = requirements.parse(args.with_reqs, args.with_requirements)
+    except requirements.RequirementsInvalid as exc:
         raise UsageError(str(exc)) from None
     if not args.path.startswith("/") or any(c.isspace() for c in args.path):
         raise UsageError(f"--path {args.path!r}: must start with / and have no spaces")

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent / "harness"
 RANK = {
     "model": 0,  # pure: verdicts, search, plan, confidence, table, targets, errors
     "host": 1,  # effects on this machine: git, processes, proxy, fs, load generators
-    "provision": 2,  # index, wheels, interpreters, environments, layers
+    "provision": 2,  # index, wheels, interpreters, environments, requirement sets
     "report": 2,  # renderers of the table model
     "scenarios": 3,  # the protocol, the registry, the server lifecycle, the rules
     "catalogue": 3,  # scenario files of tracker cases (loaded by path)
@@ -117,6 +117,15 @@ MAX_FILE_LINES = 800
 MAX_FUNCTION_LINES = 60
 #: the option table and its --help text: declarative, one long function by nature
 DECLARATIVE = {"harness.request"}
+
+
+#: modules in harness/ (issue 23): fragments merged, one story per folder
+MAX_MODULES = 60
+
+
+def test_harness_has_at_most_sixty_modules():
+    modules = sorted(m for m, p in MODULES.items() if p.name != "__init__.py")
+    assert len(modules) <= MAX_MODULES, f"{len(modules)} modules in harness/: {modules}"
 
 
 def test_no_module_is_longer_than_a_sitting():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.provision import layers
+from harness.provision import requirements
 from harness.provision.interpreters import discover
 from harness.provision.wheels import Artifact, project_dependencies, tree_wheel
 from harness.request import UsageError, parse
@@ -74,7 +74,7 @@ def test_a_scenario_file_requires_anything(tmp_path: Path) -> None:
 
     path = tmp_path / "needs_flask.py"
     path.write_text('REQUIRES = ["Flask>=2", "bottle==0.12.13"]\ndef check(server):\n    pass\n')
-    options = Options(requirements=layers.parse(["requests"]))
+    options = Options(requirements=requirements.parse(["requests"]))
     scenario = registry.create(str(path), options)
     # bottle stays the harness's own wheel; the rest joins --with in the layer
     assert scenario.requirements().requirements == ("flask>=2", "requests")
@@ -101,7 +101,7 @@ def test_only_the_non_extra_requirements_but_setuptools_are_installed(tmp_path: 
             'eventlet>=0.24.1; extra == "eventlet"',
         ],
     )
-    assert layers.gunicorn_dependencies(artifact) == (
+    assert requirements.gunicorn_dependencies(artifact) == (
         "packaging",
         'importlib-metadata; python_version < "3.8"',
     )
@@ -109,8 +109,8 @@ def test_only_the_non_extra_requirements_but_setuptools_are_installed(tmp_path: 
 
 def test_19x_needs_nothing_more(tmp_path: Path) -> None:
     artifact = _wheel(tmp_path, ['gevent>=0.13; extra == "gevent"'])
-    assert layers.gunicorn_dependencies(artifact) == ()
-    assert layers.dependency_layer(artifact, None, tmp_path) is None  # type: ignore[arg-type]
+    assert requirements.gunicorn_dependencies(artifact) == ()
+    assert requirements.dependency_layer(artifact, None, tmp_path) is None  # type: ignore[arg-type]
 
 
 # -- pip inside --run ------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def test_the_flask_app_changes_at_22(tmp_path: Path, cache_dir: Path, no_leaks) 
     # Python (those with flask alone) put that same directory first on their path
     version = rows["22.0.0"]["python"]
     interp = next(i for i in discover(cache_dir) if i.version == version)
-    layer = layers.ensure(layers.parse(["flask"]), interp, cache_dir)
+    layer = requirements.ensure(requirements.parse(["flask"]), interp, cache_dir)
     assert not layer.built
     first = {}
     for env in (cache_dir / "envs").glob(f"gunicorn-2[12].*-py{version}-*"):
@@ -222,7 +222,7 @@ def test_a_requirement_that_cannot_resolve_is_an_error_row(tmp_path: Path, cache
     assert proc.returncode == 125, proc.stderr
     assert f"No matching distribution found for {NO_SUCH}" in proc.stdout
     for built in (cache_dir / "layers").glob("py*"):  # nothing half-built
-        assert (built / layers.MANIFEST).is_file(), built
+        assert (built / requirements.MANIFEST).is_file(), built
 
 
 @pytest.mark.real
@@ -272,7 +272,7 @@ def test_a_commit_wheel_requires_what_its_pyproject_does(tmp_path: Path) -> None
     )
     wheel = tree_wheel(tmp_path, tmp_path / "out")
     artifact = Artifact("abc", "22.0.0", wheel, "digest", sha="abc")
-    assert layers.gunicorn_dependencies(artifact) == (
+    assert requirements.gunicorn_dependencies(artifact) == (
         'importlib_metadata; python_version<"3.8"',
         "packaging",
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.provision import layers
+from harness.provision import requirements
 from harness.scenarios import registry
 from harness.scenarios.base import Options, ScenarioError
 from harness.scenarios.case import load
@@ -75,7 +75,7 @@ def each_option(tmp_path: Path) -> dict[str, Options]:
         "app": Options(app="app:app", app_dir=tmp_path),
         "bind": Options(bind="tcp"),
         "worker_class": Options(worker_class="sync"),
-        "with": Options(requirements=layers.parse(["six"])),
+        "with": Options(requirements=requirements.parse(["six"])),
         "load": Options(load="wrk", bind="tcp"),
         "gunicorn_config": Options(gunicorn_config=config),
         "path": Options(path="/health"),

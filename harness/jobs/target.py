@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from harness.host.git import Repo, SourceError
 from harness.model import targets
-from harness.provision import commit_wheels, index, layers, wheels
+from harness.provision import commit_wheels, index, requirements, wheels
 from harness.provision.environments import EnvNeeds
 from harness.provision.interpreters import Interpreter, how_to_get
 from harness.provision.wheels import Artifact, ArtifactError
@@ -150,8 +150,8 @@ def pinned_needs(needs: EnvNeeds, requirement: str, interp: Interpreter, cache: 
     """``needs`` with ``requirement`` in its layer (beside any ``--with`` requirement):
     raises ``LayerError`` (an ArtifactError) where this Python cannot have it."""
     given = needs.layer.requirements.requirements if needs.layer is not None else ()
-    reqs = layers.RequirementSet(tuple(sorted({*given, requirement})))
-    return replace(needs, layer=layers.ensure(reqs, interp, cache))
+    reqs = requirements.RequirementSet(tuple(sorted({*given, requirement})))
+    return replace(needs, layer=requirements.ensure(reqs, interp, cache))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from harness.host import processes
 from harness.host.fsutil import atomic_write_text, private_dir, remove_tree, temp_dir
 from harness.host.git import Repo
-from harness.provision import layers, wheels
+from harness.provision import requirements, wheels
 from harness.provision.index import sha256_of
 from harness.provision.wheels import Artifact, ArtifactError
 
@@ -115,7 +115,7 @@ def _pep517(tree: Path, out: Path, env: dict[str, str]) -> Path:
         raise ArtifactError(f"the build gave no wheel: {exc}") from None
     built = sorted(out.glob("*.whl"))
     if proc.returncode != 0 or not built:
-        raise ArtifactError(layers.decisive_line(proc.stderr + "\n" + proc.stdout))
+        raise ArtifactError(requirements.decisive_line(proc.stderr + "\n" + proc.stdout))
     return built[0]
 
 
@@ -126,7 +126,7 @@ def package_commit_wheel(
     with the sha256 of the wheel file (a damaged or swapped wheel is rebuilt)."""
 
     def build(tree: Path, out: Path) -> tuple[Path, dict]:
-        wheel = _pep517(tree, out, layers.pip_env(cache_dir)[0])
+        wheel = _pep517(tree, out, requirements.pip_env(cache_dir)[0])
         return wheel, {"sha256": sha256_of(wheel)}
 
     root = cache_dir / "builds" / canonicalize_name(name)

@@ -32,7 +32,7 @@ from harness.host.fsutil import (
 from harness.model.errors import HarnessError
 from harness.provision import wheels
 from harness.provision.interpreters import Interpreter
-from harness.provision.layers import Layer, LayerError, dependency_layer
+from harness.provision.requirements import Layer, LayerError, dependency_layer
 from harness.provision.wheels import Artifact, unpacked
 
 MANIFEST = "gunicorn-bisect-env.json"
@@ -93,7 +93,7 @@ class EnvNeeds:
     extras: tuple[Extra, ...] = ()
     probe_imports: tuple[str, ...] = ()  # the boot probe must import these too
     worker_class: str = ""  # resolved by the boot probe ("" = gunicorn's own choice)
-    layer: Layer | None = None  # the user's requirements (layers.ensure), ahead of the extras
+    layer: Layer | None = None  # the user's requirements (requirements.ensure), ahead of the extras
     #: gunicorn's own Requires-Dist (``packaging`` for 21.0+), set here, not by scenarios
     dependencies: Layer | None = None
 

@@ -18,10 +18,10 @@ from typing import Any
 from harness.host.processes import Cancel
 from harness.model.errors import HarnessError
 from harness.model.verdict import Axis, Decision, primary_axis
-from harness.provision import layers
+from harness.provision import requirements
 from harness.provision.environments import EnvNeeds
 from harness.provision.interpreters import Interpreter
-from harness.provision.layers import RequirementSet
+from harness.provision.requirements import RequirementSet
 
 #: The scenario a run uses when none is named (its header line omits the name).
 DEFAULT = "socket-loss"
@@ -133,7 +133,7 @@ class Scenario(abc.ABC):
         reqs = self.requirements()
         if not reqs:
             return own
-        return replace(own, layer=layers.ensure(reqs, interp, cache_dir))
+        return replace(own, layer=requirements.ensure(reqs, interp, cache_dir))
 
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         """The scenario's own wheels and the modules its import trial must import (a subclass's override point)."""

@@ -27,9 +27,9 @@ from typing import Any
 from harness.host.processes import Cancel, Cancelled
 from harness.host.proxy import ProxyError
 from harness.model.verdict import Axis, Decision, Verdict, primary_axis
-from harness.provision import layers, worker_libs
+from harness.provision import requirements, worker_libs
 from harness.provision.interpreters import Interpreter
-from harness.provision.layers import RequirementSet
+from harness.provision.requirements import RequirementSet
 from harness.provision.wheels import ArtifactError
 from harness.scenarios import fixture as contain  # install, adopt, stop: bounds on observe()
 from harness.scenarios.base import (
@@ -243,7 +243,7 @@ class CaseScenario(Scenario):
         own = [str(r) for r in self.case.requires if not harness_provided(r)]
         if not own:
             return self.options.requirements
-        return layers.parse([*self.options.requirements.requirements, *own])
+        return requirements.parse([*self.options.requirements.requirements, *own])
 
     # -- the run ----------------------------------------------------------------------------------------
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:

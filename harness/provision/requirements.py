@@ -1,7 +1,7 @@
-"""Requirement layers: the user's own packages (``--with flask``) next to gunicorn.
+"""Requirement sets: the user's own packages (``--with flask``) next to gunicorn.
 
-A layer is one directory per (interpreter, requirement set), installed once by pip's own
-resolver and shared by every environment on that interpreter through their ``.pth`` file
+Each set is installed once per interpreter, by pip's own resolver, into one directory
+(``layers/`` in the cache, the word's only other use) and shared by every environment on that interpreter through their ``.pth`` file
 (environments.py), so a run over 40 releases resolves and installs Flask once, not 40
 times. It is built in a temporary directory and renamed into place with its manifest
 (what was installed, and a digest of every file) written last; on every first use in a

@@ -1,5 +1,5 @@
-"""Requirement layers (``--with``): the set's rules on their own, then real pip, real
-layers and real environments that import from them."""
+"""Requirement sets (``--with``): the set's rules on their own, then real pip, real
+requirement sets and real environments that import from them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from harness.host import fsutil
 from harness.model.errors import HarnessError
-from harness.provision import environments, index, layers, wheels
+from harness.provision import environments, index, requirements, wheels
 from harness.provision.environments import EnvNeeds
 from harness.provision.interpreters import Interpreter, discover
 from harness.provision.wheels import ArtifactError
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @given(st.permutations(["Flask", "eventlet==0.30.2", "Jinja2>=3", "zope.interface"]))
 def test_one_set_whatever_the_order_or_spelling(reqs):
-    assert layers.parse(reqs) == layers.parse(
+    assert requirements.parse(reqs) == requirements.parse(
         ["flask", "eventlet==0.30.2", "jinja2>=3", "zope-interface", "FLASK"]
     )
 
@@ -38,10 +38,10 @@ def test_one_set_whatever_the_order_or_spelling(reqs):
 def test_a_requirements_file_joins_the_command_line(tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text("# the app\nflask  # web\n\neventlet==0.30.2\n")
-    got = layers.parse(["gunicorn==20.1.0"], [path])
+    got = requirements.parse(["gunicorn==20.1.0"], [path])
     assert got.requirements == ("eventlet==0.30.2", "flask", "gunicorn==20.1.0")
     assert got.gunicorn == "gunicorn==20.1.0"
-    assert layers.parse(["flask"]).gunicorn is None and not layers.parse([])
+    assert requirements.parse(["flask"]).gunicorn is None and not requirements.parse([])
 
 
 @pytest.mark.parametrize(
@@ -55,15 +55,15 @@ def test_a_requirements_file_joins_the_command_line(tmp_path):
 def test_what_is_not_a_requirement_is_one_line(tmp_path, reqs, text, says):
     path = tmp_path / "requirements.txt"
     path.write_text(text)
-    with pytest.raises(layers.RequirementsInvalid) as err:
-        layers.parse(reqs, [path] if text else [])
+    with pytest.raises(requirements.RequirementsInvalid) as err:
+        requirements.parse(reqs, [path] if text else [])
     assert says in str(err.value) and "\n" not in str(err.value)
     assert isinstance(err.value, HarnessError) and not isinstance(err.value, ArtifactError)
 
 
 def test_a_missing_requirements_file_is_one_line(tmp_path):
-    with pytest.raises(layers.RequirementsInvalid, match="No such file"):
-        layers.parse([], [tmp_path / "nope.txt"])
+    with pytest.raises(requirements.RequirementsInvalid, match="No such file"):
+        requirements.parse([], [tmp_path / "nope.txt"])
 
 
 def test_a_requirements_file_that_is_no_file_is_one_line_at_once(tmp_path):
@@ -76,8 +76,8 @@ def test_a_requirements_file_that_is_no_file_is_one_line_at_once(tmp_path):
         (fifo, "not a regular file"),
         (big, "larger than 1024 KiB"),
     ]:
-        with pytest.raises(layers.RequirementsInvalid) as err:
-            layers.parse([], [path])
+        with pytest.raises(requirements.RequirementsInvalid) as err:
+            requirements.parse([], [path])
         assert str(err.value) == f"--with-requirements {path}: {says}"
 
 
@@ -99,10 +99,14 @@ ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics
 
 
 def test_pips_decisive_line():
-    assert layers.decisive_line(NO_MATCH) == "No matching distribution found for nosuchpkg==1"
-    assert layers.decisive_line(CONFLICT).startswith("Cannot install flask==3.0.0 and werkzeug")
-    assert layers.decisive_line("Traceback\n  ...\nOSError: disk full\n") == "OSError: disk full"
-    assert layers.decisive_line("") == "pip failed without a message"
+    assert requirements.decisive_line(NO_MATCH) == "No matching distribution found for nosuchpkg==1"
+    assert requirements.decisive_line(CONFLICT).startswith(
+        "Cannot install flask==3.0.0 and werkzeug"
+    )
+    assert (
+        requirements.decisive_line("Traceback\n  ...\nOSError: disk full\n") == "OSError: disk full"
+    )
+    assert requirements.decisive_line("") == "pip failed without a message"
 
 
 def test_the_importable_names_of_a_record():
@@ -117,25 +121,25 @@ def test_the_importable_names_of_a_record():
             "flask.data/scripts/tool,,",
         ]
     )
-    assert layers.top_level_names(record) == ["flask", "six"]
+    assert requirements.top_level_names(record) == ["flask", "six"]
 
 
 def test_the_digest_sees_every_file_but_bytecode(tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "mod.py").write_text("x = 1\n")
     (tmp_path / "pkg" / "native.so").write_bytes(b"\x7fELF")
-    first = fsutil.tree_digest(tmp_path, layers.MANIFEST)
+    first = fsutil.tree_digest(tmp_path, requirements.MANIFEST)
     (tmp_path / "pkg" / "__pycache__").mkdir()
     (tmp_path / "pkg" / "__pycache__" / "mod.cpython-312.pyc").write_bytes(b"junk")
-    assert fsutil.tree_digest(tmp_path, layers.MANIFEST) == first
+    assert fsutil.tree_digest(tmp_path, requirements.MANIFEST) == first
     (tmp_path / "pkg" / "native.so").write_bytes(b"\x7fELF2")
-    assert fsutil.tree_digest(tmp_path, layers.MANIFEST) != first
+    assert fsutil.tree_digest(tmp_path, requirements.MANIFEST) != first
 
 
 def test_pip_gets_the_runs_indexes_with_their_credentials_and_no_config_file(tmp_path):
     index.configure("https://user:s3cret@mirror.example/simple", ["file:///srv/wheels"])
     try:
-        env, urls = layers.pip_env(tmp_path)
+        env, urls = requirements.pip_env(tmp_path)
     finally:
         index.configure(None)
     assert env["PIP_INDEX_URL"] == "https://user:s3cret@mirror.example/simple"
@@ -155,7 +159,7 @@ def interpreter(minor: str, cache_dir: Path) -> Interpreter:
 
 
 def environment(
-    version: str, interp: Interpreter, cache_dir: Path, layer: layers.Layer
+    version: str, interp: Interpreter, cache_dir: Path, layer: requirements.Layer
 ) -> environments.Environment:
     artifact = wheels.gunicorn_release(version, cache_dir, index.project("gunicorn", cache_dir))
     env = environments.ensure(artifact, interp, cache_dir, EnvNeeds(layer=layer))
@@ -183,8 +187,8 @@ print(json.dumps({"flask": flask.__file__, "flask_version": version("flask"),
 """
 
 
-def identity(layer: layers.Layer) -> tuple[int, int]:
-    manifest = layer.path / layers.MANIFEST
+def identity(layer: requirements.Layer) -> tuple[int, int]:
+    manifest = layer.path / requirements.MANIFEST
     return layer.path.stat().st_ino, manifest.stat().st_mtime_ns
 
 
@@ -204,8 +208,8 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
 ):
     """3.6 too, whose own pip predates the resolver: the layer's pip is 21.3.1 there."""
     interp = interpreter(minor, cache_dir)
-    layer = layers.ensure(layers.parse(["flask"]), interp, cache_dir)
-    manifest = json.loads((layer.path / layers.MANIFEST).read_text())
+    layer = requirements.ensure(requirements.parse(["flask"]), interp, cache_dir)
+    manifest = json.loads((layer.path / requirements.MANIFEST).read_text())
     assert pip is None or manifest["pip"] == pip
     assert "flask" in layer.versions and not (layer.path / "gunicorn").exists()
     env = environment(release, interp, cache_dir, layer)
@@ -217,7 +221,7 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
 
     # gunicorn's own dependencies (22.0.0: packaging) are a layer of their own, once per Python
     project = index.project("gunicorn", cache_dir)
-    layers.dependency_layer(
+    requirements.dependency_layer(
         wheels.gunicorn_release("22.0.0", cache_dir, project), interp, cache_dir
     )
     before, entries = identity(layer), builds(cache_dir)
@@ -226,9 +230,9 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from harness.provision import layers;"
+            "import sys; from pathlib import Path; from harness.provision import requirements;"
             "from harness.provision.interpreters import Interpreter;"
-            "l = layers.ensure(layers.parse(['flask']), Interpreter(*sys.argv[1:4]), Path(sys.argv[4]));"
+            "l = requirements.ensure(requirements.parse(['flask']), Interpreter(*sys.argv[1:4]), Path(sys.argv[4]));"
             "print(l.built, l.path)",
             interp.path,
             interp.version,
@@ -254,11 +258,11 @@ def test_an_altered_layer_is_rebuilt_not_used(tmp_path, cache_dir):
     (cache / "wheels").mkdir(parents=True)
     for whl in (cache_dir / "wheels").glob("pip-*.whl"):  # no download of pip again
         shutil.copy(whl, cache / "wheels" / whl.name)
-    first = layers.ensure(layers.parse(["six"]), interp, cache)
+    first = requirements.ensure(requirements.parse(["six"]), interp, cache)
     six = next(first.path.glob("six.py"))
     six.write_text(six.read_text() + "\nraise SystemExit('tampered')\n")
-    layers._known_here.clear()  # as a new process would start
-    again = layers.ensure(layers.parse(["six"]), interp, cache)
+    requirements._known_here.clear()  # as a new process would start
+    again = requirements.ensure(requirements.parse(["six"]), interp, cache)
     assert again.built and "tampered" not in next(again.path.glob("six.py")).read_text()
 
 
@@ -268,15 +272,15 @@ def test_a_set_that_cannot_resolve_is_one_line_and_leaves_nothing(cache_dir):
     before = builds(cache_dir)
     refused = cache_dir / "layers" / "refused"
     refusals = set(refused.iterdir()) if refused.is_dir() else set()
-    with pytest.raises(layers.LayerError) as err:
-        layers.ensure(layers.parse(["nosuchpkg-gunicorn-bisect==1"]), interp, cache_dir)
+    with pytest.raises(requirements.LayerError) as err:
+        requirements.ensure(requirements.parse(["nosuchpkg-gunicorn-bisect==1"]), interp, cache_dir)
     message = str(err.value)
     assert "No matching distribution found for nosuchpkg-gunicorn-bisect==1" in message
     assert "\n" not in message and isinstance(err.value, ArtifactError)
     assert builds(cache_dir) == before
     assert (set(refused.iterdir()) if refused.is_dir() else set()) == refusals
-    with pytest.raises(layers.LayerError) as again:  # the next target: the same answer
-        layers.ensure(layers.parse(["nosuchpkg-gunicorn-bisect==1"]), interp, cache_dir)
+    with pytest.raises(requirements.LayerError) as again:  # the next target: the same answer
+        requirements.ensure(requirements.parse(["nosuchpkg-gunicorn-bisect==1"]), interp, cache_dir)
     assert str(again.value) == message
 
 
@@ -284,22 +288,22 @@ def test_a_set_that_cannot_resolve_is_one_line_and_leaves_nothing(cache_dir):
 def test_eventlet_0_30_2_layers_where_it_imports_and_turns_newer_pythons_away(cache_dir):
     """It imports on 3.9; on 3.10 dnspython 1.16 fails ("cannot set 'is_timeout'"), on
     3.12 ``imp`` is gone: those Pythons are turned away with that line."""
-    reqs = layers.parse(["eventlet==0.30.2"])
+    reqs = requirements.parse(["eventlet==0.30.2"])
     old = interpreter("3.9", cache_dir)
-    layer = layers.ensure(reqs, old, cache_dir)
+    layer = requirements.ensure(reqs, old, cache_dir)
     assert layer.versions == {"eventlet": "0.30.2"}
     new = interpreter("3.12", cache_dir)
     before = builds(cache_dir) - {"refused"}
     for _ in range(2):  # the second time from the remembered refusal
-        with pytest.raises(layers.LayerError, match=r"eventlet 0.30.2 does not import on Py"):
-            layers.ensure(reqs, new, cache_dir)
+        with pytest.raises(requirements.LayerError, match=r"eventlet 0.30.2 does not import on Py"):
+            requirements.ensure(reqs, new, cache_dir)
     assert builds(cache_dir) - {"refused"} == before  # no layer left for 3.12
 
 
 @pytest.mark.real
 def test_a_requirement_on_gunicorn_never_shadows_the_targets(cache_dir):
     interp = interpreter("3.12", cache_dir)
-    layer = layers.ensure(layers.parse(["uvicorn-worker"]), interp, cache_dir)
+    layer = requirements.ensure(requirements.parse(["uvicorn-worker"]), interp, cache_dir)
     assert not list(layer.path.glob("gunicorn-[0-9]*.dist-info"))
     assert not (layer.path / "gunicorn").exists() and not (layer.path / "bin" / "gunicorn").exists()
     env = environment("22.0.0", interp, cache_dir, layer)
@@ -322,7 +326,7 @@ INTERRUPTED_IMPORT = r"""
 import os, signal, sys, threading, time
 from pathlib import Path
 from harness.host import processes
-from harness.provision import layers
+from harness.provision import requirements
 from harness.provision.interpreters import Interpreter
 
 cache, marker, path, version = sys.argv[1:5]
@@ -335,7 +339,7 @@ def pip_copies_the_layer(interp, reqs, dest, env):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slowimp\nVersion: 1.0\n")
     (info / "RECORD").write_text("slowimp.py,,\nslowimp-1.0.dist-info/METADATA,,\n")
 
-layers._pip_install = pip_copies_the_layer
+requirements._pip_install = pip_copies_the_layer
 
 def ctrl_c_at_the_import_check():
     while True:
@@ -352,11 +356,11 @@ with processes.signals_as_flags(lambda: None):
     if os.path.exists(marker):
         threading.Thread(target=ctrl_c_at_the_import_check, daemon=True).start()
     try:
-        layer = layers.ensure(layers.parse(["slowimp"]), Interpreter(path, version, "pyenv"), Path(cache))
+        layer = requirements.ensure(requirements.parse(["slowimp"]), Interpreter(path, version, "pyenv"), Path(cache))
         print("layer", layer.versions)
     except processes.Cancelled:
         print("cancelled")
-    except layers.LayerError as exc:
+    except requirements.LayerError as exc:
         print("refused", exc)
     sys.stdout.flush()
     os._exit(0)
@@ -387,8 +391,8 @@ def test_an_interrupt_during_the_import_check_is_not_a_refusal(tmp_path, cache_d
     assert run() == "cancelled"
     assert not list((cache / "layers").glob("refused/*.json"))
     # what older runs wrote on an interrupt is not taken for a refusal either
-    _, urls = layers.pip_env(cache)
-    name = f"py{interp.version}-{layers._key(layers.parse(['slowimp']), interp, urls)}"
+    _, urls = requirements.pip_env(cache)
+    name = f"py{interp.version}-{requirements._key(requirements.parse(['slowimp']), interp, urls)}"
     poisoned = {"reason": f"slowimp 1.0 does not import on Python {interp.version}: "
                 "KeyboardInterrupt"}  # fmt: skip
     (cache / "layers" / "refused").mkdir(exist_ok=True)
