@@ -20,6 +20,9 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.local
 
+#: the programs' own grace (the harness's is processes.GRACE, 5 s): the same watchdog, sooner
+GRACE = 2.5
+
 # The budget's wait, a pool thread that never ends (it holds the waiter's lock's
 # neighbours: a non-daemon thread the interpreter joins at exit), and a main loop that
 # only learns of the signal through the Cancel.
@@ -28,6 +31,7 @@ import sys, threading, time
 from harness.host import processes
 from harness.jobs.budget import Budget
 
+processes.GRACE = GRACE_HERE
 stuck = threading.Event()
 
 def work(i):
@@ -56,6 +60,7 @@ STUCK_PROGRAM = """
 import sys, threading
 from harness.host import processes
 
+processes.GRACE = GRACE_HERE
 with processes.signals_as_flags(lambda: sys.stderr.write("forced\\n")):
     print("ready", flush=True)
     lock = threading.Lock()
@@ -66,7 +71,7 @@ with processes.signals_as_flags(lambda: sys.stderr.write("forced\\n")):
 
 def _start(program: str) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(program)],
+        [sys.executable, "-c", textwrap.dedent(program).replace("GRACE_HERE", str(GRACE))],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -84,13 +89,13 @@ def test_a_signal_cancels_the_budget_from_its_loop_and_the_process_ends(sig) -> 
     time.sleep(0.3)
     started = time.monotonic()
     os.killpg(proc.pid, sig)
-    out, err = proc.communicate(timeout=processes.GRACE + 5)
+    out, err = proc.communicate(timeout=GRACE + 5)
     took = time.monotonic() - started
     assert "cancelled" in out  # raised in the main loop, not inside a lock
     assert "Traceback" not in err
     # the stuck pool thread would hold the interpreter's exit for ever: the watchdog ends it
     assert (proc.returncode, "forced") == (130, err.strip())
-    assert took < processes.GRACE + 2
+    assert took < GRACE + 2
 
 
 def test_a_second_signal_ends_the_process_at_once() -> None:
@@ -99,18 +104,18 @@ def test_a_second_signal_ends_the_process_at_once() -> None:
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=processes.GRACE + 5)
+    _, err = proc.communicate(timeout=GRACE + 5)
     assert proc.returncode == 130 and "forced" in err and "Traceback" not in err
-    assert time.monotonic() - started < processes.GRACE - 1
+    assert time.monotonic() - started < GRACE - 1
 
 
 def test_a_main_thread_that_never_looks_is_ended_after_the_grace() -> None:
     proc = _start(STUCK_PROGRAM)
     started = time.monotonic()
     os.killpg(proc.pid, signal.SIGTERM)
-    _, err = proc.communicate(timeout=processes.GRACE + 5)
+    _, err = proc.communicate(timeout=GRACE + 5)
     assert proc.returncode == 130 and "forced" in err
-    assert processes.GRACE - 0.5 < time.monotonic() - started < processes.GRACE + 2
+    assert GRACE - 0.5 < time.monotonic() - started < GRACE + 2
 
 
 def test_without_a_signal_the_handlers_are_put_back() -> None:

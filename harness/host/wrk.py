@@ -164,6 +164,7 @@ class Wrk:
         timeout: int = 2,
         wrk: str = "wrk",
         env: dict[str, str] | None = None,
+        margin: float = 10.0,  # seconds past its own bounds before it is killed
     ) -> None:
         exe = shutil.which(wrk)
         if exe is None:
@@ -171,7 +172,7 @@ class Wrk:
         self.url, self.duration = url, max(1, round(duration))  # wrk takes whole seconds
         self.timeout = max(1, round(timeout))
         self.threads, self.connections = min(threads, connections), connections
-        self._exe, self._env = exe, env
+        self._exe, self._env, self._margin = exe, env, margin
         self._dir = tempfile.TemporaryDirectory(prefix="gunicorn-bisect-wrk-")
         self._proc: subprocess.Popen | None = None
         self._summary: WrkSummary | None = None
@@ -210,7 +211,7 @@ class Wrk:
             )
         except OSError as exc:
             raise WrkError(f"{self._exe} cannot start: {exc}") from None
-        self._deadline = time.monotonic() + self.duration + self.timeout + 10
+        self._deadline = time.monotonic() + self.duration + self.timeout + self._margin
         return self
 
     def stop(self, early: bool = True) -> WrkSummary:
