@@ -83,7 +83,10 @@ def _main_flagged(argv: list[str], prog: str) -> int:
         # a scenario file's print(), or a program it starts writing to fd 1, must not
         # corrupt JSON: the report keeps fd 1 to itself, everything else goes to stderr
         with own_stdout() as out, redirect_stdout(sys.stderr):
-            return _main(req, out)
+            status = _main(req, out)
+        if status != EXIT_INTERRUPTED:  # what an interrupted run's servers wrote is not kept
+            fsutil.record_bytecode()
+        return status
     except HarnessError as exc:
         _say(prog, f"error: {exc}")
         return exc.exit_status

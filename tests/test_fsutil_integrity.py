@@ -225,3 +225,82 @@ def test_a_sweep_in_another_thread_never_takes_a_temporary_being_made(tmp_path):
     for t in sweepers:
         t.join()
     assert failures == []
+
+
+_BYTECODE_RUN = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from harness.host import fsutil
+tree = Path(sys.argv[2])
+fsutil.keep_recorded_bytecode(tree)  # as a run that reuses the cached tree
+code = __import__("subprocess").run([sys.executable, "-c", "import mod; print(mod.ANSWER)"],
+    cwd=tree, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+print(code.stdout.strip() or code.stderr.strip().splitlines()[-1])
+if sys.argv[3] == "clean":
+    fsutil.record_bytecode()
+"""
+
+
+def _run_in(tree: Path, end: str = "clean") -> str:
+    """One harness process: check the tree's bytecode, a server-like import that writes
+    bytecode beside the source, then the run's end (recorded only when it was clean)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _BYTECODE_RUN, str(ROOT), str(tree), end],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def _pycs(tree: Path) -> list[Path]:
+    return sorted(tree.glob("__pycache__/mod.*.pyc"))
+
+
+def _mark(pyc: Path) -> None:
+    os.utime(pyc, (1, 1))  # its bytes stay: a reused file keeps the mark, a new one has none
+
+
+def _marked(pyc: Path) -> bool:
+    return pyc.stat().st_mtime == 1
+
+
+def test_bytecode_is_reused_only_as_the_harness_recorded_it(tmp_path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "mod.py").write_text("ANSWER = 42\n")
+    assert _run_in(tree) == "42"
+    (pyc,) = _pycs(tree)
+    _mark(pyc)
+    assert _run_in(tree) == "42"
+    assert _marked(_pycs(tree)[0]), "recorded bytecode was compiled again"
+    assert fsutil.BYTECODE_RECORD in os.listdir(tree / "__pycache__")
+    assert (tree / "__pycache__").stat().st_mode & 0o777 == 0o700
+    record = tree / "__pycache__" / fsutil.BYTECODE_RECORD
+    assert record.stat().st_mode & 0o777 == 0o600
+
+    data = pyc.read_bytes()  # damaged between runs: cut in half, header intact
+    pyc.write_bytes(data[: len(data) // 2])
+    assert _run_in(tree) == "42", "a truncated .pyc was trusted"
+    assert _pycs(tree)[0].read_bytes() == data
+
+
+def test_bytecode_an_interrupted_or_foreign_writer_left_is_compiled_again(tmp_path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "mod.py").write_text("ANSWER = 42\n")
+    assert _run_in(tree, end="interrupted") == "42"
+    _mark(_pycs(tree)[0])
+    assert _run_in(tree) == "42"  # not recorded by the interrupted run: compiled again
+    (pyc,) = _pycs(tree)
+    assert not _marked(pyc)
+    _mark(pyc)
+    stray = tree / "other.pyc"  # what Python 2 would write beside a source, by another hand
+    stray.write_bytes(b"junk")
+    (tree / "__pycache__" / "mod.cpython-39.pyc.140234").write_bytes(b"half")
+    assert _run_in(tree) == "42"
+    assert not stray.exists()
+    assert sorted(os.listdir(tree / "__pycache__")) == sorted([fsutil.BYTECODE_RECORD, pyc.name])
+    assert _marked(_pycs(tree)[0])

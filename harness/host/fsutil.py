@@ -221,15 +221,85 @@ def remove_tree(path: Path) -> None:
         release(path)
 
 
-def drop_bytecode(root: Path) -> None:
-    """Remove every ``__pycache__`` under ``root`` (a cached tree servers import from):
-    bytecode an earlier run left there (a truncated ``.pyc`` gave "EOFError: marshal data
-    too short" on every later run) is never trusted.  Servers keep theirs in the run's
-    own directory (``processes.child_env``: PYTHONPYCACHEPREFIX)."""
-    for top, dirs, _ in os.walk(root):
-        if "__pycache__" in dirs:
-            dirs.remove("__pycache__")
-            remove_tree(Path(top) / "__pycache__")
+BYTECODE_RECORD = "gunicorn-bisect-bytecode.json"  # in the tree's top __pycache__
+_BYTECODE_CAP = 64 << 20
+_bytecode_trees: set[str] = set()  # trees whose bytecode this process checked
+
+
+def _bytecode_files(root: Path) -> Iterator[Path]:
+    """Every file in a ``__pycache__`` under ``root``, and every ``.pyc`` beside a source
+    (Python 2 writes it there); not the record itself."""
+    for top, _, files in os.walk(root):
+        in_cache = os.path.basename(top) == "__pycache__"
+        for name in files:
+            if (in_cache or name.endswith((".pyc", ".pyo"))) and name != BYTECODE_RECORD:
+                yield Path(top, name)
+
+
+def _sha256(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(read_regular(path, _BYTECODE_CAP)).hexdigest()
+    except NotReadable:
+        return None
+
+
+@contextmanager
+def _bytecode_record(root: Path) -> Iterator[tuple[dict[str, str], Path]]:
+    """The tree's record of its bytecode (relative path -> sha256), under an exclusive
+    flock on its top ``__pycache__`` for as long as the caller reads or rewrites it."""
+    import json
+
+    top = private_dir(root / "__pycache__")
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            recorded = json.loads(read_regular(top / BYTECODE_RECORD, _BYTECODE_CAP))
+        except (NotReadable, ValueError):
+            recorded = {}
+        yield (recorded if isinstance(recorded, dict) else {}), top / BYTECODE_RECORD
+    finally:
+        os.close(fd)
+
+
+def keep_recorded_bytecode(root: Path) -> None:
+    """Remove every bytecode file under ``root`` (a cached tree servers import from) that
+    is not byte for byte one the harness recorded after a run that ended cleanly: a
+    truncated ``.pyc`` gave "EOFError: marshal data too short" on every later run; one an
+    interrupted run or anyone else left is compiled again.  Once per tree and process:
+    what this run's servers write is recorded at its end (:func:`record_bytecode`)."""
+    with _held_lock:
+        if str(root) in _bytecode_trees:
+            return
+        _bytecode_trees.add(str(root))
+    with _bytecode_record(root) as (recorded, _):
+        for path in _bytecode_files(root):
+            rel = path.relative_to(root).as_posix()
+            if rel not in recorded or _sha256(path) != recorded[rel]:
+                path.unlink(missing_ok=True)
+
+
+def record_bytecode() -> None:
+    """At the clean end of a run: record the bytecode its servers wrote (Python writes a
+    ``.pyc`` whole or not at all) in every tree :func:`keep_recorded_bytecode` checked,
+    so that the next run reuses it instead of compiling gunicorn and its libraries again."""
+    import json
+
+    with _held_lock:
+        trees = sorted(_bytecode_trees)
+    for root in map(Path, trees):
+        if not root.is_dir():
+            continue
+        with _bytecode_record(root) as (_, record):
+            sums = {
+                p.relative_to(root).as_posix(): _sha256(p)
+                for p in _bytecode_files(root)
+                if p.name.endswith((".pyc", ".pyo"))
+            }
+            text = json.dumps({k: v for k, v in sums.items() if v}, sort_keys=True)
+            atomic_write_text(record, text)
 
 
 def tree_digest(root: Path, manifest: str) -> str:

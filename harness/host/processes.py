@@ -37,8 +37,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.host import fsutil
-
 #: The environment variable that marks every process a run starts (server, proxy, --run).
 RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
 
@@ -79,10 +77,7 @@ def child_env(token: str, *, keep_python_settings: bool = False) -> dict[str, st
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
     else:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env[RUN_TOKEN_ENV] = token
-    # bytecode of this run only, never a cached tree's (Python 3.8+; older ones write
-    # beside the source, and the cache drops it before the next run: fsutil.drop_bytecode)
-    env.setdefault("PYTHONPYCACHEPREFIX", str(fsutil.run_temp_dir() / "pycache"))
+    env[RUN_TOKEN_ENV] = token  # bytecode goes beside the source: fsutil.record_bytecode
     return env
 
 

@@ -21,7 +21,7 @@ from filelock import FileLock
 from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
-    drop_bytecode,
+    keep_recorded_bytecode,
     private_dir,
     release,
     remove_tree,
@@ -350,7 +350,7 @@ def _load(
             return None
     except OSError:
         return None
-    drop_bytecode(path)
+    keep_recorded_bytecode(path)
     return env
 
 

@@ -53,8 +53,8 @@ from harness.host import fsutil, processes
 from harness.host.fsutil import (
     NotReadable,
     atomic_write_text,
-    drop_bytecode,
     extract_once,
+    keep_recorded_bytecode,
     private_dir,
     read_regular,
     remove_tree,
@@ -319,7 +319,7 @@ def _load(path: Path, reqs: RequirementSet) -> Layer | None:
             or fsutil.tree_digest(path, MANIFEST) != manifest["digest"]
         ):
             return None
-        drop_bytecode(path)
+        keep_recorded_bytecode(path)
         installed = tuple((n, v) for n, v in manifest["installed"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -24,7 +24,13 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from harness.host import processes
-from harness.host.fsutil import drop_bytecode, extract_once, private_dir, remove_tree, temp_dir
+from harness.host.fsutil import (
+    extract_once,
+    keep_recorded_bytecode,
+    private_dir,
+    remove_tree,
+    temp_dir,
+)
 from harness.model.errors import HarnessError
 from harness.provision import index
 from harness.provision.interpreters import Interpreter
@@ -532,7 +538,7 @@ def unpacked(wheel: Path, cache_dir: Path) -> Path:
         return final
     if final.is_dir() or final.is_symlink():
         if _matches(wheel, final):
-            drop_bytecode(final)  # an earlier run's bytecode is not the wheel's
+            keep_recorded_bytecode(final)
             _UNPACKED_OK.add(str(final))
             return final
         remove_tree(final)  # damaged: unpacked again below
