@@ -9,7 +9,7 @@ many runs gave each verdict, the scenario time (median / max), and whether any v
 flipped.  Exit status 1 if a release did not give one verdict in all N runs.
 
 It imports harness.runner.Runner and calls ``Runner.evaluate`` in this process, wired
-exactly as ``bisect.py --check`` wires it (compat probe and shim, interpreter
+exactly as ``bisect.py --check`` wires it (kernel answer and compat shim, interpreter
 discovery, default scenario parameters), so the N runs measure the scenario, not the
 ~1 s start-up of a ``bisect.py`` process.  The environment of each release is built
 (or found in the cache) once, by the first run.
@@ -54,17 +54,17 @@ def main() -> int:
     cache = args.cache_dir.expanduser()
     cache.mkdir(parents=True, exist_ok=True)
 
-    probe = compat.probe_host()
+    kernel = compat.ask_kernel()
     found = interpreters.discover(cache)
     override = interpreters.select(args.python, found) if args.python else None
-    compat_dir = compat.write_shim() if probe.reuseport_unix_rejected else None
+    compat_dir = compat.write_shim() if kernel.reuseport_unix_rejected else None
     cancel = Cancel()  # a fresh one per session: a library caller can run again after Ctrl-C
     scenario = registry.create(args.scenario, base.Options())
     runner = Runner(cache, found, scenario, compat_dir, override, repeat=1, cancel=cancel)
     project = index.project("gunicorn", cache)
     releases = [v.strip() for v in args.releases.split(",") if v.strip()]
 
-    print(f"soak: {args.n} runs per release; {probe.describe()}; cache {cache}")
+    print(f"soak: {args.n} runs per release; {kernel.describe()}; cache {cache}")
     flipped = []
     t_start = time.monotonic()
     try:

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from harness.host.compat import probe_host
+from harness.host.compat import ask_kernel
 from tests.conftest import ROOT, run_cli, run_json
 
 pytestmark = pytest.mark.real
-KERNEL = probe_host()
+KERNEL = ask_kernel()
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
-"""Host probes and the shims they enable.
+"""What this host's kernel does with SO_REUSEPORT on a Unix socket, and the shim for it.
 
 Linux 6.13 (backported to 6.12.9 and 6.1.124, "net: restrict SO_REUSEPORT to inet
-sockets") rejects ``SO_REUSEPORT`` on ``AF_UNIX`` with EOPNOTSUPP.  Gunicorn
-19.7.0-19.7.1 set it unconditionally, so on such a kernel they cannot bind a Unix
-socket at all -- a host incompatibility, not the bug under test.  The shim below makes
-exactly that one call a no-op inside the scenario's server process, as older kernels
-did, and leaves a mark so the report can say which rows needed it.
+sockets") rejects ``SO_REUSEPORT`` on ``AF_UNIX`` with EOPNOTSUPP, so gunicorn
+19.7.0-19.7.1, which set it unconditionally, cannot bind a Unix socket there: a host
+incompatibility, not the bug under test.  The shim makes exactly that call a no-op in the
+server process, as older kernels did, and leaves a mark so the report can say which rows
+needed it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ SHIM_MARK_ENV = "GUNICORN_BISECT_COMPAT_MARK"
 
 # Runs inside the server's interpreter (any Python 3 gunicorn supports); keep it 3.6-safe.
 SITECUSTOMIZE = """\
-# gunicorn-bisect compat shim: SO_REUSEPORT on AF_UNIX becomes a no-op (see harness/compat.py)
+# gunicorn-bisect compat shim: SO_REUSEPORT on AF_UNIX becomes a no-op (see harness/host/compat.py)
 import errno as _errno
 import os as _os
 import socket as _socket
@@ -60,7 +60,7 @@ _socket.socket.setsockopt = _setsockopt
 
 
 @dataclass(frozen=True)
-class CompatProbe:
+class KernelAnswer:
     """What the host kernel does with SO_REUSEPORT on a Unix socket."""
 
     kernel: str
@@ -73,41 +73,34 @@ class CompatProbe:
         return f"kernel {self.kernel} accepts SO_REUSEPORT on AF_UNIX"
 
 
-def probe_host() -> CompatProbe:
-    """Ask the kernel once, the same way gunicorn 19.7.0 does."""
+def ask_kernel() -> KernelAnswer:
+    """Ask the kernel once, the same way gunicorn 19.7.0 does (a Linux or BSD
+    ``socket`` module always has both constants)."""
     kernel = platform.release()
-    if not hasattr(socket, "SO_REUSEPORT") or not hasattr(socket, "AF_UNIX"):
-        return CompatProbe(kernel, False, "SO_REUSEPORT not defined on this platform")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError as exc:
-        name = (
-            "EOPNOTSUPP"
-            if exc.errno == errno.EOPNOTSUPP
-            else errno.errorcode.get(exc.errno or 0, "?")
-        )
-        return CompatProbe(kernel, True, f"errno {exc.errno} {name}")
-    finally:
-        sock.close()
-    return CompatProbe(kernel, False, "accepted")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        except OSError as exc:
+            name = (
+                "EOPNOTSUPP"
+                if exc.errno == errno.EOPNOTSUPP
+                else errno.errorcode.get(exc.errno or 0, "?")
+            )
+            return KernelAnswer(kernel, True, f"errno {exc.errno} {name}")
+    return KernelAnswer(kernel, False, "accepted")
 
 
 def write_shim(directory: Path | None = None) -> Path:
-    """Write the sitecustomize shim (put on every server's PYTHONPATH, run as us) into a
-    directory this run creates: ``compat-shim`` in the run's own 0700 TMPDIR unless
-    ``directory`` is given.  The directory is checked (ours, writable by nobody else:
-    another local user's ``compat-shim/`` with a planted ``random.py`` once ran in every
-    server), and the file written atomically.  Nothing of it outlives the run, so no
-    cached bytecode of it is ever trusted."""
+    """Write the sitecustomize shim (on every server's PYTHONPATH, run as us) into
+    ``directory``, by default ``compat-shim`` in the run's own 0700 TMPDIR, atomically.
+    The directory must be ours and writable by nobody else: another local user's
+    ``compat-shim/`` with a planted ``random.py`` once ran in every server.  Nothing of it
+    outlives the run, so no cached bytecode of it is ever trusted."""
     if directory is None:
         directory = run_temp_dir() / "compat-shim"
     try:
         private_checked_dir(directory)
-    except NotPrivate as exc:
-        raise HarnessError(f"compat shim: {exc}") from None
-    try:  # bytecode of it that servers wrote must be ours too
-        if (directory / "__pycache__").exists():
+        if (directory / "__pycache__").exists():  # bytecode servers wrote must be ours too
             check_private(directory / "__pycache__")
     except NotPrivate as exc:
         raise HarnessError(f"compat shim: {exc}") from None

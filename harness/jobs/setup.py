@@ -164,7 +164,7 @@ def open_run(
     gunicorn: str | None = None,
 ) -> Setup:
     """Examine the host once and set up a runner per scenario (one per deployment)."""
-    kernel = compat.probe_host()  # what this kernel does with SO_REUSEPORT on AF_UNIX
+    kernel = compat.ask_kernel()  # what this kernel does with SO_REUSEPORT on AF_UNIX
     found = interpreters.discover(cache)
     override = interpreters.select(python, found) if python else None
     use_compat = kernel.reuseport_unix_rejected and not no_compat
