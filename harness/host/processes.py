@@ -1,22 +1,18 @@
-"""Process hygiene: every process a run starts (server, proxy, --run) dies with its run,
-and a run ends on SIGINT/SIGTERM through a ``Cancel`` passed down; what /proc says of a
-process (its fds, threads, children) is read here too, for teardown and for scenarios.
+"""Process hygiene: every process a run starts (server, proxy, wrk, --run) dies with its
+run, and a run ends on SIGINT/SIGTERM through a ``Cancel`` passed down; /proc is read
+here too (a process's fds, threads, children), for teardown and for scenarios.
 
-One launcher (``launch``) for all of them: its own session (so its process group holds
-the arbiter and all its workers), a unique run token in its environment, the harness's
-own Python scrubbed from that environment, the parent-death signal, and the child
-subreaper bit.  Teardown stops the launched process and every descendant, kills them,
-kills the group and then sweeps /proc for any process still carrying the token -- a
-worker whose arbiter died, or one that left the group -- so nothing outlives a run,
-even on Ctrl-C.
+``launch`` starts each in its own session (its group holds the arbiter and all its
+workers) with a unique run token in its environment, the harness's own Python scrubbed,
+the parent-death signal and the child-subreaper bit.  Teardown stops and kills every
+descendant, then the group, then sweeps /proc for the token (a worker whose arbiter died,
+or one that left the group): nothing outlives a run, even on Ctrl-C.
 
-The subreaper bit is what catches a daemon with neither the group nor the token (the
-app or a config hook ran ``Popen(..., env={}, start_new_session=True)``): orphaned in
-the server's tree (its worker exited, or it double-forked), it is re-parented to the
-arbiter instead of init, so the arbiter's descendants at teardown still include it.
-Unlike a cgroup it needs no root and no delegated hierarchy; unlike polling the tree it
-has no window to miss a quick double fork.  What it cannot catch: an orphan of an
-arbiter that itself exited before teardown (init inherits it).
+The subreaper bit catches a daemon with neither group nor token (the app ran
+``Popen(..., env={}, start_new_session=True)``): orphaned in the server's tree, it is
+re-parented to the arbiter instead of init, so it is among the arbiter's descendants at
+teardown.  Unlike a cgroup it needs no root; unlike polling the tree it cannot miss a
+quick double fork.  It cannot catch the orphan of an arbiter that exited before teardown.
 """
 
 from __future__ import annotations
@@ -32,20 +28,20 @@ import threading
 import time
 import uuid
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 #: The environment variable that marks every process a run starts (server, proxy, --run).
 RUN_TOKEN_ENV = "GUNICORN_BISECT_RUN"
 
 # Runs ``argv`` in place of itself in the harness's own interpreter (-I -S).
-# PR_SET_PDEATHSIG survives execve (the programs are not setuid), so the program is
-# SIGKILLed when the harness thread that started it dies -- even by SIGKILL, which no
-# cleanup handler sees.  PR_SET_CHILD_SUBREAPER survives execve too: orphans in the
-# program's tree are re-parented to it (see the module's docstring).  The getppid check
-# closes the window where the parent died before prctl ran.
+# PR_SET_PDEATHSIG survives execve (the programs are not setuid): the program is
+# SIGKILLed when the harness thread that started it dies, even by SIGKILL.
+# PR_SET_CHILD_SUBREAPER survives it too (see above).  The getppid check closes the
+# window where the parent died before prctl ran.
 _EXEC = """\
 import os, sys
 try:
@@ -67,12 +63,9 @@ def dying_with_us(argv: list[str]) -> list[str]:
 
 
 def child_env(token: str, *, keep_python_settings: bool = False) -> dict[str, str]:
-    """The harness's environment for a process it starts, carrying the run token.
-
-    The harness's own Python must not leak into a target's: PYTHONPATH and PYTHONHOME
-    always go; the other PYTHON* settings too, unless they are the user's to keep (a
-    ``--run`` command is the user's own and may want PYTHONWARNINGS and the like).
-    """
+    """The harness's environment with the run token, and without the harness's own Python:
+    PYTHONPATH and PYTHONHOME always go, the other PYTHON* settings unless they are the
+    user's to keep (a ``--run`` command may want PYTHONWARNINGS and the like)."""
     if keep_python_settings:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
     else:
@@ -81,22 +74,26 @@ def child_env(token: str, *, keep_python_settings: bool = False) -> dict[str, st
     return env
 
 
-def launch(argv: list[str], *, cwd: Path, env: dict[str, str], output: Path) -> subprocess.Popen:
-    """Start ``argv`` the one way every run's process starts: in its own session, dying
-    with the harness, stdout and stderr appended to ``output``, registered for teardown
+def _start(argv: list[str], cwd: str | Path, env: dict[str, str], out, err) -> subprocess.Popen:
+    """The one way every run's process starts: its own session, registered for teardown
     under the run token ``env`` carries.  Raises OSError when it cannot start."""
-    with open(output, "ab") as out:
-        proc = subprocess.Popen(
-            dying_with_us(argv),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+        start_new_session=True,
+    )
     register(proc, env[RUN_TOKEN_ENV])
     return proc
+
+
+def launch(argv: list[str], *, cwd: Path, env: dict[str, str], output: Path) -> subprocess.Popen:
+    """Start ``argv`` dying with the harness, stdout and stderr appended to ``output``."""
+    with open(output, "ab") as out:
+        return _start(dying_with_us(argv), cwd, env, out, subprocess.STDOUT)
 
 
 def signal_name(number: int) -> str:
@@ -117,14 +114,13 @@ def free_port() -> int:
 _live: dict[int, tuple[subprocess.Popen, str]] = {}
 _lock = threading.Lock()
 
-# The reaper: workers forked by a server's arbiter do not inherit its parent-death
-# signal, and one that left the process group and ignores SIGTERM (stuck in a request)
-# would outlive a SIGKILLed harness.  This small process, in its own session, reads the
-# run tokens (and launched pids) the harness registers, and every half second notes the
-# descendants of the launched processes (a daemon the app started with an empty
-# environment carries no token: it survived a SIGKILLed harness).  At EOF on its stdin
-# (the harness is gone, however it died) it SIGKILLs every process still carrying a
-# token, and every noted descendant still alive (same start time), then exits.
+# The reaper: a worker forked by the arbiter does not inherit its parent-death signal,
+# and one that left the group and ignores SIGTERM (stuck in a request) would outlive a
+# SIGKILLed harness.  This small process, in its own session, reads the run tokens and
+# launched pids the harness registers and every half second notes the launched
+# processes' descendants (a daemon the app started with an empty environment carries no
+# token).  At EOF on its stdin (the harness is gone, however it died) it SIGKILLs every
+# process carrying a token and every noted descendant still alive (same start time).
 _REAPER = """\
 import os, select, signal, sys, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -192,34 +188,28 @@ for _ in range(50):
 _reaper: subprocess.Popen | None = None
 
 
-def _tell_reaper(token: str, pid: int | None = None) -> None:
-    """Hand ``token`` (and the launched ``pid``, whose descendants it notes) to this
-    process's reaper, started on first use."""
-    global _reaper
-    if _reaper is None or _reaper.poll() is not None:
-        env = {k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV}
-        _reaper = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _REAPER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a signal to the harness's group is not its end
-            env=env,
-            cwd="/",
-        )
-    assert _reaper.stdin is not None
-    start = start_time(pid) if pid else None
-    _reaper.stdin.write(f"{token} {pid} {start}\n".encode() if start else f"{token}\n".encode())
-    _reaper.stdin.flush()
-
-
 def register(proc: subprocess.Popen, token: str) -> None:
-    """Track a started server or command: terminate_all() ends it on an interrupt, and
-    the reaper ends whatever carries its token if the harness dies without cleaning up."""
+    """Track a started process: terminate_all() ends it on an interrupt, and the reaper
+    (started on first use) ends its tree and whatever carries its token if the harness
+    dies without cleaning up."""
+    global _reaper
     with _lock:
         _live[proc.pid] = (proc, token)
         try:
-            _tell_reaper(token, proc.pid)
+            if _reaper is None or _reaper.poll() is not None:
+                _reaper = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _REAPER],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # a signal to the harness's group is not its end
+                    env={k: v for k, v in os.environ.items() if k != RUN_TOKEN_ENV},
+                    cwd="/",
+                )
+            start = start_time(proc.pid)
+            line = f"{token} {proc.pid} {start}" if start else token
+            _reaper.stdin.write(f"{line}\n".encode())
+            _reaper.stdin.flush()
         except OSError:
             pass  # no reaper: teardown and the parent-death signal still apply
 
@@ -237,15 +227,10 @@ def pids_with_token(token: str) -> list[int]:
     return [p for p in found if p != os.getpid()]
 
 
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill(pid: int) -> None:
-    _signal(pid, signal.SIGKILL)
+def _signal(pid: int, sig: int = signal.SIGKILL, *, group: bool = False) -> None:
+    """Signal ``pid`` (its process group with ``group``); gone or not ours: no matter."""
+    with suppress(ProcessLookupError, PermissionError):
+        (os.killpg if group else os.kill)(pid, sig)
 
 
 def _stop_tree(root: int) -> list[int]:
@@ -268,21 +253,18 @@ def terminate(proc: subprocess.Popen, token: str) -> None:
     then its process group; reap it; then sweep stragglers by token."""
     if proc.poll() is None:
         for pid in _stop_tree(proc.pid):
-            _kill(pid)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+            _signal(pid)
+    _signal(proc.pid, group=True)
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        _kill(proc.pid)
+        _signal(proc.pid)
     for _ in range(50):
         left = pids_with_token(token)
         if not left:
             break
         for pid in left:
-            _kill(pid)
+            _signal(pid)
         time.sleep(0.02)
     with _lock:
         _live.pop(proc.pid, None)
@@ -301,8 +283,8 @@ OUTPUT_CAP = 1 << 20
 
 
 class Undecided(Exception):
-    """A program run to learn a fact ended without its answer (a timeout, a signal, no
-    start): nothing it was run to learn may be remembered from it."""
+    """A program run to learn a fact gave no answer (a timeout, a signal, no start):
+    nothing may be remembered from it."""
 
 
 @dataclass(frozen=True)
@@ -319,27 +301,19 @@ def _read_capped(fh, cap: int) -> str:
     return fh.read(cap).decode("utf-8", errors="replace")
 
 
-def _wait_or_stop(proc: subprocess.Popen, deadline: float, before: int) -> str:
-    """ "" once ``proc`` exits by itself; else why it was stopped (its group killed)."""
+def _wait_or_kill(proc: subprocess.Popen, deadline: float, before: int) -> bool:
+    """True once ``proc`` exits by itself; False when it and its group were killed (the
+    deadline passed or a signal arrived since ``before``)."""
     while True:
         try:
             proc.wait(timeout=0.05)
-            return ""
+            return True
         except subprocess.TimeoutExpired:
-            pass
-        why = ""
-        if received() != before:
-            why = "interrupted"
-        elif time.monotonic() > deadline:
-            why = "timeout"
-        if why:
-            _signal(proc.pid, signal.SIGKILL)
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait()
-            return why
+            if received() != before or time.monotonic() > deadline:
+                _signal(proc.pid)
+                _signal(proc.pid, group=True)
+                proc.wait()
+                return False
 
 
 def run_to_end(
@@ -351,13 +325,13 @@ def run_to_end(
     what: str = "the program",
     cap: int = OUTPUT_CAP,
 ) -> Finished:
-    """Run ``argv`` (an interpreter, import or boot probe, pip) to its own end: the one
-    way every such program runs, so that only a completed answer is ever cached.
+    """Run ``argv`` (an interpreter asked its version, gunicorn imported or booted, pip)
+    to its own end, so that only a completed answer is ever cached.
 
-    It runs in its own session (a Ctrl-C to the harness's group does not reach it: the
-    harness decides) with a run token, dying with the harness; its output goes to files,
-    not pipes (a grandchild holding a pipe cannot hold the wait), read up to ``cap``.
-    Raises ``Cancelled`` when the run was interrupted meanwhile (the program killed),
+    Its own session (a Ctrl-C to the harness's group does not reach it: the harness
+    decides), a run token, dying with the harness; output to files, not pipes (a
+    grandchild holding a pipe cannot hold the wait), read up to ``cap``.  Raises
+    ``Cancelled`` when the run was interrupted meanwhile (the program killed),
     ``Undecided`` when it timed out, was killed by a signal or did not start.
     """
     before = received()
@@ -366,43 +340,29 @@ def run_to_end(
     env[RUN_TOKEN_ENV] = token
     program = os.path.abspath(argv[0]) if os.sep in argv[0] else argv[0]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        command = dying_with_us([program, *argv[1:]]) if os.sep in program else argv
         try:
-            proc = subprocess.Popen(
-                dying_with_us([program, *argv[1:]]) if os.sep in program else argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
+            proc = _start(command, cwd, env, out, err)
         except OSError as exc:
             raise Undecided(f"{what} did not start: {exc}") from None
-        register(proc, token)
         try:
-            why = _wait_or_stop(proc, time.monotonic() + timeout, before)
+            finished = _wait_or_kill(proc, time.monotonic() + timeout, before)
         finally:
-            try:  # what it left behind in its session goes with it
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _signal(proc.pid, group=True)  # what it left behind in its session goes with it
             with _lock:
                 _live.pop(proc.pid, None)
-        if why == "interrupted" or received() != before:
+        if received() != before:
             raise Cancelled
-        if why == "timeout":
+        if not finished:
             raise Undecided(f"{what} did not finish within {timeout:g} s")
         if proc.returncode < 0:
             raise Undecided(f"{what} was killed by {signal_name(-proc.returncode)}")
         return Finished(proc.returncode, _read_capped(out, cap), _read_capped(err, cap))
 
 
-# -- A process's resources read from /proc: open fds by kind, threads, children, zombies.
-#
-# Why: leaks are a class of regression of their own (#3648: the arbiter's fds go
-# 12 -> 36 and its threads 2 -> 8 over 5 SIGHUPs), and a scenario that can only send
-# requests cannot see them.  Each read returns a frozen snapshot that a pure ``decide``
-# compares (before and after an action); nothing here judges.  Linux only.
+# -- A process's resources from /proc: leaks are regressions of their own (#3648: the
+# arbiter's fds go 12 -> 36 and its threads 2 -> 8 over 5 SIGHUPs) that requests cannot
+# show.  Each read is a frozen snapshot a pure ``decide`` compares; nothing here judges.
 
 PROC = Path("/proc")
 
@@ -425,13 +385,7 @@ class Fds:
         return self.sockets + self.pipes + self.files + self.other
 
     def as_json(self) -> dict:
-        return {
-            "total": self.total,
-            "sockets": self.sockets,
-            "pipes": self.pipes,
-            "files": self.files,
-            "other": self.other,
-        }
+        return {"total": self.total, **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -446,32 +400,25 @@ class Snapshot:
     zombies: tuple[int, ...]  # children in state Z: exited, not yet reaped
 
     def as_json(self) -> dict:
-        return {
-            "pid": self.pid,
-            "state": self.state,
-            "fds": self.fds.as_json(),
-            "threads": self.threads,
-            "children": list(self.children),
-            "zombies": list(self.zombies),
-        }
+        kids = {"children": list(self.children), "zombies": list(self.zombies)}
+        return {**asdict(self), "fds": self.fds.as_json(), **kids}
 
 
-def _stat(pid: int) -> tuple[str, int]:
-    """(state, parent pid) from /proc/PID/stat; the command name may hold spaces or ')'."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces or
+    ')'): [0] the state, [1] the parent pid, [19] the start time."""
     try:
         text = (PROC / str(pid) / "stat").read_text()
     except (FileNotFoundError, ProcessLookupError) as exc:
         raise ProcessGone(pid) from exc
-    fields = text[text.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1])
+    return text[text.rindex(")") + 2 :].split()
 
 
 def start_time(pid: int) -> str | None:
-    """``pid``'s start time (clock ticks since boot, field 22 of its stat), which tells it
-    from a later process given the same pid; None if it is gone."""
+    """``pid``'s start time (clock ticks since boot), which tells it from a later process
+    given the same pid; None if it is gone."""
     try:
-        text = (PROC / str(pid) / "stat").read_text()
-        return text[text.rindex(")") + 2 :].split()[19]
+        return _stat(pid)[19]
     except (OSError, ValueError, IndexError):
         return None
 
@@ -481,14 +428,7 @@ def state(pid: int) -> str:
     return _stat(pid)[0]
 
 
-def _kind(link: str) -> str:
-    if link.startswith("socket:"):
-        return "sockets"
-    if link.startswith("pipe:"):
-        return "pipes"
-    if link.startswith("/"):
-        return "files"
-    return "other"
+_FD_KINDS = (("socket:", "sockets"), ("pipe:", "pipes"), ("/", "files"))
 
 
 def fds(pid: int) -> Fds:
@@ -498,12 +438,11 @@ def fds(pid: int) -> Fds:
         names = os.listdir(where)
     except (FileNotFoundError, ProcessLookupError) as exc:
         raise ProcessGone(pid) from exc
-    counts = {"sockets": 0, "pipes": 0, "files": 0, "other": 0}
+    counts: Counter[str] = Counter()
     for name in names:
-        try:
-            counts[_kind(os.readlink(where / name))] += 1
-        except FileNotFoundError:
-            continue
+        with suppress(FileNotFoundError):
+            link = os.readlink(where / name)
+            counts[next((kind for p, kind in _FD_KINDS if link.startswith(p)), "other")] += 1
     return Fds(**counts)
 
 
@@ -514,26 +453,28 @@ def threads(pid: int) -> int:
         raise ProcessGone(pid) from exc
 
 
-def children(pid: int) -> tuple[int, ...]:
-    """``pid``'s direct children, from every process's parent pid (no kernel option needed)."""
-    found = []
+def _table() -> dict[int, tuple[str, int]]:
+    """Every process's state and parent pid, as /proc says right now."""
+    found = {}
     for entry in PROC.glob("[0-9]*"):
         try:
-            if _stat(int(entry.name))[1] == pid:
-                found.append(int(entry.name))
-        except (ProcessGone, ValueError, OSError):
+            fields = _stat(int(entry.name))
+            found[int(entry.name)] = (fields[0], int(fields[1]))
+        except (ValueError, OSError):
             continue
-    return tuple(sorted(found))
+    return found
+
+
+def children(pid: int) -> tuple[int, ...]:
+    """``pid``'s direct children, by every process's parent pid (no kernel option needed)."""
+    return tuple(sorted(p for p, (_, parent) in _table().items() if parent == pid))
 
 
 def descendants(pid: int) -> list[int]:
-    """``pid``'s children, theirs and so on, as the parent pids in /proc say right now."""
+    """``pid``'s children, theirs and so on."""
     kids: dict[int, list[int]] = {}
-    for entry in PROC.glob("[0-9]*"):
-        try:
-            kids.setdefault(_stat(int(entry.name))[1], []).append(int(entry.name))
-        except (ProcessGone, ValueError, OSError):
-            continue
+    for kid, (_, parent) in _table().items():
+        kids.setdefault(parent, []).append(kid)
     found, todo = [], [pid]
     while todo:
         for kid in kids.get(todo.pop(), ()):
@@ -545,31 +486,22 @@ def descendants(pid: int) -> list[int]:
 
 def snapshot(pid: int) -> Snapshot:
     """Everything above for ``pid``; raises ``ProcessGone`` if it is not there."""
-    state, _ = _stat(pid)
-    kids = children(pid)
-    zombies = []
-    for kid in kids:
-        try:
-            if _stat(kid)[0] == "Z":
-                zombies.append(kid)
-        except ProcessGone:
-            continue
-    return Snapshot(pid, state, fds(pid), threads(pid), kids, tuple(zombies))
+    state = _stat(pid)[0]
+    table = _table()
+    kids = tuple(sorted(p for p, (_, parent) in table.items() if parent == pid))
+    zombies = tuple(kid for kid in kids if table[kid][0] == "Z")  # exited, not yet reaped
+    return Snapshot(pid, state, fds(pid), threads(pid), kids, zombies)
 
 
-# -- Cancellation passed down from the job to every wait, instead of a process-wide flag.
+# -- Cancellation, passed down from the job to every wait: one ``Cancel`` per session (a
+# library caller such as bench/soak.py can start again with a fresh one after Ctrl-C).
 #
-# One ``Cancel`` per session: Ctrl-C/SIGTERM sets it, every scenario's polling loop
-# checks it, and a library caller (bench/soak.py) can start a new session with a fresh
-# one after an interrupt.
-#
-# Signals never raise: under :func:`signals_as_flags` the handler only counts the signal
-# (and the interpreter writes a byte to a wakeup pipe).  A watchdog thread reads that
-# pipe, sets every live ``Cancel`` (the job's waits then raise ``Cancelled`` at a point of
-# their choosing, holding no lock), and ends the process itself if it is still alive
-# ``GRACE`` seconds later or at a second signal, whatever its threads hold.  An exception
-# raised from a handler lands anywhere, inside ``concurrent.futures``' own locks
-# included: a KeyboardInterrupt there left the harness hung in futex waits for good.
+# Signals never raise: under :func:`signals_as_flags` the handler only counts them and the
+# interpreter writes a byte to a wakeup pipe; a watchdog thread reading it sets every live
+# ``Cancel`` (waits then raise ``Cancelled`` where they choose, holding no lock) and ends
+# the process if it still lives ``GRACE`` s later or at a second signal.  A
+# KeyboardInterrupt raised from a handler lands anywhere: inside ``concurrent.futures``'
+# own locks it left the harness hung in futex waits for good.
 
 #: How long after the first SIGINT/SIGTERM the process may still live (the table so far
 #: printed, every server torn down) before the watchdog ends it.
@@ -589,28 +521,19 @@ _watched = 0  # the same, as the watchdog counts them (it wakes at once, in any 
 _interrupted = False  # the watchdog saw one: a session opened from now on starts cancelled
 
 
-class Cancel:
-    """A settable, waitable flag with a ``check`` that raises ``Cancelled``."""
+class Cancel(threading.Event):
+    """A flag: ``wait(seconds)`` sleeps, True if cancelled meanwhile; ``check`` raises
+    ``Cancelled`` once it is set."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        super().__init__()
         if _interrupted:
-            self._event.set()
+            self.set()
         with _cancels_lock:
             _live_cancels.add(self)
 
-    def set(self) -> None:
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``; True if cancelled meanwhile."""
-        return self._event.wait(seconds)
-
     def check(self) -> None:
-        if self._event.is_set():
+        if self.is_set():
             raise Cancelled
 
 
@@ -666,12 +589,10 @@ def _watch(read_fd: int, on_force_exit: Callable[[], None]) -> None:
 
 @contextmanager
 def signals_as_flags(on_force_exit: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM only mark the run cancelled (see the module's docstring).
-
-    A no-op outside the main thread (tests calling the CLI from a thread).  Once a
-    signal has arrived, the watchdog stays armed past the block: the interpreter's own
-    exit (joining the pool's threads) is bounded by it too.
-    """
+    """SIGINT and SIGTERM only mark the run cancelled (see above Cancel); a no-op outside
+    the main thread (tests calling the CLI from a thread).  Once a signal has arrived, the
+    watchdog stays armed past the block: the interpreter's own exit (joining the pool's
+    threads) is bounded by it too."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
