@@ -1,10 +1,9 @@
 """Read-only access to a Gunicorn git history through the ``git`` command line.
 
-Every git effect of the project lives here (git run safely, a clone opened, see
-``run_git``) so that the rest of the code can stay pure and testable.  The user's
-repository is never written to: no checkout, reset, bisect, ref update or even new
-objects (picks are staged in a private object directory).  Remote URLs are mirrored once
-into a bare cache clone.
+Every git effect of the project lives here.  The user's repository is never written
+to: no checkout, reset, bisect, ref update or even new objects (picks are staged in a
+private object directory), and none of its own code runs (see ``SAFE``).  A remote URL
+is mirrored once into a bare cache clone, named without its credentials.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from harness.host.fsutil import private_dir, run_temp_dir
@@ -23,11 +22,6 @@ from harness.model.errors import HarnessError
 from harness.model.redact import redact_url, without_userinfo
 from harness.model.results import CommitInfo, declared_version, github_commit_url, parse_refs
 from harness.model.verdict import last_line
-
-# -- Opening a git history safely: the one way git is run here (no hooks,
-# no fsmonitor, no prompts, no lazy fetch, stable messages) and the checks that a --repo
-# path or URL is a full clone we may read.  A URL is mirrored once into a bare cache clone,
-# named without its credentials.
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SCP_RE = re.compile(r"^(?:[^@/:\s]+@)?[^/:\s]+:(?!//)[^\s]*$")
@@ -49,11 +43,9 @@ def is_remote_spec(spec: str) -> bool:
 def _slug(url: str) -> str:
     """Stable, filesystem-safe cache name for a remote URL (never its credentials)."""
     url = redact_url(url)
-    stripped = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", url).rstrip("/")
-    stripped = re.sub(r"\.git$", "", stripped)
+    stripped = re.sub(r"\.git$", "", _URL_RE.sub("", url).rstrip("/"))
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", stripped).strip("-.")[-60:] or "repo"
-    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
-    return f"{readable}-{digest}"
+    return f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
 
 
 def stderr_line(text: str) -> str:
@@ -61,12 +53,16 @@ def stderr_line(text: str) -> str:
     return redact_url(last_line(text, default="no error output"))
 
 
+#: What would point git at other objects or another history than the repository's own.
+_UNSET = set(
+    "GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES"
+    " GIT_REPLACE_REF_BASE GIT_GRAFT_FILE".split()
+)
+
+
 def base_env() -> dict[str, str]:
     """Environment for every git call: no locks, no prompts, stable messages."""
-    env = dict(os.environ)
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
-        env.pop(name, None)
-    env.pop("GIT_ALTERNATE_OBJECT_DIRECTORIES", None)
+    env = {k: v for k, v in os.environ.items() if k not in _UNSET}
     env.update(
         GIT_OPTIONAL_LOCKS="0",
         GIT_TERMINAL_PROMPT="0",
@@ -78,8 +74,6 @@ def base_env() -> dict[str, str]:
         # the history as its objects say, not as refs/replace (or a graft) rewrites it
         GIT_NO_REPLACE_OBJECTS="1",
     )
-    env.pop("GIT_REPLACE_REF_BASE", None)
-    env.pop("GIT_GRAFT_FILE", None)
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     return env
 
@@ -112,19 +106,21 @@ def run_git(
         raise SourceError(f"cannot run git: {exc}") from exc
 
 
+def _run_in(git_dir: Path, *args: str, **kw) -> subprocess.CompletedProcess[bytes]:
+    return run_git(["--git-dir", str(git_dir), *args], **kw)
+
+
 def _refuse_incomplete(git_dir: Path, spec: str) -> None:
     """A shallow or partial clone cannot name a commit: its boundary would look like the
     first commit of the history (a wrong answer, not an error), whatever form --repo takes."""
-    shallow = run_git(["--git-dir", str(git_dir), "rev-parse", "--is-shallow-repository"])
+    shallow = _run_in(git_dir, "rev-parse", "--is-shallow-repository")
     if shallow.stdout.decode().strip() == "true":
         raise SourceError(
             f"--repo {spec}: shallow clone lacks the history to bisect; "
             "point --repo at a full clone"
         )
-    promisor = run_git(
-        ["--git-dir", str(git_dir), "config", "--get-regexp", r"^remote\..*\.promisor$"]
-    )
-    extension = run_git(["--git-dir", str(git_dir), "config", "--get", "extensions.partialclone"])
+    promisor = _run_in(git_dir, "config", "--get-regexp", r"^remote\..*\.promisor$")
+    extension = _run_in(git_dir, "config", "--get", "extensions.partialclone")
     if b"true" in promisor.stdout.lower() or extension.stdout.strip():
         raise SourceError(
             f"--repo {spec}: partial clone (objects left on its remote) cannot be read "
@@ -151,7 +147,7 @@ def open_local(spec: str) -> tuple[Path, str | None]:
             where = f" (it is inside {toplevel})" if toplevel else ""
             raise SourceError(f"--repo {spec}: not a git repository{where}")
     _refuse_incomplete(git_dir, spec)
-    origin = run_git(["--git-dir", str(git_dir), "config", "--get", "remote.origin.url"])
+    origin = _run_in(git_dir, "config", "--get", "remote.origin.url")
     remote = (origin.stdout.decode().strip() or None) if origin.returncode == 0 else None
     return git_dir, redact_url(remote) if remote else None
 
@@ -174,9 +170,7 @@ def open_remote(url: str, cache_dir: Path) -> Path:
                 raise SourceError(unreachable(url, proc.stderr))
             _refuse_incomplete(target, redact_url(url))  # never kept: refused every time
             if without_userinfo(url) != url:  # no secret on disk: fetch gets the URL per call
-                run_git(
-                    ["--git-dir", str(target), "config", "remote.origin.url", without_userinfo(url)]
-                )
+                _run_in(target, "config", "remote.origin.url", without_userinfo(url))
             try:
                 os.rename(target, final)
             except OSError:
@@ -199,11 +193,9 @@ def unreachable(url: str, stderr: bytes) -> str:
 
 DEFAULT_REPO = "https://github.com/benoitc/gunicorn.git"
 
-_FIELD = "%x00"
-_RECORD = "%x1e"
-_LOG_FORMAT = _FIELD.join(["%H", "%h", "%P", "%s", "%an <%ae>", "%aI", "%b"]) + _RECORD
-
-
+# NUL between fields, RS between records: sha, short sha, parents, subject, author, date, body
+_LOG_FORMAT = "%x00".join(["%H", "%h", "%P", "%s", "%an <%ae>", "%aI", "%b"]) + "%x1e"
+_MIRROR = ("+refs/tags/*:refs/tags/*", "+refs/heads/*:refs/heads/*")
 _MISSING = re.compile(
     r"(invalid object|cannot read '|unable to read|not a tree object|bad object|missing (blob|tree))[^\n]*"
 )
@@ -229,7 +221,6 @@ class Repo:
     def __repr__(self) -> str:
         return f"Repo({self.spec!r}, git_dir={str(self.git_dir)!r})"
 
-    # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, spec: str, cache_dir: Path) -> Repo:
         """Open a local clone in place, or a remote URL through a cached bare clone."""
@@ -242,6 +233,10 @@ class Repo:
         return cls(git_dir, spec, remote, managed=False)
 
     # ------------------------------------------------------------------ plumbing
+    def _failed(self, what: str, proc: subprocess.CompletedProcess[bytes]) -> SourceError:
+        said = stderr_line(proc.stderr.decode(errors="replace"))
+        return SourceError(f"{what} failed in {self.spec}: {said}")
+
     def _git(
         self,
         *args: str,
@@ -250,26 +245,15 @@ class Repo:
         what: str | None = None,
     ) -> bytes:
         """Run a git command on this repository; failures become one-line SourceErrors."""
-        proc = run_git(["--git-dir", str(self.git_dir), *args], input=input, env=env)
+        proc = _run_in(self.git_dir, *args, input=input, env=env)
         if proc.returncode != 0:
-            said = proc.stderr.decode(errors="replace")
-            self._refuse_damaged(said)
-            reason = stderr_line(said)
-            raise SourceError(f"{what or 'git ' + args[0]} failed in {self.spec}: {reason}")
+            self._refuse_damaged(proc.stderr.decode(errors="replace"))
+            raise self._failed(what or f"git {args[0]}", proc)
         return proc.stdout
 
     def _try_resolve(self, ref: str) -> str | None:
-        proc = run_git(
-            [
-                "--git-dir",
-                str(self.git_dir),
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                f"{ref}^{{commit}}",
-            ]
-        )
+        verify = ("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+        proc = _run_in(self.git_dir, *verify)
         return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
     def fetch(self) -> None:
@@ -277,34 +261,30 @@ class Repo:
         if not self.managed or self._fetched:
             return
         self._fetched = True
-        proc = run_git(
-            [
-                "--git-dir",
-                str(self.git_dir),
-                "fetch",
-                "--quiet",
-                "--prune",
-                self._fetch_url,  # the URL itself: its credentials are never kept on disk
-                "+refs/tags/*:refs/tags/*",
-                "+refs/heads/*:refs/heads/*",
-            ]
-        )
+        # the URL itself: its credentials are never kept on disk
+        proc = _run_in(self.git_dir, "fetch", "--quiet", "--prune", self._fetch_url, *_MIRROR)
         if proc.returncode != 0:
             raise SourceError(unreachable(self.spec, proc.stderr))
 
+    def _found(self, find: Callable[[], str | None]) -> str | None:
+        """``find()``, asked again after one fetch of our cache clone when it found nothing."""
+        found = find()
+        if found is None and self.managed and not self._fetched:
+            self.fetch()
+            found = find()
+        return found
+
     @staticmethod
-    def _check_ref(ref: str) -> None:
-        if not ref or ref.startswith("-") or any(c in ref for c in "\0\n"):
-            raise SourceError(f"invalid ref {ref!r}")
+    def _check_ref(*refs: str) -> None:
+        for ref in refs:
+            if not ref or ref.startswith("-") or any(c in ref for c in "\0\n"):
+                raise SourceError(f"invalid ref {ref!r}")
 
     # ------------------------------------------------------------------ queries
     def resolve(self, ref: str) -> str:
         """Full commit sha of a branch, tag (peeled) or (abbreviated) sha."""
         self._check_ref(ref)
-        sha = self._try_resolve(ref)
-        if sha is None and self.managed and not self._fetched:
-            self.fetch()
-            sha = self._try_resolve(ref)
+        sha = self._found(lambda: self._try_resolve(ref))
         if sha is None:
             raise SourceError(f"ref {ref!r} not found in {self.spec}")
         return sha
@@ -313,51 +293,38 @@ class Repo:
         """The tag naming a PyPI release: 19.6.0, else 19.0 for 19.0.0, else v-prefixed."""
         self._check_ref(version)
         candidates = [version]
-        trimmed = version
-        while trimmed.endswith(".0") and trimmed.count(".") > 1:
-            trimmed = trimmed[: -len(".0")]
-            candidates.append(trimmed)
+        while candidates[-1].endswith(".0") and candidates[-1].count(".") > 1:
+            candidates.append(candidates[-1][: -len(".0")])
         candidates += [f"v{c}" for c in candidates]
-        for attempt in range(2):
-            for tag in candidates:
-                if self._try_resolve(f"refs/tags/{tag}") is not None:
-                    return tag
-            if attempt == 0 and self.managed and not self._fetched:
-                self.fetch()
-            else:
-                break
-        return None
+
+        def tagged() -> str | None:
+            return next((t for t in candidates if self._try_resolve(f"refs/tags/{t}")), None)
+
+        return self._found(tagged)
 
     def is_ancestor(self, ancestor: str, sha: str) -> bool:
         """True when ``ancestor`` is in ``sha``'s history (itself included)."""
-        self._check_ref(ancestor)
-        self._check_ref(sha)
-        args = ["--git-dir", str(self.git_dir), "merge-base", "--is-ancestor", ancestor, sha]
-        proc = run_git(args)
+        self._check_ref(ancestor, sha)
+        proc = _run_in(self.git_dir, "merge-base", "--is-ancestor", ancestor, sha)
         if proc.returncode not in (0, 1):
-            reason = stderr_line(proc.stderr.decode(errors="replace"))
-            raise SourceError(f"git merge-base failed in {self.spec}: {reason}")
+            raise self._failed("git merge-base", proc)
         return proc.returncode == 0
 
     def merge_bases(self, a: str, b: str) -> list[str]:
         """The best common ancestors of ``a`` and ``b`` (git bisect's merge bases)."""
-        self._check_ref(a)
-        self._check_ref(b)
-        proc = run_git(["--git-dir", str(self.git_dir), "merge-base", "--all", a, b])
+        self._check_ref(a, b)
+        proc = _run_in(self.git_dir, "merge-base", "--all", a, b)
         if proc.returncode == 1:
             return []  # no common history
         if proc.returncode != 0:
-            reason = stderr_line(proc.stderr.decode(errors="replace"))
-            raise SourceError(f"git merge-base failed in {self.spec}: {reason}")
+            raise self._failed("git merge-base", proc)
         return sorted(proc.stdout.decode().split())
 
     def version_at(self, sha: str) -> str | None:
         """The version gunicorn/__init__.py declares at ``sha`` ("19.6.0"), read as a
         blob (no filter, no attribute); None where there is no such file or line."""
         self._check_ref(sha)
-        proc = run_git(
-            ["--git-dir", str(self.git_dir), "cat-file", "blob", f"{sha}:gunicorn/__init__.py"]
-        )
+        proc = _run_in(self.git_dir, "cat-file", "blob", f"{sha}:gunicorn/__init__.py")
         if proc.returncode != 0:
             return None
         return declared_version(proc.stdout.decode(errors="replace"))
@@ -374,11 +341,9 @@ class Repo:
     def graph(self, old: str | Iterable[str], new: str) -> dict[str, tuple[str, ...]]:
         """Parents of every commit in ``old..new`` (all parents, merges included)."""
         olds = [old] if isinstance(old, str) else list(old)
-        for ref in [*olds, new]:
-            self._check_ref(ref)
+        self._check_ref(*olds, new)
         for ref in olds:  # a moved tag: the older release is not in the newer one's past
-            ancestor = ["--git-dir", str(self.git_dir), "merge-base", "--is-ancestor", ref, new]
-            if run_git(ancestor).returncode == 1:
+            if _run_in(self.git_dir, "merge-base", "--is-ancestor", ref, new).returncode == 1:
                 raise SourceError(
                     f"{ref[:12]} is not an ancestor of {new[:12]} in {self.spec}: the history "
                     "contradicts the release tags (a moved or rewritten tag?)"
@@ -391,12 +356,8 @@ class Repo:
             "--",
             what=f"listing {', '.join(olds) or 'root'}..{new}",
         )
-        graph: dict[str, tuple[str, ...]] = {}
-        for line in out.decode().splitlines():
-            if line.strip():
-                sha, *parents = line.split()
-                graph[sha] = tuple(parents)
-        return graph
+        lines = (line.split() for line in out.decode().splitlines() if line.strip())
+        return {sha: tuple(parents) for sha, *parents in lines}
 
     def info(self, sha: str) -> CommitInfo:
         """Subject, author, PR and fixed issues of one commit."""
@@ -407,8 +368,7 @@ class Repo:
         wanted = list(shas)
         if not wanted:
             return []
-        for ref in wanted:
-            self._check_ref(ref)
+        self._check_ref(*wanted)
         out = self._git(
             "-c",
             "log.showSignature=false",
@@ -420,26 +380,14 @@ class Repo:
             "--",
             what="git log",
         )
-        records = [r for r in out.decode(errors="replace").split("\x1e") if r.strip("\n")]
         result = []
-        for record in records:
-            fields = record.lstrip("\n").split("\x00")
-            sha, short, parents, subject, author, date, body = fields[:7]
-            body = body.rstrip("\n")
-            pr, fixes = parse_refs(subject, body)
-            result.append(
-                CommitInfo(
-                    sha=sha,
-                    short=short,
-                    parents=tuple(parents.split()),
-                    subject=subject,
-                    author=author,
-                    date=date,
-                    body=body,
-                    pr=pr,
-                    fixes=fixes,
-                )
-            )
+        for record in out.decode(errors="replace").split("\x1e"):
+            if record.strip("\n"):
+                fields = record.lstrip("\n").split("\x00")
+                sha, short, parents, subject, author, date, body = fields[:7]
+                body = body.rstrip("\n")
+                info = (sha, short, tuple(parents.split()), subject, author, date, body)
+                result.append(CommitInfo(*info, *parse_refs(subject, body)))
         if len(result) != len(wanted):
             raise SourceError(f"git log returned {len(result)} of {len(wanted)} commits")
         return result
@@ -455,16 +403,13 @@ class Repo:
         self._archive(sha, Path(dest), env=None)
 
     def export_with_pick(self, sha: str, pick: str, dest: Path) -> bool:
-        """Write ``sha``'s tree plus the change of ``pick`` (vs its first parent) into dest.
-
-        Used to test commits that only work with a later repair.  The patch is
-        staged in a private index and object directory, so the repository and
-        its index stay untouched.  A file of the change that does not apply is left
-        out when it is no Python source (a CI file the mainline changed meanwhile);
-        False when a Python file of it does not apply cleanly.
+        """Write ``sha``'s tree plus the change of ``pick`` (vs its first parent) into
+        ``dest``: a commit that only works with a later repair.  The patch is staged in a
+        private index and object directory (the repository stays untouched).  A file of
+        the change that does not apply is left out when it is no Python source (a CI file
+        the mainline changed meanwhile); False when a Python file does not apply cleanly.
         """
-        self._check_ref(sha)
-        self._check_ref(pick)
+        self._check_ref(sha, pick)
         base = self.resolve(sha)
         picked = self.info(self.resolve(pick))
         parent = picked.parents[0] if picked.parents else self._empty_tree()
@@ -481,27 +426,25 @@ class Repo:
             if not self._apply(self._patch(parent, picked.sha), env):
                 names = self._patch(parent, picked.sha, "--name-only").decode().splitlines()
                 for name in names:
-                    ok = self._apply(self._patch(parent, picked.sha, "--", name), env)
+                    ok = self._apply(self._patch(parent, picked.sha, path=name), env)
                     if not ok and name.endswith(".py"):
                         return False
             tree = self._git("write-tree", env=env, what="git write-tree").decode().strip()
             self._archive(tree, Path(dest), env=env)
         return True
 
-    def _patch(self, parent: str, sha: str, *extra: str) -> bytes:
+    def _patch(self, parent: str, sha: str, *options: str, path: str | None = None) -> bytes:
         """The change from ``parent`` to ``sha``, byte-exact (no driver, no textconv)."""
         flags = ("--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv")
-        paths = extra if extra and extra[0] == "--" else ("--",)
-        options = extra if paths == ("--",) else ()
-        return self._git(
-            "diff", *flags, "--no-renames", *options, parent, sha, *paths, what=f"diffing {sha}"
-        )
+        paths = (path,) if path else ()
+        diff = ("diff", *flags, "--no-renames", *options, parent, sha, "--", *paths)
+        return self._git(*diff, what=f"diffing {sha}")
 
     def _apply(self, patch: bytes, env: dict[str, str]) -> bool:
         if not patch.strip():
             return True
-        args = ["--git-dir", str(self.git_dir), "apply", "--cached", "--whitespace=nowarn"]
-        return run_git(args, env=env, input=patch).returncode == 0
+        apply = ("apply", "--cached", "--whitespace=nowarn")
+        return _run_in(self.git_dir, *apply, env=env, input=patch).returncode == 0
 
     def _objects_dir(self) -> Path:
         out = self._git("rev-parse", "--git-path", "objects").decode().strip()
@@ -528,14 +471,13 @@ class Repo:
         listing = self._git("ls-tree", "-r", "-z", "--full-tree", treeish, "--", env=env,
                             what=f"listing {treeish}")  # fmt: skip
         entries = []
-        for record in listing.split(b"\0"):
-            if not record:
-                continue
+        for record in filter(None, listing.split(b"\0")):
             meta, _, raw = record.partition(b"\t")
             mode, kind, sha = meta.decode().split()
-            if kind != "blob":
-                continue  # a submodule: not part of the package's files
-            entries.append((mode, sha, _safe_path(raw.decode(errors="surrogateescape"), treeish)))
+            if kind == "blob":  # not a submodule, which holds no file of the package
+                entries.append(
+                    (mode, sha, _safe_path(raw.decode(errors="surrogateescape"), treeish))
+                )
         blobs = self._blobs([sha for _, sha, _ in entries], env)
         links = []
         for mode, sha, rel in entries:

@@ -111,6 +111,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PROC = Path("/proc")
 _live: dict[int, tuple[subprocess.Popen, str]] = {}
 _lock = threading.Lock()
 
@@ -216,14 +217,11 @@ def register(proc: subprocess.Popen, token: str) -> None:
 
 def pids_with_token(token: str) -> list[int]:
     """Processes whose environment carries ``token`` (Linux /proc; empty elsewhere)."""
-    needle = f"={token}".encode()
     found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            if needle in (entry / "environ").read_bytes():
+    for entry in PROC.glob("[0-9]*"):
+        with suppress(OSError):
+            if f"={token}".encode() in (entry / "environ").read_bytes():
                 found.append(int(entry.name))
-        except OSError:
-            continue
     return [p for p in found if p != os.getpid()]
 
 
@@ -363,8 +361,6 @@ def run_to_end(
 # -- A process's resources from /proc: leaks are regressions of their own (#3648: the
 # arbiter's fds go 12 -> 36 and its threads 2 -> 8 over 5 SIGHUPs) that requests cannot
 # show.  Each read is a frozen snapshot a pure ``decide`` compares; nothing here judges.
-
-PROC = Path("/proc")
 
 
 class ProcessGone(ProcessLookupError):
