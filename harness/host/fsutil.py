@@ -1,21 +1,25 @@
-"""Small filesystem helpers: atomic writes, private directories, and temporaries that a
-later run can tell from live ones.
+"""Filesystem helpers: atomic writes, private directories, verified bytecode, and
+temporaries a later run can tell from live ones.
 
-Every temporary (a build directory, a file being written, a run's own TMPDIR) carries
-an ``flock`` held by the process that made it, for as long as it is in use.  The sweep
-removes only temporaries whose lock it can take: their owner is gone, whatever PID
-namespace it ran in (a cache shared with a container sees pids that mean nothing here).
+Every temporary (a build directory, a file being written, a run's own TMPDIR) carries an
+``flock`` held by the process that made it while it is in use.  A sweep removes only
+temporaries whose lock it can take: their owner is gone, whatever PID namespace it ran
+in (a cache shared with a container sees pids that mean nothing here).
 """
 
 from __future__ import annotations
 
 import atexit
 import fcntl
+import hashlib
+import json
 import os
+import pwd
 import shutil
 import stat
 import tempfile
 import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,10 +62,8 @@ class NotPrivate(Exception):
 
 def _owner_name(uid: int) -> str:
     try:
-        import pwd
-
         return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
-    except (KeyError, ImportError):
+    except KeyError:
         return f"uid {uid}"
 
 
@@ -120,10 +122,14 @@ def _lock(fd: int) -> bool:
         return False
 
 
-def _hold(path: Path, fd: int) -> None:
-    _lock(fd)
+def _live_dir(parent: Path, prefix: str) -> Path:
+    """A new directory in ``parent``, locked by us: marked live before any sweep of this
+    process can look at it (the lock follows it through a rename)."""
     with _held_lock:
-        _held[str(path)] = fd
+        made = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        _held[str(made)] = fd = os.open(made, os.O_RDONLY | os.O_DIRECTORY)
+        _lock(fd)
+    return made
 
 
 def release(path: Path) -> None:
@@ -192,11 +198,8 @@ def _writable(path: str) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove ``path`` entirely, even a tree left unreadable (chmod 000): a damaged cache
-    entry must not survive its own rebuild."""
-    if not path.exists() and not path.is_symlink():
-        release(path)
-        return
+    """Remove ``path`` (a file, a link, a whole tree) if it is there, even a tree left
+    unreadable (chmod 000): a damaged cache entry must not survive its own rebuild."""
 
     def retry(func, name, _exc) -> None:
         if not os.path.lexists(name):
@@ -212,11 +215,11 @@ def remove_tree(path: Path) -> None:
             pass
 
     try:  # still marked live while it goes, so no sweep takes it from under us
-        if path.is_symlink() or path.is_file():
+        if path.is_symlink() or not path.is_dir():
             path.unlink(missing_ok=True)
-            return
-        _writable(str(path))
-        shutil.rmtree(path, onerror=retry)
+        else:
+            _writable(str(path))
+            shutil.rmtree(path, onerror=retry)
     finally:
         release(path)
 
@@ -237,8 +240,6 @@ def _bytecode_files(root: Path) -> Iterator[Path]:
 
 
 def _sha256(path: Path) -> str | None:
-    import hashlib
-
     try:
         return hashlib.sha256(read_regular(path, _BYTECODE_CAP)).hexdigest()
     except NotReadable:
@@ -249,8 +250,6 @@ def _sha256(path: Path) -> str | None:
 def _bytecode_record(root: Path) -> Iterator[tuple[dict[str, str], Path]]:
     """The tree's record of its bytecode (relative path -> sha256), under an exclusive
     flock on its top ``__pycache__`` for as long as the caller reads or rewrites it."""
-    import json
-
     top = private_dir(root / "__pycache__")
     fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -285,8 +284,6 @@ def record_bytecode() -> None:
     """At the clean end of a run: record the bytecode its servers wrote (Python writes a
     ``.pyc`` whole or not at all) in every tree :func:`keep_recorded_bytecode` checked,
     so that the next run reuses it instead of compiling gunicorn and its libraries again."""
-    import json
-
     with _held_lock:
         trees = sorted(_bytecode_trees)
     for root in map(Path, trees):
@@ -305,8 +302,6 @@ def record_bytecode() -> None:
 def tree_digest(root: Path, manifest: str) -> str:
     """Every file under ``root`` except ``manifest`` and bytecode, by path and content
     (a symlink by where it points): scripts and ``.pth`` files included."""
-    import hashlib
-
     h = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
         rel = path.relative_to(root).as_posix()
@@ -318,22 +313,14 @@ def tree_digest(root: Path, manifest: str) -> str:
 
 
 def temp_dir(parent: Path, label: str) -> Path:
-    """A build directory beside its final place, locked by us while we build in it (the
-    lock follows it through a rename; :func:`remove_tree` or :func:`release` ends it)."""
-    _beside(parent)
-    with _held_lock:  # made and marked live before this process's own sweep can look at it
-        tmp = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{label}-", dir=parent))
-        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
-        _lock(fd)
-        _held[str(tmp)] = fd
-    return tmp
+    """A build directory beside its final place, live until :func:`remove_tree` or
+    :func:`release` (after its rename into place)."""
+    return _live_dir(_beside(parent), f"{PREFIX}{os.getpid()}-{label}-")
 
 
 def extract_once(archive: Path, final: Path) -> Path:
     """A zip (a wheel) extracted to ``final`` once: into a temporary directory renamed into
     place, so ``final`` is complete or absent, and a concurrent extraction is harmless."""
-    import zipfile
-
     if final.is_dir():
         return final
     tmp = temp_dir(final.parent, archive.name[:30])
@@ -350,36 +337,21 @@ def extract_once(archive: Path, final: Path) -> Path:
     return final
 
 
-def _owner_gone(entry: Path) -> int | None:
-    """An fd holding ``entry``'s lock when nobody else holds it (its owner is gone)."""
-    try:
-        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    if _lock(fd):
-        return fd
-    os.close(fd)
-    return None
-
-
 def sweep_temporaries(directory: Path, prefix: str = PREFIX) -> None:
-    """Remove what interrupted runs left (``prefix*`` entries whose lock nobody holds)."""
+    """Remove what interrupted runs left: ``prefix*`` entries whose lock nobody holds."""
     if not directory.is_dir():
         return
     for entry in directory.iterdir():
-        if not entry.name.startswith(prefix):
-            continue
         with _held_lock:  # asked now, not from a snapshot: another thread may have just made it
-            if str(entry) in _held:
+            if not entry.name.startswith(prefix) or str(entry) in _held:
                 continue
-        fd = _owner_gone(entry)
-        if fd is None:
-            continue  # a live build, ours (another thread) or another run's
         try:
-            if entry.is_dir() and not entry.is_symlink():
+            fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if _lock(fd):  # its owner is gone: a live one (ours or another run's) holds it
                 remove_tree(entry)
-            else:
-                entry.unlink(missing_ok=True)
         finally:
             os.close(fd)
 
@@ -387,15 +359,10 @@ def sweep_temporaries(directory: Path, prefix: str = PREFIX) -> None:
 def remove_own_temporaries(root: Path, depth: int = 2) -> None:
     """On an interrupt: this process's unfinished ``.tmp-<pid>-*`` entries under ``root``
     (a signal can land between creating one and the code that would remove it)."""
-    if not root.is_dir():
-        return
     prefix = f"{PREFIX}{os.getpid()}-"
     for level in range(depth):
         for entry in root.glob("/".join(["*"] * level + [prefix + "*"])):
-            if entry.is_dir() and not entry.is_symlink():
-                remove_tree(entry)
-            else:
-                entry.unlink(missing_ok=True)
+            remove_tree(entry)
 
 
 _run_dir: Path | None = None
@@ -416,8 +383,7 @@ def run_temp_dir() -> Path:
     if len(str(system)) > _SHORT and os.access("/tmp", os.W_OK | os.X_OK):
         system = Path("/tmp")  # a long TMPDIR would leave no room for a socket's name
     sweep_temporaries(system, RUN_PREFIX)
-    made = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-", dir=system))
-    _hold(made, os.open(made, os.O_RDONLY | os.O_DIRECTORY))
+    made = _live_dir(system, f"{RUN_PREFIX}{os.getpid()}-")
     atexit.register(remove_tree, made)
     with _held_lock:
         _run_dir = made
