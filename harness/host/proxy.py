@@ -1,17 +1,14 @@
 """A real reverse proxy (h2o or nginx) in front of the server under test.
 
-Issue #1298 was seen as h2o answering 502 Bad Gateway once a recycled gthread worker
-had unlinked gunicorn's Unix socket.  This module runs that proxy for real: a private
-config in a directory the caller owns, a free 127.0.0.1 port, short upstream timeouts
-(a hung server must not cost 30-60 s), and the harness's process hygiene -- own
-session, run token in the environment, parent-death signal -- so no proxy outlives
-its run, even when the harness is SIGKILLed.
+Issue #1298 was seen as h2o answering 502 Bad Gateway once a recycled gthread worker had
+unlinked gunicorn's Unix socket.  The proxy runs for real: a private config in a
+directory the caller owns, a free 127.0.0.1 port, short upstream timeouts (a hung server
+must not cost 30-60 s), started by ``processes.launch`` so it never outlives its run.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import os
 import pwd
@@ -55,17 +52,17 @@ def find_binary(kind: str, path: str | None = None) -> str:
     return found
 
 
-def _upstream(upstream: str) -> tuple[str | None, str | None]:
-    """(socket path, None) or (None, "host:port"), checked, from the caller's spelling."""
+def _socket_path(upstream: str) -> str | None:
+    """The socket's path of ``unix:/path``, None for ``HOST:PORT``; else ProxyError."""
     if upstream.startswith("unix:"):
-        sock = upstream[len("unix:") :]
+        sock = upstream.removeprefix("unix:")
         if not sock.startswith("/") or ":" in sock:
             raise ProxyError(f"upstream {upstream!r}: want unix:/absolute/path (no ':')")
-        return sock, None
+        return sock
     host, _, port = upstream.rpartition(":")
     if not host or not port.isdigit():
         raise ProxyError(f"upstream {upstream!r}: want unix:/path or HOST:PORT")
-    return None, upstream
+    return None
 
 
 def _q(text: str) -> str:
@@ -76,39 +73,35 @@ def _q(text: str) -> str:
 def h2o_config(port: int, upstream: str, workdir: Path, io_timeout: float) -> str:
     """h2o's YAML.  keepalive 0: h2o 2.2 reuses pooled upstream connections and answers
     502 when the server closed one meanwhile (a recycling gunicorn worker does; 2-4 per
-    120 requests on a healthy 19.5.0, none with the setting).  As root h2o otherwise drops to nobody and cannot write its pid
-    file (exit 71), so it is told to stay the user it is."""
-    sock, tcp = _upstream(upstream)
-    url = f"http://[unix:{sock}]/" if sock else f"http://{tcp}/"
-    user = pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
-    return "\n".join(
-        [
-            *([f"user: {_q(user)}"] if user else []),
-            f"pid-file: {_q(str(workdir / 'h2o.pid'))}",
-            f"error-log: {_q(str(workdir / 'error.log'))}",
-            "listen:",
-            "  host: 127.0.0.1",
-            f"  port: {port}",
-            "hosts:",
-            "  default:",
-            "    paths:",
-            "      /:",
-            f"        proxy.reverse.url: {_q(url)}",
-            f"        proxy.timeout.io: {max(1, round(io_timeout * 1000))}",
-            "        proxy.timeout.keepalive: 0",
-            "",
-        ]
-    )
+    120 requests on a healthy 19.5.0, none with the setting).  As root it stays root: as
+    nobody it could not write its pid file (exit 71)."""
+    sock = _socket_path(upstream)
+    url = f"http://[unix:{sock}]/" if sock else f"http://{upstream}/"
+    root = os.geteuid() == 0
+    user = f"user: {_q(pwd.getpwuid(0).pw_name)}\n" if root else ""
+    return f"""\
+{user}pid-file: {_q(str(workdir / "h2o.pid"))}
+error-log: {_q(str(workdir / "error.log"))}
+listen:
+  host: 127.0.0.1
+  port: {port}
+hosts:
+  default:
+    paths:
+      /:
+        proxy.reverse.url: {_q(url)}
+        proxy.timeout.io: {max(1, round(io_timeout * 1000))}
+        proxy.timeout.keepalive: 0
+"""
 
 
 def nginx_config(port: int, upstream: str, workdir: Path, io_timeout: float) -> str:
     """nginx's config.  One process (``master_process off``): no workers to orphan when
-    the harness is killed (PDEATHSIG reaches only the process we exec), none that drop
-    to nobody and cannot reach a socket in a 0700 directory, and nginx's
-    setproctitle never overwrites the environment that carries the run token.  Every
-    path it would write (pid, logs, temp dirs) is in ``workdir``."""
-    sock, tcp = _upstream(upstream)
-    url = f"http://unix:{sock}:/" if sock else f"http://{tcp}/"
+    the harness is killed (PDEATHSIG reaches only the process we exec), none that drop to
+    nobody and cannot reach a socket in a 0700 directory, and no setproctitle over the
+    environment that carries the run token.  Every path it writes is in ``workdir``."""
+    sock = _socket_path(upstream)
+    url = f"http://unix:{sock}:/" if sock else f"http://{upstream}/"
     ms = f"{max(1, round(io_timeout * 1000))}ms"
     temp = workdir / "temp"
     temps = "\n".join(
@@ -139,13 +132,6 @@ http {{
 """
 
 
-def _command(kind: str, binary: str, workdir: Path, conf: Path) -> list[str]:
-    if kind == "h2o":
-        return [binary, "-c", str(conf)]
-    # -p/-e keep nginx off its compiled-in prefix and /var/log/nginx/error.log at start-up
-    return [binary, "-p", f"{workdir}/", "-e", str(workdir / "error.log"), "-c", str(conf)]
-
-
 @dataclass
 class Proxy:
     """A running proxy; ``stop()`` it (idempotent) when the run ends."""
@@ -161,10 +147,6 @@ class Proxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "error.log"
-
     def stop(self) -> None:
         """Kill the proxy's session and sweep its token: nothing is left running."""
         if self._stopped:
@@ -173,28 +155,21 @@ class Proxy:
         self._stopped = True
 
     def ready(self) -> bool:
-        """Listening, and the listener is its own.  Both proxies write their pid file
-        after they bound the port (h2o also after dropping privileges), so our pid there
-        rules out a process that took the port between free_port() and the bind --
-        a bare connect would reach that process and call a dying proxy ready."""
+        """Listening, and the listener is its own.  Both proxies write their pid file after
+        they bound the port, so our pid there rules out a process that took the port
+        between free_port() and the bind (a bare connect would call a dying proxy ready)."""
         try:
             pid = (self.workdir / f"{self.kind}.pid").read_text().strip()
+            if pid != str(self.proc.pid) or self.proc.poll() is not None:
+                return False
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
         except OSError:
             return False
-        return pid == str(self.proc.pid) and self.proc.poll() is None and _accepts(self.port)
 
     def log_tail(self, n: int = 20) -> str:
         """The last ``n`` lines of its error log (start-up errors, upstream failures)."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-n:])
-
-
-# The line that says why: the last error-looking one (nginx ends a failed bind with a
-# vaguer "still could not bind()"), else the last one.
-_last_line = functools.partial(last_line, prefer=("in use", "failed"), default="no output")
+        return "\n".join(_read_from(self.workdir / "error.log", 0).splitlines()[-n:])
 
 
 def _read_from(path: Path, offset: int) -> str:
@@ -206,31 +181,18 @@ def _read_from(path: Path, offset: int) -> str:
         return ""
 
 
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+def _why(said: str) -> str:
+    """The line that says why: the last error-looking one (nginx ends a failed bind with
+    a vaguer "still could not bind()"), else the last one."""
+    return last_line(said, prefer=("in use", "failed"), default="no output")
 
 
-def _launch(
-    kind: str, binary: str, workdir: Path, port: int, upstream: str, token: str, io_timeout: float
-) -> Proxy:
-    make = h2o_config if kind == "h2o" else nginx_config
-    conf = workdir / f"{kind}.conf"
-    conf.write_text(make(port, upstream, workdir, io_timeout))
-    if kind == "nginx":
-        (workdir / "temp").mkdir(exist_ok=True)
-    # The error log doubles as stdout/stderr: config errors printed before the proxy
-    # opens its own log land in the same file (all writers append).
-    proc = processes.launch(
-        _command(kind, binary, workdir, conf),
-        cwd=workdir,
-        env=processes.child_env(token),
-        output=workdir / "error.log",
-    )
-    return Proxy(kind=kind, port=port, workdir=workdir, proc=proc, token=token)
+def _in_use(said: str) -> bool:
+    return "Address already in use" in said or f"({errno.EADDRINUSE}:" in said
+
+
+class _PortTaken(ProxyError):
+    """Another process took the free port before the proxy bound it."""
 
 
 def start(
@@ -243,50 +205,67 @@ def start(
     start_timeout: float = 5.0,
     path: str | None = None,
 ) -> Proxy:
-    """Start ``kind`` proxying 127.0.0.1:<free port> to ``upstream`` and wait until it
-    accepts TCP connections.
-
-    ``upstream`` is ``unix:/path/to/sock`` or ``HOST:PORT``; ``workdir`` is a private
-    directory the caller owns (config, pid, logs and temp paths go there).  Call it from
-    a thread that outlives the proxy: the parent-death signal follows the starting
-    thread.  Raises ProxyMissing, or ProxyError with the log's last line.
-    """
+    """Start ``kind`` proxying 127.0.0.1:<free port> to ``upstream`` (``unix:/path`` or
+    ``HOST:PORT``) and wait until it accepts connections.  ``workdir`` is a private
+    directory the caller owns (config, pid, logs, temp paths).  Call it from a thread that
+    outlives the proxy: the parent-death signal follows the starting thread.  Raises
+    ProxyMissing, or ProxyError with the log's last line."""
     binary = find_binary(kind, path)
-    _upstream(upstream)  # a bad spelling fails before anything starts
+    _socket_path(upstream)  # a bad spelling fails before anything starts
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise ProxyError(f"{kind}: working directory {workdir} does not exist")
-    log = workdir / "error.log"
-    for attempt in (1, 2):
-        port = free_port()
-        offset = log.stat().st_size if log.exists() else 0
-        proxy = _launch(kind, binary, workdir, port, upstream, token, io_timeout)
-        deadline = time.monotonic() + start_timeout
-        said, in_use = "", False
-        while time.monotonic() < deadline and proxy.proc.poll() is None:
-            if proxy.ready():
-                return proxy
-            said = _read_from(log, offset)
-            # nginx retries a busy port for 2.5 s before it gives up: do not wait for it
-            in_use = "Address already in use" in said or f"({errno.EADDRINUSE}:" in said
-            if in_use:
-                break
-            time.sleep(0.005)
-        exit_code = proxy.proc.poll()
-        proxy.stop()
-        said = _read_from(log, offset)
-        in_use = in_use or "Address already in use" in said
-        if attempt == 1 and in_use:
-            continue  # someone took the free port first: one more pick
-        if in_use:
-            raise ProxyError(f"{kind} could not bind 127.0.0.1:{port}: {_last_line(said)}")
-        if exit_code is not None:
-            raise ProxyError(f"{kind} did not start (exit {exit_code}): {_last_line(said)}")
-        raise ProxyError(
-            f"{kind} did not accept connections on 127.0.0.1:{port} within "
-            f"{start_timeout:g} s: {_last_line(said)}"
-        )
-    raise AssertionError("unreachable")
+    args = (kind, binary, upstream, workdir, token, io_timeout, start_timeout)
+    try:
+        return _start_once(*args)
+    except _PortTaken:  # someone took the free port first: one more pick
+        return _start_once(*args)
+
+
+def _start_once(
+    kind: str,
+    binary: str,
+    upstream: str,
+    workdir: Path,
+    token: str,
+    io_timeout: float,
+    start_timeout: float,
+) -> Proxy:
+    port = free_port()
+    conf, log = workdir / f"{kind}.conf", workdir / "error.log"
+    offset = log.stat().st_size if log.exists() else 0
+    if kind == "h2o":
+        conf.write_text(h2o_config(port, upstream, workdir, io_timeout))
+        argv = [binary, "-c", str(conf)]
+    else:
+        conf.write_text(nginx_config(port, upstream, workdir, io_timeout))
+        (workdir / "temp").mkdir(exist_ok=True)
+        # -p/-e keep nginx off its compiled-in prefix and /var/log/nginx/error.log
+        argv = [binary, "-p", f"{workdir}/", "-e", str(log), "-c", str(conf)]
+    # The error log doubles as stdout/stderr: config errors printed before the proxy
+    # opens its own log land in the same file (all writers append).
+    env = processes.child_env(token)
+    proc = processes.launch(argv, cwd=workdir, env=env, output=log)
+    proxy = Proxy(kind=kind, port=port, workdir=workdir, proc=proc, token=token)
+    deadline = time.monotonic() + start_timeout
+    # nginx retries a busy port for 2.5 s before it gives up: do not wait for it
+    while time.monotonic() < deadline and proc.poll() is None:
+        if proxy.ready():
+            return proxy
+        if _in_use(_read_from(log, offset)):
+            break
+        time.sleep(0.005)
+    exit_code = proc.poll()
+    proxy.stop()
+    said = _read_from(log, offset)
+    if _in_use(said):
+        raise _PortTaken(f"{kind} could not bind 127.0.0.1:{port}: {_why(said)}")
+    if exit_code is not None:
+        raise ProxyError(f"{kind} did not start (exit {exit_code}): {_why(said)}")
+    raise ProxyError(
+        f"{kind} did not accept connections on 127.0.0.1:{port} within "
+        f"{start_timeout:g} s: {_why(said)}"
+    )
 
 
 def status_counts(codes: Iterable[int | str]) -> dict[str, int]:
