@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 #: How a read ended.  "response": a whole response by its framing (Content-Length,
@@ -99,6 +100,8 @@ class RawConnection:
     ) -> None:
         self.address, self.timeout, self.max_bytes = address, timeout, max_bytes
         self._buf = b""
+        self._raw = bytearray()  # every byte read for the response being read
+        self._deadline = 0.0
         self._failed: _Ended | None = None  # the connect failed: every read says so
         self._send_failed: _Ended | None = None
         family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
@@ -122,91 +125,78 @@ class RawConnection:
             self._send_failed = _ending(exc)
             return False
 
-    def _fill(self, deadline: float, raw: bytearray) -> bool:
+    def _fill(self) -> bool:
         """Read more into the buffer; False on a clean close."""
-        left = deadline - time.monotonic()
+        left = self._deadline - time.monotonic()
         if left <= 0:
             raise _Ended("timeout")
-        if len(raw) >= self.max_bytes:
+        if len(self._raw) >= self.max_bytes:
             raise _Ended("limit")
         self._sock.settimeout(left)
         try:
-            chunk = self._sock.recv(min(65536, self.max_bytes - len(raw)))
+            chunk = self._sock.recv(min(65536, self.max_bytes - len(self._raw)))
         except OSError as exc:
             raise _ending(exc) from exc
-        raw += chunk
+        self._raw += chunk
         self._buf += chunk
         return bool(chunk)
 
-    def _take(self, n: int, deadline: float, raw: bytearray) -> bytes:
-        while len(self._buf) < n:
-            if not self._fill(deadline, raw):
+    def _until(self, enough: Callable[[bytes], bool]) -> None:
+        while not enough(self._buf):
+            if not self._fill():
                 raise _Ended("closed")
+
+    def _take(self, n: int) -> bytes:
+        self._until(lambda buf: len(buf) >= n)
         out, self._buf = self._buf[:n], self._buf[n:]
         return out
 
-    def _line(self, deadline: float, raw: bytearray) -> bytes:
-        while b"\r\n" not in self._buf:
-            if not self._fill(deadline, raw):
-                raise _Ended("closed")
-        line, self._buf = self._buf.split(b"\r\n", 1)
-        return line
+    def _before(self, sep: bytes) -> bytes:
+        """What comes before ``sep``, taken with it."""
+        self._until(lambda buf: sep in buf)
+        out, self._buf = self._buf.split(sep, 1)
+        return out
 
-    def _chunked(self, deadline: float, raw: bytearray) -> bytes:
+    def _chunked(self) -> bytes:
         body = b""
-        while True:
-            size = int(self._line(deadline, raw).split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self._line(deadline, raw):  # trailers, then the empty line
-                    pass
-                return body
-            body += self._take(size, deadline, raw)
-            self._take(2, deadline, raw)
+        while size := int(self._before(b"\r\n").split(b";")[0].strip() or b"0", 16):
+            body += self._take(size)
+            self._take(2)
+        while self._before(b"\r\n"):  # trailers, then the empty line
+            pass
+        return body
 
     def read(self, head: bool = False, timeout: float | None = None) -> Reply:
         """Read one response (``head``: it answers a HEAD, so it has no body)."""
         start = time.monotonic()
-        deadline = start + (self.timeout if timeout is None else timeout)
-        raw = bytearray(self._buf)
-        state: dict = {}
+        self._deadline = start + (self.timeout if timeout is None else timeout)
+        self._raw = bytearray(self._buf)
+        line, status, headers, body = "", None, None, None
         try:
             if self._failed:
                 raise self._failed
-            while b"\r\n\r\n" not in self._buf:
-                if not self._fill(deadline, raw):
-                    raise _Ended("closed")
-            top, self._buf = self._buf.split(b"\r\n\r\n", 1)
-            state["line"], state["status"], state["headers"] = _parse_head(top)
-            state["body"] = self._body(state["status"], state["headers"], head, deadline, raw)
+            line, status, headers = _parse_head(self._before(b"\r\n\r\n"))
+            body = self._body(status, {k.lower(): v for k, v in headers}, head)
             ended, error = "response", ""
         except ValueError as exc:
             ended, error = "malformed", str(exc)[:200]
         except _Ended as end:
             ended, error = end.ended, end.error
-            if ended == "closed" and not raw and self._send_failed:
+            if ended == "closed" and not self._raw and self._send_failed:
                 ended, error = self._send_failed.ended, self._send_failed.error
-            if ended == "closed" and "headers" in state and "body" not in state:
-                state["body"], self._buf = self._buf, b""  # framed by the close
-        return Reply(
-            ended,
-            state.get("line", ""),
-            state.get("status"),
-            state.get("headers", ()),
-            state.get("body", b""),
-            bytes(raw),
-            error,
-            time.monotonic() - start,
-        )
+            if ended == "closed" and headers is not None and body is None:
+                body, self._buf = self._buf, b""  # framed by the close
+        raw, seconds = bytes(self._raw), time.monotonic() - start
+        return Reply(ended, line, status, headers or (), body or b"", raw, error, seconds)
 
-    def _body(self, status, headers, head: bool, deadline: float, raw: bytearray) -> bytes:
-        names = {k.lower(): v for k, v in headers}
+    def _body(self, status: int | None, names: dict[str, str], head: bool) -> bytes:
         if head or status is None or status < 200 or status in _NO_BODY:
             return b""
         if "chunked" in names.get("transfer-encoding", "").lower():
-            return self._chunked(deadline, raw)
+            return self._chunked()
         if "content-length" in names:
-            return self._take(int(names["content-length"]), deadline, raw)
-        while self._fill(deadline, raw):  # no framing: the body ends when the peer closes
+            return self._take(int(names["content-length"]))
+        while self._fill():  # no framing: the body ends when the peer closes
             pass
         raise _Ended("closed")
 
