@@ -1,14 +1,12 @@
 """The report's own load generator: Debian's ``wrk``, its summary as data.
 
-Why: the seed report (#1298) measured with ``wrk -t10 -c200`` through h2o, and its
-502s are the evidence; the built-in ``load`` client cannot make that much traffic on
-a 2-core machine.  wrk speaks only TCP, so it targets a TCP bind or the proxy in front.
-
-wrk's ``done()`` hook (a small Lua script we pass with ``-s``) prints the summary as
-one JSON line, so nothing depends on the layout of its text; the text is kept as
-evidence.  Every run is bounded: ``duration`` for wrk, a hard limit on the process,
-and ``stop()`` (SIGINT: wrk stops and still prints its summary) for load during an
-action: ``with Wrk(url) as w: action(); summary = w.stop()``.
+The seed report (#1298) measured with ``wrk -t10 -c200`` through h2o and its 502s are
+the evidence; the built-in ``load`` client cannot make that much traffic on 2 cores.
+wrk speaks only TCP: it targets a TCP bind or the proxy in front.  Our ``done()`` hook
+(Lua, ``-s``) prints the summary as one JSON line, so nothing depends on wrk's text
+layout.  Every run is bounded (``duration``, a hard limit on the process), and
+``stop()`` ends load during an action (SIGINT: wrk still prints its summary):
+``with Wrk(url) as w: action(); summary = w.stop()``.
 """
 
 from __future__ import annotations
@@ -77,31 +75,23 @@ class WrkSummary:
         return self.socket_errors + self.non_2xx_3xx
 
     def as_json(self) -> dict:
+        errors = {k: getattr(self, k) for k in ("connect", "read", "write", "timeout")}
+        latency = (self.latency_mean_ms, self.latency_p99_ms, self.latency_max_ms)
         return {
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
             "bytes": self.bytes,
             "failed": self.failed,
             "non_2xx_3xx": self.non_2xx_3xx,
-            "socket_errors": {
-                "connect": self.connect,
-                "read": self.read,
-                "write": self.write,
-                "timeout": self.timeout,
-            },
-            "latency_ms": {
-                "mean": self.latency_mean_ms,
-                "p99": self.latency_p99_ms,
-                "max": self.latency_max_ms,
-            },
+            "socket_errors": errors,
+            "latency_ms": dict(zip(("mean", "p99", "max"), latency)),
             "command": self.command,
             "unreachable": self.unreachable,
         }
 
 
 def unusable(binds: Sequence[str], proxy: str | None, wrk: str = "wrk") -> str:
-    """Why wrk cannot drive this run ('' when it can): it is missing, or a Unix bind
-    has no proxy in front (wrk speaks TCP only)."""
+    """Why wrk cannot drive this run ('' when it can)."""
     if shutil.which(wrk) is None:
         return f"{wrk} not found (Debian: apt-get install wrk)"
     if "unix" in binds and proxy is None:
@@ -121,10 +111,8 @@ def url_for(address: str | tuple[str, int], path: str = "/") -> str:
 
 def parse(stdout: str, command: str) -> WrkSummary:
     """The summary from wrk's output (the ``done()`` line), or WrkError without one.
-
-    When wrk could not connect at all it prints only why and exits: a summary with no
-    counts and ``unreachable`` set (an observation of the target, not our error).
-    """
+    When wrk could not connect at all it prints only why: a summary with no counts and
+    ``unreachable`` set (an observation of the target, not our error)."""
     line = next((ln for ln in stdout.splitlines() if ln.startswith(_MARK)), None)
     lost = next((ln for ln in stdout.splitlines() if ln.startswith("unable to connect")), None)
     if line is None and lost:  # wrk gives up before any request: no counts, only why
@@ -174,40 +162,33 @@ class Wrk:
         self.threads, self.connections = min(threads, connections), connections
         self._exe, self._env, self._margin = exe, env, margin
         self._dir = tempfile.TemporaryDirectory(prefix="gunicorn-bisect-wrk-")
+        self._where = Path(self._dir.name)
         self._proc: subprocess.Popen | None = None
         self._summary: WrkSummary | None = None
 
     @property
+    def _shape(self) -> list[str]:
+        t, c, d = self.threads, self.connections, self.duration
+        return [f"-t{t}", f"-c{c}", f"-d{d}s", "--timeout", f"{self.timeout}s"]
+
+    @property
     def argv(self) -> list[str]:
-        script = Path(self._dir.name) / "done.lua"
-        return [
-            self._exe,
-            f"-t{self.threads}",
-            f"-c{self.connections}",
-            f"-d{self.duration}s",
-            "--timeout",
-            f"{self.timeout}s",
-            "-s",
-            str(script),
-            self.url,
-        ]
+        return [self._exe, *self._shape, "-s", str(self._where / "done.lua"), self.url]
 
     @property
     def command(self) -> str:
         """What a user types to repeat it (without our summary script)."""
-        return " ".join(["wrk", *self.argv[1:6], self.url])
+        return " ".join(["wrk", *self._shape, self.url])
 
     def start(self) -> Wrk:
-        """wrk started as every process of a run is (processes.launch): its own session,
-        the run token, dying with the harness, its output in a file (no pipe a forked
-        child could hold open past the deadline)."""
-        (Path(self._dir.name) / "done.lua").write_text(_DONE)
+        """wrk started by processes.launch, its output in a file (no pipe a forked child
+        could hold open past the deadline)."""
+        (self._where / "done.lua").write_text(_DONE)
         self._token = f"wrk-{uuid.uuid4().hex}"
         env = {**processes.child_env(self._token), **(self._env or {})}
-        self._out = Path(self._dir.name) / "out"
         try:
             self._proc = processes.launch(
-                self.argv, cwd=Path(self._dir.name), env=env, output=self._out
+                self.argv, cwd=self._where, env=env, output=self._where / "out"
             )
         except OSError as exc:
             raise WrkError(f"{self._exe} cannot start: {exc}") from None
@@ -215,8 +196,8 @@ class Wrk:
         return self
 
     def stop(self, early: bool = True) -> WrkSummary:
-        """Stop wrk (SIGINT when ``early``, else wait for its duration) and read its summary;
-        whatever it started goes with it, by the deadline at the latest."""
+        """Stop wrk (SIGINT when ``early``, else wait for its duration), by the deadline at
+        the latest, and read its summary."""
         if self._summary is not None:
             return self._summary
         assert self._proc is not None, "start() first"
@@ -229,7 +210,7 @@ class Wrk:
             finished = False
         processes.terminate(self._proc, self._token)  # its tree, group and token: reaped
         try:
-            with open(self._out, "rb") as fh:
+            with open(self._where / "out", "rb") as fh:
                 out = fh.read(OUTPUT_CAP).decode("utf-8", errors="replace")
         except OSError:
             out = ""
