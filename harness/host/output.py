@@ -1,10 +1,8 @@
-"""Where the report goes: fd 1 held aside during a run (below), and ``--output FILE``,
-checked before the run and written safely after it.
-
-A regular file is replaced atomically (a reader never sees half a report) and keeps its
-mode; anything else -- a device (``/dev/stdout``), a pipe, a symlink -- is written
-through, never replaced: replacing ``/dev/stdout`` as root would turn the device node
-into a regular file, and replacing a link would cut it.
+"""Where the report goes: fd 1 held aside during a run, and ``--output FILE``, checked
+before the run and written after it.  A regular file is replaced atomically (a reader
+never sees half a report) and keeps its mode; a device, a pipe or a symlink is written
+through: replacing ``/dev/stdout`` as root would turn the device node into a regular
+file, and replacing a link would cut it.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TextIO
 
@@ -43,11 +41,11 @@ def check_output(path: Path) -> None:
     where = f"--output {path}"
     if path.is_dir():
         raise OutputError(f"{where}: is a directory")
-    if _through(path) or path.exists():
-        if not os.access(path, os.W_OK):
-            raise OutputError(f"{where}: not writable")
-        if _through(path):
-            return
+    through = _through(path)
+    if (through or path.exists()) and not os.access(path, os.W_OK):
+        raise OutputError(f"{where}: not writable")
+    if through:
+        return
     # a regular file is replaced through a temporary beside it: the directory must take one
     parent = path.parent
     if not parent.is_dir():
@@ -59,12 +57,10 @@ def check_output(path: Path) -> None:
         raise OutputError(f"{where}: not writable ({exc.strerror or exc})") from None
 
 
-# -- The report's own descriptor: while a run goes on, fd 1 is a copy of stderr.
-#
-# A program a check starts (``subprocess.run(["echo", ...])``) inherits fd 1, not Python's
-# ``sys.stdout``: redirecting ``sys.stdout`` alone let its output into ``--format json``.
-# The report is written to a private duplicate of the original fd 1; ``--output
-# /dev/stdout`` means that one too.
+# -- While a run goes on, fd 1 is a copy of stderr: a program a scenario starts inherits
+# fd 1, not ``sys.stdout``, and redirecting ``sys.stdout`` alone let its output into
+# ``--format json``.  The report goes to a private duplicate of the original fd 1, which
+# ``--output /dev/stdout`` means too.
 
 _report_fd = 1
 
@@ -94,15 +90,9 @@ def own_stdout() -> Iterator[TextIO]:
     try:
         yield stream
     finally:
-        try:
-            stream.flush()
-        except OSError:
-            pass
         _report_fd = 1
-        try:
-            stream.close()
-        except OSError:
-            pass
+        with suppress(OSError):
+            stream.close()  # flushes first
         os.dup2(saved, 1)
         os.close(saved)
 
@@ -129,30 +119,19 @@ def _inherited_fd(path: Path) -> int | None:
     return fd
 
 
-def _write_fd(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def write_output(path: Path, text: str) -> None:
-    data = text.encode("utf-8")
     try:
-        fd = _inherited_fd(path)
-        if fd is not None:
-            _write_fd(fd, data)
-            return
-        if _through(path):
-            regular = path.exists() and stat.S_ISREG(path.stat().st_mode)
+        fd, ours = _inherited_fd(path), False
+        if fd is None and _through(path):
             # a device or a pipe is never truncated; a link to a regular file is its file
-            flags = os.O_WRONLY | (os.O_TRUNC if regular else 0)
-            out = os.open(path, flags | os.O_CLOEXEC)
-            try:
-                _write_fd(out, data)
-            finally:
-                os.close(out)
+            regular = path.exists() and stat.S_ISREG(path.stat().st_mode)
+            flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_TRUNC if regular else 0)
+            fd, ours = os.open(path, flags), True
+        if fd is None:
+            _replace(path, text.encode("utf-8"))
             return
-        _replace(path, data)
+        with open(fd, "wb", closefd=ours) as out:
+            out.write(text.encode("utf-8"))
     except OSError as exc:
         raise OutputError(f"--output {path}: {exc.strerror or exc}") from None
 
