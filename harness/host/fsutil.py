@@ -21,7 +21,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,9 +34,8 @@ _held_lock = threading.Lock()
 
 
 def private_dir(path: Path) -> Path:
-    """``path`` and any parent it needs, created 0700 whatever the umask: under umask 000
-    another local user could otherwise replace what the cache holds (the compat shim
-    every server imports)."""
+    """``path`` and any parent it needs, created 0700 whatever the umask (under umask 000
+    another local user could replace what the cache holds)."""
     missing = []
     p = path
     while not p.exists():
@@ -68,9 +67,8 @@ def _owner_name(uid: int) -> str:
 
 
 def check_private(path: Path) -> Path:
-    """``path`` if it is a directory only this user can change: owned by us, writable by
-    nobody else.  Raises ``NotPrivate`` (one line) otherwise: what it holds would run as
-    us (the compat shim every server imports, environments, a record we append to)."""
+    """``path`` if it is a directory owned by us and writable by nobody else, else
+    ``NotPrivate``: what it holds runs as us (the compat shim, environments)."""
     st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise NotPrivate(f"{path}: not a directory")
@@ -154,8 +152,8 @@ def _beside(parent: Path) -> Path:
 
 @contextmanager
 def private_temp_file(dest: Path) -> Iterator[tuple[BinaryIO, Path]]:
-    """A locked temporary file beside ``dest`` (same filesystem, for ``os.replace``); it is
-    removed on the way out unless the caller renamed it into place."""
+    """A locked temporary file beside ``dest`` (for ``os.replace``), removed on the way out
+    unless the caller renamed it into place."""
     _beside(dest.parent)
     with _held_lock:  # made and marked live before this process's own sweep can look at it
         fd, name = tempfile.mkstemp(
@@ -174,8 +172,7 @@ def private_temp_file(dest: Path) -> Iterator[tuple[BinaryIO, Path]]:
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write to a locked temp file beside ``path``, fsync, then rename over it: a reader
-    sees the old file or the new one, never half of one."""
+    """A reader sees the old file or the new one, never half of one."""
     with private_temp_file(path) as (fh, tmp):
         fh.write(data)
         fh.flush()
@@ -189,12 +186,9 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
 
 
 def _writable(path: str) -> None:
-    try:
-        mode = os.lstat(path).st_mode
-        if stat.S_ISDIR(mode):
+    with suppress(OSError):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
             os.chmod(path, 0o700)
-    except OSError:
-        pass
 
 
 def remove_tree(path: Path) -> None:
@@ -206,13 +200,11 @@ def remove_tree(path: Path) -> None:
             return  # gone already (another sweep, or a concurrent removal): nothing to retry
         _writable(os.path.dirname(name))
         _writable(name)
-        try:
+        with suppress(OSError):
             if os.path.isdir(name) and not os.path.islink(name):
                 shutil.rmtree(name, ignore_errors=True)
             else:
                 func(name)
-        except OSError:
-            pass
 
     try:  # still marked live while it goes, so no sweep takes it from under us
         if path.is_symlink() or not path.is_dir():
@@ -369,12 +361,10 @@ _run_dir: Path | None = None
 
 
 def run_temp_dir() -> Path:
-    """This process's private (0700, short, locked) temporary directory, removed at exit.
-
-    Servers, ``--run`` commands and gunicorn itself (its ``gunicorn-XXXXXX.lock`` and
-    ``wgunicorn-*`` files) put their temporaries here, so nothing of a run lands in the
-    shared TMPDIR and a SIGKILLed run's leftovers are swept by the next one.
-    """
+    """This process's private (0700, short, locked) temporary directory, removed at exit:
+    servers, ``--run`` commands and gunicorn itself (``gunicorn-XXXXXX.lock``,
+    ``wgunicorn-*``) put their temporaries here, not in the shared TMPDIR, and a SIGKILLed
+    run's leftovers are swept by the next one."""
     global _run_dir
     with _held_lock:
         if _run_dir is not None and _run_dir.is_dir():
@@ -391,8 +381,7 @@ def run_temp_dir() -> Path:
 
 
 def use_run_temp_dir() -> Path:
-    """Make :func:`run_temp_dir` this process's TMPDIR and its children's (what every
-    ``tempfile`` call and every server the run starts will use)."""
+    """Make :func:`run_temp_dir` the TMPDIR of this process and of what it starts."""
     path = run_temp_dir()
     os.environ["TMPDIR"] = str(path)
     tempfile.tempdir = str(path)

@@ -336,11 +336,11 @@ def run_to_end(
     token = f"run-to-end-{uuid.uuid4().hex}"
     env = dict(os.environ if env is None else env)
     env[RUN_TOKEN_ENV] = token
-    program = os.path.abspath(argv[0]) if os.sep in argv[0] else argv[0]
+    if os.sep in argv[0]:  # dying_with_us execs a path, it does not search PATH
+        argv = dying_with_us([os.path.abspath(argv[0]), *argv[1:]])
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        command = dying_with_us([program, *argv[1:]]) if os.sep in program else argv
         try:
-            proc = _start(command, cwd, env, out, err)
+            proc = _start(argv, cwd, env, out, err)
         except OSError as exc:
             raise Undecided(f"{what} did not start: {exc}") from None
         try:
