@@ -1,9 +1,6 @@
-"""Progress on stderr: a bar on a terminal, plain lines with -v, nothing with -q.
-
-A run over 40+ releases takes a minute or more; a bar that says done/total, the
-current step, the time spent and an estimate of what remains tells a user it is
-working.  tqdm draws it (a well-kept library: ETA, terminal width, redraws), on
-stderr only, so stdout stays the report.
+"""Progress on stderr, so stdout stays the report: a run over 40+ releases takes a minute
+or more.  A tqdm bar on a terminal (done/total, the step, elapsed, time left), plain
+lines with -v, a line every 30 s elsewhere (a CI log), nothing with -q.
 """
 
 from __future__ import annotations
@@ -92,18 +89,14 @@ class BarProgress(Progress):
 
 
 class Heartbeat(Progress):
-    """Where stderr is no terminal (a CI log, a redirect): a line at least every
-    ``every`` seconds while work goes on, saying the current step and how much is done,
-    so a long run is never silent; nothing in between."""
+    """Where stderr is no terminal (a CI log, a redirect): a line every ``every`` seconds
+    while work goes on (the step, how much is done), so a long run is never silent."""
 
     def __init__(self, stream: TextIO | None = None, every: float = 30.0) -> None:
         super().__init__(lines=False, stream=stream)
         self.every = every
         self._lock = threading.Lock()
-        self._step = ""
-        self._done = 0
-        self._total = 0
-        self._unit = ""
+        self._step, self._done, self._total, self._unit = "", 0, 0, ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -146,8 +139,7 @@ class Heartbeat(Progress):
 
 
 def for_terminal(verbose: bool, quiet: bool, stream: TextIO | None = None) -> Progress:
-    """Nothing with -q; lines with -v; a bar when stderr is a terminal; else a line at
-    least every 30 s (a CI log or a redirected run is never silent)."""
+    """Nothing with -q; lines with -v; a bar on a terminal; else a heartbeat."""
     stream = stream or sys.stderr
     if quiet:
         return Progress(stream=stream)
@@ -156,30 +148,3 @@ def for_terminal(verbose: bool, quiet: bool, stream: TextIO | None = None) -> Pr
     if stream.isatty():
         return BarProgress(stream)
     return Heartbeat(stream)
-
-
-class SharedBar(Progress):
-    """One bar for work done side by side (several bisections at once): each part only
-    advances it and reports its step; starting is the owner's."""
-
-    def __init__(self, inner: Progress) -> None:
-        super().__init__(lines=False, verbose=inner.verbose, stream=inner.stream)
-        self.inner = inner
-        self._started = False
-
-    def start(self, total: int, unit: str) -> None:
-        if not self._started:
-            self._started = True
-            self.inner.start(total, unit)
-
-    def __call__(self, msg: str) -> None:
-        self.inner(msg)
-
-    def advance(self, n: int = 1) -> None:
-        self.inner.advance(n)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def log(self, label: str, text: str) -> None:
-        self.inner.log(label, text)

@@ -19,7 +19,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from harness.host.git import SourceError
-from harness.host.progress import Progress, SharedBar
+from harness.host.progress import Progress
 from harness.jobs.bisector import (
     Bisector,
     Confidence,
@@ -217,9 +217,8 @@ def bisect_commits(
     work = table.all_transitions()
     if not work:
         return [], []
-    shared = SharedBar(progress)
     # an estimate: a bisection between two releases tests about 6-11 commits
-    shared.start(8 * len(work), "commits")
+    progress.start(8 * len(work), "commits")
     drivers = ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="bisect")
     futures = [
         drivers.submit(
@@ -228,7 +227,7 @@ def bisect_commits(
             table,
             history,
             budget,
-            shared,
+            progress,
             (first_parent, confidence, picks),
             *job,
         )
