@@ -237,15 +237,9 @@ class Repo:
         said = stderr_line(proc.stderr.decode(errors="replace"))
         return SourceError(f"{what} failed in {self.spec}: {said}")
 
-    def _git(
-        self,
-        *args: str,
-        input: bytes | None = None,
-        env: dict[str, str] | None = None,
-        what: str | None = None,
-    ) -> bytes:
-        """Run a git command on this repository; failures become one-line SourceErrors."""
-        proc = _run_in(self.git_dir, *args, input=input, env=env)
+    def _git(self, *args: str, what: str | None = None, **run) -> bytes:
+        """Git's output on this repository (``run``: env, input); else one-line errors."""
+        proc = _run_in(self.git_dir, *args, **run)
         if proc.returncode != 0:
             self._refuse_damaged(proc.stderr.decode(errors="replace"))
             raise self._failed(what or f"git {args[0]}", proc)

@@ -544,24 +544,13 @@ def _count(signum, frame) -> None:  # the whole handler: no exception, no lock
     _received += 1
 
 
-def _cancel_every_session() -> None:
-    global _interrupted
-    _interrupted = True
-    with _cancels_lock:
-        live = list(_live_cancels)
-    for c in live:
-        c.set()
-
-
 def _watch(read_fd: int, on_force_exit: Callable[[], None]) -> None:
     """The watchdog: first byte -> cancel every session; then GRACE s or a second signal
     -> ``on_force_exit()`` and ``os._exit(130)``.  EOF (disarmed) ends it quietly."""
-    global _watched
+    global _watched, _interrupted
     seen = 0
     while True:
-        timeout = None if seen == 0 else GRACE
-        ready, _, _ = select.select([read_fd], [], [], timeout)
-        if ready:
+        if select.select([read_fd], [], [], GRACE if seen else None)[0]:
             try:
                 data = os.read(read_fd, 64)
             except OSError:
@@ -573,8 +562,11 @@ def _watch(read_fd: int, on_force_exit: Callable[[], None]) -> None:
                 continue
             seen += ours
             _watched += ours
-            if seen == ours:  # the first: cancel, then give the run GRACE s to end itself
-                _cancel_every_session()
+            if seen == ours:  # the first: cancel every session, give the run GRACE s to end
+                _interrupted = True
+                with _cancels_lock:
+                    for cancel in _live_cancels:
+                        cancel.set()
                 if seen == 1:
                     continue
         last = threading.Thread(target=on_force_exit, daemon=True)  # bounded, like the rest
