@@ -1,13 +1,11 @@
 """A raw HTTP/1.x exchange: bytes in; status line, headers, body and how it ended out.
 
-Why: parser regressions and keep-alive bugs live below what an HTTP client library
-shows -- ``requests`` retries, hides a reset behind an exception, and cannot send a
-request slowly on a kept-alive connection (#3025: a request slower than ``keepalive``
-gets an empty reply).  Here every byte is the caller's, every read is bounded by a
-deadline and a size cap, and the outcome is a frozen ``Reply`` a ``decide`` can judge:
-``ended`` is one of ``ENDINGS``, never an exception.
-
-An address is a Unix socket path (``str``) or ``(host, port)``, as elsewhere here.
+Parser and keep-alive bugs live below what a client library shows: ``requests`` retries,
+hides a reset behind an exception, and cannot send slowly on a kept-alive connection
+(#3025: a request slower than ``keepalive`` gets an empty reply).  Here every byte is the
+caller's, every read is bounded (a deadline, a size cap), and the outcome is a frozen
+``Reply`` whose ``ended`` is one of ``ENDINGS``, never an exception.  An address is a Unix
+socket path (``str``) or ``(host, port)``.
 """
 
 from __future__ import annotations
@@ -66,16 +64,12 @@ class _Ended(Exception):
         self.ended, self.error = ended, error
 
 
-def _errname(exc: OSError) -> str:
-    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-
-
 def _ending(exc: OSError) -> _Ended:
     if isinstance(exc, socket.timeout):
         return _Ended("timeout")
-    if exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ECONNABORTED):
-        return _Ended("refused", _errname(exc))
-    return _Ended("reset", _errname(exc))
+    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    refused = exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ECONNABORTED)
+    return _Ended("refused" if refused else "reset", name)
 
 
 def _parse_head(head: bytes) -> tuple[str, int | None, tuple[tuple[str, str], ...]]:
