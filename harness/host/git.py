@@ -326,11 +326,8 @@ class Repo:
     def tags_containing(self, sha: str) -> list[str]:
         """Names of the tags whose commit has ``sha`` in its history."""
         self._check_ref(sha)
-        out = self._git(
-            "for-each-ref", "--contains", sha, "--format=%(refname:strip=2)", "refs/tags/",
-            what="git for-each-ref",
-        )  # fmt: skip
-        return out.decode().split()
+        names = ("--format=%(refname:strip=2)", "refs/tags/")
+        return self._git("for-each-ref", "--contains", sha, *names).decode().split()
 
     def graph(self, old: str | Iterable[str], new: str) -> dict[str, tuple[str, ...]]:
         """Parents of every commit in ``old..new`` (all parents, merges included)."""
@@ -342,14 +339,9 @@ class Repo:
                     f"{ref[:12]} is not an ancestor of {new[:12]} in {self.spec}: the history "
                     "contradicts the release tags (a moved or rewritten tag?)"
                 )
-        out = self._git(
-            "rev-list",
-            "--parents",
-            new,
-            *(f"^{ref}" for ref in olds),
-            "--",
-            what=f"listing {', '.join(olds) or 'root'}..{new}",
-        )
+        excluded = [f"^{ref}" for ref in olds]
+        what = f"listing {', '.join(olds) or 'root'}..{new}"
+        out = self._git("rev-list", "--parents", new, *excluded, "--", what=what)
         lines = (line.split() for line in out.decode().splitlines() if line.strip())
         return {sha: tuple(parents) for sha, *parents in lines}
 
@@ -363,17 +355,8 @@ class Repo:
         if not wanted:
             return []
         self._check_ref(*wanted)
-        out = self._git(
-            "-c",
-            "log.showSignature=false",
-            "log",
-            "--no-walk=unsorted",
-            "--no-color",
-            f"--format={_LOG_FORMAT}",
-            *wanted,
-            "--",
-            what="git log",
-        )
+        log = ("-c", "log.showSignature=false", "log", "--no-walk=unsorted", "--no-color")
+        out = self._git(*log, f"--format={_LOG_FORMAT}", *wanted, "--", what="git log")
         result = []
         for record in out.decode(errors="replace").split("\x1e"):
             if record.strip("\n"):
@@ -462,8 +445,8 @@ class Repo:
         never ``git archive``, so no filter, attribute (export-subst, eol) or textconv of
         the repository's configuration changes a byte or runs a command."""
         dest.mkdir(parents=True, exist_ok=True)
-        listing = self._git("ls-tree", "-r", "-z", "--full-tree", treeish, "--", env=env,
-                            what=f"listing {treeish}")  # fmt: skip
+        tree = ("ls-tree", "-r", "-z", "--full-tree", treeish, "--")
+        listing = self._git(*tree, env=env, what=f"listing {treeish}")
         entries = []
         for record in filter(None, listing.split(b"\0")):
             meta, _, raw = record.partition(b"\t")
@@ -490,8 +473,8 @@ class Repo:
         wanted = list(dict.fromkeys(shas))
         if not wanted:
             return {}
-        out = self._git("cat-file", "--batch", input="\n".join(wanted).encode() + b"\n",
-                        env=env, what="git cat-file")  # fmt: skip
+        batch = "\n".join(wanted).encode() + b"\n"
+        out = self._git("cat-file", "--batch", input=batch, env=env)
         blobs: dict[str, bytes] = {}
         pos = 0
         for sha in wanted:
