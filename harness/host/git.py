@@ -88,7 +88,6 @@ def run_git(
     *,
     env: dict[str, str] | None = None,
     input: bytes | None = None,
-    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run git without raising; a missing git binary becomes a SourceError."""
     try:
@@ -96,9 +95,7 @@ def run_git(
             ["git", *SAFE, *args],
             env=env if env is not None else base_env(),
             input=input,
-            cwd=cwd,
             capture_output=True,
-            check=False,
         )
     except FileNotFoundError as exc:
         raise SourceError("git is not installed (needed to read Gunicorn's history)") from exc

@@ -28,17 +28,19 @@ from harness.model.errors import HarnessError
 #: The seed report's shape.
 THREADS, CONNECTIONS = 10, 200
 _MARK = "GUNICORN_BISECT_WRK "
+# Prints the fields of WrkSummary, in its units (latencies truncated to whole microseconds).
 _DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
   local n = summary.requests
+  local mean, p99, max = 0, 0, 0
+  if n > 0 then mean, p99, max = latency.mean, latency:percentile(99), latency.max end
   io.write(string.format(
-    '\\n%s{"requests": %d, "duration_us": %d, "bytes": %d, "connect": %d, "read": %d,'
-    .. ' "write": %d, "status": %d, "timeout": %d, "latency_mean_us": %d,'
-    .. ' "latency_max_us": %d, "latency_p99_us": %d}\\n',
-    "MARK", n, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
-    e.timeout, n > 0 and latency.mean or 0, n > 0 and latency.max or 0,
-    n > 0 and latency:percentile(99) or 0))
+    '\\n%s{"requests": %d, "seconds": %.6f, "bytes": %d, "connect": %d, "read": %d,'
+    .. ' "write": %d, "timeout": %d, "non_2xx_3xx": %d, "latency_mean_ms": %.3f,'
+    .. ' "latency_p99_ms": %.3f, "latency_max_ms": %.3f}\\n',
+    "MARK", n, summary.duration / 1e6, summary.bytes, e.connect, e.read, e.write, e.timeout,
+    e.status, math.floor(mean) / 1000, math.floor(p99) / 1000, math.floor(max) / 1000))
 end
 """.replace("MARK", _MARK)
 
@@ -119,22 +121,8 @@ def parse(stdout: str, command: str) -> WrkSummary:
         return WrkSummary(0, 0.0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, command, stdout.strip(), lost)
     if line is None:
         raise WrkError(f"wrk printed no summary: {stdout.strip()[-300:] or '(nothing)'}")
-    s = json.loads(line[len(_MARK) :])
-    return WrkSummary(
-        requests=s["requests"],
-        seconds=s["duration_us"] / 1e6,
-        bytes=s["bytes"],
-        connect=s["connect"],
-        read=s["read"],
-        write=s["write"],
-        timeout=s["timeout"],
-        non_2xx_3xx=s["status"],
-        latency_mean_ms=s["latency_mean_us"] / 1000,
-        latency_p99_ms=s["latency_p99_us"] / 1000,
-        latency_max_ms=s["latency_max_us"] / 1000,
-        command=command,
-        text="\n".join(ln for ln in stdout.splitlines() if not ln.startswith(_MARK)).strip(),
-    )
+    text = "\n".join(ln for ln in stdout.splitlines() if not ln.startswith(_MARK)).strip()
+    return WrkSummary(**json.loads(line[len(_MARK) :]), command=command, text=text)
 
 
 OUTPUT_CAP = 1 << 20  # wrk's summary is a few KiB
