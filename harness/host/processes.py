@@ -123,27 +123,32 @@ _lock = threading.Lock()
 # token).  At EOF on its stdin (the harness is gone, however it died) it SIGKILLs every
 # process carrying a token and every noted descendant still alive (same start time).
 _REAPER = """\
-import os, select, signal, sys, time
+import os, select, signal, time
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 needles, roots, noted, buf = [], {}, {}, b""
 
-def stat(pid):
+def read(path):
     try:
-        with open("/proc/%d/stat" % pid, "rb") as fh:
-            f = fh.read().rsplit(b")", 1)[1].split()
-        return int(f[1]), f[19]
-    except (OSError, ValueError, IndexError):
-        return None
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+def stat(pid):  # (parent pid, start time), or None when it is gone
+    f = read("/proc/%d/stat" % pid).rsplit(b")", 1)[-1].split()
+    return (int(f[1]), f[19]) if len(f) > 19 else None
+
+def alive(pid, start):  # the same process, not a later one given its pid
+    return (stat(pid) or (0, None))[1] == start
 
 def note():
     kids = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = stat(int(entry))
-            if st:
-                kids.setdefault(st[0], []).append((int(entry), st[1]))
-    todo = [r for r, start in roots.items() if (stat(r) or (0, None))[1] == start]
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        st = stat(int(entry))
+        if st:
+            kids.setdefault(st[0], []).append((int(entry), st[1]))
+    todo = [r for r, start in roots.items() if alive(r, start)]
     while todo:
         for pid, start in kids.get(todo.pop(), ()):
             if pid not in noted:
@@ -155,26 +160,19 @@ while True:
         data = os.read(0, 4096)
         if not data:
             break
-        buf += data
-        *lines, buf = buf.split(b"\\n")
-        for line in lines:
-            parts = line.split()
+        *lines, buf = (buf + data).split(b"\\n")
+        for parts in map(bytes.split, lines):
             if parts:
                 needles.append(b"=" + parts[0])
-                if len(parts) == 3:  # a launched pid and its start time: a reused pid is not it
+                if len(parts) == 3:  # a launched pid and its start time
                     roots[int(parts[1])] = parts[2]
     if roots:
         note()
+mine = str(os.getpid())
 for _ in range(50):
-    left = [p for p, start in noted.items() if stat(p) and stat(p)[1] == start]
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/environ" % entry, "rb") as fh:
-                env = fh.read()
-        except OSError:
-            continue
+    left = [p for p, start in noted.items() if alive(p, start)]
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        env = read("/proc/%s/environ" % entry) if entry != mine else b""
         if any(n in env for n in needles):
             left.append(int(entry))
     if not left:
