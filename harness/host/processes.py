@@ -1,18 +1,16 @@
 """Process hygiene: every process a run starts (server, proxy, wrk, --run) dies with its
-run, and a run ends on SIGINT/SIGTERM through a ``Cancel`` passed down; /proc is read
-here too (a process's fds, threads, children), for teardown and for scenarios.
+run, a run ends on SIGINT/SIGTERM through a ``Cancel`` passed down, and /proc is read
+here (fds, threads, children) for teardown and for scenarios.
 
-``launch`` starts each in its own session (its group holds the arbiter and all its
-workers) with a unique run token in its environment, the harness's own Python scrubbed,
-the parent-death signal and the child-subreaper bit.  Teardown stops and kills every
-descendant, then the group, then sweeps /proc for the token (a worker whose arbiter died,
-or one that left the group): nothing outlives a run, even on Ctrl-C.
-
-The subreaper bit catches a daemon with neither group nor token (the app ran
-``Popen(..., env={}, start_new_session=True)``): orphaned in the server's tree, it is
-re-parented to the arbiter instead of init, so it is among the arbiter's descendants at
-teardown.  Unlike a cgroup it needs no root; unlike polling the tree it cannot miss a
-quick double fork.  It cannot catch the orphan of an arbiter that exited before teardown.
+``launch`` starts each in its own session (its group holds the arbiter and its workers)
+with a run token in its environment, the harness's own Python scrubbed, the parent-death
+signal and the child-subreaper bit.  Teardown kills every descendant, then the group,
+then whatever carries the token (a worker whose arbiter died, or that left the group).
+The subreaper bit catches a daemon with neither (the app ran ``Popen(..., env={},
+start_new_session=True)``): orphaned in the server's tree, it is re-parented to the
+arbiter, not init, so teardown finds it among the arbiter's descendants.  No root or
+cgroup needed, no polling window to miss a quick double fork; only the orphan of an
+arbiter that exited before teardown escapes it.
 """
 
 from __future__ import annotations
