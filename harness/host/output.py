@@ -97,9 +97,7 @@ def own_stdout() -> Iterator[TextIO]:
         os.close(saved)
 
 
-_FD_ALIAS = re.compile(
-    r"/dev/(?P<std>stdout|stderr)|/dev/fd/(?P<fd>\d+)|/proc/self/fd/(?P<pfd>\d+)"
-)
+_FD_ALIAS = re.compile(r"/dev/(stdout|stderr)|(?:/dev|/proc/self)/fd/(\d+)")
 
 
 def _inherited_fd(path: Path) -> int | None:
@@ -109,7 +107,7 @@ def _inherited_fd(path: Path) -> int | None:
     m = _FD_ALIAS.fullmatch(str(path))
     if m is None:
         return None
-    fd = {"stdout": 1, "stderr": 2}[m["std"]] if m["std"] else int(m["fd"] or m["pfd"])
+    fd = int(m[2]) if m[2] else {"stdout": 1, "stderr": 2}[m[1]]
     if fd == 1:
         fd = stdout_fd()  # the user's stdout, held aside during a run
     try:
