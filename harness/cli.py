@@ -1,20 +1,14 @@
-"""Command line: argv -> one frozen Request; the job's outcome -> text and exit status.
-
-Exit status of a range run: 0 a conclusive report; 125 inconclusive (no release could
-be tested); 130 interrupted (the table so far, no conclusion, the command that
-resumes); 2 a problem the user can fix, one line on stderr (a ``--run`` command that
-fails the same way everywhere included).  ``--check`` exits 0 pass, 1 fail, 125 cannot
-tell, for ``git bisect run``.
-"""
+"""Command line: argv -> one frozen Request; the job's outcome -> text and the exit status
+that request.EPILOG documents (3: a bug of ours, one line too)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
 import sys
 from contextlib import redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -22,11 +16,19 @@ from harness.host import fsutil, processes, progress
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import own_stdout, write_output
 from harness.jobs.budget import Budget
-from harness.jobs.run import Bisect, Case, check, check_all, check_at, range_run, resolved
+from harness.jobs.run import (
+    Bisect,
+    Case,
+    check,
+    check_all,
+    check_at,
+    range_run,
+    resolved,
+    worker_class_notes,
+)
 from harness.jobs.setup import Setup, open_run
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
-from harness.model.results import Row
 from harness.model.table import Checked, Report, answer, summary
 from harness.model.verdict import Verdict
 from harness.provision import index
@@ -44,15 +46,16 @@ from harness.request import (
 from harness.scenarios import registry
 from harness.scenarios.base import ScenarioError
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
-EXIT_INTERNAL = 3
-#: a range run's answer -> its exit status (model.table.answer says which)
-EXIT_OF = {
-    "conclusive": EXIT_OK,
-    "inconclusive": EXIT_UNTESTABLE,
-    "interrupted": EXIT_INTERRUPTED,
-    "broken-command": EXIT_USAGE,
-}
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNTESTABLE, EXIT_INTERRUPTED = (
+    0,
+    1,
+    2,
+    3,
+    125,
+    130,
+)
+#: a range run's answer (model.table.answer) -> its exit status
+EXIT_OF = {"conclusive": 0, "inconclusive": 125, "interrupted": 130, "broken-command": 2}
 
 
 def _say(prog: str, line: str) -> None:
@@ -156,25 +159,13 @@ def _open(req: Request, bar: progress.Progress, name: str | None = None) -> Setu
     """The cache, then a scenario per deployment of the matrix (usually one) and the run."""
     cache = writable_dir(req.cache_dir, "--cache-dir")
     scenarios = [
-        registry.create(
-            name or req.scenario, dataclasses.replace(req.options, worker_class=wc, bind=b)
-        )
+        registry.create(name or req.scenario, replace(req.options, worker_class=wc, bind=b))
         for wc in req.worker_classes
         for b in req.binds
     ]
-    return open_run(
-        cache=cache,
-        python=req.python,
-        scenarios=scenarios,
-        timeout=req.options.timeout,
-        no_compat=req.no_compat,
-        repeat=req.repeat,
-        command=req.command,
-        progress=bar,
-        on_log=bar.log,
-        package=req.package,
-        gunicorn=req.gunicorn,
-    )
+    same = {k: getattr(req, k) for k in ("python", "no_compat", "repeat", "command", "package")}
+    kw = {"timeout": req.options.timeout, "progress": bar, "on_log": bar.log, **same}
+    return open_run(cache=cache, scenarios=scenarios, gunicorn=req.gunicorn, **kw)
 
 
 def _emit(req: Request, text: str, plain: str, out: TextIO, bar: progress.Progress) -> None:
@@ -189,22 +180,18 @@ def _emit(req: Request, text: str, plain: str, out: TextIO, bar: progress.Progre
 def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> int:
     """One target, one scenario: a line (or the report in --format), a record, and the
     exit status git bisect run reads."""
+    repo_given = req.repo is not None
     deployment, report = setup.table.labels[0], setup.report
     results_dir = writable_dir(req.results_dir, "--results-dir")  # before the run, not after
     if req.confidence is not None:
+        axis = setup.table.primary
         said, row = check_at(
-            setup.lab,
-            deployment,
-            req.check,
-            req.history,
-            req.confidence,
-            setup.table.primary,
-            req.repo is not None,
+            setup.lab, deployment, req.check, req.history, req.confidence, axis, repo_given
         )
         report.notes.append(f"--confidence {req.confidence.level}: {said.line()}")
         status, head, tail = said.exit_status, said.line(), f"; last run: {row.detail}"
     else:
-        row = check(setup.lab, deployment, req.check, req.history, req.repo is not None)
+        row = check(setup.lab, deployment, req.check, req.history, repo_given)
         status = {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
         head, tail = verdict_name(row.verdict, report), f": {row.detail}"
     bar.close()
@@ -213,23 +200,16 @@ def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> i
     report.command = req.reproduce(req.check, row.target) if row.kind == "release" else req.command
     if req.format == "table":
         python = f" (Python {row.python})" if row.python else ""
-        line = redact_url(f"{_named(req, row)}: {head}{python}{tail}")
+        asked = "" if req.check in (row.target, None) or row.kind != "release" else req.check
+        named = f"{row.target} ({asked})" if asked else row.target  # 27.0.1 (latest)
+        line = redact_url(f"{named}: {head}{python}{tail}")
         _emit(req, line, line, out, bar)
     else:
         _emit(req, render(report, req.format), render(report, req.format), out, bar)
     bar(f"record written to {write_record(report, results_dir, row.target)}")
-    _warn_worker_class(req, row)
+    for note in worker_class_notes(report.table):
+        _say(req.prog, note)
     return status
-
-
-def _named(req: Request, row: Row) -> str:
-    """``27.0.1 (latest)``: the release it ran, and how it was asked for when that differs."""
-    asked = req.check
-    return (
-        row.target
-        if asked in (row.target, None) or row.kind != "release"
-        else f"{row.target} ({asked})"
-    )
 
 
 def _cases(req: Request, bar: progress.Progress) -> tuple[list[Case], dict, list[Setup]]:
@@ -303,16 +283,6 @@ def _check_all(req: Request, bar: progress.Progress, out: TextIO) -> int:
     status = {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(checked.kind, EXIT_UNTESTABLE)
     _say(req.prog, f"{summary(entries, candidate)[0]} (exit {status})")
     return status
-
-
-def _warn_worker_class(req: Request, row: Row) -> None:
-    ran, asked = row.facts.get("worker_class"), req.worker_class
-    if asked and ran and ran != asked:
-        _say(
-            req.prog,
-            f"warning: --worker-class {asked} was asked, but gunicorn ran {ran} "
-            "(it turns sync into gthread when threads > 1)",
-        )
 
 
 def _finish(
