@@ -202,10 +202,10 @@ def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> i
         python = f" (Python {row.python})" if row.python else ""
         asked = "" if req.check in (row.target, None) or row.kind != "release" else req.check
         named = f"{row.target} ({asked})" if asked else row.target  # 27.0.1 (latest)
-        line = redact_url(f"{named}: {head}{python}{tail}")
-        _emit(req, line, line, out, bar)
+        text = redact_url(f"{named}: {head}{python}{tail}")
     else:
-        _emit(req, render(report, req.format), render(report, req.format), out, bar)
+        text = render(report, req.format)
+    _emit(req, text, text, out, bar)
     bar(f"record written to {write_record(report, results_dir, row.target)}")
     for note in worker_class_notes(report.table):
         _say(req.prog, note)
@@ -265,17 +265,9 @@ def _check_all(req: Request, bar: progress.Progress, out: TextIO) -> int:
             for r in rows:
                 rep.table.put(r.target, rep.table.labels[0], r)
     first = next(iter(reports.values()))
-    command = req.reproduce(req.check, candidate)
+    command, notes = req.reproduce(req.check, candidate), list(first.notes)
     checked = Checked(
-        command,
-        first.host,
-        candidate,
-        req.check,
-        entries,
-        before,
-        req.deployment,
-        reports,
-        list(first.notes),
+        command, first.host, candidate, req.check, entries, before, req.deployment, reports, notes
     )
     text = render_checked(checked, req.format, use_colour(out), _width(out))
     _emit(req, text, render_checked(checked, req.format), out, bar)
@@ -290,30 +282,26 @@ def _finish(
 ) -> int:
     """Print (and write) the report; the answer's one line and exit status."""
     verdict = answer(report)
+    status = EXIT_OF[verdict.kind]
     if verdict.kind == "broken-command":
         _say(req.prog, f"error: {verdict.line}")
-        return EXIT_OF[verdict.kind]
+        return status
     if report.interrupted:
         processes.terminate_all()  # every server at once, before anything prints
         report.resume = req.command
-    print(
-        render(report, req.format, colour=use_colour(out), verbose=req.verbose, width=_width(out)),
-        file=out,
+    text = render(
+        report, req.format, colour=use_colour(out), verbose=req.verbose, width=_width(out)
     )
-    if report.interrupted:
-        _say(
-            req.prog,
-            f"{verdict.line}. Resume with: {req.command} (environments and builds are cached)",
-        )
-        return EXIT_OF[verdict.kind]
-    if req.output is not None:
-        write_output(req.output, render(report, req.format, verbose=req.verbose) + "\n")
-        bar(f"report written to {req.output}")
-    record = write_record(report, results_dir, req.targets)
-    bar(f"record written to {record}")
+    if report.interrupted:  # the table so far, not written to --output
+        print(text, file=out)
+        cached = "(environments and builds are cached)"
+        _say(req.prog, f"{verdict.line}. Resume with: {req.command} {cached}")
+        return status
+    _emit(req, text, render(report, req.format, verbose=req.verbose), out, bar)
+    bar(f"record written to {write_record(report, results_dir, req.targets)}")
     if verdict.line:
-        _say(req.prog, f"{verdict.line} (exit {EXIT_OF[verdict.kind]})")
-    return EXIT_OF[verdict.kind]
+        _say(req.prog, f"{verdict.line} (exit {status})")
+    return status
 
 
 __all__ = ["Request", "UsageError", "build_parser", "main", "parse"]

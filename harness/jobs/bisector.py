@@ -124,14 +124,14 @@ class Bisector:
         steps: dict[Revision, Step] = {}
         outcomes: dict[Revision, Outcome] = {}
 
-        def judge(shas: list[str]) -> list[Outcome]:
-            revs = [Revision(sha) for sha in shas]
+        def judge(revs: Sequence[Revision]) -> list[Outcome]:
             for rev, step in zip(revs, self.budget.map(self._evaluate, revs)):
                 steps[rev] = step
                 outcomes[rev] = outcome(step.verdict, self.axis, regression)
-            return [outcomes[p] for p in revs]
+            return [outcomes[r] for r in revs]
 
-        olds = start_points(self.history, finding, old, new, older, judge)
+        by_sha = lambda shas: judge([Revision(sha) for sha in shas])  # noqa: E731
+        olds = start_points(self.history, finding, old, new, older, by_sha)
         if olds is None:
             finding.steps = list(steps.values())
             return finding
@@ -143,10 +143,8 @@ class Bisector:
             p := plan(parents, olds, new, outcomes, self.budget.jobs, self.first_parent, picks)
         ).done:
             self._say(where, p)
-            for rev, step in zip(p.todo, self.budget.map(self._evaluate, p.todo)):
-                steps[rev] = step
-                outcomes[rev] = outcome(step.verdict, self.axis, regression)
-                self.progress.advance()
+            judge(p.todo)
+            self.progress.advance(len(p.todo))
         finding.steps = list(steps.values())
         return self._conclude(finding, p, parents, new)
 
