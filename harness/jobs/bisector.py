@@ -419,15 +419,22 @@ class ConfidentBisector:
         finding.steps = list(self.steps)
         return self._conclude(finding, commits)
 
-    def _search(self, revs: Sequence[str], kind: str, bounds_known: bool) -> CulpritSearch:
-        return CulpritSearch(
-            revs, None, self.want.level, self.want.max_runs, kind == "fix", bounds_known
-        )
+    def _search(
+        self, revs: list[str], kind: str, known=(), level=None, bounds=True
+    ) -> CulpritSearch:
+        """A search over ``revs`` at ``level``, given the runs ``known`` (sha, tally or None)."""
+        want = level or self.want.level
+        s = CulpritSearch(revs, None, want, self.want.max_runs, kind == "fix", bounds)
+        for sha, tally in known:
+            if tally is not None:
+                s.record(sha, True, tally.fails)
+                s.record(sha, False, tally.runs - tally.fails)
+        return s
 
     def _releases(self, before: str, after: str, kind: str) -> Estimate:
         """Is the transition real? (the answer may be "no change": noise, or "changed
         already at ``before``")"""
-        s = self._search([before, after], kind, bounds_known=False)
+        s = self._search([before, after], kind, bounds=False)
         for version, row in ((before, self.before_row), (after, self.after_row)):
             for failed in row_runs(row, self.axis):
                 s.record(version, failed)
@@ -454,11 +461,7 @@ class ConfidentBisector:
                 if rev != new and not (pick in graph and pick in ancestors(graph, rev)):
                     self.picks.setdefault(rev, pick)
         self.notes += finding.notes
-        s = self._search(revs, kind, bounds_known=True)
-        for sha, tally in ((old, old_tally), (new, releases.here)):
-            if tally is not None:
-                s.record(sha, True, tally.fails)
-                s.record(sha, False, tally.runs - tally.fails)
+        s = self._search(revs, kind, ((old, old_tally), (new, releases.here)))
         if old_tally is None and judged.get(old) is not None:
             s.record(old, judged[old])
         where = f"{kind} {labels[0]}..{labels[1]}"
@@ -487,11 +490,8 @@ class ConfidentBisector:
         first, branch = graph[merge][0], branch_of(graph, merge)
         self.merged = merge
         level = min(self.want.level / max(est.posterior, 1e-9), 0.999)
-        s = CulpritSearch([first, *branch, merge], None, level, self.want.max_runs, kind == "fix")
-        for sha, tally in ((first, est.at_parent), (merge, est.here)):
-            if tally is not None:
-                s.record(sha, True, tally.fails)
-                s.record(sha, False, tally.runs - tally.fails)
+        known = ((first, est.at_parent), (merge, est.here))
+        s = self._search([first, *branch, merge], kind, known, level)
         where = f"{where} (branch of {merge[:10]})"
 
         def say(revs: Sequence[str]) -> None:
@@ -504,9 +504,7 @@ class ConfidentBisector:
         if repair is not None:
             self.progress(f"{where}: re-testing {len(broken)} commit(s) with {repair[:10]} on top")
             self.picks.update({b: repair for b in broken})
-            for b, verdict in zip(broken, self.budget.map(self._commit, broken)):
-                if (failed := changed(verdict, self.axis)) is not None:
-                    s.record(b, failed)
+            self._observe(s, broken)
             inner = drive(s, self.budget, self._commit, self.axis, say)
         posterior = inner.posterior * est.posterior
         status = inner.status
@@ -525,13 +523,7 @@ class ConfidentBisector:
             # a commit never run yet runs once first: it may not boot at all
             batch = [p for i, p in enumerate(batch) if s.tally(p).runs or p not in batch[:i]]
             say(batch)
-            broken = []
-            for rev, verdict in zip(batch, self.budget.map(self._commit, batch)):
-                if (failed := changed(verdict, self.axis)) is None:
-                    broken.append(rev)
-                else:
-                    s.record(rev, failed)
-            for rev in dict.fromkeys(broken):
+            for rev in dict.fromkeys(self._observe(s, batch)):
                 if rev in self.picks or not self._stretch(s, revs, rev):
                     s.untestable(rev)
         return s.result()
@@ -542,12 +534,7 @@ class ConfidentBisector:
         j = next((x for x in range(i + 1, len(revs)) if self._boots.get(revs[x])), None)
         if j is None:
             return False
-
-        def record(sha: str, verdict: Verdict) -> None:
-            if (failed := changed(verdict, self.axis)) is not None:
-                s.record(sha, failed)
-
-        repair = self._repair(revs[i : j + 1], rev, record)
+        repair = self._repair(revs[i : j + 1], rev, s)
         if repair is None:
             return False
         start = i
@@ -560,9 +547,9 @@ class ConfidentBisector:
         self.progress(f"{rev[:10]} and its stretch: tested with {repair[:10]} picked on top")
         return True
 
-    def _repair(self, line: list[str], skipped: str, record=None) -> str | None:
+    def _repair(self, line: list[str], skipped: str, s: CulpritSearch | None = None) -> str | None:
         """The repair of ``skipped``: the first commit of ``line`` that boots after the last
-        that does not, bisected, one plain run a commit."""
+        that does not, bisected, one plain run a commit (recorded in ``s``)."""
         while True:
             boots = [self._boots.get(c) for c in line]
             hi = next((i for i, b in enumerate(boots) if b), None)
@@ -575,18 +562,25 @@ class ConfidentBisector:
             rev = line[gap[len(gap) // 2]] if lo >= 0 or gap[0] != 0 else line[0]
             self.progress(f"looking for the repair of {skipped[:10]}: testing {rev[:10]}")
             (verdict,) = self.budget.map(lambda sha: self._run(sha, None), [rev])
-            if record is not None:
-                record(rev, verdict)
+            if s is not None and (failed := changed(verdict, self.axis)) is not None:
+                s.record(rev, failed)
 
     def _heal(self, s: CulpritSearch, heal: list[str], culprit: str | None, say) -> Estimate:
         """Untestable commits just before the likeliest culprit, run once more with the
         culprit on top (as plain bisection heals); those that then boot count."""
         self.progress(f"re-testing {len(heal)} untestable commit(s) with {culprit} on top")
         self.picks.update({u: culprit for u in heal})
-        for u, verdict in zip(heal, self.budget.map(self._commit, heal)):
-            if (failed := changed(verdict, self.axis)) is not None:
-                s.record(u, failed)
+        self._observe(s, heal)
         return drive(s, self.budget, self._commit, self.axis, say)
+
+    def _observe(self, s: CulpritSearch, revs: list[str]) -> list[str]:
+        """Run ``revs`` (each with its pick) into ``s``; returns those that could not tell."""
+        verdicts = self.budget.map(self._commit, revs)
+        told = [(rev, changed(v, self.axis)) for rev, v in zip(revs, verdicts)]
+        for rev, failed in told:
+            if failed is not None:
+                s.record(rev, failed)
+        return [rev for rev, failed in told if failed is None]
 
     def _commit(self, sha: str) -> Verdict:
         return self._run(sha, self.picks.get(sha))
