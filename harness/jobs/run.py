@@ -249,16 +249,11 @@ def _older(table: Table, deployment: str, axis: Axis, t: Transition) -> list[str
     return [r.target for r in reversed(earlier) if axis.state(r.verdict) == t.regression]
 
 
-def _final_releases(lab: Evaluator) -> dict[Version, str]:
-    out = {}
-    for v in lab.versions():
-        try:
-            parsed = Version(v)
-        except InvalidVersion:
-            continue
-        if not parsed.is_prerelease and not parsed.is_devrelease:
-            out[parsed] = v
-    return out
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
 
 
 def _releases_of(
@@ -267,16 +262,11 @@ def _releases_of(
 ) -> None:  # fmt: skip
     """The first release whose tag contains the finding's commit (said when the table names a
     later one); a regression no later release fixes says the newest release still has it."""
-    releases = _final_releases(lab)
+    parsed = {v: _version(v) for v in lab.versions()}
+    releases = {p: v for v, p in parsed.items() if p and not (p.is_prerelease or p.is_devrelease)}
     if finding.status == "found" and finding.commit is not None:
-        tagged = []
-        for tag in history.tags_containing(finding.commit.sha):
-            try:
-                version = Version(tag.removeprefix("v"))
-            except InvalidVersion:
-                continue
-            if version in releases:
-                tagged.append(version)
+        tags = history.tags_containing(finding.commit.sha)
+        tagged = [v for t in tags if (v := _version(t.removeprefix("v"))) in releases]
         if tagged:
             finding.shipped_in = first = releases[min(tagged)]
             if first != t.after:
