@@ -31,31 +31,28 @@ from harness.scenarios.base import LOADS
 GUNICORN = "gunicorn"
 
 
-def _package(args: argparse.Namespace) -> str:
-    """The canonical name of what is bisected; --gunicorn only makes sense with --package."""
+def _package(args: argparse.Namespace, reqs: requirements.RequirementSet) -> tuple[str, str | None]:
+    """The canonical name of what is bisected, and with --package gunicorn's pin: --gunicorn
+    X, or --with gunicorn==X (the uv/pipx way; any other only constrains the resolution)."""
     name = canonicalize_name(GUNICORN if args.package is None else args.package)
     if args.package is not None and not re.fullmatch(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", name):
         raise UsageError(f"--package {args.package!r}: not a package name")
-    if args.gunicorn is not None and name == GUNICORN:
-        raise UsageError("--gunicorn pins gunicorn for --package NAME; give --package too")
     if args.gunicorn is not None:
+        if name == GUNICORN:
+            raise UsageError("--gunicorn pins gunicorn for --package NAME; give --package too")
         try:
             Version(args.gunicorn)
         except InvalidVersion:
             raise UsageError(f"--gunicorn {args.gunicorn!r} is not a version number") from None
-    return name
-
-
-def _gunicorn_pin(given: str | None, reqs: requirements.RequirementSet, package: str) -> str | None:
-    """With --package, gunicorn's pin: --gunicorn X, or --with gunicorn==X (the uv/pipx way)."""
-    if given is not None or package == GUNICORN or reqs.gunicorn is None:
-        return given
+        return name, args.gunicorn
+    if name == GUNICORN or reqs.gunicorn is None:
+        return name, None
     spec = reqs.gunicorn.partition("==")[2].strip()
     if not spec or any(c in spec for c in ",*;"):
         raise UsageError(
             f"--with {reqs.gunicorn}: with --package, pin gunicorn exactly (gunicorn==X)"
         )
-    return spec
+    return name, spec
 
 
 _APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*(\(.*\))?)?$")
@@ -326,7 +323,7 @@ def parse(argv: list[str], prog: str) -> Request:
         load=a.load,
         **_app_options(a),
     )
-    package = _package(a)
+    package, gunicorn = _package(a, options.requirements)
     same = ("targets", "check", "list_scenarios", "repo", "first_parent", "format", "output")
     same += (
         "python",
@@ -350,7 +347,7 @@ def parse(argv: list[str], prog: str) -> Request:
         scenarios=_scenarios(a) if not a.list_scenarios else (),
         binds=a.bind,
         package=package,
-        gunicorn=_gunicorn_pin(a.gunicorn, options.requirements, package),
+        gunicorn=gunicorn,
         confidence=Confidence(a.confidence, a.max_runs) if a.confidence is not None else None,
         **{k: getattr(a, k) for k in same},
     )
