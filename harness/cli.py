@@ -46,14 +46,8 @@ from harness.request import (
 from harness.scenarios import registry
 from harness.scenarios.base import ScenarioError
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNTESTABLE, EXIT_INTERRUPTED = (
-    0,
-    1,
-    2,
-    3,
-    125,
-    130,
-)
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
+EXIT_INTERNAL = 3
 #: a range run's answer (model.table.answer) -> its exit status
 EXIT_OF = {"conclusive": 0, "inconclusive": 125, "interrupted": 130, "broken-command": 2}
 
@@ -113,8 +107,7 @@ def _main_flagged(argv: list[str], prog: str) -> int:
 
 
 def _width(out: TextIO) -> int | None:
-    """The terminal's width the text report fits (COLUMNS counts); None: a file or a
-    pipe gets every cell whole."""
+    """The terminal's width (COLUMNS counts); None: a file or a pipe gets every cell whole."""
     if out.isatty() or os.environ.get("COLUMNS"):
         return shutil.get_terminal_size().columns
     return None
