@@ -43,16 +43,14 @@ class Target:
     def kind(self) -> str:  # a row's ``kind``
         return "release" if self.sha is None else "commit"
 
-    def describe(self) -> str:  # how a message names it: "gunicorn 19.6.0"
-        raise NotImplementedError
+    def describe(self) -> str: ...  # how a message names it: "gunicorn 19.6.0"
 
-    def prepare(self) -> None:  # fetch or build it once; BuildFailed when it cannot be
-        raise NotImplementedError
+    def prepare(self) -> None: ...  # fetch or build it once; BuildFailed when it cannot be
 
     def needs(self, needs: EnvNeeds, interp: Interpreter, cache: Path) -> tuple[Artifact, EnvNeeds]:
         """The gunicorn wheel and the scenario's ``needs`` on ``interp``; ArtifactError
         when something needed does not exist for that Python."""
-        raise NotImplementedError
+        ...
 
     def hint(self) -> str:  # said when no Python here runs it
         return ""
