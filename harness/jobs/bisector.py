@@ -1,18 +1,11 @@
 """One transition's commit bisection: the pure plan (model.search.plan) says what to
-evaluate, the shared budget evaluates it, the outcomes go back, the commit is named.
-
-``error``/``flaky`` are skips. A skipped commit is re-tested with its repair picked on top,
-and its whole stretch with it (git's own "skip" leaves that to a human); a commit is named
-only when the boundary is then one commit wide. The start follows git with several good
-commits (``start_points``); a commit runs on its pair's Python, or by evidence on another
-(``by_evidence``); a tag must name its release's code (``tags_agree``). ``History`` and
-``Evaluator`` are what the jobs need from the world (real: ``host.git.Repo``,
-``jobs.setup.Lab``; tests: an in-memory history and a fake lab).
-
-``--confidence P`` (``ConfidentBisector``), for racy scenarios: every run is one
-observation; the two releases are re-run until the transition itself is sure, then the
-mainline between them is tested where the posterior is least sure (model.confidence), until
-the likeliest first changed commit reaches P or ``--max-runs`` is spent.
+evaluate, the shared budget evaluates it. ``error``/``flaky`` are skips; a skipped commit is
+re-tested with its repair picked on top, its whole stretch with it (git leaves that to a
+human). ``History`` and ``Evaluator`` are what the jobs need from the world (real:
+``host.git.Repo``, ``jobs.setup.Lab``; tests: in-memory fakes). ``--confidence P``
+(``ConfidentBisector``), for racy scenarios: every run is one observation; the releases are
+re-run until the transition is sure, then the mainline is tested where the posterior is
+least sure until the likeliest first changed commit reaches P or ``--max-runs`` is spent.
 """
 
 from __future__ import annotations
