@@ -1,20 +1,14 @@
-"""Command line: argv -> one frozen Request; the job's outcome -> text and exit status.
-
-Exit status of a range run: 0 a conclusive report; 125 inconclusive (no release could
-be tested); 130 interrupted (the table so far, no conclusion, the command that
-resumes); 2 a problem the user can fix, one line on stderr (a ``--run`` command that
-fails the same way everywhere included).  ``--check`` exits 0 pass, 1 fail, 125 cannot
-tell, for ``git bisect run``.
-"""
+"""Command line: argv -> one frozen Request; the job's outcome -> text and the exit status
+that request.EPILOG documents (3: a bug of ours, one line too)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
 import sys
 from contextlib import redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -22,11 +16,19 @@ from harness.host import fsutil, processes, progress
 from harness.host.fsutil import remove_own_temporaries
 from harness.host.output import own_stdout, write_output
 from harness.jobs.budget import Budget
-from harness.jobs.run import Bisect, Case, check, check_all, check_at, range_run, resolved
+from harness.jobs.run import (
+    Bisect,
+    Case,
+    check,
+    check_all,
+    check_at,
+    range_run,
+    resolved,
+    worker_class_notes,
+)
 from harness.jobs.setup import Setup, open_run
 from harness.model.errors import HarnessError
 from harness.model.redact import redact_url
-from harness.model.results import Row
 from harness.model.table import Checked, Report, answer, summary
 from harness.model.verdict import Verdict
 from harness.provision import index
@@ -46,13 +48,8 @@ from harness.scenarios.base import ScenarioError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNTESTABLE, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
 EXIT_INTERNAL = 3
-#: a range run's answer -> its exit status (model.table.answer says which)
-EXIT_OF = {
-    "conclusive": EXIT_OK,
-    "inconclusive": EXIT_UNTESTABLE,
-    "interrupted": EXIT_INTERRUPTED,
-    "broken-command": EXIT_USAGE,
-}
+#: a range run's answer (model.table.answer) -> its exit status
+EXIT_OF = {"conclusive": 0, "inconclusive": 125, "interrupted": 130, "broken-command": 2}
 
 
 def _say(prog: str, line: str) -> None:
@@ -110,8 +107,7 @@ def _main_flagged(argv: list[str], prog: str) -> int:
 
 
 def _width(out: TextIO) -> int | None:
-    """The terminal's width the text report fits (COLUMNS counts); None: a file or a
-    pipe gets every cell whole."""
+    """The terminal's width (COLUMNS counts); None: a file or a pipe gets every cell whole."""
     if out.isatty() or os.environ.get("COLUMNS"):
         return shutil.get_terminal_size().columns
     return None
@@ -156,25 +152,13 @@ def _open(req: Request, bar: progress.Progress, name: str | None = None) -> Setu
     """The cache, then a scenario per deployment of the matrix (usually one) and the run."""
     cache = writable_dir(req.cache_dir, "--cache-dir")
     scenarios = [
-        registry.create(
-            name or req.scenario, dataclasses.replace(req.options, worker_class=wc, bind=b)
-        )
+        registry.create(name or req.scenario, replace(req.options, worker_class=wc, bind=b))
         for wc in req.worker_classes
         for b in req.binds
     ]
-    return open_run(
-        cache=cache,
-        python=req.python,
-        scenarios=scenarios,
-        timeout=req.options.timeout,
-        no_compat=req.no_compat,
-        repeat=req.repeat,
-        command=req.command,
-        progress=bar,
-        on_log=bar.log,
-        package=req.package,
-        gunicorn=req.gunicorn,
-    )
+    same = {k: getattr(req, k) for k in ("python", "no_compat", "repeat", "command", "package")}
+    kw = {"timeout": req.options.timeout, "progress": bar, "on_log": bar.log, **same}
+    return open_run(cache=cache, scenarios=scenarios, gunicorn=req.gunicorn, **kw)
 
 
 def _emit(req: Request, text: str, plain: str, out: TextIO, bar: progress.Progress) -> None:
@@ -189,22 +173,18 @@ def _emit(req: Request, text: str, plain: str, out: TextIO, bar: progress.Progre
 def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> int:
     """One target, one scenario: a line (or the report in --format), a record, and the
     exit status git bisect run reads."""
+    repo_given = req.repo is not None
     deployment, report = setup.table.labels[0], setup.report
     results_dir = writable_dir(req.results_dir, "--results-dir")  # before the run, not after
     if req.confidence is not None:
+        axis = setup.table.primary
         said, row = check_at(
-            setup.lab,
-            deployment,
-            req.check,
-            req.history,
-            req.confidence,
-            setup.table.primary,
-            req.repo is not None,
+            setup.lab, deployment, req.check, req.history, req.confidence, axis, repo_given
         )
         report.notes.append(f"--confidence {req.confidence.level}: {said.line()}")
         status, head, tail = said.exit_status, said.line(), f"; last run: {row.detail}"
     else:
-        row = check(setup.lab, deployment, req.check, req.history, req.repo is not None)
+        row = check(setup.lab, deployment, req.check, req.history, repo_given)
         status = {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL}.get(row.verdict, EXIT_UNTESTABLE)
         head, tail = verdict_name(row.verdict, report), f": {row.detail}"
     bar.close()
@@ -213,23 +193,16 @@ def _check(req: Request, setup: Setup, bar: progress.Progress, out: TextIO) -> i
     report.command = req.reproduce(req.check, row.target) if row.kind == "release" else req.command
     if req.format == "table":
         python = f" (Python {row.python})" if row.python else ""
-        line = redact_url(f"{_named(req, row)}: {head}{python}{tail}")
-        _emit(req, line, line, out, bar)
+        asked = "" if req.check in (row.target, None) or row.kind != "release" else req.check
+        named = f"{row.target} ({asked})" if asked else row.target  # 27.0.1 (latest)
+        text = redact_url(f"{named}: {head}{python}{tail}")
     else:
-        _emit(req, render(report, req.format), render(report, req.format), out, bar)
+        text = render(report, req.format)
+    _emit(req, text, text, out, bar)
     bar(f"record written to {write_record(report, results_dir, row.target)}")
-    _warn_worker_class(req, row)
+    for note in worker_class_notes(report.table):
+        _say(req.prog, note)
     return status
-
-
-def _named(req: Request, row: Row) -> str:
-    """``27.0.1 (latest)``: the release it ran, and how it was asked for when that differs."""
-    asked = req.check
-    return (
-        row.target
-        if asked in (row.target, None) or row.kind != "release"
-        else f"{row.target} ({asked})"
-    )
 
 
 def _cases(req: Request, bar: progress.Progress) -> tuple[list[Case], dict, list[Setup]]:
@@ -285,17 +258,9 @@ def _check_all(req: Request, bar: progress.Progress, out: TextIO) -> int:
             for r in rows:
                 rep.table.put(r.target, rep.table.labels[0], r)
     first = next(iter(reports.values()))
-    command = req.reproduce(req.check, candidate)
+    command, notes = req.reproduce(req.check, candidate), list(first.notes)
     checked = Checked(
-        command,
-        first.host,
-        candidate,
-        req.check,
-        entries,
-        before,
-        req.deployment,
-        reports,
-        list(first.notes),
+        command, first.host, candidate, req.check, entries, before, req.deployment, reports, notes
     )
     text = render_checked(checked, req.format, use_colour(out), _width(out))
     _emit(req, text, render_checked(checked, req.format), out, bar)
@@ -305,45 +270,31 @@ def _check_all(req: Request, bar: progress.Progress, out: TextIO) -> int:
     return status
 
 
-def _warn_worker_class(req: Request, row: Row) -> None:
-    ran, asked = row.facts.get("worker_class"), req.worker_class
-    if asked and ran and ran != asked:
-        _say(
-            req.prog,
-            f"warning: --worker-class {asked} was asked, but gunicorn ran {ran} "
-            "(it turns sync into gthread when threads > 1)",
-        )
-
-
 def _finish(
     req: Request, report: Report, results_dir: Path, bar: progress.Progress, out: TextIO
 ) -> int:
     """Print (and write) the report; the answer's one line and exit status."""
     verdict = answer(report)
+    status = EXIT_OF[verdict.kind]
     if verdict.kind == "broken-command":
         _say(req.prog, f"error: {verdict.line}")
-        return EXIT_OF[verdict.kind]
+        return status
     if report.interrupted:
         processes.terminate_all()  # every server at once, before anything prints
         report.resume = req.command
-    print(
-        render(report, req.format, colour=use_colour(out), verbose=req.verbose, width=_width(out)),
-        file=out,
+    text = render(
+        report, req.format, colour=use_colour(out), verbose=req.verbose, width=_width(out)
     )
-    if report.interrupted:
-        _say(
-            req.prog,
-            f"{verdict.line}. Resume with: {req.command} (environments and builds are cached)",
-        )
-        return EXIT_OF[verdict.kind]
-    if req.output is not None:
-        write_output(req.output, render(report, req.format, verbose=req.verbose) + "\n")
-        bar(f"report written to {req.output}")
-    record = write_record(report, results_dir, req.targets)
-    bar(f"record written to {record}")
+    if report.interrupted:  # the table so far, not written to --output
+        print(text, file=out)
+        cached = "(environments and builds are cached)"
+        _say(req.prog, f"{verdict.line}. Resume with: {req.command} {cached}")
+        return status
+    _emit(req, text, render(report, req.format, verbose=req.verbose), out, bar)
+    bar(f"record written to {write_record(report, results_dir, req.targets)}")
     if verdict.line:
-        _say(req.prog, f"{verdict.line} (exit {EXIT_OF[verdict.kind]})")
-    return EXIT_OF[verdict.kind]
+        _say(req.prog, f"{verdict.line} (exit {status})")
+    return status
 
 
 __all__ = ["Request", "UsageError", "build_parser", "main", "parse"]

@@ -1,7 +1,5 @@
-"""argv -> one frozen Request: the command line's shape (``build_parser``: every option, its
-group and its --help text, and the argparse types that reject a malformed value), the
-checks that need the whole command line and no run, and the line that reproduces a run as
-it was run (console script or file), with no secrets in it."""
+"""argv -> one frozen Request: every option and its --help (``build_parser``), the checks that
+need the whole command line and no run, and the line that reproduces a run, without secrets."""
 
 from __future__ import annotations
 
@@ -32,43 +30,29 @@ from harness.scenarios.base import LOADS
 
 GUNICORN = "gunicorn"
 
-__all__ = [
-    "Request",
-    "UsageError",
-    "build_parser",
-    "command_line",
-    "parse",
-    "resolved_spec",
-    "writable_dir",
-]
 
-
-def _package(args: argparse.Namespace) -> str:
-    """The canonical name of what is bisected; --gunicorn only makes sense with --package."""
+def _package(args: argparse.Namespace, reqs: requirements.RequirementSet) -> tuple[str, str | None]:
+    """The canonical name of what is bisected, and with --package gunicorn's pin: --gunicorn
+    X, or --with gunicorn==X (the uv/pipx way; any other only constrains the resolution)."""
     name = canonicalize_name(GUNICORN if args.package is None else args.package)
     if args.package is not None and not re.fullmatch(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", name):
         raise UsageError(f"--package {args.package!r}: not a package name")
-    if args.gunicorn is not None and name == GUNICORN:
-        raise UsageError("--gunicorn pins gunicorn for --package NAME; give --package too")
     if args.gunicorn is not None:
+        if name == GUNICORN:
+            raise UsageError("--gunicorn pins gunicorn for --package NAME; give --package too")
         try:
             Version(args.gunicorn)
         except InvalidVersion:
             raise UsageError(f"--gunicorn {args.gunicorn!r} is not a version number") from None
-    return name
-
-
-def _gunicorn_pin(given: str | None, reqs: requirements.RequirementSet, package: str) -> str | None:
-    """With --package, gunicorn's pin: --gunicorn X, or --with gunicorn==X (the uv/pipx
-    way); any other gunicorn requirement only constrains the layer's resolution."""
-    if given is not None or package == GUNICORN or reqs.gunicorn is None:
-        return given
+        return name, args.gunicorn
+    if name == GUNICORN or reqs.gunicorn is None:
+        return name, None
     spec = reqs.gunicorn.partition("==")[2].strip()
     if not spec or any(c in spec for c in ",*;"):
         raise UsageError(
             f"--with {reqs.gunicorn}: with --package, pin gunicorn exactly (gunicorn==X)"
         )
-    return spec
+    return name, spec
 
 
 _APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*(\(.*\))?)?$")
@@ -96,8 +80,8 @@ def _app_options(args: argparse.Namespace) -> dict:
 
 
 def writable_dir(path: Path, option: str) -> Path:
-    """``path`` made (0700, parents too, whatever the umask) or found ours and writable by
-    nobody else, and writable by us; else one line."""
+    """``path`` made (0700, parents too, whatever the umask) or found ours, private and
+    writable; else one line."""
     try:
         fsutil.private_checked_dir(path)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".writable-"):
@@ -122,14 +106,12 @@ ALL = "all"
 
 
 def known_scenarios() -> list[str]:
-    """Every case ``--scenario all`` runs: the registry's listing (built-ins, the
-    catalogue, advisories), without the user's own kinds (a file, --run)."""
+    """Every case ``--scenario all`` runs: the registry's listing without a file or --run."""
     return [n for n, _ in registry.listing() if not (n.startswith("-") or n.endswith(".py"))]
 
 
 def _scenarios(args: argparse.Namespace) -> tuple[str, ...]:
-    """``--scenario a,b`` or ``all`` -> the names, each once, in order; one name (or a
-    file) as before.  Several take ``--check`` (one table: the candidate's)."""
+    """``--scenario a,b`` or ``all`` -> the names, each once, in order (several take --check)."""
     text = args.scenario
     if text is None:
         return ()
@@ -283,8 +265,7 @@ class Request:
         return tuple(out)
 
     def reproduce(self, asked: str, resolved: str) -> str:
-        """The command line with the release that ``asked`` resolved to (``latest`` ->
-        27.0.1, ``19.0.0..`` -> ``19.0.0..27.0.1``) in place of ``asked``."""
+        """The command line with ``asked`` replaced by what it resolved to (``latest`` -> 27.0.1)."""
         if asked == resolved:
             return self.command
         argv = [
@@ -303,15 +284,13 @@ class Request:
 
 
 def command_line(prog: str, argv: Sequence[str]) -> str:
-    """The line that reproduces a run, as it was run (``gunicorn-bisect ...`` or
-    ``python bisect.py ...``), with no secrets in it."""
+    """``gunicorn-bisect ...`` or ``python bisect.py ...``, as it was run, without secrets."""
     runner = ["python", prog] if prog.endswith(".py") else [prog]
     return " ".join(shlex.quote(a) for a in [*runner, *redact_argv(argv)])
 
 
 def resolved_spec(spec: str, releases: Sequence[str]) -> str:
-    """A range's text with its open or ``latest`` end named (``19.0.0..`` ->
-    ``19.0.0..27.0.1``; ``latest`` -> ``27.0.1``), given the releases it resolved to."""
+    """A range with its open or ``latest`` end named (``19.0.0..`` -> ``19.0.0..27.0.1``)."""
     if not releases:
         return spec
     text = spec.strip()
@@ -344,10 +323,18 @@ def parse(argv: list[str], prog: str) -> Request:
         load=a.load,
         **_app_options(a),
     )
-    package = _package(a)
+    package, gunicorn = _package(a, options.requirements)
     same = ("targets", "check", "list_scenarios", "repo", "first_parent", "format", "output")
-    same += ("python", "index_url", "no_compat", "repeat", "jobs", "verbose", "quiet")
-    same += ("from_release",)
+    same += (
+        "python",
+        "index_url",
+        "no_compat",
+        "repeat",
+        "jobs",
+        "verbose",
+        "quiet",
+        "from_release",
+    )
     return Request(
         prog,
         tuple(argv),
@@ -360,7 +347,7 @@ def parse(argv: list[str], prog: str) -> Request:
         scenarios=_scenarios(a) if not a.list_scenarios else (),
         binds=a.bind,
         package=package,
-        gunicorn=_gunicorn_pin(a.gunicorn, options.requirements, package),
+        gunicorn=gunicorn,
         confidence=Confidence(a.confidence, a.max_runs) if a.confidence is not None else None,
         **{k: getattr(a, k) for k in same},
     )
@@ -383,7 +370,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
-    """Every option, added group by group in --help order."""
+    """Every option, group by group in --help order."""
     p = _Parser(
         prog=prog,
         allow_abbrev=False,  # --worker-clas is a typo, not --worker-class
@@ -393,18 +380,6 @@ def build_parser(prog: str = "bisect.py") -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     p.add_argument("--version", action="version", version=f"gunicorn-bisect {__version__}")
-    _target_arguments(p)
-    _output_arguments(p)
-    _scenario_arguments(p)
-    _server_arguments(p)
-    _confidence_arguments(p)
-    _add_app_arguments(p)
-    _run_arguments(p)
-    _axis_arguments(p)
-    return p
-
-
-def _target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "targets",
         nargs="?",
@@ -414,9 +389,9 @@ def _target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--check",
         metavar="TARGET",
-        help="run the scenario once on a release or a "
-        "git ref; exit 0 pass, 1 fail, 125 error (drives `git bisect run`); with "
-        "--scenario all, every known scenario, one row each",
+        help="run the scenario once on a release or a git ref; exit 0 pass, 1 fail, 125 "
+        "error (drives `git bisect run`); with --scenario all, every known scenario, one row "
+        "each",
     )
     p.add_argument(
         "--from",
@@ -428,7 +403,6 @@ def _target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-commits", action="store_true", help="stop after the release table")
     p.add_argument(
         "--repo",
-        default=None,
         metavar="URL|PATH",
         help=f"git history to bisect (default {DEFAULT_REPO}); a local clone or "
         "bare mirror is used read-only",
@@ -446,9 +420,6 @@ def _target_arguments(p: argparse.ArgumentParser) -> None:
         help="a repair (any git ref) picked on top of every commit tested without it, "
         "e.g. the fix of an outage that keeps a stretch from booting (repeatable)",
     )
-
-
-def _output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument(
         "--load",
@@ -469,7 +440,6 @@ def _output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir",
         type=Path,
-        default=None,
         help="environments, wheels and clones (default: the user cache dir)",
     )
     p.add_argument(
@@ -485,31 +455,28 @@ def _output_arguments(p: argparse.ArgumentParser) -> None:
         help="where run records go (default: ./results)",
     )
 
-
-def _scenario_arguments(p: argparse.ArgumentParser) -> None:
-    s = p.add_argument_group("what to check")
-    s.add_argument(
+    g = p.add_argument_group("what to check")
+    g.add_argument(
         "--scenario",
-        default=None,
         metavar="NAME[,NAME...]|all|FILE.py",
         help="a built-in scenario (--list-scenarios) or your own scenario file "
         f"(default {base.DEFAULT}); with --check, several or 'all' (every listed one)",
     )
-    s.add_argument(
+    g.add_argument(
         "--list-scenarios", action="store_true", help="list the built-in scenarios and exit"
     )
-    s.add_argument(
+    g.add_argument(
         "--run",
         metavar="CMD",
         help="your own check, run through the shell in each target's environment, "
         "git-bisect-run style: exit 0 pass (old), 125 cannot tell, 1-127 fail (new)",
     )
-    s.add_argument(
+    g.add_argument(
         "--terms",
         metavar="OLD,NEW",
         help="names of the two states in the table and findings (default pass,fail)",
     )
-    s.add_argument(
+    g.add_argument(
         "--timeout",
         type=float,
         default=20.0,
@@ -517,8 +484,6 @@ def _scenario_arguments(p: argparse.ArgumentParser) -> None:
         help="each scenario run ends within this limit, whatever the server does (default 20)",
     )
 
-
-def _server_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("server settings (defaults: the scenario's own)")
     g.add_argument("--workers", type=int, help="gunicorn workers (default: the scenario's)")
     g.add_argument("--threads", type=int, help="threads per worker (default: the scenario's)")
@@ -571,10 +536,8 @@ def _server_arguments(p: argparse.ArgumentParser) -> None:
         help="run the scenario N times per target; disagreement is 'flaky'",
     )
 
-
-def _confidence_arguments(p: argparse.ArgumentParser) -> None:
-    c = p.add_argument_group("racy scenarios (flake-aware search)")
-    c.add_argument(
+    g = p.add_argument_group("racy scenarios (flake-aware search)")
+    g.add_argument(
         "--confidence",
         type=float,
         metavar="P",
@@ -583,7 +546,7 @@ def _confidence_arguments(p: argparse.ArgumentParser) -> None:
         "--max-runs is spent (then the answer says so); with --check, run until pass or "
         "fail holds at P.  Off by default (a deterministic scenario costs one run a target)",
     )
-    c.add_argument(
+    g.add_argument(
         "--max-runs",
         type=int,
         default=DEFAULT_MAX_RUNS,
@@ -592,8 +555,43 @@ def _confidence_arguments(p: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_MAX_RUNS})",
     )
 
+    g = p.add_argument_group("your own app and its stack")  # issue 15
+    g.add_argument(
+        "--with",
+        dest="with_reqs",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="a requirement installed next to gunicorn in every target's environment "
+        "(repeatable; pip's resolver, once per Python), e.g. --with flask",
+    )
+    g.add_argument(
+        "--with-requirements",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="requirements from a file (one a line), as --with",
+    )
+    g.add_argument(
+        "--app",
+        metavar="MODULE:CALLABLE",
+        help="serve your own application instead of the scenario's, as gunicorn takes it "
+        "(an application factory 'pkg:create_app()' too)",
+    )
+    g.add_argument(
+        "--app-dir",
+        type=Path,
+        metavar="DIR",
+        help="where --app is imported from (default: the current directory)",
+    )
+    g.add_argument(
+        "--path",
+        default="/",
+        metavar="PATH",
+        help="what the scenario's probes request (default /); any HTTP status is an answer",
+    )
 
-def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-j",
         "--jobs",
@@ -607,65 +605,20 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
-
-# -- what is bisected: gunicorn's releases, or a dependency's (--package) ---------------
-
-
-def _axis_arguments(p: argparse.ArgumentParser) -> None:
-    a = p.add_argument_group("what is bisected (default: gunicorn's releases and commits)")
-    a.add_argument(
+    g = p.add_argument_group("what is bisected (default: gunicorn's releases and commits)")
+    g.add_argument(
         "--package",
         metavar="NAME",
         help="the targets are releases of this dependency (e.g. eventlet), gunicorn pinned; "
         "with --repo at its git history, its commits are bisected too",
     )
-    a.add_argument(
+    g.add_argument(
         "--gunicorn",
         metavar="VERSION",
         help="with --package: the gunicorn release every target runs (default: the newest "
         "that installs on each Python)",
     )
-
-
-# -- your own app and its stack (issue 15): --with, --with-requirements, --app, --path --
-def _add_app_arguments(p: argparse.ArgumentParser) -> None:
-    a = p.add_argument_group("your own app and its stack")
-    a.add_argument(
-        "--with",
-        dest="with_reqs",
-        action="append",
-        default=[],
-        metavar="REQ",
-        help="a requirement installed next to gunicorn in every target's environment "
-        "(repeatable; pip's resolver, once per Python), e.g. --with flask",
-    )
-    a.add_argument(
-        "--with-requirements",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="requirements from a file (one a line), as --with",
-    )
-    a.add_argument(
-        "--app",
-        metavar="MODULE:CALLABLE",
-        help="serve your own application instead of the scenario's, as gunicorn takes it "
-        "(an application factory 'pkg:create_app()' too)",
-    )
-    a.add_argument(
-        "--app-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="where --app is imported from (default: the current directory)",
-    )
-    a.add_argument(
-        "--path",
-        default="/",
-        metavar="PATH",
-        help="what the scenario's probes request (default /); any HTTP status is an answer",
-    )
+    return p
 
 
 def _comma_list(text: str) -> tuple[str, ...]:

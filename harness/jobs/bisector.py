@@ -1,25 +1,11 @@
-"""One transition's commit bisection: ask the pure plan (model.search.plan) what to
-evaluate, evaluate it within the shared budget, feed the outcomes back, name the commit.
-
-``error``/``flaky`` are skips, never pass or fail.  A skipped commit is re-tested with
-its repair picked on top, and its whole stretch with it (model.search.plan: healing as a
-search; git's own "skip" leaves that to a human); a commit is named only when the
-boundary is then one commit wide.  Where the bisection starts follows git with several
-good commits (``start_points``); each commit runs on its pair's Python, or by evidence
-on another (``by_evidence``); a tag must name its release's code (``tags_agree``).
-
-What the jobs need from the world, as two small protocols: a git ``History`` and an
-``Evaluator`` of targets.  The real ones are ``host.git.Repo`` and ``jobs.setup.Lab``;
-tests pass an in-memory history and a fake lab, so the orchestration (release table,
-commit bisection, healing, ``--check``, interrupts) runs in milliseconds.
-
-``--confidence P`` (``ConfidentBisector``): one transition decided by the flake-aware
-search (model.confidence) instead of plain bisection, for scenarios whose verdicts are
-races.  Plain bisection trusts one run and skips a ``flaky`` target; there every run is
-one observation, the two releases are re-run until the transition itself is sure (it
-may be noise), then the mainline between them is tested where the posterior is least
-sure, all from the one ``-j`` budget, until the likeliest first changed commit reaches P
-or ``--max-runs`` is spent.
+"""One transition's commit bisection: the pure plan (model.search.plan) says what to
+evaluate, the shared budget evaluates it. ``error``/``flaky`` are skips; a skipped commit is
+re-tested with its repair picked on top, its whole stretch with it (git leaves that to a
+human). ``History`` and ``Evaluator`` are what the jobs need from the world (real:
+``host.git.Repo``, ``jobs.setup.Lab``; tests: in-memory fakes). ``--confidence P``
+(``ConfidentBisector``), for racy scenarios: every run is one observation; the releases are
+re-run until the transition is sure, then the mainline is tested where the posterior is
+least sure until the likeliest first changed commit reaches P or ``--max-runs`` is spent.
 """
 
 from __future__ import annotations
@@ -77,35 +63,23 @@ class History(Protocol):
 class Evaluator(Protocol):
     """Evaluates one target in one deployment (by its label)."""
 
-    #: what the targets are releases and commits of: "gunicorn", or a --package
-    package: str
+    package: str  # what the targets are releases and commits of: "gunicorn", or a --package
 
-    def versions(self) -> Sequence[str]:
-        """The releases the package index knows."""
-        ...
+    def versions(self) -> Sequence[str]: ...  # the releases the package index knows
 
-    def fetch(self, version: str) -> Any:
-        """What ``release`` evaluates (the wheel), fetched once for every deployment."""
-        ...
+    def fetch(self, version: str) -> Any: ...  # a release's wheel, once for every deployment
 
-    def fetch_ref(self, history: History, sha: str, label: str) -> Any:
-        """A git ref (or commit), to be built from ``history``; its row is ``label``."""
-        ...
+    def fetch_ref(self, history: History, sha: str, label: str) -> Any: ...  # row ``label``
 
-    def release(self, fetched: Any, deployment: str) -> Row:
-        """A fetched release or git ref, on the newest Python that runs it."""
-        ...
+    def release(self, fetched: Any, deployment: str) -> Row: ...  # the newest Python that runs it
 
     def commit(
         self, history: History, sha: str, pick: str | None, deployment: str, python: str | None
-    ) -> Step:
-        """A commit (with ``pick`` on top) on the Python that ran the releases around it."""
-        ...
+    ) -> Step: ...  # ``pick`` on top, on the Python of the releases around it
 
 
 def outcome(verdict: Verdict, axis: Axis, regression: bool) -> Outcome:
-    """A commit's verdict on the transition's question: ``regression`` is False for a
-    fix, where the older release is in the axis's new state."""
+    """A commit's verdict on the transition's question (``regression``: False for a fix)."""
     state = axis.state(verdict)
     if state is None:
         return Outcome.SKIP
@@ -125,10 +99,9 @@ class Bisector:
     picks: tuple[str, ...] = ()  # --pick: repairs applied from the start
 
     def run(self, before: str, after: str, regression: bool, older: Sequence[str] = ()) -> Finding:
-        """Bisect ``before``..``after``; ``regression`` says ``before`` is in the axis's
-        old state rather than its new one (a fix).  ``older``: releases
-        of the table in ``before``'s state, newest first, to start from when ``before``
-        is not in ``after``'s history and their merge base is not in that state."""
+        """Bisect ``before``..``after`` (``regression``: ``before`` is in the axis's old
+        state). ``older``: the table's releases in ``before``'s state, newest first (see
+        ``start_points``)."""
         kind = "regression" if regression else "fix"
         finding = Finding(
             kind, before, after, "skipped", first_parent=self.first_parent, axis=self.axis.key
@@ -144,14 +117,14 @@ class Bisector:
         steps: dict[Revision, Step] = {}
         outcomes: dict[Revision, Outcome] = {}
 
-        def judge(shas: list[str]) -> list[Outcome]:
-            revs = [Revision(sha) for sha in shas]
+        def judge(revs: Sequence[Revision]) -> list[Outcome]:
             for rev, step in zip(revs, self.budget.map(self._evaluate, revs)):
                 steps[rev] = step
                 outcomes[rev] = outcome(step.verdict, self.axis, regression)
-            return [outcomes[p] for p in revs]
+            return [outcomes[r] for r in revs]
 
-        olds = start_points(self.history, finding, old, new, older, judge)
+        by_sha = lambda shas: judge([Revision(sha) for sha in shas])  # noqa: E731
+        olds = start_points(self.history, finding, old, new, older, by_sha)
         if olds is None:
             finding.steps = list(steps.values())
             return finding
@@ -163,10 +136,8 @@ class Bisector:
             p := plan(parents, olds, new, outcomes, self.budget.jobs, self.first_parent, picks)
         ).done:
             self._say(where, p)
-            for rev, step in zip(p.todo, self.budget.map(self._evaluate, p.todo)):
-                steps[rev] = step
-                outcomes[rev] = outcome(step.verdict, self.axis, regression)
-                self.progress.advance()
+            judge(p.todo)
+            self.progress.advance(len(p.todo))
         finding.steps = list(steps.values())
         return self._conclude(finding, p, parents, new)
 
@@ -227,11 +198,10 @@ def start_points(
     older: Sequence[str],
     judge: Callable[[list[str]], list[Outcome]],
 ) -> list[str] | None:
-    """Where the bisection of ``finding`` starts, as ``git bisect`` does with several
-    good commits: ``old`` itself when it is in ``new``'s history; else their merge bases
-    once ``judge`` has them in ``old``'s state; else the newest release of ``older`` in
-    ``new``'s history.  None (the finding says why) when there is none; the finding's
-    notes say which was taken."""
+    """Where the bisection starts, as ``git bisect`` does with several good commits: ``old``
+    when it is in ``new``'s history; else their merge bases once ``judge`` has them in
+    ``old``'s state; else the newest release of ``older`` in ``new``'s history; else None.
+    The finding says which was taken, or why there is none."""
     if history.is_ancestor(old, new):
         return [old]
     before, after = finding.before, finding.after
@@ -267,8 +237,8 @@ def start_points(
 def given_picks(
     history: History, finding: Finding, picks: Sequence[str], olds: Sequence[str]
 ) -> tuple[str, ...]:
-    """The ``--pick`` commits this range needs: one already in the older side's history
-    changes nothing there and is dropped; the finding's notes say what was applied."""
+    """The ``--pick`` commits this range needs (one already in the older side is dropped);
+    the finding's notes say what was applied."""
     kept = []
     for pick in picks:
         if any(history.is_ancestor(pick, o) for o in olds):
@@ -282,9 +252,8 @@ def given_picks(
 
 
 def tags_agree(history: History, finding: Finding, commits: dict[str, str]) -> bool:
-    """Each release's tag names a commit that declares that release's version; else the
-    finding says which does not (a moved or rewritten tag) and nothing is bisected.  A
-    git ref's row ("REF (SHA)") is its commit by definition: nothing to compare."""
+    """Each release's tag names a commit declaring that version; else the finding says which
+    does not (a moved or rewritten tag). A git ref's row is its commit by definition."""
     for version, sha in commits.items():
         try:
             wanted = Version(version)
@@ -317,9 +286,9 @@ def by_evidence(
     deployment: str,
     python: str | None,
 ) -> Step:
-    """A commit on its pair's Python; when it cannot boot there for a reason an older
-    or newer interpreter may not share (an import, the install), once more on the
-    newest Python that boots it, as releases are.  The step says which Python ran it."""
+    """A commit on its pair's Python; when it cannot boot there for a reason another Python
+    may not share (an import, the install), again on the newest that boots it, as releases
+    are. The step says which Python ran it."""
     step = lab.commit(history, sha, pick, deployment, python)
     if step.verdict is not Verdict.ERROR or pick is not None or python is None:
         return step
@@ -347,8 +316,7 @@ class Confidence:
 
 
 def changed(verdict: Verdict, axis: Axis) -> bool | None:
-    """One run on the search's question: True in the axis's new state, False in its old
-    one, None when it cannot tell (``error``, ``flaky``, another axis's state)."""
+    """One run: True in the axis's new state, False in its old, None when it cannot tell."""
     state = axis.state(verdict)
     return None if state is None else not state
 
@@ -444,15 +412,22 @@ class ConfidentBisector:
         finding.steps = list(self.steps)
         return self._conclude(finding, commits)
 
-    def _search(self, revs: Sequence[str], kind: str, bounds_known: bool) -> CulpritSearch:
-        return CulpritSearch(
-            revs, None, self.want.level, self.want.max_runs, kind == "fix", bounds_known
-        )
+    def _search(
+        self, revs: list[str], kind: str, known=(), level=None, bounds=True
+    ) -> CulpritSearch:
+        """A search over ``revs`` at ``level``, given the runs ``known`` (sha, tally or None)."""
+        want = level or self.want.level
+        s = CulpritSearch(revs, None, want, self.want.max_runs, kind == "fix", bounds)
+        for sha, tally in known:
+            if tally is not None:
+                s.record(sha, True, tally.fails)
+                s.record(sha, False, tally.runs - tally.fails)
+        return s
 
     def _releases(self, before: str, after: str, kind: str) -> Estimate:
-        """Is the transition real?  Without known bounds the search may answer "no
-        change" (the table's transition was noise) or "changed already at ``before``"."""
-        s = self._search([before, after], kind, bounds_known=False)
+        """Is the transition real? (the answer may be "no change": noise, or "changed
+        already at ``before``")"""
+        s = self._search([before, after], kind, bounds=False)
         for version, row in ((before, self.before_row), (after, self.after_row)):
             for failed in row_runs(row, self.axis):
                 s.record(version, failed)
@@ -467,8 +442,8 @@ class ConfidentBisector:
         )
 
     def _commits(self, start, new: str, kind: str, releases: Estimate, labels) -> Estimate:
-        """The mainline from ``start`` (a commit, its release's tally or None, and the
-        single runs of the start points) to ``new``, seeded with the releases' runs."""
+        """The mainline from ``start`` (a commit, its release's tally or None, the start
+        points' single runs) to ``new``, seeded with the releases' runs."""
         old, old_tally, judged = start
         graph = self.history.graph(old, new)
         chain = [c for c in first_parent_chain(graph, new) if c in graph]
@@ -479,11 +454,7 @@ class ConfidentBisector:
                 if rev != new and not (pick in graph and pick in ancestors(graph, rev)):
                     self.picks.setdefault(rev, pick)
         self.notes += finding.notes
-        s = self._search(revs, kind, bounds_known=True)
-        for sha, tally in ((old, old_tally), (new, releases.here)):
-            if tally is not None:
-                s.record(sha, True, tally.fails)
-                s.record(sha, False, tally.runs - tally.fails)
+        s = self._search(revs, kind, ((old, old_tally), (new, releases.here)))
         if old_tally is None and judged.get(old) is not None:
             s.record(old, judged[old])
         where = f"{kind} {labels[0]}..{labels[1]}"
@@ -504,20 +475,16 @@ class ConfidentBisector:
         return est
 
     def _branch(self, graph, est: Estimate, kind: str, where: str) -> Estimate:
-        """The mainline names a merge: its branch's commits decide which one, each on
-        the branch's own base (when that base cannot be tested, with the mainline's
-        repair picked on top).  The merge stays the answer only once they are tested;
-        the posterior is the mainline's times the branch's, never more."""
+        """The mainline names a merge: its branch's commits decide which one (where the
+        branch's base cannot be tested, with the mainline's repair on top); the posterior
+        is the mainline's times the branch's, never more."""
         merge = est.culprit
         assert merge is not None
         first, branch = graph[merge][0], branch_of(graph, merge)
         self.merged = merge
         level = min(self.want.level / max(est.posterior, 1e-9), 0.999)
-        s = CulpritSearch([first, *branch, merge], None, level, self.want.max_runs, kind == "fix")
-        for sha, tally in ((first, est.at_parent), (merge, est.here)):
-            if tally is not None:
-                s.record(sha, True, tally.fails)
-                s.record(sha, False, tally.runs - tally.fails)
+        known = ((first, est.at_parent), (merge, est.here))
+        s = self._search([first, *branch, merge], kind, known, level)
         where = f"{where} (branch of {merge[:10]})"
 
         def say(revs: Sequence[str]) -> None:
@@ -530,9 +497,7 @@ class ConfidentBisector:
         if repair is not None:
             self.progress(f"{where}: re-testing {len(broken)} commit(s) with {repair[:10]} on top")
             self.picks.update({b: repair for b in broken})
-            for b, verdict in zip(broken, self.budget.map(self._commit, broken)):
-                if (failed := changed(verdict, self.axis)) is not None:
-                    s.record(b, failed)
+            self._observe(s, broken)
             inner = drive(s, self.budget, self._commit, self.axis, say)
         posterior = inner.posterior * est.posterior
         status = inner.status
@@ -541,10 +506,9 @@ class ConfidentBisector:
         return replace(inner, posterior=posterior, status=status)
 
     def _drive_healing(self, s: CulpritSearch, revs: list[str], say) -> Estimate:
-        """``drive``, with healing as a search: a commit that cannot boot alone has its
-        repair looked for at once (the first commit after it that boots, by bisecting
-        the line between), and every commit from it up to the repair is then run with
-        the repair picked on top, so a long stretch costs a bisection, not a run each."""
+        """``drive``, healing as a search: for a commit that cannot boot alone, its repair
+        (the first later commit that boots, bisected) is picked on top of every commit up
+        to it, so a long stretch costs a bisection, not a run each."""
         while s.result().status == "pending":
             batch = s.next_steps(self.budget.jobs)
             if not batch:
@@ -552,13 +516,7 @@ class ConfidentBisector:
             # a commit never run yet runs once first: it may not boot at all
             batch = [p for i, p in enumerate(batch) if s.tally(p).runs or p not in batch[:i]]
             say(batch)
-            broken = []
-            for rev, verdict in zip(batch, self.budget.map(self._commit, batch)):
-                if (failed := changed(verdict, self.axis)) is None:
-                    broken.append(rev)
-                else:
-                    s.record(rev, failed)
-            for rev in dict.fromkeys(broken):
+            for rev in dict.fromkeys(self._observe(s, batch)):
                 if rev in self.picks or not self._stretch(s, revs, rev):
                     s.untestable(rev)
         return s.result()
@@ -569,12 +527,7 @@ class ConfidentBisector:
         j = next((x for x in range(i + 1, len(revs)) if self._boots.get(revs[x])), None)
         if j is None:
             return False
-
-        def record(sha: str, verdict: Verdict) -> None:
-            if (failed := changed(verdict, self.axis)) is not None:
-                s.record(sha, failed)
-
-        repair = self._repair(revs[i : j + 1], rev, record)
+        repair = self._repair(revs[i : j + 1], rev, s)
         if repair is None:
             return False
         start = i
@@ -587,9 +540,9 @@ class ConfidentBisector:
         self.progress(f"{rev[:10]} and its stretch: tested with {repair[:10]} picked on top")
         return True
 
-    def _repair(self, line: list[str], skipped: str, record=None) -> str | None:
-        """The first commit of ``line`` that boots after the last that does not (the
-        repair of ``skipped``), found by bisecting the line, one plain run a commit."""
+    def _repair(self, line: list[str], skipped: str, s: CulpritSearch | None = None) -> str | None:
+        """The repair of ``skipped``: the first commit of ``line`` that boots after the last
+        that does not, bisected, one plain run a commit (recorded in ``s``)."""
         while True:
             boots = [self._boots.get(c) for c in line]
             hi = next((i for i, b in enumerate(boots) if b), None)
@@ -602,19 +555,25 @@ class ConfidentBisector:
             rev = line[gap[len(gap) // 2]] if lo >= 0 or gap[0] != 0 else line[0]
             self.progress(f"looking for the repair of {skipped[:10]}: testing {rev[:10]}")
             (verdict,) = self.budget.map(lambda sha: self._run(sha, None), [rev])
-            if record is not None:
-                record(rev, verdict)
+            if s is not None and (failed := changed(verdict, self.axis)) is not None:
+                s.record(rev, failed)
 
     def _heal(self, s: CulpritSearch, heal: list[str], culprit: str | None, say) -> Estimate:
-        """Untestable commits just before the likeliest culprit: each run once with the
-        culprit's change picked on top (as plain bisection heals); those that then boot
-        count with their runs, and the search goes on."""
+        """Untestable commits just before the likeliest culprit, run once more with the
+        culprit on top (as plain bisection heals); those that then boot count."""
         self.progress(f"re-testing {len(heal)} untestable commit(s) with {culprit} on top")
         self.picks.update({u: culprit for u in heal})
-        for u, verdict in zip(heal, self.budget.map(self._commit, heal)):
-            if (failed := changed(verdict, self.axis)) is not None:
-                s.record(u, failed)
+        self._observe(s, heal)
         return drive(s, self.budget, self._commit, self.axis, say)
+
+    def _observe(self, s: CulpritSearch, revs: list[str]) -> list[str]:
+        """Run ``revs`` (each with its pick) into ``s``; returns those that could not tell."""
+        verdicts = self.budget.map(self._commit, revs)
+        told = [(rev, changed(v, self.axis)) for rev, v in zip(revs, verdicts)]
+        for rev, failed in told:
+            if failed is not None:
+                s.record(rev, failed)
+        return [rev for rev, failed in told if failed is None]
 
     def _commit(self, sha: str) -> Verdict:
         return self._run(sha, self.picks.get(sha))
@@ -629,17 +588,11 @@ class ConfidentBisector:
 
     def _line(self, est: Estimate) -> str:
         """``est.line()`` with commits by their short names, releases as they are."""
-
-        def short(rev: str | None) -> str | None:
-            return rev[:10] if rev and len(rev) == 40 else rev
-
-        named = replace(
-            est,
-            culprit=short(est.culprit),
-            parent=short(est.parent),
-            between=tuple(short(b) or b for b in est.between),
-        )
-        return named.line()
+        short = lambda rev: rev[:10] if rev and len(rev) == 40 else rev  # noqa: E731
+        between = tuple(short(b) for b in est.between)
+        return replace(
+            est, culprit=short(est.culprit), parent=short(est.parent), between=between
+        ).line()
 
     def _no_commit(self, finding: Finding, est: Estimate, what: str) -> Finding:
         finding.steps = list(self.steps)

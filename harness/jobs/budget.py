@@ -12,17 +12,14 @@ from harness.host.processes import Cancel
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: The longest the main thread sleeps while it waits for evaluations.  A Ctrl-C or
-#: SIGTERM the kernel hands to another thread only marks the signal pending, and Python
-#: runs its handler in the main thread once that thread wakes: an untimed wait slept
-#: through it until the cell's evaluation ended (with --repeat 50, past the 15 s the
-#: hygiene test allows), while every server kept running.
+#: The longest the main thread sleeps waiting for evaluations: a signal another thread
+#: receives runs its handler only once the main thread wakes; an untimed wait slept through
+#: Ctrl-C until the cell ended (--repeat 50: past the hygiene test's 15 s), servers running.
 TICK = 0.1
 
 
 def result(fut: Future[R], cancel: Cancel | None = None) -> R:
-    """``fut.result()``, waking every ``TICK``: a pending signal is handled, and a
-    cancelled run raises ``Cancelled`` here, from the main loop, holding no lock."""
+    """``fut.result()``, waking every ``TICK`` (a cancelled run raises here, holding no lock)."""
     while not wait([fut], timeout=TICK).done:
         if cancel is not None:
             cancel.check()
@@ -55,8 +52,8 @@ class Budget:
                 yield futures[fut], fut.result()
 
     def abandon(self) -> None:
-        """On Ctrl-C: running evaluations see the cancel and tear down, queued ones never
-        start, and nobody waits for them (the caller kills every server at once)."""
+        """On Ctrl-C: running evaluations see the cancel, queued ones never start, nobody
+        waits (the caller kills every server at once)."""
         self.cancel.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -1,19 +1,15 @@
-"""A range run: the release table (every requested release, or git ref, in every
-deployment), then the commit bisections of its transitions (one per transition, side by
-side, every evaluation drawn from the one budget), and what became of it (complete, or
-interrupted with the table so far).
-
-And ``--check``: one release (a version number) or one git ref, evaluated once (or
-``--repeat`` times) in the one deployment; with ``--confidence``, as often as it takes;
-with several scenarios (``--scenario all``), once per scenario, beside the release in
-use now when ``--from`` names it."""
+"""A range run: the release table (every release or git ref, in every deployment), then the
+commit bisections of its transitions side by side, every evaluation from the one budget.
+And ``--check``: one release or git ref in the one deployment (with ``--confidence``, as
+often as it takes; with several scenarios, once each, beside ``--from``'s release)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -74,9 +70,8 @@ def range_run(
     bisect: Bisect | None,
     refs: Callable[[], History] | None = None,
 ) -> Report:
-    """Fill ``report``; on Ctrl-C stop everything at once and mark it interrupted (the
-    caller prints the table so far and the command that resumes).  With ``refs`` (the
-    clone the user gave) a range end the index does not know is a git ref."""
+    """Fill ``report``; on Ctrl-C stop everything at once and mark it interrupted. With
+    ``refs`` (the clone the user gave) a range end the index does not know is a git ref."""
     try:
         found = release_table(lab, report.table, spec_text, budget, progress, refs)
         report.notes += worker_class_notes(report.table)
@@ -94,27 +89,32 @@ def range_run(
 def _commits(
     lab: Evaluator, report: Report, budget: Budget, progress: Progress, how: Bisect, refs: dict
 ) -> None:
+    """Every transition bisected side by side; findings in the order of the transitions, a
+    note for a range whose history cannot be read (no tag, git trouble)."""
     try:
         history = how.open_history()
-        picks = tuple(history.resolve(p) for p in how.picks)  # a --pick git cannot name
+        how = replace(how, picks=tuple(history.resolve(p) for p in how.picks))  # git names them
     except SourceError as exc:
         if how.repo_given:
             raise
         report.notes.append(f"commit bisection skipped: {exc}")
         progress(f"commit bisection skipped: {exc}")
         return
-    findings, notes = bisect_commits(
-        lab,
-        report.table,
-        WithRefs(history, refs) if refs else history,
-        budget,
-        progress,
-        how.first_parent,
-        how.confidence,
-        picks,
-    )
-    report.findings += findings
-    report.notes += notes
+    work = report.table.all_transitions()
+    progress.start(8 * len(work), "commits")  # an estimate: a bisection tests 6-11 commits
+    history = WithRefs(history, refs) if refs else history
+    one = partial(_bisect_one, lab, report.table, history, budget, progress, how)
+    drivers = ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="bisect")
+    futures = [drivers.submit(one, *job) for job in work]
+    try:
+        done = [result(f, budget.cancel) for f in futures]  # in slices: see budget.TICK
+    except BaseException:
+        budget.abandon()
+        drivers.shutdown(wait=False, cancel_futures=True)
+        raise
+    drivers.shutdown(wait=True)
+    report.findings += [f for f, _ in done if f is not None]
+    report.notes += [n for _, n in done if n]
 
 
 def _ref(lab: Evaluator, history: History, name: str) -> tuple[str, str, Any]:
@@ -127,14 +127,10 @@ def _ref(lab: Evaluator, history: History, name: str) -> tuple[str, str, Any]:
 def fetch_one(
     lab: Evaluator, name: str, open_history: Callable[[], History], repo_given: bool
 ) -> Any:
-    """``--check``'s target: a release on the index, or a git ref built from the history.
-    A name like a version not on the index is a git ref (a tag) only with --repo."""
-    if targets.looks_like_version(name):
-        versions = lab.versions()
-        spec = targets.parse(name)
-        name = targets.resolve(spec, versions, lab.package, refs=repo_given)[0]
-        if name in versions:
-            return lab.fetch(name)
+    """``--check``'s target: a release on the index, or a git ref built from the history."""
+    name = resolved(lab, name, repo_given)
+    if targets.looks_like_version(name) and name in lab.versions():
+        return lab.fetch(name)
     return _ref(lab, open_history(), name)[2]
 
 
@@ -147,8 +143,7 @@ def release_table(
     refs: Callable[[], History] | None = None,
 ) -> dict[str, str]:
     """Fill ``table`` cell by cell as results arrive (an interrupt leaves what was
-    established); a download (or a build, for a git ref) per target first, then each
-    cell.  Returns the git refs of the table: row name -> sha."""
+    established), each target fetched first. Returns the table's git refs: row -> sha."""
     versions = lab.versions()
     spec = targets.parse(spec_text, refs is not None)
     names = targets.resolve(spec, versions, lab.package, refs is not None)
@@ -202,72 +197,29 @@ def worker_class_notes(table: Table) -> list[str]:
     return notes
 
 
-def bisect_commits(
-    lab: Evaluator,
-    table: Table,
-    history: History,
-    budget: Budget,
-    progress: Progress,
-    first_parent: bool = False,
-    confidence: Confidence | None = None,
-    picks: tuple[str, ...] = (),
-) -> tuple[list[Finding], list[str]]:
-    """(findings in the order of the transitions, notes): a range whose own history
-    cannot be read (no tag, git trouble) is skipped with a note."""
-    work = table.all_transitions()
-    if not work:
-        return [], []
-    # an estimate: a bisection between two releases tests about 6-11 commits
-    progress.start(8 * len(work), "commits")
-    drivers = ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="bisect")
-    futures = [
-        drivers.submit(
-            _bisect_one,
-            lab,
-            table,
-            history,
-            budget,
-            progress,
-            (first_parent, confidence, picks),
-            *job,
-        )
-        for job in work
-    ]
-    try:
-        done = [result(f, budget.cancel) for f in futures]  # in slices: see budget.TICK
-    except BaseException:
-        budget.abandon()
-        drivers.shutdown(wait=False, cancel_futures=True)
-        raise
-    drivers.shutdown(wait=True)
-    findings = [f for f, _ in done if f is not None]
-    return findings, [n for _, n in done if n]
-
-
 def _bisect_one(
     lab: Evaluator,
     table: Table,
     history: History,
     budget: Budget,
     progress: Progress,
-    how: tuple[bool, Confidence | None, tuple[str, ...]],
+    how: Bisect,
     deployment: str,
     axis: Axis,
     t: Transition,
 ) -> tuple[Finding | None, str]:
     """One transition: its finding, or a note saying why its history cannot be read."""
-    first_parent, confidence, picks = how
     before = table.cell(t.before, deployment)
     python = before.python if before else None
     bisector: Bisector | ConfidentBisector
-    if confidence is not None:
+    if how.confidence is not None:
         bisector = ConfidentBisector(
-            history, lab, budget, deployment, python, axis, confidence,
-            before, table.cell(t.after, deployment), progress=progress, given=picks,
+            history, lab, budget, deployment, python, axis, how.confidence,
+            before, table.cell(t.after, deployment), progress=progress, given=how.picks,
         )  # fmt: skip
     else:
         bisector = Bisector(
-            history, lab, budget, deployment, python, axis, first_parent, progress, picks
+            history, lab, budget, deployment, python, axis, how.first_parent, progress, how.picks
         )  # fmt: skip
     try:
         finding = bisector.run(t.before, t.after, t.regression, _older(table, deployment, axis, t))
@@ -287,8 +239,7 @@ def _bisect_one(
 
 
 def _older(table: Table, deployment: str, axis: Axis, t: Transition) -> list[str]:
-    """The deployment's releases before ``t.before`` in its state, newest first: where a
-    bisection may start when ``t.before`` is not in ``t.after``'s history."""
+    """The deployment's releases before ``t.before`` in its state, newest first."""
     rows = table.deployment_rows(deployment)
     names = [r.target for r in rows]
     if t.before not in names:
@@ -297,36 +248,24 @@ def _older(table: Table, deployment: str, axis: Axis, t: Transition) -> list[str
     return [r.target for r in reversed(earlier) if axis.state(r.verdict) == t.regression]
 
 
-def _final_releases(lab: Evaluator) -> dict[Version, str]:
-    out = {}
-    for v in lab.versions():
-        try:
-            parsed = Version(v)
-        except InvalidVersion:
-            continue
-        if not parsed.is_prerelease and not parsed.is_devrelease:
-            out[parsed] = v
-    return out
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
 
 
 def _releases_of(
     finding: Finding, history: History, lab: Evaluator, table: Table, deployment: str,
     axis: Axis, t: Transition,
 ) -> None:  # fmt: skip
-    """The releases a finding's commit is in, read from the tags: the first release
-    whose tag contains it (said when the table names a later one, with what that
-    release did); a regression no later release fixes says the newest release still
-    has it."""
-    releases = _final_releases(lab)
+    """The first release whose tag contains the finding's commit (said when the table names a
+    later one); a regression no later release fixes says the newest release still has it."""
+    parsed = {v: _version(v) for v in lab.versions()}
+    releases = {p: v for v, p in parsed.items() if p and not (p.is_prerelease or p.is_devrelease)}
     if finding.status == "found" and finding.commit is not None:
-        tagged = []
-        for tag in history.tags_containing(finding.commit.sha):
-            try:
-                version = Version(tag.removeprefix("v"))
-            except InvalidVersion:
-                continue
-            if version in releases:
-                tagged.append(version)
+        tags = history.tags_containing(finding.commit.sha)
+        tagged = [v for t in tags if (v := _version(t.removeprefix("v"))) in releases]
         if tagged:
             finding.shipped_in = first = releases[min(tagged)]
             if first != t.after:
@@ -349,9 +288,8 @@ def _releases_of(
 
 
 def resolved(lab: Evaluator, target: str, repo_given: bool = False) -> str:
-    """The release a version number (or ``latest``) names on the index; a git ref as
-    given (with ``--repo``, a tag the index lacks too).  A release that does not exist
-    is the user's error, raised once."""
+    """The release a version number (or ``latest``) names on the index (with ``--repo``, a
+    tag the index lacks too); a git ref as given. A missing release is the user's error."""
     if targets.looks_like_version(target):
         spec = targets.parse(target)
         return targets.resolve(spec, lab.versions(), lab.package, refs=repo_given)[0]
@@ -377,14 +315,12 @@ def check_at(
     axis: Axis,
     repo_given: bool = False,
 ) -> tuple[CheckAnswer, Row]:
-    """``--check`` at ``--confidence``: run until pass or fail holds at P, or
-    ``--max-runs`` is spent (cannot tell); ``error`` runs are not counted.  The last row
-    is returned for its Python and detail."""
+    """``--check`` at ``--confidence``: run until pass or fail holds at P, or ``--max-runs``
+    is spent; ``error`` runs are not counted. The last row gives its Python and detail."""
     fetched = fetch_one(lab, target, open_history, repo_given)
-    run = lambda: lab.release(fetched, deployment)  # noqa: E731
     fails = runs = attempts = 0
     while True:
-        row = run()
+        row = lab.release(fetched, deployment)
         attempts += 1
         failed = changed(row.verdict, axis)
         if failed is not None:
@@ -392,9 +328,6 @@ def check_at(
         said = model_check(fails, runs, want.level)
         if said.verdict != "cannot tell" or attempts >= want.max_runs:
             return said, row
-
-
-# -- one candidate against every scenario (--scenario a,b / all, --from Y) ---------------
 
 
 @dataclass(frozen=True)
@@ -431,10 +364,9 @@ def check_all(
     progress: Progress,
     repo_given: bool = False,
 ) -> list[Entry]:
-    """Every case on ``target`` (and ``before``), within the one ``-j`` budget, in the
-    order given.  A case that refuses an option (``ScenarioError``) is an entry that did
-    not run; any other problem of one case is its ``error`` row, unless every run had
-    the same one: then it is the user's (raised, one line)."""
+    """Every case on ``target`` (and ``before``) from the one budget, in the order given. A
+    case refusing an option is an entry that did not run; another problem is its ``error``
+    row, unless every run had the same one: then it is the user's (raised)."""
     history = _once(open_history)
     wanted = [t for t in (before, target) if t is not None]
     work = [(i, t) for i, c in enumerate(cases) if c.lab is not None for t in wanted]

@@ -1,12 +1,8 @@
-"""What is set up once per run: the host examined (kernel, Pythons, the compat shim), a
-Runner per deployment, the real Lab, and the report's header.
-
-The Lab is the real Evaluator (harness.jobs.bisector): targets (harness.jobs.target)
-made by the run's one Maker, evaluated by each deployment's Runner in environments that are
-cached and verified.  The Runner evaluates one target: pick an interpreter, build or reuse
-its environment, run the scenario (``repeat`` times), decide.  The one place where the
-effects meet; it knows the scenario only through its interface and the target only
-through ``Target``."""
+"""Set up once per run: the host examined (kernel, Pythons, the compat shim), a Runner per
+deployment, the real Lab (the Evaluator: targets made by the run's one Maker), the report's
+header. The Runner evaluates one target: an interpreter, its environment (cached, verified),
+the scenario ``repeat`` times, the decision; it knows only the scenario's and ``Target``'s
+interfaces."""
 
 from __future__ import annotations
 
@@ -92,7 +88,8 @@ class Setup:
         return self.report.table
 
 
-def _host(found, kernel, use_compat: bool) -> dict:
+def _host(found, kernel, use_compat: bool) -> tuple[dict, list[str]]:
+    """The report's host record and its notes on the compat shim."""
     host = {
         "kernel": platform.release(),
         "compat": kernel.describe(),
@@ -102,23 +99,15 @@ def _host(found, kernel, use_compat: bool) -> dict:
         "host_python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    if kernel.reuseport_unix_rejected:
-        host["compat"] += ": compat shim on" if use_compat else ": compat off (--no-compat)"
-    return host
-
-
-def _compat_notes(kernel, use_compat: bool) -> list[str]:
+    if not kernel.reuseport_unix_rejected:
+        return host, []
     if use_compat:
-        return [
-            "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the scenario that "
-            "one call is a no-op, as on older kernels (--no-compat to turn off)"
-        ]
-    if kernel.reuseport_unix_rejected:
-        return [
-            "compat off: releases that set SO_REUSEPORT on a Unix socket cannot bind here "
-            "(error, not fail)"
-        ]
-    return []
+        host["compat"] += ": compat shim on"
+        note = "compat: this kernel rejects SO_REUSEPORT on AF_UNIX; inside the scenario that "
+        return host, [note + "one call is a no-op, as on older kernels (--no-compat to turn off)"]
+    host["compat"] += ": compat off (--no-compat)"
+    note = "compat off: releases that set SO_REUSEPORT on a Unix socket cannot bind here "
+    return host, [note + "(error, not fail)"]
 
 
 def header(scenarios: Sequence[Scenario], command: str, host: dict, notes: list[str]) -> Report:
@@ -186,8 +175,7 @@ def open_run(
         )
         for sc in scenarios
     }
-    host = _host(found, kernel, use_compat)
-    report = header(scenarios, command, host, _compat_notes(kernel, use_compat))
+    report = header(scenarios, command, *_host(found, kernel, use_compat))
     if package != "gunicorn":
         report.package = package
         pin = f"gunicorn {gunicorn}" if gunicorn else "the newest gunicorn that installs"
@@ -223,13 +211,6 @@ class Runner:
     #: end of the whole run (the other deployments may well run it)
     untestable_is_row: bool = False
 
-    def _candidates(self) -> list[Interpreter]:
-        """Newest first, every time: the newest Python that boots a release is the answer,
-        and each refusal is cached evidence (environments.preflight), cheap to read again."""
-        if self.override is not None:
-            return [self.override]
-        return order(self.interpreters)
-
     def _python(self, version: str | None) -> Interpreter | None:
         """The interpreter a target asks for by version (None: search, newest first)."""
         if version is None:
@@ -247,7 +228,9 @@ class Runner:
         tried: list[str] = []
         unmet: list[str] = []  # Pythons for which the scenario's own wheels do not exist
         what = target.describe()
-        for interp in self._candidates():
+        # newest first, every time: the newest Python that boots a release is the answer, and
+        # each refusal is cached evidence (environments.preflight), cheap to read again
+        for interp in [self.override] if self.override else order(self.interpreters):
             self.cancel.check()
             self.progress(f"{target.label}: environment on Python {interp.version}")
             try:
@@ -280,53 +263,35 @@ class Runner:
         raise NoInterpreter(f"no Python found here can run {what} (tried {found}){hint}", tried)
 
     def evaluate(self, target: Target) -> Row:
-        """Run the scenario on ``target``; build, install and boot problems become
-        ``error`` rows.
-
-        A target that names its Python (a commit: the Python that ran the releases around
-        it) is tried on that one only, so a commit that cannot boot is untestable, not a
-        reason to go hunting for another Python.
-        """
+        """Run the scenario on ``target``; build, install and boot problems are ``error``
+        rows. A target that names its Python (a commit: the Python of the releases around
+        it) is tried on that one only: a commit that cannot boot is untestable, not a
+        reason to go hunting for another Python."""
         self.cancel.check()
         t0 = time.monotonic()
-        found = self._environment(target)
-        if isinstance(found, Row):
-            return found
-        env, tried = found
-        return self._run(target, env, tried, time.monotonic() - t0)
-
-    def _environment(self, target: Target) -> tuple[environments.Environment, list[str]] | Row:
-        """The environment to run in, or the ``error`` row that says why there is none."""
-
-        def error(detail: str, **kw) -> Row:
-            detail = printable(
-                detail
-            )  # pip's or the import trial's words may quote the app's output
-            return Row(target.label, Verdict.ERROR, detail, kind=target.kind, sha=target.sha, **kw)
-
         interpreter = self._python(target.python)
         try:
             target.prepare()
             if interpreter is None:
-                return self.environment(target)
-            artifact, needs = self._needs(target, interpreter)
-            env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
-            if env.works:
-                return env, []
-            return error(
-                f"cannot boot on Python {interpreter.version}: {env.reason}",
-                python=interpreter.version,
-            )
+                env, tried = self.environment(target)
+            else:
+                artifact, needs = self._needs(target, interpreter)
+                env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
+                tried = []
+                if not env.works:
+                    why = f"cannot boot on Python {interpreter.version}: {env.reason}"
+                    return _error(target, why, python=interpreter.version)
         except BuildFailed as exc:
-            return error(str(exc))
+            return _error(target, str(exc))
         except (ArtifactError, environments.EnvError) as exc:
-            return error(f"install failed: {exc}")
+            return _error(target, f"install failed: {exc}")
         except NoInterpreter as exc:
             # a git target no Python runs is untestable (a skip), unless --python named one
             commit = target.kind == "commit" and self.override is None
             if not (self.untestable_is_row or commit):
                 raise
-            return error(str(exc), tried=exc.tried)
+            return _error(target, str(exc), tried=exc.tried)
+        return self._run(target, env, tried, time.monotonic() - t0)
 
     def _run(
         self,
@@ -381,6 +346,13 @@ class Runner:
             env_seconds=env_seconds,
             boot_seconds=boot,
         )
+
+
+def _error(target: Target, detail: str, **kw) -> Row:
+    """An ``error`` row (pip's or the import trial's words may quote the app's output)."""
+    return Row(
+        target.label, Verdict.ERROR, printable(detail), kind=target.kind, sha=target.sha, **kw
+    )
 
 
 def _add_facts(facts: dict, new: dict) -> None:

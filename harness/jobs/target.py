@@ -1,10 +1,9 @@
 """A target is one object: its label, what to build, which Python, its sha when it has one.
 
-Chosen once per run (``maker``): gunicorn's own releases on the index and commits or
-git refs built from the clone (``Gunicorn``), or a dependency's (``Pinned``,
-``--package NAME``: its requirement goes into the environment's requirement layer, so
-the interpreter search accounts for the dependency), gunicorn pinned.  The Runner and the
-Lab know a target only through ``Target``; a new kind of target touches this module only.
+Chosen once per run (``maker``): gunicorn's releases on the index and its commits or git refs
+(``Gunicorn``), or a ``--package`` dependency's (``Pinned``: its requirement joins the
+environment's requirement layer, so the interpreter search accounts for it), gunicorn pinned.
+The Runner and the Lab know only ``Target``; a new kind of target touches this module only.
 """
 
 from __future__ import annotations
@@ -33,11 +32,16 @@ class BuildFailed(ArtifactError):
     """A commit's wheel could not be built: an ``error`` row, never the end of the run."""
 
 
-class Target(Protocol):
+class Target:
+    """What the Runner and the Lab see of a target."""
+
     label: str  # the row's name: "19.6.0", "20.0.1 (e3659e8adc61)", "418f140445", "0.30.3"
     sha: str | None  # the full commit sha of a git target
     python: str | None  # the one Python to run it on (a commit: its releases'), else None
-    kind: str  # "release" or "commit" (a row's ``kind``)
+
+    @property
+    def kind(self) -> str:  # a row's ``kind``
+        return "release" if self.sha is None else "commit"
 
     def describe(self) -> str: ...  # how a message names it: "gunicorn 19.6.0"
 
@@ -48,9 +52,11 @@ class Target(Protocol):
         when something needed does not exist for that Python."""
         ...
 
-    def hint(self) -> str: ...  # said when no Python here runs it
+    def hint(self) -> str:  # said when no Python here runs it
+        return ""
 
-    def facts(self, artifact: Artifact) -> dict[str, Any]: ...  # beside the scenario's
+    def facts(self, artifact: Artifact) -> dict[str, Any]:  # beside the scenario's
+        return {}
 
 
 def commit_label(sha: str, pick: str | None) -> str:
@@ -79,18 +85,14 @@ class _Built:
 
 
 @dataclass(frozen=True)
-class Gunicorn:
-    """gunicorn itself: a release on the index (its wheel fetched once for every deployment),
-    or a commit or git ref (``sha``), its wheel built from the clone on first use."""
+class Gunicorn(Target):
+    """A release on the index (its wheel fetched once for every deployment), or a commit or
+    git ref (``sha``), its wheel built from the clone on first use."""
 
     label: str
     wheel: Callable[[], Artifact]
     sha: str | None = None
     python: str | None = None
-
-    @property
-    def kind(self) -> str:
-        return "release" if self.sha is None else "commit"
 
     def describe(self) -> str:
         return f"gunicorn {self.label}"
@@ -106,9 +108,6 @@ class Gunicorn:
         need = next((v for k, v in _KNOWN_NEEDS.items() if version.startswith(k)), None)
         return f"; it likely needs Python <= {need}: {how_to_get(need)}" if need else ""
 
-    def facts(self, artifact: Artifact) -> dict[str, Any]:
-        return {}
-
 
 def fetched(wheel: Artifact) -> Gunicorn:
     """A gunicorn release whose wheel is at hand."""
@@ -116,7 +115,7 @@ def fetched(wheel: Artifact) -> Gunicorn:
 
 
 @dataclass(frozen=True)
-class Pinned:
+class Pinned(Target):
     """A dependency's release or commit; the row is named after it, gunicorn pinned."""
 
     name: str  # the dependency, canonical
@@ -126,10 +125,6 @@ class Pinned:
     sha: str | None = None
     python: str | None = None
 
-    @property
-    def kind(self) -> str:
-        return "release" if self.sha is None else "commit"
-
     def describe(self) -> str:
         return f"{self.name} {self.label}"
 
@@ -138,9 +133,6 @@ class Pinned:
 
     def needs(self, needs: EnvNeeds, interp: Interpreter, cache: Path) -> tuple[Artifact, EnvNeeds]:
         return self.gunicorn(interp), pinned_needs(needs, self.requirement(), interp, cache)
-
-    def hint(self) -> str:
-        return ""
 
     def facts(self, artifact: Artifact) -> dict[str, Any]:
         return {"gunicorn": artifact.version}  # the pinned gunicorn, beside the dependency
@@ -206,11 +198,8 @@ class GunicornTargets:
     def commit(
         self, history: Repo, sha: str, pick: str | None, python: str | None, label: str = ""
     ) -> Target:
-        label = label or commit_label(sha, pick)
-        return Gunicorn(label, self._build(history, sha, pick), sha, python)
-
-    def _build(self, history: Repo, sha: str, pick: str | None) -> _Built:
-        return _Built(lambda: commit_wheels.commit_wheel(history, sha, self.cache, pick))
+        wheel = _Built(lambda: commit_wheels.commit_wheel(history, sha, self.cache, pick))
+        return Gunicorn(label or commit_label(sha, pick), wheel, sha, python)
 
 
 @dataclass(frozen=True)
@@ -226,16 +215,14 @@ class PackageTargets:
     def commit(
         self, history: Repo, sha: str, pick: str | None, python: str | None, label: str = ""
     ) -> Target:
-        label = label or commit_label(sha, pick)
-        build = self._build(history, sha, pick)
-        return Pinned(self.package, label, build, self.gunicorn, sha, python)
-
-    def _build(self, history: Repo, sha: str, pick: str | None) -> Callable[[], str]:
-        """The requirement on the wheel built from ``sha``, by the dependency's PEP 517 build."""
+        """The requirement is on the wheel the dependency's PEP 517 build makes of ``sha``."""
         built = _Built(
             lambda: commit_wheels.package_commit_wheel(history, sha, self.cache, self.package, pick)
         )
-        return lambda: f"{self.package} @ {built().wheel.resolve().as_uri()}"
+        req = lambda: f"{self.package} @ {built().wheel.resolve().as_uri()}"  # noqa: E731
+        return Pinned(
+            self.package, label or commit_label(sha, pick), req, self.gunicorn, sha, python
+        )
 
 
 def maker(cache: Path, package: str = GUNICORN, gunicorn: str | None = None) -> Maker:
