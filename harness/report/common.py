@@ -1,19 +1,16 @@
-"""What every renderer says the same way: verdict names, transition lines, conclusions,
-finding headings; and text that fits a terminal (``fit_table``: the widest cells wrap to
-the width; ``fit_line``: long lines wrap with a hanging indent; ``width=None``, not a
-terminal: everything whole).  Formatting only; the facts come from harness.model.table."""
+"""What every renderer says the same way (verdict names, transitions, conclusions, findings)
+and text that fits a terminal ``width`` (None: not a terminal, everything whole)."""
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 import textwrap
 from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from harness.model.results import COMPAT_NOTE, Finding, Row
+from harness.model.results import COMPAT_NOTE, Finding, Row, Step
 from harness.model.search import Transition
 from harness.model.table import Report
 from harness.model.verdict import Axis, Verdict, printable
@@ -35,30 +32,22 @@ def bare(detail: str) -> str:
     return detail[: -len(COMPAT_NOTE)] if detail.endswith(COMPAT_NOTE) else detail
 
 
-def used_compat(detail: str) -> bool:
-    return detail.endswith(COMPAT_NOTE)
+def shimmed(r: Row | Step | None) -> bool:
+    """A row or step that ran with the compat shim (a row's flag, or its evidence says so)."""
+    return r is not None and (getattr(r, "compat", False) or r.detail.endswith(COMPAT_NOTE))
 
 
-def any_compat(rep: Report) -> bool:
-    """Whether any row or bisection step of the report ran with the compat shim."""
-    return any(r.compat or used_compat(r.detail) for r, _ in rep.table.rows()) or any(
-        used_compat(s.detail) for f in rep.findings for s in f.steps
-    )
+def compat_notes(notes: Sequence[str], used: bool, marked: bool = True) -> list[str]:
+    """The compat note only when the shim was used; ``marked``: the table marks such rows."""
+    shim = [n.startswith("compat: ") for n in notes]
+    mark = f" (rows marked {COMPAT_MARK})" if marked else ""
+    return [n + mark if s else n for n, s in zip(notes, shim) if used or not s]
 
 
 def notes(rep: Report, marked: bool = True) -> list[str]:
-    """The notes that apply: the compat one only when a row or step used the shim
-    (``marked``: it says so in the text and markdown tables, where such rows carry
-    ``*``; the JSON has each row's ``compat``)."""
-    used = any_compat(rep)
-    out = []
-    for n in rep.notes:
-        if n.startswith("compat: "):
-            if not used:
-                continue
-            n = f"{n} (rows marked {COMPAT_MARK})" if marked else n
-        out.append(n)
-    return out
+    """The notes that apply (the JSON, unmarked, has each row's ``compat``)."""
+    rows = [r for r, _ in rep.table.rows()] + [s for f in rep.findings for s in f.steps]
+    return compat_notes(rep.notes, any(map(shimmed, rows)), marked)
 
 
 def use_colour(stream=sys.stdout) -> bool:
@@ -147,6 +136,33 @@ def finding_head(f: Finding, rep: Report) -> tuple[str, str]:
 
 def who(c) -> str:
     return f"{c.date[:10]}, {c.author.split(' <')[0]}"
+
+
+def unsettled(f: Finding) -> str | None:
+    """What a finding without a commit says (None: it has one)."""
+    if f.status == "skipped":
+        return f"commit bisection skipped: {f.reason}"
+    if f.status == "ambiguous":
+        return f"not settled: {f.reason}:"
+    return f.reason if f.status != "found" or f.commit is None else None
+
+
+def refs(c) -> list[str]:
+    return ([f"PR #{c.pr}"] if c.pr else []) + [f'"Fix #{n}"' for n in c.fixes]
+
+
+def finding_details(f: Finding, code=str) -> list[str]:
+    """A found commit's lines after its first (``code`` marks a sha)."""
+    out = []
+    if f.merge is not None:
+        pr = f" (PR #{f.merge.pr})" if f.merge.pr else ""
+        out.append(f"reached the mainline in {code(f.merge.sha[:12])}{pr} {f.merge.subject!r}")
+    if f.needed:
+        picks = ", ".join(code(n[:12]) for n in f.needed)
+        out.append(f"untestable alone: tested with {picks} picked on top so that it could boot")
+    if f.estimate is not None:
+        out.append(f"confidence: {f.reason}")
+    return out + f.notes
 
 
 def matrix_cells(rep: Report, cell) -> list[list[str]]:
@@ -246,13 +262,3 @@ def fit_line(text: str, width: int | None, indent: int = 2) -> list[str]:
         break_long_words=False,
     )
     return wrapped or [text]
-
-
-_SPACES = re.compile(r"\s+")
-
-
-def shorten(text: str, width: int | None) -> str:
-    """One line cut to ``width`` with `` ...`` (a header that must stay one line)."""
-    if width is None or len(text) <= width:
-        return text
-    return textwrap.shorten(_SPACES.sub(" ", text), width, placeholder=" ...")

@@ -12,11 +12,14 @@ from harness.report.common import (
     conclusions,
     default_terms,
     evidence,
+    finding_details,
     finding_head,
     fit_table,
     matrix_cells,
     notes,
-    used_compat,
+    refs,
+    shimmed,
+    unsettled,
     verdict_name,
     who,
 )
@@ -26,33 +29,17 @@ from harness.report.text import steps_table
 def _finding(f: Finding, rep: Report) -> list[str]:
     """The finding as a list a maintainer can paste into an upstream issue."""
     notes = [f"- {n}" for n in f.notes]
-    if f.status == "skipped":
-        return [f"- commit bisection skipped: {f.reason}", *notes]
-    if f.status == "ambiguous":
-        return (
-            [f"- not settled: {f.reason}:"]
-            + [f"  - `{c.short}` {c.subject!r} ({who(c)})" for c in f.candidates]
-            + notes
-        )
-    if f.status != "found" or f.commit is None:
-        return [f"- {f.reason}", *notes]
+    said = unsettled(f)
+    if said is not None:
+        listed = f.candidates if f.status == "ambiguous" else []
+        return [f"- {said}", *(f"  - `{c.short}` {c.subject!r} ({who(c)})" for c in listed), *notes]
     c = f.commit
-    label = finding_head(f, rep)[1]
     sha = f"[`{c.sha[:12]}`]({f.url})" if f.url else f"`{c.sha[:12]}`"
-    refs = ([f"PR #{c.pr}"] if c.pr else []) + [f'"Fix #{n}"' for n in c.fixes]
-    out = [f"- {label}: {sha} {c.subject!r} ({who(c)})" + (f", {', '.join(refs)}" if refs else "")]
+    ref = f", {', '.join(refs(c))}" if refs(c) else ""
+    out = [f"- {finding_head(f, rep)[1]}: {sha} {c.subject!r} ({who(c)}){ref}"]
     out.append(f"  - full sha: `{c.sha}`")
-    if f.merge is not None:
-        pr = f" (PR #{f.merge.pr})" if f.merge.pr else ""
-        out.append(f"- reached the mainline in `{f.merge.sha[:12]}`{pr} {f.merge.subject!r}")
-    if f.needed:
-        picks = ", ".join(f"`{n[:12]}`" for n in f.needed)
-        out.append(f"- untestable alone: tested with {picks} picked on top so that it could boot")
-    if f.estimate is not None:
-        out.append(f"- confidence: {f.reason}")
-    out += notes
-    out.append(f"- {len(f.steps)} commits tested:")
-    return out
+    out += [f"- {line}" for line in finding_details(f, lambda sha: f"`{sha}`")]
+    return out + [f"- {len(f.steps)} commits tested:"]
 
 
 def _conclusions(rep: Report) -> list[str]:
@@ -85,7 +72,7 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
     """The matrix as a github table, the evidence, and which deployments fail where."""
 
     def bold(r) -> str:
-        mark = f" {COMPAT_MARK}" if r.compat or used_compat(r.detail) else ""
+        mark = f" {COMPAT_MARK}" if shimmed(r) else ""
         return f"**{verdict_name(r.verdict, rep).upper()}**{mark}"
 
     out = [

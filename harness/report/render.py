@@ -13,7 +13,15 @@ from pathlib import Path
 from harness.host.fsutil import atomic_write_text
 from harness.model.results import Row
 from harness.model.table import Checked, Entry, Report, summary
-from harness.report.common import COMPAT_MARK, bare, fit_line, fit_table, shown, used_compat
+from harness.report.common import (
+    COMPAT_MARK,
+    bare,
+    compat_notes,
+    fit_line,
+    fit_table,
+    shimmed,
+    shown,
+)
 from harness.report.json import as_json, tool
 from harness.report.markdown import render_markdown
 from harness.report.osv import as_osv
@@ -39,14 +47,10 @@ def render(
 NOT_RUN = "not run"
 
 
-def _compat(row: Row | None) -> bool:
-    return row is not None and (row.compat or used_compat(row.detail))
-
-
 def _verdict(row: Row | None, colour: bool) -> str:
     if row is None:
         return NOT_RUN.upper()
-    return shown(row.verdict, colour) + (f" {COMPAT_MARK}" if _compat(row) else "")
+    return shown(row.verdict, colour) + (f" {COMPAT_MARK}" if shimmed(row) else "")
 
 
 def _evidence(e: Entry) -> str:
@@ -87,12 +91,7 @@ def _deployment(c: Checked) -> str:
 
 
 def _notes(c: Checked) -> list[str]:
-    used = any(_compat(e.row) or _compat(e.before) for e in c.entries)
-    return [
-        f"{n} (rows marked {COMPAT_MARK})" if n.startswith("compat: ") else n
-        for n in c.notes
-        if used or not n.startswith("compat: ")
-    ]
+    return compat_notes(c.notes, any(shimmed(e.row) or shimmed(e.before) for e in c.entries))
 
 
 def _head(c: Checked) -> str:

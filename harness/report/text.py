@@ -12,14 +12,18 @@ from harness.report.common import (
     bare,
     conclusions,
     evidence,
+    finding_details,
     finding_head,
     fit_line,
     fit_table,
     matrix_cells,
     notes,
+    refs,
+    shimmed,
     shown,
-    used_compat,
+    unsettled,
     verdict_name,
+    who,
 )
 
 
@@ -42,8 +46,7 @@ def _header(rep: Report, width: int | None) -> list[str]:
 
 def verdict_cell(r: Row | Step, colour: bool, rep: Report) -> str:
     """The verdict, marked when the compat shim was used (the note says what it means)."""
-    used = getattr(r, "compat", False) or used_compat(r.detail)
-    return shown(r.verdict, colour, rep) + (f" {COMPAT_MARK}" if used else "")
+    return shown(r.verdict, colour, rep) + (f" {COMPAT_MARK}" if shimmed(r) else "")
 
 
 def _plain(rep: Report, colour: bool, width: int | None) -> list[str]:
@@ -84,40 +87,17 @@ def _finding(f: Finding, rep: Report) -> list[str]:
     head, label = finding_head(f, rep)
     if f.deployment:
         head = f"{f.deployment}: {head}"
-    notes = [f"    {n}" for n in f.notes]
-    if f.status == "skipped":
-        return [f"{head}  commit bisection skipped: {f.reason}", *notes]
-    if f.status == "ambiguous":
-        out = [f"{head}  not settled: {f.reason}:"]
-        out += [
-            f"    {c.short} {c.subject!r} ({c.date[:10]}, {c.author.split(' <')[0]})"
-            for c in f.candidates
-        ]
-        return out + notes
-    if f.status != "found" or f.commit is None:
-        return [f"{head}  {f.reason}", *notes]
+    said = unsettled(f)
+    if said is not None:
+        listed = f.candidates if f.status == "ambiguous" else []
+        cands = [f"    {c.short} {c.subject!r} ({who(c)})" for c in listed]
+        return [f"{head}  {said}", *cands, *(f"    {n}" for n in f.notes)]
     c = f.commit
-    refs = ([f"PR #{c.pr}"] if c.pr else []) + [f'"Fix #{n}"' for n in c.fixes]
-    ref = f" ({', '.join(refs)})" if refs else ""
-    out = [
-        f"{head}  {label} {c.sha[:12]} {c.subject!r} "
-        f"({c.date[:10]}, {c.author.split(' <')[0]}){ref}"
-    ]
+    ref = f" ({', '.join(refs(c))})" if refs(c) else ""
     pad = " " * (len(head) + 2)
-    if f.merge is not None:
-        pr = f" (PR #{f.merge.pr})" if f.merge.pr else ""
-        out.append(f"{pad}reached the mainline in {f.merge.sha[:12]}{pr} {f.merge.subject!r}")
-    if f.needed:
-        out.append(
-            f"{pad}untestable alone: tested with {', '.join(n[:12] for n in f.needed)} "
-            "picked on top so that it could boot"
-        )
-    if f.estimate is not None:
-        out.append(f"{pad}confidence: {f.reason}")
-    out += [f"{pad}{n}" for n in f.notes]
-    if f.url:
-        out.append(f"{pad}{f.url}")
-    return out
+    out = [f"{head}  {label} {c.sha[:12]} {c.subject!r} ({who(c)}){ref}"]
+    out += [pad + line for line in finding_details(f)]
+    return out + ([f"{pad}{f.url}"] if f.url else [])
 
 
 def _hang(line: str) -> int:
