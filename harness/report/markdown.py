@@ -51,20 +51,14 @@ def _affected_deployments(rep: Report) -> list[str]:
     table, new, old = rep.table, rep.primary.new, rep.primary.old
     lines = []
     for target in table.tested():
-        cells = [(c, table.cell(target, c)) for c in table.labels]
-        if not any(r is not None and r.verdict is new for _, r in cells):
-            continue
         by_verdict: dict[Verdict, list[str]] = {}
-        for c, r in cells:
-            if r is not None:
+        for c in table.labels:
+            if (r := table.cell(target, c)) is not None:
                 by_verdict.setdefault(r.verdict, []).append(c)
-        order = [new, old] + [v for v in by_verdict if v not in (new, old)]
-        parts = [
-            f"{verdict_name(v, rep)} with {', '.join(by_verdict[v])}"
-            for v in order
-            if v in by_verdict
-        ]
-        lines.append(f"- `{target}`: " + "; ".join(parts))
+        if new in by_verdict:
+            order = [v for v in dict.fromkeys([new, old, *by_verdict]) if v in by_verdict]
+            said = [f"{verdict_name(v, rep)} with {', '.join(by_verdict[v])}" for v in order]
+            lines.append(f"- `{target}`: " + "; ".join(said))
     return lines or [f"- no tested release is {verdict_name(new, rep)} in any deployment"]
 
 
@@ -92,29 +86,18 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
     return out + ["### Which deployments are affected", ""] + _affected_deployments(rep) + [""]
 
 
-def _cell(text: str) -> str:
-    """Evidence as one github table cell: one line (``fit.table`` escapes its ``|``)."""
-    return " ".join(text.split("\n"))
-
-
 def _plain(rep: Report) -> list[str]:
     rows = [r for r, _ in rep.table.rows()]
     # where the scenario reports them: the worker that ran, the trigger, the compat shim
     facts = any("worker_class" in r.facts or "trigger" in r.facts for r in rows)
-    lines = [
-        [f"`{r.target}`", r.python or "-"]
-        + (
-            [r.facts.get("worker_class") or "-", r.facts.get("trigger") or "-"]
-            + ["shim" if r.compat else "-"]
-            if facts
-            else []
-        )
-        + [
-            f"**{verdict_name(r.verdict, rep).upper()}**" + (f" {COMPAT_MARK}" if r.compat else ""),
-            _cell(bare(r.detail)),
-        ]
-        for r in rows
-    ]
+    lines = []
+    for r in rows:
+        told = [r.facts.get("worker_class") or "-", r.facts.get("trigger") or "-"]
+        told += ["shim" if r.compat else "-"]
+        mark = f" {COMPAT_MARK}" if r.compat else ""
+        cells = [f"`{r.target}`", r.python or "-", *(told if facts else [])]
+        cells.append(f"**{verdict_name(r.verdict, rep).upper()}**{mark}")
+        lines.append(cells + [" ".join(bare(r.detail).split("\n"))])  # one line: a github cell
     headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
     out = [fit_table(lines, headers + ["verdict", "evidence"], fmt="github"), ""]
     out += _conclusions(rep)
@@ -128,14 +111,14 @@ def _plain(rep: Report) -> list[str]:
     return out + [""]
 
 
-def render_markdown(rep: Report, verbose: bool = False) -> str:
-    h = rep.host
-    out = [f"## {rep.title}", ""]
-    out.append(f"- host: Linux {h.get('kernel')}, {h.get('compat')}")
+def host_lines(h: dict) -> list[str]:
+    out = [f"- host: Linux {h.get('kernel')}, {h.get('compat')}"]
     out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
-    if h.get("date"):
-        out.append(f"- date: {h['date']}")
-    out.append(f"- scenario: {rep.params}")
+    return out + ([f"- date: {h['date']}"] if h.get("date") else [])
+
+
+def render_markdown(rep: Report, verbose: bool = False) -> str:
+    out = [f"## {rep.title}", "", *host_lines(rep.host), f"- scenario: {rep.params}"]
     if not rep.table.single:
         out += [f"  - `{c.label}`: {c.summary}" for c in rep.table.deployments]
     out.append("")

@@ -23,7 +23,7 @@ from harness.report.common import (
     shown,
 )
 from harness.report.json import as_json, tool
-from harness.report.markdown import render_markdown
+from harness.report.markdown import host_lines, render_markdown
 from harness.report.osv import as_osv
 from harness.report.text import host_line, render_table
 
@@ -112,13 +112,8 @@ def text_checked(c: Checked, colour: bool = False, width: int | None = None) -> 
 
 
 def markdown_checked(c: Checked) -> str:
-    h = c.host
     beside = f" beside {c.before}" if c.before else ""
-    out = [f"## Checking {c.named}{beside}: {len(c.entries)} scenario(s)", ""]
-    out.append(f"- host: Linux {h.get('kernel')}, {h.get('compat')}")
-    out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
-    if h.get("date"):
-        out.append(f"- date: {h['date']}")
+    out = [f"## Checking {c.named}{beside}: {len(c.entries)} scenario(s)", "", *host_lines(c.host)]
     out += [f"- deployment: {_deployment(c)}", ""]
     rows, headers = _rows(c, False, bold=True)
     out += [fit_table(rows, headers, None, "github"), ""]
