@@ -1,6 +1,5 @@
-"""The JSON document (``--format json`` and the run record): one path for any number of
-columns; with several, every entry names its ``column`` and ``affected_by_release``
-says which deployments are affected where."""
+"""The JSON document (``--format json`` and the run record); with several deployments every
+entry names its ``column`` (the JSON's word for a deployment)."""
 
 from __future__ import annotations
 
@@ -37,8 +36,8 @@ def _changes(rep: Report, ax: Axis) -> tuple[list[dict], list[dict]]:
 
 
 def _row(rep: Report, r: Row, deployment: str) -> dict:
-    """A row of one deployment: ``worker_class`` is what ran (gunicorn's log; in a matrix null
-    when no server ran), ``column`` what was asked."""
+    """``worker_class``: what ran (gunicorn's log; in a matrix null when no server ran),
+    ``column``: the deployment asked for."""
     out = r.as_json()
     out.setdefault("column", deployment)
     out.setdefault("bind", deployment.rsplit("/", 1)[-1])

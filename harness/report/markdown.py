@@ -1,5 +1,5 @@
-"""The paste-ready report: a github table, conclusions, affected releases (or which
-deployments are affected), each finding as a list, and the command that reproduces it."""
+"""The paste-ready report: a github table, conclusions, what is affected, each finding as a
+list, and the command that reproduces it."""
 
 from __future__ import annotations
 

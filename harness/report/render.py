@@ -1,7 +1,5 @@
-"""One entry for every output format: ``render(report, fmt)``; a check-all's renderings
-(``--check X --scenario all``) in every format; and the run records: the JSON document and
-the markdown report side by side in results/, each written atomically so a reader never
-sees half a file."""
+"""``render(report, fmt)`` for every format, a check-all's renderings, and the run records:
+the JSON and the markdown side by side in results/, each written atomically."""
 
 from __future__ import annotations
 
@@ -14,18 +12,16 @@ from harness.host.fsutil import atomic_write_text
 from harness.model.results import Row
 from harness.model.table import Checked, Entry, Report, summary
 from harness.report.common import (
-    COMPAT_MARK,
     bare,
     compat_notes,
     fit_line,
     fit_table,
     shimmed,
-    shown,
 )
 from harness.report.json import as_json, tool
 from harness.report.markdown import host_lines, render_markdown
 from harness.report.osv import as_osv
-from harness.report.text import host_line, render_table
+from harness.report.text import host_line, render_table, verdict_cell
 
 FORMATS = ("table", "markdown", "json", "osv")
 
@@ -33,8 +29,8 @@ FORMATS = ("table", "markdown", "json", "osv")
 def render(
     rep: Report, fmt: str, colour: bool = False, verbose: bool = False, width: int | None = None
 ) -> str:
-    """``verbose``: a matrix lists the evidence of every cell, not only those not passing;
-    ``width``: the terminal's, which the text table fits (JSON and markdown stay whole)."""
+    """``verbose``: a matrix's evidence for every cell, not only those not passing; ``width``:
+    the terminal's, which the text table fits."""
     if fmt == "json":
         return json.dumps(as_json(rep), indent=2)
     if fmt == "osv":
@@ -48,14 +44,12 @@ NOT_RUN = "not run"
 
 
 def _verdict(row: Row | None, colour: bool) -> str:
-    if row is None:
-        return NOT_RUN.upper()
-    return shown(row.verdict, colour) + (f" {COMPAT_MARK}" if shimmed(row) else "")
+    return NOT_RUN.upper() if row is None else verdict_cell(row, colour, None)
 
 
 def _evidence(e: Entry) -> str:
-    """Why it did not run; else the candidate's evidence, or the --from release's when
-    that one is where the failure is (fixed by upgrading)."""
+    """Why it did not run, or the candidate's evidence (the --from release's when only that
+    one fails: fixed by upgrading)."""
     if e.row is None:
         return f"could not run as asked: {e.refused}"
     if e.before is not None and e.fails(e.before) and not e.fails():

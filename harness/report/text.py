@@ -1,5 +1,5 @@
-"""The terminal report: a tabulate table (one verdict column per deployment when there
-are several), the conclusions, each finding with its steps, the notes."""
+"""The terminal report: the table (a verdict column per deployment), the conclusions, each
+finding with its steps, the notes."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from harness.report.common import (
 
 
 def host_line(host: dict, width: int | None = None) -> str:
-    """``host:``: what the kernel does with SO_REUSEPORT on AF_UNIX and the Pythons found by version (their sources,
-    paths and the errno are in the JSON record), wrapped to the width."""
+    """What the kernel does with SO_REUSEPORT on AF_UNIX and the Pythons by version (their
+    sources, paths and the errno are in the JSON record)."""
     versions = [p.split(" (", 1)[0] for p in host.get("pythons", [])]
     pythons = ", ".join(versions) or "none"
     compat = re.sub(r" \(errno [^)]*\)", "", str(host.get("compat", "?")))
@@ -44,8 +44,8 @@ def _header(rep: Report, width: int | None) -> list[str]:
     return out + [host_line(rep.host, width), ""]
 
 
-def verdict_cell(r: Row | Step, colour: bool, rep: Report) -> str:
-    """The verdict, marked when the compat shim was used (the note says what it means)."""
+def verdict_cell(r: Row | Step, colour: bool, rep: Report | None) -> str:
+    """The verdict, marked when the compat shim was used (a note says what it means)."""
     return shown(r.verdict, colour, rep) + (f" {COMPAT_MARK}" if shimmed(r) else "")
 
 
@@ -122,7 +122,6 @@ def steps_table(f: Finding, fmt: str, colour: bool, rep: Report, width: int | No
 def render_table(
     rep: Report, colour: bool = False, verbose: bool = False, width: int | None = None
 ) -> str:
-    """The report for a terminal ``width`` columns wide (None: every cell whole)."""
     out = _header(rep, width)
     out += _plain(rep, colour, width) if rep.table.single else _matrix(rep, colour, verbose, width)
     for c in conclusions(rep):
