@@ -57,11 +57,7 @@ class Axis:
 
     def state(self, verdict: Verdict) -> bool | None:
         """True in the old state, False in the new one, None when it cannot tell."""
-        if verdict is self.old:
-            return True
-        if verdict is self.new:
-            return False
-        return None
+        return True if verdict is self.old else False if verdict is self.new else None
 
     @property
     def primary(self) -> bool:
@@ -73,10 +69,7 @@ DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 
 def primary_axis(terms: tuple[str, str] | None) -> Axis:
     """pass -> fail, under the names the user chose with --terms."""
-    if terms is None:
-        return DEFAULT_AXIS
-    old, new = terms
-    return Axis("primary", Verdict.PASS, Verdict.FAIL, old, new)
+    return DEFAULT_AXIS if terms is None else Axis("primary", Verdict.PASS, Verdict.FAIL, *terms)
 
 
 def ordinal(n: int) -> str:

@@ -15,15 +15,7 @@ from harness.model.search import Transition
 from harness.model.table import Report
 from harness.model.verdict import Axis, Verdict, printable
 
-_COLOURS = {
-    Verdict.PASS: "32",
-    Verdict.FAIL: "31",
-    Verdict.OUTAGE: "31;1",
-    Verdict.ERROR: "33",
-    Verdict.FLAKY: "35",
-}
-
-
+_COLOURS = {"pass": "32", "fail": "31", "outage": "31;1", "error": "33", "flaky": "35"}
 COMPAT_MARK = "*"
 
 
@@ -65,7 +57,7 @@ def verdict_name(v: Verdict, rep: Report | None) -> str:
 
 def shown(v: Verdict, colour: bool, rep: Report | None = None) -> str:
     text = verdict_name(v, rep).upper()
-    return f"\033[{_COLOURS[v]}m{text}\033[0m" if colour else text
+    return f"\033[{_COLOURS[v.value]}m{text}\033[0m" if colour else text
 
 
 def default_terms(ax: Axis) -> bool:
@@ -103,14 +95,11 @@ def _deployment_conclusions(rep: Report, col: str) -> list[str]:
     rows = table.deployment_rows(col)
     found = table.transitions(col)
     lines = [transition_line(primary, t) for t in found]
-    testable = [r for r in rows if r.verdict in (primary.old, primary.new)]
-    if rows and not found:
-        if not testable:
-            lines.append("no conclusion: no release could be tested")
-        else:
-            lines.append(
-                f"no change: every testable release is {verdict_name(testable[0].verdict, rep)}"
-            )
+    testable = [r.verdict for r in rows if r.verdict in (primary.old, primary.new)]
+    if rows and not found and testable:
+        lines.append(f"no change: every testable release is {verdict_name(testable[0], rep)}")
+    elif rows and not found:
+        lines.append("no conclusion: no release could be tested")
     for ax in table.axes[1:]:
         hit = [r.target for r in rows if r.verdict is ax.new]
         if hit:
@@ -166,9 +155,8 @@ def finding_details(f: Finding, code=str) -> list[str]:
 
 
 def matrix_cells(rep: Report, cell) -> list[list[str]]:
-    """One line per release: its Python (the one most of its deployments ran on) and a
-    verdict per deployment (``cell(row)`` formats it); a cell that ran on another Python
-    says which."""
+    """Per release: the Python most of its deployments ran on, and a ``cell(row)`` per
+    deployment (saying so when it ran on another Python)."""
     table = rep.table
     lines = []
     for target in table.tested():
@@ -202,9 +190,8 @@ def visible(text: str) -> int:
 
 
 def widths(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int) -> list[int]:
-    """Each column's width so that the table fits ``width``: the widest one gives way
-    first, none below ``MIN_CELL`` (nor below its header); a table whose narrow
-    columns alone overflow stays as wide as that."""
+    """Column widths that fit ``width``: the widest gives way first, none below ``MIN_CELL``
+    (nor its header); narrow columns that alone overflow stay as they are."""
     natural = [
         max([visible(h) + PAD] + [visible(r[i]) for r in rows]) for i, h in enumerate(headers)
     ]
@@ -246,8 +233,7 @@ def fit_table(
 
 
 def fit_line(text: str, width: int | None, indent: int = 2) -> list[str]:
-    """One long line as it prints: whole without a width, else wrapped with its own
-    leading spaces kept and the continuation indented by ``indent``.  A word longer
+    """A long line wrapped, its leading spaces kept, continued at ``indent``; a word longer
     than the width (a URL) stays whole: cut, it would not work."""
     if width is None or len(text) <= width:
         return [text]

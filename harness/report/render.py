@@ -64,18 +64,11 @@ def _rows(c: Checked, colour: bool, bold: bool = False) -> tuple[list[list[str]]
     rows = []
     for e in c.entries:
         python = e.row.python if e.row is not None and e.row.python else "-"
-        cells = [name(e.scenario)]
-        if c.before is not None:
-            change = e.change if e.ran else "-"
-            cells += [verdict(e.before) if e.ran else "-", verdict(e.row), change]
-        else:
-            cells += [verdict(e.row)]
-        rows.append(cells + [python, _evidence(e)])
-    if c.before is not None:
-        headers = ["scenario", c.before, c.candidate, "change", "python", "evidence"]
-    else:
-        headers = ["scenario", "verdict", "python", "evidence"]
-    return rows, headers
+        before = [verdict(e.before) if e.ran else "-"] if c.before is not None else []
+        change = [e.change if e.ran else "-"] if c.before is not None else []
+        rows.append([name(e.scenario), *before, verdict(e.row), *change, python, _evidence(e)])
+    heads = ["verdict"] if c.before is None else [c.before, c.candidate, "change"]
+    return rows, ["scenario", *heads, "python", "evidence"]
 
 
 def _deployment(c: Checked) -> str:
@@ -88,13 +81,10 @@ def _notes(c: Checked) -> list[str]:
     return compat_notes(c.notes, any(shimmed(e.row) or shimmed(e.before) for e in c.entries))
 
 
-def _head(c: Checked) -> str:
-    beside = f", beside {c.before} (--from)" if c.before else ""
-    return f"check: {c.named} against {len(c.entries)} scenario(s){beside}"
-
-
 def text_checked(c: Checked, colour: bool = False, width: int | None = None) -> str:
-    out = fit_line(_head(c), width) + fit_line(f"deployment: {_deployment(c)}", width)
+    beside = f", beside {c.before} (--from)" if c.before else ""
+    out = fit_line(f"check: {c.named} against {len(c.entries)} scenario(s){beside}", width)
+    out += fit_line(f"deployment: {_deployment(c)}", width)
     out += [host_line(c.host, width), ""]
     rows, headers = _rows(c, colour)
     out += [fit_table(rows, headers, width), ""]
