@@ -117,13 +117,6 @@ def _topo_order(
     return order
 
 
-@dataclass(frozen=True)
-class _State:
-    bound: str
-    candidates: frozenset[str]
-    order: tuple[str, ...]
-
-
 class Bisection:
     """Mutable bisection state; the caller tests.  ``parents`` holds at least ``old..new``;
     ``old`` may be several commits (several ``git bisect good``)."""
@@ -146,15 +139,15 @@ class Bisection:
         self._new = new
         self._tested: dict[str, Outcome] = {}
         self._reach: dict[str, int] | None = None
-        self._state = self._compute(self._tested)
+        self._bound, self._order = self._compute(self._tested)
 
     def _reachable(self, start: str, excluded: set[str]) -> set[str]:
         return _walk(self._parents, [start], self._first_parent, stop=excluded, known_only=True)
 
-    def _compute(self, tested: Mapping[str, Outcome]) -> _State:
-        """Candidates from scratch, so re-recording (overriding) is trivially right."""
-        olds = set(self._olds)
-        olds.update(s for s, o in tested.items() if o is Outcome.OLD)
+    def _compute(self, tested: Mapping[str, Outcome]) -> tuple[str, tuple[str, ...]]:
+        """The bound and the candidates oldest first, from scratch (so re-recording, which
+        overrides, is trivially right)."""
+        olds = {*self._olds, *(s for s, o in tested.items() if o is Outcome.OLD)}
         excluded = _walk(self._parents, olds)  # full history, as git does
         if self._new in excluded:
             raise InconsistentOutcomes(f"NEW commit {self._new} is reachable from an OLD commit")
@@ -170,11 +163,9 @@ class Bisection:
         if inner:
             # Several NEW results (parallel steps): the one with the smallest history
             # has no NEW-tested ancestor among the candidates, so one move suffices.
-            sized = sorted((len(self._reachable(s, excluded)), s) for s in inner)
-            bound = sized[0][1]
+            bound = min(inner, key=lambda s: (len(self._reachable(s, excluded)), s))
             candidates = self._reachable(bound, excluded)
-        order = _topo_order(self._parents, bound, candidates, self._first_parent)
-        return _State(bound, frozenset(candidates), tuple(order))
+        return bound, tuple(_topo_order(self._parents, bound, candidates, self._first_parent))
 
     def record(self, sha: str, outcome: Outcome) -> None:
         """Recording again overrides (a skip healed later); a contradiction raises
@@ -195,7 +186,7 @@ class Bisection:
                     f"{sha} is a given OLD commit, cannot be {outcome.value}"
                 )
             tested[sha] = outcome
-        self._state = self._compute(tested)
+        self._bound, self._order = self._compute(tested)
         self._tested = tested
         self._reach = None
 
@@ -205,11 +196,11 @@ class Bisection:
     @property
     def bound(self) -> str:
         """The NEW commit whose history the candidates are."""
-        return self._state.bound
+        return self._bound
 
     def candidates(self) -> tuple[str, ...]:
         """Commits that may still be the first NEW one, oldest first (bound last)."""
-        return self._state.order
+        return self._order
 
     def known(self) -> dict[str, Outcome]:
         """Recorded outcomes plus the given bounds (never re-tested)."""
@@ -220,10 +211,10 @@ class Bisection:
 
     def remaining(self) -> int:
         """How many commits may still be the first NEW one (bound and skips included)."""
-        return len(self._state.candidates)
+        return len(self._order)
 
     def _untested(self) -> list[str]:
-        return [c for c in self._state.order if c != self._state.bound and c not in self._tested]
+        return [c for c in self._order if c != self._bound and c not in self._tested]
 
     def steps_left(self) -> int:
         """Rough number of single-commit steps left (git's "roughly K steps")."""
@@ -233,9 +224,8 @@ class Bisection:
         """Per candidate, how many candidates it reaches (inclusive): bitsets in topological
         order, O(N^2 / wordsize) instead of a walk per candidate."""
         if self._reach is None:
-            order = self._state.order
             bits: dict[str, int] = {}
-            for i, c in enumerate(order):
+            for i, c in enumerate(self._order):
                 b = 1 << i
                 for p in _edges(self._parents, c, self._first_parent):
                     pb = bits.get(p)
@@ -254,7 +244,7 @@ class Bisection:
         pool = self._untested()
         if len(pool) <= k:
             return pool
-        n = len(self._state.candidates)
+        n = len(self._order)
         reach = self._reach_counts()
         if k == 1:
             return [min(pool, key=lambda c: (-min(reach[c], n - reach[c]), c))]
@@ -269,12 +259,11 @@ class Bisection:
 
     def result(self) -> Result:
         """found / ambiguous (only skipped commits separate) / pending."""
-        st = self._state
-        rest = [c for c in st.order if c != st.bound]
+        rest = [c for c in self._order if c != self._bound]
         if not rest:
-            return Result("found", st.bound, (st.bound,))
+            return Result("found", self._bound, (self._bound,))
         if all(self._tested.get(c) is Outcome.SKIP for c in rest):
-            return Result("ambiguous", None, st.order)
+            return Result("ambiguous", None, self._order)
         return Result("pending")
 
 

@@ -212,8 +212,7 @@ class Entry:
     def fails(self, row: Row | None = None) -> bool | None:
         """True in a failing state of any of the scenario's questions (fail, outage), False
         when it passes, None when it cannot tell (error, flaky, not run)."""
-        row = self.row if row is None else row
-        return failing(row, self.axes)
+        return failing(self.row if row is None else row, self.axes)
 
     @property
     def change(self) -> str:
@@ -228,23 +227,17 @@ def failing(row: Row | None, axes: Sequence[Axis]) -> bool | None:
         return None
     if any(row.verdict is ax.new for ax in axes):
         return True
-    primary = axes[0] if axes else None
-    if row.verdict is Verdict.PASS or (primary is not None and row.verdict is primary.old):
-        return False
-    return None
+    old = axes[0].old if axes else Verdict.PASS
+    return False if row.verdict in (Verdict.PASS, old) else None
 
 
 def compare(before: bool | None, after: bool | None, candidate: str) -> str:
     """The release in use now -> the candidate, for one scenario."""
     if before is None or after is None:
         return UNKNOWN
-    if before and after:
-        return STILL
     if before:
-        return FIXED
-    if after:
-        return new_in(candidate)
-    return BOTH_PASS
+        return STILL if after else FIXED
+    return new_in(candidate) if after else BOTH_PASS
 
 
 def exit_kind(entries: Sequence[Entry]) -> str:
@@ -305,6 +298,4 @@ class Checked:
     @property
     def named(self) -> str:
         """``27.0.1 (latest)``: the release, and how it was asked for when that differs."""
-        return (
-            self.candidate if self.asked == self.candidate else f"{self.candidate} ({self.asked})"
-        )
+        return self.candidate + ("" if self.asked == self.candidate else f" ({self.asked})")
