@@ -341,9 +341,7 @@ def _split(branches, scored, j: int):
 
 
 def drive(
-    search: CulpritSearch,
-    observe: Callable[[list[str]], Sequence[bool | None]],
-    k: int = 1,
+    search: CulpritSearch, observe: Callable[[list[str]], Sequence[bool | None]], k: int = 1
 ) -> Finding:
     """The whole loop: ``observe`` runs a batch, one outcome each (failed, passed, None for
     ``error``); an ``error`` on a revision never run makes it untestable, never a run."""

@@ -122,11 +122,7 @@ class Bisection:
     ``old`` may be several commits (several ``git bisect good``)."""
 
     def __init__(
-        self,
-        parents: Parents,
-        old: str | Iterable[str],
-        new: str,
-        first_parent: bool = False,
+        self, parents: Parents, old: str | Iterable[str], new: str, first_parent: bool = False
     ) -> None:
         olds = (old,) if isinstance(old, str) else tuple(old)
         if not olds:
@@ -285,10 +281,7 @@ def merged_via(parents: Parents, commit: str, tip: str) -> str | None:
 
 
 def next_testable_after(
-    parents: Parents,
-    skipped: str,
-    tested: Mapping[str, Outcome],
-    within: Iterable[str],
+    parents: Parents, skipped: str, tested: Mapping[str, Outcome], within: Iterable[str]
 ) -> str | None:
     """Nearest descendant of ``skipped`` in ``within`` tested OLD or NEW (untested ones are
     walked through); fewest edges wins, ties by sha."""

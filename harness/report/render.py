@@ -11,13 +11,7 @@ from pathlib import Path
 from harness.host.fsutil import atomic_write_text
 from harness.model.results import Row
 from harness.model.table import Checked, Entry, Report, summary
-from harness.report.common import (
-    bare,
-    compat_notes,
-    fit_line,
-    fit_table,
-    shimmed,
-)
+from harness.report.common import bare, compat_notes, fit_line, fit_table, shimmed
 from harness.report.json import as_json, tool
 from harness.report.markdown import host_lines, render_markdown
 from harness.report.osv import as_osv
