@@ -69,20 +69,11 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
         mark = f" {COMPAT_MARK}" if shimmed(r) else ""
         return f"**{verdict_name(r.verdict, rep).upper()}**{mark}"
 
-    out = [
-        fit_table(
-            [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)],
-            [rep.heading, "python", *rep.table.labels],
-            fmt="github",
-        ),
-        "",
-        "### Evidence",
-        "",
-    ]
-    out += [
-        f"- `{r.target}` {c}: {bold(r)} {bare(r.detail)}" for r, c in evidence(rep, verbose)
-    ] or [f"- every result is {verdict_name(rep.primary.old, rep)}"]
-    out += [""] + _conclusions(rep)
+    cells = [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)]
+    out = [fit_table(cells, [rep.heading, "python", *rep.table.labels], fmt="github"), ""]
+    found = [f"- `{r.target}` {c}: {bold(r)} {bare(r.detail)}" for r, c in evidence(rep, verbose)]
+    passing = f"- every result is {verdict_name(rep.primary.old, rep)}"
+    out += ["### Evidence", "", *(found or [passing]), ""] + _conclusions(rep)
     return out + ["### Which deployments are affected", ""] + _affected_deployments(rep) + [""]
 
 

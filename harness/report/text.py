@@ -58,29 +58,18 @@ def _plain(rep: Report, colour: bool, width: int | None) -> list[str]:
 
 
 def _matrix(rep: Report, colour: bool, verbose: bool, width: int | None = None) -> list[str]:
-    out = [
-        fit_table(
-            matrix_cells(rep, lambda r: verdict_cell(r, colour, rep)),
-            [rep.heading, "python", *rep.table.labels],
-            width,
-        ),
-        "",
-    ]
+    def cell(r: Row) -> str:
+        return verdict_cell(r, colour, rep)
+
+    out = [fit_table(matrix_cells(rep, cell), [rep.heading, "python", *rep.table.labels], width)]
     found = evidence(rep, verbose)
     passing = verdict_name(rep.primary.old, rep)
-    what = "every result" if verbose else f"every result that is not {passing}"
-    if found:
-        out.append(f"evidence ({what}{'' if verbose else '; -v for all'}):")
-        out.append(
-            fit_table(
-                [[r.target, c, verdict_cell(r, colour, rep), bare(r.detail)] for r, c in found],
-                [rep.heading, "deployment", "verdict", "evidence"],
-                width,
-            )
-        )
-    else:
-        out.append(f"evidence: every result is {passing} (-v for each)")
-    return out + [""]
+    if not found:
+        return out + ["", f"evidence: every result is {passing} (-v for each)", ""]
+    what = "every result" if verbose else f"every result that is not {passing}; -v for all"
+    rows = [[r.target, c, cell(r), bare(r.detail)] for r, c in found]
+    table = fit_table(rows, [rep.heading, "deployment", "verdict", "evidence"], width)
+    return out + ["", f"evidence ({what}):", table, ""]
 
 
 def _finding(f: Finding, rep: Report) -> list[str]:
