@@ -1,15 +1,12 @@
 """Flake-aware culprit finding: which revision changed a racy scenario, and how sure we are.
 
-Pure.  ``--repeat N`` makes a disagreement ``flaky``, which bisection skips: exactly the
-revisions next to a racy culprit.  Instead, after Henderson et al., "Flake Aware Culprit
-Finding" (ICST 2023): a posterior over the first changed revision (hypothesis ``i``: changed
-from ``i`` on), runs chosen for information, a stop at a stated confidence.  A broken
-revision fails at an unknown rate (``Prior.rates``), a healthy one at an unknown false rate
-(``Prior.false_rates``), both integrated over their grids.
-
-Revisions are a list: the caller linearises a DAG (the first-parent chain names a branch's
-culprit by its merge; a topological order fits "changed from i on" only for short branches).
-``Prior.deterministic()`` is plain bisection at its cost; the broad default cannot be (one
+Pure.  With ``--repeat N`` a disagreement is ``flaky`` and bisection skips exactly the
+revisions next to a racy culprit.  Here instead (Henderson et al., "Flake Aware Culprit
+Finding", ICST 2023): a posterior over the first changed revision, runs chosen for
+information, a stop at a stated confidence; the unknown fail rates of broken and healthy
+revisions (``Prior``) are integrated over their grids.  Revisions are a list: the caller
+linearises a DAG (the first-parent chain names a branch's culprit by its merge).
+``Prior.deterministic()`` is plain bisection at its cost; the broad default is not (one
 pass never rules out a 5% race), which is why ``--confidence`` is asked for.
 """
 
@@ -102,9 +99,7 @@ def _log(x: float) -> float:
 
 def _logsumexp(terms: Sequence[float]) -> float:
     top = max(terms, default=_NEG)
-    if top == _NEG:
-        return _NEG
-    return top + math.log(sum(math.exp(t - top) for t in terms))
+    return _NEG if top == _NEG else top + math.log(sum(math.exp(t - top) for t in terms))
 
 
 def _xlogx(x: float) -> float:
@@ -134,9 +129,8 @@ class Finding:
         p = f"{math.floor(self.posterior * 100) / 100:.2f}"  # never rounds up to a claim
         if self.culprit is None:
             return f"no culprit ({self.why}): {p} after {self.runs} runs"
-        tallies = f"{self.here} fail here" + (
-            f", {self.at_parent} at its parent" if self.at_parent is not None else ""
-        )
+        parent = f", {self.at_parent} at its parent" if self.at_parent is not None else ""
+        tallies = f"{self.here} fail here{parent}"
         name = self.culprit
         if self.between:
             name += f" (or the untestable {', '.join(self.between)} before it)"
@@ -310,16 +304,11 @@ class CulpritSearch:
         if not named:
             why = f"no change up to {self._revs[-1]}" if h == n else f"changed at {self._revs[0]}"
             return Finding(status, None, p, self.runs, why=why)
-        parent = self._revs[first - 1] if first > 0 else None
+        culprit, parent = self._revs[h], self._revs[first - 1] if first > 0 else None
+        at_parent = self.tally(parent) if parent is not None else None
+        between = tuple(self._revs[m] for m in members if m != h)
         return Finding(
-            status,
-            self._revs[h],
-            p,
-            self.runs,
-            self.tally(self._revs[h]),
-            parent,
-            self.tally(parent) if parent is not None else None,
-            between=tuple(self._revs[m] for m in members if m != h),
+            status, culprit, p, self.runs, self.tally(culprit), parent, at_parent, between=between
         )
 
 

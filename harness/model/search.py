@@ -1,19 +1,16 @@
 """Pure, graph-aware bisection over a commit DAG (no I/O, no git), and the plan built on it.
 
-Not ``git bisect`` itself: we test k commits in parallel, re-test skipped commits healed,
-and property-test the search without a repository.  The semantics are git's
-(``--term-old/--term-new``): candidates are reachable from the NEW bound and not from any
-OLD commit; NEW moves the bound, OLD cuts its history; only SKIPs left between them is
-"ambiguous".  ``first_parent`` follows first parents on the NEW side only, while OLD
-commits exclude their whole history, as git's walk does: nothing outside ``old..new``.
+Not ``git bisect``: we test k commits at once, re-test skipped ones healed, and property-test
+the search without a repository.  The semantics are git's: candidates are reachable from the
+NEW bound and not from an OLD commit; only SKIPs left between them is "ambiguous";
+``first_parent`` follows first parents on the NEW side only, OLD commits still exclude their
+whole history, so nothing outside ``old..new`` is proposed.  ``plan()`` replays every outcome
+from scratch: arrival order does not matter, a caller can stop and resume.
 
-``plan()`` replays every outcome from scratch, so arrival order does not matter and a
-caller can stop and resume.  Healing is a search: a skipped commit is re-tested with a
-*repair* picked on top, the first testable commit after the last untestable one on its
-line (for a merged branch's commit, the mainline the branch left), found by bisecting
-that line.  Every candidate of the *stretch* before the repair is then tested with it on
-top: 66 unbootable commits cost a bisection, not 132 runs.  ``picks`` (``--pick``) are
-repairs known from the start.
+Healing is a search: a skipped commit is re-tested with a *repair* picked on top, the first
+testable commit after the last untestable one on its line (for a merged branch's commit,
+the mainline it left), found by bisecting that line; every candidate of the *stretch* before
+the repair is then tested with it: 66 unbootable commits cost a bisection, not 132 runs.
 """
 
 from __future__ import annotations

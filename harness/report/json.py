@@ -24,15 +24,14 @@ def _entry(rep: Report, t: Transition, axis: str, deployment: str) -> dict:
     }
 
 
-def _changes(rep: Report, ax: Axis) -> tuple[list[dict], list[dict]]:
-    """(introduced, fixed) on one axis over every deployment; none from a partial table."""
-    if rep.partial:
-        return [], []
-    found = [(c, t) for c in rep.table.labels for t in rep.table.transitions(c, ax)]
-    return (
-        [_entry(rep, t, ax.key, c) for c, t in found if t.regression],
-        [_entry(rep, t, ax.key, c) for c, t in found if not t.regression],
-    )
+def _changes(rep: Report, ax: Axis) -> dict[str, list[dict]]:
+    """Introduced and fixed on one axis over every deployment; none from a partial table."""
+    labels = [] if rep.partial else rep.table.labels
+    found = [(c, t) for c in labels for t in rep.table.transitions(c, ax)]
+    return {
+        "introduced": [_entry(rep, t, ax.key, c) for c, t in found if t.regression],
+        "fixed": [_entry(rep, t, ax.key, c) for c, t in found if not t.regression],
+    }
 
 
 def _row(rep: Report, r: Row, deployment: str) -> dict:
@@ -60,20 +59,12 @@ def tool() -> dict:
 
 def as_json(rep: Report) -> dict:
     table, primary = rep.table, rep.primary
-    regressions, fixes = _changes(rep, primary)
-    others = []
-    for ax in table.axes[1:]:
-        introduced, fixed = _changes(rep, ax)
-        others.append(
-            {
-                "axis": ax.key,
-                "label": ax.label,
-                "verdict": ax.new.value,
-                "affected": _affected(rep, ax),
-                "introduced": introduced,
-                "fixed": fixed,
-            }
-        )
+    changes = _changes(rep, primary)
+    others = [
+        {"axis": ax.key, "label": ax.label, "verdict": ax.new.value, "affected": _affected(rep, ax)}
+        | _changes(rep, ax)
+        for ax in table.axes[1:]
+    ]
     by_release: dict[str, list[str]] = {}
     for r, c in table.rows():
         if r.verdict is primary.new:
@@ -85,8 +76,8 @@ def as_json(rep: Report) -> dict:
         "scenario": {**rep.scenario, "summary": rep.params},
         "terms": [primary.old_term, primary.new_term],
         "rows": [_row(rep, r, c) for r, c in table.rows()],
-        "regressions": regressions,
-        "fixes": fixes,
+        "regressions": changes["introduced"],
+        "fixes": changes["fixed"],
         "affected": list(by_release),
         "other_problems": others,
         "columns": [c.as_json() for c in table.deployments],

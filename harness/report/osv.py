@@ -71,12 +71,8 @@ def _timestamp(moment: datetime) -> str:
 def ecosystem_events(table: Sequence[Transition], first: tuple[str, bool] | None) -> list[dict]:
     """``introduced``/``fixed`` at each first failing / passing release; ``first``: the first
     testable release and its state (failing already, the range starts there)."""
-    events: list[dict] = []
-    if first is not None and not first[1]:
-        events.append({"introduced": first[0]})
-    for t in table:
-        events.append({"introduced": t.after} if t.regression else {"fixed": t.after})
-    return events
+    events = [{"introduced": first[0]}] if first is not None and not first[1] else []
+    return events + [{"introduced": t.after} if t.regression else {"fixed": t.after} for t in table]
 
 
 def git_events(table: Sequence[Transition], findings: Sequence[Finding], axis: str) -> list[dict]:
@@ -137,7 +133,7 @@ def to_osv(
     commits = git_events(table, mine, axis.key)
     if commits:
         ranges.append({"type": "GIT", "repo": adv.repo, "events": commits})
-    record = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "id": adv.id,
         "modified": _timestamp(adv.modified or adv.published),
@@ -159,7 +155,6 @@ def to_osv(
         "references": _references(adv, mine),
         "database_specific": _evidence(rows, mine, table, adv),
     }
-    return record
 
 
 TRACKER_URL = "https://github.com/benoitc/gunicorn/issues/{}"
@@ -210,8 +205,7 @@ def as_osv(rep: Report, now: datetime | None = None) -> dict | list[dict]:
     """``--format osv``: one record for a run, one per deployment for a matrix."""
     records = []
     for column in rep.table.labels:
-        col = "" if rep.table.single else column
-        mine = [f for f in rep.findings if f.deployment == col]
+        mine = [f for f in rep.findings if f.deployment == ("" if rep.table.single else column)]
         adv = advisory_for(rep, column, now)
         records.append(to_osv(rep.table.deployment_rows(column), mine, adv, rep.primary))
     return records[0] if rep.table.single else records
