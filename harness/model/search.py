@@ -282,20 +282,15 @@ def next_testable_after(
 ) -> str | None:
     """Nearest descendant of ``skipped`` in ``within`` tested OLD or NEW (untested ones are
     walked through); fewest edges wins, ties by sha."""
-    members = set(within)
     children: dict[str, list[str]] = {}
-    for c in members:
+    for c in set(within):
         for p in parents.get(c, ()):
             children.setdefault(p, []).append(c)
     seen = {skipped}
     frontier = [skipped]
     while frontier:
-        layer: set[str] = set()
-        for sha in frontier:
-            for child in children.get(sha, ()):
-                if child not in seen:
-                    seen.add(child)
-                    layer.add(child)
+        layer = {c for sha in frontier for c in children.get(sha, ()) if c not in seen}
+        seen |= layer
         hits = sorted(c for c in layer if tested.get(c) in (Outcome.OLD, Outcome.NEW))
         if hits:
             return hits[0]

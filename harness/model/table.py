@@ -1,8 +1,6 @@
-"""What a run established: targets x deployments of rows (a plain run is one deployment),
-the transitions read off each deployment (computed, never stored), the findings and the
-header facts; ``answer``: what a range run amounts to (the CLI's exit status).  And a
-check-all (``Checked``, ``--check X --scenario all [--from Y]``): one entry per scenario,
-what each says about X (and Y), and the run's exit status.
+"""What a run established: targets x deployments of rows, transitions read off them (never
+stored), findings, header facts, and what it amounts to (``answer``); and a check-all
+(``--check X --scenario all [--from Y]``): what each scenario says about X (and Y).
 """
 
 from __future__ import annotations

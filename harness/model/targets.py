@@ -1,8 +1,6 @@
-"""What the user asked for (``A..B``, ``A,B,C``, ``A``) as an ordered list of releases,
-resolved against the index's versions (pure).  A range holds final releases only.  With
-``refs`` (a clone given) a name the index does not know is a git ref, as written: a tag
-named like a version (20.0.1) takes its place among the releases, a branch or sha only
-adds itself.
+"""``A..B``, ``A,B,C`` or ``A`` as releases of the index, oldest first (pure); a range holds
+final releases only.  With ``refs`` (a clone given) an unknown name is a git ref: a tag named
+like a version (20.0.1) takes its place among the releases, a branch or sha adds itself.
 """
 
 from __future__ import annotations
