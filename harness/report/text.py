@@ -96,15 +96,10 @@ def _hang(line: str) -> int:
 
 
 def steps_table(f: Finding, fmt: str, colour: bool, rep: Report, width: int | None = None) -> str:
-    rows = [
-        [
-            s.sha[:12] + (f"+{s.picked[:7]}" if s.picked else ""),
-            verdict_cell(s, colour, rep),
-            s.python or "-",
-            bare(s.detail),
-        ]
-        for s in f.steps
-    ]
+    rows = []
+    for s in f.steps:
+        sha = s.sha[:12] + (f"+{s.picked[:7]}" if s.picked else "")
+        rows.append([sha, verdict_cell(s, colour, rep), s.python or "-", bare(s.detail)])
     return fit_table(rows, ["commit", "verdict", "python", "evidence"], width, fmt)
 
 
