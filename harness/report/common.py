@@ -82,29 +82,23 @@ def conclusions(rep: Report) -> list[str]:
     """Per deployment (named when there are several); none from a partial table."""
     if rep.partial:
         return [f"{rep.partial}; no conclusion drawn from it"]
-    table = rep.table
+    table, primary = rep.table, rep.primary
     lines = []
     for col in table.labels:
-        prefix = "" if table.single else f"{col}: "
-        lines += [prefix + line for line in _deployment_conclusions(rep, col)]
-    return lines
-
-
-def _deployment_conclusions(rep: Report, col: str) -> list[str]:
-    table, primary = rep.table, rep.primary
-    rows = table.deployment_rows(col)
-    found = table.transitions(col)
-    lines = [transition_line(primary, t) for t in found]
-    testable = [r.verdict for r in rows if r.verdict in (primary.old, primary.new)]
-    if rows and not found and testable:
-        lines.append(f"no change: every testable release is {verdict_name(testable[0], rep)}")
-    elif rows and not found:
-        lines.append("no conclusion: no release could be tested")
-    for ax in table.axes[1:]:
-        hit = [r.target for r in rows if r.verdict is ax.new]
-        if hit:
-            lines.append(f"{ax.label}: {ax.new_term} in {', '.join(hit)}")
-            lines += [transition_line(ax, t) for t in table.transitions(col, ax)]
+        rows = table.deployment_rows(col)
+        found = table.transitions(col)
+        said = [transition_line(primary, t) for t in found]
+        testable = [r.verdict for r in rows if r.verdict in (primary.old, primary.new)]
+        if rows and not found and testable:
+            said.append(f"no change: every testable release is {verdict_name(testable[0], rep)}")
+        elif rows and not found:
+            said.append("no conclusion: no release could be tested")
+        for ax in table.axes[1:]:
+            hit = [r.target for r in rows if r.verdict is ax.new]
+            if hit:
+                said.append(f"{ax.label}: {ax.new_term} in {', '.join(hit)}")
+                said += [transition_line(ax, t) for t in table.transitions(col, ax)]
+        lines += [("" if table.single else f"{col}: ") + line for line in said]
     return lines
 
 

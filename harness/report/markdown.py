@@ -91,15 +91,11 @@ def _plain(rep: Report) -> list[str]:
         lines.append(cells + [" ".join(bare(r.detail).split("\n"))])  # one line: a github cell
     headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
     out = [fit_table(lines, headers + ["verdict", "evidence"], fmt="github"), ""]
-    out += _conclusions(rep)
-    primary = rep.primary
-    heading = (
-        "Affected releases" if default_terms(primary) else f"Releases that are {primary.new_term!r}"
-    )
-    affected = [r.target for r in rows if r.verdict is primary.new]
-    out += [f"### {heading}", ""]
-    out += [f"- {v}" for v in affected] if affected else ["- none of the tested releases"]
-    return out + [""]
+    ax = rep.primary
+    heading = "Affected releases" if default_terms(ax) else f"Releases that are {ax.new_term!r}"
+    affected = [f"- {r.target}" for r in rows if r.verdict is ax.new]
+    none = ["- none of the tested releases"]
+    return out + _conclusions(rep) + [f"### {heading}", "", *(affected or none), ""]
 
 
 def host_lines(h: dict) -> list[str]:
