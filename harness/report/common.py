@@ -84,9 +84,9 @@ def conclusions(rep: Report) -> list[str]:
         return [f"{rep.partial}; no conclusion drawn from it"]
     table, primary = rep.table, rep.primary
     lines = []
-    for col in table.labels:
-        rows = table.deployment_rows(col)
-        found = table.transitions(col)
+    for deployment in table.labels:
+        rows = table.deployment_rows(deployment)
+        found = table.transitions(deployment)
         said = [transition_line(primary, t) for t in found]
         testable = [r.verdict for r in rows if r.verdict in (primary.old, primary.new)]
         if rows and not found and testable:
@@ -97,8 +97,8 @@ def conclusions(rep: Report) -> list[str]:
             hit = [r.target for r in rows if r.verdict is ax.new]
             if hit:
                 said.append(f"{ax.label}: {ax.new_term} in {', '.join(hit)}")
-                said += [transition_line(ax, t) for t in table.transitions(col, ax)]
-        lines += [("" if table.single else f"{col}: ") + line for line in said]
+                said += [transition_line(ax, t) for t in table.transitions(deployment, ax)]
+        lines += [("" if table.single else f"{deployment}: ") + line for line in said]
     return lines
 
 

@@ -175,7 +175,7 @@ def advisory_url(ident: str) -> str:
     return ""
 
 
-def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> Advisory:
+def advisory_for(rep: Report, deployment: str = "", now: datetime | None = None) -> Advisory:
     """A record's metadata from the scenario: a file's ``ID`` (else ``local_id`` of its name,
     plus the deployment in a matrix) and its ``TRACKER`` as the report."""
     scenario = rep.scenario
@@ -183,7 +183,7 @@ def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> 
     if name == "file":
         name = Path(str(scenario.get("file", name))).stem
     own = str(scenario.get("id") or "")
-    suffix = f"-{column}" if column and not rep.table.single else ""
+    suffix = f"-{deployment}" if deployment and not rep.table.single else ""
     tracker = scenario.get("tracker")
     refs = (("REPORT", TRACKER_URL.format(tracker)),) if tracker else ()
     aliases = tuple(str(a) for a in scenario.get("aliases") or ())
@@ -192,7 +192,7 @@ def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> 
         id=(record_id(own) if own else local_id("gunicorn", name))
         + re.sub(r"[^A-Za-z0-9._-]+", "-", suffix),
         summary=rep.title,
-        details=rep.params + (f" ({column})" if suffix else ""),
+        details=rep.params + (f" ({deployment})" if suffix else ""),
         published=now or datetime.now(timezone.utc),
         scenario=name,
         command=rep.command,
@@ -204,8 +204,8 @@ def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> 
 def as_osv(rep: Report, now: datetime | None = None) -> dict | list[dict]:
     """``--format osv``: one record for a run, one per deployment for a matrix."""
     records = []
-    for column in rep.table.labels:
-        mine = [f for f in rep.findings if f.deployment == ("" if rep.table.single else column)]
-        adv = advisory_for(rep, column, now)
-        records.append(to_osv(rep.table.deployment_rows(column), mine, adv, rep.primary))
+    for deployment in rep.table.labels:
+        mine = [f for f in rep.findings if f.deployment == ("" if rep.table.single else deployment)]
+        adv = advisory_for(rep, deployment, now)
+        records.append(to_osv(rep.table.deployment_rows(deployment), mine, adv, rep.primary))
     return records[0] if rep.table.single else records
