@@ -118,10 +118,7 @@ def resolve(
     ref), oldest first."""
     find = lambda name: _lookup(name, available, package, refs)  # noqa: E731
     if not spec.is_range:
-        found = [find(v) for v in spec.items]
-        if found and spec.items == (LATEST,):
-            return found
-        return sorted(dict.fromkeys(found), key=_order)
+        return sorted(dict.fromkeys(find(v) for v in spec.items), key=_order)
     low, high = find(spec.low), find(spec.high)
     lo, hi = _as_version(low), _as_version(high)
     if lo is None or hi is None:  # a branch or a sha: the releases around it are unknown
