@@ -483,7 +483,7 @@ def plan(
         return Plan("found", commit=commit, candidates=(commit,), needed=found)
     olds = (old,) if isinstance(old, str) else tuple(old)
     todo = _todo(bis, (parents, olds, new, first_parent), outcomes, k, picks)
-    left = sum(1 for c in bis.candidates() if c not in bis.tested())
+    left = len(set(bis.candidates()) - bis.tested().keys())
     if todo:
         return Plan("pending", todo, left=left, steps_left=max(bis.steps_left(), 1))
     if res.status == "ambiguous":
