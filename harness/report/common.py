@@ -31,9 +31,9 @@ def shimmed(r: Row | Step | None) -> bool:
 
 def compat_notes(notes: Sequence[str], used: bool, marked: bool = True) -> list[str]:
     """The compat note only when the shim was used; ``marked``: the table marks such rows."""
-    shim = [n.startswith("compat: ") for n in notes]
+    about_shim = [n.startswith("compat: ") for n in notes]
     mark = f" (rows marked {COMPAT_MARK})" if marked else ""
-    return [n + mark if s else n for n, s in zip(notes, shim) if used or not s]
+    return [n + mark if shim else n for n, shim in zip(notes, about_shim) if used or not shim]
 
 
 def notes(rep: Report, marked: bool = True) -> list[str]:

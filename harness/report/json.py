@@ -47,9 +47,7 @@ def _row(rep: Report, r: Row, deployment: str) -> dict:
 
 def _affected(rep: Report, ax: Axis) -> list:
     hit = [(r, c) for r, c in rep.table.rows() if r.verdict is ax.new]
-    if rep.table.single:
-        return [r.target for r, _ in hit]
-    return [{"target": r.target, "column": c} for r, c in hit]
+    return [r.target if rep.table.single else {"target": r.target, "column": c} for r, c in hit]
 
 
 def tool() -> dict:

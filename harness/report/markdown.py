@@ -38,7 +38,7 @@ def _finding(f: Finding, rep: Report) -> list[str]:
     ref = f", {', '.join(refs(c))}" if refs(c) else ""
     out = [f"- {finding_head(f, rep)[1]}: {sha} {c.subject!r} ({who(c)}){ref}"]
     out.append(f"  - full sha: `{c.sha}`")
-    out += [f"- {line}" for line in finding_details(f, lambda sha: f"`{sha}`")]
+    out += [f"- {line}" for line in finding_details(f, lambda text: f"`{text}`")]
     return out + [f"- {len(f.steps)} commits tested:"]
 
 
