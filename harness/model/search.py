@@ -170,14 +170,10 @@ class Bisection:
         tested = dict(self._tested)
         for sha, outcome in outcomes.items():
             outcome = Outcome(outcome)
-            if sha == self._new and outcome is not Outcome.NEW:
-                raise InconsistentOutcomes(
-                    f"{sha} is the given NEW commit, cannot be {outcome.value}"
-                )
-            if sha in self._olds and outcome is not Outcome.OLD:
-                raise InconsistentOutcomes(
-                    f"{sha} is a given OLD commit, cannot be {outcome.value}"
-                )
+            given = Outcome.NEW if sha == self._new else Outcome.OLD if sha in self._olds else None
+            if given is not None and given is not outcome:
+                what = "the given NEW" if given is Outcome.NEW else "a given OLD"
+                raise InconsistentOutcomes(f"{sha} is {what} commit, cannot be {outcome.value}")
             tested[sha] = outcome
         self._bound, self._order = self._compute(tested)
         self._tested = tested

@@ -102,15 +102,10 @@ def combine(decisions: Sequence[Decision]) -> Decision:
         return Decision(first.verdict, detail, first.traceback, verdicts)
     counts = Counter(v.value for v in verdicts)
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-    sample = next(
-        (d for d in decisions if d.verdict in (Verdict.FAIL, Verdict.OUTAGE)), decisions[0]
-    )
-    return Decision(
-        Verdict.FLAKY,
-        f"verdicts disagree over {len(decisions)} runs: {summary}; e.g. {sample.detail}",
-        sample.traceback,
-        verdicts,
-    )
+    failed = [d for d in decisions if d.verdict in (Verdict.FAIL, Verdict.OUTAGE)]
+    sample = (failed or decisions)[0]
+    detail = f"verdicts disagree over {len(decisions)} runs: {summary}; e.g. {sample.detail}"
+    return Decision(Verdict.FLAKY, detail, sample.traceback, verdicts)
 
 
 # ESC [ ... final (CSI), ESC ] ... BEL or ESC \ (OSC), ESC P/X/^/_ ... ESC \ (DCS and the
