@@ -133,6 +133,7 @@ def to_osv(
     commits = git_events(table, mine, axis.key)
     if commits:
         ranges.append({"type": "GIT", "repo": adv.repo, "events": commits})
+    package = {"ecosystem": "PyPI", "name": adv.package, "purl": f"pkg:pypi/{adv.package}"}
     return {
         "schema_version": SCHEMA_VERSION,
         "id": adv.id,
@@ -143,11 +144,7 @@ def to_osv(
         "details": adv.details,
         "affected": [
             {
-                "package": {
-                    "ecosystem": "PyPI",
-                    "name": adv.package,
-                    "purl": f"pkg:pypi/{adv.package}",
-                },
+                "package": package,
                 "ranges": ranges if ranges[0]["events"] else [],
                 "versions": [r.target for r in rows if r.verdict is axis.new],
             }
