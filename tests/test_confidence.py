@@ -20,8 +20,8 @@ from harness.model.confidence import (
     CulpritSearch,
     Finding,
     Prior,
-    check,
     drive,
+    judge,
     passes_to_clear,
 )
 from harness.model.errors import HarnessError
@@ -249,20 +249,20 @@ def test_confident_claims_are_right_at_least_as_often_as_claimed() -> None:
 @given(st.integers(0, 30), st.integers(0, 30))
 def test_check_verdicts_move_one_way_with_the_fails(fails: int, passes: int) -> None:
     order = {"pass": 0, "cannot tell": 1, "fail": 2}
-    answer = check(fails, fails + passes)
+    answer = judge(fails, fails + passes)
     assert answer.exit_status == {"pass": 0, "fail": 1, "cannot tell": 125}[answer.verdict]
-    more = check(fails + 1, fails + 1 + passes)
+    more = judge(fails + 1, fails + 1 + passes)
     assert order[more.verdict] >= order[answer.verdict] and more.broken >= answer.broken
 
 
 def test_check_needs_more_passes_to_clear_a_rarer_race() -> None:
-    assert check(0, 0).verdict == "cannot tell"
-    assert check(3, 3).verdict == "fail"
+    assert judge(0, 0).verdict == "cannot tell"
+    assert judge(3, 3).verdict == "fail"
     assert passes_to_clear(prior=DETERMINISTIC) == 1
     common = passes_to_clear(prior=Prior(rates=(0.5, 1.0)))
     rare = passes_to_clear()
     assert 1 < common < rare < 1000
-    assert check(0, rare).verdict == "pass" and check(0, rare - 1).verdict == "cannot tell"
+    assert judge(0, rare).verdict == "pass" and judge(0, rare - 1).verdict == "cannot tell"
 
 
 def test_finding_line_never_rounds_up_to_a_claim() -> None:

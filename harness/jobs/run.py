@@ -26,8 +26,7 @@ from harness.jobs.bisector import (
 )
 from harness.jobs.budget import Budget, result
 from harness.model import targets
-from harness.model.confidence import CheckAnswer
-from harness.model.confidence import check as model_check
+from harness.model.confidence import CheckAnswer, judge
 from harness.model.errors import HarnessError
 from harness.model.results import Finding, Row
 from harness.model.search import Transition
@@ -325,7 +324,7 @@ def check_at(
         failed = changed(row.verdict, axis)
         if failed is not None:
             fails, runs = fails + failed, runs + 1
-        said = model_check(fails, runs, want.level)
+        said = judge(fails, runs, want.level)
         if said.verdict != "cannot tell" or attempts >= want.max_runs:
             return said, row
 

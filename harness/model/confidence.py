@@ -1,26 +1,13 @@
 """Flake-aware culprit finding: which revision changed a racy scenario, and how sure we are.
 
-Pure: no I/O.  ``--repeat N`` makes a disagreement ``flaky`` and bisection skips it, so the
-revisions next to a racy culprit - the ones that matter - are skipped.  This follows
-Henderson et al., "Flake Aware Culprit Finding" (ICST 2023) instead: a posterior over the
-first changed revision, the next runs chosen for information, a stop at a stated confidence.
-
-The model: revisions oldest first; hypothesis ``i`` says revisions from ``i`` on are changed
-(broken from ``i`` for a regression, fixed from ``i`` for a fix).  A broken revision fails
-at one unknown rate (``Prior.rates``, 5%-100%), a healthy one at one unknown false rate
-(``Prior.false_rates``, 0%-5%); both are integrated over their grids, so a hypothesis's
-likelihood needs only the fails and passes on each side of ``i``.
-
-Releases are a list of versions; a commit DAG is linearised by the caller.  The first-parent
-chain (``search.first_parent_chain``) costs that a culprit inside a merged branch is named
-by its merge; a topological order reaches every commit but puts side-branch commits between
-mainline ones they are not part of, which "changed from i on" only fits for short branches.
-
-Deterministic scenarios: with ``Prior.deterministic()`` one run proves a revision's side, a
-revision already run carries no information (never re-run) and the posterior is uniform
-over the consistent revisions, so the best step is the middle one: plain bisection's answer
-at plain bisection's cost.  The broad default prior cannot be that cheap - one pass never
-rules out a 5% race - which is why ``--confidence`` is asked for, not the default.
+Pure.  With ``--repeat N`` a disagreement is ``flaky`` and bisection skips exactly the
+revisions next to a racy culprit.  Here instead (Henderson et al., "Flake Aware Culprit
+Finding", ICST 2023): a posterior over the first changed revision, runs chosen for
+information, a stop at a stated confidence; the unknown fail rates of broken and healthy
+revisions (``Prior``) are integrated over their grids.  Revisions are a list: the caller
+linearises a DAG (the first-parent chain names a branch's culprit by its merge).
+``Prior.deterministic()`` is plain bisection at its cost; the broad default is not (one
+pass never rules out a 5% race), which is why ``--confidence`` is asked for.
 """
 
 from __future__ import annotations
@@ -33,9 +20,6 @@ from typing import Literal
 
 from harness.model.errors import HarnessError
 
-__all__ = ["CheckAnswer", "ContradictoryRuns", "CulpritSearch", "Finding", "Prior", "Tally"]
-__all__ += ["check", "drive", "passes_to_clear"]
-
 Status = Literal["pending", "confident", "budget spent", "no culprit"]
 _NEG = float("-inf")
 _MAX_BRANCHES = 32  # imagined outcomes kept while choosing k steps at once
@@ -47,14 +31,10 @@ def _log_grid(lo: float, hi: float, points: int) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class Prior:
-    """What failure rates are plausible: uniform over each grid.
-
-    ``rates``: how often a broken revision fails, by default 5%-100% evenly on a log scale
-    (a race failing 1 run in 10 is as plausible as one failing 1 in 2; a linear grid puts
-    most weight on high rates and was overconfident about rare races in the bench).
-    ``false_rates``: how often a healthy one fails anyway (a proxy's stray 502), 0%-5%.
-    Widen them if the scenario is noisier; the answer is only as calibrated as the prior.
-    """
+    """Plausible failure rates, uniform over each grid; the answer is only as calibrated as
+    this.  ``rates`` (broken): 5%-100% on a log scale (a linear grid weighs high rates and was
+    overconfident about rare races in the bench); ``false_rates`` (healthy: a proxy's stray
+    502): 0%-5%."""
 
     rates: tuple[float, ...] = field(default_factory=lambda: _log_grid(0.05, 1.0, 12))
     false_rates: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05)
@@ -72,15 +52,13 @@ class Prior:
 
 
 class ContradictoryRuns(HarnessError, ValueError):
-    """The runs are impossible under the prior, e.g. a fail then a pass with the deterministic one.
-
-    Raised instead of answering from nothing: the scenario is racier than the prior says.
-    """
+    """Runs impossible under the prior (a fail and a pass with the deterministic one): the
+    scenario is racier than the prior says; never an answer from nothing."""
 
 
 @dataclass(frozen=True)
 class Tally:
-    """Fails out of runs on one revision; ``error`` runs are not runs (they cannot tell)."""
+    """Fails out of runs on one revision (``error`` runs are not runs)."""
 
     fails: int = 0
     runs: int = 0
@@ -106,7 +84,7 @@ class _Grid:
         return self._memo[key]
 
     def fail_chance(self, fails: int, passes: int) -> float:
-        """Probability that the next run fails, given these fails and passes."""
+        """The chance that the next run fails."""
         base = self.log_mass(fails, passes)
         return 0.0 if base == _NEG else math.exp(self.log_mass(fails + 1, passes) - base)
 
@@ -121,9 +99,7 @@ def _log(x: float) -> float:
 
 def _logsumexp(terms: Sequence[float]) -> float:
     top = max(terms, default=_NEG)
-    if top == _NEG:
-        return _NEG
-    return top + math.log(sum(math.exp(t - top) for t in terms))
+    return _NEG if top == _NEG else top + math.log(sum(math.exp(t - top) for t in terms))
 
 
 def _xlogx(x: float) -> float:
@@ -153,9 +129,8 @@ class Finding:
         p = f"{math.floor(self.posterior * 100) / 100:.2f}"  # never rounds up to a claim
         if self.culprit is None:
             return f"no culprit ({self.why}): {p} after {self.runs} runs"
-        tallies = f"{self.here} fail here" + (
-            f", {self.at_parent} at its parent" if self.at_parent is not None else ""
-        )
+        parent = f", {self.at_parent} at its parent" if self.at_parent is not None else ""
+        tallies = f"{self.here} fail here{parent}"
         name = self.culprit
         if self.between:
             name += f" (or the untestable {', '.join(self.between)} before it)"
@@ -165,14 +140,10 @@ class Finding:
 
 
 class CulpritSearch:
-    """Posterior over the first changed revision of ``revisions`` (oldest first).
-
-    With ``bounds_known`` the oldest is taken as unchanged and the newest as changed (the
-    release table or the user said so) and only their runs' rates count; without it, the
-    search may also answer "already changed at the oldest" or "no change at all".  ``fix``
-    searches a fix: revisions before the culprit are the broken (failing) ones.
-    The caller runs what ``next_steps`` names and reports each run with ``record``.
-    """
+    """Posterior over the first changed revision of ``revisions`` (oldest first); the caller
+    runs what ``next_steps`` names and ``record``s each run.  ``bounds_known``: the oldest is
+    unchanged and the newest changed (only their rates are learnt); without it the answer
+    may be "changed at the oldest" or "no change".  ``fix``: the failing ones come first."""
 
     def __init__(
         self,
@@ -201,14 +172,9 @@ class CulpritSearch:
         self._passes = [0] * n
         self._untestable: set[int] = set()
 
-    # -- evidence ----------------------------------------------------------------------
-
     def record(self, revision: str, failed: bool, times: int = 1) -> None:
-        """One run (or ``times`` identical ones) of ``revision``: failed or passed.
-
-        ``error`` runs are not recorded: they say nothing about the problem.  Raises
-        ContradictoryRuns (and forgets the run) when no hypothesis can explain it.
-        """
+        """One run (or ``times`` identical ones); never an ``error`` run.  A run that no
+        hypothesis explains raises ContradictoryRuns and is forgotten."""
         i = self._index[revision]
         counts = self._fails if failed else self._passes
         counts[i] += times
@@ -220,15 +186,11 @@ class CulpritSearch:
             )
 
     def untestable(self, revision: str, still: bool = True) -> None:
-        """Every run of ``revision`` was an ``error``: never test it again.
-
-        Its hypothesis merges into the next revision's (``Finding.between``); a later
-        ``record`` or ``still=False`` (a repair is now picked on top) makes it testable.
-        """
+        """Every run was an ``error``: never test it again; its hypothesis merges into the
+        next one's (``Finding.between``) until a ``record`` or ``still=False`` (repaired)."""
         (self._untestable.add if still else self._untestable.discard)(self._index[revision])
 
     def tally(self, revision: str) -> Tally:
-        """The revision's fails out of its runs (``error`` runs not counted)."""
         i = self._index[revision]
         return Tally(self._fails[i], self._fails[i] + self._passes[i])
 
@@ -258,16 +220,11 @@ class CulpritSearch:
         return [math.exp(m - total) for m in logs]
 
     def posterior(self) -> dict[str | None, float]:
-        """Probability of each hypothesis, named by its first changed revision.
-
-        ``None`` is "no change in the list" (only without ``bounds_known``).
-        """
+        """Each hypothesis's probability by its first changed revision (None: no change)."""
         post = self._normalised(self._fails, self._passes)
         return {
             (self._revs[h] if h < len(self._revs) else None): p for h, p in zip(self._hyps, post)
         }
-
-    # -- choosing runs -----------------------------------------------------------------
 
     def _expected_entropy(self, fails: Sequence[int], passes: Sequence[int]):
         """Per revision: the posterior's expected entropy after one more run of it, and
@@ -296,12 +253,9 @@ class CulpritSearch:
         return out
 
     def next_steps(self, k: int = 1) -> list[str]:
-        """Up to ``k`` revisions to run next, repeats allowed ([] once the search is done).
-
-        k=1 minimises the expected entropy of the culprit posterior.  For k>1 each pick
-        minimises it given every outcome of the earlier picks (weighted by its chance),
-        so the k runs together tell the most: the chain rule of information, greedily.
-        """
+        """Up to ``k`` revisions to run next, repeats allowed ([] once done), each minimising
+        the posterior's expected entropy given every outcome of the earlier picks (weighted
+        by its chance): the chain rule of information, greedily."""
         if k < 1:
             raise ValueError("k must be >= 1")
         if self.result().status != "pending":
@@ -320,8 +274,6 @@ class CulpritSearch:
             picks.append(self._revs[j])
             branches = _split(branches, scored, j)
         return picks
-
-    # -- the answer --------------------------------------------------------------------
 
     def _groups(self, post: Sequence[float]) -> dict[int, tuple[list[int], float]]:
         """Key -> (hypotheses, probability): "changed at an untestable u" is "changed right
@@ -352,16 +304,11 @@ class CulpritSearch:
         if not named:
             why = f"no change up to {self._revs[-1]}" if h == n else f"changed at {self._revs[0]}"
             return Finding(status, None, p, self.runs, why=why)
-        parent = self._revs[first - 1] if first > 0 else None
+        culprit, parent = self._revs[h], self._revs[first - 1] if first > 0 else None
+        at_parent = self.tally(parent) if parent is not None else None
+        between = tuple(self._revs[m] for m in members if m != h)
         return Finding(
-            status,
-            self._revs[h],
-            p,
-            self.runs,
-            self.tally(self._revs[h]),
-            parent,
-            self.tally(parent) if parent is not None else None,
-            between=tuple(self._revs[m] for m in members if m != h),
+            status, culprit, p, self.runs, self.tally(culprit), parent, at_parent, between=between
         )
 
 
@@ -383,9 +330,7 @@ def _split(branches, scored, j: int):
 
 
 def drive(
-    search: CulpritSearch,
-    observe: Callable[[list[str]], Sequence[bool | None]],
-    k: int = 1,
+    search: CulpritSearch, observe: Callable[[list[str]], Sequence[bool | None]], k: int = 1
 ) -> Finding:
     """The whole loop: ``observe`` runs a batch, one outcome each (failed, passed, None for
     ``error``); an ``error`` on a revision never run makes it untestable, never a run."""
@@ -401,7 +346,6 @@ def drive(
     return search.result()
 
 
-# --------------------------------------------------------------------------- one target
 @dataclass(frozen=True)
 class CheckAnswer:
     """``--check`` from a few runs: pass (exit 0), fail (1) or cannot tell (125)."""
@@ -418,14 +362,11 @@ class CheckAnswer:
         return f"{self.verdict}: broken at {self.broken:.2f}; {self.tally} runs failed"
 
 
-def check(
+def judge(
     fails: int, runs: int, confidence: float = 0.95, prior: Prior | None = None
 ) -> CheckAnswer:
-    """Is one target broken, at ``confidence``, from ``fails`` out of ``runs``?
-
-    Even odds before any run; a broken target fails at a rate from ``prior.rates``, a
-    healthy one at a rate from ``prior.false_rates``.
-    """
+    """Is one target broken, at ``confidence``, from ``fails`` out of ``runs``?  Even odds
+    before any run; the rates are the prior's."""
     prior = prior or Prior()
     passes = runs - fails
     broken = _Grid(prior.rates).log_mass(fails, passes)
@@ -439,11 +380,9 @@ def check(
 
 
 def passes_to_clear(confidence: float = 0.95, prior: Prior | None = None, limit: int = 1000) -> int:
-    """How many passing runs in a row ``check`` needs to say pass (``limit`` if never).
-
-    What ``--check`` should plan for: a 5% race takes many passes to rule out.
-    """
+    """How many passes in a row ``judge`` needs to say pass (``limit`` if never): what
+    ``--check`` should plan for (a 5% race takes many to rule out)."""
     for runs in range(limit):
-        if check(0, runs, confidence, prior).verdict == "pass":
+        if judge(0, runs, confidence, prior).verdict == "pass":
             return runs
     return limit

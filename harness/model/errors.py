@@ -1,9 +1,5 @@
-"""The one root of every error this harness raises on purpose.
-
-A ``HarnessError`` is something the user can act on: the CLI prints it as one line and
-exits with its ``exit_status`` (2), never a traceback.  Modules subclass it so that
-callers catch one type, and a bug of ours (anything else) stays distinguishable.
-"""
+"""The one root of every error raised on purpose: one line and exit status 2 from the CLI,
+never a traceback; anything else is a bug of ours."""
 
 from __future__ import annotations
 

@@ -19,12 +19,10 @@ def redact_url(text: str) -> str:
 
 
 def without_userinfo(text: str) -> str:
-    """``text`` with every URL's ``user[:password]@`` removed (what may be kept on disk:
-    the credentials are passed per call instead)."""
+    """Every URL's ``user[:password]@`` removed (what may be kept on disk)."""
     return _USERINFO.sub(lambda m: m["scheme"], text)
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
-    """The argument list with the userinfo of every URL in it hidden (``--opt=URL``,
-    ``--opt URL`` and positional URLs alike)."""
+    """Every URL's userinfo hidden (``--opt=URL``, ``--opt URL``, positional)."""
     return [redact_url(a) for a in argv]

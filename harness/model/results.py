@@ -1,15 +1,13 @@
-"""What a run establishes, as plain data: rows, bisection steps, findings.
-
-Pure: the report formats these, the runner and the bisector produce them, and
-neither side needs to import the other.
-Also what a commit's message and a repository's address say, read without git: the
-pull request and issues a commit names, a GitHub remote's web address for a commit.
+"""What a run establishes, as plain data (rows, bisection steps, findings), so that the
+report and the runner need not import each other; and what a commit message and a
+repository's address say, read without git (the PR and issues named, a GitHub link).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from harness.model.verdict import Verdict
@@ -19,6 +17,23 @@ from harness.model.verdict import Verdict
 COMPAT_NOTE = " (compat: SO_REUSEPORT on AF_UNIX accepted as a no-op)"
 #: a gunicorn the index listed without a sha256: hashed at first download and pinned
 UNVERIFIED_NOTE = " (unverified by the index: no sha256 listed; pinned at its first download)"
+
+
+#: a row's JSON keys in the record's order (the facts follow)
+_ROW_KEYS = (
+    "target kind sha python verdict detail compat traceback reused_env seconds runs tried"
+    " env_seconds boot_seconds"
+).split()
+_JSON = {Verdict: lambda v: v.value, float: lambda v: round(v, 3), tuple: list}
+
+
+def _as_json(obj, names: Sequence[str]) -> dict:
+    """The named fields: a verdict by its value, seconds to the millisecond, tuples as lists."""
+    out = {}
+    for name in names:
+        value = getattr(obj, name)
+        out[name] = _JSON[type(value)](value) if type(value) in _JSON else value
+    return out
 
 
 @dataclass(frozen=True)
@@ -42,24 +57,7 @@ class Row:
     boot_seconds: float = 0.0  # of ``seconds``, waiting for gunicorn to listen
 
     def as_json(self) -> dict:
-        out = {
-            "target": self.target,
-            "kind": self.kind,
-            "sha": self.sha,
-            "python": self.python,
-            "verdict": self.verdict.value,
-            "detail": self.detail,
-            "compat": self.compat,
-            "traceback": self.traceback,
-            "reused_env": self.reused_env,
-            "seconds": round(self.seconds, 3),
-            "runs": list(self.runs),
-            "tried": list(self.tried),
-            "env_seconds": round(self.env_seconds, 3),
-            "boot_seconds": round(self.boot_seconds, 3),
-        }
-        out.update(self.facts)
-        return out
+        return {**_as_json(self, _ROW_KEYS), **self.facts}
 
 
 @dataclass(frozen=True)
@@ -92,17 +90,7 @@ class Step:
     scenario_seconds: float = 0.0
 
     def as_json(self) -> dict:
-        return {
-            "sha": self.sha,
-            "verdict": self.verdict.value,
-            "python": self.python,
-            "detail": self.detail,
-            "picked": self.picked,
-            "build_seconds": round(self.build_seconds, 3),
-            "env_seconds": round(self.env_seconds, 3),
-            "boot_seconds": round(self.boot_seconds, 3),
-            "scenario_seconds": round(self.scenario_seconds, 3),
-        }
+        return _as_json(self, [f.name for f in fields(self)])
 
 
 @dataclass
@@ -139,15 +127,11 @@ class Finding:
             "reason": self.reason,
             "axis": self.axis,
             **({"column": self.deployment} if self.deployment else {}),
-            "sha": c.sha if c else None,
-            "short": c.short if c else None,
-            "subject": c.subject if c else None,
-            "author": c.author if c else None,
-            "date": c.date if c else None,
-            "pr": (self.merge.pr if self.merge and self.merge.pr else (c.pr if c else None)),
+            **{key: getattr(c, key, None) for key in ("sha", "short", "subject", "author", "date")},
+            "pr": getattr(self.merge, "pr", None) or getattr(c, "pr", None),
             "fixes": list(c.fixes) if c else [],
-            "merged_by": self.merge.sha if self.merge else None,
-            "merged_by_subject": self.merge.subject if self.merge else None,
+            "merged_by": getattr(self.merge, "sha", None),
+            "merged_by_subject": getattr(self.merge, "subject", None),
             "url": self.url,
             "candidates": [x.sha for x in self.candidates],
             "needed": list(self.needed),
@@ -181,21 +165,14 @@ _VERSION_INFO_RE = re.compile(r"^version_info\s*=\s*\(\s*(\d+(?:\s*,\s*\d+)*)\s*
 def declared_version(init_py: str) -> str | None:
     """ "19.6.0" from gunicorn/__init__.py's ``version_info = (19, 6, 0)``, else None."""
     match = _VERSION_INFO_RE.search(init_py)
-    if not match:
-        return None
-    return ".".join(part.strip() for part in match.group(1).split(","))
+    return ".".join(p.strip() for p in match.group(1).split(",")) if match else None
 
 
 def parse_refs(subject: str, body: str) -> tuple[int | None, tuple[int, ...]]:
-    """Return (pull request number, issues fixed) named by a commit message.
-
-    GitHub writes PR numbers either as "Merge pull request #N from ..." or as a
-    trailing "(#N)" on squash merges; "Fix #N"/"closes #N" name fixed issues.
-    """
-    pr: int | None = None
+    """(PR number, issues fixed) a commit message names: "Merge pull request #N from ..." or
+    a squash merge's trailing "(#N)"; "Fix #N", "closes #N"."""
     match = _MERGE_PR_RE.match(subject) or _SQUASH_PR_RE.search(subject)
-    if match:
-        pr = int(match.group(1))
+    pr = int(match.group(1)) if match else None
     fixes: list[int] = []
     for found in _FIX_RE.finditer(f"{subject}\n{body}"):
         for issue in _ISSUE_RE.finditer(found.group(1)):
@@ -207,9 +184,5 @@ def parse_refs(subject: str, body: str) -> tuple[int | None, tuple[int, ...]]:
 
 def github_commit_url(remote: str | None, sha: str) -> str | None:
     """Link to a commit on GitHub when ``remote`` is a GitHub repository URL."""
-    if not remote:
-        return None
-    match = _GITHUB_RE.match(remote.strip())
-    if not match:
-        return None
-    return f"https://github.com/{match['owner']}/{match['name']}/commit/{sha}"
+    match = _GITHUB_RE.match(remote.strip()) if remote else None
+    return f"https://github.com/{match['owner']}/{match['name']}/commit/{sha}" if match else None

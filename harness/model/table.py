@@ -1,16 +1,6 @@
-"""What a run established, as one table: targets x columns (deployments) of rows, the
-transitions read off each column, the commit findings, and the header facts.
-
-Always a matrix: a plain run is one column.  Pure data the jobs fill and the renderers
-read; the transitions are computed from the cells, never stored beside them.  Last,
-what a range run's report amounts to (``answer``): an answer, none, an interrupted run, or
-a ``--run`` command that never ran the check; the CLI maps its kind to an exit status.
-
-And a check-all's table (``Checked``): a candidate release checked against every known
-scenario (``--check X --scenario all``), optionally beside the release in use now
-(``--from Y``): one entry per scenario, what each says about X (and Y), and the run's
-exit status.  Rows in, words and an exit status out; the jobs fill the entries, the
-renderers read them.
+"""What a run established: targets x deployments of rows, transitions read off them (never
+stored), findings, header facts, and what it amounts to (``answer``); and a check-all
+(``--check X --scenario all [--from Y]``): what each scenario says about X (and Y).
 """
 
 from __future__ import annotations
@@ -68,7 +58,7 @@ class Table:
 
     @property
     def single(self) -> bool:
-        """One column: the plain table (the renderers' only layout choice)."""
+        """One deployment: the plain table (the renderers' only layout choice)."""
         return len(self.deployments) == 1
 
     def put(self, target: str, deployment: str, row: Row) -> None:
@@ -78,11 +68,8 @@ class Table:
         return self.cells.get((target, deployment))
 
     def tested(self) -> list[str]:
-        """Targets with at least one cell, in order."""
+        """Targets with at least one cell."""
         return [t for t in self.targets if any((t, c) in self.cells for c in self.labels)]
-
-    def complete(self) -> bool:
-        return len(self.cells) == len(self.targets) * len(self.deployments)
 
     def rows(self) -> list[tuple[Row, str]]:
         """(row, deployment) in target order, then deployment order."""
@@ -95,9 +82,8 @@ class Table:
 
     def transitions(self, deployment: str, axis: Axis | None = None) -> list[Transition]:
         ax = axis or self.primary
-        return transitions(
-            [(r.target, ax.state(r.verdict)) for r in self.deployment_rows(deployment)]
-        )
+        states = [(r.target, ax.state(r.verdict)) for r in self.deployment_rows(deployment)]
+        return transitions(states)
 
     def all_transitions(self) -> list[tuple[str, Axis, Transition]]:
         """(deployment, axis, transition) in deployment order, then axis order."""
@@ -135,30 +121,18 @@ class Report:
         return next((a for a in self.table.axes if a.key == key), self.primary)
 
     def finding_for(self, t: Transition, axis: str, deployment: str) -> Finding | None:
-        col = "" if self.table.single else deployment
+        key = (t.before, t.after, axis, "" if self.table.single else deployment)
         return next(
-            (
-                f
-                for f in self.findings
-                if (f.before, f.after, f.axis, f.deployment) == (t.before, t.after, axis, col)
-            ),
-            None,
+            (f for f in self.findings if (f.before, f.after, f.axis, f.deployment) == key), None
         )
 
     @property
     def partial(self) -> str:
-        """'' when every cell is in; else what a reader must know before reading on."""
-        if not self.interrupted or self.table.complete():
+        """'' when every cell is in, else what a reader must know first."""
+        table = self.table
+        if not self.interrupted or len(table.cells) == len(table.targets) * len(table.labels):
             return ""
-        tested, total = len(self.table.tested()), len(self.table.targets)
-        return f"partial: {tested} of {total} releases tested"
-
-    def conclusive(self) -> bool:
-        """A row that answers some question of the table (pass, fail, or another axis's
-        state such as an outage): not every row an error."""
-        return any(
-            ax.state(r.verdict) is not None for r, _ in self.table.rows() for ax in self.table.axes
-        )
+        return f"partial: {len(table.tested())} of {len(table.targets)} releases tested"
 
 
 #: what a range run amounts to; the CLI maps each to an exit status
@@ -199,8 +173,9 @@ def answer(report: Report) -> Answer:
             f"--run fails the same way on every target ({broken}); it runs in each "
             "target's environment from the current directory: check the command",
         )
-    if not report.conclusive():
-        what = "every row is an error" if report.table.cells else "no row"
+    table = report.table
+    if not any(ax.state(r.verdict) is not None for r, _ in table.rows() for ax in table.axes):
+        what = "every row is an error" if table.cells else "no row"
         return Answer("inconclusive", f"inconclusive: no release could be tested ({what})")
     unsettled = [f for f in report.findings if f.status == "uncertain"]
     if unsettled:  # --confidence: a search that did not reach its level is no answer yet
@@ -219,9 +194,8 @@ def new_in(candidate: str) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """One scenario's answer.  ``row`` is the candidate's, ``before`` the ``--from``
-    release's; ``refused`` says why the scenario did not run at all (it cannot honour
-    an option given, or could not be made)."""
+    """One scenario's answer: ``row`` the candidate's, ``before`` the ``--from`` release's,
+    ``refused`` why it did not run (an option it cannot honour, or it could not be made)."""
 
     scenario: str
     axes: tuple[Axis, ...] = ()
@@ -234,11 +208,9 @@ class Entry:
         return self.row is not None
 
     def fails(self, row: Row | None = None) -> bool | None:
-        """True when the row is in a failing state of one of the scenario's questions (a
-        fail, an outage); False when it passes; None when it cannot tell (an error, a
-        flaky result, not run)."""
-        row = self.row if row is None else row
-        return failing(row, self.axes)
+        """True in a failing state of any of the scenario's questions (fail, outage), False
+        when it passes, None when it cannot tell (error, flaky, not run)."""
+        return failing(self.row if row is None else row, self.axes)
 
     @property
     def change(self) -> str:
@@ -253,29 +225,22 @@ def failing(row: Row | None, axes: Sequence[Axis]) -> bool | None:
         return None
     if any(row.verdict is ax.new for ax in axes):
         return True
-    primary = axes[0] if axes else None
-    if row.verdict is Verdict.PASS or (primary is not None and row.verdict is primary.old):
-        return False
-    return None
+    old = axes[0].old if axes else Verdict.PASS
+    return False if row.verdict in (Verdict.PASS, old) else None
 
 
 def compare(before: bool | None, after: bool | None, candidate: str) -> str:
     """The release in use now -> the candidate, for one scenario."""
     if before is None or after is None:
         return UNKNOWN
-    if before and after:
-        return STILL
     if before:
-        return FIXED
-    if after:
-        return new_in(candidate)
-    return BOTH_PASS
+        return STILL if after else FIXED
+    return new_in(candidate) if after else BOTH_PASS
 
 
 def exit_kind(entries: Sequence[Entry]) -> str:
-    """``fail`` when the candidate fails any scenario that ran; else ``cannot tell`` when
-    one that ran gave no answer (an error) or none ran; else ``pass``.  A scenario not run
-    because it cannot honour an option is shown, not counted."""
+    """``fail`` when the candidate fails a scenario that ran, ``cannot tell`` when one that ran
+    gave no answer or none ran, else ``pass`` (one refused is shown, not counted)."""
     ran = [e for e in entries if e.ran]
     if any(e.fails() for e in ran):
         return "fail"
@@ -285,8 +250,7 @@ def exit_kind(entries: Sequence[Entry]) -> str:
 
 
 def summary(entries: Sequence[Entry], candidate: str) -> list[str]:
-    """The closing lines: which scenarios fail, which could not run (and, with
-    ``--from``, what upgrading changes)."""
+    """Which scenarios fail, which did not run (and with ``--from``, what upgrading does)."""
     ran = [e for e in entries if e.ran]
     failed = [e.scenario for e in ran if e.fails()]
     unsure = [e.scenario for e in ran if e.fails() is None]
@@ -301,22 +265,19 @@ def summary(entries: Sequence[Entry], candidate: str) -> list[str]:
     if refused:
         lines.append(f"not run: {', '.join(refused)}")
     if any(e.before is not None for e in entries):
-        new = [e.scenario for e in entries if e.change == new_in(candidate)]
-        fixed = [e.scenario for e in entries if e.change == FIXED]
-        if new:
-            lines.append(f"upgrading breaks: {', '.join(new)}")
-        if fixed:
-            lines.append(f"upgrading fixes: {', '.join(fixed)}")
-        if not new and not fixed:
+        changes = {"breaks": new_in(candidate), "fixes": FIXED}
+        for verb, change in changes.items():
+            names = [e.scenario for e in entries if e.change == change]
+            lines += [f"upgrading {verb}: {', '.join(names)}"] if names else []
+        if not any(e.change in changes.values() for e in entries):
             lines.append("upgrading changes none of the scenarios that ran in both")
     return lines
 
 
 @dataclass
 class Checked:
-    """A whole check-all: the candidate as asked and as resolved, the release beside it,
-    the deployment options given, one entry per scenario, and each scenario's report
-    (its header and its rows: what the JSON and OSV records are made from)."""
+    """A whole check-all; ``reports``: each scenario's header and rows (what the JSON and OSV
+    records are made from)."""
 
     command: str
     host: dict
@@ -335,6 +296,4 @@ class Checked:
     @property
     def named(self) -> str:
         """``27.0.1 (latest)``: the release, and how it was asked for when that differs."""
-        return (
-            self.candidate if self.asked == self.candidate else f"{self.candidate} ({self.asked})"
-        )
+        return self.candidate + ("" if self.asked == self.candidate else f" ({self.asked})")

@@ -1,10 +1,6 @@
-"""What the user asked for: ``A..B``, ``A,B,C`` or ``A`` -> an ordered list of releases.
-
-Pure: resolution takes the list of versions the index knows, so it is unit-tested
-without a network.  Only final releases count in a range (no pre/dev releases).  With
-``refs`` (a clone was given) a name the index does not know is a git ref, kept as it was
-written: a tag named like a version (20.0.1) is placed among the releases by it; a
-branch or a sha adds only itself (the releases around it are not known by name).
+"""``A..B``, ``A,B,C`` or ``A`` as releases of the index, oldest first (pure); a range holds
+final releases only.  With ``refs`` (a clone given) an unknown name is a git ref: a tag named
+like a version (20.0.1) takes its place among the releases, a branch or sha adds itself.
 """
 
 from __future__ import annotations
@@ -21,12 +17,12 @@ LATEST = "latest"
 
 
 class TargetError(HarnessError):
-    """A user-facing, one-line problem with the requested targets."""
+    """A problem with the requested targets."""
 
 
 @dataclass(frozen=True)
 class Spec:
-    """A parsed request: an inclusive range, or an explicit list (one item for a single)."""
+    """An inclusive range, or a list (of one for a single target)."""
 
     low: str | None = None
     high: str | None = None
@@ -38,11 +34,11 @@ class Spec:
 
 
 def parse(text: str, refs: bool = False) -> Spec:
-    """Parse the command-line form.  Syntax only: whether versions exist comes later."""
+    """The command-line form, syntax only (whether versions exist comes later)."""
     text = text.strip()
     if not text:
         raise TargetError("empty target: give a release like 19.6.0 or a range like 19.5.0..19.7.0")
-    name = (lambda p: _name(p, text)) if refs else (lambda p: str(_version(p, text)))
+    name = lambda part: _name(part, text, refs)  # noqa: E731
     if ".." in text:
         parts = [p.strip() for p in text.split("..")]
         if len(parts) != 2 or not parts[0]:
@@ -59,20 +55,17 @@ def parse(text: str, refs: bool = False) -> Spec:
     return Spec(items=tuple(name(p) for p in items))
 
 
-def _name(text: str, whole: str) -> str:
-    """A release or a git ref, as written (git checks the ref itself)."""
-    if any(c.isspace() for c in text) or text.startswith("-"):
-        raise TargetError(f"{text!r} in {whole!r} is neither a version number nor a git ref")
-    return text
-
-
-def _version(text: str, whole: str) -> Version:
-    try:
-        return Version(text)
-    except InvalidVersion:
+def _name(part: str, whole: str, refs: bool) -> str:
+    """A version as it normalises, or with ``refs`` a release or git ref as written (git
+    checks the ref itself)."""
+    if refs and (any(c.isspace() for c in part) or part.startswith("-")):
+        raise TargetError(f"{part!r} in {whole!r} is neither a version number nor a git ref")
+    version = part if refs else _as_version(part)
+    if version is None:
         raise TargetError(
-            f"{text!r} in {whole!r} is not a version number (with --repo CLONE: a git ref)"
-        ) from None
+            f"{part!r} in {whole!r} is not a version number (with --repo CLONE: a git ref)"
+        )
+    return str(version)
 
 
 def _as_version(text: str) -> Version | None:
@@ -88,7 +81,7 @@ def _finals(available: Iterable[str]) -> list[Version]:
 
 
 def nearest(wanted: str, available: Sequence[str], n: int = 2) -> list[str]:
-    """The real versions closest to ``wanted``: the one below and the one above it."""
+    """The versions closest to ``wanted``: the one below and the one above."""
     finals, w = _finals(available), _as_version(wanted)
     if w is None:
         return [str(v) for v in finals[-n:]]
@@ -100,20 +93,17 @@ def nearest(wanted: str, available: Sequence[str], n: int = 2) -> list[str]:
 def _lookup(
     wanted: str, available: Sequence[str], package: str = "gunicorn", refs: bool | None = None
 ) -> str:
-    """The index's own spelling of ``wanted`` (19.0 and 19.0.0 are the same release);
-    with ``refs``, a name the index does not know is returned as it is (a git ref); with
-    ``refs`` False, the error says that a clone would allow it (None: not a choice here)."""
+    """The index's spelling of ``wanted`` (19.0 is 19.0.0); an unknown name is a git ref with
+    ``refs``, an error otherwise (with ``refs`` False, saying a clone would allow it)."""
     if wanted == LATEST:
         finals = _finals(available)
         if not finals:
             raise TargetError(f"the package index lists no final {package} release")
         wanted = str(finals[-1])
     w = _as_version(wanted)
-    for v in available:
-        if w is not None and _as_version(v) == w:
-            return v
-    if refs:
-        return wanted
+    spelled = next((v for v in available if w is not None and _as_version(v) == w), None)
+    if spelled is not None or refs:
+        return wanted if spelled is None else spelled
     near = " or ".join(nearest(wanted, available)) or "none"
     hint = "; with --repo CLONE it is checked as a git ref" if refs is False else ""
     raise TargetError(
@@ -124,14 +114,11 @@ def _lookup(
 def resolve(
     spec: Spec, available: Sequence[str], package: str = "gunicorn", refs: bool | None = None
 ) -> list[str]:
-    """Turn a Spec into releases of ``package`` that exist (and, with ``refs``, git refs:
-    every name not in ``available``), oldest first."""
+    """A Spec as releases of ``package`` that exist (with ``refs``, any other name is a git
+    ref), oldest first."""
     find = lambda name: _lookup(name, available, package, refs)  # noqa: E731
     if not spec.is_range:
-        found = [find(v) for v in spec.items]
-        if found and spec.items == (LATEST,):
-            return found
-        return sorted(dict.fromkeys(found), key=_order)
+        return sorted(dict.fromkeys(find(v) for v in spec.items), key=_order)
     low, high = find(spec.low), find(spec.high)
     lo, hi = _as_version(low), _as_version(high)
     if lo is None or hi is None:  # a branch or a sha: the releases around it are unknown
@@ -159,8 +146,8 @@ def ref_label(ref: str, sha: str) -> str:
 
 
 def looks_like_version(text: str) -> bool:
-    """``--check`` takes a release or a git ref; a plain version number means a release."""
-    # "1234567" is more likely an abbreviated commit sha than release 1234567
+    """A plain version number (``--check`` takes a release or a git ref); "1234567" is more
+    likely an abbreviated sha than release 1234567."""
     if text == LATEST:
         return True
     plain = all(c.isdigit() or c == "." for c in text)

@@ -1,10 +1,6 @@
-"""Verdicts, the evidence that backs them, and how several runs combine.
-
-Pure: no I/O.  Each scenario observes and applies its own rules (its ``decide``);
-what a verdict *is*, how repeated runs agree, and which verdicts a bisection may use
-are the same for every scenario and live here.
-And ``printable``: text from the server or the user's code (a check's message, a
-``--run`` command's output, gunicorn's log) without terminal escapes or controls.
+"""Verdicts, their evidence, and how several runs combine (pure): each scenario decides
+with its own rules, but what a verdict is, how runs agree and which verdicts a bisection
+may use are the same for all.  And ``printable``: foreign text without terminal escapes.
 """
 
 from __future__ import annotations
@@ -17,12 +13,9 @@ from dataclasses import dataclass, field
 
 
 class Verdict(str, enum.Enum):
-    """What a target did.  ``error`` means *cannot tell*, never pass or fail.
-
-    ``outage`` is a different failure than the one a scenario looks for (the socket
-    file stays, but nothing answers after the workers restart): a bisection for the
-    scenario's own problem treats it as untestable and follows it on its own axis.
-    """
+    """What a target did; ``error`` means *cannot tell*.  ``outage`` is another failure than
+    the scenario's (the socket stays, nothing answers after the workers restart): untestable
+    for the scenario's own bisection, followed on its own axis."""
 
     PASS = "pass"
     FAIL = "fail"
@@ -41,7 +34,7 @@ class Verdict(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Decision:
-    """A verdict and its one-line evidence (plus a longer traceback when there is one)."""
+    """A verdict, its one-line evidence and any traceback."""
 
     verdict: Verdict
     detail: str
@@ -51,27 +44,20 @@ class Decision:
 
 @dataclass(frozen=True)
 class Axis:
-    """One question a release table answers: which targets are in ``old``, which in ``new``.
-
-    Every scenario has the primary axis (pass -> fail); socket-loss adds a second one
-    (pass -> outage) so another outage is bisected on its own, clearly labelled.
-    ``old_term``/``new_term`` are what users see (``--terms`` renames them).
-    """
+    """One question a release table answers: which targets are ``old``, which ``new``.  The
+    primary axis is pass -> fail; socket-loss adds pass -> outage, bisected on its own.
+    ``old_term``/``new_term`` are what users see (``--terms``)."""
 
     key: str
     old: Verdict
     new: Verdict
     old_term: str
     new_term: str
-    label: str = ""  # "" for the primary question; a sentence for another problem
+    label: str = ""  # a sentence for another problem than the primary one
 
     def state(self, verdict: Verdict) -> bool | None:
         """True in the old state, False in the new one, None when it cannot tell."""
-        if verdict is self.old:
-            return True
-        if verdict is self.new:
-            return False
-        return None
+        return True if verdict is self.old else False if verdict is self.new else None
 
     @property
     def primary(self) -> bool:
@@ -83,10 +69,7 @@ DEFAULT_AXIS = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 
 def primary_axis(terms: tuple[str, str] | None) -> Axis:
     """pass -> fail, under the names the user chose with --terms."""
-    if terms is None:
-        return DEFAULT_AXIS
-    old, new = terms
-    return Axis("primary", Verdict.PASS, Verdict.FAIL, old, new)
+    return DEFAULT_AXIS if terms is None else Axis("primary", Verdict.PASS, Verdict.FAIL, *terms)
 
 
 def ordinal(n: int) -> str:
@@ -99,19 +82,16 @@ def plural(n: int, word: str) -> str:
 
 
 def last_line(text: str, *, prefer: Sequence[str] = (), default: str = "") -> str:
-    """The line of a tool's output that says why: the last one containing any of
-    ``prefer`` when there is one, else the last non-empty line, else ``default``."""
+    """The line of a tool's output that says why: the last containing any of ``prefer``, else
+    the last non-empty one, else ``default``."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     telling = [ln for ln in lines if any(word in ln for word in prefer)]
     return (telling or lines or [default])[-1]
 
 
 def combine(decisions: Sequence[Decision]) -> Decision:
-    """Several runs of one target: agreement keeps the verdict, disagreement is ``flaky``.
-
-    Any disagreement, an ``error`` among passes included, makes the target untestable
-    for bisection: a verdict we rely on must repeat.
-    """
+    """Several runs of one target: agreement keeps the verdict; any disagreement (an
+    ``error`` among passes too) is ``flaky``: a verdict we rely on must repeat."""
     if not decisions:
         raise ValueError("combine() needs at least one decision")
     verdicts = tuple(d.verdict for d in decisions)
@@ -122,15 +102,10 @@ def combine(decisions: Sequence[Decision]) -> Decision:
         return Decision(first.verdict, detail, first.traceback, verdicts)
     counts = Counter(v.value for v in verdicts)
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-    sample = next(
-        (d for d in decisions if d.verdict in (Verdict.FAIL, Verdict.OUTAGE)), decisions[0]
-    )
-    return Decision(
-        Verdict.FLAKY,
-        f"verdicts disagree over {len(decisions)} runs: {summary}; e.g. {sample.detail}",
-        sample.traceback,
-        verdicts,
-    )
+    failed = [d for d in decisions if d.verdict in (Verdict.FAIL, Verdict.OUTAGE)]
+    sample = (failed or decisions)[0]
+    detail = f"verdicts disagree over {len(decisions)} runs: {summary}; e.g. {sample.detail}"
+    return Decision(Verdict.FLAKY, detail, sample.traceback, verdicts)
 
 
 # ESC [ ... final (CSI), ESC ] ... BEL or ESC \ (OSC), ESC P/X/^/_ ... ESC \ (DCS and the

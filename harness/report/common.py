@@ -1,32 +1,21 @@
-"""What every renderer says the same way: verdict names, transition lines, conclusions,
-finding headings; and text that fits a terminal (``fit_table``: the widest cells wrap to
-the width; ``fit_line``: long lines wrap with a hanging indent; ``width=None``, not a
-terminal: everything whole).  Formatting only; the facts come from harness.model.table."""
+"""What every renderer says the same way (verdict names, transitions, conclusions, findings)
+and text that fits a terminal ``width`` (None: not a terminal, everything whole)."""
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 import textwrap
 from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from harness.model.results import COMPAT_NOTE, Finding, Row
+from harness.model.results import COMPAT_NOTE, Finding, Row, Step
 from harness.model.search import Transition
 from harness.model.table import Report
 from harness.model.verdict import Axis, Verdict, printable
 
-_COLOURS = {
-    Verdict.PASS: "32",
-    Verdict.FAIL: "31",
-    Verdict.OUTAGE: "31;1",
-    Verdict.ERROR: "33",
-    Verdict.FLAKY: "35",
-}
-
-
+_COLOURS = {"pass": "32", "fail": "31", "outage": "31;1", "error": "33", "flaky": "35"}
 COMPAT_MARK = "*"
 
 
@@ -35,30 +24,22 @@ def bare(detail: str) -> str:
     return detail[: -len(COMPAT_NOTE)] if detail.endswith(COMPAT_NOTE) else detail
 
 
-def used_compat(detail: str) -> bool:
-    return detail.endswith(COMPAT_NOTE)
+def shimmed(r: Row | Step | None) -> bool:
+    """A row or step that ran with the compat shim (a row's flag, or its evidence says so)."""
+    return r is not None and (getattr(r, "compat", False) or r.detail.endswith(COMPAT_NOTE))
 
 
-def any_compat(rep: Report) -> bool:
-    """Whether any row or bisection step of the report ran with the compat shim."""
-    return any(r.compat or used_compat(r.detail) for r, _ in rep.table.rows()) or any(
-        used_compat(s.detail) for f in rep.findings for s in f.steps
-    )
+def compat_notes(notes: Sequence[str], used: bool, marked: bool = True) -> list[str]:
+    """The compat note only when the shim was used; ``marked``: the table marks such rows."""
+    about_shim = [n.startswith("compat: ") for n in notes]
+    mark = f" (rows marked {COMPAT_MARK})" if marked else ""
+    return [n + mark if shim else n for n, shim in zip(notes, about_shim) if used or not shim]
 
 
 def notes(rep: Report, marked: bool = True) -> list[str]:
-    """The notes that apply: the compat one only when a row or step used the shim
-    (``marked``: it says so in the text and markdown tables, where such rows carry
-    ``*``; the JSON has each row's ``compat``)."""
-    used = any_compat(rep)
-    out = []
-    for n in rep.notes:
-        if n.startswith("compat: "):
-            if not used:
-                continue
-            n = f"{n} (rows marked {COMPAT_MARK})" if marked else n
-        out.append(n)
-    return out
+    """The notes that apply (the JSON, unmarked, has each row's ``compat``)."""
+    rows = [r for r, _ in rep.table.rows()] + [s for f in rep.findings for s in f.steps]
+    return compat_notes(rep.notes, any(map(shimmed, rows)), marked)
 
 
 def use_colour(stream=sys.stdout) -> bool:
@@ -76,7 +57,7 @@ def verdict_name(v: Verdict, rep: Report | None) -> str:
 
 def shown(v: Verdict, colour: bool, rep: Report | None = None) -> str:
     text = verdict_name(v, rep).upper()
-    return f"\033[{_COLOURS[v]}m{text}\033[0m" if colour else text
+    return f"\033[{_COLOURS[v.value]}m{text}\033[0m" if colour else text
 
 
 def default_terms(ax: Axis) -> bool:
@@ -101,32 +82,23 @@ def conclusions(rep: Report) -> list[str]:
     """Per deployment (named when there are several); none from a partial table."""
     if rep.partial:
         return [f"{rep.partial}; no conclusion drawn from it"]
-    table = rep.table
-    lines = []
-    for col in table.labels:
-        prefix = "" if table.single else f"{col}: "
-        lines += [prefix + line for line in _deployment_conclusions(rep, col)]
-    return lines
-
-
-def _deployment_conclusions(rep: Report, col: str) -> list[str]:
     table, primary = rep.table, rep.primary
-    rows = table.deployment_rows(col)
-    found = table.transitions(col)
-    lines = [transition_line(primary, t) for t in found]
-    testable = [r for r in rows if r.verdict in (primary.old, primary.new)]
-    if rows and not found:
-        if not testable:
-            lines.append("no conclusion: no release could be tested")
-        else:
-            lines.append(
-                f"no change: every testable release is {verdict_name(testable[0].verdict, rep)}"
-            )
-    for ax in table.axes[1:]:
-        hit = [r.target for r in rows if r.verdict is ax.new]
-        if hit:
-            lines.append(f"{ax.label}: {ax.new_term} in {', '.join(hit)}")
-            lines += [transition_line(ax, t) for t in table.transitions(col, ax)]
+    lines = []
+    for deployment in table.labels:
+        rows = table.deployment_rows(deployment)
+        found = table.transitions(deployment)
+        said = [transition_line(primary, t) for t in found]
+        testable = [r.verdict for r in rows if r.verdict in (primary.old, primary.new)]
+        if rows and not found and testable:
+            said.append(f"no change: every testable release is {verdict_name(testable[0], rep)}")
+        elif rows and not found:
+            said.append("no conclusion: no release could be tested")
+        for ax in table.axes[1:]:
+            hit = [r.target for r in rows if r.verdict is ax.new]
+            if hit:
+                said.append(f"{ax.label}: {ax.new_term} in {', '.join(hit)}")
+                said += [transition_line(ax, t) for t in table.transitions(deployment, ax)]
+        lines += [("" if table.single else f"{deployment}: ") + line for line in said]
     return lines
 
 
@@ -149,10 +121,36 @@ def who(c) -> str:
     return f"{c.date[:10]}, {c.author.split(' <')[0]}"
 
 
+def unsettled(f: Finding) -> str | None:
+    """What a finding without a commit says (None: it has one)."""
+    if f.status == "skipped":
+        return f"commit bisection skipped: {f.reason}"
+    if f.status == "ambiguous":
+        return f"not settled: {f.reason}:"
+    return f.reason if f.status != "found" or f.commit is None else None
+
+
+def refs(c) -> list[str]:
+    return ([f"PR #{c.pr}"] if c.pr else []) + [f'"Fix #{n}"' for n in c.fixes]
+
+
+def finding_details(f: Finding, code=str) -> list[str]:
+    """A found commit's lines after its first (``code`` marks a sha)."""
+    out = []
+    if f.merge is not None:
+        pr = f" (PR #{f.merge.pr})" if f.merge.pr else ""
+        out.append(f"reached the mainline in {code(f.merge.sha[:12])}{pr} {f.merge.subject!r}")
+    if f.needed:
+        picks = ", ".join(code(n[:12]) for n in f.needed)
+        out.append(f"untestable alone: tested with {picks} picked on top so that it could boot")
+    if f.estimate is not None:
+        out.append(f"confidence: {f.reason}")
+    return out + f.notes
+
+
 def matrix_cells(rep: Report, cell) -> list[list[str]]:
-    """One line per release: its Python (the one most of its deployments ran on) and a
-    verdict per deployment (``cell(row)`` formats it); a cell that ran on another Python
-    says which."""
+    """Per release: the Python most of its deployments ran on, and a ``cell(row)`` per
+    deployment (saying so when it ran on another Python)."""
     table = rep.table
     lines = []
     for target in table.tested():
@@ -186,9 +184,8 @@ def visible(text: str) -> int:
 
 
 def widths(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int) -> list[int]:
-    """Each column's width so that the table fits ``width``: the widest one gives way
-    first, none below ``MIN_CELL`` (nor below its header); a table whose narrow
-    columns alone overflow stays as wide as that."""
+    """Column widths that fit ``width``: the widest gives way first, none below ``MIN_CELL``
+    (nor its header); narrow columns that alone overflow stay as they are."""
     natural = [
         max([visible(h) + PAD] + [visible(r[i]) for r in rows]) for i, h in enumerate(headers)
     ]
@@ -230,8 +227,7 @@ def fit_table(
 
 
 def fit_line(text: str, width: int | None, indent: int = 2) -> list[str]:
-    """One long line as it prints: whole without a width, else wrapped with its own
-    leading spaces kept and the continuation indented by ``indent``.  A word longer
+    """A long line wrapped, its leading spaces kept, continued at ``indent``; a word longer
     than the width (a URL) stays whole: cut, it would not work."""
     if width is None or len(text) <= width:
         return [text]
@@ -246,13 +242,3 @@ def fit_line(text: str, width: int | None, indent: int = 2) -> list[str]:
         break_long_words=False,
     )
     return wrapped or [text]
-
-
-_SPACES = re.compile(r"\s+")
-
-
-def shorten(text: str, width: int | None) -> str:
-    """One line cut to ``width`` with `` ...`` (a header that must stay one line)."""
-    if width is None or len(text) <= width:
-        return text
-    return textwrap.shorten(_SPACES.sub(" ", text), width, placeholder=" ...")

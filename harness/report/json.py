@@ -1,6 +1,5 @@
-"""The JSON document (``--format json`` and the run record): one path for any number of
-columns; with several, every entry names its ``column`` and ``affected_by_release``
-says which deployments are affected where."""
+"""The JSON document (``--format json`` and the run record); with several deployments every
+entry names its ``column`` (the JSON's word for a deployment)."""
 
 from __future__ import annotations
 
@@ -25,20 +24,19 @@ def _entry(rep: Report, t: Transition, axis: str, deployment: str) -> dict:
     }
 
 
-def _changes(rep: Report, ax: Axis) -> tuple[list[dict], list[dict]]:
-    """(introduced, fixed) on one axis over every deployment; none from a partial table."""
-    if rep.partial:
-        return [], []
-    found = [(c, t) for c in rep.table.labels for t in rep.table.transitions(c, ax)]
-    return (
-        [_entry(rep, t, ax.key, c) for c, t in found if t.regression],
-        [_entry(rep, t, ax.key, c) for c, t in found if not t.regression],
-    )
+def _changes(rep: Report, ax: Axis) -> dict[str, list[dict]]:
+    """Introduced and fixed on one axis over every deployment; none from a partial table."""
+    labels = [] if rep.partial else rep.table.labels
+    found = [(c, t) for c in labels for t in rep.table.transitions(c, ax)]
+    return {
+        "introduced": [_entry(rep, t, ax.key, c) for c, t in found if t.regression],
+        "fixed": [_entry(rep, t, ax.key, c) for c, t in found if not t.regression],
+    }
 
 
 def _row(rep: Report, r: Row, deployment: str) -> dict:
-    """A row of one deployment: ``worker_class`` is what ran (gunicorn's log; in a matrix null
-    when no server ran), ``column`` what was asked."""
+    """``worker_class``: what ran (gunicorn's log; in a matrix null when no server ran),
+    ``column``: the deployment asked for."""
     out = r.as_json()
     out.setdefault("column", deployment)
     out.setdefault("bind", deployment.rsplit("/", 1)[-1])
@@ -49,9 +47,7 @@ def _row(rep: Report, r: Row, deployment: str) -> dict:
 
 def _affected(rep: Report, ax: Axis) -> list:
     hit = [(r, c) for r, c in rep.table.rows() if r.verdict is ax.new]
-    if rep.table.single:
-        return [r.target for r, _ in hit]
-    return [{"target": r.target, "column": c} for r, c in hit]
+    return [r.target if rep.table.single else {"target": r.target, "column": c} for r, c in hit]
 
 
 def tool() -> dict:
@@ -61,20 +57,12 @@ def tool() -> dict:
 
 def as_json(rep: Report) -> dict:
     table, primary = rep.table, rep.primary
-    regressions, fixes = _changes(rep, primary)
-    others = []
-    for ax in table.axes[1:]:
-        introduced, fixed = _changes(rep, ax)
-        others.append(
-            {
-                "axis": ax.key,
-                "label": ax.label,
-                "verdict": ax.new.value,
-                "affected": _affected(rep, ax),
-                "introduced": introduced,
-                "fixed": fixed,
-            }
-        )
+    changes = _changes(rep, primary)
+    others = [
+        {"axis": ax.key, "label": ax.label, "verdict": ax.new.value, "affected": _affected(rep, ax)}
+        | _changes(rep, ax)
+        for ax in table.axes[1:]
+    ]
     by_release: dict[str, list[str]] = {}
     for r, c in table.rows():
         if r.verdict is primary.new:
@@ -86,8 +74,8 @@ def as_json(rep: Report) -> dict:
         "scenario": {**rep.scenario, "summary": rep.params},
         "terms": [primary.old_term, primary.new_term],
         "rows": [_row(rep, r, c) for r, c in table.rows()],
-        "regressions": regressions,
-        "fixes": fixes,
+        "regressions": changes["introduced"],
+        "fixes": changes["fixed"],
         "affected": list(by_release),
         "other_problems": others,
         "columns": [c.as_json() for c in table.deployments],

@@ -1,5 +1,5 @@
-"""The paste-ready report: a github table, conclusions, affected releases (or which
-deployments are affected), each finding as a list, and the command that reproduces it."""
+"""The paste-ready report: a github table, conclusions, what is affected, each finding as a
+list, and the command that reproduces it."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from harness.report.common import (
     conclusions,
     default_terms,
     evidence,
+    finding_details,
     finding_head,
     fit_table,
     matrix_cells,
     notes,
-    used_compat,
+    refs,
+    shimmed,
+    unsettled,
     verdict_name,
     who,
 )
@@ -26,33 +29,17 @@ from harness.report.text import steps_table
 def _finding(f: Finding, rep: Report) -> list[str]:
     """The finding as a list a maintainer can paste into an upstream issue."""
     notes = [f"- {n}" for n in f.notes]
-    if f.status == "skipped":
-        return [f"- commit bisection skipped: {f.reason}", *notes]
-    if f.status == "ambiguous":
-        return (
-            [f"- not settled: {f.reason}:"]
-            + [f"  - `{c.short}` {c.subject!r} ({who(c)})" for c in f.candidates]
-            + notes
-        )
-    if f.status != "found" or f.commit is None:
-        return [f"- {f.reason}", *notes]
+    said = unsettled(f)
+    if said is not None:
+        listed = f.candidates if f.status == "ambiguous" else []
+        return [f"- {said}", *(f"  - `{c.short}` {c.subject!r} ({who(c)})" for c in listed), *notes]
     c = f.commit
-    label = finding_head(f, rep)[1]
     sha = f"[`{c.sha[:12]}`]({f.url})" if f.url else f"`{c.sha[:12]}`"
-    refs = ([f"PR #{c.pr}"] if c.pr else []) + [f'"Fix #{n}"' for n in c.fixes]
-    out = [f"- {label}: {sha} {c.subject!r} ({who(c)})" + (f", {', '.join(refs)}" if refs else "")]
+    ref = f", {', '.join(refs(c))}" if refs(c) else ""
+    out = [f"- {finding_head(f, rep)[1]}: {sha} {c.subject!r} ({who(c)}){ref}"]
     out.append(f"  - full sha: `{c.sha}`")
-    if f.merge is not None:
-        pr = f" (PR #{f.merge.pr})" if f.merge.pr else ""
-        out.append(f"- reached the mainline in `{f.merge.sha[:12]}`{pr} {f.merge.subject!r}")
-    if f.needed:
-        picks = ", ".join(f"`{n[:12]}`" for n in f.needed)
-        out.append(f"- untestable alone: tested with {picks} picked on top so that it could boot")
-    if f.estimate is not None:
-        out.append(f"- confidence: {f.reason}")
-    out += notes
-    out.append(f"- {len(f.steps)} commits tested:")
-    return out
+    out += [f"- {line}" for line in finding_details(f, lambda text: f"`{text}`")]
+    return out + [f"- {len(f.steps)} commits tested:"]
 
 
 def _conclusions(rep: Report) -> list[str]:
@@ -64,20 +51,14 @@ def _affected_deployments(rep: Report) -> list[str]:
     table, new, old = rep.table, rep.primary.new, rep.primary.old
     lines = []
     for target in table.tested():
-        cells = [(c, table.cell(target, c)) for c in table.labels]
-        if not any(r is not None and r.verdict is new for _, r in cells):
-            continue
         by_verdict: dict[Verdict, list[str]] = {}
-        for c, r in cells:
-            if r is not None:
+        for c in table.labels:
+            if (r := table.cell(target, c)) is not None:
                 by_verdict.setdefault(r.verdict, []).append(c)
-        order = [new, old] + [v for v in by_verdict if v not in (new, old)]
-        parts = [
-            f"{verdict_name(v, rep)} with {', '.join(by_verdict[v])}"
-            for v in order
-            if v in by_verdict
-        ]
-        lines.append(f"- `{target}`: " + "; ".join(parts))
+        if new in by_verdict:
+            order = [v for v in dict.fromkeys([new, old, *by_verdict]) if v in by_verdict]
+            said = [f"{verdict_name(v, rep)} with {', '.join(by_verdict[v])}" for v in order]
+            lines.append(f"- `{target}`: " + "; ".join(said))
     return lines or [f"- no tested release is {verdict_name(new, rep)} in any deployment"]
 
 
@@ -85,70 +66,46 @@ def _matrix(rep: Report, verbose: bool) -> list[str]:
     """The matrix as a github table, the evidence, and which deployments fail where."""
 
     def bold(r) -> str:
-        mark = f" {COMPAT_MARK}" if r.compat or used_compat(r.detail) else ""
+        mark = f" {COMPAT_MARK}" if shimmed(r) else ""
         return f"**{verdict_name(r.verdict, rep).upper()}**{mark}"
 
-    out = [
-        fit_table(
-            [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)],
-            [rep.heading, "python", *rep.table.labels],
-            fmt="github",
-        ),
-        "",
-        "### Evidence",
-        "",
-    ]
-    out += [
-        f"- `{r.target}` {c}: {bold(r)} {bare(r.detail)}" for r, c in evidence(rep, verbose)
-    ] or [f"- every result is {verdict_name(rep.primary.old, rep)}"]
-    out += [""] + _conclusions(rep)
+    cells = [[f"`{line[0]}`", *line[1:]] for line in matrix_cells(rep, bold)]
+    out = [fit_table(cells, [rep.heading, "python", *rep.table.labels], fmt="github"), ""]
+    found = [f"- `{r.target}` {c}: {bold(r)} {bare(r.detail)}" for r, c in evidence(rep, verbose)]
+    passing = f"- every result is {verdict_name(rep.primary.old, rep)}"
+    out += ["### Evidence", "", *(found or [passing]), ""] + _conclusions(rep)
     return out + ["### Which deployments are affected", ""] + _affected_deployments(rep) + [""]
-
-
-def _cell(text: str) -> str:
-    """Evidence as one github table cell: one line (``fit.table`` escapes its ``|``)."""
-    return " ".join(text.split("\n"))
 
 
 def _plain(rep: Report) -> list[str]:
     rows = [r for r, _ in rep.table.rows()]
     # where the scenario reports them: the worker that ran, the trigger, the compat shim
     facts = any("worker_class" in r.facts or "trigger" in r.facts for r in rows)
-    lines = [
-        [f"`{r.target}`", r.python or "-"]
-        + (
-            [r.facts.get("worker_class") or "-", r.facts.get("trigger") or "-"]
-            + ["shim" if r.compat else "-"]
-            if facts
-            else []
-        )
-        + [
-            f"**{verdict_name(r.verdict, rep).upper()}**" + (f" {COMPAT_MARK}" if r.compat else ""),
-            _cell(bare(r.detail)),
-        ]
-        for r in rows
-    ]
+    lines = []
+    for r in rows:
+        told = [r.facts.get("worker_class") or "-", r.facts.get("trigger") or "-"]
+        told += ["shim" if r.compat else "-"]
+        mark = f" {COMPAT_MARK}" if r.compat else ""
+        cells = [f"`{r.target}`", r.python or "-", *(told if facts else [])]
+        cells.append(f"**{verdict_name(r.verdict, rep).upper()}**{mark}")
+        lines.append(cells + [" ".join(bare(r.detail).split("\n"))])  # one line: a github cell
     headers = [rep.heading, "python"] + (["worker", "trigger", "compat"] if facts else [])
     out = [fit_table(lines, headers + ["verdict", "evidence"], fmt="github"), ""]
-    out += _conclusions(rep)
-    primary = rep.primary
-    heading = (
-        "Affected releases" if default_terms(primary) else f"Releases that are {primary.new_term!r}"
-    )
-    affected = [r.target for r in rows if r.verdict is primary.new]
-    out += [f"### {heading}", ""]
-    out += [f"- {v}" for v in affected] if affected else ["- none of the tested releases"]
-    return out + [""]
+    ax = rep.primary
+    heading = "Affected releases" if default_terms(ax) else f"Releases that are {ax.new_term!r}"
+    affected = [f"- {r.target}" for r in rows if r.verdict is ax.new]
+    none = ["- none of the tested releases"]
+    return out + _conclusions(rep) + [f"### {heading}", "", *(affected or none), ""]
+
+
+def host_lines(h: dict) -> list[str]:
+    out = [f"- host: Linux {h.get('kernel')}, {h.get('compat')}"]
+    out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
+    return out + ([f"- date: {h['date']}"] if h.get("date") else [])
 
 
 def render_markdown(rep: Report, verbose: bool = False) -> str:
-    h = rep.host
-    out = [f"## {rep.title}", ""]
-    out.append(f"- host: Linux {h.get('kernel')}, {h.get('compat')}")
-    out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
-    if h.get("date"):
-        out.append(f"- date: {h['date']}")
-    out.append(f"- scenario: {rep.params}")
+    out = [f"## {rep.title}", "", *host_lines(rep.host), f"- scenario: {rep.params}"]
     if not rep.table.single:
         out += [f"  - `{c.label}`: {c.summary}" for c in rep.table.deployments]
     out.append("")

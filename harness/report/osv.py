@@ -1,16 +1,9 @@
-"""Findings as OSV records: the form vulnerability databases and ``pip-audit`` read.
-
-Why: "documenting the affected versions" is the third thing users do with this tool,
-and OSV is where such documentation goes.  One record per run: an ``ECOSYSTEM`` range
-on PyPI versions built from the table's own transitions (so it says exactly what the
-runs saw), a ``GIT`` range on the commits the bisection named, the failing releases
-as ``versions`` and the evidence under ``database_specific``.
-
-Pure: rows, findings and the record's metadata in, a JSON-ready dict out.  The ``id``
-is the caller's: an advisory case's own (``PYSEC-2018-55``, ``CVE-2024-1135``, with its
-other ids as ``aliases``), else ``local_id``: the schema's id pattern takes the
-prefixes of registered home databases and ``x_`` for a database that is not one, as a
-local run is not; a database that adopts a record gives it its id.
+"""Findings as OSV records (what vulnerability databases and ``pip-audit`` read): documenting
+the affected versions is the third thing users do with this tool.  One record per run: an
+``ECOSYSTEM`` range from the table's own transitions (exactly what the runs saw), a ``GIT``
+range on the bisected commits, the failing releases as ``versions``, the evidence under
+``database_specific``.  The ``id`` is an advisory case's own (others as ``aliases``), else
+``local_id``: ``x_``, the schema's prefix for an unregistered database, as a local run is.
 """
 
 from __future__ import annotations
@@ -24,7 +17,7 @@ from pathlib import Path
 from harness.model.results import Finding, Row
 from harness.model.search import Transition, transitions
 from harness.model.table import Report
-from harness.model.verdict import Axis, Verdict
+from harness.model.verdict import DEFAULT_AXIS, Axis
 
 #: The OSV schema release these records conform to: checked in the tests against
 #: tests/data/osv-schema.json, the published validation/schema.json of 1.7.5.
@@ -38,7 +31,6 @@ PREFIX = re.compile(
     r"|MINI|MGASA|OESA|OSEC|OSV|openSUSE-SU|PHSA|PSF|PYSEC|RHBA|RHEA|RHSA|RLSA|RXSA|RSEC|ROOT"
     r"|RUSTSEC|SUSE-[SRFO]U|UBUNTU|USN|V8)-)"
 )
-_PRIMARY = Axis("primary", Verdict.PASS, Verdict.FAIL, "pass", "fail")
 
 
 @dataclass(frozen=True)
@@ -76,32 +68,19 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _finding(findings: Sequence[Finding], t: Transition, axis: str) -> Finding | None:
-    return next(
-        (f for f in findings if f.before == t.before and f.after == t.after and f.axis == axis),
-        None,
-    )
-
-
 def ecosystem_events(table: Sequence[Transition], first: tuple[str, bool] | None) -> list[dict]:
-    """``introduced``/``fixed`` events along the table: the first failing / passing release.
-
-    ``first`` is the first testable release and its state: when it already fails, the
-    range starts there (the runs know nothing older).
-    """
-    events: list[dict] = []
-    if first is not None and not first[1]:
-        events.append({"introduced": first[0]})
-    for t in table:
-        events.append({"introduced": t.after} if t.regression else {"fixed": t.after})
-    return events
+    """``introduced``/``fixed`` at each first failing / passing release; ``first``: the first
+    testable release and its state (failing already, the range starts there)."""
+    events = [{"introduced": first[0]}] if first is not None and not first[1] else []
+    return events + [{"introduced": t.after} if t.regression else {"fixed": t.after} for t in table]
 
 
 def git_events(table: Sequence[Transition], findings: Sequence[Finding], axis: str) -> list[dict]:
     """The bisected commits as events; a fix is kept only after a known introduction."""
     events: list[dict] = []
     for t in table:
-        f = _finding(findings, t, axis)
+        key = (t.before, t.after, axis)
+        f = next((f for f in findings if (f.before, f.after, f.axis) == key), None)
         if not (f and f.status == "found" and f.commit):
             continue
         if t.regression:
@@ -140,13 +119,11 @@ def _references(adv: Advisory, findings: Sequence[Finding]) -> list[dict]:
 
 
 def to_osv(
-    rows: Sequence[Row], findings: Sequence[Finding], adv: Advisory, axis: Axis = _PRIMARY
+    rows: Sequence[Row], findings: Sequence[Finding], adv: Advisory, axis: Axis = DEFAULT_AXIS
 ) -> dict:
-    """One OSV record for one question of one run (rows in release order, one column).
-
-    Only release rows make ECOSYSTEM events and ``versions``; the commits come from the
-    findings.  A finding that is not ``found`` adds evidence, never an event.
-    """
+    """One OSV record for one question of one run (one deployment's rows in order): releases
+    make the ECOSYSTEM events and ``versions``; a finding adds a commit event only when
+    ``found``, else evidence."""
     rows = [r for r in rows if r.kind == "release"]  # PyPI versions; commits go in GIT
     states = [(r.target, axis.state(r.verdict)) for r in rows]
     table = transitions(states)
@@ -156,7 +133,8 @@ def to_osv(
     commits = git_events(table, mine, axis.key)
     if commits:
         ranges.append({"type": "GIT", "repo": adv.repo, "events": commits})
-    record = {
+    package = {"ecosystem": "PyPI", "name": adv.package, "purl": f"pkg:pypi/{adv.package}"}
+    return {
         "schema_version": SCHEMA_VERSION,
         "id": adv.id,
         "modified": _timestamp(adv.modified or adv.published),
@@ -166,11 +144,7 @@ def to_osv(
         "details": adv.details,
         "affected": [
             {
-                "package": {
-                    "ecosystem": "PyPI",
-                    "name": adv.package,
-                    "purl": f"pkg:pypi/{adv.package}",
-                },
+                "package": package,
                 "ranges": ranges if ranges[0]["events"] else [],
                 "versions": [r.target for r in rows if r.verdict is axis.new],
             }
@@ -178,7 +152,6 @@ def to_osv(
         "references": _references(adv, mine),
         "database_specific": _evidence(rows, mine, table, adv),
     }
-    return record
 
 
 TRACKER_URL = "https://github.com/benoitc/gunicorn/issues/{}"
@@ -199,15 +172,15 @@ def advisory_url(ident: str) -> str:
     return ""
 
 
-def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> Advisory:
-    """A run's record metadata from its scenario: a file's ``ID`` (else ``local_id`` of
-    the scenario's name, and the column in a matrix) and its ``TRACKER`` as the report."""
+def advisory_for(rep: Report, deployment: str = "", now: datetime | None = None) -> Advisory:
+    """A record's metadata from the scenario: a file's ``ID`` (else ``local_id`` of its name,
+    plus the deployment in a matrix) and its ``TRACKER`` as the report."""
     scenario = rep.scenario
     name = str(scenario.get("name") or "scenario")
     if name == "file":
         name = Path(str(scenario.get("file", name))).stem
     own = str(scenario.get("id") or "")
-    suffix = f"-{column}" if column and not rep.table.single else ""
+    suffix = f"-{deployment}" if deployment and not rep.table.single else ""
     tracker = scenario.get("tracker")
     refs = (("REPORT", TRACKER_URL.format(tracker)),) if tracker else ()
     aliases = tuple(str(a) for a in scenario.get("aliases") or ())
@@ -216,7 +189,7 @@ def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> 
         id=(record_id(own) if own else local_id("gunicorn", name))
         + re.sub(r"[^A-Za-z0-9._-]+", "-", suffix),
         summary=rep.title,
-        details=rep.params + (f" ({column})" if suffix else ""),
+        details=rep.params + (f" ({deployment})" if suffix else ""),
         published=now or datetime.now(timezone.utc),
         scenario=name,
         command=rep.command,
@@ -226,11 +199,10 @@ def advisory_for(rep: Report, column: str = "", now: datetime | None = None) -> 
 
 
 def as_osv(rep: Report, now: datetime | None = None) -> dict | list[dict]:
-    """``--format osv``: one record for a run, one per column for a matrix."""
+    """``--format osv``: one record for a run, one per deployment for a matrix."""
     records = []
-    for column in rep.table.labels:
-        col = "" if rep.table.single else column
-        mine = [f for f in rep.findings if f.deployment == col]
-        adv = advisory_for(rep, column, now)
-        records.append(to_osv(rep.table.deployment_rows(column), mine, adv, rep.primary))
+    for deployment in rep.table.labels:
+        mine = [f for f in rep.findings if f.deployment == ("" if rep.table.single else deployment)]
+        adv = advisory_for(rep, deployment, now)
+        records.append(to_osv(rep.table.deployment_rows(deployment), mine, adv, rep.primary))
     return records[0] if rep.table.single else records

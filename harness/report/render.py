@@ -1,7 +1,5 @@
-"""One entry for every output format: ``render(report, fmt)``; a check-all's renderings
-(``--check X --scenario all``) in every format; and the run records: the JSON document and
-the markdown report side by side in results/, each written atomically so a reader never
-sees half a file."""
+"""``render(report, fmt)`` for every format, a check-all's renderings, and the run records:
+the JSON and the markdown side by side in results/, each written atomically."""
 
 from __future__ import annotations
 
@@ -13,11 +11,11 @@ from pathlib import Path
 from harness.host.fsutil import atomic_write_text
 from harness.model.results import Row
 from harness.model.table import Checked, Entry, Report, summary
-from harness.report.common import COMPAT_MARK, bare, fit_line, fit_table, shown, used_compat
+from harness.report.common import bare, compat_notes, fit_line, fit_table, shimmed
 from harness.report.json import as_json, tool
-from harness.report.markdown import render_markdown
+from harness.report.markdown import host_lines, render_markdown
 from harness.report.osv import as_osv
-from harness.report.text import host_line, render_table
+from harness.report.text import host_line, render_table, verdict_cell
 
 FORMATS = ("table", "markdown", "json", "osv")
 
@@ -25,8 +23,8 @@ FORMATS = ("table", "markdown", "json", "osv")
 def render(
     rep: Report, fmt: str, colour: bool = False, verbose: bool = False, width: int | None = None
 ) -> str:
-    """``verbose``: a matrix lists the evidence of every cell, not only those not passing;
-    ``width``: the terminal's, which the text table fits (JSON and markdown stay whole)."""
+    """``verbose``: a matrix's evidence for every cell, not only those not passing; ``width``:
+    the terminal's, which the text table fits."""
     if fmt == "json":
         return json.dumps(as_json(rep), indent=2)
     if fmt == "osv":
@@ -39,19 +37,13 @@ def render(
 NOT_RUN = "not run"
 
 
-def _compat(row: Row | None) -> bool:
-    return row is not None and (row.compat or used_compat(row.detail))
-
-
 def _verdict(row: Row | None, colour: bool) -> str:
-    if row is None:
-        return NOT_RUN.upper()
-    return shown(row.verdict, colour) + (f" {COMPAT_MARK}" if _compat(row) else "")
+    return NOT_RUN.upper() if row is None else verdict_cell(row, colour, None)
 
 
 def _evidence(e: Entry) -> str:
-    """Why it did not run; else the candidate's evidence, or the --from release's when
-    that one is where the failure is (fixed by upgrading)."""
+    """Why it did not run, or the candidate's evidence (the --from release's when only that
+    one fails: fixed by upgrading)."""
     if e.row is None:
         return f"could not run as asked: {e.refused}"
     if e.before is not None and e.fails(e.before) and not e.fails():
@@ -66,18 +58,11 @@ def _rows(c: Checked, colour: bool, bold: bool = False) -> tuple[list[list[str]]
     rows = []
     for e in c.entries:
         python = e.row.python if e.row is not None and e.row.python else "-"
-        cells = [name(e.scenario)]
-        if c.before is not None:
-            change = e.change if e.ran else "-"
-            cells += [verdict(e.before) if e.ran else "-", verdict(e.row), change]
-        else:
-            cells += [verdict(e.row)]
-        rows.append(cells + [python, _evidence(e)])
-    if c.before is not None:
-        headers = ["scenario", c.before, c.candidate, "change", "python", "evidence"]
-    else:
-        headers = ["scenario", "verdict", "python", "evidence"]
-    return rows, headers
+        before = [verdict(e.before) if e.ran else "-"] if c.before is not None else []
+        change = [e.change if e.ran else "-"] if c.before is not None else []
+        rows.append([name(e.scenario), *before, verdict(e.row), *change, python, _evidence(e)])
+    heads = ["verdict"] if c.before is None else [c.before, c.candidate, "change"]
+    return rows, ["scenario", *heads, "python", "evidence"]
 
 
 def _deployment(c: Checked) -> str:
@@ -87,21 +72,13 @@ def _deployment(c: Checked) -> str:
 
 
 def _notes(c: Checked) -> list[str]:
-    used = any(_compat(e.row) or _compat(e.before) for e in c.entries)
-    return [
-        f"{n} (rows marked {COMPAT_MARK})" if n.startswith("compat: ") else n
-        for n in c.notes
-        if used or not n.startswith("compat: ")
-    ]
-
-
-def _head(c: Checked) -> str:
-    beside = f", beside {c.before} (--from)" if c.before else ""
-    return f"check: {c.named} against {len(c.entries)} scenario(s){beside}"
+    return compat_notes(c.notes, any(shimmed(e.row) or shimmed(e.before) for e in c.entries))
 
 
 def text_checked(c: Checked, colour: bool = False, width: int | None = None) -> str:
-    out = fit_line(_head(c), width) + fit_line(f"deployment: {_deployment(c)}", width)
+    beside = f", beside {c.before} (--from)" if c.before else ""
+    out = fit_line(f"check: {c.named} against {len(c.entries)} scenario(s){beside}", width)
+    out += fit_line(f"deployment: {_deployment(c)}", width)
     out += [host_line(c.host, width), ""]
     rows, headers = _rows(c, colour)
     out += [fit_table(rows, headers, width), ""]
@@ -113,13 +90,8 @@ def text_checked(c: Checked, colour: bool = False, width: int | None = None) -> 
 
 
 def markdown_checked(c: Checked) -> str:
-    h = c.host
     beside = f" beside {c.before}" if c.before else ""
-    out = [f"## Checking {c.named}{beside}: {len(c.entries)} scenario(s)", ""]
-    out.append(f"- host: Linux {h.get('kernel')}, {h.get('compat')}")
-    out.append(f"- interpreters: {', '.join(h.get('pythons', [])) or 'none'}")
-    if h.get("date"):
-        out.append(f"- date: {h['date']}")
+    out = [f"## Checking {c.named}{beside}: {len(c.entries)} scenario(s)", "", *host_lines(c.host)]
     out += [f"- deployment: {_deployment(c)}", ""]
     rows, headers = _rows(c, False, bold=True)
     out += [fit_table(rows, headers, None, "github"), ""]
