@@ -29,7 +29,6 @@ CLAIMED = {
 }
 APP = _wire.ECHO_APP
 SETTINGS = {"workers": 1}
-BIND = "unix"
 CONTROL = b"GET /crlf?v=plain HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 PROBE = (
     b"GET /crlf?v=a%0d%0aX-Injected:%20yes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
@@ -58,7 +57,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
     if injected is not None:
         return "fail", f"header injection: 'X-Injected: {injected}' in the response ({answer})"
     return "pass", f"control served; the CR/LF value was not sent as a header ({answer})"
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

@@ -17,8 +17,6 @@ by the 2019 fix itself (93220898 on 19.x, f74324bd on master), fixed by ac29c9b0
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.catalogue import _wire
 
 ID = "PYSEC-2026-1434"
@@ -30,7 +28,6 @@ CLAIMED = {
 }
 APP = _wire.ECHO_APP
 SETTINGS = {"workers": 1}
-BIND = "unix"
 VECTORS = {
     "TE chunked + TE identity + CL": _wire.post(
         b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"
@@ -38,15 +35,5 @@ VECTORS = {
 }
 BAD = {"TE chunked + TE identity + CL": {"chunked"}}
 
-
-def observe(server: Any) -> dict[str, Any]:
-    return _wire.probe(server, VECTORS)
-
-
-def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: conflicting Transfer-Encoding headers read as chunked."""
-    return _wire.judge(obs, BAD, "smuggling: conflicting Transfer-Encoding read as chunked")
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))
+observe = _wire.observer(VECTORS)
+decide = _wire.judged(BAD, "smuggling: conflicting Transfer-Encoding read as chunked")

@@ -14,8 +14,6 @@ wide by 22.0.0 (Tracker: none).
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.catalogue import _wire
 
 ID = "PYSEC-2026-1433"
@@ -26,7 +24,6 @@ CLAIMED = {
 }
 APP = _wire.ECHO_APP
 SETTINGS = {"workers": 1}
-BIND = "unix"
 VECTORS = {
     "TE gzip, chunked + CL": _wire.post(
         b"Content-Length: 4\r\nTransfer-Encoding: gzip, chunked\r\n"
@@ -34,15 +31,5 @@ VECTORS = {
 }
 BAD = {"TE gzip, chunked + CL": {"length"}}
 
-
-def observe(server: Any) -> dict[str, Any]:
-    return _wire.probe(server, VECTORS)
-
-
-def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: a chunked Transfer-Encoding ignored, the body framed by Content-Length."""
-    return _wire.judge(obs, BAD, "TE.CL: Transfer-Encoding ignored, Content-Length used")
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))
+observe = _wire.observer(VECTORS)
+decide = _wire.judged(BAD, "TE.CL: Transfer-Encoding ignored, Content-Length used")

@@ -16,8 +16,6 @@ boundary); the clone has no 26.2.0/27.0.0 tags for the fix (Tracker: none).
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.catalogue import _wire
 
 ID = "CVE-2026-134820"
@@ -27,7 +25,6 @@ CLAIMED = {"CVE-2026-134820": [("25.2.0", "27.0.0")]}
 SINCE = "24.0.0"
 APP = _wire.ASGI_ECHO_APP
 SETTINGS = {"workers": 1, "worker_class": "asgi"}
-BIND = "unix"
 VECTORS = {
     "signed CL +4": _wire.post(b"Content-Length: +4\r\n", _wire.LENGTH_BODY),
     "TE with a space before the colon + CL": _wire.post(
@@ -39,15 +36,5 @@ BAD = {
     "TE with a space before the colon + CL": {"length", "chunked"},
 }
 
-
-def observe(server: Any) -> dict[str, Any]:
-    return _wire.probe(server, VECTORS)
-
-
-def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: a malformed framing header accepted by the ASGI parser."""
-    return _wire.judge(obs, BAD, "smuggling: a malformed framing header accepted")
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))
+observe = _wire.observer(VECTORS)
+decide = _wire.judged(BAD, "smuggling: a malformed framing header accepted")

@@ -26,7 +26,6 @@ CLAIMED = {"CVE-2026-134821": [("25.2.0", "27.0.0")]}
 SINCE = "24.0.0"
 APP = _wire.ASGI_ECHO_APP
 SETTINGS = {"workers": 1, "worker_class": "asgi"}
-BIND = "unix"
 WAIT = 3.0  # seconds: a refusal comes at once, a buffering worker says nothing
 LONG = b"a" * (2 << 20)
 VECTORS = {
@@ -34,21 +33,13 @@ VECTORS = {
     "2 MiB header without CRLF": b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Long: " + LONG,
 }
 
-
-def observe(server: Any) -> dict[str, Any]:
-    control = server.exchange(_wire.CONTROL, 5.0)
-    return {
-        "control": _wire.seen(control),
-        "vectors": {n: _wire.seen(server.exchange(d, WAIT)) for n, d in VECTORS.items()},
-    }
+observe = _wire.observer(VECTORS, WAIT)
 
 
 def decide(obs: dict[str, Any]) -> tuple[str, str]:
     """fail: a line far past the limits, without CRLF, gets no answer (still buffered)."""
-    control = obs["control"]
-    if control["outcome"] != "chunked":
-        shown = control["line"] or control["ended"]
-        return "error", f"the control (a well-formed chunked POST) was not served: {shown}"
+    if failed := _wire.control_failed(obs):
+        return failed
     outcomes = {n: v["outcome"] for n, v in obs["vectors"].items()}
     shown = "; ".join(f"{n}: {o}" for n, o in outcomes.items())
     if any(o.startswith("no answer") for o in outcomes.values()):
@@ -56,7 +47,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
     if all(o == "refused" for o in outcomes.values()):
         return "pass", f"control served; {shown}"
     return "error", f"an answer the case cannot read: {shown}"
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

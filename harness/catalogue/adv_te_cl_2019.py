@@ -17,8 +17,6 @@ Our runs (0.9.0..27.0.1, bisected): fail 0.12.0 ... 19.9.0 and 20.0.0 (length); 
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.catalogue import _wire
 
 ID = "x_SNYK-PYTHON-GUNICORN-541164"
@@ -27,7 +25,6 @@ ALIASES: list[str] = []
 CLAIMED = {"Snyk SNYK-PYTHON-GUNICORN-541164": [("0", "19.10.0"), ("20.0.0", "20.0.1")]}
 APP = _wire.ECHO_APP
 SETTINGS = {"workers": 1}
-BIND = "unix"
 VECTORS = {
     "TE chunked + TE identity + CL": _wire.post(
         b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"
@@ -35,15 +32,5 @@ VECTORS = {
 }
 BAD = {"TE chunked + TE identity + CL": {"length"}}
 
-
-def observe(server: Any) -> dict[str, Any]:
-    return _wire.probe(server, VECTORS)
-
-
-def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: the body read by Content-Length while a Transfer-Encoding says chunked."""
-    return _wire.judge(obs, BAD, "smuggling: Content-Length won over Transfer-Encoding: chunked")
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))
+observe = _wire.observer(VECTORS)
+decide = _wire.judged(BAD, "smuggling: Content-Length won over Transfer-Encoding: chunked")
