@@ -280,10 +280,12 @@ class CommandScenario(Scenario):
         if options.run is None or not options.run.strip():
             raise ScenarioError("--run needs a command")
         self.options = options
-        self.rules = decide
         self.command = options.run
         self.origin = (origin or Path.cwd()).resolve()
         self.shell_command, self.program = _absolute_program(self.command, self.origin)
+
+    def decide(self, observation: Any) -> Decision:
+        return decide(observation)
 
     def about(self) -> About:
         """The header shows the command as given (prefixed by the name: "run: CMD"); the
