@@ -1,10 +1,7 @@
 """fail whenever the server stops answering new connections after its workers restart, any cause
 
-The same server, app and load as socket-loss (``recycle``), judged more broadly: ``fail``
-whenever the server stops answering new connections after its workers restart, whatever
-the cause (the socket file gone, workers that exit and are never replaced, requests that
-hang), with the cause from the log in the evidence; ``pass`` only when the path still
-serves every fresh connection with the app's healthy answer.
+The run of socket-loss (``recycle``), judged more broadly: any cause (the socket file
+gone, workers never replaced, requests that hang), named from the log in the evidence.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """#1298: the gthread worker unlinks its Unix socket on exit (fail = the socket file is gone)
 
-Upstream #1298; the run is ``recycle``'s (its metadata too), these are its rules.
-Verdicts (``decide``): ``fail`` the socket file is gone after a worker exit (#1298);
-``outage`` the file stays but nothing answers new connections (another problem);
-``pass`` it kept serving; ``error`` it could not be exercised.
+The run and the metadata are ``recycle``'s; these are the rules (``rules``).
 """
 
 from __future__ import annotations
@@ -75,16 +72,11 @@ def decide(obs: Observation) -> Decision:
 
 
 def rules(obs: Observation) -> Decision:
-    """The #1298 rules, most specific first.
-
-    - error: not exercised (never booted, the arbiter died, no worker ever exited);
-    - fail: after a worker exit the socket file is gone while the arbiter is alive;
-    - outage: the file stays but fresh connections go unanswered or are refused
-      (another problem, e.g. workers that exit and are never replaced);
-    - pass: workers restarted and the path served every fresh connection.
-    A reset of a keep-alive connection while a worker recycles is not evidence: only
-    fresh connections count, and a reset is retried before it does.
-    """
+    """The #1298 rules, most specific first.  fail: the socket file gone after a worker exit,
+    the arbiter alive; outage: the file stays but fresh connections go unanswered or are
+    refused (another problem); pass: every fresh connection served after restarts; error:
+    not exercised.  Only fresh connections count (a keep-alive reset while a worker
+    recycles is normal), and a reset is retried before it does."""
     tb = obs.traceback
     cut = ran_out(obs) + wrk_phrase(obs)
     if not obs.booted:
