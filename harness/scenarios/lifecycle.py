@@ -1,18 +1,11 @@
-"""One server lifecycle for every case: refuse what the case cannot honour, boot, put the
-proxy in front, read the app's healthy answer, observe, stop; then ``decide``, purely.
+"""One server lifecycle for every case: refuse what the case cannot honour (its ``CANNOT``,
+in one line, before anything starts), boot, put the proxy in front, read the app's healthy
+answer, observe, stop; then ``decide``, purely.  Every option reaches every case the same
+way here (settings: SETTINGS < ``--gunicorn-config`` < flags).
 
-Every option reaches every case the same way here: ``--proxy`` (h2o or nginx in front,
-started for each case that can go through one), ``--app``/``--app-dir`` (served instead
-of the case's APP), ``--bind``, ``--worker-class`` and the other settings (SETTINGS <
-``--gunicorn-config`` < flags), ``--with`` (the requirement layer), ``--load``,
-``--trigger`` and ``--path``.  An option a case cannot honour (its ``CANNOT``) stops the
-run before anything starts, in one line (exit status 2).
-
-``observe(server)`` (or a file's ``check``) runs in a worker thread with a
-``ServerFixture``, bounded by ``--timeout`` (or the case's ``TIMEOUT``, when larger): one
-that has not returned by then is ``error`` ("ran out"), the server is killed, and every
-thread it started that still runs is stopped (``fixture.stop``; so is ``os._exit``, which
-becomes an error row).  The server is stopped afterwards, whatever happened.
+``observe(server)`` (or a file's ``check``) runs in a thread with a ``ServerFixture``,
+bounded by ``--timeout`` (or the case's larger ``TIMEOUT``): past it the row is ``error``
+("ran out"), and the server and every thread it started are stopped (``fixture.stop``).
 """
 
 from __future__ import annotations
@@ -41,13 +34,7 @@ from harness.scenarios.base import (
     Scenario,
     ScenarioError,
 )
-from harness.scenarios.case import (
-    BOTTLE_AS_REPORTED,
-    FUNCTION,
-    Case,
-    bottle_for,
-    harness_provided,
-)
+from harness.scenarios.case import BOTTLE_AS_REPORTED, FUNCTION, Case, bottle_for, harness_provided
 from harness.scenarios.fixture import RunOver, ServerFixture, server_traceback
 from harness.scenarios.server import PLAIN_APP, BootError, Server, ServerSpec
 
@@ -101,7 +88,6 @@ def shadowing(options: Options) -> str:
     )
 
 
-# -- what a run came to, and the verdict ---------------------------------------------------------
 @dataclass(frozen=True)
 class Observation:
     """What one run of a case came to (``decide`` judges)."""
@@ -173,7 +159,6 @@ def unhealthy(healthy_status: str, path: str, proxy: str | None) -> str:
     )
 
 
-# -- the scenario every case runs as ---------------------------------------------------------------
 class CaseScenario(Scenario):
     """A case run against a gunicorn the harness boots and owns, with every option applied."""
 
@@ -183,7 +168,6 @@ class CaseScenario(Scenario):
             raise ScenarioError(why)
         self.case, self.options = case, options
 
-    # -- the settings, as they will run -------------------------------------------------------------
     def flags(self) -> dict[str, Any]:
         """Settings the command line gives: they win over SETTINGS and --gunicorn-config."""
         o = self.options
@@ -220,7 +204,6 @@ class CaseScenario(Scenario):
             path=o.path,
         )
 
-    # -- what it needs --------------------------------------------------------------------------------
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         """bottle when the case's APP needs it (not under --app), the worker class's
         libraries; the import trial resolves the worker class unless importing it is what the
@@ -245,7 +228,6 @@ class CaseScenario(Scenario):
             return self.options.requirements
         return requirements.parse([*self.options.requirements.requirements, *own])
 
-    # -- the run ----------------------------------------------------------------------------------------
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
         """Boot, proxy, healthy answer, observe, stop: within the limit, never leaking.
         The case's TIMEOUT is a floor: what it needs, whatever --timeout says."""
@@ -340,7 +322,6 @@ class CaseScenario(Scenario):
             return Decision(Verdict.ERROR, f"decide() raised {last}", _formatted(exc))
         return verdict_of(value, "decide", obs.traceback)
 
-    # -- what it is ------------------------------------------------------------------------------------
     def axes(self) -> list[Axis]:
         return [primary_axis(self.options.terms), *self.case.hooks.get("AXES", ())]
 
@@ -372,12 +353,8 @@ class CaseScenario(Scenario):
                 "path": str(case.path.resolve()),
                 "sha256": case.sha256,
             }
-        if case.tracker:
-            named["tracker"] = case.tracker
-        if case.osv_id:
-            named["id"] = case.osv_id
-        if case.aliases:
-            named["aliases"] = list(case.aliases)
+        ids = {"tracker": case.tracker, "id": case.osv_id, "aliases": list(case.aliases)}
+        named.update({k: v for k, v in ids.items() if v})
         summary = self.summary() + _suffix(o, case.builtin)
         return About.of(case.name, case.description, summary, title, self.parameters(), **named)
 
