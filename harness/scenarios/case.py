@@ -1,29 +1,10 @@
-"""A case: one module that says what it shows and how it judges it, validated.  Every
-scenario that boots a gunicorn is one: the built-ins (``socket_loss``, ``keeps_serving``,
-``boots``), the catalogue's tracker cases, a user's FILE.py.  Every way a user's file can be
-unusable is one line (``ScenarioError``, exit status 2) before anything is built or booted.
+"""A case: one module that says what it shows and how it judges it, validated.  The
+built-ins, the catalogue's cases and a user's FILE.py are all cases; every way a file can
+be unusable is one line (``ScenarioError``, exit status 2) before anything is built.
 
-A case module defines (``observe`` and ``decide``, or only ``check``)::
-
-    \"\"\"One line: what this case shows (the report's description).\"\"\"
-    APP = "...WSGI module source, defines app..."  # default: a plain Hello World
-    REQUIRES = ["flask>=2"]                       # what the app imports (as --with)
-    SETTINGS = {"workers": 3, "threads": 5}        # gunicorn settings
-    BIND = "unix"                                  # or "tcp"
-    TIMEOUT = 60                                   # seconds this case needs (--timeout wins)
-    TRACKER = 3648                                 # the upstream issue it reproduces
-    ID = "PYSEC-2026-1434"                         # the OSV record's id (--format osv)
-    CANNOT = {"proxy": "it needs a connection straight to gunicorn"}  # options refused
-    ALIASES = ["CVE-2024-1135"]                    # the advisory's other ids (its aliases)
-
-    def observe(server):                           # the facts, gathered on the live server
-        return {"replies": server.one_connection(["/", "/"])}
-
-    def decide(obs):                               # pure: the facts -> a verdict
-        return "pass", "both answered"
-
-    def check(server):                             # or both in one (a user's file)
-        return "fail", "socket file gone after a worker exit"
+A module defines ``observe(server)`` and a pure ``decide(obs)``, or only ``check(server)``
+(README: "Your own scenario file"), and optionally APP, REQUIRES, SETTINGS, BIND, TIMEOUT,
+TRACKER, ID, ALIASES, CANNOT and HONOURS (the options it refuses or takes).
 """
 
 from __future__ import annotations

@@ -70,10 +70,10 @@ def refusal(case: Case, options: Options) -> str:
     for option, typed in given(options).items():
         if option in case.cannot:
             return f"--scenario {case.name}: cannot honour {typed}: {case.cannot[option]}"
-    return ""
+    return _shadowing(options)
 
 
-def shadowing(options: Options) -> str:
+def _shadowing(options: Options) -> str:
     """An ``--app-dir`` holding a ``gunicorn`` package or module would be imported instead
     of every target's gunicorn (it comes first on the server's path): one line, refused."""
     where = options.app_dir
@@ -163,8 +163,7 @@ class CaseScenario(Scenario):
     """A case run against a gunicorn the harness boots and owns, with every option applied."""
 
     def __init__(self, case: Case, options: Options) -> None:
-        why = refusal(case, options) or shadowing(options)
-        if why:
+        if why := refusal(case, options):
             raise ScenarioError(why)
         self.case, self.options = case, options
 
@@ -205,9 +204,8 @@ class CaseScenario(Scenario):
         )
 
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
-        """bottle when the case's APP needs it (not under --app), the worker class's
-        libraries; the import trial resolves the worker class unless importing it is what the
-        case judges (``boots``)."""
+        """bottle for the case's APP (not under --app), the worker class's libraries; the
+        import trial resolves the worker class unless that is what the case judges (boots)."""
         worker = worker_libs.extras_for(self.worker_class() or None, interp, cache_dir)
         wc = "" if self.case.hooks.get("JUDGES_IMPORTS") else self.worker_class()
         bottle = [] if self.options.app else [r for r in self.case.requires if harness_provided(r)]

@@ -45,7 +45,7 @@ from harness.scenarios.base import (
     ScenarioError,
 )
 from harness.scenarios.case import Case, from_module, load
-from harness.scenarios.lifecycle import CaseScenario, refusal, shadowing
+from harness.scenarios.lifecycle import CaseScenario, refusal
 from harness.scenarios.server import SOCKET_NAME, private_dir
 
 #: harness.scenarios' own cases, first in the listing
@@ -88,7 +88,7 @@ def create(name: str | None, options: Options) -> Scenario:
 def refused(name: str, options: Options) -> str:
     """The one line ``create`` would refuse the named case with ("" when it takes every
     option given): for a run over several cases that reports the refusals as rows."""
-    return refusal(cases()[name], options) or shadowing(options)
+    return refusal(cases()[name], options)
 
 
 def _line(case: Case) -> str:
