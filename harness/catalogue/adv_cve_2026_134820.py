@@ -1,17 +1,14 @@
 """CVE-2026-134820: the pure-Python ASGI parser accepts malformed framing headers (request smuggling).
 
-Advisory: CVE-2026-134820 (VulnCheck), "Gunicorn 25.2.0 before 27.0.0 ... in the
-pure-Python ASGI parser ... whitespace-padded Transfer-Encoding or Content-Length
-headers, signed Content-Length values, or invalid chunk terminators"; no GHSA/PYSEC id
-found.  Needs the ``asgi`` worker (gunicorn >= 24.0.0, ``SINCE``): older releases have
-nothing to probe (not applicable; no Python boots them with it).  The Python parser runs because gunicorn_h1c (the fast
-parser, an optional extra) is not installed.  Probe (``VECTORS``): a signed
-``Content-Length: +4``, and ``Transfer-Encoding : chunked`` (space before the colon)
-beside ``Content-Length: 4``.  fail = either accepted; pass = both refused.
-Our runs (24.0.0..27.0.1): pass 24.0.0 ... 25.1.0 (refused); fail 25.2.0 ... 26.2.0
-(signed CL read as 4; 25.2.0 also takes 'Transfer-Encoding :'); pass 27.0.0, 27.0.1:
-the claim agrees.  The introducing commit is ambiguous (untestable commits at the
-boundary); the clone has no 26.2.0/27.0.0 tags for the fix (Tracker: none).
+Advisory: CVE-2026-134820 (VulnCheck), "Gunicorn 25.2.0 before 27.0.0 ... pure-Python ASGI
+parser ... whitespace-padded Transfer-Encoding or Content-Length headers, signed
+Content-Length values, or invalid chunk terminators"; no GHSA/PYSEC id.  Needs the
+``asgi`` worker (``SINCE``); the Python parser runs because gunicorn_h1c (an optional
+extra) is not installed.  ``VECTORS``: ``Content-Length: +4``, and ``Transfer-Encoding :
+chunked`` beside ``Content-Length: 4``; fail = either accepted; pass = both refused.
+Our runs (24.0.0..27.0.1): pass 24.0.0 ... 25.1.0; fail 25.2.0 ... 26.2.0 (signed CL read
+as 4; 25.2.0 also takes 'Transfer-Encoding :'); pass 27.0.0, 27.0.1: the claim agrees.
+The introducing commit is ambiguous (untestable commits at the boundary).
 """
 
 from __future__ import annotations

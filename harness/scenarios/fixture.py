@@ -388,8 +388,7 @@ class FreshConnectionLoad:
             t.join(self.timeout + 1.0)
         with self._lock:
             seen = dict(self._seen)
-        ok = seen.pop("ok", 0)
-        self.result = LoadResult(ok, dict(sorted(seen.items())))
+        self.result = LoadResult(seen.pop("ok", 0), dict(sorted(seen.items())))
 
 
 def _read_reply(sock: socket.socket, deadline: float) -> str:
@@ -487,20 +486,17 @@ def owned(root: threading.Thread) -> list[threading.Thread]:
         return [t for t, r in _owner.items() if r is root and t.is_alive()]
 
 
-def _raise_in(thread: threading.Thread, exc: type[BaseException]) -> None:
-    ident = thread.ident
-    if ident is not None and thread.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
-
-
 def stop(root: threading.Thread, grace: float = 2.0) -> list[threading.Thread]:
     """Raise ``Stopped`` in every thread of the check rooted at ``root`` until they end or
     ``grace`` passes (a loop may catch it once); returns the threads still alive."""
     until = time.monotonic() + grace
     left = owned(root)
     while left and time.monotonic() < until:
-        for thread in left:
-            _raise_in(thread, Stopped)
+        for t in left:
+            if t.ident is not None and t.is_alive():
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(t.ident), ctypes.py_object(Stopped)
+                )
         time.sleep(0.02)
         left = owned(root)
     return left
