@@ -50,11 +50,8 @@ def observe(server: Any) -> dict[str, Any]:
 
 
 def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: the arbiter kept a thread or two fds more; pass: both flat.
-
-    A release without the leak comes back to exactly the same counts after every reload;
-    the leak is a race (one per fork that lands before the control thread is up), so it
-    need not grow on every SIGHUP: any thread kept, or more than one fd, is the leak."""
+    """fail: the arbiter kept a thread or two fds more; pass: both flat.  The leak is a race
+    (a fork before the control thread is up) that need not grow on every SIGHUP."""
     before, after, hups = obs["before"], obs["after"], obs["reloaded"]
     if before is None or after is None:
         return "error", "the arbiter is gone"

@@ -103,8 +103,7 @@ class About:
 
 
 class Scenario(abc.ABC):
-    """One way to judge a gunicorn build: every case (``lifecycle.CaseScenario``) and
-    ``--run`` (``registry.CommandScenario``)."""
+    """One way to judge a build: a case (``CaseScenario``) or ``--run`` (``CommandScenario``)."""
 
     options: Options
 

@@ -39,8 +39,7 @@ def decisive(reason: str) -> str:
 
 
 def decide(obs: Observation) -> Decision:
-    """pass: it answered HTTP (any status); fail: it did not come up, with the reason;
-    error: what kept it from listening was the host (a bind that failed)."""
+    """pass: it answered HTTP; fail: it did not come up; error: the host kept it (a bind)."""
     if obs.booted:
         answer = "" if obs.answer in ("", "ok") else f" ({obs.answer})"
         return Decision(Verdict.PASS, f"booted and answered{answer}", obs.traceback)

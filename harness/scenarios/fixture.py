@@ -84,8 +84,7 @@ class ServerFixture:
         return self.server.client()
 
     def get(self, path: str | None = None, timeout: float = 2.0):
-        """One GET on a fresh connection: a ``requests.Response``; ``RequestException``
-        when it cannot connect."""
+        """One GET on a fresh connection (``requests``: it raises when it cannot connect)."""
         self._check_over()
         url = self.url + (path or self.options.path).lstrip("/")
         with self.server.client() as session:
@@ -133,8 +132,7 @@ class ServerFixture:
         return self.server.alive()
 
     def signal(self, pid: int, sig: int = signals.SIGTERM) -> bool:
-        """Signal the arbiter or one of its workers (any other pid: ValueError); False if
-        it is gone."""
+        """Signal the arbiter or one of its workers (any other pid: ValueError)."""
         if pid != self.arbiter_pid and pid not in self._read().booted_pids:
             raise ValueError(f"pid {pid} is not this server's arbiter or one of its workers")
         return self.server.signal(sig, pid)
@@ -150,8 +148,7 @@ class ServerFixture:
         return value if isinstance(value, int) and value > 0 else 1
 
     def reload(self, timeout: float = 15.0) -> Generation:
-        """SIGHUP the arbiter; wait until every old worker is gone and as many new ones have
-        booted (logged 'Booting worker') as the server runs."""
+        """SIGHUP the arbiter; wait until every old worker is gone and a new generation booted."""
         arbiter, want = self.arbiter_pid or 0, self._workers()
         old = live_children(arbiter)
         started = time.monotonic()
@@ -167,8 +164,7 @@ class ServerFixture:
         return Generation(ok, round(time.monotonic() - started, 3), tuple(sorted(old)), new)
 
     def kill_worker(self, sig: int = signals.SIGKILL, timeout: float = 10.0) -> Replacement:
-        """Kill the oldest worker with ``sig`` (-9, or SIGTERM/SIGQUIT for a graceful exit);
-        wait until the arbiter reaped it and a new worker booted in its place."""
+        """Kill the oldest worker with ``sig``; wait until it is reaped and replaced."""
         arbiter, want = self.arbiter_pid or 0, self._workers()
         before = live_children(arbiter)
         booted = [p for p in self.worker_pids() if p in before]
@@ -228,8 +224,7 @@ class ServerFixture:
         return rawhttp.exchange(self.server.front, data, self._bounded(timeout))
 
     def one_connection(self, paths: list[str], timeout: float = 10.0) -> list[str]:
-        """GET each path in turn on one kept-alive connection: one outcome per request
-        ('HTTP 200', 'empty reply', 'ECONNRESET', 'timeout' ...); the first failure ends it."""
+        """GET each path on one kept-alive connection, an outcome each; a failure ends it."""
         self._check_over()
         timeout, out = self._bounded(timeout), []
         family = socket.AF_UNIX if self.socket_path else socket.AF_INET
@@ -337,8 +332,7 @@ class Replacement:
 
 @dataclass(frozen=True)
 class LoadResult:
-    """Requests sent while an action ran: how many were answered 200, the rest by kind
-    ('HTTP 502', 'ECONNRESET', 'ECONNREFUSED', 'ENOENT', 'timeout', 'empty response' ...)."""
+    """Requests sent while an action ran: answered 200, and the rest by kind ('HTTP 502' ...)."""
 
     ok: int
     failed: dict[str, int] = field(default_factory=dict)
@@ -353,8 +347,7 @@ class LoadResult:
 
 
 class FreshConnectionLoad:
-    """``clients`` threads sending GETs on fresh connections until the ``with`` block ends;
-    then ``result`` (a ``LoadResult``)."""
+    """``clients`` threads sending GETs on fresh connections until the ``with`` block ends."""
 
     def __init__(
         self, server: Any, clients: int = 8, path: str = "/", timeout: float = 2.0

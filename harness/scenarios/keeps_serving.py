@@ -28,8 +28,7 @@ TITLE = "Gunicorn keeps serving after worker restarts: bisection report"
 
 
 def decide(obs: Observation) -> Decision:
-    """fail: stopped serving after restarts (any cause); pass: every fresh connection
-    served; error: never booted, or no worker ever exited."""
+    """fail: stopped serving after restarts (any cause); pass: every fresh connection served."""
     tb = obs.traceback
     cut = ran_out(obs)
     if not obs.booted:

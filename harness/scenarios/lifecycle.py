@@ -109,8 +109,7 @@ class Observation:
 
 
 def decide(obs: Observation, function: str = FUNCTION) -> Decision:
-    """error: no server, an unhealthy app, ran out, raised, or an unusable value; else the
-    verdict it returned (a ``Decision``, or ``("pass"|"fail"|"error", "evidence")``)."""
+    """The verdict ``function`` returned, or error for a run that never got there."""
     if not obs.booted:
         return Decision(Verdict.ERROR, f"server did not start: {obs.boot_error}", obs.traceback)
     if obs.unhealthy:
@@ -227,8 +226,7 @@ class CaseScenario(Scenario):
         return requirements.parse([*self.options.requirements.requirements, *own])
 
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
-        """Boot, proxy, healthy answer, observe, stop: within the limit, never leaking.
-        The case's TIMEOUT is a floor: what it needs, whatever --timeout says."""
+        """Boot, proxy, healthy answer, observe, stop (the case's TIMEOUT is a floor)."""
         if self.case.timeout is not None and self.case.timeout > ctx.timeout:
             ctx = replace(ctx, timeout=self.case.timeout)
         started = time.monotonic()
@@ -263,8 +261,7 @@ class CaseScenario(Scenario):
         return self._observe(server, deadline, cancel)
 
     def _observe(self, server: Server, deadline: float, cancel: Cancel) -> Observation:
-        """observe(server) in a daemon thread until it returns or the deadline passes; then
-        every thread it started that still runs is stopped (``contain``)."""
+        """observe(server) in a thread until it returns or the deadline passes (``contain``)."""
         contain.install()
         over = threading.Event()
         box: dict[str, Any] = {}

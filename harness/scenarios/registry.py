@@ -72,8 +72,7 @@ def names() -> list[str]:
 
 
 def create(name: str | None, options: Options) -> Scenario:
-    """``--run CMD`` (``options.run``), a case file (a path), or a case by name; an option
-    the case cannot honour is refused here, before anything starts (ScenarioError)."""
+    """``--run CMD``, a case file or a case by name; ScenarioError for an option it refuses."""
     if options.run is not None:
         return CommandScenario(options)
     name = name or DEFAULT
@@ -86,8 +85,7 @@ def create(name: str | None, options: Options) -> Scenario:
 
 
 def refused(name: str, options: Options) -> str:
-    """The one line ``create`` would refuse the named case with ("" when it takes every
-    option given): for a run over several cases that reports the refusals as rows."""
+    """The one line ``create`` would refuse the named case with, or "" (``--scenario all``)."""
     return refusal(cases()[name], options)
 
 
@@ -101,8 +99,7 @@ def _line(case: Case) -> str:
 
 
 def listing() -> list[tuple[str, str]]:
-    """(name, one line) for ``--list-scenarios``: the built-ins, the catalogue's cases
-    with their tracker numbers, then the user's own kinds."""
+    """(name, one line) for ``--list-scenarios``: built-ins, the catalogue, the user's own."""
     ordered = sorted((not c.builtin, n, _line(c)) for n, c in cases().items())
     return [(n, line) for _, n, line in ordered] + [
         ("FILE.py", "your own scenario file (see README: Your own scenario file)"),
@@ -220,12 +217,9 @@ def _first_word(command: str) -> str | None:
 
 
 def _absolute_program(command: str, origin: Path) -> tuple[str, Path | None]:
-    """CMD runs in a private directory: a leading ``./check.sh`` is made absolute.
-
-    Only a plain first word naming a path (it has a "/") is touched; a quoted or
-    expanded one, or a program name looked up on PATH, is left to the shell.
-    Raises ScenarioError when such a path does not exist or is not executable.
-    """
+    """CMD runs in a private directory: a plain first word naming a path (``./check.sh``)
+    is made absolute (ScenarioError when it is missing or not executable); the rest is the
+    shell's."""
     found = re.match(r"(\s*)([\w@%+=:,./-]+)(?=\s|$)", command)
     if not found or "/" not in found.group(2):
         return command, None

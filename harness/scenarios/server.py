@@ -463,8 +463,7 @@ def fresh_connection(server: Server, path: str = "/", attempts: int = 3) -> str:
 def fresh_connections(
     server: Server, n: int, until: float, cancel: Cancel, path: str = "/"
 ) -> list[str]:
-    """``n`` fresh connections; once one is slow, the rest go at once (a silent server costs
-    one probe's wait, not twenty)."""
+    """``n`` fresh connections; once one is slow, the rest go at once (in parallel)."""
     results: list[str] = []
     while len(results) < n:
         if time.monotonic() + PROBE_TIMEOUT > until and results:
