@@ -78,7 +78,7 @@ CONTROL = post(b"Transfer-Encoding: chunked\r\n")
 
 
 def outcome(reply: Any, length_body: bytes = LENGTH_BODY, chunked_body: bytes = SMUGGLED) -> str:
-    """How the server framed the probe's body, from its one reply."""
+    """How the server framed the request's body, from its one reply."""
     if reply.status is None:
         if reply.ended in ("closed", "reset"):
             return "refused"  # closed the connection without an answer

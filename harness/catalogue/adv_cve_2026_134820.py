@@ -18,7 +18,7 @@ from harness.catalogue import _wire
 ID = "CVE-2026-134820"
 ALIASES: list[str] = []
 CLAIMED = {"CVE-2026-134820": [("25.2.0", "27.0.0")]}
-#: the first release with the asgi worker (ae1eea81): older ones have nothing to probe
+#: the first release with the asgi worker (ae1eea81): older ones have nothing to test
 SINCE = "24.0.0"
 APP = _wire.ASGI_ECHO_APP
 SETTINGS = {"workers": 1, "worker_class": "asgi"}

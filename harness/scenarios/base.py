@@ -85,21 +85,13 @@ class About:
     summary: str  # the header line: the knobs as they will run
     title: str  # the markdown report's heading
     parameters: dict[str, Any] = field(default_factory=dict)
-    record: dict[str, Any] = field(default_factory=dict)  # how the JSON record names it
+    named: dict[str, Any] = field(default_factory=dict)  # what identifies a user's check
 
-    @classmethod
-    def of(
-        cls,
-        name: str,
-        description: str,
-        summary: str,
-        title: str,
-        parameters: dict[str, Any],
-        **named: Any,
-    ) -> About:
-        """``named``: what identifies a user's check in the record (command, file, sha256)."""
-        record = {"name": name, "description": description, "parameters": parameters, **named}
-        return cls(name, description, summary, title, parameters, record)
+    @property
+    def record(self) -> dict[str, Any]:
+        """How the JSON record names the scenario (``named``: command, file, sha256 ...)."""
+        own = {"name": self.name, "description": self.description, "parameters": self.parameters}
+        return {**own, **self.named}
 
 
 class Scenario(abc.ABC):

@@ -351,7 +351,7 @@ class CaseScenario(Scenario):
         ids = {"tracker": case.tracker, "id": case.osv_id, "aliases": list(case.aliases)}
         named.update({k: v for k, v in ids.items() if v})
         summary = self.summary() + _suffix(o, case.builtin)
-        return About.of(case.name, case.description, summary, title, self.parameters(), **named)
+        return About(case.name, case.description, summary, title, self.parameters(), named)
 
     def summary(self) -> str:
         """A built-in shows its settings as they will run; a file its path and description."""

@@ -270,7 +270,7 @@ class CommandScenario(Scenario):
         if self.options.requirements:
             parameters["with"] = list(self.options.requirements.requirements)
         title = "Gunicorn bisection report: your check"
-        return About.of("run", self.DESCRIPTION, self.command, title, parameters, **named)
+        return About("run", self.DESCRIPTION, self.command, title, parameters, named)
 
     def environment(
         self, ctx: RunContext, mark: Path, token: str, shim: Path, port: int

@@ -146,12 +146,11 @@ def answer_once(
             body = hashlib.sha256(data.partition(b"\r\n\r\n")[2]).hexdigest()[:16]
             return ("ok" if status[1] == b"200" else f"HTTP {status[1].decode()}"), body
         return ("bad response" if data else "empty response"), ""
+    except socket.timeout:
+        return "timeout", ""
     except OSError as exc:
-        if isinstance(exc, socket.timeout):
-            return "timeout", ""
-        if exc.errno:
-            return errno.errorcode.get(exc.errno, str(exc.errno)), ""
-        return type(exc).__name__, ""
+        name = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else None
+        return name or type(exc).__name__, ""
     finally:
         s.close()
 
