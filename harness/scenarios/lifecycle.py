@@ -128,25 +128,16 @@ def decide(obs: Observation, function: str = FUNCTION) -> Decision:
 def verdict_of(value: Any, function: str, tb: str = "") -> Decision:
     if isinstance(value, Decision):
         return value
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and value[0].lower() in VERDICTS
-        and isinstance(value[1], str)
-    ):
+    pair = isinstance(value, (tuple, list)) and len(value) == 2
+    if pair and all(isinstance(v, str) for v in value) and value[0].lower() in VERDICTS:
         said, more = value[1][:EVIDENCE_CAP], len(value[1]) - EVIDENCE_CAP  # bounded row
         evidence = "; ".join(ln.strip() for ln in said.splitlines() if ln.strip())
         evidence += f" ... ({more} more characters not kept)" if more > 0 else ""
         return Decision(VERDICTS[value[0].lower()], evidence or "(no evidence given)", tb)
     shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return Decision(
-        Verdict.ERROR,
-        f"{function}() returned {shown}: expected ('pass'|'fail'|'error', 'evidence')",
-        tb,
-    )
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    why = f"{function}() returned {shown}: expected ('pass'|'fail'|'error', 'evidence')"
+    return Decision(Verdict.ERROR, why, tb)
 
 
 def unhealthy(healthy_status: str, path: str, proxy: str | None) -> str:
