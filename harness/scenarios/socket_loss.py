@@ -6,23 +6,17 @@ The run and the metadata are ``recycle``'s; these are the rules (``rules``).
 from __future__ import annotations
 
 from harness.model.verdict import Axis, Decision, Verdict, last_line, ordinal
+from harness.scenarios import recycle
 from harness.scenarios.recycle import (  # noqa: F401  (the case's metadata and observe)
     APP,
     APP_NAME,
     HONOURS,
     PARAMETERS,
-    REASONS,
     REQUIRES,
     SETTINGS,
     Observation,
-    cause,
     facts,
     observe,
-    ran_out,
-    restarts,
-    statuses,
-    unanswered,
-    wrk_phrase,
 )
 from harness.scenarios.server import SILENT
 
@@ -45,10 +39,10 @@ AXES = (
 
 def _proxy_phrase(obs: Observation) -> str:
     """The report's own symptom: "h2o answered 502 Bad Gateway to 20/20 requests"."""
-    counts = statuses(obs)
+    counts = recycle.statuses(obs)
     top = max(counts, key=lambda k: counts[k]) if counts else "?"
-    what = REASONS.get(top, top)
-    rest = [f"{REASONS.get(k, k)} x{n}" for k, n in counts.items() if k != top]
+    what = recycle.REASONS.get(top, top)
+    rest = [f"{recycle.REASONS.get(k, k)} x{n}" for k, n in counts.items() if k != top]
     extra = f" ({', '.join(rest)})" if rest else ""
     return f"{obs.proxy} answered {what} to {counts.get(top, 0)}/{obs.probes_sent} requests{extra}"
 
@@ -78,7 +72,7 @@ def rules(obs: Observation) -> Decision:
     not exercised.  Only fresh connections count (a keep-alive reset while a worker
     recycles is normal), and a reset is retried before it does."""
     tb = obs.traceback
-    cut = ran_out(obs) + wrk_phrase(obs)
+    cut = recycle.ran_out(obs) + recycle.wrk_phrase(obs)
     if not obs.booted:
         reason = obs.boot_error or "server never listened on the socket"
         return Decision(Verdict.ERROR, f"server did not start: {reason}", tb)
@@ -90,7 +84,7 @@ def rules(obs: Observation) -> Decision:
             detail += " (workers stopped by SIGTERM)"
         if tb:
             detail += f"; worker traceback: {last_line(tb)}"
-        return Decision(Verdict.FAIL, detail + wrk_phrase(obs), tb)
+        return Decision(Verdict.FAIL, detail + recycle.wrk_phrase(obs), tb)
     if not obs.arbiter_alive:
         why = obs.arbiter_exit or "exited"
         return Decision(Verdict.ERROR, f"arbiter died during the run: {why}{cut}", tb)
@@ -110,19 +104,19 @@ def rules(obs: Observation) -> Decision:
     if obs.probes_ok < obs.probes_sent:
         errors = set(obs.probe_errors)
         if obs.probes_ok == 0 or errors <= SILENT:
-            what = _proxy_phrase(obs) if obs.proxy else unanswered(obs)
+            what = _proxy_phrase(obs) if obs.proxy else recycle.unanswered(obs)
             kept = "socket file kept" if obs.bind == "unix" else "TCP port bound"
             return Decision(
                 Verdict.OUTAGE,
-                f"{kept}, but {what} after {restarts(obs)}: {cause(obs)}{cut}",
+                f"{kept}, but {what} after {recycle.restarts(obs)}: {recycle.cause(obs)}{cut}",
                 tb,
             )
         return Decision(  # a few resets among answers: cannot tell
             Verdict.ERROR,
             f"{'socket path kept' if obs.bind == 'unix' else 'TCP port bound'}, but "
-            f"{unanswered(obs)} even when retried{cut}",
+            f"{recycle.unanswered(obs)} even when retried{cut}",
             tb,
         )
     kept = "socket kept" if obs.bind == "unix" else "kept serving on TCP (no socket file to lose)"
-    detail = f"{kept} through {restarts(obs)}; {_served(obs)}"
-    return Decision(Verdict.PASS, detail + wrk_phrase(obs), tb)
+    detail = f"{kept} through {recycle.restarts(obs)}; {_served(obs)}"
+    return Decision(Verdict.PASS, detail + recycle.wrk_phrase(obs), tb)
