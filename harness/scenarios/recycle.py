@@ -7,8 +7,11 @@ then *fresh* connections are the evidence, each judged against the app's healthy
 from __future__ import annotations
 
 import signal
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from harness.host.wrk import Wrk, WrkError, url_for
 from harness.model.verdict import last_line, plural
 from harness.scenarios.case import BOTTLE_APP
 from harness.scenarios.fixture import ServerFixture
-from harness.scenarios.server import PROBE_TIMEOUT, KeepAliveLoad, Server, fresh_connections, served
+from harness.scenarios.server import PROBE_TIMEOUT, Server, served
 
 REASONS = {
     "502": "502 Bad Gateway",
@@ -36,6 +39,10 @@ APP = BOTTLE_APP
 APP_NAME = "bottle Hello World (the report's web.py)"
 REQUIRES = ["bottle"]
 HONOURS = ("load", "trigger")
+#: Probe results that mean the path itself turns new connections away.
+REFUSALS = frozenset({"ENOENT", "ECONNREFUSED"})
+#: Probe results that mean nobody answered: the server accepted (or not) and went quiet.
+SILENT = frozenset({"timeout", "ECONNREFUSED", "empty response"})
 CONCURRENCY = 8
 PROBES = 20
 PARAMETERS = {"probes": PROBES}
@@ -231,6 +238,89 @@ def _finish(server: Server, obs: dict[str, Any]) -> Observation:
     obs["boots"], obs["exits"] = server.log.boots, server.log.exits
     obs["error_lines"] = tuple(server.scrub(e) for e in server.log.errors())
     return Observation(**obs)
+
+
+class KeepAliveLoad:
+    """Keep-alive load (a reset while a worker recycles is normal), one requests session per
+    thread; ``ok`` counts what the app answered (not a proxy's gateway error)."""
+
+    def __init__(self, server: Server, concurrency: int, path: str = "/") -> None:
+        self.server, self.healthy = server, server.healthy
+        self.url = server.url + path.lstrip("/")
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failed = 0
+        self.statuses: Counter[str] = Counter()  # what answered the load: 200, 502, errors
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._worker, daemon=True) for _ in range(concurrency)
+        ]
+
+    def _worker(self) -> None:
+        import requests
+
+        proxied = self.server.proxy is not None
+        with self.server.client() as session:
+            while not self.stop.is_set():
+                try:
+                    status = str(session.get(self.url, timeout=PROBE_TIMEOUT).status_code)
+                except requests.RequestException as exc:
+                    status = type(exc).__name__  # a reset keep-alive connection, a vanished path
+                ok = served(status, proxied, self.healthy)
+                with self._lock:
+                    self.statuses[status] += 1
+                    if ok:
+                        self.ok += 1
+                    else:
+                        self.failed += 1
+                if not ok:
+                    self.stop.wait(0.01)
+
+    def __enter__(self) -> KeepAliveLoad:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            if t.is_alive():
+                t.join(timeout=PROBE_TIMEOUT + 0.5)
+
+
+def fresh_connection(server: Server, path: str = "/", attempts: int = 3) -> str:
+    """A probe that tells a refused path from a hiccup: a refusal, a timeout or an HTTP
+    status is final; a reset may be a worker recycling, so it is tried again first."""
+    result = server.probe(PROBE_TIMEOUT, path, server.healthy)
+    for _ in range(attempts - 1):
+        if result == "ok" or result in REFUSALS or result in SILENT or result.startswith("HTTP"):
+            break
+        time.sleep(0.05)
+        result = server.probe(PROBE_TIMEOUT, path, server.healthy)
+    return result
+
+
+def fresh_connections(
+    server: Server, n: int, until: float, cancel: Cancel, path: str = "/"
+) -> list[str]:
+    """``n`` fresh connections; once one is slow, the rest go at once (in parallel)."""
+    results: list[str] = []
+    while len(results) < n:
+        if time.monotonic() + PROBE_TIMEOUT > until and results:
+            break
+        cancel.check()
+        t0 = time.monotonic()
+        r = fresh_connection(server, path)
+        results.append(r)
+        if r == "timeout" or time.monotonic() - t0 > 0.5:
+            with ThreadPoolExecutor(max_workers=n - len(results) or 1) as pool:
+                results += list(
+                    pool.map(
+                        lambda _: server.probe(PROBE_TIMEOUT, path, server.healthy),
+                        range(n - len(results)),
+                    )
+                )
+    return results
 
 
 def facts(obs: Observation) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from harness.scenarios.recycle import (  # noqa: F401  (the case's metadata and 
     facts,
     observe,
 )
-from harness.scenarios.server import SILENT
 
 NAME = "socket-loss"
 TRACKER = 1298  # the OSV record's REPORT reference
@@ -103,7 +102,7 @@ def rules(obs: Observation) -> Decision:
         return Decision(Verdict.ERROR, f"no new connection was tried{cut}", tb)
     if obs.probes_ok < obs.probes_sent:
         errors = set(obs.probe_errors)
-        if obs.probes_ok == 0 or errors <= SILENT:
+        if obs.probes_ok == 0 or errors <= recycle.SILENT:
             what = _proxy_phrase(obs) if obs.proxy else recycle.unanswered(obs)
             kept = "socket file kept" if obs.bind == "unix" else "TCP port bound"
             return Decision(
