@@ -349,18 +349,9 @@ def _module_wheel(sdist: Path, out_dir: Path) -> Path | None:
 
     try:
         with tarfile.open(sdist) as tf:
-            member = next(
-                (
-                    m
-                    for m in tf.getmembers()
-                    if m.name.count("/") == 1 and m.name.endswith("/bottle.py")
-                ),
-                None,
-            )
-            data = tf.extractfile(member).read() if member is not None else None
-    except (OSError, tarfile.TarError, AttributeError):
-        return None
-    if data is None:
+            top = [m for m in tf.getmembers() if m.name.count("/") == 1]
+            data = tf.extractfile([m for m in top if m.name.endswith("/bottle.py")][0]).read()
+    except (OSError, tarfile.TarError, AttributeError, IndexError):  # no such file in it
         return None
     return wheels.make_wheel("bottle", BOTTLE_AS_REPORTED, {"bottle.py": data}, out_dir)
 
