@@ -208,14 +208,6 @@ def decide(obs: Observation) -> Decision:
     return Decision(verdict, f"{head}: {obs.tail}" if obs.tail else f"{head} (no output)")
 
 
-def _first_word(command: str) -> str | None:
-    try:
-        words = shlex.split(command)
-    except ValueError:  # unbalanced quotes: the shell will say so
-        return None
-    return words[0] if words else None
-
-
 def _absolute_program(command: str, origin: Path) -> tuple[str, Path | None]:
     """CMD runs in a private directory: a plain first word naming a path (``./check.sh``)
     is made absolute (ScenarioError when it is missing or not executable); the rest is the
@@ -258,11 +250,13 @@ class CommandScenario(Scenario):
         record names the file it runs, with its sha256, when there is one."""
         named: dict[str, Any] = {"command": self.command}
         program = self.program
-        if program is None:  # `sh check.sh`, `bash ./x` ...: name the file the shell runs
-            word = _first_word(self.command)
-            candidate = self.origin / word if word else None
-            if candidate is not None and candidate.is_file():
-                program = candidate.resolve()
+        if program is None:  # a first word that names a file here: the file the shell runs
+            try:
+                words = shlex.split(self.command)
+            except ValueError:  # unbalanced quotes: the shell will say so
+                words = []
+            if words and (self.origin / words[0]).is_file():
+                program = (self.origin / words[0]).resolve()
         if program is not None:
             named["file"] = str(program)
             named["sha256"] = sha256_of(program)
