@@ -1,17 +1,15 @@
-"""What the advisory cases (``adv_*.py``) share: the echo apps, the request bytes and the
-reading of one reply into an outcome.  Not a case itself (no ``check``).
+"""What the advisory cases (``adv_*.py``) share: the echo apps, the request bytes, the
+reading of one reply into an outcome, and the observe/decide of a smuggling case.
 
-A smuggling probe is one request whose body framing two parsers can read two ways: by
-its ``Content-Length`` (the body is ``LENGTH_BODY``, and the rest of the bytes would be
-a second request, ``SMUGGLED``) or as ``chunked`` (the body is ``SMUGGLED`` itself).
-The echo app answers with the body it was given, so the reply names the framing the
-server chose (``outcome``): ``length``, ``chunked``, ``refused`` (a 4xx/5xx, or the
-connection closed without an answer), or what else it was.  Each case says which
-outcomes are the vulnerable behaviour.
+A smuggling request's body can be framed two ways: by its ``Content-Length`` (the body is
+``LENGTH_BODY``; the rest would be a second request, ``SMUGGLED``) or as ``chunked`` (the
+body is ``SMUGGLED``).  The echo app answers with the body it got, so the reply names the
+framing the server chose (``outcome``): ``length``, ``chunked`` or ``refused``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: a WSGI app for Python 2.7 and 3.x: the path and the body it got, in hex; on /crlf it
@@ -79,21 +77,16 @@ def post(framing: bytes, body: bytes = CHUNKED, path: str = "/echo") -> bytes:
 CONTROL = post(b"Transfer-Encoding: chunked\r\n")
 
 
-def echoed(reply: Any) -> dict[str, str]:
-    """The echo app's ``path=`` and ``body=`` lines from a reply's body."""
-    text = reply.body.decode("latin-1")
-    return dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln)
-
-
 def outcome(reply: Any, length_body: bytes = LENGTH_BODY, chunked_body: bytes = SMUGGLED) -> str:
-    """How the server framed the probe's body, from its one reply."""
+    """How the server framed the request's body, from its one reply."""
     if reply.status is None:
         if reply.ended in ("closed", "reset"):
             return "refused"  # closed the connection without an answer
         return f"no answer ({reply.ended})"
     if reply.status >= 400:
         return "refused"
-    body = echoed(reply).get("body", "")
+    text = reply.body.decode("latin-1")
+    body = dict(ln.split("=", 1) for ln in text.splitlines() if "=" in ln).get("body", "")
     if body == chunked_body.hex():
         return "chunked"
     if body == length_body.hex():
@@ -112,21 +105,32 @@ def seen(reply: Any) -> dict[str, Any]:
     }
 
 
-def probe(server: Any, vectors: dict[str, bytes]) -> dict[str, Any]:
-    """The control, then each vector, each on a fresh connection."""
-    control = server.exchange(CONTROL, 5.0)
-    return {
-        "control": seen(control),
-        "vectors": {name: seen(server.exchange(data, 5.0)) for name, data in vectors.items()},
-    }
+def observer(vectors: dict[str, bytes], wait: float = 5.0) -> Callable[[Any], dict[str, Any]]:
+    """A case's ``observe``: the control, then each vector, each on a fresh connection."""
+
+    def observe(server: Any) -> dict[str, Any]:
+        control = seen(server.exchange(CONTROL, 5.0))
+        return {
+            "control": control,
+            "vectors": {n: seen(server.exchange(d, wait)) for n, d in vectors.items()},
+        }
+
+    return observe
+
+
+def control_failed(obs: dict[str, Any]) -> tuple[str, str] | None:
+    """error when the control (a well-formed chunked POST) was not read as chunked."""
+    control = obs["control"]
+    if control["outcome"] == "chunked":
+        return None
+    shown = control["line"] or control["ended"]
+    return "error", f"the control (a well-formed chunked POST) was not served: {shown}"
 
 
 def judge(obs: dict[str, Any], bad: dict[str, set[str]], what: str) -> tuple[str, str]:
     """fail: a vector's outcome is one of its ``bad`` ones; pass: none; error: no control."""
-    control = obs["control"]
-    if control["outcome"] != "chunked":
-        shown = control["line"] or control["ended"]
-        return "error", f"the control (a well-formed chunked POST) was not served: {shown}"
+    if failed := control_failed(obs):
+        return failed
     outcomes = {name: v["outcome"] for name, v in obs["vectors"].items()}
     shown = "; ".join(f"{name}: {o}" for name, o in outcomes.items())
     failing = [name for name, o in outcomes.items() if o in bad[name]]
@@ -136,3 +140,8 @@ def judge(obs: dict[str, Any], bad: dict[str, set[str]], what: str) -> tuple[str
     if odd:
         return "error", f"an answer the case cannot read: {shown}"
     return "pass", f"control served; {shown}"
+
+
+def judged(bad: dict[str, set[str]], what: str) -> Callable[[dict[str, Any]], tuple[str, str]]:
+    """A smuggling case's ``decide``: ``judge`` with its ``bad`` outcomes."""
+    return lambda obs: judge(obs, bad, what)

@@ -1,23 +1,16 @@
 """CVE-2024-1135: conflicting Transfer-Encoding headers read as chunked (request smuggling).
 
 Advisory: CVE-2024-1135, GHSA-w3h3-4rj7-4ph4, PYSEC-2026-1434 (Snyk
-SNYK-PYTHON-GUNICORN-6615672): "incorrectly processes requests with multiple, conflicting
-Transfer-Encoding headers, treating them as chunked regardless of the final encoding
-specified"; every database: introduced 0, fixed 22.0.0.  Fixed upstream by ac29c9b0's
-series (22.0.0: any Transfer-Encoding with Content-Length, or a coding after chunked, is
-refused).  Probe (``VECTORS``): ``Transfer-Encoding: chunked`` then
-``Transfer-Encoding: identity`` (the final coding is not chunked) with
-``Content-Length: 4``.  fail = read as chunked (the advisory's behaviour); pass =
-refused, or framed by the final coding (Content-Length).
-Our runs (0.9.0..27.0.1, bisected): fail 19.10.0 and 20.0.2 ... 21.2.0 (chunked); every
-older release decided frames it by Content-Length (the final coding): pass.  Introduced
-by the 2019 fix itself (93220898 on 19.x, f74324bd on master), fixed by ac29c9b0 (PR
-#3113, 22.0.0): "introduced 0" is too wide (Tracker: none).
+SNYK-PYTHON-GUNICORN-6615672): "multiple, conflicting Transfer-Encoding headers, treating
+them as chunked regardless of the final encoding"; every database: introduced 0, fixed
+22.0.0.  ``VECTORS``: ``Transfer-Encoding: chunked`` then ``identity`` with
+``Content-Length: 4``; fail = read as chunked; pass = refused, or framed by Content-Length.
+Our runs (0.9.0..27.0.1, bisected): fail 19.10.0 and 20.0.2 ... 21.2.0; every older release
+frames it by Content-Length (pass).  Introduced by the 2019 fix itself (93220898 on 19.x,
+f74324bd on master), fixed by ac29c9b0 (PR #3113, 22.0.0): "introduced 0" is too wide.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from harness.catalogue import _wire
 
@@ -30,7 +23,6 @@ CLAIMED = {
 }
 APP = _wire.ECHO_APP
 SETTINGS = {"workers": 1}
-BIND = "unix"
 VECTORS = {
     "TE chunked + TE identity + CL": _wire.post(
         b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"
@@ -38,15 +30,5 @@ VECTORS = {
 }
 BAD = {"TE chunked + TE identity + CL": {"chunked"}}
 
-
-def observe(server: Any) -> dict[str, Any]:
-    return _wire.probe(server, VECTORS)
-
-
-def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: conflicting Transfer-Encoding headers read as chunked."""
-    return _wire.judge(obs, BAD, "smuggling: conflicting Transfer-Encoding read as chunked")
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))
+observe = _wire.observer(VECTORS)
+decide = _wire.judged(BAD, "smuggling: conflicting Transfer-Encoding read as chunked")

@@ -1,20 +1,15 @@
 """CVE-2024-6827: a Transfer-Encoding the server does not validate falls back to Content-Length (TE.CL smuggling).
 
-Advisory: CVE-2024-6827, GHSA-hc5x-x2vx-497g, PYSEC-2026-1433: "does not properly
-validate the value of the 'Transfer-Encoding' header ... which leads to the default
-fallback method of 'Content-Length', making it vulnerable to TE.CL request smuggling";
-GHSA: introduced 0, fixed 23.0.0; PYSEC: introduced 0, fixed 22.0.0.  Probe
-(``VECTORS``): ``Transfer-Encoding: gzip, chunked`` (a list whose final coding is
-chunked: a front end reads chunked) with ``Content-Length: 4``.  fail = the body framed
-by Content-Length (TE.CL); pass = chunked, or refused (22.0.0: 501 unsupported coding).
-Our runs (0.9.0..27.0.1, bisected): fail 0.12.0 ... 21.2.0 (length); pass 22.0.0 on
-(refused).  Fixed by ac29c9b0 (PR #3113): PYSEC's 22.0.0 agrees, GHSA's 23.0.0 is too
-wide by 22.0.0 (Tracker: none).
+Advisory: CVE-2024-6827, GHSA-hc5x-x2vx-497g, PYSEC-2026-1433: "does not properly validate
+the value of the 'Transfer-Encoding' header ... the default fallback method of
+'Content-Length'"; GHSA: introduced 0, fixed 23.0.0; PYSEC: fixed 22.0.0.  ``VECTORS``:
+``Transfer-Encoding: gzip, chunked`` (a front end reads chunked) with ``Content-Length: 4``;
+fail = framed by Content-Length; pass = chunked, or refused (22.0.0: 501).
+Our runs (0.9.0..27.0.1, bisected): fail 0.12.0 ... 21.2.0; pass from 22.0.0.  Fixed by
+ac29c9b0 (PR #3113): PYSEC's 22.0.0 agrees, GHSA's 23.0.0 is too wide by 22.0.0.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from harness.catalogue import _wire
 
@@ -26,7 +21,6 @@ CLAIMED = {
 }
 APP = _wire.ECHO_APP
 SETTINGS = {"workers": 1}
-BIND = "unix"
 VECTORS = {
     "TE gzip, chunked + CL": _wire.post(
         b"Content-Length: 4\r\nTransfer-Encoding: gzip, chunked\r\n"
@@ -34,15 +28,5 @@ VECTORS = {
 }
 BAD = {"TE gzip, chunked + CL": {"length"}}
 
-
-def observe(server: Any) -> dict[str, Any]:
-    return _wire.probe(server, VECTORS)
-
-
-def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: a chunked Transfer-Encoding ignored, the body framed by Content-Length."""
-    return _wire.judge(obs, BAD, "TE.CL: Transfer-Encoding ignored, Content-Length used")
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))
+observe = _wire.observer(VECTORS)
+decide = _wire.judged(BAD, "TE.CL: Transfer-Encoding ignored, Content-Length used")

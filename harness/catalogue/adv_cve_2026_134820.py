@@ -1,33 +1,27 @@
 """CVE-2026-134820: the pure-Python ASGI parser accepts malformed framing headers (request smuggling).
 
-Advisory: CVE-2026-134820 (VulnCheck), "Gunicorn 25.2.0 before 27.0.0 ... in the
-pure-Python ASGI parser ... whitespace-padded Transfer-Encoding or Content-Length
-headers, signed Content-Length values, or invalid chunk terminators"; no GHSA/PYSEC id
-found.  Needs the ``asgi`` worker (gunicorn >= 24.0.0, ``SINCE``): older releases have
-nothing to probe (not applicable; no Python boots them with it).  The Python parser runs because gunicorn_h1c (the fast
-parser, an optional extra) is not installed.  Probe (``VECTORS``): a signed
-``Content-Length: +4``, and ``Transfer-Encoding : chunked`` (space before the colon)
-beside ``Content-Length: 4``.  fail = either accepted; pass = both refused.
-Our runs (24.0.0..27.0.1): pass 24.0.0 ... 25.1.0 (refused); fail 25.2.0 ... 26.2.0
-(signed CL read as 4; 25.2.0 also takes 'Transfer-Encoding :'); pass 27.0.0, 27.0.1:
-the claim agrees.  The introducing commit is ambiguous (untestable commits at the
-boundary); the clone has no 26.2.0/27.0.0 tags for the fix (Tracker: none).
+Advisory: CVE-2026-134820 (VulnCheck), "Gunicorn 25.2.0 before 27.0.0 ... pure-Python ASGI
+parser ... whitespace-padded Transfer-Encoding or Content-Length headers, signed
+Content-Length values, or invalid chunk terminators"; no GHSA/PYSEC id.  Needs the
+``asgi`` worker (``SINCE``); the Python parser runs because gunicorn_h1c (an optional
+extra) is not installed.  ``VECTORS``: ``Content-Length: +4``, and ``Transfer-Encoding :
+chunked`` beside ``Content-Length: 4``; fail = either accepted; pass = both refused.
+Our runs (24.0.0..27.0.1): pass 24.0.0 ... 25.1.0; fail 25.2.0 ... 26.2.0 (signed CL read
+as 4; 25.2.0 also takes 'Transfer-Encoding :'); pass 27.0.0, 27.0.1: the claim agrees.
+The introducing commit is ambiguous (untestable commits at the boundary).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from harness.catalogue import _wire
 
 ID = "CVE-2026-134820"
 ALIASES: list[str] = []
 CLAIMED = {"CVE-2026-134820": [("25.2.0", "27.0.0")]}
-#: the first release with the asgi worker (ae1eea81): older ones have nothing to probe
+#: the first release with the asgi worker (ae1eea81): older ones have nothing to test
 SINCE = "24.0.0"
 APP = _wire.ASGI_ECHO_APP
 SETTINGS = {"workers": 1, "worker_class": "asgi"}
-BIND = "unix"
 VECTORS = {
     "signed CL +4": _wire.post(b"Content-Length: +4\r\n", _wire.LENGTH_BODY),
     "TE with a space before the colon + CL": _wire.post(
@@ -39,15 +33,5 @@ BAD = {
     "TE with a space before the colon + CL": {"length", "chunked"},
 }
 
-
-def observe(server: Any) -> dict[str, Any]:
-    return _wire.probe(server, VECTORS)
-
-
-def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: a malformed framing header accepted by the ASGI parser."""
-    return _wire.judge(obs, BAD, "smuggling: a malformed framing header accepted")
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))
+observe = _wire.observer(VECTORS)
+decide = _wire.judged(BAD, "smuggling: a malformed framing header accepted")

@@ -1,17 +1,12 @@
 """CVE-2026-134821: the pure-Python ASGI parser buffers a line without CRLF without a limit (memory exhaustion).
 
-Advisory: CVE-2026-134821 (VulnCheck), "Gunicorn 25.2.0 before 27.0.0 ... the pure-Python
-ASGI HTTP/1 parser ... buffers protocol lines without size limits.  Unauthenticated remote
-attackers can send request lines, headers, chunk-size lines or trailers lacking CRLF to
-grow worker memory"; no GHSA/PYSEC id found.  Needs the ``asgi`` worker (``SINCE``
-24.0.0).  Probe (``VECTORS``): 2 MiB of request line, and of one header value, with no
-CRLF: past any bound gunicorn's parsers keep (a line's limit, 8190; the whole head's,
-limit_request_fields x (limit_request_field_size + 2) + 4 = about 800 KiB: 24.x's ASGI
-parser refuses there, and 64 KiB was below it).  fail = no answer within ``WAIT`` s
-after all 2 MiB were taken (the worker keeps buffering); pass = refused (a 4xx, or the
-connection closed while sending).  The worker's memory itself is not measured: the
-missing bound is what the probe shows.
-Our runs: see results/advisories.md (Tracker: none).
+Advisory: CVE-2026-134821 (VulnCheck), "Gunicorn 25.2.0 before 27.0.0 ... buffers protocol
+lines without size limits ... lacking CRLF to grow worker memory"; no GHSA/PYSEC id.  Needs
+the ``asgi`` worker (``SINCE``).  ``VECTORS``: 2 MiB of request line, and of one header
+value, without CRLF: past every bound gunicorn's parsers keep (8190 a line; about 800 KiB a
+head, where 24.x's ASGI parser refuses: 64 KiB was below it).  fail = no answer within
+``WAIT`` s (still buffering); pass = refused (a 4xx, or closed while sending).  Memory is
+not measured: the missing bound is what this shows.  Our runs: results/advisories.md.
 """
 
 from __future__ import annotations
@@ -26,7 +21,6 @@ CLAIMED = {"CVE-2026-134821": [("25.2.0", "27.0.0")]}
 SINCE = "24.0.0"
 APP = _wire.ASGI_ECHO_APP
 SETTINGS = {"workers": 1, "worker_class": "asgi"}
-BIND = "unix"
 WAIT = 3.0  # seconds: a refusal comes at once, a buffering worker says nothing
 LONG = b"a" * (2 << 20)
 VECTORS = {
@@ -34,21 +28,13 @@ VECTORS = {
     "2 MiB header without CRLF": b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Long: " + LONG,
 }
 
-
-def observe(server: Any) -> dict[str, Any]:
-    control = server.exchange(_wire.CONTROL, 5.0)
-    return {
-        "control": _wire.seen(control),
-        "vectors": {n: _wire.seen(server.exchange(d, WAIT)) for n, d in VECTORS.items()},
-    }
+observe = _wire.observer(VECTORS, WAIT)
 
 
 def decide(obs: dict[str, Any]) -> tuple[str, str]:
     """fail: a line far past the limits, without CRLF, gets no answer (still buffered)."""
-    control = obs["control"]
-    if control["outcome"] != "chunked":
-        shown = control["line"] or control["ended"]
-        return "error", f"the control (a well-formed chunked POST) was not served: {shown}"
+    if failed := _wire.control_failed(obs):
+        return failed
     outcomes = {n: v["outcome"] for n, v in obs["vectors"].items()}
     shown = "; ".join(f"{n}: {o}" for n, o in outcomes.items())
     if any(o.startswith("no answer") for o in outcomes.values()):
@@ -56,7 +42,3 @@ def decide(obs: dict[str, Any]) -> tuple[str, str]:
     if all(o == "refused" for o in outcomes.values()):
         return "pass", f"control served; {shown}"
     return "error", f"an answer the case cannot read: {shown}"
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))

@@ -1,23 +1,16 @@
 """SNYK-PYTHON-GUNICORN-541164: TE + CL request smuggling (2019): a second Transfer-Encoding header hides chunked.
 
 Advisory: Snyk SNYK-PYTHON-GUNICORN-541164 (and Safety), "fails to properly process the
-Transfer-Encoding and Content-Length headers when both are present", affected
-``[,19.10.0) [20.0.0,20.0.1)``; no CVE, GHSA or PYSEC id.  The fix is 93220898 on the
-19.x branch ("backport fix/http-desync": duplicate Content-Length refused, a chunked
-Transfer-Encoding wins over a later one) and f74324bd / bd8670b4 on master (20.0.1).
-Probe (``VECTORS``): ``Transfer-Encoding: chunked`` then ``Transfer-Encoding: identity``
-with ``Content-Length: 4``; a front end that honours the first header reads one chunked
-request, a server that lets the last one win reads 4 bytes by Content-Length and then
-``GET /smuggled`` as a second request.  fail = the body framed by Content-Length;
-pass = chunked, or refused.
-Our runs (0.9.0..27.0.1, bisected): fail 0.12.0 ... 19.9.0 and 20.0.0 (length); pass
-19.10.0 and 20.0.2 ... 21.2.0 (chunked), 22.0.0 on (refused).  Fixed by 93220898 on the
-19.x branch and f74324bd (PR #2181) on master: Snyk's ranges agree (Tracker: none).
+Transfer-Encoding and Content-Length headers when both are present", affected ``[,19.10.0)
+[20.0.0,20.0.1)``; no CVE, GHSA or PYSEC id.  ``VECTORS``: ``Transfer-Encoding: chunked``
+then ``identity`` with ``Content-Length: 4``: a server that lets the last one win reads 4
+bytes and then ``GET /smuggled``.  fail = framed by Content-Length; pass = chunked or refused.
+Our runs (0.9.0..27.0.1, bisected): fail 0.12.0 ... 19.9.0 and 20.0.0; pass 19.10.0 and
+20.0.2 ... 21.2.0 (chunked), 22.0.0 on (refused).  Fixed by 93220898 on the 19.x branch
+("backport fix/http-desync") and f74324bd (PR #2181) on master: Snyk's ranges agree.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from harness.catalogue import _wire
 
@@ -27,7 +20,6 @@ ALIASES: list[str] = []
 CLAIMED = {"Snyk SNYK-PYTHON-GUNICORN-541164": [("0", "19.10.0"), ("20.0.0", "20.0.1")]}
 APP = _wire.ECHO_APP
 SETTINGS = {"workers": 1}
-BIND = "unix"
 VECTORS = {
     "TE chunked + TE identity + CL": _wire.post(
         b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"
@@ -35,15 +27,5 @@ VECTORS = {
 }
 BAD = {"TE chunked + TE identity + CL": {"length"}}
 
-
-def observe(server: Any) -> dict[str, Any]:
-    return _wire.probe(server, VECTORS)
-
-
-def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: the body read by Content-Length while a Transfer-Encoding says chunked."""
-    return _wire.judge(obs, BAD, "smuggling: Content-Length won over Transfer-Encoding: chunked")
-
-
-def check(server: Any) -> tuple[str, str]:
-    return decide(observe(server))
+observe = _wire.observer(VECTORS)
+decide = _wire.judged(BAD, "smuggling: Content-Length won over Transfer-Encoding: chunked")

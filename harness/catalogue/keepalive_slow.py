@@ -1,14 +1,13 @@
 """#3025: gthread, keep-alive: a request slower than ``keepalive`` is cut off ("Bad file descriptor").
 
-Tracker: gunicorn #3025 - on 21.0.x the gthread worker logs "Bad file descriptor" errors
-when a request takes longer than ``keepalive``, and 21.1.0 sends an empty reply; 20.1.0
-and 21.2.0 are clean.  Caused by e7781d2c ("gthread: consider initial connection as
-idle": a new connection joins the keep-alive queue at accept, so the keep-alive sweep
-closes it while its request still runs), fixed by the revert bc905859 (PR #3033).
-Our runs: 20.1.0 pass; 21.0.0 fail ("HTTP 200, ECONNRESET; the log says: ValueError:
-Invalid file descriptor: -1" on Python 3.13 - older Pythons say "Bad file descriptor");
-21.1.0 fail (empty reply); 21.2.0 pass.  Bisected with the clone: e7781d2c first failing,
-bc905859 first passing (reached the mainline in f5669f64, PR #3033) - as the tracker says.
+Tracker: gunicorn #3025: 21.0.x logs "Bad file descriptor" when a request outlasts
+``keepalive``, 21.1.0 sends an empty reply; 20.1.0 and 21.2.0 are clean.  Caused by
+e7781d2c ("gthread: consider initial connection as idle": a new connection joins the
+keep-alive queue at accept and is swept while its request runs), fixed by the revert
+bc905859 (PR #3033).  Our runs: 20.1.0 pass; 21.0.0 fail ("HTTP 200, ECONNRESET; the log
+says: ValueError: Invalid file descriptor: -1" on Python 3.13, "Bad file descriptor" on
+older ones); 21.1.0 fail (empty reply); 21.2.0 pass.  Bisected with the clone: e7781d2c
+first failing, bc905859 first passing (in the mainline at f5669f64): as the tracker says.
 """
 
 from __future__ import annotations

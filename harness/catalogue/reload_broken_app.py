@@ -1,14 +1,11 @@
 """#2244: with ``--reload``, a syntax error in the app kills the master instead of waiting for a fix.
 
-Tracker: gunicorn #2244 - 20.0.0 survives; on 20.0.1-20.0.4 the master exits ("Worker
-failed to boot") when the reloaded app does not import; 20.1.0 survives again.  Caused by
-a4b6b138, fixed by 27d1e988.
-Our runs (20.0.1 is not on PyPI): 20.0.0 pass; 20.0.2 and 20.0.4 fail ("the master died
-after the app got a syntax error (Reason: Worker failed to boot.)"); 20.1.0 pass.
-Bisected with the clone: a4b6b138 first failing (PR #2134), 27d1e988 first passing
-(PR #2249) - as the tracker says.
-
-``server.edit_app`` rewrites the app file the server imports (``server.app_file``).
+Tracker: gunicorn #2244: 20.0.0 survives; 20.0.1-20.0.4's master exits ("Worker failed to
+boot") when the reloaded app does not import; 20.1.0 survives.  Caused by a4b6b138, fixed
+by 27d1e988.  Our runs (20.0.1 is not on PyPI): 20.0.0 pass; 20.0.2 and 20.0.4 fail ("the
+master died after the app got a syntax error (Reason: Worker failed to boot.)"); 20.1.0
+pass.  Bisected with the clone: a4b6b138 (PR #2134) first failing, 27d1e988 (PR #2249)
+first passing: as the tracker says.
 """
 
 from __future__ import annotations

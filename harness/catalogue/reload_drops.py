@@ -1,25 +1,18 @@
 """#3394: requests fail while the arbiter reloads its gthread workers on SIGHUP.
 
-Tracker: gunicorn #3394 (still open upstream) - requests dropped on SIGHUP with gthread;
-nobody named the commit that caused it or the one that stopped it.
-Issue 19's runs: 0 of ~2,400 requests failed across 3 SIGHUPs on 20.1.0; 4-5 failed on
-21.0.0 and 23.0.0; 0 on 25.0.0, 26.1.0 and 27.0.1 (a bisection by hand pointed at
-0ebb73aa, "gthread: only read sockets when they are readable").
-Our runs (2 gthread workers x 4 threads, 8 clients, 5 SIGHUPs): 20.1.0 0 of ~4,000-7,000
-failed; 21.0.0, 22.0.0 and 23.0.0 8-11 failed (ECONNRESET, a few EPIPE); 24.0.0, 24.1.0,
-25.0.0, 26.1.0 and 27.0.1 0 failed.
-Bisected with the clone: the drops start at 0ebb73aa ("gthread: only read sockets when
-they are readable") or its merge a423fca8 (PR #2918) - 0ebb73aa alone cannot be tested
-(its workers deadlock at boot, which a423fca8 fixes), so the bisection names both; they
-stop at 01862114 ("gthread: Lock-free PollableMethodQueue refactoring", PR #3440), first
-released in 24.0.0.
+Tracker: gunicorn #3394 (open upstream), no commit named; issue 19's runs: 0 of ~2,400
+requests failed across 3 SIGHUPs on 20.1.0, 4-5 on 21.0.0 and 23.0.0, 0 on 25.0.0, 26.1.0
+and 27.0.1.  Our runs (2 gthread workers x 4 threads, 8 clients, 5 SIGHUPs): 20.1.0 0 of
+~4,000-7,000 failed; 21.0.0, 22.0.0, 23.0.0 8-11 (ECONNRESET, a few EPIPE); 24.0.0, 24.1.0,
+25.0.0, 26.1.0, 27.0.1 none.  Bisected with the clone: the drops start at 0ebb73aa
+("gthread: only read sockets when they are readable") or its merge a423fca8 (PR #2918;
+0ebb73aa alone deadlocks at boot) and stop at 01862114 ("gthread: Lock-free
+PollableMethodQueue refactoring", PR #3440, in 24.0.0).
 
-Racy, sized so the verdicts hold run after run: each old worker drops about one
-connection per reload (a bad release loses ~2 per SIGHUP, ~10 in all, never 0 in our
-runs), a good one none.  Five SIGHUPs make a false pass on a bad release need five lucky
-reloads in a row; MIN_REQUESTS keeps a starved load from passing.  Measured with
-``--repeat 5`` on 20.1.0, 21.0.0, 23.0.0 and 25.0.0 (5/5 runs agree each) and
-``--repeat 20`` on 20.1.0 and 21.0.0 (20/20 agree each; 2.5 min for both with -j 2).
+Racy, sized so the verdicts hold: a bad release loses ~2 connections per SIGHUP (~10 in
+all, never 0 in our runs), a good one none; five SIGHUPs make a false pass need five lucky
+reloads, MIN_REQUESTS keeps a starved load from passing.  ``--repeat 5`` on 20.1.0, 21.0.0,
+23.0.0, 25.0.0 and ``--repeat 20`` on 20.1.0, 21.0.0 agreed every time.
 """
 
 from __future__ import annotations

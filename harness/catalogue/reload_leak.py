@@ -1,18 +1,13 @@
 """#3648: the arbiter leaks fds and threads (its control socket) on every SIGHUP.
 
-Tracker: gunicorn #3648; the fix is PR #3651 (merge a8283bbf), which says the leak exists
-"since 25.1.0" (the release that added the control socket).
-Issue 19's runs: arbiter fds 12 -> 36 and threads 2 -> 8 over 5 SIGHUPs on 25.2.0 and
-26.0.0; flat on 25.1.0, 26.1.0 and 27.0.1.
-Our runs (4 workers, 5 SIGHUPs): 25.0.0 (no control socket) and 25.1.0 flat (12 -> 12
-fds, 2 -> 2 threads); 25.2.0 12 -> 39 / 2 -> 9 and 26.0.0 12 -> 28 / 2 -> 6; 26.1.0 flat.
-Bisected with the clone: introduced by d3f80e8c "fix(ctl): prevent fork deadlock and file
-watcher triggers" (PR #3520, in 25.2.0), fixed by 05fb3bcb (merge a8283bbf, PR #3651) -
-so "since 25.1.0" is one release early: 25.1.0's control socket does not leak.
-With 1 worker nothing leaks (no back-to-back forks), hence 4.
-
-The harness gives every server a private ``control_socket``, so the socket the leak is
-about is there on every release that has one (older releases ignore the setting).
+Tracker: gunicorn #3648, fixed by PR #3651 (merge a8283bbf), which says "since 25.1.0" (the
+control socket's release).  Issue 19's runs: arbiter fds 12 -> 36, threads 2 -> 8 over 5
+SIGHUPs on 25.2.0 and 26.0.0; flat on 25.1.0, 26.1.0, 27.0.1.  Our runs (4 workers, 5
+SIGHUPs): 25.0.0 and 25.1.0 flat (12 fds, 2 threads); 25.2.0 12 -> 39 / 2 -> 9, 26.0.0
+12 -> 28 / 2 -> 6; 26.1.0 flat.  Bisected with the clone: introduced by d3f80e8c
+"fix(ctl): prevent fork deadlock and file watcher triggers" (PR #3520, 25.2.0), fixed by
+05fb3bcb (PR #3651): "since 25.1.0" is one release early.  With 1 worker nothing leaks (no
+back-to-back forks), hence 4.  Every server gets a private ``control_socket``.
 """
 
 from __future__ import annotations
@@ -55,11 +50,8 @@ def observe(server: Any) -> dict[str, Any]:
 
 
 def decide(obs: dict[str, Any]) -> tuple[str, str]:
-    """fail: the arbiter kept a thread or two fds more; pass: both flat.
-
-    A release without the leak comes back to exactly the same counts after every reload;
-    the leak is a race (one per fork that lands before the control thread is up), so it
-    need not grow on every SIGHUP: any thread kept, or more than one fd, is the leak."""
+    """fail: the arbiter kept a thread or two fds more; pass: both flat.  The leak is a race
+    (a fork before the control thread is up) that need not grow on every SIGHUP."""
     before, after, hups = obs["before"], obs["after"], obs["reloaded"]
     if before is None or after is None:
         return "error", "the arbiter is gone"

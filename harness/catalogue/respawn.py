@@ -1,12 +1,10 @@
 """A worker killed with -9 is reaped and replaced, and no zombie stays behind.
 
-Tracker: no single issue - a guard for the arbiter's SIGCHLD handling, which 24.0.0 broke
-(its outage: dead workers not reaped or replaced).  Expected pass on every other release.
-Our runs (pass = reaped, replaced, no zombie, 5/5 served): 19.9.0, 20.1.0, 23.0.0, 24.1.0,
-26.1.0 pass; 24.0.0 fails ("kill 1: the worker was not reaped (a zombie)") - the outage.
-Also 22.0.0, 25.0.0, 27.0.1 pass.  Bisected with the clone: introduced by b650332c
-("Arbiter signal handling improvements (#3441)"), fixed by 3179789f ("fix: handle SIGCLD
-alias for SIGCHLD on Linux", Fix #3453).
+No single issue: a guard for the arbiter's SIGCHLD handling, which 24.0.0 broke (dead
+workers not reaped or replaced).  Our runs: 19.9.0, 20.1.0, 22.0.0, 23.0.0, 24.1.0, 25.0.0,
+26.1.0, 27.0.1 pass; 24.0.0 fails ("kill 1: the worker was not reaped (a zombie)").
+Bisected with the clone: introduced by b650332c ("Arbiter signal handling improvements
+(#3441)"), fixed by 3179789f ("fix: handle SIGCLD alias for SIGCHLD on Linux", Fix #3453).
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
-"""The scenario protocol: what the jobs, the report and the CLI may ask of a scenario.
-
-A scenario says what it needs (extra wheels, modules its import trial must import, the
-worker class to resolve), runs against one environment with a cancellation handle,
-and decides -- purely -- from its observation to a verdict with evidence; ``axes`` are
-the questions its table answers and ``about`` is its presentation, as data.  This
-module imports no scenario: the registry picks one, the jobs only talk to this.
-"""
+"""The scenario protocol: what the jobs, the report and the CLI may ask of a scenario:
+what it needs, a run against one environment, a pure ``decide``, the questions its table
+answers (``axes``) and its presentation as data (``about``).  It imports no scenario."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +36,6 @@ class RunContext:
     interpreter: Interpreter
     compat_dir: Path | None  # the SO_REUSEPORT shim's directory, when the host needs it
     timeout: float  # the whole run ends within this many seconds (plus teardown)
-    on_log: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -85,50 +78,30 @@ class Options:
 
 @dataclass(frozen=True)
 class About:
-    """How a scenario presents itself: everything the report and the record need, as data.
-
-    The jobs and the report read only this (and ``axes()``), never a scenario's methods,
-    so a scenario's presentation can change without touching them.
-    """
+    """How a scenario presents itself: all the jobs and the report read (with ``axes()``)."""
 
     name: str  # "socket-loss", a file's path, or "run"
     description: str  # one sentence (the registry listing)
     summary: str  # the header line: the knobs as they will run
     title: str  # the markdown report's heading
     parameters: dict[str, Any] = field(default_factory=dict)
-    record: dict[str, Any] = field(default_factory=dict)  # how the JSON record names it
+    named: dict[str, Any] = field(default_factory=dict)  # what identifies a user's check
 
-    @classmethod
-    def of(
-        cls,
-        name: str,
-        description: str,
-        summary: str,
-        title: str,
-        parameters: dict[str, Any],
-        **named: Any,
-    ) -> About:
-        """The record names the scenario, its parameters and, for the user's own
-        checks, what identifies them (``named``: the command, the file, its sha256)."""
-        record = {"name": name, "description": description, "parameters": parameters, **named}
-        return cls(name, description, summary, title, parameters, record)
+    @property
+    def record(self) -> dict[str, Any]:
+        """How the JSON record names the scenario (``named``: command, file, sha256 ...)."""
+        own = {"name": self.name, "description": self.description, "parameters": self.parameters}
+        return {**own, **self.named}
 
 
 class Scenario(abc.ABC):
-    """One way to judge a gunicorn build: needs, run, decide, axes, about.
-
-    Two implement it: every case (``lifecycle.CaseScenario``) and ``--run``
-    (``registry.CommandScenario``).  ``decide`` applies ``rules``, the pure function from
-    an observation to a decision, unless the scenario defines its own.
-    """
+    """One way to judge a build: a case (``CaseScenario``) or ``--run`` (``CommandScenario``)."""
 
     options: Options
-    rules: Callable[[Any], Decision]
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
-        """What the scenario needs (``own_needs``) plus the user's requirement layer,
-        resolved once per (interpreter, set); ``LayerError`` (an ArtifactError) turns
-        this interpreter away with pip's reason."""
+        """``own_needs`` plus the requirement layer, resolved once per (interpreter, set);
+        ``LayerError`` turns this interpreter away with pip's reason."""
         own = self.own_needs(interp, cache_dir)
         reqs = self.requirements()
         if not reqs:
@@ -136,25 +109,21 @@ class Scenario(abc.ABC):
         return replace(own, layer=requirements.ensure(reqs, interp, cache_dir))
 
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
-        """The scenario's own wheels and the modules its import trial must import (a subclass's override point)."""
         return EnvNeeds()
 
     def requirements(self) -> RequirementSet:
-        """The requirement layer every target gets: ``--with`` (a scenario file adds its
-        ``REQUIRES``)."""
         return self.options.requirements
 
     @abc.abstractmethod
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult: ...
 
+    @abc.abstractmethod
     def decide(self, observation: Any) -> Decision:
-        """Pure: the scenario's rules from its observation to a verdict with evidence."""
-        return self.rules(observation)
+        """Pure: from the observation to a verdict with evidence."""
 
     def axes(self) -> list[Axis]:
         """The questions the release table answers; the first is the scenario's own."""
         return [primary_axis(self.options.terms)]
 
     @abc.abstractmethod
-    def about(self) -> About:
-        """The scenario as the report and the record present it."""
+    def about(self) -> About: ...

@@ -1,13 +1,10 @@
 """fail when the server does not come up and answer (workers crash, imports fail)
 
-``boots``: does the installed server come up and answer at all, serving the case's plain
-WSGI app or the user's ``--app``?  ``fail`` when it does not: workers crash on start, the
-app or the worker class does not import (eventlet 0.30.3 removed ``ALREADY_HANDLED``,
-which gunicorn 20.x's eventlet worker imports), with the log's decisive line quoted.  This
-is how a dependency breaking gunicorn at start-up is bisected (``--package eventlet``).
-The environment's import check does not resolve the worker class here
-(``JUDGES_IMPORTS``), so a worker class that fails to import is this case's ``fail``, not
-an environment that cannot be built (that stays ``error``).
+``boots`` serves the case's plain app or ``--app``; ``fail`` quotes the log's decisive line
+(eventlet 0.30.3 removed ``ALREADY_HANDLED``, which gunicorn 20.x's eventlet worker
+imports): how a dependency breaking gunicorn at start-up is bisected (``--package``).  The
+import check does not resolve the worker class here (``JUDGES_IMPORTS``), so a worker
+class that fails to import is this case's ``fail``, not an environment ``error``.
 """
 
 from __future__ import annotations
@@ -37,14 +34,12 @@ class Observation:
 
 
 def decisive(reason: str) -> str:
-    """The line without the file it names (``... from 'eventlet.wsgi' (/x/y.py)``): the
-    same failure reads the same on every target."""
+    """The line without the file it names (``(/x/y.py)``): the same on every target."""
     return re.sub(r" \((?:/|<tmpdir>)[^()]*\)", "", reason).strip()
 
 
 def decide(obs: Observation) -> Decision:
-    """pass: it answered HTTP (any status); fail: it did not come up, with the reason;
-    error: what kept it from listening was the host (a bind that failed)."""
+    """pass: it answered HTTP; fail: it did not come up; error: the host kept it (a bind)."""
     if obs.booted:
         answer = "" if obs.answer in ("", "ok") else f" ({obs.answer})"
         return Decision(Verdict.PASS, f"booted and answered{answer}", obs.traceback)

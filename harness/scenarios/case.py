@@ -1,29 +1,10 @@
-"""A case: one module that says what it shows and how it judges it, validated.  Every
-scenario that boots a gunicorn is one: the built-ins (``socket_loss``, ``keeps_serving``,
-``boots``), the catalogue's tracker cases, a user's FILE.py.  Every way a user's file can be
-unusable is one line (``ScenarioError``, exit status 2) before anything is built or booted.
+"""A case: one module that says what it shows and how it judges it, validated.  The
+built-ins, the catalogue's cases and a user's FILE.py are all cases; every way a file can
+be unusable is one line (``ScenarioError``, exit status 2) before anything is built.
 
-A case module defines (``observe`` and ``decide``, or only ``check``)::
-
-    \"\"\"One line: what this case shows (the report's description).\"\"\"
-    APP = "...WSGI module source, defines app..."  # default: a plain Hello World
-    REQUIRES = ["flask>=2"]                       # what the app imports (as --with)
-    SETTINGS = {"workers": 3, "threads": 5}        # gunicorn settings
-    BIND = "unix"                                  # or "tcp"
-    TIMEOUT = 60                                   # seconds this case needs (--timeout wins)
-    TRACKER = 3648                                 # the upstream issue it reproduces
-    ID = "PYSEC-2026-1434"                         # the OSV record's id (--format osv)
-    CANNOT = {"proxy": "it needs a connection straight to gunicorn"}  # options refused
-    ALIASES = ["CVE-2024-1135"]                    # the advisory's other ids (its aliases)
-
-    def observe(server):                           # the facts, gathered on the live server
-        return {"replies": server.one_connection(["/", "/"])}
-
-    def decide(obs):                               # pure: the facts -> a verdict
-        return "pass", "both answered"
-
-    def check(server):                             # or both in one (a user's file)
-        return "fail", "socket file gone after a worker exit"
+A module defines ``observe(server)`` and a pure ``decide(obs)``, or only ``check(server)``
+(README: "Your own scenario file"), and optionally APP, REQUIRES, SETTINGS, BIND, TIMEOUT,
+TRACKER, ID, ALIASES, CANNOT and HONOURS (the options it refuses or takes).
 """
 
 from __future__ import annotations
@@ -368,18 +349,9 @@ def _module_wheel(sdist: Path, out_dir: Path) -> Path | None:
 
     try:
         with tarfile.open(sdist) as tf:
-            member = next(
-                (
-                    m
-                    for m in tf.getmembers()
-                    if m.name.count("/") == 1 and m.name.endswith("/bottle.py")
-                ),
-                None,
-            )
-            data = tf.extractfile(member).read() if member is not None else None
-    except (OSError, tarfile.TarError, AttributeError):
-        return None
-    if data is None:
+            top = [m for m in tf.getmembers() if m.name.count("/") == 1]
+            data = tf.extractfile([m for m in top if m.name.endswith("/bottle.py")][0]).read()
+    except (OSError, tarfile.TarError, AttributeError, IndexError):  # no such file in it
         return None
     return wheels.make_wheel("bottle", BOTTLE_AS_REPORTED, {"bottle.py": data}, out_dir)
 

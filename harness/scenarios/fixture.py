@@ -1,24 +1,9 @@
 """What a case's ``observe(server)`` (or a file's ``check(server)``) gets: the running
-server as a small API that stays stable, and the server-life actions every catalogued case
-needed (reload, kill a worker, /proc counts, load), each returning a small frozen record so
-that ``observe`` gathers facts and ``decide`` judges them purely.
-
-- where it listens and requests: ``url``, ``socket_path``, ``port``, ``socket_exists()``,
-  ``get()``, ``probe()``, ``client()``; a raw ``exchange(bytes)`` (status line, headers,
-  body) and ``one_connection(paths)`` (one kept-alive connection);
-- the log: ``log``, ``boots``, ``exits``, ``last_traceback()``, ``log_lines(pattern, level)``;
-- processes: ``arbiter_pid``, ``worker_pids()``, ``alive()``, ``signal(pid, sig)``,
-  ``setting(name)``, and from /proc ``counts()`` (fds, threads, children, zombies);
-- the server's life: ``reload()`` (SIGHUP, a whole new generation), ``kill_worker(sig)``
-  (reaped and replaced), ``load()`` (requests while a block runs), ``app_file`` /
-  ``edit_app(source)`` for ``--reload``, ``settle(seconds)``;
-- the run: ``options`` (the command line's), ``healthy`` (what the app answered before
-  anything happened), ``remaining()``, ``wait_for(predicate, timeout)``; every wait ends
-  with the run.  Processes are read from /proc (Linux): the arbiter's live children are
-  its workers, whatever the release logs.
-
-The check runs in the harness's own process, bounded at the end of this module: ``os._exit``
-becomes ``ExitCalled``, and the threads it started are stopped when the run is over.
+server as a small stable API (README: "Your own scenario file") with the server-life
+actions the catalogue needs (reload, kill a worker, /proc counts, load), each returning a
+frozen record that ``decide`` judges.  Every wait ends with the run.  That code runs in the
+harness's own process, so the end of this module bounds it: ``os._exit`` becomes
+``ExitCalled``, and the threads it started are stopped when the run is over.
 """
 
 from __future__ import annotations
@@ -34,7 +19,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +36,13 @@ def server_traceback(server: Server) -> str:
     return server.scrub(server.log.last_traceback())
 
 
-# -- what check() gets: the running server as a small API that stays stable -----------------
 class RunOver(BaseException):
-    """Raised in ``check``'s thread when the run ended (deadline or Ctrl-C) while it
-    waited: a BaseException so that a broad ``except Exception`` does not swallow it."""
+    """The run ended (deadline or Ctrl-C) while ``check`` waited (a BaseException: a broad
+    ``except Exception`` does not swallow it)."""
 
 
 class ServerFixture:
-    """The running server as ``check(server)`` sees it: a small API that stays stable.
-
-    Every wait is bounded by the run's deadline and ends when the run is cancelled.
-    """
+    """The running server as ``check(server)`` sees it; every wait ends with the run."""
 
     def __init__(
         self,
@@ -69,19 +50,16 @@ class ServerFixture:
         deadline: float,
         cancel: Cancel,
         over: threading.Event,
-        options: Options | None = None,
+        options: Options,
     ):
-        self.options = options or Options()  # the command line's (a built-in reads them)
+        self.options = options  # the command line's (a built-in reads them)
         self.server = server  # the harness's own Server: the built-ins read it, not an API
-        self._deadline = deadline
-        self._cancel = cancel
-        self._over = over
+        self._deadline, self._cancel, self._over = deadline, cancel, over
         self._lock = threading.Lock()
 
-    # where it listens
     @property
     def url(self) -> str:
-        """Base URL for ``client()``: ``http+unix://<quoted path>/`` or ``http://127.0.0.1:PORT/``."""
+        """``http+unix://<quoted path>/`` or ``http://127.0.0.1:PORT/``, for ``client()``."""
         return self.server.url
 
     @property
@@ -98,30 +76,25 @@ class ServerFixture:
 
     @property
     def healthy(self) -> Healthy | None:
-        """What the app answered on ``--path`` before anything happened (status, body digest)."""
+        """What the app answered on ``--path`` before anything happened."""
         return self.server.healthy
 
-    # requests
     def client(self):
-        """A requests session (keep-alive) that speaks to this server: ``s.get(server.url)``."""
+        """A requests session (keep-alive) that speaks to this server."""
         return self.server.client()
 
     def get(self, path: str | None = None, timeout: float = 2.0):
-        """One GET on a fresh connection; a ``requests.Response`` (``.status_code``,
-        ``.headers``, ``.text``).  Raises ``requests.RequestException`` when it cannot
-        connect (``requests.ConnectionError`` when the socket file is gone)."""
+        """One GET on a fresh connection (``requests``: it raises when it cannot connect)."""
         self._check_over()
         url = self.url + (path or self.options.path).lstrip("/")
         with self.server.client() as session:
             return session.get(url, timeout=self._bounded(timeout), headers={"Connection": "close"})
 
     def probe(self, path: str | None = None, timeout: float = 2.0) -> str:
-        """One GET on a fresh raw connection, never raising: ``"ok"`` (HTTP 200), or what
-        went wrong: ``"ENOENT"``, ``"ECONNREFUSED"``, ``"timeout"``, ``"bad response"`` ..."""
+        """One GET on a fresh connection, never raising: "ok" or what went wrong."""
         self._check_over()
         return self.server.probe(self._bounded(timeout), path or self.options.path)
 
-    # the log
     def _read(self) -> Log:
         with self._lock:  # check() may read the log from several threads
             self.server.log.refresh()
@@ -129,7 +102,7 @@ class ServerFixture:
 
     @property
     def log(self) -> str:
-        """The server's log (gunicorn at debug level): its latest 1-2 MiB, re-read on access."""
+        """The server's log (debug level): its latest 1-2 MiB, re-read on access."""
         return self._read().text
 
     @property
@@ -147,7 +120,6 @@ class ServerFixture:
         with self._lock:
             return server_traceback(self.server)
 
-    # processes
     @property
     def arbiter_pid(self) -> int | None:
         return self.server.arbiter_pid
@@ -157,14 +129,10 @@ class ServerFixture:
         return [p for p in self._read().worker_pids if os.path.exists(f"/proc/{p}")]
 
     def alive(self) -> bool:
-        """Is the arbiter still running?"""
         return self.server.alive()
 
     def signal(self, pid: int, sig: int = signals.SIGTERM) -> bool:
-        """Send ``sig`` to the arbiter or one of its workers; False if it is already gone.
-
-        Any other pid is a ValueError: a scenario only signals its own server.
-        """
+        """Signal the arbiter or one of its workers (any other pid: ValueError)."""
         if pid != self.arbiter_pid and pid not in self._read().booted_pids:
             raise ValueError(f"pid {pid} is not this server's arbiter or one of its workers")
         return self.server.signal(sig, pid)
@@ -174,15 +142,13 @@ class ServerFixture:
         with self._lock:
             return self.server.setting(name, default)
 
-    # the server's life: each returns a frozen record a decide can judge
     def _workers(self) -> int:
         """The server's own worker count (a --gunicorn-config may set it)."""
         value = self.setting("workers", 1)
         return value if isinstance(value, int) and value > 0 else 1
 
     def reload(self, timeout: float = 15.0) -> Generation:
-        """SIGHUP the arbiter; wait until every old worker is gone and as many new ones have
-        booted (logged 'Booting worker') as the server runs."""
+        """SIGHUP the arbiter; wait until every old worker is gone and a new generation booted."""
         arbiter, want = self.arbiter_pid or 0, self._workers()
         old = live_children(arbiter)
         started = time.monotonic()
@@ -198,8 +164,7 @@ class ServerFixture:
         return Generation(ok, round(time.monotonic() - started, 3), tuple(sorted(old)), new)
 
     def kill_worker(self, sig: int = signals.SIGKILL, timeout: float = 10.0) -> Replacement:
-        """Kill the oldest worker with ``sig`` (-9, or SIGTERM/SIGQUIT for a graceful exit);
-        wait until the arbiter reaped it and a new worker booted in its place."""
+        """Kill the oldest worker with ``sig``; wait until it is reaped and replaced."""
         arbiter, want = self.arbiter_pid or 0, self._workers()
         before = live_children(arbiter)
         booted = [p for p in self.worker_pids() if p in before]
@@ -217,22 +182,19 @@ class ServerFixture:
         ok = self.wait_for(replaced, timeout, interval=0.05)
         seconds = round(time.monotonic() - started, 3)
         self.settle(0.5)
-        now = counts(arbiter)
-        return Replacement(
-            victim=victim,
-            reaped=victim not in children(arbiter),
-            replaced_by=tuple(sorted(live_children(arbiter) - before)) if ok else (),
-            seconds=seconds,
-            zombies=now.zombies if now else 0,
-        )
+        now, reaped = counts(arbiter), victim not in children(arbiter)
+        new = tuple(sorted(live_children(arbiter) - before)) if ok else ()
+        return Replacement(victim, reaped, new, seconds, now.zombies if now else 0)
 
     def counts(self, pid: int | None = None) -> Counts | None:
         """Open fds, threads, live children and zombies of the arbiter (or ``pid``) now."""
         return counts(pid or self.arbiter_pid or 0)
 
-    def load(self, clients: int = 8, path: str | None = None, timeout: float = 2.0) -> Load:
+    def load(
+        self, clients: int = 8, path: str | None = None, timeout: float = 2.0
+    ) -> FreshConnectionLoad:
         """Requests on fresh connections while a block runs: ``with server.load() as l:``."""
-        return Load(self, clients, path or self.options.path, timeout)
+        return FreshConnectionLoad(self, clients, path or self.options.path, timeout)
 
     def settle(self, seconds: float = 0.3) -> None:
         """Let the server be idle a moment (bounded by the run, like every wait)."""
@@ -240,12 +202,8 @@ class ServerFixture:
 
     def log_lines(self, pattern: str = "", level: str = "") -> list[str]:
         """The log's lines matching ``pattern`` (a regex) at ``level`` ('ERROR', ...)."""
-        lines = self.log.splitlines()
-        return [
-            ln
-            for ln in lines
-            if (not level or f"[{level}]" in ln) and (not pattern or re.search(pattern, ln))
-        ]
+        lines = [ln for ln in self.log.splitlines() if not level or f"[{level}]" in ln]
+        return [ln for ln in lines if not pattern or re.search(pattern, ln)]
 
     @property
     def app_file(self) -> Path:
@@ -261,14 +219,12 @@ class ServerFixture:
             os.utime(path, (before + 1, before + 1))
 
     def exchange(self, data: bytes, timeout: float = 5.0) -> rawhttp.Reply:
-        """Raw bytes on one fresh connection (to the proxy, when one is in front); the reply
-        (status, headers, body, how it ended)."""
+        """Raw bytes on one fresh connection (to the proxy, when one is in front)."""
         self._check_over()
         return rawhttp.exchange(self.server.front, data, self._bounded(timeout))
 
     def one_connection(self, paths: list[str], timeout: float = 10.0) -> list[str]:
-        """GET each path in turn on one kept-alive connection: one outcome per request
-        ('HTTP 200', 'empty reply', 'ECONNRESET', 'timeout' ...); the first failure ends it."""
+        """GET each path on one kept-alive connection, an outcome each; a failure ends it."""
         self._check_over()
         timeout, out = self._bounded(timeout), []
         family = socket.AF_UNIX if self.socket_path else socket.AF_INET
@@ -287,7 +243,6 @@ class ServerFixture:
                 out.append(errno.errorcode.get(exc.errno or 0, type(exc).__name__))
         return out
 
-    # time
     def remaining(self) -> float:
         """Seconds left before the run's deadline."""
         return max(0.0, self._deadline - time.monotonic())
@@ -295,11 +250,8 @@ class ServerFixture:
     def wait_for(
         self, predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
     ) -> bool:
-        """Poll ``predicate()`` until it is true (True) or ``timeout`` passes (False).
-
-        If the run's deadline comes first, or the run is cancelled, the run is over:
-        ``check`` is unwound (its verdict is already "ran out" / interrupted).
-        """
+        """Poll ``predicate()`` until it is true (True) or ``timeout`` passes (False); the
+        run's end first unwinds ``check`` (``RunOver``)."""
         until = time.monotonic() + timeout
         while True:
             self._check_over()
@@ -318,7 +270,6 @@ class ServerFixture:
         return max(0.01, min(timeout, self._deadline - time.monotonic()))
 
 
-# -- /proc --------------------------------------------------------------------------------------
 def children(pid: int) -> dict[int, str]:
     """The process's children and their states ('Z' is a zombie nobody reaped yet)."""
     out = {}
@@ -345,12 +296,7 @@ class Counts:
     zombies: int
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "fds": self.fds,
-            "threads": self.threads,
-            "children": self.children,
-            "zombies": self.zombies,
-        }
+        return asdict(self)
 
 
 def counts(pid: int) -> Counts | None:
@@ -363,7 +309,6 @@ def counts(pid: int) -> Counts | None:
     return Counts(snap.fds.total, snap.threads, len(snap.children) - zombies, zombies)
 
 
-# -- reload ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Generation:
     """One SIGHUP: did a whole new generation of workers boot and the old one go?"""
@@ -374,7 +319,6 @@ class Generation:
     new: tuple[int, ...]
 
 
-# -- a worker's death -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Replacement:
     """A worker killed: was it reaped and replaced, how fast, and what is left over."""
@@ -386,11 +330,9 @@ class Replacement:
     zombies: int  # the arbiter's zombie children once it settled
 
 
-# -- load -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LoadResult:
-    """Requests sent while an action ran: how many were answered 200, the rest by kind
-    ('HTTP 502', 'ECONNRESET', 'ECONNREFUSED', 'ENOENT', 'timeout', 'empty response' ...)."""
+    """Requests sent while an action ran: answered 200, and the rest by kind ('HTTP 502' ...)."""
 
     ok: int
     failed: dict[str, int] = field(default_factory=dict)
@@ -404,13 +346,8 @@ class LoadResult:
         return sum(self.failed.values())
 
 
-class Load:
-    """``clients`` threads, each sending GETs on fresh connections until the block ends::
-
-    with Load(server, clients=8) as load:
-        reload(server)
-    load.result  # LoadResult
-    """
+class FreshConnectionLoad:
+    """``clients`` threads sending GETs on fresh connections until the ``with`` block ends."""
 
     def __init__(
         self, server: Any, clients: int = 8, path: str = "/", timeout: float = 2.0
@@ -431,7 +368,7 @@ class Load:
             with self._lock:
                 self._seen[kind] += 1
 
-    def __enter__(self) -> Load:
+    def __enter__(self) -> FreshConnectionLoad:
         for n in range(self.clients):
             t = threading.Thread(target=self._client, name=f"load {n}", daemon=True)
             t.start()
@@ -444,11 +381,9 @@ class Load:
             t.join(self.timeout + 1.0)
         with self._lock:
             seen = dict(self._seen)
-        ok = seen.pop("ok", 0)
-        self.result = LoadResult(ok, dict(sorted(seen.items())))
+        self.result = LoadResult(seen.pop("ok", 0), dict(sorted(seen.items())))
 
 
-# -- raw HTTP -----------------------------------------------------------------------------------------
 def _read_reply(sock: socket.socket, deadline: float) -> str:
     """One HTTP/1.1 reply: 'HTTP 200' (body read by Content-Length), or what ended it."""
     data = b""
@@ -470,23 +405,18 @@ def _read_reply(sock: socket.socket, deadline: float) -> str:
     return f"HTTP {status[1].decode()}" if len(status) >= 2 else "bad reply"
 
 
-# -- bounds on the user's code that runs in the harness's own process ----------------------
-# ``observe``/``check`` runs in a thread of the harness, so nothing it does may end or outlive the run:
-#
-# - ``os._exit`` called from the harness's process raises ``ExitCalled`` in the calling
-#   thread instead of ending the harness with no report and no record (the harness itself
-#   never calls it; forked children, whose pid differs, still exit for real);
-# - every thread a check starts, directly or through a library, belongs to that check, and
-#   when its time is up ``stop`` raises ``Stopped`` in each one still running: a pure-Python
-#   loop ends at its next bytecode, instead of burning a core through every later row.  A
-#   thread blocked inside C (a long ``sleep``, a read) sleeps on harmlessly until it returns.
+# -- bounds on the user's code in the harness's own process: ``os._exit`` raises ``ExitCalled``
+# in the calling thread instead of ending the harness with no report (a forked child, whose
+# pid differs, still exits); every thread a check starts, directly or through a library,
+# belongs to it, and ``stop`` raises ``Stopped`` in each one still running when its time is
+# up (a Python loop ends at its next bytecode; one blocked in C sleeps on harmlessly).
 _HARNESS_PID = os.getpid()
 _REAL_EXIT = os._exit
 _REAL_START = threading.Thread.start
 _REAL_HOOK = threading.excepthook
-# thread -> the check() thread it belongs to.  Keyed by the Thread objects, never by their
-# idents: an ident is reused as soon as its thread ends, and a stale one would aim a
-# ``Stopped`` at another row's check.  Weak, so that ended threads drop out by themselves.
+# thread -> the check() thread it belongs to, keyed by Thread objects (an ident is reused as
+# soon as its thread ends: a stale one would aim ``Stopped`` at another row's check); weak,
+# so that ended threads drop out by themselves.
 _owner: weakref.WeakKeyDictionary[threading.Thread, threading.Thread] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 _installed = False
@@ -501,8 +431,7 @@ class ExitCalled(BaseException):
 
 
 class Stopped(BaseException):
-    """Raised in a user thread whose run is over (a BaseException: ``except Exception``
-    in the user's loop does not swallow it)."""
+    """Raised in a user thread whose run is over (a BaseException, like ``RunOver``)."""
 
 
 def _guarded_exit(status: int) -> None:
@@ -512,8 +441,7 @@ def _guarded_exit(status: int) -> None:
 
 
 def _owned_start(self: threading.Thread) -> None:
-    """Thread.start that records the new thread under the check that started it (before
-    it runs: a thread it starts at once is recorded too)."""
+    """Thread.start that records the new thread under its check (before it runs)."""
     with _lock:
         root = _owner.get(threading.current_thread())
         if root is not None:
@@ -540,8 +468,7 @@ def install() -> None:
 
 
 def adopt(thread: threading.Thread) -> None:
-    """Make ``thread`` (not yet started) the root of a check: the threads it starts, and
-    the threads those start, are its own."""
+    """Make ``thread`` (not yet started) the root of a check: what it starts is its own."""
     with _lock:
         _owner[thread] = thread
 
@@ -552,20 +479,17 @@ def owned(root: threading.Thread) -> list[threading.Thread]:
         return [t for t, r in _owner.items() if r is root and t.is_alive()]
 
 
-def _raise_in(thread: threading.Thread, exc: type[BaseException]) -> None:
-    ident = thread.ident
-    if ident is not None and thread.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
-
-
 def stop(root: threading.Thread, grace: float = 2.0) -> list[threading.Thread]:
     """Raise ``Stopped`` in every thread of the check rooted at ``root`` until they end or
     ``grace`` passes (a loop may catch it once); returns the threads still alive."""
     until = time.monotonic() + grace
     left = owned(root)
     while left and time.monotonic() < until:
-        for thread in left:
-            _raise_in(thread, Stopped)
+        for t in left:
+            if t.ident is not None and t.is_alive():
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(t.ident), ctypes.py_object(Stopped)
+                )
         time.sleep(0.02)
         left = owned(root)
     return left

@@ -1,12 +1,7 @@
-"""What gunicorn's own log says (workers booted and exited, the worker class, its
-settings, errors and tracebacks), read incrementally while it runs.
-
-The log is the user's code's to fill: an app that writes 100 MB of it must not cost the
-harness 100 MB (it cost 445 MB when the whole text was kept).  So the reader keeps a
-bounded tail (``text``: the last 1-2 MiB) and counts the facts the rules need as the
-file is read, a chunk at a time from the last offset: boots, exits, crashes, the
-settings the arbiter printed, error lines, the last traceback, the boot error's
-candidates.
+"""What gunicorn's own log says (workers booted and exited, the worker class, its settings,
+errors and tracebacks), read incrementally while it runs.  The log is the user's code's to
+fill (an app writing 100 MB cost 445 MB when the whole text was kept), so the reader keeps
+a bounded tail and counts the facts as each chunk is read.
 """
 
 from __future__ import annotations
@@ -20,15 +15,12 @@ from pathlib import Path
 # gunicorn's name for a worker class in "Using worker: ..." -> the name users pass
 _WORKER_NAMES = {"threads": "gthread", "sync": "sync"}
 
-#: ``text`` keeps between this many and twice as many of the latest characters.
-TAIL_CHARS = 1 << 20
-#: Bytes read at a time, and at most per ``refresh()`` (a server flooding its log
-#: faster than it is read must not stall the poll that reads it).
+TAIL_CHARS = 1 << 20  # ``text`` keeps between this many and twice as many characters
+#: Bytes read at a time, and at most per ``refresh()`` (a server flooding its log must not
+#: stall the poll that reads it).
 READ_CHUNK = 1 << 20
 READ_BUDGET = 32 << 20
-#: A line this long without a newline is judged as it is (a flood of one "line").
-LINE_MAX = 64 << 10
-#: The last traceback is kept up to this many characters.
+LINE_MAX = 64 << 10  # a line this long without a newline is judged as it is
 TRACEBACK_MAX = 256 << 10
 #: Distinct pids, settings and error lines remembered (a log that invents them is bounded).
 PIDS_MAX = 65536
@@ -43,8 +35,7 @@ ERROR_LINE = re.compile(r"^\[[^]\n]*\] \[\d+\] \[(?:ERROR|CRITICAL)\] (.+)$", re
 CRASH = "Exception in worker process"
 RETRYING = "Retrying in 1 second"
 TRACEBACK = "Traceback (most recent call last)"
-#: The boot error's telling lines, most telling first (a failed bind, then exceptions):
-#: what each line holds, and the whole line it must be.
+#: The boot error's telling lines, most telling first: what a line holds, what it must be.
 TELLING = (
     ("connection to ", re.compile(r".*?connection to \S+ failed: (.+)")),
     ("Error: ", re.compile(r"(\w*Error: .+)")),
@@ -56,8 +47,8 @@ ROUTINE = re.compile(
     r"^(?:Starting gunicorn|Listening at|Using worker|Booting worker|Worker exiting|"
     r"Arbiter booted|Handling signal|Shutting down: Master$|Goodbye)"
 )
-#: ``path:line: SomeWarning: ...`` and, indented on the next line, the source it quotes
-#: (gunicorn 19.x importing pkg_resources): never the reason a server did not boot.
+#: ``path:line: SomeWarning: ...`` (and the source it quotes on the next line, indented):
+#: never why a server did not boot (gunicorn 19.x importing pkg_resources).
 WARNING = re.compile(r"^\S.*:\d+: \w*Warning: ")
 
 
@@ -108,8 +99,8 @@ def _last_traceback_start(block: str) -> int:
 
 
 def _last_telling(block: str, needle: str, line: re.Pattern[str]) -> str | None:
-    """The last line of ``block`` that holds ``needle`` and matches ``line`` (searched
-    from the end: a regex over every line of a flooded log costs 20 ms a MiB)."""
+    """The last line of ``block`` holding ``needle`` and matching ``line`` (searched from the
+    end: a regex over every line of a flooded log costs 20 ms a MiB)."""
     end = len(block)
     while (at := block.rfind(needle, 0, end)) >= 0:
         start = block.rfind("\n", 0, at) + 1
@@ -143,8 +134,6 @@ def _fed(lasts: _Lasts, block: str) -> _Lasts:
 class Log:
     """Incremental reader of the server's log file, and what it says."""
 
-    BOOT, EXIT, USING = BOOT, EXIT, USING
-
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._offset = 0
@@ -170,11 +159,9 @@ class Log:
         log._feed(text)
         return log
 
-    # -- reading --------------------------------------------------------------------------
     def refresh(self, drain: bool = False) -> str:
-        """Read what the server wrote since the last call (polled every few ms), at most
-        READ_BUDGET bytes of it unless ``drain`` (all of it: for a server that exited,
-        whose log is all written); the tail."""
+        """Read what the server wrote since the last call, at most READ_BUDGET bytes unless
+        ``drain`` (a server that exited: all of it); the tail."""
         if self.path is None:
             return self.text
         read = 0
@@ -241,7 +228,6 @@ class Log:
             return self._lasts
         return _fed(self._lasts, self._pending + "\n")
 
-    # -- what it says ---------------------------------------------------------------------
     @property
     def text(self) -> str:
         """The log's latest 1-2 MiB (a first line says how much came before it)."""
@@ -280,11 +266,8 @@ class Log:
         return list(self._errors)[-limit:]
 
     def setting(self, name: str) -> str | None:
-        """A setting as the arbiter reports it ("Current configuration:" at debug level).
-
-        With ``--gunicorn-config`` the user's file decides workers and max_requests; the
-        counts a scenario waits for must be the server's own, not our defaults.
-        """
+        """A setting as the arbiter logged it at debug level: the server's own (a user's
+        config file may decide workers and max_requests), not our defaults."""
         return self._settings.get(name)
 
     def last_traceback(self) -> str:
@@ -292,11 +275,8 @@ class Log:
         return self._latest().traceback.strip()
 
     def boot_error(self, routine: bool = True) -> str:
-        """The most telling line of a server that did not come up; "" when there is none.
-
-        ``routine=False``: gunicorn's routine records ("Starting gunicorn ...") do not
-        count, for a server that exited: they are not why it did.
-        """
+        """The most telling line of a server that did not come up, or "";  ``routine=False``:
+        gunicorn's routine records do not count (a server that exited: not why it did)."""
         lasts = self._latest()
         for found in lasts.telling:
             if found:

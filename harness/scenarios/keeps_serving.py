@@ -1,15 +1,13 @@
 """fail whenever the server stops answering new connections after its workers restart, any cause
 
-The same server, app and load as socket-loss (``recycle``), judged more broadly: ``fail``
-whenever the server stops answering new connections after its workers restart, whatever
-the cause (the socket file gone, workers that exit and are never replaced, requests that
-hang), with the cause from the log in the evidence; ``pass`` only when the path still
-serves every fresh connection with the app's healthy answer.
+The run of socket-loss (``recycle``), judged more broadly: any cause (the socket file
+gone, workers never replaced, requests that hang), named from the log in the evidence.
 """
 
 from __future__ import annotations
 
 from harness.model.verdict import Decision, Verdict
+from harness.scenarios import recycle
 from harness.scenarios.recycle import (  # noqa: F401  (the case's metadata and observe)
     APP,
     APP_NAME,
@@ -18,12 +16,8 @@ from harness.scenarios.recycle import (  # noqa: F401  (the case's metadata and 
     REQUIRES,
     SETTINGS,
     Observation,
-    cause,
     facts,
     observe,
-    ran_out,
-    restarts,
-    unanswered,
 )
 
 NAME = "keeps-serving"
@@ -31,10 +25,9 @@ TITLE = "Gunicorn keeps serving after worker restarts: bisection report"
 
 
 def decide(obs: Observation) -> Decision:
-    """fail: stopped serving after restarts (any cause); pass: every fresh connection
-    served; error: never booted, or no worker ever exited."""
+    """fail: stopped serving after restarts (any cause); pass: every fresh connection served."""
     tb = obs.traceback
-    cut = ran_out(obs)
+    cut = recycle.ran_out(obs)
     if not obs.booted:
         reason = obs.boot_error or "server never listened"
         return Decision(Verdict.ERROR, f"server did not start: {reason}", tb)
@@ -49,7 +42,7 @@ def decide(obs: Observation) -> Decision:
     if obs.probes_ok == obs.probes_sent and obs.path_present and obs.arbiter_alive:
         return Decision(
             Verdict.PASS,
-            f"kept serving through {restarts(obs)}; "
+            f"kept serving through {recycle.restarts(obs)}; "
             f"{obs.probes_ok}/{obs.probes_sent} new connections served",
             tb,
         )
@@ -58,13 +51,13 @@ def decide(obs: Observation) -> Decision:
     elif not obs.arbiter_alive:
         why = f"the arbiter died ({obs.arbiter_exit or 'exited'})"
     else:
-        why = cause(obs)
+        why = recycle.cause(obs)
     if obs.probes_ok == obs.probes_sent:  # answered, but the file or the arbiter is gone
         what = f"{obs.probes_ok}/{obs.probes_sent} new connections served"
     else:
-        what = unanswered(obs)
+        what = recycle.unanswered(obs)
     return Decision(
         Verdict.FAIL,
-        f"stopped serving after {restarts(obs)}: {what}; cause: {why}{cut}",
+        f"stopped serving after {recycle.restarts(obs)}: {what}; cause: {why}{cut}",
         tb,
     )

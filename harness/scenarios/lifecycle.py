@@ -1,18 +1,11 @@
-"""One server lifecycle for every case: refuse what the case cannot honour, boot, put the
-proxy in front, read the app's healthy answer, observe, stop; then ``decide``, purely.
+"""One server lifecycle for every case: refuse what the case cannot honour (its ``CANNOT``,
+in one line, before anything starts), boot, put the proxy in front, read the app's healthy
+answer, observe, stop; then ``decide``, purely.  Every option reaches every case the same
+way here (settings: SETTINGS < ``--gunicorn-config`` < flags).
 
-Every option reaches every case the same way here: ``--proxy`` (h2o or nginx in front,
-started for each case that can go through one), ``--app``/``--app-dir`` (served instead
-of the case's APP), ``--bind``, ``--worker-class`` and the other settings (SETTINGS <
-``--gunicorn-config`` < flags), ``--with`` (the requirement layer), ``--load``,
-``--trigger`` and ``--path``.  An option a case cannot honour (its ``CANNOT``) stops the
-run before anything starts, in one line (exit status 2).
-
-``observe(server)`` (or a file's ``check``) runs in a worker thread with a
-``ServerFixture``, bounded by ``--timeout`` (or the case's ``TIMEOUT``, when larger): one
-that has not returned by then is ``error`` ("ran out"), the server is killed, and every
-thread it started that still runs is stopped (``fixture.stop``; so is ``os._exit``, which
-becomes an error row).  The server is stopped afterwards, whatever happened.
+``observe(server)`` (or a file's ``check``) runs in a thread with a ``ServerFixture``,
+bounded by ``--timeout`` (or the case's larger ``TIMEOUT``): past it the row is ``error``
+("ran out"), and the server and every thread it started are stopped (``fixture.stop``).
 """
 
 from __future__ import annotations
@@ -41,13 +34,7 @@ from harness.scenarios.base import (
     Scenario,
     ScenarioError,
 )
-from harness.scenarios.case import (
-    BOTTLE_AS_REPORTED,
-    FUNCTION,
-    Case,
-    bottle_for,
-    harness_provided,
-)
+from harness.scenarios.case import BOTTLE_AS_REPORTED, FUNCTION, Case, bottle_for, harness_provided
 from harness.scenarios.fixture import RunOver, ServerFixture, server_traceback
 from harness.scenarios.server import PLAIN_APP, BootError, Server, ServerSpec
 
@@ -83,10 +70,10 @@ def refusal(case: Case, options: Options) -> str:
     for option, typed in given(options).items():
         if option in case.cannot:
             return f"--scenario {case.name}: cannot honour {typed}: {case.cannot[option]}"
-    return ""
+    return _shadowing(options)
 
 
-def shadowing(options: Options) -> str:
+def _shadowing(options: Options) -> str:
     """An ``--app-dir`` holding a ``gunicorn`` package or module would be imported instead
     of every target's gunicorn (it comes first on the server's path): one line, refused."""
     where = options.app_dir
@@ -101,7 +88,6 @@ def shadowing(options: Options) -> str:
     )
 
 
-# -- what a run came to, and the verdict ---------------------------------------------------------
 @dataclass(frozen=True)
 class Observation:
     """What one run of a case came to (``decide`` judges)."""
@@ -123,8 +109,7 @@ class Observation:
 
 
 def decide(obs: Observation, function: str = FUNCTION) -> Decision:
-    """error: no server, an unhealthy app, ran out, raised, or an unusable value; else the
-    verdict it returned (a ``Decision``, or ``("pass"|"fail"|"error", "evidence")``)."""
+    """The verdict ``function`` returned, or error for a run that never got there."""
     if not obs.booted:
         return Decision(Verdict.ERROR, f"server did not start: {obs.boot_error}", obs.traceback)
     if obs.unhealthy:
@@ -143,25 +128,16 @@ def decide(obs: Observation, function: str = FUNCTION) -> Decision:
 def verdict_of(value: Any, function: str, tb: str = "") -> Decision:
     if isinstance(value, Decision):
         return value
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and isinstance(value[0], str)
-        and value[0].lower() in VERDICTS
-        and isinstance(value[1], str)
-    ):
+    pair = isinstance(value, (tuple, list)) and len(value) == 2
+    if pair and all(isinstance(v, str) for v in value) and value[0].lower() in VERDICTS:
         said, more = value[1][:EVIDENCE_CAP], len(value[1]) - EVIDENCE_CAP  # bounded row
         evidence = "; ".join(ln.strip() for ln in said.splitlines() if ln.strip())
         evidence += f" ... ({more} more characters not kept)" if more > 0 else ""
         return Decision(VERDICTS[value[0].lower()], evidence or "(no evidence given)", tb)
     shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return Decision(
-        Verdict.ERROR,
-        f"{function}() returned {shown}: expected ('pass'|'fail'|'error', 'evidence')",
-        tb,
-    )
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    why = f"{function}() returned {shown}: expected ('pass'|'fail'|'error', 'evidence')"
+    return Decision(Verdict.ERROR, why, tb)
 
 
 def unhealthy(healthy_status: str, path: str, proxy: str | None) -> str:
@@ -173,17 +149,14 @@ def unhealthy(healthy_status: str, path: str, proxy: str | None) -> str:
     )
 
 
-# -- the scenario every case runs as ---------------------------------------------------------------
 class CaseScenario(Scenario):
     """A case run against a gunicorn the harness boots and owns, with every option applied."""
 
     def __init__(self, case: Case, options: Options) -> None:
-        why = refusal(case, options) or shadowing(options)
-        if why:
+        if why := refusal(case, options):
             raise ScenarioError(why)
         self.case, self.options = case, options
 
-    # -- the settings, as they will run -------------------------------------------------------------
     def flags(self) -> dict[str, Any]:
         """Settings the command line gives: they win over SETTINGS and --gunicorn-config."""
         o = self.options
@@ -220,11 +193,9 @@ class CaseScenario(Scenario):
             path=o.path,
         )
 
-    # -- what it needs --------------------------------------------------------------------------------
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
-        """bottle when the case's APP needs it (not under --app), the worker class's
-        libraries; the import trial resolves the worker class unless importing it is what the
-        case judges (``boots``)."""
+        """bottle for the case's APP (not under --app), the worker class's libraries; the
+        import trial resolves the worker class unless that is what the case judges (boots)."""
         worker = worker_libs.extras_for(self.worker_class() or None, interp, cache_dir)
         wc = "" if self.case.hooks.get("JUDGES_IMPORTS") else self.worker_class()
         bottle = [] if self.options.app else [r for r in self.case.requires if harness_provided(r)]
@@ -245,10 +216,8 @@ class CaseScenario(Scenario):
             return self.options.requirements
         return requirements.parse([*self.options.requirements.requirements, *own])
 
-    # -- the run ----------------------------------------------------------------------------------------
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
-        """Boot, proxy, healthy answer, observe, stop: within the limit, never leaking.
-        The case's TIMEOUT is a floor: what it needs, whatever --timeout says."""
+        """Boot, proxy, healthy answer, observe, stop (the case's TIMEOUT is a floor)."""
         if self.case.timeout is not None and self.case.timeout > ctx.timeout:
             ctx = replace(ctx, timeout=self.case.timeout)
         started = time.monotonic()
@@ -283,8 +252,7 @@ class CaseScenario(Scenario):
         return self._observe(server, deadline, cancel)
 
     def _observe(self, server: Server, deadline: float, cancel: Cancel) -> Observation:
-        """observe(server) in a daemon thread until it returns or the deadline passes; then
-        every thread it started that still runs is stopped (``contain``)."""
+        """observe(server) in a thread until it returns or the deadline passes (``contain``)."""
         contain.install()
         over = threading.Event()
         box: dict[str, Any] = {}
@@ -340,7 +308,6 @@ class CaseScenario(Scenario):
             return Decision(Verdict.ERROR, f"decide() raised {last}", _formatted(exc))
         return verdict_of(value, "decide", obs.traceback)
 
-    # -- what it is ------------------------------------------------------------------------------------
     def axes(self) -> list[Axis]:
         return [primary_axis(self.options.terms), *self.case.hooks.get("AXES", ())]
 
@@ -372,14 +339,10 @@ class CaseScenario(Scenario):
                 "path": str(case.path.resolve()),
                 "sha256": case.sha256,
             }
-        if case.tracker:
-            named["tracker"] = case.tracker
-        if case.osv_id:
-            named["id"] = case.osv_id
-        if case.aliases:
-            named["aliases"] = list(case.aliases)
+        ids = {"tracker": case.tracker, "id": case.osv_id, "aliases": list(case.aliases)}
+        named.update({k: v for k, v in ids.items() if v})
         summary = self.summary() + _suffix(o, case.builtin)
-        return About.of(case.name, case.description, summary, title, self.parameters(), **named)
+        return About(case.name, case.description, summary, title, self.parameters(), named)
 
     def summary(self) -> str:
         """A built-in shows its settings as they will run; a file its path and description."""

@@ -1,18 +1,17 @@
-"""What socket-loss and keeps-serving share: recycle every worker, then observe.
-
-The report's bottle "Hello World" app behind gunicorn on a Unix socket; the threaded
-worker (``threads > 1`` makes gunicorn pick gthread, as in the report's config.py); a
-small ``max_requests`` so workers recycle within a second of keep-alive load, or a
-graceful SIGTERM to each worker where they never do.  Then *fresh* connections are
-the evidence, each judged against the app's own healthy answer (read before the load).
-Each case's ``decide`` judges the ``Observation`` (with the phrases here).
+"""What socket-loss and keeps-serving share: the report's bottle app on the threaded worker
+(``threads > 1`` picks gthread, as in the report's config.py) with a small ``max_requests``,
+so keep-alive load recycles every worker within a second (else a graceful SIGTERM to each);
+then *fresh* connections are the evidence, each judged against the app's healthy answer.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from harness.host.wrk import Wrk, WrkError, url_for
 from harness.model.verdict import last_line, plural
 from harness.scenarios.case import BOTTLE_APP
 from harness.scenarios.fixture import ServerFixture
-from harness.scenarios.server import PROBE_TIMEOUT, Load, Server, fresh_connections, served
+from harness.scenarios.server import PROBE_TIMEOUT, Server, served
 
 REASONS = {
     "502": "502 Bad Gateway",
@@ -34,12 +33,16 @@ REASONS = {
 # The report's config.py, scaled for speed: 5 workers x 5 threads x 512 max_requests
 # becomes 3 x 5 x 16, so every worker recycles within about a second of load.
 DEFAULTS = {"workers": 3, "threads": 5, "max_requests": 16}
-#: The case module's metadata, the same for both (their SETTINGS, APP ...).
+#: both cases' metadata
 SETTINGS = {**DEFAULTS, "keepalive": 2, "timeout": 30, "backlog": 2048}
 APP = BOTTLE_APP
 APP_NAME = "bottle Hello World (the report's web.py)"
 REQUIRES = ["bottle"]
 HONOURS = ("load", "trigger")
+#: Probe results that mean the path itself turns new connections away.
+REFUSALS = frozenset({"ENOENT", "ECONNREFUSED"})
+#: Probe results that mean nobody answered: the server accepted (or not) and went quiet.
+SILENT = frozenset({"timeout", "ECONNREFUSED", "empty response"})
 CONCURRENCY = 8
 PROBES = 20
 PARAMETERS = {"probes": PROBES}
@@ -47,7 +50,7 @@ PARAMETERS = {"probes": PROBES}
 
 @dataclass(frozen=True)
 class Observation:
-    """Facts gathered by one run (the scenario observes; its rules judge)."""
+    """Facts gathered by one run."""
 
     booted: bool
     boot_error: str = ""
@@ -81,8 +84,7 @@ def observe(fixture: ServerFixture) -> Observation:
     """Make every worker exit (load, else SIGTERM), let them be replaced, probe afresh."""
     server, o = fixture.server, fixture.options
     cancel, deadline = fixture._cancel, fixture._deadline  # the run's own bounds
-    obs: dict[str, Any] = {"booted": True, "worker_class": server.log.worker_class}
-    obs["proxy"] = o.proxy
+    obs: dict[str, Any] = {"booted": True, "proxy": o.proxy}
     until = deadline - (2 * PROBE_TIMEOUT + 1.0)  # the rest is kept for the probes
     gone_at = _recycle(server, o, obs, until, cancel)
     # fresh connections, after the replacements booted (or clearly will not)
@@ -111,19 +113,15 @@ def observe(fixture: ServerFixture) -> Observation:
 def _recycle(
     server: Server, o: Any, obs: dict[str, Any], until: float, cancel: Cancel
 ) -> int | None:
-    """Load until every worker recycled on max_requests; SIGTERM each where none did.
-    The restart after which the socket file was gone, if it went."""
+    """Load until every worker recycled on max_requests, else SIGTERM each; the restart
+    after which the socket file was gone, if it went."""
     gone_at: int | None = None
     if o.trigger in ("auto", "max-requests"):
         if o.load == "wrk":
             gone_at, ran_out = _wrk_load(server, o.path, obs, until, cancel)
         else:
-            load = Load(server, CONCURRENCY, o.path)
-            load.start()
-            try:
+            with KeepAliveLoad(server, CONCURRENCY, o.path) as load:
                 gone_at, ran_out = _until_recycled(server, lambda: load.ok, until, cancel)
-            finally:
-                load.finish()
             obs["requests_ok"], obs["requests_failed"] = load.ok, load.failed
             obs["load_statuses"] = dict(load.statuses)
         if ran_out:
@@ -142,8 +140,7 @@ def _recycle(
 def _wrk_load(
     server: Server, path: str, obs: dict[str, Any], until: float, cancel: Cancel
 ) -> tuple[int | None, bool]:
-    """The report's own load (``wrk -t10 -c200`` at the proxy or the TCP port, for at
-    most what is left of the run) until every worker recycled; its summary into obs."""
+    """The report's own load (``wrk -t10 -c200`` at the front) until every worker recycled."""
     try:
         load = Wrk(url_for(server.front, path), until - time.monotonic())
         with load:
@@ -232,8 +229,7 @@ def _settle(server: Server, until: float, cancel: Cancel) -> None:
 def _finish(server: Server, obs: dict[str, Any]) -> Observation:
     """What the log says, added to what the run saw."""
     server.log.refresh()
-    obs.setdefault("workers", server.workers)
-    obs.setdefault("worker_class", server.log.worker_class)
+    obs["workers"], obs["worker_class"] = server.workers, server.log.worker_class
     spec = server.spec  # auto with threads > 1 asks for gthread (which 19.0 added)
     threads = spec.settings.get("threads", spec.defaults.get("threads", 1))
     obs["gthread_expected"] = not spec.settings.get("worker_class") and threads > 1
@@ -244,9 +240,92 @@ def _finish(server: Server, obs: dict[str, Any]) -> Observation:
     return Observation(**obs)
 
 
+class KeepAliveLoad:
+    """Keep-alive load (a reset while a worker recycles is normal), one requests session per
+    thread; ``ok`` counts what the app answered (not a proxy's gateway error)."""
+
+    def __init__(self, server: Server, concurrency: int, path: str = "/") -> None:
+        self.server, self.healthy = server, server.healthy
+        self.url = server.url + path.lstrip("/")
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failed = 0
+        self.statuses: Counter[str] = Counter()  # what answered the load: 200, 502, errors
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._worker, daemon=True) for _ in range(concurrency)
+        ]
+
+    def _worker(self) -> None:
+        import requests
+
+        proxied = self.server.proxy is not None
+        with self.server.client() as session:
+            while not self.stop.is_set():
+                try:
+                    status = str(session.get(self.url, timeout=PROBE_TIMEOUT).status_code)
+                except requests.RequestException as exc:
+                    status = type(exc).__name__  # a reset keep-alive connection, a vanished path
+                ok = served(status, proxied, self.healthy)
+                with self._lock:
+                    self.statuses[status] += 1
+                    if ok:
+                        self.ok += 1
+                    else:
+                        self.failed += 1
+                if not ok:
+                    self.stop.wait(0.01)
+
+    def __enter__(self) -> KeepAliveLoad:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            if t.is_alive():
+                t.join(timeout=PROBE_TIMEOUT + 0.5)
+
+
+def fresh_connection(server: Server, path: str = "/", attempts: int = 3) -> str:
+    """A probe that tells a refused path from a hiccup: a refusal, a timeout or an HTTP
+    status is final; a reset may be a worker recycling, so it is tried again first."""
+    result = server.probe(PROBE_TIMEOUT, path, server.healthy)
+    for _ in range(attempts - 1):
+        if result == "ok" or result in REFUSALS or result in SILENT or result.startswith("HTTP"):
+            break
+        time.sleep(0.05)
+        result = server.probe(PROBE_TIMEOUT, path, server.healthy)
+    return result
+
+
+def fresh_connections(
+    server: Server, n: int, until: float, cancel: Cancel, path: str = "/"
+) -> list[str]:
+    """``n`` fresh connections; once one is slow, the rest go at once (in parallel)."""
+    results: list[str] = []
+    while len(results) < n:
+        if time.monotonic() + PROBE_TIMEOUT > until and results:
+            break
+        cancel.check()
+        t0 = time.monotonic()
+        r = fresh_connection(server, path)
+        results.append(r)
+        if r == "timeout" or time.monotonic() - t0 > 0.5:
+            with ThreadPoolExecutor(max_workers=n - len(results) or 1) as pool:
+                results += list(
+                    pool.map(
+                        lambda _: server.probe(PROBE_TIMEOUT, path, server.healthy),
+                        range(n - len(results)),
+                    )
+                )
+    return results
+
+
 def facts(obs: Observation) -> dict[str, Any]:
-    """The row's facts: how workers were ended, what the fresh connections got (by status:
-    {"200": 20}), what wrk or the proxy counted."""
+    """The row's facts: how workers were ended, what the fresh connections got by status,
+    what wrk or the proxy counted."""
     out: dict[str, Any] = {"trigger": obs.trigger, "statuses": statuses(obs)}
     if obs.wrk is not None:
         out["wrk"] = obs.wrk
@@ -262,7 +341,6 @@ def recycles(server: Server) -> int:
     return max(log.exits, log.boots - server.workers)
 
 
-# -- the evidence both rules speak -----------------------------------------------------------
 def restarts(obs: Observation) -> str:
     how = " (SIGTERM to each worker)" if obs.trigger == "signal" else ""
     return f"{plural(obs.recycles, 'worker restart')}{how}"

@@ -1,21 +1,15 @@
 """The one place a scenario is chosen: a case by name, a user's case file, or ``--run``.
 
-The cases are discovered, not listed: the built-ins (``BUILTINS``, harness.scenarios' own
-case modules) and every module in ``harness/catalogue/``, named by their ``NAME`` or
-their file's name (``reload_leak.py`` is ``reload-leak``).  Adding a catalogue case is
-its file and its test; ``--list-scenarios``, the tests' parameters and
-``bench/known_regressions.py`` read ``cases()``.  Callers (the CLI, bench/) ask only
-this module.
+The cases are discovered, not listed: the built-ins (``BUILTINS``) and every module in
+``harness/catalogue/``, named by their ``NAME`` or file name (``reload_leak.py`` is
+``reload-leak``); ``--list-scenarios``, the tests and ``bench/known_regressions.py`` read
+``cases()``.
 
-``--run CMD``, the user's own check, is judged the way ``git bisect run`` judges it.
-CMD runs through ``/bin/sh -c`` once per target, with the target's environment first
-on ``PATH`` (so ``python`` and ``gunicorn`` are the target's), a free TCP port of its
-own in ``GUNICORN_BISECT_PORT`` (no two runs at once under ``-j`` share one), in a
-private 0700 working directory, in its own session carrying a run token.  Whatever it starts --
-a backgrounded gunicorn, a ``sleep 300 &``, even a daemon that left the group -- is
-killed when the row ends, pass, fail, timeout or Ctrl-C.
-Exit status (``decide``): 0 pass; 125 cannot tell; 1-127 fail; killed by a signal,
-above 127, or over the time limit: error.
+``--run CMD`` is judged as ``git bisect run`` judges it (``decide``).  CMD runs through
+``/bin/sh -c`` once per target with the target's environment first on ``PATH``, a free
+port of its own in ``GUNICORN_BISECT_PORT`` (none shared under ``-j``), in a private 0700
+directory and its own session with a run token: whatever it starts, even a daemon that left
+the group, is killed when the row ends (pass, fail, timeout or Ctrl-C).
 """
 
 from __future__ import annotations
@@ -51,20 +45,8 @@ from harness.scenarios.base import (
     ScenarioError,
 )
 from harness.scenarios.case import Case, from_module, load
-from harness.scenarios.lifecycle import CaseScenario, refusal, shadowing
+from harness.scenarios.lifecycle import CaseScenario, refusal
 from harness.scenarios.server import SOCKET_NAME, private_dir
-
-__all__ = [
-    "BUILTINS",
-    "CommandScenario",
-    "DEFAULT",
-    "cases",
-    "create",
-    "listing",
-    "listing_lines",
-    "names",
-    "refused",
-]
 
 #: harness.scenarios' own cases, first in the listing
 BUILTINS = (socket_loss, keeps_serving, boots)
@@ -90,8 +72,7 @@ def names() -> list[str]:
 
 
 def create(name: str | None, options: Options) -> Scenario:
-    """``--run CMD`` (``options.run``), a case file (a path), or a case by name; an option
-    the case cannot honour is refused here, before anything starts (ScenarioError)."""
+    """``--run CMD``, a case file or a case by name; ScenarioError for an option it refuses."""
     if options.run is not None:
         return CommandScenario(options)
     name = name or DEFAULT
@@ -104,9 +85,8 @@ def create(name: str | None, options: Options) -> Scenario:
 
 
 def refused(name: str, options: Options) -> str:
-    """The one line ``create`` would refuse the named case with ("" when it takes every
-    option given): for a run over several cases that reports the refusals as rows."""
-    return refusal(cases()[name], options) or shadowing(options)
+    """The one line ``create`` would refuse the named case with, or "" (``--scenario all``)."""
+    return refusal(cases()[name], options)
 
 
 def _line(case: Case) -> str:
@@ -119,15 +99,12 @@ def _line(case: Case) -> str:
 
 
 def listing() -> list[tuple[str, str]]:
-    """(name, one line) for ``--list-scenarios``: the built-ins, the catalogue's cases
-    with their tracker numbers, then the user's own kinds."""
-    builtin = sorted((n, _line(c)) for n, c in cases().items() if c.builtin)
-    catalogue = sorted((n, _line(c)) for n, c in cases().items() if not c.builtin)
-    own = [
+    """(name, one line) for ``--list-scenarios``: built-ins, the catalogue, the user's own."""
+    ordered = sorted((not c.builtin, n, _line(c)) for n, c in cases().items())
+    return [(n, line) for _, n, line in ordered] + [
         ("FILE.py", "your own scenario file (see README: Your own scenario file)"),
         ("--run CMD", CommandScenario.DESCRIPTION),
     ]
-    return [*builtin, *catalogue, *own]
 
 
 def listing_lines() -> list[str]:
@@ -210,50 +187,31 @@ def output_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> 
     return joined
 
 
-def _with_tail(head: str, tail: str) -> str:
-    return f"{head}: {tail}" if tail else f"{head} (no output)"
-
-
 def decide(obs: Observation) -> Decision:
     """git bisect run's rules: 0 pass, 125 cannot tell, 1-127 fail, the rest error."""
     if obs.launch_error:
         return Decision(Verdict.ERROR, f"could not start the command: {obs.launch_error}")
+    code, verdict = obs.exit_code, Verdict.ERROR
     if obs.flooded:
-        cap = f"{OUTPUT_CAP // (1024 * 1024)} MiB"
-        return Decision(Verdict.ERROR, _with_tail(f"stopped: wrote more than {cap}", obs.tail))
-    if obs.timed_out:
-        return Decision(Verdict.ERROR, _with_tail(f"ran out after {obs.seconds:g} s", obs.tail))
-    if obs.signal is not None:
-        return Decision(
-            Verdict.ERROR, _with_tail(f"killed by {processes.signal_name(obs.signal)}", obs.tail)
-        )
-    code = obs.exit_code
-    if code is None:
-        return Decision(Verdict.ERROR, _with_tail("no exit status", obs.tail))
-    if code == 0:
-        return Decision(Verdict.PASS, _with_tail("exit 0", obs.tail))
-    if code == EXIT_UNTESTABLE:
-        return Decision(Verdict.ERROR, _with_tail("cannot tell (exit 125)", obs.tail))
-    if 1 <= code <= 127:
-        return Decision(Verdict.FAIL, _with_tail(f"exit {code}", obs.tail))
-    return Decision(Verdict.ERROR, _with_tail(f"exit {code}", obs.tail))
-
-
-def _first_word(command: str) -> str | None:
-    try:
-        words = shlex.split(command)
-    except ValueError:  # unbalanced quotes: the shell will say so
-        return None
-    return words[0] if words else None
+        head = f"stopped: wrote more than {OUTPUT_CAP // (1024 * 1024)} MiB"
+    elif obs.timed_out:
+        head = f"ran out after {obs.seconds:g} s"
+    elif obs.signal is not None:
+        head = f"killed by {processes.signal_name(obs.signal)}"
+    elif code is None:
+        head = "no exit status"
+    elif code == EXIT_UNTESTABLE:
+        head = "cannot tell (exit 125)"
+    else:
+        head = f"exit {code}"
+        verdict = Verdict.PASS if code == 0 else Verdict.FAIL if 1 <= code <= 127 else Verdict.ERROR
+    return Decision(verdict, f"{head}: {obs.tail}" if obs.tail else f"{head} (no output)")
 
 
 def _absolute_program(command: str, origin: Path) -> tuple[str, Path | None]:
-    """CMD runs in a private directory: a leading ``./check.sh`` is made absolute.
-
-    Only a plain first word naming a path (it has a "/") is touched; a quoted or
-    expanded one, or a program name looked up on PATH, is left to the shell.
-    Raises ScenarioError when such a path does not exist or is not executable.
-    """
+    """CMD runs in a private directory: a plain first word naming a path (``./check.sh``)
+    is made absolute (ScenarioError when it is missing or not executable); the rest is the
+    shell's."""
     found = re.match(r"(\s*)([\w@%+=:,./-]+)(?=\s|$)", command)
     if not found or "/" not in found.group(2):
         return command, None
@@ -280,21 +238,25 @@ class CommandScenario(Scenario):
         if options.run is None or not options.run.strip():
             raise ScenarioError("--run needs a command")
         self.options = options
-        self.rules = decide
         self.command = options.run
         self.origin = (origin or Path.cwd()).resolve()
         self.shell_command, self.program = _absolute_program(self.command, self.origin)
+
+    def decide(self, observation: Any) -> Decision:
+        return decide(observation)
 
     def about(self) -> About:
         """The header shows the command as given (prefixed by the name: "run: CMD"); the
         record names the file it runs, with its sha256, when there is one."""
         named: dict[str, Any] = {"command": self.command}
         program = self.program
-        if program is None:  # `sh check.sh`, `bash ./x` ...: name the file the shell runs
-            word = _first_word(self.command)
-            candidate = self.origin / word if word else None
-            if candidate is not None and candidate.is_file():
-                program = candidate.resolve()
+        if program is None:  # a first word that names a file here: the file the shell runs
+            try:
+                words = shlex.split(self.command)
+            except ValueError:  # unbalanced quotes: the shell will say so
+                words = []
+            if words and (self.origin / words[0]).is_file():
+                program = (self.origin / words[0]).resolve()
         if program is not None:
             named["file"] = str(program)
             named["sha256"] = sha256_of(program)
@@ -302,35 +264,25 @@ class CommandScenario(Scenario):
         if self.options.requirements:
             parameters["with"] = list(self.options.requirements.requirements)
         title = "Gunicorn bisection report: your check"
-        return About.of("run", self.DESCRIPTION, self.command, title, parameters, **named)
+        return About("run", self.DESCRIPTION, self.command, title, parameters, named)
 
-    # -- the run ---------------------------------------------------------------------------
     def environment(
-        self,
-        ctx: RunContext,
-        mark: Path,
-        token: str,
-        shim: Path | None = None,
-        port: int | None = None,
+        self, ctx: RunContext, mark: Path, token: str, shim: Path, port: int
     ) -> dict[str, str]:
-        """The harness's environment minus its Python, plus the target's and ours
-        (``shim``: the directory of ``pip_shim``, after the target's own; ``port``: the
-        run's own free TCP port, as ``GUNICORN_BISECT_PORT``)."""
+        """The harness's environment minus its Python, plus the target's and ours: the
+        ``pip_shim`` directory after the target's own, the run's own free ``port``."""
         env = processes.child_env(token, keep_python_settings=True)
-        bins = [str(ctx.python.parent), *([str(shim / "bin")] if shim else [])]
-        env["PATH"] = os.pathsep.join([*bins, env.get("PATH", os.defpath)])
+        bins = [str(ctx.python.parent), str(shim / "bin"), env.get("PATH", os.defpath)]
+        env["PATH"] = os.pathsep.join(bins)
         env["VIRTUAL_ENV"] = str(ctx.env_root)
         env[TARGET_ENV] = ctx.sha or ctx.label
         env[PYTHON_ENV] = str(ctx.python)
         env[SHA_ENV] = ctx.sha or ""
         env[ORIGIN_ENV] = str(self.origin)
-        if port is not None:
-            env[PORT_ENV] = str(port)
-        paths = [str(p) for p in (shim, ctx.compat_dir) if p is not None]
+        env[PORT_ENV] = str(port)
+        env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (shim, ctx.compat_dir) if p)
         if ctx.compat_dir is not None:
             env[SHIM_MARK_ENV] = str(mark)
-        if paths:
-            env["PYTHONPATH"] = os.pathsep.join(paths)
         return env
 
     def run(self, ctx: RunContext, cancel: Cancel) -> RunResult:
@@ -358,13 +310,9 @@ class CommandScenario(Scenario):
                 return RunResult(obs, duration=time.monotonic() - started)
             deadline = started + ctx.timeout
             while proc.poll() is None:
-                if time.monotonic() >= deadline:
-                    timed_out = True
-                    break
-                if _size(out_path) > OUTPUT_CAP:
-                    flooded = True
-                    break
-                if cancel.wait(POLL):
+                timed_out = time.monotonic() >= deadline
+                flooded = not timed_out and _size(out_path) > OUTPUT_CAP
+                if timed_out or flooded or cancel.wait(POLL):
                     break
             seconds = time.monotonic() - started
         finally:

@@ -1,11 +1,8 @@
-"""The one place that boots gunicorn: config, launch, wait until it serves, signal it,
-probe it, tear it down.  Every server scenario (and a user's scenario file) uses it
-(through ``lifecycle``), so process hygiene and time bounds are the same for all.
-
-The server runs from the target's environment in a private 0700 directory, through
-the one launcher of ``host.processes``: its own session, a run token in its
-environment (teardown kills the group, then sweeps for the token), and death with the
-harness even on SIGKILL (PR_SET_PDEATHSIG).
+"""The one place that boots gunicorn (for every case, through ``lifecycle``): config,
+launch, wait until it serves, signal it, probe it, tear it down.  It runs from the target's
+environment in a private 0700 directory through ``host.processes``' one launcher: its own
+session, a run token (teardown kills the group, then sweeps for the token), and death with
+the harness even on SIGKILL.
 """
 
 from __future__ import annotations
@@ -18,11 +15,8 @@ import signal as signals
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,12 +45,6 @@ GUNICORN = "import sys; sys.argv[0] = 'gunicorn'; from gunicorn.app.wsgiapp impo
 
 
 PROBE_TIMEOUT = 2.0
-#: Probe results that mean the path itself turns new connections away.
-REFUSALS = frozenset({"ENOENT", "ECONNREFUSED"})
-#: Probe results that mean nobody answered: the server accepted (or not) and went quiet.
-SILENT = frozenset({"timeout", "ECONNREFUSED", "empty response"})
-
-
 #: What a proxy answers when its upstream failed: the app did not serve these.
 GATEWAY_ERRORS = frozenset({"502", "503", "504"})
 #: A Unix socket's path, with its terminating NUL, fits in sun_path's 108 bytes (Linux).
@@ -72,9 +60,8 @@ class BootError(HarnessError):
 
 
 def private_dir(prefix: str, longest: str = SOCKET_NAME) -> Path:
-    """A new 0700 directory for one run, where ``<it>/<longest>`` fits in sun_path:
-    in TMPDIR when it is short enough, else in XDG_RUNTIME_DIR, /tmp, /var/tmp or
-    /dev/shm (a long TMPDIR would otherwise make every Unix socket fail to bind)."""
+    """A new 0700 directory for one run where ``<it>/<longest>`` fits in sun_path: in TMPDIR,
+    else XDG_RUNTIME_DIR or SHORT_BASES (a long TMPDIR would fail every Unix bind)."""
     bases = (tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR"), *SHORT_BASES)
     for base in filter(None, bases):
         longest_path = os.path.join(base, prefix + "x" * 8, longest)  # mkdtemp adds 8 characters
@@ -102,8 +89,8 @@ def exited(code: int) -> str:
 
 @dataclass(frozen=True)
 class Healthy:
-    """What the app answers when all is well, read before anything happens: its status and
-    a digest of its body ("" when the body differs from one request to the next)."""
+    """What the app answers before anything happens: its status and a digest of its body
+    ("" when the body differs from one request to the next)."""
 
     status: str  # "200"
     digest: str = ""
@@ -115,20 +102,15 @@ class Healthy:
 
 
 def served(result: str, proxied: bool, healthy: Healthy | None = None) -> bool:
-    """Did the app answer?  ``result`` is a probe's ("ok", "HTTP 404", "ECONNREFUSED")
-    or a status code ("404").  Against a ``healthy`` answer: that same answer (its status,
-    and its body where the body is stable).  Without one: any HTTP status is an answer
-    (a 404 on a path the app lacks included), except a proxy's own 502/503/504."""
+    """Did the app answer?  ``result`` is a probe's ("ok", "HTTP 404", "ECONNREFUSED") or a
+    status code ("404").  Against a ``healthy`` answer: its status; without one, any status
+    (a 404 included) except a proxy's own 502/503/504."""
     code = "200" if result == "ok" else result.removeprefix("HTTP ")
     if not code.isdigit():
         return False
     if healthy is not None:
         return code == healthy.status
     return not (proxied and code in GATEWAY_ERRORS)
-
-
-def _digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()[:16]
 
 
 def answer_once(
@@ -154,15 +136,14 @@ def answer_once(
             return "timeout", ""
         status = data.split(b"\r\n", 1)[0].split()
         if len(status) >= 2 and status[0].startswith(b"HTTP/1.") and status[1].isdigit():
-            body = _digest(data.partition(b"\r\n\r\n")[2])
+            body = hashlib.sha256(data.partition(b"\r\n\r\n")[2]).hexdigest()[:16]
             return ("ok" if status[1] == b"200" else f"HTTP {status[1].decode()}"), body
         return ("bad response" if data else "empty response"), ""
+    except socket.timeout:
+        return "timeout", ""
     except OSError as exc:
-        if isinstance(exc, socket.timeout):
-            return "timeout", ""
-        if exc.errno:
-            return errno.errorcode.get(exc.errno, str(exc.errno)), ""
-        return type(exc).__name__, ""
+        name = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else None
+        return name or type(exc).__name__, ""
     finally:
         s.close()
 
@@ -173,9 +154,8 @@ def probe_once(
     path: str = "/",
     healthy: Healthy | None = None,
 ) -> str:
-    """One fresh connection: "ok", "HTTP 404", or the errno name / "timeout" / "bad
-    response".  Against a ``healthy`` answer with a stable body, an answer with its status
-    but another body is "HTTP 200 (another body)"."""
+    """``answer_once``'s result; against a ``healthy`` answer with a stable body, its status
+    with another body is "HTTP 200 (another body)"."""
     result, digest = answer_once(address, timeout, path)
     code = "200" if result == "ok" else result.removeprefix("HTTP ")
     if healthy is not None and code == healthy.status and healthy.digest not in ("", digest):
@@ -208,36 +188,31 @@ class Server:
         self.log = Log(self.dir / "gunicorn.log")
         self.mark = self.dir / "compat.mark"
         self.proc: subprocess.Popen | None = None
-        self.socket_path: Path | None = None
-        self.port: int | None = None
-        if spec.bind == "tcp":
-            self.port = processes.free_port()
-        else:
-            self.socket_path = self.dir / SOCKET_NAME
+        tcp = spec.bind == "tcp"
+        self.port: int | None = processes.free_port() if tcp else None
+        self.socket_path: Path | None = None if tcp else self.dir / SOCKET_NAME
         self.workers = int(spec.settings.get("workers") or spec.defaults.get("workers") or 1)
         self.proxy: Proxy | None = None
         self.started = time.monotonic()
         self.boot_seconds = 0.0
         self.healthy: Healthy | None = None  # the app's answer before anything happened
 
-    # -- where it listens ------------------------------------------------------------
     @property
     def address(self) -> str | tuple[str, int]:
-        """For sockets: a path (unix) or (host, port) (tcp) -- gunicorn's own."""
+        """gunicorn's own: a path (unix) or (host, port) (tcp)."""
         if self.socket_path is not None:
             return str(self.socket_path)
         return ("127.0.0.1", self.port or 0)
 
     @property
     def front(self) -> str | tuple[str, int]:
-        """Where clients connect: the proxy in front, when there is one, else gunicorn."""
+        """Where clients connect: the proxy in front, if any, else gunicorn."""
         if self.proxy is not None:
             return ("127.0.0.1", self.proxy.port)
         return self.address
 
     def put_proxy_in_front(self, kind: str, io_timeout: float) -> None:
-        """A real h2o or nginx reverse-proxying to this server (see harness/proxy.py);
-        it lives in the private directory and dies with the server."""
+        """A real h2o or nginx in front, in the private directory; it dies with the server."""
         workdir = self.dir / "proxy"
         workdir.mkdir(mode=0o700)
         self.proxy = start_proxy(kind, self.bind, workdir, token=self.token, io_timeout=io_timeout)
@@ -251,8 +226,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        """A requests URL: the proxy's, http+unix://... (requests-unixsocket) or
-        http://127.0.0.1:PORT/."""
+        """A requests URL: the proxy's, http+unix://... or http://127.0.0.1:PORT/."""
         if self.proxy is not None:
             return self.proxy.url
         if self.socket_path is not None:
@@ -274,14 +248,12 @@ class Server:
         return probe_once(self.front, timeout, path, healthy)
 
     def read_healthy(self, path: str) -> Healthy:
-        """What the app answers on ``path`` through the front before anything happens
-        (kept as ``healthy``): read twice, the body's digest only when both reads agree."""
+        """``healthy``: read twice through the front, the body's digest only when both agree."""
         (first, one), (second, two) = (answer_once(self.front, PROBE_TIMEOUT, path) for _ in "12")
         status = "200" if first == "ok" else first.removeprefix("HTTP ")
         self.healthy = Healthy(status, one if (first, one) == (second, two) else "")
         return self.healthy
 
-    # -- life cycle ------------------------------------------------------------------
     def _config(self) -> str:
         """defaults < the user's config file < explicit settings < what the harness owns."""
         lines = ["# generated by gunicorn-bisect"]
@@ -312,11 +284,8 @@ class Server:
         return env
 
     def start(self) -> None:
-        """Launch and wait until every worker has booted and the socket answers HTTP,
-        whatever the status: the app may have no ``/`` at all.
-
-        Raises BootError with the most telling line of the log when it does not.
-        """
+        """Launch and wait until every worker booted and the socket answers HTTP (any status:
+        the app may have no ``/``); else BootError with the log's most telling line."""
         if self.spec.app_source is not None:
             module = self.spec.app.split(":", 1)[0]
             (self.dir / f"{module}.py").write_text(self.spec.app_source)
@@ -351,8 +320,8 @@ class Server:
         raise BootError(self._why_not_booted())
 
     def _why_not_booted(self) -> str:
-        """The log's most telling line; for a server that exited without one (a config
-        file that calls ``os._exit(3)``), its exit status, not a stray warning's line."""
+        """The log's most telling line; for a server that exited without one (a config file
+        calling ``os._exit(3)``), its exit status, not a stray warning's line."""
         code = self.proc.poll() if self.proc is not None else None
         why = self.log.boot_error(routine=code is None)
         if not why:
@@ -366,7 +335,7 @@ class Server:
 
     def _stuck_at(self) -> str:
         """Where a boot that ran out stopped: no socket, a worker that never came up (25.1.0's
-        fork deadlock, #3509, hangs one now and then), or no HTTP answer."""
+        fork deadlock, #3509), or no HTTP answer."""
         limit = f"{self.spec.boot_timeout:g}s"
         if not self.listening():
             return f"not listening after {limit}"
@@ -393,7 +362,7 @@ class Server:
             return False
 
     def setting(self, name: str, default: Any = None) -> Any:
-        """The server's own value of a setting, from its logged configuration."""
+        """The server's own value of a setting, as it logged it."""
         self.log.refresh()
         seen = self.log.setting(name)
         if seen is None:
@@ -419,94 +388,5 @@ class Server:
         return text
 
     def scrub(self, text: str) -> str:
-        """The private directory's random name is noise in evidence meant to be compared."""
+        """The private directory's random name is noise in evidence."""
         return text.replace(str(self.dir), "<tmpdir>")
-
-
-# -- asking a running server whether it serves: keep-alive load (a reset while a worker
-# recycles is normal) and fresh connections (the evidence), every wait bounded ------------
-class Load:
-    """Keep-alive load with requests(-unixsocket), one session per thread; ``ok``
-    counts the requests the app answered (any status but a proxy's gateway error)."""
-
-    def __init__(self, server: Server, concurrency: int, path: str = "/") -> None:
-        self.server, self.healthy = server, server.healthy
-        self.url = server.url + path.lstrip("/")
-        self.stop = threading.Event()
-        self.ok = 0
-        self.failed = 0
-        self.statuses: Counter[str] = Counter()  # what answered the load: 200, 502, errors
-        self._lock = threading.Lock()
-        self.threads = [
-            threading.Thread(target=self._worker, daemon=True) for _ in range(concurrency)
-        ]
-
-    def _worker(self) -> None:
-        import requests
-
-        proxied = self.server.proxy is not None
-        with self.server.client() as session:
-            while not self.stop.is_set():
-                try:
-                    status = str(session.get(self.url, timeout=PROBE_TIMEOUT).status_code)
-                except requests.RequestException as exc:
-                    status = type(exc).__name__  # a reset keep-alive connection, a vanished path
-                ok = served(status, proxied, self.healthy)
-                with self._lock:
-                    self.statuses[status] += 1
-                    if ok:
-                        self.ok += 1
-                    else:
-                        self.failed += 1
-                if not ok:
-                    self.stop.wait(0.01)
-
-    def start(self) -> None:
-        for t in self.threads:
-            t.start()
-
-    def finish(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            if t.is_alive():
-                t.join(timeout=PROBE_TIMEOUT + 0.5)
-
-
-def fresh_connection(server: Server, path: str = "/", attempts: int = 3) -> str:
-    """A probe that tells a refused path apart from a passing hiccup.
-
-    A refusal (ENOENT: the path is gone; ECONNREFUSED: nobody listens), a timeout or
-    an HTTP error status is final at once; a reset may be a worker recycling at that
-    instant, so it is tried again on a new connection before it counts.
-    """
-    result = server.probe(PROBE_TIMEOUT, path, server.healthy)
-    for _ in range(attempts - 1):
-        if result == "ok" or result in REFUSALS or result in SILENT or result.startswith("HTTP"):
-            break
-        time.sleep(0.05)
-        result = server.probe(PROBE_TIMEOUT, path, server.healthy)
-    return result
-
-
-def fresh_connections(
-    server: Server, n: int, until: float, cancel: Cancel, path: str = "/"
-) -> list[str]:
-    """``n`` fresh connections, bounded: once one is slow to answer (or never does), the
-    rest go at once, so a silent server costs one probe's wait, not twenty."""
-    results: list[str] = []
-    while len(results) < n:
-        if time.monotonic() + PROBE_TIMEOUT > until and results:
-            break
-        cancel.check()
-        t0 = time.monotonic()
-        r = fresh_connection(server, path)
-        results.append(r)
-        if r == "timeout" or time.monotonic() - t0 > 0.5:
-            with ThreadPoolExecutor(max_workers=n - len(results) or 1) as pool:
-                results += list(
-                    pool.map(
-                        lambda _: server.probe(PROBE_TIMEOUT, path, server.healthy),
-                        range(n - len(results)),
-                    )
-                )
-    return results

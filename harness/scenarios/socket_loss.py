@@ -1,33 +1,23 @@
 """#1298: the gthread worker unlinks its Unix socket on exit (fail = the socket file is gone)
 
-Upstream #1298; the run is ``recycle``'s (its metadata too), these are its rules.
-Verdicts (``decide``): ``fail`` the socket file is gone after a worker exit (#1298);
-``outage`` the file stays but nothing answers new connections (another problem);
-``pass`` it kept serving; ``error`` it could not be exercised.
+The run and the metadata are ``recycle``'s; these are the rules (``rules``).
 """
 
 from __future__ import annotations
 
 from harness.model.verdict import Axis, Decision, Verdict, last_line, ordinal
+from harness.scenarios import recycle
 from harness.scenarios.recycle import (  # noqa: F401  (the case's metadata and observe)
     APP,
     APP_NAME,
     HONOURS,
     PARAMETERS,
-    REASONS,
     REQUIRES,
     SETTINGS,
     Observation,
-    cause,
     facts,
     observe,
-    ran_out,
-    restarts,
-    statuses,
-    unanswered,
-    wrk_phrase,
 )
-from harness.scenarios.server import SILENT
 
 NAME = "socket-loss"
 TRACKER = 1298  # the OSV record's REPORT reference
@@ -48,10 +38,10 @@ AXES = (
 
 def _proxy_phrase(obs: Observation) -> str:
     """The report's own symptom: "h2o answered 502 Bad Gateway to 20/20 requests"."""
-    counts = statuses(obs)
+    counts = recycle.statuses(obs)
     top = max(counts, key=lambda k: counts[k]) if counts else "?"
-    what = REASONS.get(top, top)
-    rest = [f"{REASONS.get(k, k)} x{n}" for k, n in counts.items() if k != top]
+    what = recycle.REASONS.get(top, top)
+    rest = [f"{recycle.REASONS.get(k, k)} x{n}" for k, n in counts.items() if k != top]
     extra = f" ({', '.join(rest)})" if rest else ""
     return f"{obs.proxy} answered {what} to {counts.get(top, 0)}/{obs.probes_sent} requests{extra}"
 
@@ -75,18 +65,13 @@ def decide(obs: Observation) -> Decision:
 
 
 def rules(obs: Observation) -> Decision:
-    """The #1298 rules, most specific first.
-
-    - error: not exercised (never booted, the arbiter died, no worker ever exited);
-    - fail: after a worker exit the socket file is gone while the arbiter is alive;
-    - outage: the file stays but fresh connections go unanswered or are refused
-      (another problem, e.g. workers that exit and are never replaced);
-    - pass: workers restarted and the path served every fresh connection.
-    A reset of a keep-alive connection while a worker recycles is not evidence: only
-    fresh connections count, and a reset is retried before it does.
-    """
+    """The #1298 rules, most specific first.  fail: the socket file gone after a worker exit,
+    the arbiter alive; outage: the file stays but fresh connections go unanswered or are
+    refused (another problem); pass: every fresh connection served after restarts; error:
+    not exercised.  Only fresh connections count (a keep-alive reset while a worker
+    recycles is normal), and a reset is retried before it does."""
     tb = obs.traceback
-    cut = ran_out(obs) + wrk_phrase(obs)
+    cut = recycle.ran_out(obs) + recycle.wrk_phrase(obs)
     if not obs.booted:
         reason = obs.boot_error or "server never listened on the socket"
         return Decision(Verdict.ERROR, f"server did not start: {reason}", tb)
@@ -98,7 +83,7 @@ def rules(obs: Observation) -> Decision:
             detail += " (workers stopped by SIGTERM)"
         if tb:
             detail += f"; worker traceback: {last_line(tb)}"
-        return Decision(Verdict.FAIL, detail + wrk_phrase(obs), tb)
+        return Decision(Verdict.FAIL, detail + recycle.wrk_phrase(obs), tb)
     if not obs.arbiter_alive:
         why = obs.arbiter_exit or "exited"
         return Decision(Verdict.ERROR, f"arbiter died during the run: {why}{cut}", tb)
@@ -117,20 +102,20 @@ def rules(obs: Observation) -> Decision:
         return Decision(Verdict.ERROR, f"no new connection was tried{cut}", tb)
     if obs.probes_ok < obs.probes_sent:
         errors = set(obs.probe_errors)
-        if obs.probes_ok == 0 or errors <= SILENT:
-            what = _proxy_phrase(obs) if obs.proxy else unanswered(obs)
+        if obs.probes_ok == 0 or errors <= recycle.SILENT:
+            what = _proxy_phrase(obs) if obs.proxy else recycle.unanswered(obs)
             kept = "socket file kept" if obs.bind == "unix" else "TCP port bound"
             return Decision(
                 Verdict.OUTAGE,
-                f"{kept}, but {what} after {restarts(obs)}: {cause(obs)}{cut}",
+                f"{kept}, but {what} after {recycle.restarts(obs)}: {recycle.cause(obs)}{cut}",
                 tb,
             )
         return Decision(  # a few resets among answers: cannot tell
             Verdict.ERROR,
             f"{'socket path kept' if obs.bind == 'unix' else 'TCP port bound'}, but "
-            f"{unanswered(obs)} even when retried{cut}",
+            f"{recycle.unanswered(obs)} even when retried{cut}",
             tb,
         )
     kept = "socket kept" if obs.bind == "unix" else "kept serving on TCP (no socket file to lose)"
-    detail = f"{kept} through {restarts(obs)}; {_served(obs)}"
-    return Decision(Verdict.PASS, detail + wrk_phrase(obs), tb)
+    detail = f"{kept} through {recycle.restarts(obs)}; {_served(obs)}"
+    return Decision(Verdict.PASS, detail + recycle.wrk_phrase(obs), tb)
