@@ -155,3 +155,34 @@ def test_a_thread_that_reuses_an_ended_threads_ident_is_not_that_checks():
         assert all(t.is_alive() for t in later)
     finally:
         hold.set()
+
+
+_UNRAISABLE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from harness.scenarios import fixture
+fixture.install()
+class Raises:  # its __del__'s exception goes where an escaped thread's does: unraisablehook
+    def __init__(self, exc):
+        self.exc = exc
+    def __del__(self):
+        raise self.exc
+Raises(fixture.Stopped())
+Raises(RuntimeError("boom"))
+"""
+
+
+def test_a_stopped_thread_is_silent_even_past_its_run_and_other_errors_still_speak():
+    """``stop`` can reach a thread in threading's own code after its ``run`` returned: the
+    exception escapes to the unraisable hook ("Exception ignored in thread started by"),
+    which under load broke an interrupted run's clean stderr."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _UNRAISABLE, str(ROOT)], capture_output=True, text=True, timeout=60
+    )
+    assert "Stopped" not in proc.stderr
+    assert "RuntimeError: boom" in proc.stderr

@@ -14,6 +14,7 @@ import os
 import re
 import signal as signals
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -414,6 +415,7 @@ _HARNESS_PID = os.getpid()
 _REAL_EXIT = os._exit
 _REAL_START = threading.Thread.start
 _REAL_HOOK = threading.excepthook
+_REAL_UNRAISABLE = sys.unraisablehook
 # thread -> the check() thread it belongs to, keyed by Thread objects (an ident is reused as
 # soon as its thread ends: a stale one would aim ``Stopped`` at another row's check); weak,
 # so that ended threads drop out by themselves.
@@ -455,6 +457,13 @@ def _quiet_hook(args: threading.ExceptHookArgs) -> None:
         _REAL_HOOK(args)
 
 
+def _quiet_unraisable(args) -> None:
+    """Nor is one that ``stop`` reached in threading's own code after its ``run`` returned
+    ("Exception ignored in thread started by ...": seen under load at an interrupt)."""
+    if args.exc_type is not Stopped:
+        _REAL_UNRAISABLE(args)
+
+
 def install() -> None:
     """Idempotent; called before the first user code runs."""
     global _installed, _HARNESS_PID
@@ -464,6 +473,7 @@ def install() -> None:
     os._exit = _guarded_exit  # type: ignore[assignment]
     threading.Thread.start = _owned_start  # type: ignore[method-assign]
     threading.excepthook = _quiet_hook
+    sys.unraisablehook = _quiet_unraisable
     _installed = True
 
 
