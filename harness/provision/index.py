@@ -1,38 +1,21 @@
 """The package index: which releases of a project exist, and their files (cached on disk).
 
-Where to look, first match wins:
+The indexes, first match wins: ``configure()`` (``--index-url``: exactly those, pip's
+configuration unread); ``GUNICORN_BISECT_INDEX``; pip's own configuration
+(read_pip_config: ``index-url``, default PyPI, and every ``extra-index-url``), where users
+already keep their private index or mirror. Each is read through the simple API (PEP 691
+JSON, else PEP 503 HTML), pypi.org included: one protocol, and no slower than PyPI's JSON
+API (cold, median of 7: 203 against 198 ms, within noise, for half the bytes; warm 19
+against 29 ms). Files are merged by name, primary index first, yanked ones left out.
 
-1. ``configure(url, extra)`` (the ``--index-url`` option): exactly those indexes, pip's
-   configuration is not consulted, so one option is enough to pin the run to one index;
-2. ``GUNICORN_BISECT_INDEX`` (one simple-index URL; the harness's own override);
-3. pip's own configuration (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``, pip.conf files;
-   see read_pip_config): its ``index-url`` (default https://pypi.org/simple) and every
-   ``extra-index-url``, as pip would use them, because that is where the user has said their
-   packages are (a private index or a mirror).
-
-Every index is read through the simple repository API (PEP 691 JSON when the server offers
-it, else PEP 503 HTML), pypi.org included, rather than PyPI's JSON API: one protocol for
-every index, pip's own default URL, and no slower. Measured on a cold cache (gunicorn,
-bottle, setuptools, wheel, one process each, median of 7): PyPI's JSON API 198 ms, its
-simple API 203 ms (network-bound, within noise), for half the bytes (setuptools 593 KiB
-against 1148 KiB) and a faster warm read (19 ms against 29 ms). Files of all indexes are
-merged by file name, the primary index first (as pip pools candidates from all of them);
-yanked files are left out.
-
-A ``file://`` index (pip allows them, and machine images often list local mirrors that hold
-a handful of projects) is read from disk and never cached. A project page missing there, or
-a ``file://`` location that does not exist at all, means "not on that index", as pip only
-warns and goes on, so a stale local mirror in pip.conf never breaks a run. An http(s) index
-(primary or extra) that cannot be reached falls back to its cached page of any age, and only
-with no copy at all do we give up, with one line: a release list silently missing one
-index's files would mislead a bisection. A 404 is "not on that index"; a project on no index
-at all is one line too. Every download is checked against the sha256 its index lists (a
-mismatch is one line, and the file is not kept).
-
-Pages are cached under ``<cache>/index/<index slug>/<project>.json`` (the slug holds a
-digest of the index URL, so two indexes never mix), fresh for a day, written atomically and
-read once per process. Credentials in an index URL (``https://user:pass@host/simple``) are
-sent as HTTP basic auth to that host only and never printed or used in cache keys.
+A ``file://`` index is read from disk, never cached; a page or location missing there is
+"not on that index" (pip only warns), so a stale local mirror never breaks a run. An
+unreachable http(s) index falls back to its cached page of any age; with no copy it is one
+line (a release list missing one index's files would mislead a bisection). A 404 is "not
+on that index". Every download is checked against the sha256 its index lists. Pages are
+cached under ``<cache>/index/<slug>/<project>.json`` (the slug holds a digest of the URL),
+fresh for a day. Credentials in an index URL go as basic auth to that host only, never
+printed nor in cache keys.
 """
 
 from __future__ import annotations
@@ -70,21 +53,20 @@ from harness.model.redact import redact_url
 
 PYPI = "https://pypi.org/simple"
 FRESH_SECONDS = 24 * 3600
-# A cached page: {v, page, absent, links: [[filename, url, sha256, requires_python, yanked]]}
+# A cached page: {v, page, absent, links: [[filename, url, sha256, requires_python, yanked, size]]}
 CACHE_FORMAT = 2
 USER_AGENT = "gunicorn-bisect (simple API reader)"
-#: The most we read for a file whose size the index does not give (gunicorn's wheels are
-#: under 200 KiB, setuptools' under 1.5 MiB, a 19.x sdist under 1 MiB).
+#: The most we read of a download (gunicorn's wheels are under 200 KiB, setuptools' 1.5 MiB)
 DOWNLOAD_CAP = 64 << 20
 PAGE_CAP = 32 << 20  # setuptools' project page is about 1 MiB
 
 
 class IndexUnavailable(HarnessError):
-    """The package index could not be reached and nothing is cached, or lacks the project."""
+    """The index is unreachable with nothing cached, or lacks the project."""
 
 
 class HashMismatch(IndexUnavailable):
-    """A downloaded file is not the one the index lists (it is not kept)."""
+    """A download is not the file the index lists (it is not kept)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +97,7 @@ _state_lock = threading.Lock()
 
 
 def _clean(url: str) -> str:
-    """The URL without user:password (remembered for its host) and without a trailing slash."""
+    """The URL without user:password (remembered for its host) nor a trailing slash."""
     parts = urlsplit(url.strip())
     if parts.username is not None:
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
@@ -130,7 +112,7 @@ def _indexes_of(urls: Sequence[str], origin: str) -> Indexes:
 
 
 def _as_url(text: str) -> str:
-    """An index URL as given, or a local directory turned into its file:// URL."""
+    """An index URL, or a local directory as its file:// URL."""
     if urlsplit(text).scheme in ("http", "https", "file"):
         return text
     if Path(text).expanduser().is_dir():
@@ -141,8 +123,7 @@ def _as_url(text: str) -> str:
 
 
 def configure(index_url: str | None, extra: Sequence[str] = ()) -> None:
-    """Use exactly ``index_url`` (then ``extra``) for this process; None: back to the default
-    (``GUNICORN_BISECT_INDEX``, else pip's configuration)."""
+    """Use exactly ``index_url`` (then ``extra``) for this process; None: the default."""
     global _explicit, _from_config
     urls = [_as_url(u) for u in ([index_url, *extra] if index_url else [])]
     with _state_lock:
@@ -151,7 +132,6 @@ def configure(index_url: str | None, extra: Sequence[str] = ()) -> None:
 
 
 def indexes() -> Indexes:
-    """The indexes this process reads (pip's configuration is read once)."""
     global _from_config
     with _state_lock:
         if _explicit is not None:
@@ -167,8 +147,8 @@ def indexes() -> Indexes:
 
 
 class _AuthPerHost(urllib.request.HTTPRedirectHandler):
-    """urllib carries every header across a redirect; credentials must not leave their host
-    (an index commonly redirects file downloads to a CDN)."""
+    """urllib carries every header across a redirect: credentials must not leave their host
+    (indexes commonly redirect downloads to a CDN)."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -199,14 +179,6 @@ def _reason(exc: BaseException) -> str:
     return redact_url(str(getattr(exc, "reason", exc)))
 
 
-def _read_capped(resp, cap: int, what: str) -> bytes:
-    """At most ``cap`` bytes of a response: a hostile or broken server cannot fill memory."""
-    data = resp.read(cap + 1)
-    if len(data) > cap:
-        raise IndexUnavailable(f"{what}: larger than {cap >> 20} MiB; not read")
-    return data
-
-
 def _slug(index_url: str) -> str:
     host = re.sub(r"[^A-Za-z0-9.]+", "-", urlsplit(index_url).netloc or "local")[:40]
     return f"{host}-{hashlib.sha256(index_url.encode()).hexdigest()[:12]}"
@@ -219,7 +191,7 @@ class _Page:
 
 
 def _read_local(page_url: str) -> _Page:
-    """A ``file://`` index: the project's directory (its index.html) or file."""
+    """A ``file://`` index's page: the project's directory (its index.html) or file."""
     path = Path(url2pathname(urlsplit(page_url).path))
     if path.is_dir():
         path = path / "index.html"
@@ -234,13 +206,15 @@ def _fetch(page_url: str) -> dict:
     """The page as a cacheable document: absent (404/410) or its links."""
     try:
         with _open(page_url, timeout=30, accept=ACCEPT) as resp:
-            body, final = _read_capped(resp, PAGE_CAP, page_url), resp.geturl()
+            body, final = resp.read(PAGE_CAP + 1), resp.geturl()
             ctype = resp.headers.get_content_type()
             charset = resp.headers.get_content_charset() or "utf-8"
     except urllib.error.HTTPError as exc:
         if exc.code in (404, 410):
             return {"v": CACHE_FORMAT, "page": page_url, "absent": True, "links": []}
         raise
+    if len(body) > PAGE_CAP:  # a hostile or broken server cannot fill memory
+        raise IndexUnavailable(f"{page_url}: larger than {PAGE_CAP >> 20} MiB; not read")
     if ctype.startswith("application/vnd.pypi.simple.") and ctype.endswith("+json"):
         links = parse_json(json.loads(body), final)
     else:
@@ -263,43 +237,33 @@ def _page(index_url: str, name: str, cache_dir: Path) -> _Page:
     if urlsplit(index_url).scheme == "file":
         return _read_local(page_url)
     path = cache_dir / "index" / _slug(index_url) / f"{canonicalize_name(name)}.json"
-    cached: dict | None = None
-    if path.exists():
-        try:
-            cached = json.loads(path.read_text())
-            _page_of(cached, False)  # a damaged or older-format copy is no copy
-            if cached.get("v") != CACHE_FORMAT:
-                cached = None
-        except (ValueError, TypeError, KeyError, OSError):
-            cached = None
-        if cached is not None and time.time() - path.stat().st_mtime < FRESH_SECONDS:
-            return _remember(_page_of(cached, stale=False), path)
+    try:  # a damaged or older-format copy is no copy
+        cached = json.loads(path.read_text())
+        _page_of(cached, False)
+        if cached.get("v") != CACHE_FORMAT:
+            raise ValueError
+        fresh = time.time() - path.stat().st_mtime < FRESH_SECONDS
+    except (ValueError, TypeError, KeyError, OSError, AttributeError):
+        cached, fresh = None, False
+    if fresh:
+        return _remember(_page_of(cached, stale=False), path)
     try:
         doc = _fetch(page_url)
     except (urllib.error.URLError, OSError, ValueError, TypeError, KeyError) as exc:
         if cached is not None:
             return _remember(_page_of(cached, stale=True), path)
+        what = f"unreachable ({page_url}: {_reason(exc)})"
         if isinstance(exc, PageError):
-            raise IndexUnavailable(
-                f"package index page {page_url} is unusable ({exc}) and no cached copy of it"
-            ) from None
-        raise IndexUnavailable(
-            f"package index unreachable ({page_url}: {_reason(exc)}) and no cached copy of it"
-        ) from None
-    if not doc["absent"] and not _of_project(doc, name):
-        # a 200 that lists none of the project's files (nothing, or a maintenance page's
-        # links) is more likely an error page than the project: never cached, and a good
-        # copy from before is worth more
+            what = f"page {page_url} is unusable ({exc})"
+        raise IndexUnavailable(f"package index {what} and no cached copy of it") from None
+    # a 200 that lists none of the project's files (nothing, or a maintenance page's links)
+    # is more likely an error page than the project: never cached, a good old copy wins
+    if not doc["absent"] and not any(release_of(Link(*x), name) for x in doc["links"]):
         if cached is not None:
             return _remember(_page_of(cached, stale=True), path)
         return _page_of(doc, stale=False)
     atomic_write_bytes(path, json.dumps(doc).encode())
     return _remember(_page_of(doc, stale=False), path)
-
-
-def _of_project(doc: dict, name: str) -> bool:
-    """Does the page list at least one distribution file of ``name`` (its own page)?"""
-    return any(release_of(Link(*row), name) is not None for row in doc["links"])
 
 
 _page_file: dict[str, Path] = {}  # file URL -> the cached page that listed it
@@ -312,8 +276,8 @@ def _remember(page: _Page, path: Path) -> _Page:
 
 
 def _distrust(file: DistFile) -> None:
-    """The cached page that listed a file whose download failed verification is no
-    longer fresh: the next run reads the index again (it may have been corrected)."""
+    """The cached page that listed a file that failed verification is no longer fresh:
+    the next run reads the index again (it may have been corrected)."""
     path = _page_file.get(file.url)
     if path is not None:
         try:
@@ -347,7 +311,7 @@ _loaded_lock = threading.Lock()
 
 def project(name: str, cache_dir: Path, index_url: str | None = None) -> Project:
     """``name``'s releases from the configured indexes (or only ``index_url``), read once per
-    process: every environment build asks again, and within one run they cannot change."""
+    process: every environment build asks again."""
     urls = _indexes_of([index_url], "argument").urls if index_url else indexes().urls
     key = (canonicalize_name(name), str(cache_dir), urls)
     with _loaded_lock:
@@ -364,50 +328,38 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _pin(dest: Path) -> Path:
-    """Where the sha256 of a file the index listed without one is kept (first download)."""
-    return dest.parent / ".pins" / f"{dest.name}.sha256"
-
-
-def _expected(file: DistFile, dest: Path) -> str | None:
-    """The sha256 a download must have: the index's, else the one pinned at its first
+def _expected(file: DistFile, recorded: Path) -> str | None:
+    """The sha256 a download must have: the index's, else the one ``recorded`` at its first
     download (None: never downloaded yet)."""
     if file.sha256:
         return file.sha256
     try:
-        pinned = _pin(dest).read_text().strip()
+        known = recorded.read_text().strip()
     except OSError:
         return None
-    return pinned if re.fullmatch(r"[0-9a-f]{64}", pinned) else None
-
-
-def _still_good(path: Path, file: DistFile) -> bool:
-    """A cached download is reused only if it is still the file the index lists, by its
-    sha256 (the index's, else the one pinned at first download) and readable."""
-    expected = _expected(file, path)
-    try:
-        return expected is not None and sha256_of(path) == expected
-    except OSError:
-        return False  # unreadable or truncated: fetched again, replaced when verified
+    return known if re.fullmatch(r"[0-9a-f]{64}", known) else None
 
 
 def download(file: DistFile, dest_dir: Path) -> Path:
-    """Fetch one file into dest_dir (once), keeping it only if its sha256 is the index's.
+    """Fetch one file into dest_dir (once), kept only if its sha256 is the index's.
 
-    A cached file of that name is checked too: it may have come from another index, and
-    it stays until a verified replacement arrives.  The name must be one safe path
-    component (names come from the network); the read is bounded by the size the index
-    gives and by DOWNLOAD_CAP whatever it says.  A file listed without a sha256 is hashed
-    on its first download and pinned (later downloads must match it): say so with
-    :func:`verified`.
+    A cached file of that name is checked too (it may come from another index) and stays
+    until a verified replacement arrives. The name must be one safe path component (it
+    comes from the network); the read is bounded by the size the index gives and by
+    DOWNLOAD_CAP. A file listed without a sha256 is hashed on its first download and
+    recorded (later downloads must match it): :func:`verified` says which.
     """
     if not safe_filename(file.filename):
         raise IndexUnavailable(f"{file.filename!r}: not a file name the cache can hold")
     dest = dest_dir / file.filename
-    if dest.is_file() and _still_good(dest, file):
-        return dest
+    recorded = dest_dir / ".pins" / f"{file.filename}.sha256"
+    expected = _expected(file, recorded)
+    try:  # unreadable or truncated: fetched again, replaced when verified
+        if expected and dest.is_file() and sha256_of(dest) == expected:
+            return dest
+    except OSError:
+        pass
     cap = min(file.size, DOWNLOAD_CAP) if file.size is not None else DOWNLOAD_CAP
-    expected = _expected(file, dest)
     url = redact_url(file.url)
     try:
         with _open(file.url, timeout=120) as resp, private_temp_file(dest) as (fh, tmp):
@@ -430,8 +382,8 @@ def download(file: DistFile, dest_dir: Path) -> Path:
                     f"{file.filename}: sha256 mismatch ({said} {expected[:16]}..., "
                     f"{url} gave {got[:16]}...); not kept"
                 )
-            if not expected:  # no sha256 from the index: this first download is pinned
-                atomic_write_text(_pin(dest), got + "\n")
+            if not expected:  # no sha256 from the index: this first download is recorded
+                atomic_write_text(recorded, got + "\n")
             fh.flush()
             os.fsync(fh.fileno())
             os.replace(tmp, dest)
@@ -445,12 +397,9 @@ def verified(file: DistFile) -> bool:
     return bool(file.sha256)
 
 
-# -- The simple repository API, read-only and pure: a project page -> its files.
-#
-# PEP 691 JSON (``application/vnd.pypi.simple.v1+json``) and PEP 503 HTML (anchors, with
-# ``#sha256=`` fragments, ``data-requires-python`` and PEP 592 ``data-yanked``); every URL is
-# resolved against the page it came from, because mirrors answer with relative links.
-# The version of each file comes from its name (wheel or sdist), as pip reads it.
+# -- The simple repository API, pure: a project page (PEP 691 JSON or PEP 503 HTML) -> its
+# files. URLs are resolved against the page (mirrors answer with relative links); a file's
+# version comes from its name, as pip reads it.
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -479,14 +428,12 @@ class Link:
     size: int | None = None
 
 
-#: A file name we may write under the cache: one path component, the characters wheel and
-#: sdist names use.  Names come from the network; ``..%2F`` or a PEP 691 ``filename``
-#: with a ``/`` must never become a path outside the cache.
+#: A file name we may write under the cache: names come from the network, and ``..%2F`` or
+#: a PEP 691 ``filename`` with a ``/`` must never become a path outside the cache.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*$")
 
 
 def safe_filename(name: str) -> bool:
-    """True when ``name`` is one harmless path component (no separator, no ``..``)."""
     return bool(_SAFE_NAME.match(name)) and ".." not in name and len(name) <= 255
 
 
@@ -530,7 +477,7 @@ def parse_html(text: str, page_url: str) -> list[Link]:
 
 
 class PageError(ValueError):
-    """A project page that is not what the simple API promises (one line: which field)."""
+    """A project page that is not what the simple API promises (which field)."""
 
 
 def _field(f: dict, name: str, kinds: tuple[type, ...], where: int):
@@ -545,8 +492,8 @@ def _field(f: dict, name: str, kinds: tuple[type, ...], where: int):
 
 
 def parse_json(doc: dict, page_url: str) -> list[Link]:
-    """PEP 691: the ``files`` list; ``yanked`` is false or true/a reason.  A field of the
-    wrong type is a PageError naming it, never an internal error."""
+    """PEP 691: the ``files`` list (``yanked``: false, or true/a reason); a field of the
+    wrong type is a PageError naming it."""
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         raise PageError("not a PEP 691 project page (no 'files' list)")
     links = []
@@ -592,16 +539,9 @@ def release_of(link: Link, project: str) -> tuple[str, DistFile] | None:
     )
 
 
-# -- Where pip looks for packages: ``index-url`` and ``extra-index-url`` as pip itself reads them.
-#
-# Users behind a private index or mirror have already told pip where it is; the harness
-# reads the same places in pip's order (later overrides earlier): global files
-# (``$XDG_CONFIG_DIRS/pip/pip.conf``, ``/etc/pip.conf``), user files (``~/.pip/pip.conf``,
-# ``$XDG_CONFIG_HOME/pip/pip.conf``; skipped when ``PIP_CONFIG_FILE`` names an existing file),
-# the site file (``sys.prefix/pip.conf``), ``PIP_CONFIG_FILE``, then the environment
-# (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``). ``PIP_CONFIG_FILE=/dev/null`` loads no file,
-# as in pip. Within a file ``[install]`` overrides ``[global]``. A file pip could not parse
-# is skipped here (pip itself refuses to run then, which tells the user).
+# -- pip's ``index-url`` and ``extra-index-url``, read from pip's places in pip's order (later
+# wins, ``[install]`` over ``[global]``, then PIP_INDEX_URL/PIP_EXTRA_INDEX_URL). A file pip
+# could not parse is skipped (pip itself refuses to run then, which tells the user).
 
 _PIP_SECTIONS = ("global", "install")  # pip's order: [global], then the command's own section
 
@@ -618,7 +558,8 @@ class PipIndexes:
 def pip_config_files(
     environ: Mapping[str, str], home: Path, prefix: Path, etc: Path = Path("/etc")
 ) -> list[Path]:
-    """pip's configuration files for this environment, lowest priority first."""
+    """pip's configuration files, lowest priority first (user files skipped when
+    PIP_CONFIG_FILE names an existing file; ``/dev/null``: none)."""
     env_file = environ.get("PIP_CONFIG_FILE")
     if env_file == os.devnull:
         return []
@@ -654,14 +595,11 @@ def read_pip_config(
     prefix: Path | None = None,
     etc: Path = Path("/etc"),
 ) -> PipIndexes:
-    """pip's ``index-url`` and ``extra-index-url`` (whitespace-separated lists, as pip splits them)."""
+    """pip's ``index-url`` and ``extra-index-url`` (whitespace-separated, as pip splits)."""
     environ = os.environ if environ is None else environ
     home = Path.home() if home is None else home
-    prefix = Path(sys.prefix) if prefix is None else prefix
-    index_url: str | None = None
-    origin = "default"
-    extra: list[str] = []
-    for path in pip_config_files(environ, home, prefix, etc):
+    index_url, origin, extra = None, "default", []
+    for path in pip_config_files(environ, home, prefix or Path(sys.prefix), etc):
         values = _pip_file_values(path)
         if values.get("index-url", "").strip():
             index_url, origin = values["index-url"].strip(), str(path)
