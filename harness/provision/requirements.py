@@ -38,10 +38,8 @@ import json
 import os
 import re
 import threading
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from email.parser import Parser
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -453,16 +451,10 @@ def _ensure(
 
 
 def gunicorn_dependencies(artifact: Artifact) -> tuple[str, ...]:
-    """gunicorn's own non-extra ``Requires-Dist`` from its wheel's METADATA, without
-    setuptools (shared in every environment already): ``packaging`` for 21.0-26.x."""
-    try:
-        with zipfile.ZipFile(artifact.wheel) as zf:
-            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-            metadata = Parser().parsestr(zf.read(name).decode("utf-8", "replace"))
-    except (OSError, StopIteration, zipfile.BadZipFile) as exc:
-        raise ArtifactError(f"{artifact.wheel.name}: no readable METADATA ({exc})") from None
+    """gunicorn's own non-extra ``Requires-Dist`` but setuptools (in every environment
+    already): ``packaging`` for 21.0-26.x."""
     found = []
-    for text in metadata.get_all("Requires-Dist") or ():
+    for text in wheels.requires_dist(artifact.wheel):
         try:
             req = Requirement(text)
         except InvalidRequirement:

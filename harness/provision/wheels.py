@@ -1,12 +1,11 @@
-"""Wheels to install: gunicorn (a release from the index, or a commit built from git),
-a scenario's extras (built here when they ship only an sdist) and setuptools (gunicorn 19.x imports ``pkg_resources``).
-
-Everything lands in the cache once, verified, and is installed by unpacking the wheel
-(see environments.py), so no pip runs per environment.
+"""Wheels to install: gunicorn (a release, or a commit built from git), a scenario's extras
+and setuptools (gunicorn 19.x imports ``pkg_resources``), cached once, verified, and
+installed by unpacking (environments.py): no pip runs per environment.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import re
@@ -16,6 +15,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.parser import HeaderParser
 from pathlib import Path
 
 from packaging import tags
@@ -40,7 +40,7 @@ WHEEL_CAP = Version("0.46")  # wheel 0.46+ needs packaging, which an offline bui
 
 
 class ArtifactError(HarnessError):
-    """A wheel could not be obtained or built (one line, user-facing)."""
+    """A wheel could not be obtained or built."""
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,8 @@ class Artifact:
 
 
 def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
-    """Digest of a package's source files, independent of where they sit.
-
-    The same function runs over a wheel's entries, an exported git tree and an
-    installed site-packages, which is how we verify that an environment really holds
-    the code we meant to test.
-    """
+    """Digest of a package's ``.py`` files wherever they sit: the same over a wheel, an
+    exported git tree and a site-packages proves an environment holds the code under test."""
     h = hashlib.sha256()
     for rel, data in sorted(files):
         if "__pycache__" in rel or not rel.endswith(".py"):
@@ -87,15 +83,12 @@ def dir_package_files(root: Path, package: str = "gunicorn") -> list[tuple[str, 
     ]
 
 
-# -- Is a wheel on disk whole?  What was built here (a commit's wheel, bottle's) or listed
-# without a sha256 has nothing else to be checked against before it is reused.
-
 _INTACT: dict[tuple[str, int, int], bool] = {}
 
 
 def intact(wheel: Path) -> bool:
-    """A readable zip whose every member matches its CRC (a truncated or unreadable file
-    is not); remembered per process by the file's size and mtime."""
+    """A readable zip whose every member matches its CRC, remembered per process by size and
+    mtime: what was built here has nothing else to be checked against before reuse."""
     try:
         st = wheel.stat()
         key = (str(wheel), st.st_size, st.st_mtime_ns)
@@ -144,9 +137,8 @@ _DIRECT_BUILD = (
 def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path:
     """Build a wheel from a source tree with the harness's own setuptools (no network).
 
-    Gunicorn's trees are setup.py projects: calling setuptools' PEP 517 backend
-    directly costs a quarter of a ``pip wheel`` (no pip start-up, no resolver); pip
-    remains the fallback for a tree the direct call cannot build.
+    setuptools' PEP 517 backend called directly costs a quarter of a ``pip wheel`` (no pip
+    start-up, no resolver); pip remains the fallback for a tree it cannot build.
     """
     tmp = temp_dir(out_dir, "wheel")
     try:
@@ -154,23 +146,8 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
         built = _keep_wheel(direct, tmp, out_dir)
         if built is not None:
             return built
-        proc = _run(
-            [
-                python,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "--no-build-isolation",
-                "--no-index",
-                "--disable-pip-version-check",
-                "-q",
-                "-w",
-                str(tmp),
-                str(tree),
-            ],
-            cwd=tree,
-        )
+        pip = "-m pip wheel --no-deps --no-build-isolation --no-index --disable-pip-version-check"
+        proc = _run([python, *pip.split(), "-q", "-w", str(tmp), str(tree)], cwd=tree)
         built = _keep_wheel(proc, tmp, out_dir)
         if built is None:
             raise ArtifactError(f"building a wheel from {tree.name} failed: {_why(direct, proc)}")
@@ -187,12 +164,9 @@ def make_wheel(
     entry_points: str = "",
     requires: tuple[str, ...] = (),
 ) -> Path:
-    """A pure-Python wheel holding exactly ``files`` (archive path -> bytes), written
-    atomically.  For code whose build is a copy: a commit's ``gunicorn/`` package, a
-    single-module sdist like bottle 0.12.13 -- no setuptools start-up per build."""
-    import base64
-    import zipfile
-
+    """A pure-Python wheel of exactly ``files`` (archive path -> bytes), written atomically:
+    for code whose build is a copy (a commit's ``gunicorn/``, bottle 0.12.13's module), with
+    no setuptools start-up per build."""
     dist = f"{name}-{version}.dist-info"
     meta = {
         f"{dist}/METADATA": (
@@ -226,15 +200,13 @@ def make_wheel(
     return final
 
 
-# -- What a source tree's pyproject.toml says it requires (no TOML parser: the harness
-# runs on 3.9, and gunicorn's ``[project] dependencies`` is a plain list of strings).
-
+# no TOML parser on 3.9; gunicorn's ``[project] dependencies`` is a plain list of strings
 _PROJECT_DEPS = re.compile(r"^\[project\]$.*?^dependencies\s*=\s*\[(.*?)\]", re.M | re.S)
 
 
 def project_dependencies(pyproject: Path) -> tuple[str, ...]:
-    """``[project] dependencies`` of a commit's pyproject.toml (21.0+: ``packaging``), so
-    a commit's wheel requires what its release would; () where there is none (setup.py)."""
+    """``[project] dependencies`` of a commit's pyproject.toml (21.0+: ``packaging``), as its
+    release would require; () where there is none (setup.py)."""
     try:
         text = pyproject.read_text()
     except OSError:
@@ -252,9 +224,8 @@ GUNICORN_ENTRY_POINTS = "[console_scripts]\ngunicorn = gunicorn.app.wsgiapp:run\
 
 
 def tree_wheel(tree: Path, out_dir: Path) -> Path | None:
-    """A gunicorn source tree as a wheel by copying its ``gunicorn/`` package (the code
-    under test, verified by its digest afterwards) with its version; None when the
-    version cannot be read, so the caller builds it with setuptools instead."""
+    """A gunicorn tree's ``gunicorn/`` package copied into a wheel with its version (None when
+    that cannot be read: the caller builds it with setuptools instead)."""
     try:
         init = (tree / "gunicorn" / "__init__.py").read_text()
     except OSError:
@@ -284,8 +255,8 @@ def _why(*procs: processes.Finished) -> str:
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 300) -> processes.Finished:
-    """A build as every program a run starts (processes.run_to_end: own session, token,
-    bounded output; Ctrl-C raises Cancelled); one that gave no answer is a failed build."""
+    """A build run as every program (processes.run_to_end; Ctrl-C raises Cancelled); one
+    that gave no answer is a failed build."""
     try:
         return processes.run_to_end(argv, timeout=timeout, cwd=cwd, what="the build")
     except processes.Undecided as exc:
@@ -304,10 +275,7 @@ def _keep_wheel(proc: processes.Finished, tmp: Path, out_dir: Path) -> Path | No
 
 def _copied_wheel(root: Path, out_dir: Path) -> Path:
     """An sdist's ``gunicorn/`` package as a wheel, its version from PKG-INFO."""
-    meta = (root / "PKG-INFO").read_text(errors="replace")
-    version = next(
-        ln.split(":", 1)[1].strip() for ln in meta.splitlines() if ln.startswith("Version:")
-    )
+    version = HeaderParser().parsestr((root / "PKG-INFO").read_text(errors="replace"))["Version"]
     files = {r: d for r, d in dir_package_files(root) if not r.endswith((".pyc", ".pyo"))}
     # 0.x finds its workers by entry point (gunicorn.workers): keep the sdist's own
     points = root / "gunicorn.egg-info" / "entry_points.txt"
@@ -345,6 +313,37 @@ def _admits(requires_python: str | None, interp: Interpreter) -> bool:
 _NEWEST: dict[tuple, tuple[Path, str]] = {}
 
 
+def _newest(
+    name: str, interp: Interpreter, cache_dir: Path, spec: SpecifierSet, pure: bool
+) -> tuple[Path, str] | None:
+    """Newest final release of ``name`` in ``spec`` with a wheel for ``interp`` (``pure``: a
+    py3 ``none-any`` one, else the best its tags accept), downloaded. Remembered per process:
+    every environment asks, and setuptools has hundreds of releases to parse."""
+    key = (name, interp.path, interp.version, str(cache_dir), str(spec), pure)
+    known = _NEWEST.get(key)
+    if known is not None and known[0].is_file():
+        return known
+    proj = index.project(name, cache_dir)
+    finals = []
+    for v in proj.releases:
+        try:
+            ver = Version(v)
+        except InvalidVersion:
+            continue
+        if not ver.is_prerelease and ver in spec:
+            finals.append((ver, v))
+    for ver, v in sorted(finals, reverse=True):  # newest first: the first fit wins
+        files = proj.releases[v]
+        if pure:
+            f = _wheel_file(files, py="3")
+        else:
+            f = _compatible_file(files, interpreter_tags(tuple(interp.version_tuple[:2])))
+        if f is not None and _admits(f.requires_python, interp):
+            _NEWEST[key] = (index.download(f, cache_dir / "wheels"), str(ver))
+            return _NEWEST[key]
+    return None
+
+
 def newest_wheel(
     name: str,
     interp: Interpreter,
@@ -352,43 +351,47 @@ def newest_wheel(
     below: Version | None = None,
     series: tuple[int, ...] = (),
 ) -> tuple[Path, str]:
-    """Newest final release of ``name`` with a pure-Python wheel that supports ``interp``.
+    """Newest final release of ``name`` (below ``below``, in ``series``) with a pure-Python
+    wheel that supports ``interp``."""
+    spec = SpecifierSet(f"<{below}" if below is not None else "")
+    if series:
+        spec &= SpecifierSet(f"=={'.'.join(map(str, series))}.*")
+    found = _newest(name, interp, cache_dir, spec, pure=True)
+    if found is None:
+        raise ArtifactError(f"no {name} wheel on the index supports Python {interp.version}")
+    return found
 
-    Remembered per process: every environment asks again, and setuptools has hundreds of
-    releases whose ``requires_python`` would be parsed each time.
-    """
-    key = (name, interp.path, interp.version, str(cache_dir), str(below), series)
-    known = _NEWEST.get(key)
-    if known is not None and known[0].is_file():
-        return known
-    proj = index.project(name, cache_dir)
-    candidates = []
-    for v in proj.releases:
-        try:
-            ver = Version(v)
-        except InvalidVersion:
-            continue
-        if ver.is_prerelease or (below is not None and ver >= below):
-            continue
-        if series and ver.release[: len(series)] != series:
-            continue
-        candidates.append((ver, v))
-    for ver, v in sorted(candidates, reverse=True):  # newest first: the first fit wins
-        f = _wheel_file(proj.releases[v], py="3")
-        if f is not None and _admits(f.requires_python, interp):
-            found = _NEWEST[key] = (index.download(f, cache_dir / "wheels"), str(ver))
-            return found
-    raise ArtifactError(f"no {name} wheel on the index supports Python {interp.version}")
+
+def newest_compatible_wheel(
+    name: str, interp: Interpreter, cache_dir: Path, spec: SpecifierSet
+) -> tuple[Path, str]:
+    """Like :func:`newest_wheel` in ``spec``, manylinux binaries included."""
+    found = _newest(name, interp, cache_dir, spec, pure=False)
+    if found is None:
+        what = f"{name}{spec}" if str(spec) else name
+        raise ArtifactError(
+            f"no {what} wheel on the index for CPython {interp.minor} on this platform"
+        )
+    return found
+
+
+def requires_dist(wheel: Path) -> list[str]:
+    """The wheel's own ``Requires-Dist`` lines (its METADATA), markers included."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            meta = next(
+                n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            )
+            text = zf.read(meta).decode("utf-8", "replace")
+    except (OSError, StopIteration, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{wheel.name}: no readable METADATA ({exc})") from None
+    return HeaderParser().parsestr(text).get_all("Requires-Dist") or []
 
 
 @functools.cache
 def interpreter_tags(version: tuple[int, int]) -> dict[tags.Tag, int]:
-    """The wheel tags a CPython ``version`` accepts on this host, best first (-> rank).
-
-    Computed here rather than in the target (which may lack ``packaging``): its ABI
-    from the version (``cp36m`` before 3.8), its platforms from this host's libc and
-    architecture (``manylinux_2_X_x86_64`` ..., ``linux_x86_64``), as pip would.
-    """
+    """The wheel tags a CPython ``version`` accepts on this host (-> rank, best first), as
+    pip would; computed here, as the target may lack ``packaging``."""
     platforms = list(tags.platform_tags())
     interpreter = f"cp{version[0]}{version[1]}"
     ordered = [
@@ -416,47 +419,6 @@ def _compatible_file(
     return best[1] if best else None
 
 
-def newest_compatible_wheel(
-    name: str, interp: Interpreter, cache_dir: Path, spec: SpecifierSet
-) -> tuple[Path, str]:
-    """Newest final release of ``name`` in ``spec`` with a wheel ``interp`` can install on
-    this host (manylinux binaries included, unlike :func:`newest_wheel`)."""
-    proj = index.project(name, cache_dir)
-    accepted = interpreter_tags(tuple(interp.version_tuple[:2]))
-    best: tuple[Version, index.DistFile] | None = None
-    for v, files in proj.releases.items():
-        try:
-            ver = Version(v)
-        except InvalidVersion:
-            continue
-        if ver.is_prerelease or ver not in spec or (best and ver <= best[0]):
-            continue
-        f = _compatible_file(files, accepted)
-        if f is not None and _admits(f.requires_python, interp):
-            best = (ver, f)
-    if best is None:
-        what = f"{name}{spec}" if str(spec) else name
-        raise ArtifactError(
-            f"no {what} wheel on the index for CPython {interp.minor} on this platform"
-        )
-    return index.download(best[1], cache_dir / "wheels"), str(best[0])
-
-
-def requires_dist(wheel: Path) -> list[str]:
-    """The wheel's own ``Requires-Dist`` lines (its METADATA), markers included."""
-    from email.parser import HeaderParser
-
-    with zipfile.ZipFile(wheel) as zf:
-        meta = next(
-            (n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")),
-            None,
-        )
-        if meta is None:
-            raise ArtifactError(f"{wheel.name}: no METADATA")
-        text = zf.read(meta).decode("utf-8", "replace")
-    return HeaderParser().parsestr(text).get_all("Requires-Dist") or []
-
-
 def setuptools_for(interp: Interpreter, cache_dir: Path) -> Path:
     """Newest setuptools below 81 for this Python: gunicorn 19.x imports pkg_resources."""
     return newest_wheel("setuptools", interp, cache_dir, below=SETUPTOOLS_CAP)[0]
@@ -475,21 +437,8 @@ def build_sdist_with(
             newest_wheel("wheel", interp, cache_dir, below=WHEEL_CAP)[0],
         ):
             (links / dep.name).write_bytes(dep.read_bytes())
-        base = [
-            interp.path,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-index",
-            "--no-cache-dir",
-            "--find-links",
-            str(links),
-            "-q",
-            "--disable-pip-version-check",
-            "-w",
-            str(tmp),
-        ]
+        pip = "-m pip wheel --no-deps --no-index --no-cache-dir -q --disable-pip-version-check"
+        base = [interp.path, *pip.split(), "--find-links", str(links), "-w", str(tmp)]
         # --use-pep517 builds in isolation from the cached backend; pip < 19 lacks the flag.
         for extra in (["--use-pep517"], []):
             proc = _run(base + extra + [str(sdist)], cwd=tmp)
@@ -503,10 +452,6 @@ def build_sdist_with(
         remove_tree(tmp)
 
 
-# -- Wheels unpacked once under the cache and shared by every environment (.pth lines):
-# complete or absent, and verified against their wheel once per process.
-
-
 class DamagedWheel(ArtifactError):
     """A cached wheel that cannot be unpacked (removed: fetched or built again)."""
 
@@ -515,8 +460,7 @@ _UNPACKED_OK: set[str] = set()  # shared copies verified by this process
 
 
 def _matches(wheel: Path, tree: Path) -> bool:
-    """Every file of ``wheel`` is in ``tree`` with its size and CRC (a truncated or
-    unreadable shared ``bottle.py`` is told from a good one before any server imports it)."""
+    """Every file of ``wheel`` is in ``tree`` with its size and CRC."""
     try:
         with zipfile.ZipFile(wheel) as zf:
             for info in zf.infolist():
@@ -531,8 +475,8 @@ def _matches(wheel: Path, tree: Path) -> bool:
 
 
 def unpacked(wheel: Path, cache_dir: Path) -> Path:
-    """A wheel unpacked once under the cache (renamed into place: complete or absent),
-    verified against the wheel once per process and unpacked again when damaged."""
+    """A wheel unpacked once under the cache, shared by every environment (.pth lines):
+    complete or absent, verified against the wheel once per process, redone when damaged."""
     final = cache_dir / "unpacked" / wheel.name
     if str(final) in _UNPACKED_OK:
         return final
