@@ -310,7 +310,7 @@ class Runner:
             if interpreter is None:
                 return self.environment(target)
             artifact, needs = self._needs(target, interpreter)
-            env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
+            env = environments.ensure(artifact, interpreter, self.cache_dir, needs, try_boot=False)
             if env.works:
                 return env, []
             return error(
