@@ -1,9 +1,9 @@
 """Wheels built from git commits, cached by full commit sha (and the pick that healed it).
 
-A commit's tree is exported (never checked out), built into a wheel with the harness's
-own setuptools, and remembered with the digest of its ``gunicorn/`` package, so the
-environment built from it can prove it holds exactly that commit's code.  A dependency
-bisected with ``--package`` is built the standard way (PEP 517, pip's isolated build).
+A commit's tree is exported (never checked out), made a wheel and remembered with the
+digest of its ``gunicorn/`` package, so its environment can prove it holds exactly that
+commit's code. A ``--package`` dependency is built the standard way (pip's PEP 517 build,
+in isolation from its own ``build-system.requires``) and kept with the wheel's sha256.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
 
 from filelock import FileLock
 from packaging.utils import canonicalize_name
@@ -28,38 +27,38 @@ BUILD_RECORD = "build.json"
 
 
 def _load(folder: Path, label: str, sha: str) -> Artifact | None:
+    """The verified artifact in ``folder`` (a damaged or swapped wheel is rebuilt, never
+    used): a gunicorn wheel by its package's digest, a dependency's by its sha256."""
     try:
         rec = json.loads((folder / BUILD_RECORD).read_text())
-    except (OSError, ValueError, AttributeError):
+        wheel = folder / rec["wheel"]
+        if rec.get("sha") != sha or not wheels.intact(wheel):
+            return None
+        if "sha256" in rec:
+            digest, got = rec["sha256"], sha256_of(wheel)
+        else:
+            digest, got = rec["digest"], wheels.package_digest(wheels.wheel_package_files(wheel))
+        return Artifact(label, rec["version"], wheel, digest, sha) if got == digest else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    wheel = folder / rec.get("wheel", "")
-    if rec.get("sha") != sha or not wheels.intact(wheel):
-        return None  # a damaged wheel is rebuilt, never used
-    if wheels.package_digest(wheels.wheel_package_files(wheel)) != rec.get("digest"):
-        return None
-    return Artifact(label, rec["version"], wheel, rec["digest"], sha)
 
 
 #: (exported tree, output directory) -> the wheel and what its build record adds
 Build = Callable[[Path, Path], tuple[Path, dict]]
-#: (folder, label, sha) -> the verified artifact in ``folder``, or None
-Load = Callable[[Path, str, str], Optional[Artifact]]
 
 
-def _cached_build(
-    repo: Repo, sha: str, pick: str | None, root: Path, load: Load, build: Build
-) -> Artifact:
+def _cached_build(repo: Repo, sha: str, pick: str | None, root: Path, build: Build) -> Artifact:
     """The wheel of ``sha`` (``pick`` on top) under ``root``: reused when it verifies,
     else exported, built and renamed into place with its record written last."""
     key = sha if pick is None else f"{sha}+{pick}"
     label = sha[:10] if pick is None else f"{sha[:10]}+{pick[:7]}"
     folder = root / key
-    found = load(folder, label, sha)
+    found = _load(folder, label, sha)
     if found is not None:
         return found
     private_dir(root)
     with FileLock(str(root / f".{key}.lock"), mode=0o600):
-        found = load(folder, label, sha)
+        found = _load(folder, label, sha)
         if found is not None:
             return found
         remove_tree(folder)
@@ -80,7 +79,7 @@ def _cached_build(
             final_tmp.rename(folder)
         finally:
             remove_tree(tmp)
-    found = load(folder, label, sha)
+    found = _load(folder, label, sha)
     if found is None:
         raise ArtifactError(f"build of {sha[:10]} did not verify")
     return found
@@ -99,11 +98,9 @@ def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None)
             raise ArtifactError(f"the wheel built from {sha[:10]} does not hold its tree")
         return wheel, {"digest": digest}
 
-    return _cached_build(repo, sha, pick, cache_dir / "builds", _load, build)
+    return _cached_build(repo, sha, pick, cache_dir / "builds", build)
 
 
-#: A dependency's tree is built by pip's standard PEP 517 front end, in the isolated build
-#: environment pip makes from the tree's own ``build-system.requires``.
 PEP517_TIMEOUT = 600
 
 
@@ -122,25 +119,11 @@ def _pep517(tree: Path, out: Path, env: dict[str, str]) -> Path:
 def package_commit_wheel(
     repo: Repo, sha: str, cache_dir: Path, name: str, pick: str | None = None
 ) -> Artifact:
-    """The wheel of dependency ``name`` at ``sha`` (``pick`` on top), built once and kept
-    with the sha256 of the wheel file (a damaged or swapped wheel is rebuilt)."""
+    """The wheel of dependency ``name`` at ``sha`` (``pick`` on top), built once."""
 
     def build(tree: Path, out: Path) -> tuple[Path, dict]:
         wheel = _pep517(tree, out, requirements.pip_env(cache_dir)[0])
         return wheel, {"sha256": sha256_of(wheel)}
 
     root = cache_dir / "builds" / canonicalize_name(name)
-    return _cached_build(repo, sha, pick, root, _load_package, build)
-
-
-def _load_package(folder: Path, label: str, sha: str) -> Artifact | None:
-    try:
-        rec = json.loads((folder / BUILD_RECORD).read_text())
-        wheel = folder / rec["wheel"]
-        if rec.get("sha") != sha or not wheels.intact(wheel):
-            return None
-        if sha256_of(wheel) != rec["sha256"]:
-            return None
-        return Artifact(label, rec["version"], wheel, rec["sha256"], sha)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    return _cached_build(repo, sha, pick, root, build)
