@@ -77,9 +77,12 @@ def wheel_package_files(wheel: Path, package: str = "gunicorn") -> list[tuple[st
 
 
 def dir_package_files(root: Path, package: str = "gunicorn") -> list[tuple[str, bytes]]:
-    base = root / package
+    """The package's files under ``root``, without bytecode."""
+    found = [(p.relative_to(root).as_posix(), p) for p in (root / package).rglob("*")]
     return [
-        (p.relative_to(root).as_posix(), p.read_bytes()) for p in base.rglob("*") if p.is_file()
+        (rel, p.read_bytes())
+        for rel, p in found
+        if p.is_file() and "__pycache__" not in rel and not rel.endswith((".pyc", ".pyo"))
     ]
 
 
@@ -142,13 +145,12 @@ def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path
     """
     tmp = temp_dir(out_dir, "wheel")
     try:
-        direct = _run([python, "-c", _DIRECT_BUILD, str(tmp)], cwd=tree)
-        built = _keep_wheel(direct, tmp, out_dir)
+        built, direct = _build([python, "-c", _DIRECT_BUILD, str(tmp)], tree, tmp, out_dir)
         if built is not None:
             return built
         pip = "-m pip wheel --no-deps --no-build-isolation --no-index --disable-pip-version-check"
-        proc = _run([python, *pip.split(), "-q", "-w", str(tmp), str(tree)], cwd=tree)
-        built = _keep_wheel(proc, tmp, out_dir)
+        argv = [python, *pip.split(), "-q", "-w", str(tmp), str(tree)]
+        built, proc = _build(argv, tree, tmp, out_dir)
         if built is None:
             raise ArtifactError(f"building a wheel from {tree.name} failed: {_why(direct, proc)}")
         return built
@@ -234,11 +236,7 @@ def tree_wheel(tree: Path, out_dir: Path) -> Path | None:
     if not found:
         return None
     version = ".".join(p.strip() for p in found.group(1).split(",") if p.strip())
-    files = {
-        rel: data
-        for rel, data in dir_package_files(tree)
-        if "__pycache__" not in rel and not rel.endswith((".pyc", ".pyo"))
-    }
+    files = dict(dir_package_files(tree))
     requires = project_dependencies(tree / "pyproject.toml")
     return make_wheel("gunicorn", version, files, out_dir, GUNICORN_ENTRY_POINTS, requires)
 
@@ -254,33 +252,28 @@ def _why(*procs: processes.Finished) -> str:
     return last[-1] if last else "no wheel produced"
 
 
-def _run(argv: list[str], cwd: Path, timeout: float = 300) -> processes.Finished:
-    """A build run as every program (processes.run_to_end; Ctrl-C raises Cancelled); one
-    that gave no answer is a failed build."""
+def _build(
+    argv: list[str], cwd: Path, tmp: Path, out_dir: Path
+) -> tuple[Path | None, processes.Finished]:
+    """Run a build (processes.run_to_end: Ctrl-C raises Cancelled; no answer is a failure)
+    and move the wheel it left in ``tmp`` into ``out_dir`` (None if it failed)."""
     try:
-        return processes.run_to_end(argv, timeout=timeout, cwd=cwd, what="the build")
+        proc = processes.run_to_end(argv, timeout=300, cwd=cwd, what="the build")
     except processes.Undecided as exc:
-        return processes.Finished(-1, "", str(exc))
-
-
-def _keep_wheel(proc: processes.Finished, tmp: Path, out_dir: Path) -> Path | None:
-    """The wheel a successful build left in ``tmp``, moved into ``out_dir``; else None."""
+        proc = processes.Finished(-1, "", str(exc))
     built = sorted(tmp.glob("*.whl"))
     if proc.returncode != 0 or not built:
-        return None
-    final = out_dir / built[0].name
-    built[0].replace(final)
-    return final
+        return None, proc
+    return built[0].replace(out_dir / built[0].name), proc
 
 
 def _copied_wheel(root: Path, out_dir: Path) -> Path:
     """An sdist's ``gunicorn/`` package as a wheel, its version from PKG-INFO."""
     version = HeaderParser().parsestr((root / "PKG-INFO").read_text(errors="replace"))["Version"]
-    files = {r: d for r, d in dir_package_files(root) if not r.endswith((".pyc", ".pyo"))}
     # 0.x finds its workers by entry point (gunicorn.workers): keep the sdist's own
     points = root / "gunicorn.egg-info" / "entry_points.txt"
     entry = points.read_text() if points.is_file() else GUNICORN_ENTRY_POINTS
-    return make_wheel("gunicorn", version, files, out_dir, entry)
+    return make_wheel("gunicorn", version, dict(dir_package_files(root)), out_dir, entry)
 
 
 def _build_wheel_from_sdist(sdist: Path, out_dir: Path) -> Path:
@@ -441,8 +434,7 @@ def build_sdist_with(
         base = [interp.path, *pip.split(), "--find-links", str(links), "-w", str(tmp)]
         # --use-pep517 builds in isolation from the cached backend; pip < 19 lacks the flag.
         for extra in (["--use-pep517"], []):
-            proc = _run(base + extra + [str(sdist)], cwd=tmp)
-            built = _keep_wheel(proc, tmp, out_dir)
+            built = _build(base + extra + [str(sdist)], tmp, tmp, out_dir)[0]
             if built is not None:
                 return built
         return None
