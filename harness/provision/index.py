@@ -179,11 +179,6 @@ def _reason(exc: BaseException) -> str:
     return redact_url(str(getattr(exc, "reason", exc)))
 
 
-def _slug(index_url: str) -> str:
-    host = re.sub(r"[^A-Za-z0-9.]+", "-", urlsplit(index_url).netloc or "local")[:40]
-    return f"{host}-{hashlib.sha256(index_url.encode()).hexdigest()[:12]}"
-
-
 @dataclass(frozen=True)
 class _Page:
     links: tuple[Link, ...] | None  # None: the project is not on this index
@@ -219,11 +214,8 @@ def _fetch(page_url: str) -> dict:
         links = parse_json(json.loads(body), final)
     else:
         links = parse_html(body.decode(charset, errors="replace"), final)
-    return {"v": CACHE_FORMAT, "page": final, "absent": False, "links": [_row(x) for x in links]}
-
-
-def _row(link: Link) -> list:
-    return [link.filename, link.url, link.sha256, link.requires_python, link.yanked, link.size]
+    rows = [[x.filename, x.url, x.sha256, x.requires_python, x.yanked, x.size] for x in links]
+    return {"v": CACHE_FORMAT, "page": final, "absent": False, "links": rows}
 
 
 def _page_of(doc: dict, stale: bool) -> _Page:
@@ -236,7 +228,9 @@ def _page(index_url: str, name: str, cache_dir: Path) -> _Page:
     page_url = f"{index_url}/{canonicalize_name(name)}/"
     if urlsplit(index_url).scheme == "file":
         return _read_local(page_url)
-    path = cache_dir / "index" / _slug(index_url) / f"{canonicalize_name(name)}.json"
+    host = re.sub(r"[^A-Za-z0-9.]+", "-", urlsplit(index_url).netloc or "local")[:40]
+    slug = f"{host}-{hashlib.sha256(index_url.encode()).hexdigest()[:12]}"
+    path = cache_dir / "index" / slug / f"{canonicalize_name(name)}.json"
     try:  # a damaged or older-format copy is no copy
         cached = json.loads(path.read_text())
         _page_of(cached, False)
@@ -286,37 +280,34 @@ def _distrust(file: DistFile) -> None:
             pass
 
 
-def _project(name: str, cache_dir: Path, urls: tuple[str, ...]) -> Project:
-    """Every index's files for ``name``, merged by file name (earlier indexes win)."""
-    merged: dict[str, dict[str, DistFile]] = {}
-    found, stale = False, False
-    for url in urls:
-        page = _page(url, name, cache_dir)
-        if page.links is None:
-            continue
-        found, stale = True, stale or page.stale
-        for link in page.links:
-            release = None if link.yanked else release_of(link, name)
-            if release is not None:
-                merged.setdefault(release[0], {}).setdefault(release[1].filename, release[1])
-    if not found:
-        raise IndexUnavailable(f"{name}: no such project on the package index ({', '.join(urls)})")
-    order = sorted(merged, key=Version)
-    return Project(name, {v: tuple(merged[v].values()) for v in order}, stale)
-
-
 _loaded: dict[tuple[str, str, tuple[str, ...]], Project] = {}
 _loaded_lock = threading.Lock()
 
 
 def project(name: str, cache_dir: Path, index_url: str | None = None) -> Project:
-    """``name``'s releases from the configured indexes (or only ``index_url``), read once per
-    process: every environment build asks again."""
+    """``name``'s releases on the configured indexes (or only ``index_url``), merged by file
+    name (earlier indexes win), read once per process: every environment build asks again."""
     urls = _indexes_of([index_url], "argument").urls if index_url else indexes().urls
     key = (canonicalize_name(name), str(cache_dir), urls)
     with _loaded_lock:
-        if key not in _loaded:
-            _loaded[key] = _project(name, cache_dir, urls)
+        if key in _loaded:
+            return _loaded[key]
+        merged: dict[str, dict[str, DistFile]] = {}
+        found, stale = False, False
+        for url in urls:
+            page = _page(url, name, cache_dir)
+            if page.links is None:
+                continue
+            found, stale = True, stale or page.stale
+            for link in page.links:
+                release = None if link.yanked else release_of(link, name)
+                if release is not None:
+                    merged.setdefault(release[0], {}).setdefault(release[1].filename, release[1])
+        if not found:
+            where = ", ".join(urls)
+            raise IndexUnavailable(f"{name}: no such project on the package index ({where})")
+        order = sorted(merged, key=Version)
+        _loaded[key] = Project(name, {v: tuple(merged[v].values()) for v in order}, stale)
         return _loaded[key]
 
 
@@ -458,12 +449,11 @@ class _Anchors(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
-        if tag == "base" and a.get("href"):
-            self.base = urljoin(self.base, a["href"] or "")
-        elif tag == "a" and a.get("href"):
-            link = _link(
-                a["href"] or "", self.base, a.get("data-requires-python"), "data-yanked" in a
-            )
+        href = a.get("href")
+        if tag == "base" and href:
+            self.base = urljoin(self.base, href)
+        elif tag == "a" and href:
+            link = _link(href, self.base, a.get("data-requires-python"), "data-yanked" in a)
             if link is not None:
                 self.links.append(link)
 
@@ -543,8 +533,6 @@ def release_of(link: Link, project: str) -> tuple[str, DistFile] | None:
 # wins, ``[install]`` over ``[global]``, then PIP_INDEX_URL/PIP_EXTRA_INDEX_URL). A file pip
 # could not parse is skipped (pip itself refuses to run then, which tells the user).
 
-_PIP_SECTIONS = ("global", "install")  # pip's order: [global], then the command's own section
-
 
 @dataclass(frozen=True)
 class PipIndexes:
@@ -582,10 +570,11 @@ def _pip_file_values(path: Path) -> dict[str, str]:
     except (configparser.Error, UnicodeDecodeError, OSError):
         return {}
     values: dict[str, str] = {}
-    for section in _PIP_SECTIONS:
+    for section in ("global", "install"):  # pip's order: [global], then the command's own
         if parser.has_section(section):
-            for key, value in parser.items(section):
-                values[key.lower().replace("_", "-").lstrip("-")] = value
+            values.update(
+                (k.lower().replace("_", "-").lstrip("-"), v) for k, v in parser.items(section)
+            )
     return values
 
 
