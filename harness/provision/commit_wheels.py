@@ -13,11 +13,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from filelock import FileLock
 from packaging.utils import canonicalize_name
 
 from harness.host import processes
-from harness.host.fsutil import atomic_write_text, private_dir, remove_tree, temp_dir
+from harness.host.fsutil import atomic_write_text, remove_tree
 from harness.host.git import Repo
 from harness.provision import requirements, wheels
 from harness.provision.index import sha256_of
@@ -48,38 +47,28 @@ Build = Callable[[Path, Path], tuple[Path, dict]]
 
 
 def _cached_build(repo: Repo, sha: str, pick: str | None, root: Path, build: Build) -> Artifact:
-    """The wheel of ``sha`` (``pick`` on top) under ``root``: reused when it verifies,
-    else exported, built and renamed into place with its record written last."""
+    """The wheel of ``sha`` (``pick`` on top) under ``root``: reused when it verifies, else
+    exported, built and sealed with its record."""
     key = sha if pick is None else f"{sha}+{pick}"
     label = sha[:10] if pick is None else f"{sha[:10]}+{pick[:7]}"
-    folder = root / key
-    found = _load(folder, label, sha)
-    if found is not None:
-        return found
-    private_dir(root)
-    with FileLock(str(root / f".{key}.lock"), mode=0o600):
-        found = _load(folder, label, sha)
-        if found is not None:
-            return found
-        remove_tree(folder)
-        tmp = temp_dir(root, key[:20])
-        try:
-            tree, out, final_tmp = tmp / "tree", tmp / "out", tmp / "final"
-            for d in (tree, out, final_tmp):
-                d.mkdir()
-            if pick is None:
-                repo.export(sha, tree)
-            elif not repo.export_with_pick(sha, pick, tree):
-                raise ArtifactError(f"{pick[:10]} does not apply on top of {sha[:10]}")
-            wheel, fields = build(tree, out)
-            version = wheel.name.split("-")[1]
-            wheel = wheel.replace(final_tmp / wheel.name)
-            record = {"sha": sha, "pick": pick, "wheel": wheel.name, "version": version, **fields}
-            atomic_write_text(final_tmp / BUILD_RECORD, json.dumps(record))
-            final_tmp.rename(folder)
-        finally:
-            remove_tree(tmp)
-    found = _load(folder, label, sha)
+
+    def make(tmp: Path) -> None:
+        tree, out = tmp / "tree", tmp / "out"
+        tree.mkdir()
+        out.mkdir()
+        if pick is None:
+            repo.export(sha, tree)
+        elif not repo.export_with_pick(sha, pick, tree):
+            raise ArtifactError(f"{pick[:10]} does not apply on top of {sha[:10]}")
+        wheel, fields = build(tree, out)
+        version = wheel.name.split("-")[1]
+        wheel = wheel.replace(tmp / wheel.name)
+        remove_tree(tree)
+        remove_tree(out)
+        record = {"sha": sha, "pick": pick, "wheel": wheel.name, "version": version, **fields}
+        atomic_write_text(tmp / BUILD_RECORD, json.dumps(record))
+
+    found = wheels.built_once(root / key, lambda: _load(root / key, label, sha), make)[0]
     if found is None:
         raise ArtifactError(f"build of {sha[:10]} did not verify")
     return found

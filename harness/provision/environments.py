@@ -16,17 +16,10 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from filelock import FileLock
-
 from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
     keep_recorded_bytecode,
-    private_dir,
-    release,
-    remove_tree,
-    sweep_temporaries,
-    temp_dir,
     tree_digest,
 )
 from harness.model.errors import HarnessError
@@ -400,29 +393,15 @@ def ensure(
     and the trial's interpreter start-up is a third of an environment's cost).
     """
     needs = with_dependencies(needs, artifact, interp, cache_dir)
-    root = private_dir(cache_dir / "envs")
     setuptools = wheels.setuptools_for(interp, cache_dir)
     key = _key(artifact, interp, needs, setuptools)[:12]
-    final = root / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
+    final = cache_dir / "envs" / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
     shared = _wheels(artifact, needs, setuptools)[1:]
-    env = _load(final, interp, artifact, shared, cache_dir, needs)
-    if env is not None:
-        return env
-    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
-        env = _load(final, interp, artifact, shared, cache_dir, needs)  # built meanwhile?
-        if env is not None:
-            return env
-        sweep_temporaries(root)
-        remove_tree(final)  # broken or incomplete: rebuild, never use
-        tmp = temp_dir(root, final.name)
-        try:
-            _build(artifact, interp, cache_dir, needs, shared, tmp, final, try_boot)
-            tmp.rename(final)
-            release(tmp)
-        except BaseException:
-            remove_tree(tmp)
-            raise
-    env = _load(final, interp, artifact, shared, cache_dir, needs)
+    env, built = wheels.built_once(
+        final,
+        lambda: _load(final, interp, artifact, shared, cache_dir, needs),
+        lambda tmp: _build(artifact, interp, cache_dir, needs, shared, tmp, final, try_boot),
+    )
     if env is None:
         raise EnvError(f"environment for gunicorn {artifact.label} did not verify after building")
-    return replace(env, reused=False)
+    return replace(env, reused=not built)

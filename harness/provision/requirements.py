@@ -29,11 +29,10 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -43,11 +42,8 @@ from harness.host.fsutil import (
     atomic_write_text,
     extract_once,
     keep_recorded_bytecode,
-    private_dir,
     read_regular,
     remove_tree,
-    sweep_temporaries,
-    temp_dir,
 )
 from harness.model.errors import HarnessError
 from harness.provision import index, wheels
@@ -297,8 +293,15 @@ def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> s
     return f"{owner} {dists[owner][0]} does not import on Python {interp.version}: {why}"
 
 
-def _load(path: Path, reqs: RequirementSet) -> Layer | None:
-    """A finished layer whose files are still exactly the ones installed."""
+def _known(path: Path, reqs: RequirementSet) -> Layer | None:
+    """The finished layer whose files are still exactly the ones installed; None if there is
+    none; LayerError if this set was refused (not by an interrupt: older runs cached those)."""
+    try:
+        reason = json.loads(_refusal(path).read_text())["reason"]
+    except (OSError, ValueError, KeyError, TypeError):
+        reason = ""
+    if reason and not str(reason).endswith("KeyboardInterrupt"):
+        raise LayerError(reason)
     try:
         manifest = json.loads((path / MANIFEST).read_text())
         digest = manifest["digest"]
@@ -325,29 +328,26 @@ def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dic
         )
 
 
-def _build(interp: Interpreter, reqs: RequirementSet, final: Path, env: dict, pip: str) -> None:
-    """Install into a temporary directory, try the imports, drop gunicorn, seal it."""
-    tmp = temp_dir(final.parent, final.name)
-    try:
-        _pip_install(interp, reqs, tmp, env)
-        refused = _import_failure(interp, tmp, reqs)  # with pip's gunicorn: uvicorn-worker
-        if refused:
-            atomic_write_text(_refusal(final), json.dumps({"reason": refused}))
-            raise LayerError(refused)
-        _drop_gunicorn(tmp)
-        manifest = {
-            "layout": LAYOUT,
-            "requirements": list(reqs.requirements),
-            "python": interp.version,
-            "interpreter": interp.path,
-            "pip": pip,
-            "installed": [[n, v] for n, v, _ in _dists(tmp)],
-            "digest": fsutil.tree_digest(tmp, MANIFEST),
-        }
-        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
-        tmp.rename(final)
-    finally:
-        remove_tree(tmp)
+def _build(
+    interp: Interpreter, reqs: RequirementSet, tmp: Path, final: Path, env: dict, pip: str
+) -> None:
+    """Install into ``tmp``, try the imports, drop gunicorn, write the manifest."""
+    _pip_install(interp, reqs, tmp, env)
+    refused = _import_failure(interp, tmp, reqs)  # with pip's gunicorn: uvicorn-worker
+    if refused:
+        atomic_write_text(_refusal(final), json.dumps({"reason": refused}))
+        raise LayerError(refused)
+    _drop_gunicorn(tmp)
+    manifest = {
+        "layout": LAYOUT,
+        "requirements": list(reqs.requirements),
+        "python": interp.version,
+        "interpreter": interp.path,
+        "pip": pip,
+        "installed": [[n, v] for n, v, _ in _dists(tmp)],
+        "digest": fsutil.tree_digest(tmp, MANIFEST),
+    }
+    atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
 
 
 def _refusal(final: Path) -> Path:
@@ -382,39 +382,19 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
     return known
 
 
-def _known(final: Path, reqs: RequirementSet) -> Layer | None:
-    """The finished layer, None if there is none; LayerError if this set was refused (not
-    by an interrupt: older runs cached those)."""
-    try:
-        reason = json.loads(_refusal(final).read_text())["reason"]
-    except (OSError, ValueError, KeyError, TypeError):
-        reason = ""
-    if reason and not str(reason).endswith("KeyboardInterrupt"):
-        raise LayerError(reason)
-    return _load(final, reqs)
-
-
 def _ensure(
     reqs: RequirementSet, interp: Interpreter, cache_dir: Path, final: Path, env: dict
 ) -> Layer:
-    layer = _known(final, reqs)
-    if layer is not None:
-        return layer
-    root = private_dir(final.parent)
-    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
-        layer = _known(final, reqs)  # another run may have built it meanwhile
-        if layer is not None:
-            return layer
-        sweep_temporaries(root)
-        remove_tree(final)  # incomplete or altered: rebuild, never use
+    def build(tmp: Path) -> None:
         pip, version = wheels.newest_wheel("pip", interp, cache_dir)
         # unpacked once: pip run from a zip cannot hand its CA bundle to ssl on old Pythons
         tree = extract_once(pip, cache_dir / "layers" / "pip" / pip.name)
-        _build(interp, reqs, final, {**env, "PYTHONPATH": str(tree)}, version)
-    layer = _load(final, reqs)
+        _build(interp, reqs, tmp, final, {**env, "PYTHONPATH": str(tree)}, version)
+
+    layer, built = wheels.built_once(final, lambda: _known(final, reqs), build)
     if layer is None:
         raise LayerError(f"the layer {final.name} did not verify after building")
-    return Layer(layer.path, reqs, layer.installed, layer.digest, built=True)
+    return replace(layer, built=built)
 
 
 # -- gunicorn's wheel is installed without pip: what it requires (``packaging`` for 21.0-26.x;

@@ -13,11 +13,13 @@ import subprocess
 import sys
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import TypeVar
 
+from filelock import FileLock
 from packaging import tags
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -29,6 +31,7 @@ from harness.host.fsutil import (
     keep_recorded_bytecode,
     private_dir,
     remove_tree,
+    sweep_temporaries,
     temp_dir,
 )
 from harness.model.errors import HarnessError
@@ -41,6 +44,34 @@ WHEEL_CAP = Version("0.46")  # wheel 0.46+ needs packaging, which an offline bui
 
 class ArtifactError(HarnessError):
     """A wheel could not be obtained or built."""
+
+
+T = TypeVar("T")
+
+
+def built_once(
+    final: Path, load: Callable[[], T | None], build: Callable[[Path], None]
+) -> tuple[T | None, bool]:
+    """(``load()``, False) when ``final`` verifies; else, under a lock against other runs,
+    ``build`` it in a temporary directory renamed into place (an interrupted build is never
+    taken for a finished one) and (``load()``, True)."""
+    found = load()
+    if found is not None:
+        return found, False
+    root = private_dir(final.parent)
+    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
+        found = load()  # another run may have built it meanwhile
+        if found is not None:
+            return found, False
+        sweep_temporaries(root)
+        remove_tree(final)  # incomplete or altered: rebuilt, never used
+        tmp = temp_dir(root, final.name)
+        try:
+            build(tmp)
+            tmp.rename(final)
+        finally:
+            remove_tree(tmp)
+    return load(), True
 
 
 @dataclass(frozen=True)
