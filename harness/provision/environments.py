@@ -126,17 +126,20 @@ def _site(root: Path, interp: Interpreter) -> Path:
     return root / "lib" / f"python{interp.minor}" / "site-packages"
 
 
-def _wheels(artifact: Artifact, needs: EnvNeeds, setuptools: Path) -> list[Path]:
-    return [artifact.wheel, *(e.wheel for e in needs.extras), setuptools]
-
-
-def _key(artifact: Artifact, interp: Interpreter, needs: EnvNeeds, setuptools: Path) -> str:
-    """A digest of every input that shapes the environment: a changed choice of any wheel
-    builds a new environment instead of silently reusing an old one."""
+def _plan(
+    artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds
+) -> tuple[EnvNeeds, list[Path], str]:
+    """``needs`` plus the layer of gunicorn's own dependencies (none for 19.x/20.x), the
+    wheels (gunicorn's first) and a digest of every input that shapes the environment: a
+    changed choice of any wheel builds a new environment instead of reusing an old one."""
+    deps = dependency_layer(artifact, interp, cache_dir)
+    needs = needs if deps is None else replace(needs, dependencies=deps)
+    setuptools = wheels.setuptools_for(interp, cache_dir)
+    wheel_files = [artifact.wheel, *(e.wheel for e in needs.extras), setuptools]
     inputs = [
         LAYOUT,
         artifact.digest,
-        [w.name for w in _wheels(artifact, needs, setuptools)],
+        [w.name for w in wheel_files],
         interp.path,
         interp.version,
         needs.worker_class,
@@ -145,15 +148,7 @@ def _key(artifact: Artifact, interp: Interpreter, needs: EnvNeeds, setuptools: P
     ]
     if needs.dependencies:  # only when there are any: 19.x/20.x environments keep their keys
         inputs.append([str(needs.dependencies.path), needs.dependencies.digest])
-    return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
-
-
-def with_dependencies(
-    needs: EnvNeeds, artifact: Artifact, interp: Interpreter, cache_dir: Path
-) -> EnvNeeds:
-    """``needs`` plus the layer of gunicorn's own dependencies (none for 19.x/20.x)."""
-    deps = dependency_layer(artifact, interp, cache_dir)
-    return needs if deps is None else replace(needs, dependencies=deps)
+    return needs, wheel_files, hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
 
 
 #: Python 2.7's "environment" (no venv module; virtualenv >= 20.22 cannot create one): a
@@ -224,15 +219,14 @@ def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter)
         install(source, dest, {"INSTALLER": b"gunicorn-bisect\n"})
 
 
-def _try_boot(
-    python: Path, needs: EnvNeeds, flags: tuple[str, ...] = (), env: dict[str, str] | None = None
-) -> dict:
+def _try_boot(python: Path, needs: EnvNeeds, flags: tuple[str, ...] = (), path: str = "") -> dict:
     """The boot trial's answer; TrialInterrupted unless it ran to its end and said so: a
     trial killed by the signal that interrupts the run (Ctrl-C and ``timeout`` signal the
     whole process group) must not be remembered as that Python's refusal."""
-    if env is None:  # no bytecode written into the environment it tries
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # none in the environment, nor the shared copies
+    if path:
+        env["PYTHONPATH"] = path
     argv = [str(python), *flags, "-c", _BOOT_TRIAL, needs.worker_class]
     argv.append(json.dumps(list(needs.trial_imports)))
     try:
@@ -308,23 +302,17 @@ def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: E
     is not trusted on its own: the real environment is tried again.
     """
     try:
-        needs = with_dependencies(needs, artifact, interp, cache_dir)
+        needs, wheel_files, key = _plan(artifact, interp, cache_dir, needs)
     except LayerError as exc:  # this Python cannot have gunicorn's own dependencies
         return str(exc)
-    setuptools = wheels.setuptools_for(interp, cache_dir)
-    record = cache_dir / "preflight" / f"{_key(artifact, interp, needs, setuptools)[:16]}.json"
+    record = cache_dir / "preflight" / f"{key[:16]}.json"
     try:
         return json.loads(record.read_text())["reason"]
     except (OSError, ValueError, KeyError):
         pass
-    paths = [unpacked(w, cache_dir) for w in _wheels(artifact, needs, setuptools)]
-    for layer in (needs.dependencies, needs.layer):  # after gunicorn, as in the environment
-        if layer is not None:
-            paths.insert(1, layer.path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # the unpacked wheels are shared: keep them clean
-    trial = _try_boot(Path(interp.path), needs, flags=("-S",), env=env)
+    gunicorn = str(unpacked(artifact.wheel, cache_dir))  # then the rest, as in the environment
+    paths = [gunicorn, *_pth_lines(wheel_files[1:], needs, cache_dir)]
+    trial = _try_boot(Path(interp.path), needs, flags=("-S",), path=os.pathsep.join(paths))
     reason = "" if trial.get("ok") else trial.get("error", "boot trial failed")
     atomic_write_text(
         record, json.dumps({"reason": reason, "python": interp.version, "label": artifact.label})
@@ -392,11 +380,9 @@ def ensure(
     build that cannot boot shows as the scenario's "server did not start" all the same,
     and the trial's interpreter start-up is a third of an environment's cost).
     """
-    needs = with_dependencies(needs, artifact, interp, cache_dir)
-    setuptools = wheels.setuptools_for(interp, cache_dir)
-    key = _key(artifact, interp, needs, setuptools)[:12]
-    final = cache_dir / "envs" / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
-    shared = _wheels(artifact, needs, setuptools)[1:]
+    needs, wheel_files, key = _plan(artifact, interp, cache_dir, needs)
+    final = cache_dir / "envs" / f"gunicorn-{artifact.label}-py{interp.version}-{key[:12]}"
+    shared = wheel_files[1:]
     env, built = wheels.built_once(
         final,
         lambda: _load(final, interp, artifact, shared, cache_dir, needs),
