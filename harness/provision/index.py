@@ -1,21 +1,16 @@
-"""The package index: which releases of a project exist, and their files (cached on disk).
+"""The package index: a project's releases and their files, cached on disk.
 
-The indexes, first match wins: ``configure()`` (``--index-url``: exactly those, pip's
-configuration unread); ``GUNICORN_BISECT_INDEX``; pip's own configuration
-(read_pip_config: ``index-url``, default PyPI, and every ``extra-index-url``), where users
-already keep their private index or mirror. Each is read through the simple API (PEP 691
-JSON, else PEP 503 HTML), pypi.org included: one protocol, and no slower than PyPI's JSON
-API (cold, median of 7: 203 against 198 ms, within noise, for half the bytes; warm 19
-against 29 ms). Files are merged by name, primary index first, yanked ones left out.
+Indexes, first match wins: ``configure()`` (``--index-url``: exactly those);
+``GUNICORN_BISECT_INDEX``; pip's configuration (read_pip_config), where users keep their
+mirror. All are read through the simple API (PEP 691 JSON, else HTML), PyPI too: one
+protocol, no slower than PyPI's JSON API (cold 203 against 198 ms, half the bytes; warm 19
+against 29 ms). Files merge by name (primary index first); yanked ones are left out.
 
-A ``file://`` index is read from disk, never cached; a page or location missing there is
-"not on that index" (pip only warns), so a stale local mirror never breaks a run. An
-unreachable http(s) index falls back to its cached page of any age; with no copy it is one
-line (a release list missing one index's files would mislead a bisection). A 404 is "not
-on that index". Every download is checked against the sha256 its index lists. Pages are
-cached under ``<cache>/index/<slug>/<project>.json`` (the slug holds a digest of the URL),
-fresh for a day. Credentials in an index URL go as basic auth to that host only, never
-printed nor in cache keys.
+A ``file://`` index is read from disk, uncached; a page missing there is "not on that
+index", as for pip. An unreachable http(s) index falls back to its cached page of any age,
+else it is one line: a release list missing one index's files would mislead a bisection.
+Downloads are checked against the index's sha256. Pages stay fresh a day; credentials in
+an index URL go as basic auth to its host only, never printed nor in cache keys.
 """
 
 from __future__ import annotations

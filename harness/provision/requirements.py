@@ -1,23 +1,19 @@
 """Requirement sets: the user's own packages (``--with flask``) next to gunicorn.
 
-Each set is installed once per interpreter by pip's resolver into one directory (a layer,
-under ``layers/``) shared by every environment on that interpreter through its ``.pth``:
-40 releases resolve and install Flask once. Built in a temporary directory, renamed into
-place with its manifest (what was installed, a digest of every file) written last, and
-hashed again on first use in a process: an interrupted or altered layer is never used.
+Each set is installed once per interpreter, by pip's resolver, into a layer (under
+``layers/``) that every environment on that interpreter shares through its ``.pth``: 40
+releases install Flask once. A layer is sealed with a manifest (what was installed, a
+digest of every file), hashed again on first use in a process, never used half-built.
 
-pip runs in the target interpreter (its markers, tags, ``Requires-Python``) from the newest
-pip wheel it admits, unpacked once and put on ``PYTHONPATH`` (21.3.1 on 3.6, 24.0 on 3.7):
-all have the 2020 resolver, and the interpreter's own pip is never involved. pip reads no
-configuration: the harness's indexes (with their credentials) go in ``PIP_INDEX_URL`` /
-``PIP_EXTRA_INDEX_URL``. gunicorn never comes from a layer: pulled in (``uvicorn-worker``),
-it is removed before the digest, and the environment's site-packages comes first anyway.
+pip runs in the target interpreter, from the newest pip wheel it admits (21.3.1 on 3.6):
+all have the 2020 resolver, the interpreter's own pip is never used, and pip reads no
+configuration: the harness's indexes go in ``PIP_INDEX_URL``/``PIP_EXTRA_INDEX_URL``.
+gunicorn never comes from a layer (pulled in by ``uvicorn-worker``, it is removed).
 
-A set pip cannot install on an interpreter raises ``LayerError`` (an ``ArtifactError``:
-the runner tries the next Python) with pip's decisive line, and leaves nothing cached. A
-set whose requested packages do not import (eventlet 0.30.2 on 3.10+) is refused the same
-way, and that fact is remembered (``layers/refused``). A layer keeps the versions of its
-first build until the cache is cleared (pin them to choose); a new pip rebuilds nothing.
+A set pip cannot install raises ``LayerError`` (the runner tries the next Python) with
+pip's decisive line and caches nothing; one whose packages do not import (eventlet 0.30.2
+on 3.10+) too, and that refusal is remembered (``layers/refused``). A layer keeps its
+first resolution until the cache is cleared; a new pip release rebuilds nothing.
 """
 
 from __future__ import annotations
@@ -366,12 +362,22 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
     process (later calls return the same layer or ``LayerError``)."""
     env, urls = pip_env(cache_dir)
     final = cache_dir / "layers" / f"py{interp.version}-{_key(reqs, interp, urls)}"
+
+    def build(tmp: Path) -> None:
+        pip, version = wheels.newest_wheel("pip", interp, cache_dir)
+        # unpacked once: pip run from a zip cannot hand its CA bundle to ssl on old Pythons
+        tree = extract_once(pip, cache_dir / "layers" / "pip" / pip.name)
+        _build(interp, reqs, tmp, final, {**env, "PYTHONPATH": str(tree)}, version)
+
     with _locks_lock:
         lock = _locks.setdefault(final, threading.Lock())
     with lock:  # one thread builds, the others wait for its answer
         if final not in _known_here:
             try:
-                _known_here[final] = _ensure(reqs, interp, cache_dir, final, env)
+                layer, built = wheels.built_once(final, lambda: _known(final, reqs), build)
+                if layer is None:
+                    raise LayerError(f"the layer {final.name} did not verify after building")
+                _known_here[final] = replace(layer, built=built)
             except LayerUndecided:
                 raise
             except LayerError as exc:
@@ -380,21 +386,6 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
     if isinstance(known, LayerError):
         raise LayerError(str(known))
     return known
-
-
-def _ensure(
-    reqs: RequirementSet, interp: Interpreter, cache_dir: Path, final: Path, env: dict
-) -> Layer:
-    def build(tmp: Path) -> None:
-        pip, version = wheels.newest_wheel("pip", interp, cache_dir)
-        # unpacked once: pip run from a zip cannot hand its CA bundle to ssl on old Pythons
-        tree = extract_once(pip, cache_dir / "layers" / "pip" / pip.name)
-        _build(interp, reqs, tmp, final, {**env, "PYTHONPATH": str(tree)}, version)
-
-    layer, built = wheels.built_once(final, lambda: _known(final, reqs), build)
-    if layer is None:
-        raise LayerError(f"the layer {final.name} did not verify after building")
-    return replace(layer, built=built)
 
 
 # -- gunicorn's wheel is installed without pip: what it requires (``packaging`` for 21.0-26.x;
