@@ -53,8 +53,6 @@ def _candidate_paths() -> list[tuple[str, str]]:
         if not entry or "shims" in Path(entry).parts:
             continue  # pyenv shims dispatch on cwd; we read pyenv's folder directly
         d = Path(entry)
-        if not d.is_dir():
-            continue
         for name in ("python3", "python") + tuple(f"python3.{m}" for m in range(6, 20)):
             p = d / name
             if p.is_file() and os.access(p, os.X_OK):
@@ -88,23 +86,14 @@ def trial(path: str, source: str) -> Interpreter | None:
     return None
 
 
-def _identity(path: str) -> str:
-    """What must not change for a remembered trial to hold: the file, and the rule it was
-    judged by (a 2.7 refused before is asked again)."""
-    st = os.stat(path)
-    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}:{','.join(PYTHONS)}"
-
-
 def discover(cache_dir: Path | None = None) -> list[Interpreter]:
     """Every distinct CPython 3 (and 2.7) we can find, newest first; with ``cache_dir`` each
     one's version is remembered by its identity (running ten costs a quarter second)."""
-    known: dict[str, dict] = {}
     record = cache_dir / "interpreters.json" if cache_dir is not None else None
-    if record is not None:
-        try:
-            known = json.loads(record.read_text())
-        except (OSError, ValueError):
-            known = {}
+    try:
+        known: dict[str, dict] = json.loads(record.read_text()) if record else {}
+    except (OSError, ValueError):
+        known = {}
     fresh: dict[str, dict] = {}
     seen: dict[str, Interpreter] = {}
     for path, source in _candidate_paths():
@@ -112,21 +101,23 @@ def discover(cache_dir: Path | None = None) -> list[Interpreter]:
         if key in seen:
             continue
         try:
-            ident = _identity(path)
+            st = os.stat(path)
         except OSError:
             continue
+        # what must not change for a remembered trial to hold: the file, and the rule it was
+        # judged by (a 2.7 refused before is asked again)
+        ident = f"{key}:{st.st_size}:{st.st_mtime_ns}:{','.join(PYTHONS)}"
         if ident in known:
-            fresh[ident] = known[ident]
             version = known[ident].get("version")
-            interp = Interpreter(path=path, version=version, source=source) if version else None
         else:
             try:
                 interp = trial(path, source)
             except processes.Undecided:
                 continue  # no answer: not remembered, asked again next run
-            fresh[ident] = {"version": interp.version if interp else None}
-        if interp is not None:
-            seen[key] = interp
+            version = interp.version if interp else None
+        fresh[ident] = {"version": version}
+        if version:
+            seen[key] = Interpreter(path=path, version=version, source=source)
     if record is not None and fresh != known:
         atomic_write_text(record, json.dumps(fresh, indent=1, sort_keys=True))
     return order(seen.values())
