@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import io
 import re
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.host import processes
 from harness.host.fsutil import (
+    atomic_write_bytes,
     extract_once,
     keep_recorded_bytecode,
     private_dir,
@@ -220,16 +222,12 @@ def make_wheel(
         record.append(f"{path},sha256={digest},{len(data)}")
     record.append(f"{dist}/RECORD,,")
     entries[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    private_dir(out_dir)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(entries):
+            zf.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), entries[path])
     final = out_dir / f"{name}-{version}-py3-none-any.whl"
-    tmp = temp_dir(out_dir, name)
-    try:
-        with zipfile.ZipFile(tmp / final.name, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(entries):
-                zf.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), entries[path])
-        (tmp / final.name).replace(final)
-    finally:
-        remove_tree(tmp)
+    atomic_write_bytes(final, buffer.getvalue())
     return final
 
 
@@ -503,19 +501,17 @@ def unpacked(wheel: Path, cache_dir: Path) -> Path:
     final = cache_dir / "unpacked" / wheel.name
     if str(final) in _UNPACKED_OK:
         return final
-    if final.is_dir() or final.is_symlink():
-        if _matches(wheel, final):
-            keep_recorded_bytecode(final)
-            _UNPACKED_OK.add(str(final))
-            return final
-        remove_tree(final)  # damaged: unpacked again below
-    try:
-        extract_once(wheel, final)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        wheel.unlink(missing_ok=True)
-        raise DamagedWheel(
-            f"{wheel.name} in the cache is damaged ({exc}); removed: "
-            "it is fetched or built again on the next run"
-        ) from None
+    if _matches(wheel, final):
+        keep_recorded_bytecode(final)
+    else:
+        remove_tree(final)  # absent or damaged: unpacked (again)
+        try:
+            extract_once(wheel, final)
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            wheel.unlink(missing_ok=True)
+            raise DamagedWheel(
+                f"{wheel.name} in the cache is damaged ({exc}); removed: "
+                "it is fetched or built again on the next run"
+            ) from None
     _UNPACKED_OK.add(str(final))
     return final
