@@ -295,12 +295,9 @@ def _load(
 
 
 def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds) -> str:
-    """Can ``interp`` boot this gunicorn at all?  "" if it may, else why not (cached).
-
-    The boot trial run with ``-S`` (no base site-packages) on the unpacked wheels turns
-    away the Pythons too new for a release at a fraction of an environment's cost. A pass
-    is not trusted on its own: the real environment is tried again.
-    """
+    """ "" if ``interp`` may boot this gunicorn, else why not (cached): the boot trial with
+    ``-S`` on the unpacked wheels turns away Pythons too new for a release at a fraction of
+    an environment's cost. A pass is not trusted alone: the environment is tried again."""
     try:
         needs, wheel_files, key = _plan(artifact, interp, cache_dir, needs)
     except LayerError as exc:  # this Python cannot have gunicorn's own dependencies
@@ -374,12 +371,9 @@ def ensure(
     needs: EnvNeeds,
     try_boot: bool = True,
 ) -> Environment:
-    """Reuse the cached environment for (artifact, interpreter, needs) or build it.
-
-    ``try_boot=False`` skips the boot trial (for a commit, whose interpreter is fixed: a
-    build that cannot boot shows as the scenario's "server did not start" all the same,
-    and the trial's interpreter start-up is a third of an environment's cost).
-    """
+    """The cached environment for (artifact, interpreter, needs), or built now.
+    ``try_boot=False`` skips the boot trial (a third of an environment's cost) for a commit,
+    whose interpreter is fixed: one that cannot boot shows as "server did not start"."""
     needs, wheel_files, key = _plan(artifact, interp, cache_dir, needs)
     final = cache_dir / "envs" / f"gunicorn-{artifact.label}-py{interp.version}-{key[:12]}"
     shared = wheel_files[1:]

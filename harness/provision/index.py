@@ -327,14 +327,10 @@ def _expected(file: DistFile, recorded: Path) -> str | None:
 
 
 def download(file: DistFile, dest_dir: Path) -> Path:
-    """Fetch one file into dest_dir (once), kept only if its sha256 is the index's.
-
-    A cached file of that name is checked too (it may come from another index) and stays
-    until a verified replacement arrives. The name must be one safe path component (it
-    comes from the network); the read is bounded by the size the index gives and by
-    DOWNLOAD_CAP. A file listed without a sha256 is hashed on its first download and
-    recorded (later downloads must match it): :func:`verified` says which.
-    """
+    """One file in ``dest_dir``, downloaded once and kept only if its sha256 is the index's
+    (a cached copy too: it may come from another index). Its name must be one safe path
+    component; the read is bounded by the listed size and DOWNLOAD_CAP. A file listed with
+    no sha256 is recorded at first download, later ones must match (:func:`verified`)."""
     if not safe_filename(file.filename):
         raise IndexUnavailable(f"{file.filename!r}: not a file name the cache can hold")
     dest = dest_dir / file.filename

@@ -171,11 +171,8 @@ _DIRECT_BUILD = (
 
 
 def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path:
-    """Build a wheel from a source tree with the harness's own setuptools (no network).
-
-    setuptools' PEP 517 backend called directly costs a quarter of a ``pip wheel`` (no pip
-    start-up, no resolver); pip remains the fallback for a tree it cannot build.
-    """
+    """A wheel of a source tree by the harness's own setuptools' PEP 517 backend, offline (a
+    quarter of a ``pip wheel``'s cost); pip is the fallback for a tree it cannot build."""
     tmp = temp_dir(out_dir, "wheel")
     try:
         built, direct = _build([python, "-c", _DIRECT_BUILD, str(tmp)], tree, tmp, out_dir)
