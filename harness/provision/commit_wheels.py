@@ -42,13 +42,11 @@ def _load(folder: Path, label: str, sha: str) -> Artifact | None:
         return None
 
 
-#: (exported tree, output directory) -> the wheel and what its build record adds
-Build = Callable[[Path, Path], tuple[Path, dict]]
-
-
-def _cached_build(repo: Repo, sha: str, pick: str | None, root: Path, build: Build) -> Artifact:
+def _cached_build(
+    repo: Repo, sha: str, pick: str | None, root: Path, build: Callable[[Path, Path], tuple]
+) -> Artifact:
     """The wheel of ``sha`` (``pick`` on top) under ``root``: reused when it verifies, else
-    exported, built and sealed with its record."""
+    exported, built (``build(tree, out)``: the wheel and what its record adds) and sealed."""
     key = sha if pick is None else f"{sha}+{pick}"
     label = sha[:10] if pick is None else f"{sha[:10]}+{pick[:7]}"
 
@@ -93,26 +91,22 @@ def commit_wheel(repo: Repo, sha: str, cache_dir: Path, pick: str | None = None)
 PEP517_TIMEOUT = 600
 
 
-def _pep517(tree: Path, out: Path, env: dict[str, str]) -> Path:
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(tree)]
-    try:  # own session, run token, bounded output; Ctrl-C raises Cancelled
-        proc = processes.run_to_end(cmd, timeout=PEP517_TIMEOUT, env=env, cwd=tree, what="pip")
-    except processes.Undecided as exc:
-        raise ArtifactError(f"the build gave no wheel: {exc}") from None
-    built = sorted(out.glob("*.whl"))
-    if proc.returncode != 0 or not built:
-        raise ArtifactError(requirements.decisive_line(proc.stderr + "\n" + proc.stdout))
-    return built[0]
-
-
 def package_commit_wheel(
     repo: Repo, sha: str, cache_dir: Path, name: str, pick: str | None = None
 ) -> Artifact:
     """The wheel of dependency ``name`` at ``sha`` (``pick`` on top), built once."""
 
     def build(tree: Path, out: Path) -> tuple[Path, dict]:
-        wheel = _pep517(tree, out, requirements.pip_env(cache_dir)[0])
-        return wheel, {"sha256": sha256_of(wheel)}
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(tree)]
+        env = requirements.pip_env(cache_dir)[0]
+        try:  # own session, run token, bounded output; Ctrl-C raises Cancelled
+            proc = processes.run_to_end(cmd, timeout=PEP517_TIMEOUT, env=env, cwd=tree, what="pip")
+        except processes.Undecided as exc:
+            raise ArtifactError(f"the build gave no wheel: {exc}") from None
+        built = sorted(out.glob("*.whl"))
+        if proc.returncode != 0 or not built:
+            raise ArtifactError(requirements.decisive_line(proc.stderr + "\n" + proc.stdout))
+        return built[0], {"sha256": sha256_of(built[0])}
 
     root = cache_dir / "builds" / canonicalize_name(name)
     return _cached_build(repo, sha, pick, root, build)
