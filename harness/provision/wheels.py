@@ -136,15 +136,13 @@ def intact(wheel: Path) -> bool:
         return False
 
 
-def _wheel_file(files: Iterable[index.DistFile], py: str | None = None) -> index.DistFile | None:
-    """The pure-Python wheel among a release's files, if it has one."""
+def _wheel_file(files: Iterable[index.DistFile], py3: bool = False) -> index.DistFile | None:
+    """The pure-Python wheel among a release's files (``py3``: one tagged for Python 3)."""
     for f in files:
-        if f.packagetype != "bdist_wheel" or not f.filename.endswith("-none-any.whl"):
-            continue
-        tags = f.filename.rsplit("-", 3)[1]
-        if py and not any(t.startswith("py3") or t == "py2.py3" for t in tags.split(".")):
-            continue
-        return f
+        if f.packagetype == "bdist_wheel" and f.filename.endswith("-none-any.whl"):
+            tags = f.filename.rsplit("-", 3)[1].split(".")
+            if not py3 or any(t.startswith("py3") for t in tags):
+                return f
     return None
 
 
@@ -320,15 +318,6 @@ def _build_wheel_from_sdist(sdist: Path, out_dir: Path) -> Path:
         remove_tree(tmp)
 
 
-def _admits(requires_python: str | None, interp: Interpreter) -> bool:
-    if not requires_python:
-        return True
-    try:
-        return Version(interp.version) in SpecifierSet(requires_python)
-    except (InvalidSpecifier, InvalidVersion):
-        return False
-
-
 _NEWEST: dict[tuple, tuple[Path, str]] = {}
 
 
@@ -343,23 +332,23 @@ def _newest(
     if known is not None and known[0].is_file():
         return known
     proj = index.project(name, cache_dir)
-    finals = []
-    for v in proj.releases:
-        try:
-            ver = Version(v)
-        except InvalidVersion:
+    # newest first: the first fit wins (the index parsed every version already)
+    for ver, files in sorted(((Version(v), f) for v, f in proj.releases.items()), reverse=True):
+        if ver.is_prerelease or ver not in spec:
             continue
-        if not ver.is_prerelease and ver in spec:
-            finals.append((ver, v))
-    for ver, v in sorted(finals, reverse=True):  # newest first: the first fit wins
-        files = proj.releases[v]
         if pure:
-            f = _wheel_file(files, py="3")
+            f = _wheel_file(files, py3=True)
         else:
             f = _compatible_file(files, interpreter_tags(tuple(interp.version_tuple[:2])))
-        if f is not None and _admits(f.requires_python, interp):
-            _NEWEST[key] = (index.download(f, cache_dir / "wheels"), str(ver))
-            return _NEWEST[key]
+        try:
+            if f is None or (
+                f.requires_python and Version(interp.version) not in SpecifierSet(f.requires_python)
+            ):
+                continue
+        except (InvalidSpecifier, InvalidVersion):
+            continue
+        _NEWEST[key] = (index.download(f, cache_dir / "wheels"), str(ver))
+        return _NEWEST[key]
     return None
 
 
