@@ -534,26 +534,6 @@ class PipIndexes:
     origin: str  # where index-url came from ("PIP_INDEX_URL", a file path, or "default")
 
 
-def pip_config_files(
-    environ: Mapping[str, str], home: Path, prefix: Path, etc: Path = Path("/etc")
-) -> list[Path]:
-    """pip's configuration files, lowest priority first (user files skipped when
-    PIP_CONFIG_FILE names an existing file; ``/dev/null``: none)."""
-    env_file = environ.get("PIP_CONFIG_FILE")
-    if env_file == os.devnull:
-        return []
-    xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
-    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs.split(os.pathsep) if d]
-    files.append(etc / "pip.conf")
-    if not (env_file and Path(env_file).exists()):
-        xdg_home = environ.get("XDG_CONFIG_HOME") or str(home / ".config")
-        files += [home / ".pip" / "pip.conf", Path(xdg_home) / "pip" / "pip.conf"]
-    files.append(prefix / "pip.conf")
-    if env_file:
-        files.append(Path(env_file))
-    return files
-
-
 def _pip_file_values(path: Path) -> dict[str, str]:
     parser = configparser.RawConfigParser()
     try:
@@ -575,11 +555,24 @@ def read_pip_config(
     prefix: Path | None = None,
     etc: Path = Path("/etc"),
 ) -> PipIndexes:
-    """pip's ``index-url`` and ``extra-index-url`` (whitespace-separated, as pip splits)."""
+    """pip's ``index-url`` and ``extra-index-url`` (whitespace-separated, as pip splits): its
+    files, lowest priority first (user files skipped when PIP_CONFIG_FILE names an existing
+    file, none when it is ``/dev/null``), then the environment."""
     environ = os.environ if environ is None else environ
     home = Path.home() if home is None else home
+    env_file = environ.get("PIP_CONFIG_FILE")
+    xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs.split(os.pathsep) if d]
+    files.append(etc / "pip.conf")
+    if not (env_file and Path(env_file).exists()):
+        xdg_home = environ.get("XDG_CONFIG_HOME") or str(home / ".config")
+        files += [home / ".pip" / "pip.conf", Path(xdg_home) / "pip" / "pip.conf"]
+    files.append((prefix or Path(sys.prefix)) / "pip.conf")
+    files += [Path(env_file)] if env_file else []
+    if env_file == os.devnull:
+        files = []
     index_url, origin, extra = None, "default", []
-    for path in pip_config_files(environ, home, prefix or Path(sys.prefix), etc):
+    for path in files:
         values = _pip_file_values(path)
         if values.get("index-url", "").strip():
             index_url, origin = values["index-url"].strip(), str(path)
