@@ -63,10 +63,8 @@ def _candidate_paths() -> list[tuple[str, str]]:
             if (d / name).is_file():
                 found.append((str(d / name), "pyenv"))
                 break
-    uv_dirs = [os.environ.get("UV_PYTHON_INSTALL_DIR", "")]
     data_home = os.environ.get("XDG_DATA_HOME", str(Path.home() / ".local" / "share"))
-    uv_dirs.append(str(Path(data_home) / "uv" / "python"))
-    for base in filter(None, uv_dirs):
+    for base in filter(None, [os.environ.get("UV_PYTHON_INSTALL_DIR"), f"{data_home}/uv/python"]):
         for d in sorted(Path(base).glob("cpython-*")):
             if (d / "bin" / "python3").is_file():
                 found.append((str(d / "bin" / "python3"), "uv"))
@@ -127,12 +125,10 @@ def order(interps: Iterable[Interpreter], prefer: str | None = None) -> list[Int
     """Newest first, one per exact version (two 3.9.18 are the same evidence); ``prefer``
     (a path) leads."""
     ranked = sorted(interps, key=lambda i: (i.version_tuple, i.source == "PATH"), reverse=True)
-    unique: list[Interpreter] = []
-    versions: set[str] = set()
+    first: dict[str, Interpreter] = {}
     for i in ranked:
-        if i.version not in versions:
-            versions.add(i.version)
-            unique.append(i)
+        first.setdefault(i.version, i)
+    unique = list(first.values())
     if prefer:
         unique.sort(key=lambda i: i.path != prefer)
     return unique
