@@ -12,6 +12,7 @@ import io
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -291,18 +292,7 @@ def _build(
     return built[0].replace(out_dir / built[0].name), proc
 
 
-def _copied_wheel(root: Path, out_dir: Path) -> Path:
-    """An sdist's ``gunicorn/`` package as a wheel, its version from PKG-INFO."""
-    version = HeaderParser().parsestr((root / "PKG-INFO").read_text(errors="replace"))["Version"]
-    # 0.x finds its workers by entry point (gunicorn.workers): keep the sdist's own
-    points = root / "gunicorn.egg-info" / "entry_points.txt"
-    entry = points.read_text() if points.is_file() else GUNICORN_ENTRY_POINTS
-    return make_wheel("gunicorn", version, dict(dir_package_files(root)), out_dir, entry)
-
-
 def _build_wheel_from_sdist(sdist: Path, out_dir: Path) -> Path:
-    import tarfile
-
     tmp = temp_dir(out_dir, "sdist")
     try:
         with tarfile.open(sdist) as tf:
@@ -310,10 +300,16 @@ def _build_wheel_from_sdist(sdist: Path, out_dir: Path) -> Path:
         roots = [p for p in tmp.iterdir() if p.is_dir()]
         if not roots:
             raise ArtifactError(f"{sdist.name}: empty sdist")
+        root = roots[0]
         try:
-            return build_wheel(roots[0], out_dir)
+            return build_wheel(root, out_dir)
         except ArtifactError:  # a setup.py of Python 2 only (0.x): the package, copied
-            return _copied_wheel(roots[0], out_dir)
+            meta = HeaderParser().parsestr((root / "PKG-INFO").read_text(errors="replace"))
+            # 0.x finds its workers by entry point (gunicorn.workers): keep the sdist's own
+            points = root / "gunicorn.egg-info" / "entry_points.txt"
+            entry = points.read_text() if points.is_file() else GUNICORN_ENTRY_POINTS
+            files = dict(dir_package_files(root))
+            return make_wheel("gunicorn", meta["Version"], files, out_dir, entry)
     finally:
         remove_tree(tmp)
 
