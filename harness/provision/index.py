@@ -314,18 +314,6 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _expected(file: DistFile, recorded: Path) -> str | None:
-    """The sha256 a download must have: the index's, else the one ``recorded`` at its first
-    download (None: never downloaded yet)."""
-    if file.sha256:
-        return file.sha256
-    try:
-        known = recorded.read_text().strip()
-    except OSError:
-        return None
-    return known if re.fullmatch(r"[0-9a-f]{64}", known) else None
-
-
 def download(file: DistFile, dest_dir: Path) -> Path:
     """One file in ``dest_dir``, downloaded once and kept only if its sha256 is the index's
     (a cached copy too: it may come from another index). Its name must be one safe path
@@ -335,7 +323,13 @@ def download(file: DistFile, dest_dir: Path) -> Path:
         raise IndexUnavailable(f"{file.filename!r}: not a file name the cache can hold")
     dest = dest_dir / file.filename
     recorded = dest_dir / ".pins" / f"{file.filename}.sha256"
-    expected = _expected(file, recorded)
+    expected = file.sha256
+    if not expected:  # the one recorded at its first download, if any
+        try:
+            known = recorded.read_text().strip()
+        except OSError:
+            known = ""
+        expected = known if re.fullmatch(r"[0-9a-f]{64}", known) else ""
     try:  # unreadable or truncated: fetched again, replaced when verified
         if expected and dest.is_file() and sha256_of(dest) == expected:
             return dest
@@ -346,10 +340,8 @@ def download(file: DistFile, dest_dir: Path) -> Path:
     try:
         with _open(file.url, timeout=120) as resp, private_temp_file(dest) as (fh, tmp):
             h = hashlib.sha256()
-            total = 0
             for block in iter(lambda: resp.read(1 << 20), b""):
-                total += len(block)
-                if total > cap:
+                if fh.tell() + len(block) > cap:
                     raise IndexUnavailable(
                         f"{file.filename}: {url} sent more than the {cap} bytes "
                         f"{'the index lists' if file.size is not None else 'allowed'}; not kept"
