@@ -198,8 +198,7 @@ def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter)
     from installer.destinations import SchemeDictionaryDestination
     from installer.sources import WheelFile
 
-    site = _site(env_root, interp)
-    site.mkdir(parents=True, exist_ok=True)
+    site = _site(env_root, interp)  # made by the venv; installer makes what else it writes in
     scheme = {
         "purelib": str(site),
         "platlib": str(site),
