@@ -251,10 +251,6 @@ def _pth_lines(wheels: list[Path], needs: EnvNeeds, cache_dir: Path) -> list[str
     return [*layered, *(str(unpacked(w, cache_dir)) for w in wheels)]
 
 
-def _installed_digest(site: Path) -> str:
-    return wheels.package_digest(wheels.dir_package_files(site))
-
-
 def _load(
     path: Path,
     interp: Interpreter,
@@ -283,7 +279,8 @@ def _load(
             and os.access(path / "bin" / "gunicorn", os.X_OK)
             and (env.site_packages / SHARED_PTH).read_text().split()
             == _pth_lines(shared, needs, cache_dir)
-            and _installed_digest(env.site_packages) == artifact.digest
+            and wheels.package_digest(wheels.dir_package_files(env.site_packages))
+            == artifact.digest
             and manifest.get("tree") == tree_digest(path, MANIFEST)
         ):
             return None
@@ -334,7 +331,7 @@ def _build(
     (_site(tmp, interp) / SHARED_PTH).write_text(
         "\n".join(_pth_lines(shared, needs, cache_dir)) + "\n"
     )
-    if _installed_digest(_site(tmp, interp)) != artifact.digest:
+    if wheels.package_digest(wheels.dir_package_files(_site(tmp, interp))) != artifact.digest:
         raise EnvError(f"installed gunicorn {artifact.label} does not match its wheel")
     found = _try_boot(tmp / "bin" / "python", needs) if try_boot else {"ok": True}
     ok = bool(found.get("ok"))

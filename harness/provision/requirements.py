@@ -98,26 +98,12 @@ def _canonical(text: str, where: str) -> str:
     return str(req)
 
 
-def requirement_lines(text: str, source: str) -> list[tuple[str, str]]:
-    """A requirements file's requirements as (line, where); pip options (``-r``,
-    ``--index-url``) are refused: the index is the run's."""
-    found = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
-        where = f"{source}:{number}"
-        if not line:
-            continue
-        if line.startswith("-"):
-            raise RequirementsInvalid(f"{where}: pip options are not supported here: {line!r}")
-        found.append((line, where))
-    return found
-
-
 REQUIREMENTS_CAP = 1 << 20  # a requirements file is a few lines
 
 
 def parse(requirements: Sequence[str] = (), files: Sequence[Path] = ()) -> RequirementSet:
-    """``--with REQ`` (repeatable) and ``--with-requirements FILE`` as one set."""
+    """``--with REQ`` (repeatable) and ``--with-requirements FILE`` as one set; pip options in
+    a file (``-r``, ``--index-url``) are refused: the index is the run's."""
     given = [(r, "--with") for r in requirements]
     for path in files:
         try:
@@ -126,7 +112,13 @@ def parse(requirements: Sequence[str] = (), files: Sequence[Path] = ()) -> Requi
             raise RequirementsInvalid(f"--with-requirements {path}: {exc}") from None
         except UnicodeDecodeError:
             raise RequirementsInvalid(f"--with-requirements {path}: not UTF-8 text") from None
-        given += requirement_lines(text, str(path))
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = re.sub(r"(^|\s)#.*$", "", raw).strip()
+            where = f"{path}:{number}"
+            if line.startswith("-"):
+                raise RequirementsInvalid(f"{where}: pip options are not supported here: {line!r}")
+            if line:
+                given.append((line, where))
     return RequirementSet(tuple(sorted({_canonical(r, where) for r, where in given})))
 
 
