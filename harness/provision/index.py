@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import contextlib
 import hashlib
 import json
 import os
@@ -180,18 +181,6 @@ class _Page:
     stale: bool = False
 
 
-def _read_local(page_url: str) -> _Page:
-    """A ``file://`` index's page: the project's directory (its index.html) or file."""
-    path = Path(url2pathname(urlsplit(page_url).path))
-    if path.is_dir():
-        path = path / "index.html"
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return _Page(None)  # like pip: a location that is neither a file nor a directory
-    return _Page(tuple(parse_html(text, path.as_uri())))
-
-
 def _fetch(page_url: str) -> dict:
     """The page as a cacheable document: absent (404/410) or its links."""
     try:
@@ -221,8 +210,14 @@ def _page_of(doc: dict, stale: bool) -> _Page:
 
 def _page(index_url: str, name: str, cache_dir: Path) -> _Page:
     page_url = f"{index_url}/{canonicalize_name(name)}/"
-    if urlsplit(index_url).scheme == "file":
-        return _read_local(page_url)
+    if urlsplit(index_url).scheme == "file":  # the project's directory (index.html) or file
+        local = Path(url2pathname(urlsplit(page_url).path))
+        local = local / "index.html" if local.is_dir() else local
+        try:
+            text = local.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return _Page(None)  # like pip: a location that is neither a file nor a directory
+        return _Page(tuple(parse_html(text, local.as_uri())))
     host = re.sub(r"[^A-Za-z0-9.]+", "-", urlsplit(index_url).netloc or "local")[:40]
     slug = f"{host}-{hashlib.sha256(index_url.encode()).hexdigest()[:12]}"
     path = cache_dir / "index" / slug / f"{canonicalize_name(name)}.json"
@@ -262,17 +257,6 @@ def _remember(page: _Page, path: Path) -> _Page:
     for link in page.links or ():
         _page_file[link.url] = path
     return page
-
-
-def _distrust(file: DistFile) -> None:
-    """The cached page that listed a file that failed verification is no longer fresh:
-    the next run reads the index again (it may have been corrected)."""
-    path = _page_file.get(file.url)
-    if path is not None:
-        try:
-            os.utime(path, (0, 0))
-        except OSError:
-            pass
 
 
 _loaded: dict[tuple[str, str, tuple[str, ...]], Project] = {}
@@ -349,8 +333,10 @@ def download(file: DistFile, dest_dir: Path) -> Path:
                 h.update(block)
                 fh.write(block)
             got = h.hexdigest()
-            if expected and got != expected:
-                _distrust(file)
+            if expected and got != expected:  # the page that listed it is stale from now on:
+                if file.url in _page_file:  # the next run reads it again (it may be corrected)
+                    with contextlib.suppress(OSError):
+                        os.utime(_page_file[file.url], (0, 0))
                 said = "the index lists" if file.sha256 else "its first download had"
                 raise HashMismatch(
                     f"{file.filename}: sha256 mismatch ({said} {expected[:16]}..., "
