@@ -276,7 +276,9 @@ class Runner:
                 env, tried = self.environment(target)
             else:
                 artifact, needs = self._needs(target, interpreter)
-                env = environments.ensure(artifact, interpreter, self.cache_dir, needs, probe=False)
+                env = environments.ensure(
+                    artifact, interpreter, self.cache_dir, needs, try_boot=False
+                )
                 tried = []
                 if not env.works:
                     why = f"cannot boot on Python {interpreter.version}: {env.reason}"

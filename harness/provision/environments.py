@@ -1,11 +1,11 @@
 """Isolated environments: one per (gunicorn artifact, interpreter), cached and verified.
 
-An environment is a virtualenv (``virtualenv`` where it supports the interpreter, the
-interpreter's own ``venv`` for 3.6-3.8, equally isolated) into which the wheels are
-unpacked with ``installer``: no pip start-up per environment, nothing downloaded twice.
-It is built in a temporary directory and renamed into place with its manifest written
-last, so an interrupted build is never mistaken for a finished one; on reuse the
-installed gunicorn is checked against the artifact's digest before it is trusted.
+A virtualenv (``virtualenv`` where it supports the interpreter, the stdlib ``venv`` for
+3.6-3.8, equally isolated) into which gunicorn's wheel is unpacked with ``installer``; the
+rest is shared through a ``.pth`` file: no pip start-up per environment. Built in a
+temporary directory and renamed into place with its manifest written last, so an
+interrupted build is never taken for a finished one; on reuse the installed gunicorn is
+checked against the artifact's digest before it is trusted.
 """
 
 from __future__ import annotations
@@ -16,17 +16,10 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from filelock import FileLock
-
 from harness.host import processes
 from harness.host.fsutil import (
     atomic_write_text,
     keep_recorded_bytecode,
-    private_dir,
-    release,
-    remove_tree,
-    sweep_temporaries,
-    temp_dir,
     tree_digest,
 )
 from harness.model.errors import HarnessError
@@ -36,12 +29,13 @@ from harness.provision.requirements import Layer, LayerError, dependency_layer
 from harness.provision.wheels import Artifact, unpacked
 
 MANIFEST = "gunicorn-bisect-env.json"
-LAYOUT = 7  # bump when the way environments are built changes (7: the probe for 0.17-18.0)
+LAYOUT = 7  # bump when the way environments are built changes (7: the trial for 0.17-18.0)
+SHARED_PTH = "gunicorn-bisect-shared.pth"
 
-# Runs in the target Python (3.x or 2.7): can it import gunicorn, resolve the worker class
-# we test, build its command-line parser and import what the scenario's app needs (argv:
-# worker class, JSON list of modules)?
-_BOOT_PROBE = r"""
+# The boot trial, in the target Python (3.x or 2.7): can it import gunicorn, resolve the
+# worker class (argv 1), build its command-line parser and import the scenario's app's
+# modules (argv 2, a JSON list)?
+_BOOT_TRIAL = r"""
 import json, sys
 out = {"python": sys.version.split()[0]}
 try:
@@ -91,20 +85,25 @@ class EnvNeeds:
     """What a scenario asks of an environment; part of the environment's cache key."""
 
     extras: tuple[Extra, ...] = ()
-    probe_imports: tuple[str, ...] = ()  # the boot probe must import these too
-    worker_class: str = ""  # resolved by the boot probe ("" = gunicorn's own choice)
+    trial_imports: tuple[str, ...] = ()  # the boot trial must import these too
+    worker_class: str = ""  # resolved by the boot trial ("" = gunicorn's own choice)
     layer: Layer | None = None  # the user's requirements (requirements.ensure), ahead of the extras
     #: gunicorn's own Requires-Dist (``packaging`` for 21.0+), set here, not by scenarios
     dependencies: Layer | None = None
 
 
 class EnvError(HarnessError):
-    """An environment could not be built (one line, user-facing)."""
+    """An environment could not be built."""
+
+
+class TrialInterrupted(EnvError):
+    """The boot trial ended without an answer (a signal, a timeout, an OOM kill): nothing
+    about that Python may be remembered from it."""
 
 
 @dataclass(frozen=True)
 class Environment:
-    """A built environment and what its boot probe found."""
+    """A built environment and what its boot trial found."""
 
     path: Path
     interpreter: Interpreter
@@ -120,86 +119,65 @@ class Environment:
 
     @property
     def site_packages(self) -> Path:
-        return self.path / "lib" / f"python{self.interpreter.minor}" / "site-packages"
+        return _site(self.path, self.interpreter)
 
 
-def _wheels(artifact: Artifact, needs: EnvNeeds, setuptools: Path) -> list[Path]:
-    return [artifact.wheel, *(e.wheel for e in needs.extras), setuptools]
+def _site(root: Path, interp: Interpreter) -> Path:
+    return root / "lib" / f"python{interp.minor}" / "site-packages"
 
 
-def _key(artifact: Artifact, interp: Interpreter, needs: EnvNeeds, setuptools: Path) -> str:
-    """Every input that shapes the environment (hashed into its name): a changed choice
-    of any wheel builds a new environment instead of silently reusing an old one."""
-    return json.dumps(
-        [
-            LAYOUT,
-            artifact.digest,
-            [w.name for w in _wheels(artifact, needs, setuptools)],
-            interp.path,
-            interp.version,
-            needs.worker_class,
-            list(needs.probe_imports),
-            needs.layer and [str(needs.layer.path), needs.layer.digest],
-            # only when there are any: 19.x/20.x environments keep their keys
-            *(
-                [[str(needs.dependencies.path), needs.dependencies.digest]]
-                if needs.dependencies
-                else []
-            ),
-        ]
-    )
-
-
-def with_dependencies(
-    needs: EnvNeeds, artifact: Artifact, interp: Interpreter, cache_dir: Path
-) -> EnvNeeds:
-    """``needs`` plus the layer of gunicorn's own dependencies (none for 19.x/20.x)."""
+def _plan(
+    artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds
+) -> tuple[EnvNeeds, list[Path], str]:
+    """``needs`` plus the layer of gunicorn's own dependencies (none for 19.x/20.x), the
+    wheels (gunicorn's first) and a digest of every input that shapes the environment: a
+    changed choice of any wheel builds a new environment instead of reusing an old one."""
     deps = dependency_layer(artifact, interp, cache_dir)
-    return needs if deps is None else replace(needs, dependencies=deps)
+    needs = needs if deps is None else replace(needs, dependencies=deps)
+    setuptools = wheels.setuptools_for(interp, cache_dir)
+    wheel_files = [artifact.wheel, *(e.wheel for e in needs.extras), setuptools]
+    inputs = [
+        LAYOUT,
+        artifact.digest,
+        [w.name for w in wheel_files],
+        interp.path,
+        interp.version,
+        needs.worker_class,
+        list(needs.trial_imports),
+        needs.layer and [str(needs.layer.path), needs.layer.digest],
+    ]
+    if needs.dependencies:  # only when there are any: 19.x/20.x environments keep their keys
+        inputs.append([str(needs.dependencies.path), needs.dependencies.digest])
+    return needs, wheel_files, hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
 
 
-#: Python 2.7's "environment": no venv module, and virtualenv >= 20.22 cannot create one.
-#: A directory whose bin/python runs the 2.7 interpreter with the environment's
-#: site-packages and the shared copies its .pth lists first on sys.path (Python 2 reads
-#: no pyvenv.cfg; its own site-packages stays behind them, last).
+#: Python 2.7's "environment" (no venv module; virtualenv >= 20.22 cannot create one): a
+#: bin/python that runs 2.7 with the site-packages and the shared copies its .pth lists
+#: first on sys.path (Python 2 reads no pyvenv.cfg; its own site-packages stays last).
 _PY2_PYTHON = """\
 #!/bin/sh
-# gunicorn-bisect: a Python 2.7 environment (see harness/build/environments.py)
+# gunicorn-bisect: a Python 2.7 environment (see harness/provision/environments.py)
 site="$(cd "$(dirname "$0")/.." && pwd)/lib/python2.7/site-packages"
 shared="$(grep -v '^import' "$site/@PTH@" 2>/dev/null | tr '\\n' ':')"
 PYTHONPATH="$site:$shared${PYTHONPATH:-}" exec @PYTHON@ "$@"
 """
 
 
-def _create_py2(interp: Interpreter, dest: Path) -> None:
-    (dest / "lib" / f"python{interp.minor}" / "site-packages").mkdir(parents=True, exist_ok=True)
-    (dest / "bin").mkdir(parents=True, exist_ok=True)
-    script = _PY2_PYTHON.replace("@PTH@", SHARED_PTH).replace("@PYTHON@", interp.path)
-    for name in ("python", "python2"):
-        (dest / "bin" / name).write_text(script)
-        (dest / "bin" / name).chmod(0o755)
-
-
 def _create_venv(interp: Interpreter, dest: Path) -> None:
     if interp.version_tuple < (3,):
-        return _create_py2(interp, dest)
+        _site(dest, interp).mkdir(parents=True, exist_ok=True)
+        (dest / "bin").mkdir(parents=True, exist_ok=True)
+        script = _PY2_PYTHON.replace("@PTH@", SHARED_PTH).replace("@PYTHON@", interp.path)
+        for name in ("python", "python2"):
+            (dest / "bin" / name).write_text(script)
+            (dest / "bin" / name).chmod(0o755)
+        return
     if interp.version_tuple >= (3, 9):
         from virtualenv import cli_run
 
+        args = "--no-seed --activators= --no-periodic-update --quiet".split()
         try:
-            cli_run(
-                [
-                    "--no-seed",
-                    "--activators",
-                    "",
-                    "--no-periodic-update",
-                    "--quiet",
-                    "-p",
-                    interp.path,
-                    str(dest),
-                ],
-                setup_logging=False,
-            )
+            cli_run([*args, "-p", interp.path, str(dest)], setup_logging=False)
             return
         except (Exception, SystemExit) as exc:  # virtualenv reports failures as SystemExit too
             raise EnvError(f"virtualenv failed for Python {interp.version}: {exc}") from None
@@ -220,8 +198,7 @@ def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter)
     from installer.destinations import SchemeDictionaryDestination
     from installer.sources import WheelFile
 
-    site = env_root / "lib" / f"python{interp.minor}" / "site-packages"
-    site.mkdir(parents=True, exist_ok=True)
+    site = _site(env_root, interp)  # made by the venv; installer makes what else it writes in
     scheme = {
         "purelib": str(site),
         "platlib": str(site),
@@ -241,42 +218,30 @@ def _install(wheel: Path, env_root: Path, final_root: Path, interp: Interpreter)
         install(source, dest, {"INSTALLER": b"gunicorn-bisect\n"})
 
 
-class ProbeInterrupted(EnvError):
-    """The boot probe ended without an answer (a signal, a timeout, an OOM kill): nothing
-    about that Python may be remembered from it."""
-
-
-def _probe(
-    python: Path, needs: EnvNeeds, flags: tuple[str, ...] = (), env: dict[str, str] | None = None
-) -> dict:
-    """The probe's answer; raises ProbeInterrupted unless it ran to its end and said so.
-
-    Only a completed, decisive observation may be cached: a probe killed by the
-    signal that interrupts the run (Ctrl-C and ``timeout`` signal the whole process
-    group) must not be remembered as that Python's refusal.
-    """
-    if env is None:  # no bytecode written into the environment it probes
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-    argv = [str(python), *flags, "-c", _BOOT_PROBE, needs.worker_class]
-    argv.append(json.dumps(list(needs.probe_imports)))
+def _try_boot(python: Path, needs: EnvNeeds, flags: tuple[str, ...] = (), path: str = "") -> dict:
+    """The boot trial's answer; TrialInterrupted unless it ran to its end and said so: a
+    trial killed by the signal that interrupts the run (Ctrl-C and ``timeout`` signal the
+    whole process group) must not be remembered as that Python's refusal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # none in the environment, nor the shared copies
+    if path:
+        env["PYTHONPATH"] = path
+    argv = [str(python), *flags, "-c", _BOOT_TRIAL, needs.worker_class]
+    argv.append(json.dumps(list(needs.trial_imports)))
     try:
-        proc = processes.run_to_end(argv, timeout=60, env=env, what=f"the boot probe on {python}")
+        proc = processes.run_to_end(argv, timeout=60, env=env, what=f"the boot trial on {python}")
     except processes.Undecided as exc:
-        raise ProbeInterrupted(str(exc)) from None
+        raise TrialInterrupted(str(exc)) from None
     try:
         found = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         found = None
     if proc.returncode != 0 or not isinstance(found, dict) or "ok" not in found:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ProbeInterrupted(
-            f"the boot probe on {python} gave no answer (exit {proc.returncode}: {last})"
+        raise TrialInterrupted(
+            f"the boot trial on {python} gave no answer (exit {proc.returncode}: {last})"
         )
     return found
-
-
-SHARED_PTH = "gunicorn-bisect-shared.pth"
 
 
 def _pth_lines(wheels: list[Path], needs: EnvNeeds, cache_dir: Path) -> list[str]:
@@ -284,29 +249,6 @@ def _pth_lines(wheels: list[Path], needs: EnvNeeds, cache_dir: Path) -> list[str
     then gunicorn's dependencies, then the shared unpacked extras and setuptools."""
     layered = [str(x.path) for x in (needs.layer, needs.dependencies) if x is not None]
     return [*layered, *(str(unpacked(w, cache_dir)) for w in wheels)]
-
-
-def _share(
-    wheels: list[Path], env_root: Path, interp: Interpreter, cache_dir: Path, needs: EnvNeeds
-) -> None:
-    """Put the layers, extras and setuptools on the environment's path from their shared
-    copies (a .pth file), instead of installing a thousand setuptools files into every
-    environment: only gunicorn, the code under test, is installed and verified."""
-    site = env_root / "lib" / f"python{interp.minor}" / "site-packages"
-    site.mkdir(parents=True, exist_ok=True)
-    (site / SHARED_PTH).write_text("\n".join(_pth_lines(wheels, needs, cache_dir)) + "\n")
-
-
-def _asked(needs: EnvNeeds) -> dict[str, str]:
-    """name -> version of what the scenario and the user asked for besides gunicorn."""
-    return {
-        **{e.name: e.version for e in needs.extras},
-        **(needs.layer.versions if needs.layer else {}),
-    }
-
-
-def _installed_digest(site: Path) -> str:
-    return wheels.package_digest(wheels.dir_package_files(site))
 
 
 def _load(
@@ -318,70 +260,53 @@ def _load(
     needs: EnvNeeds,
 ) -> Environment | None:
     """A finished environment, if it is complete and holds exactly our gunicorn: its
-    console script (else another gunicorn on PATH would answer for it), its code and the
-    verified shared copies of ``shared`` (the extras and setuptools wheels)."""
+    console script (else another gunicorn on PATH would answer for it), its code, every
+    file as installed and the intact shared copies (a pruned cache) of ``shared``."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
+        env = Environment(
+            path,
+            interp,
+            artifact,
+            manifest.get("extras", {}),
+            bool(manifest.get("works")),
+            manifest.get("reason", ""),
+            reused=True,
+        )
+        if not (
+            manifest.get("digest") == artifact.digest
+            and env.python.exists()
+            and os.access(path / "bin" / "gunicorn", os.X_OK)
+            and (env.site_packages / SHARED_PTH).read_text().split()
+            == _pth_lines(shared, needs, cache_dir)
+            and wheels.package_digest(wheels.dir_package_files(env.site_packages))
+            == artifact.digest
+            and manifest.get("tree") == tree_digest(path, MANIFEST)
+        ):
+            return None
     except (OSError, ValueError):
-        return None
-    env = Environment(
-        path,
-        interp,
-        artifact,
-        manifest.get("extras", {}),
-        bool(manifest.get("works")),
-        manifest.get("reason", ""),
-        reused=True,
-    )
-    if manifest.get("digest") != artifact.digest or not env.python.exists():
-        return None
-    if not os.access(path / "bin" / "gunicorn", os.X_OK):
-        return None
-    try:  # the shared copies it points at must still be there (a pruned cache), intact
-        listed = (env.site_packages / SHARED_PTH).read_text().split()
-    except OSError:
-        return None
-    if listed != _pth_lines(shared, needs, cache_dir):
-        return None
-    try:  # every file as installed: bin/gunicorn rewritten to run another release included
-        if _installed_digest(env.site_packages) != artifact.digest:
-            return None
-        if manifest.get("tree") != tree_digest(path, MANIFEST):
-            return None
-    except OSError:
         return None
     keep_recorded_bytecode(path)
     return env
 
 
 def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds) -> str:
-    """Can ``interp`` boot this gunicorn at all?  "" if it may, else why not (cached).
-
-    The same boot probe as a built environment's, run with ``-S`` (no site-packages
-    of the base interpreter) on the unpacked wheels: it turns away the Pythons that are
-    too new for a release at a fraction of an environment's cost.  A pass here is not
-    trusted on its own; the real environment is probed again.
-    """
+    """ "" if ``interp`` may boot this gunicorn, else why not (cached): the boot trial with
+    ``-S`` on the unpacked wheels turns away Pythons too new for a release at a fraction of
+    an environment's cost. A pass is not trusted alone: the environment is tried again."""
     try:
-        needs = with_dependencies(needs, artifact, interp, cache_dir)
+        needs, wheel_files, key = _plan(artifact, interp, cache_dir, needs)
     except LayerError as exc:  # this Python cannot have gunicorn's own dependencies
         return str(exc)
-    setuptools = wheels.setuptools_for(interp, cache_dir)
-    key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:16]
-    record = cache_dir / "preflight" / f"{key}.json"
+    record = cache_dir / "preflight" / f"{key[:16]}.json"
     try:
         return json.loads(record.read_text())["reason"]
     except (OSError, ValueError, KeyError):
         pass
-    paths = [unpacked(w, cache_dir) for w in _wheels(artifact, needs, setuptools)]
-    for layer in (needs.dependencies, needs.layer):  # after gunicorn, as in the environment
-        if layer is not None:
-            paths.insert(1, layer.path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # the unpacked wheels are shared: keep them clean
-    probe = _probe(Path(interp.path), needs, flags=("-S",), env=env)
-    reason = "" if probe.get("ok") else probe.get("error", "boot probe failed")
+    gunicorn = str(unpacked(artifact.wheel, cache_dir))  # then the rest, as in the environment
+    paths = [gunicorn, *_pth_lines(wheel_files[1:], needs, cache_dir)]
+    trial = _try_boot(Path(interp.path), needs, flags=("-S",), path=os.pathsep.join(paths))
+    reason = "" if trial.get("ok") else trial.get("error", "boot trial failed")
     atomic_write_text(
         record, json.dumps({"reason": reason, "python": interp.version, "label": artifact.label})
     )
@@ -396,20 +321,21 @@ def _build(
     shared: list[Path],
     tmp: Path,
     final: Path,
-    probe: bool,
-) -> dict:
-    """Create the venv in ``tmp``, install gunicorn, share the rest, probe: the manifest."""
+    try_boot: bool,
+) -> None:
+    """Create the venv in ``tmp``, install gunicorn, share the rest (the layers, extras and
+    setuptools through a .pth file: only gunicorn, the code under test, is installed and
+    verified), try it, and write its manifest."""
     _create_venv(interp, tmp)
     _install(artifact.wheel, tmp, final, interp)
-    _share(shared, tmp, interp, cache_dir, needs)
-    if (
-        _installed_digest(tmp / "lib" / f"python{interp.minor}" / "site-packages")
-        != artifact.digest
-    ):
+    (_site(tmp, interp) / SHARED_PTH).write_text(
+        "\n".join(_pth_lines(shared, needs, cache_dir)) + "\n"
+    )
+    if wheels.package_digest(wheels.dir_package_files(_site(tmp, interp))) != artifact.digest:
         raise EnvError(f"installed gunicorn {artifact.label} does not match its wheel")
-    found = _probe(tmp / "bin" / "python", needs) if probe else {"ok": True}
+    found = _try_boot(tmp / "bin" / "python", needs) if try_boot else {"ok": True}
     ok = bool(found.get("ok"))
-    if ok and probe and found.get("gunicorn") != artifact.version:
+    if ok and try_boot and found.get("gunicorn") != artifact.version:
         ok = False
         found["error"] = (
             f"installed gunicorn reports {found.get('gunicorn')}, expected {artifact.version}"
@@ -422,49 +348,36 @@ def _build(
         "digest": artifact.digest,
         "python": interp.version,
         "interpreter": interp.path,
-        "extras": _asked(needs),
+        "extras": {
+            **{e.name: e.version for e in needs.extras},
+            **(needs.layer.versions if needs.layer else {}),
+        },
         "works": ok,
-        "probed": probe,
+        "tried": try_boot,
         "reason": found.get("error", ""),
         "tree": tree_digest(tmp, MANIFEST),  # checked on every reuse
     }
-    return manifest
+    atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
 
 
 def ensure(
-    artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds, probe: bool = True
+    artifact: Artifact,
+    interp: Interpreter,
+    cache_dir: Path,
+    needs: EnvNeeds,
+    try_boot: bool = True,
 ) -> Environment:
-    """Reuse the cached environment for (artifact, interpreter, needs) or build it.
-
-    ``probe=False`` skips the boot probe (a commit, whose interpreter is fixed: a build
-    that cannot boot shows up as the scenario's own "server did not start" all the same,
-    and the probe's interpreter start-up is a third of an environment's cost).
-    """
-    needs = with_dependencies(needs, artifact, interp, cache_dir)
-    root = private_dir(cache_dir / "envs")
-    setuptools = wheels.setuptools_for(interp, cache_dir)
-    key = hashlib.sha256(_key(artifact, interp, needs, setuptools).encode()).hexdigest()[:12]
-    final = root / f"gunicorn-{artifact.label}-py{interp.version}-{key}"
-    shared = _wheels(artifact, needs, setuptools)[1:]
-    env = _load(final, interp, artifact, shared, cache_dir, needs)
-    if env is not None:
-        return env
-    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
-        env = _load(final, interp, artifact, shared, cache_dir, needs)  # built meanwhile?
-        if env is not None:
-            return env
-        sweep_temporaries(root)
-        remove_tree(final)  # broken or incomplete: rebuild, never use
-        tmp = temp_dir(root, final.name)
-        try:
-            manifest = _build(artifact, interp, cache_dir, needs, shared, tmp, final, probe)
-            atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
-            tmp.rename(final)
-            release(tmp)
-        except BaseException:
-            remove_tree(tmp)
-            raise
-    env = _load(final, interp, artifact, shared, cache_dir, needs)
+    """The cached environment for (artifact, interpreter, needs), or built now.
+    ``try_boot=False`` skips the boot trial (a third of an environment's cost) for a commit,
+    whose interpreter is fixed: one that cannot boot shows as "server did not start"."""
+    needs, wheel_files, key = _plan(artifact, interp, cache_dir, needs)
+    final = cache_dir / "envs" / f"gunicorn-{artifact.label}-py{interp.version}-{key[:12]}"
+    shared = wheel_files[1:]
+    env, built = wheels.built_once(
+        final,
+        lambda: _load(final, interp, artifact, shared, cache_dir, needs),
+        lambda tmp: _build(artifact, interp, cache_dir, needs, shared, tmp, final, try_boot),
+    )
     if env is None:
         raise EnvError(f"environment for gunicorn {artifact.label} did not verify after building")
-    return Environment(env.path, interp, artifact, env.extras, env.works, env.reason, reused=False)
+    return replace(env, reused=not built)

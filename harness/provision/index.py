@@ -1,44 +1,23 @@
-"""The package index: which releases of a project exist, and their files (cached on disk).
+"""The package index: a project's releases and their files, cached on disk.
 
-Where to look, first match wins:
+Indexes, first match wins: ``configure()`` (``--index-url``: exactly those);
+``GUNICORN_BISECT_INDEX``; pip's configuration (read_pip_config), where users keep their
+mirror. All are read through the simple API (PEP 691 JSON, else HTML), PyPI too: one
+protocol, no slower than PyPI's JSON API (cold 203 against 198 ms, half the bytes; warm 19
+against 29 ms). Files merge by name (primary index first); yanked ones are left out.
 
-1. ``configure(url, extra)`` (the ``--index-url`` option): exactly those indexes, pip's
-   configuration is not consulted, so one option is enough to pin the run to one index;
-2. ``GUNICORN_BISECT_INDEX`` (one simple-index URL; the harness's own override);
-3. pip's own configuration (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``, pip.conf files;
-   see read_pip_config): its ``index-url`` (default https://pypi.org/simple) and every
-   ``extra-index-url``, as pip would use them, because that is where the user has said their
-   packages are (a private index or a mirror).
-
-Every index is read through the simple repository API (PEP 691 JSON when the server offers
-it, else PEP 503 HTML), pypi.org included, rather than PyPI's JSON API: one protocol for
-every index, pip's own default URL, and no slower. Measured on a cold cache (gunicorn,
-bottle, setuptools, wheel, one process each, median of 7): PyPI's JSON API 198 ms, its
-simple API 203 ms (network-bound, within noise), for half the bytes (setuptools 593 KiB
-against 1148 KiB) and a faster warm read (19 ms against 29 ms). Files of all indexes are
-merged by file name, the primary index first (as pip pools candidates from all of them);
-yanked files are left out.
-
-A ``file://`` index (pip allows them, and machine images often list local mirrors that hold
-a handful of projects) is read from disk and never cached. A project page missing there, or
-a ``file://`` location that does not exist at all, means "not on that index", as pip only
-warns and goes on, so a stale local mirror in pip.conf never breaks a run. An http(s) index
-(primary or extra) that cannot be reached falls back to its cached page of any age, and only
-with no copy at all do we give up, with one line: a release list silently missing one
-index's files would mislead a bisection. A 404 is "not on that index"; a project on no index
-at all is one line too. Every download is checked against the sha256 its index lists (a
-mismatch is one line, and the file is not kept).
-
-Pages are cached under ``<cache>/index/<index slug>/<project>.json`` (the slug holds a
-digest of the index URL, so two indexes never mix), fresh for a day, written atomically and
-read once per process. Credentials in an index URL (``https://user:pass@host/simple``) are
-sent as HTTP basic auth to that host only and never printed or used in cache keys.
+A ``file://`` index is read from disk, uncached; a page missing there is "not on that
+index", as for pip. An unreachable http(s) index falls back to its cached page of any age,
+else it is one line: a release list missing one index's files would mislead a bisection.
+Downloads are checked against the index's sha256. Pages stay fresh a day; credentials in
+an index URL go as basic auth to its host only, never printed nor in cache keys.
 """
 
 from __future__ import annotations
 
 import base64
 import configparser
+import contextlib
 import hashlib
 import json
 import os
@@ -70,21 +49,20 @@ from harness.model.redact import redact_url
 
 PYPI = "https://pypi.org/simple"
 FRESH_SECONDS = 24 * 3600
-# A cached page: {v, page, absent, links: [[filename, url, sha256, requires_python, yanked]]}
+# A cached page: {v, page, absent, links: [[filename, url, sha256, requires_python, yanked, size]]}
 CACHE_FORMAT = 2
 USER_AGENT = "gunicorn-bisect (simple API reader)"
-#: The most we read for a file whose size the index does not give (gunicorn's wheels are
-#: under 200 KiB, setuptools' under 1.5 MiB, a 19.x sdist under 1 MiB).
+#: The most we read of a download (gunicorn's wheels are under 200 KiB, setuptools' 1.5 MiB)
 DOWNLOAD_CAP = 64 << 20
 PAGE_CAP = 32 << 20  # setuptools' project page is about 1 MiB
 
 
 class IndexUnavailable(HarnessError):
-    """The package index could not be reached and nothing is cached, or lacks the project."""
+    """The index is unreachable with nothing cached, or lacks the project."""
 
 
 class HashMismatch(IndexUnavailable):
-    """A downloaded file is not the one the index lists (it is not kept)."""
+    """A download is not the file the index lists (it is not kept)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +93,7 @@ _state_lock = threading.Lock()
 
 
 def _clean(url: str) -> str:
-    """The URL without user:password (remembered for its host) and without a trailing slash."""
+    """The URL without user:password (remembered for its host) nor a trailing slash."""
     parts = urlsplit(url.strip())
     if parts.username is not None:
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
@@ -130,7 +108,7 @@ def _indexes_of(urls: Sequence[str], origin: str) -> Indexes:
 
 
 def _as_url(text: str) -> str:
-    """An index URL as given, or a local directory turned into its file:// URL."""
+    """An index URL, or a local directory as its file:// URL."""
     if urlsplit(text).scheme in ("http", "https", "file"):
         return text
     if Path(text).expanduser().is_dir():
@@ -141,8 +119,7 @@ def _as_url(text: str) -> str:
 
 
 def configure(index_url: str | None, extra: Sequence[str] = ()) -> None:
-    """Use exactly ``index_url`` (then ``extra``) for this process; None: back to the default
-    (``GUNICORN_BISECT_INDEX``, else pip's configuration)."""
+    """Use exactly ``index_url`` (then ``extra``) for this process; None: the default."""
     global _explicit, _from_config
     urls = [_as_url(u) for u in ([index_url, *extra] if index_url else [])]
     with _state_lock:
@@ -151,7 +128,6 @@ def configure(index_url: str | None, extra: Sequence[str] = ()) -> None:
 
 
 def indexes() -> Indexes:
-    """The indexes this process reads (pip's configuration is read once)."""
     global _from_config
     with _state_lock:
         if _explicit is not None:
@@ -167,8 +143,8 @@ def indexes() -> Indexes:
 
 
 class _AuthPerHost(urllib.request.HTTPRedirectHandler):
-    """urllib carries every header across a redirect; credentials must not leave their host
-    (an index commonly redirects file downloads to a CDN)."""
+    """urllib carries every header across a redirect: credentials must not leave their host
+    (indexes commonly redirect downloads to a CDN)."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -199,57 +175,31 @@ def _reason(exc: BaseException) -> str:
     return redact_url(str(getattr(exc, "reason", exc)))
 
 
-def _read_capped(resp, cap: int, what: str) -> bytes:
-    """At most ``cap`` bytes of a response: a hostile or broken server cannot fill memory."""
-    data = resp.read(cap + 1)
-    if len(data) > cap:
-        raise IndexUnavailable(f"{what}: larger than {cap >> 20} MiB; not read")
-    return data
-
-
-def _slug(index_url: str) -> str:
-    host = re.sub(r"[^A-Za-z0-9.]+", "-", urlsplit(index_url).netloc or "local")[:40]
-    return f"{host}-{hashlib.sha256(index_url.encode()).hexdigest()[:12]}"
-
-
 @dataclass(frozen=True)
 class _Page:
     links: tuple[Link, ...] | None  # None: the project is not on this index
     stale: bool = False
 
 
-def _read_local(page_url: str) -> _Page:
-    """A ``file://`` index: the project's directory (its index.html) or file."""
-    path = Path(url2pathname(urlsplit(page_url).path))
-    if path.is_dir():
-        path = path / "index.html"
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return _Page(None)  # like pip: a location that is neither a file nor a directory
-    return _Page(tuple(parse_html(text, path.as_uri())))
-
-
 def _fetch(page_url: str) -> dict:
     """The page as a cacheable document: absent (404/410) or its links."""
     try:
         with _open(page_url, timeout=30, accept=ACCEPT) as resp:
-            body, final = _read_capped(resp, PAGE_CAP, page_url), resp.geturl()
+            body, final = resp.read(PAGE_CAP + 1), resp.geturl()
             ctype = resp.headers.get_content_type()
             charset = resp.headers.get_content_charset() or "utf-8"
     except urllib.error.HTTPError as exc:
         if exc.code in (404, 410):
             return {"v": CACHE_FORMAT, "page": page_url, "absent": True, "links": []}
         raise
+    if len(body) > PAGE_CAP:  # a hostile or broken server cannot fill memory
+        raise IndexUnavailable(f"{page_url}: larger than {PAGE_CAP >> 20} MiB; not read")
     if ctype.startswith("application/vnd.pypi.simple.") and ctype.endswith("+json"):
         links = parse_json(json.loads(body), final)
     else:
         links = parse_html(body.decode(charset, errors="replace"), final)
-    return {"v": CACHE_FORMAT, "page": final, "absent": False, "links": [_row(x) for x in links]}
-
-
-def _row(link: Link) -> list:
-    return [link.filename, link.url, link.sha256, link.requires_python, link.yanked, link.size]
+    rows = [[x.filename, x.url, x.sha256, x.requires_python, x.yanked, x.size] for x in links]
+    return {"v": CACHE_FORMAT, "page": final, "absent": False, "links": rows}
 
 
 def _page_of(doc: dict, stale: bool) -> _Page:
@@ -260,46 +210,44 @@ def _page_of(doc: dict, stale: bool) -> _Page:
 
 def _page(index_url: str, name: str, cache_dir: Path) -> _Page:
     page_url = f"{index_url}/{canonicalize_name(name)}/"
-    if urlsplit(index_url).scheme == "file":
-        return _read_local(page_url)
-    path = cache_dir / "index" / _slug(index_url) / f"{canonicalize_name(name)}.json"
-    cached: dict | None = None
-    if path.exists():
+    if urlsplit(index_url).scheme == "file":  # the project's directory (index.html) or file
+        local = Path(url2pathname(urlsplit(page_url).path))
+        local = local / "index.html" if local.is_dir() else local
         try:
-            cached = json.loads(path.read_text())
-            _page_of(cached, False)  # a damaged or older-format copy is no copy
-            if cached.get("v") != CACHE_FORMAT:
-                cached = None
-        except (ValueError, TypeError, KeyError, OSError):
-            cached = None
-        if cached is not None and time.time() - path.stat().st_mtime < FRESH_SECONDS:
-            return _remember(_page_of(cached, stale=False), path)
+            text = local.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return _Page(None)  # like pip: a location that is neither a file nor a directory
+        return _Page(tuple(parse_html(text, local.as_uri())))
+    host = re.sub(r"[^A-Za-z0-9.]+", "-", urlsplit(index_url).netloc or "local")[:40]
+    slug = f"{host}-{hashlib.sha256(index_url.encode()).hexdigest()[:12]}"
+    path = cache_dir / "index" / slug / f"{canonicalize_name(name)}.json"
+    try:  # a damaged or older-format copy is no copy
+        cached = json.loads(path.read_text())
+        _page_of(cached, False)
+        if cached.get("v") != CACHE_FORMAT:
+            raise ValueError
+        fresh = time.time() - path.stat().st_mtime < FRESH_SECONDS
+    except (ValueError, TypeError, KeyError, OSError, AttributeError):
+        cached, fresh = None, False
+    if fresh:
+        return _remember(_page_of(cached, stale=False), path)
     try:
         doc = _fetch(page_url)
     except (urllib.error.URLError, OSError, ValueError, TypeError, KeyError) as exc:
         if cached is not None:
             return _remember(_page_of(cached, stale=True), path)
+        what = f"unreachable ({page_url}: {_reason(exc)})"
         if isinstance(exc, PageError):
-            raise IndexUnavailable(
-                f"package index page {page_url} is unusable ({exc}) and no cached copy of it"
-            ) from None
-        raise IndexUnavailable(
-            f"package index unreachable ({page_url}: {_reason(exc)}) and no cached copy of it"
-        ) from None
-    if not doc["absent"] and not _of_project(doc, name):
-        # a 200 that lists none of the project's files (nothing, or a maintenance page's
-        # links) is more likely an error page than the project: never cached, and a good
-        # copy from before is worth more
+            what = f"page {page_url} is unusable ({exc})"
+        raise IndexUnavailable(f"package index {what} and no cached copy of it") from None
+    # a 200 that lists none of the project's files (nothing, or a maintenance page's links)
+    # is more likely an error page than the project: never cached, a good old copy wins
+    if not doc["absent"] and not any(release_of(Link(*x), name) for x in doc["links"]):
         if cached is not None:
             return _remember(_page_of(cached, stale=True), path)
         return _page_of(doc, stale=False)
     atomic_write_bytes(path, json.dumps(doc).encode())
     return _remember(_page_of(doc, stale=False), path)
-
-
-def _of_project(doc: dict, name: str) -> bool:
-    """Does the page list at least one distribution file of ``name`` (its own page)?"""
-    return any(release_of(Link(*row), name) is not None for row in doc["links"])
 
 
 _page_file: dict[str, Path] = {}  # file URL -> the cached page that listed it
@@ -311,48 +259,34 @@ def _remember(page: _Page, path: Path) -> _Page:
     return page
 
 
-def _distrust(file: DistFile) -> None:
-    """The cached page that listed a file whose download failed verification is no
-    longer fresh: the next run reads the index again (it may have been corrected)."""
-    path = _page_file.get(file.url)
-    if path is not None:
-        try:
-            os.utime(path, (0, 0))
-        except OSError:
-            pass
-
-
-def _project(name: str, cache_dir: Path, urls: tuple[str, ...]) -> Project:
-    """Every index's files for ``name``, merged by file name (earlier indexes win)."""
-    merged: dict[str, dict[str, DistFile]] = {}
-    found, stale = False, False
-    for url in urls:
-        page = _page(url, name, cache_dir)
-        if page.links is None:
-            continue
-        found, stale = True, stale or page.stale
-        for link in page.links:
-            release = None if link.yanked else release_of(link, name)
-            if release is not None:
-                merged.setdefault(release[0], {}).setdefault(release[1].filename, release[1])
-    if not found:
-        raise IndexUnavailable(f"{name}: no such project on the package index ({', '.join(urls)})")
-    order = sorted(merged, key=Version)
-    return Project(name, {v: tuple(merged[v].values()) for v in order}, stale)
-
-
 _loaded: dict[tuple[str, str, tuple[str, ...]], Project] = {}
 _loaded_lock = threading.Lock()
 
 
 def project(name: str, cache_dir: Path, index_url: str | None = None) -> Project:
-    """``name``'s releases from the configured indexes (or only ``index_url``), read once per
-    process: every environment build asks again, and within one run they cannot change."""
+    """``name``'s releases on the configured indexes (or only ``index_url``), merged by file
+    name (earlier indexes win), read once per process: every environment build asks again."""
     urls = _indexes_of([index_url], "argument").urls if index_url else indexes().urls
     key = (canonicalize_name(name), str(cache_dir), urls)
     with _loaded_lock:
-        if key not in _loaded:
-            _loaded[key] = _project(name, cache_dir, urls)
+        if key in _loaded:
+            return _loaded[key]
+        merged: dict[str, dict[str, DistFile]] = {}
+        found, stale = False, False
+        for url in urls:
+            page = _page(url, name, cache_dir)
+            if page.links is None:
+                continue
+            found, stale = True, stale or page.stale
+            for link in page.links:
+                release = None if link.yanked else release_of(link, name)
+                if release is not None:
+                    merged.setdefault(release[0], {}).setdefault(release[1].filename, release[1])
+        if not found:
+            where = ", ".join(urls)
+            raise IndexUnavailable(f"{name}: no such project on the package index ({where})")
+        order = sorted(merged, key=Version)
+        _loaded[key] = Project(name, {v: tuple(merged[v].values()) for v in order}, stale)
         return _loaded[key]
 
 
@@ -364,58 +298,34 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _pin(dest: Path) -> Path:
-    """Where the sha256 of a file the index listed without one is kept (first download)."""
-    return dest.parent / ".pins" / f"{dest.name}.sha256"
-
-
-def _expected(file: DistFile, dest: Path) -> str | None:
-    """The sha256 a download must have: the index's, else the one pinned at its first
-    download (None: never downloaded yet)."""
-    if file.sha256:
-        return file.sha256
-    try:
-        pinned = _pin(dest).read_text().strip()
-    except OSError:
-        return None
-    return pinned if re.fullmatch(r"[0-9a-f]{64}", pinned) else None
-
-
-def _still_good(path: Path, file: DistFile) -> bool:
-    """A cached download is reused only if it is still the file the index lists, by its
-    sha256 (the index's, else the one pinned at first download) and readable."""
-    expected = _expected(file, path)
-    try:
-        return expected is not None and sha256_of(path) == expected
-    except OSError:
-        return False  # unreadable or truncated: fetched again, replaced when verified
-
-
 def download(file: DistFile, dest_dir: Path) -> Path:
-    """Fetch one file into dest_dir (once), keeping it only if its sha256 is the index's.
-
-    A cached file of that name is checked too: it may have come from another index, and
-    it stays until a verified replacement arrives.  The name must be one safe path
-    component (names come from the network); the read is bounded by the size the index
-    gives and by DOWNLOAD_CAP whatever it says.  A file listed without a sha256 is hashed
-    on its first download and pinned (later downloads must match it): say so with
-    :func:`verified`.
-    """
+    """One file in ``dest_dir``, downloaded once and kept only if its sha256 is the index's
+    (a cached copy too: it may come from another index). Its name must be one safe path
+    component; the read is bounded by the listed size and DOWNLOAD_CAP. A file listed with
+    no sha256 is recorded at first download, later ones must match (:func:`verified`)."""
     if not safe_filename(file.filename):
         raise IndexUnavailable(f"{file.filename!r}: not a file name the cache can hold")
     dest = dest_dir / file.filename
-    if dest.is_file() and _still_good(dest, file):
-        return dest
+    recorded = dest_dir / ".pins" / f"{file.filename}.sha256"
+    expected = file.sha256
+    if not expected:  # the one recorded at its first download, if any
+        try:
+            known = recorded.read_text().strip()
+        except OSError:
+            known = ""
+        expected = known if re.fullmatch(r"[0-9a-f]{64}", known) else ""
+    try:  # unreadable or truncated: fetched again, replaced when verified
+        if expected and dest.is_file() and sha256_of(dest) == expected:
+            return dest
+    except OSError:
+        pass
     cap = min(file.size, DOWNLOAD_CAP) if file.size is not None else DOWNLOAD_CAP
-    expected = _expected(file, dest)
     url = redact_url(file.url)
     try:
         with _open(file.url, timeout=120) as resp, private_temp_file(dest) as (fh, tmp):
             h = hashlib.sha256()
-            total = 0
             for block in iter(lambda: resp.read(1 << 20), b""):
-                total += len(block)
-                if total > cap:
+                if fh.tell() + len(block) > cap:
                     raise IndexUnavailable(
                         f"{file.filename}: {url} sent more than the {cap} bytes "
                         f"{'the index lists' if file.size is not None else 'allowed'}; not kept"
@@ -423,15 +333,17 @@ def download(file: DistFile, dest_dir: Path) -> Path:
                 h.update(block)
                 fh.write(block)
             got = h.hexdigest()
-            if expected and got != expected:
-                _distrust(file)
+            if expected and got != expected:  # the page that listed it is stale from now on:
+                if file.url in _page_file:  # the next run reads it again (it may be corrected)
+                    with contextlib.suppress(OSError):
+                        os.utime(_page_file[file.url], (0, 0))
                 said = "the index lists" if file.sha256 else "its first download had"
                 raise HashMismatch(
                     f"{file.filename}: sha256 mismatch ({said} {expected[:16]}..., "
                     f"{url} gave {got[:16]}...); not kept"
                 )
-            if not expected:  # no sha256 from the index: this first download is pinned
-                atomic_write_text(_pin(dest), got + "\n")
+            if not expected:  # no sha256 from the index: this first download is recorded
+                atomic_write_text(recorded, got + "\n")
             fh.flush()
             os.fsync(fh.fileno())
             os.replace(tmp, dest)
@@ -445,12 +357,9 @@ def verified(file: DistFile) -> bool:
     return bool(file.sha256)
 
 
-# -- The simple repository API, read-only and pure: a project page -> its files.
-#
-# PEP 691 JSON (``application/vnd.pypi.simple.v1+json``) and PEP 503 HTML (anchors, with
-# ``#sha256=`` fragments, ``data-requires-python`` and PEP 592 ``data-yanked``); every URL is
-# resolved against the page it came from, because mirrors answer with relative links.
-# The version of each file comes from its name (wheel or sdist), as pip reads it.
+# -- The simple repository API, pure: a project page (PEP 691 JSON or PEP 503 HTML) -> its
+# files. URLs are resolved against the page (mirrors answer with relative links); a file's
+# version comes from its name, as pip reads it.
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -479,14 +388,12 @@ class Link:
     size: int | None = None
 
 
-#: A file name we may write under the cache: one path component, the characters wheel and
-#: sdist names use.  Names come from the network; ``..%2F`` or a PEP 691 ``filename``
-#: with a ``/`` must never become a path outside the cache.
+#: A file name we may write under the cache: names come from the network, and ``..%2F`` or
+#: a PEP 691 ``filename`` with a ``/`` must never become a path outside the cache.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*$")
 
 
 def safe_filename(name: str) -> bool:
-    """True when ``name`` is one harmless path component (no separator, no ``..``)."""
     return bool(_SAFE_NAME.match(name)) and ".." not in name and len(name) <= 255
 
 
@@ -511,12 +418,11 @@ class _Anchors(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
-        if tag == "base" and a.get("href"):
-            self.base = urljoin(self.base, a["href"] or "")
-        elif tag == "a" and a.get("href"):
-            link = _link(
-                a["href"] or "", self.base, a.get("data-requires-python"), "data-yanked" in a
-            )
+        href = a.get("href")
+        if tag == "base" and href:
+            self.base = urljoin(self.base, href)
+        elif tag == "a" and href:
+            link = _link(href, self.base, a.get("data-requires-python"), "data-yanked" in a)
             if link is not None:
                 self.links.append(link)
 
@@ -530,7 +436,7 @@ def parse_html(text: str, page_url: str) -> list[Link]:
 
 
 class PageError(ValueError):
-    """A project page that is not what the simple API promises (one line: which field)."""
+    """A project page that is not what the simple API promises (which field)."""
 
 
 def _field(f: dict, name: str, kinds: tuple[type, ...], where: int):
@@ -545,8 +451,8 @@ def _field(f: dict, name: str, kinds: tuple[type, ...], where: int):
 
 
 def parse_json(doc: dict, page_url: str) -> list[Link]:
-    """PEP 691: the ``files`` list; ``yanked`` is false or true/a reason.  A field of the
-    wrong type is a PageError naming it, never an internal error."""
+    """PEP 691: the ``files`` list (``yanked``: false, or true/a reason); a field of the
+    wrong type is a PageError naming it."""
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         raise PageError("not a PEP 691 project page (no 'files' list)")
     links = []
@@ -592,18 +498,9 @@ def release_of(link: Link, project: str) -> tuple[str, DistFile] | None:
     )
 
 
-# -- Where pip looks for packages: ``index-url`` and ``extra-index-url`` as pip itself reads them.
-#
-# Users behind a private index or mirror have already told pip where it is; the harness
-# reads the same places in pip's order (later overrides earlier): global files
-# (``$XDG_CONFIG_DIRS/pip/pip.conf``, ``/etc/pip.conf``), user files (``~/.pip/pip.conf``,
-# ``$XDG_CONFIG_HOME/pip/pip.conf``; skipped when ``PIP_CONFIG_FILE`` names an existing file),
-# the site file (``sys.prefix/pip.conf``), ``PIP_CONFIG_FILE``, then the environment
-# (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``). ``PIP_CONFIG_FILE=/dev/null`` loads no file,
-# as in pip. Within a file ``[install]`` overrides ``[global]``. A file pip could not parse
-# is skipped here (pip itself refuses to run then, which tells the user).
-
-_PIP_SECTIONS = ("global", "install")  # pip's order: [global], then the command's own section
+# -- pip's ``index-url`` and ``extra-index-url``, read from pip's places in pip's order (later
+# wins, ``[install]`` over ``[global]``, then PIP_INDEX_URL/PIP_EXTRA_INDEX_URL). A file pip
+# could not parse is skipped (pip itself refuses to run then, which tells the user).
 
 
 @dataclass(frozen=True)
@@ -615,25 +512,6 @@ class PipIndexes:
     origin: str  # where index-url came from ("PIP_INDEX_URL", a file path, or "default")
 
 
-def pip_config_files(
-    environ: Mapping[str, str], home: Path, prefix: Path, etc: Path = Path("/etc")
-) -> list[Path]:
-    """pip's configuration files for this environment, lowest priority first."""
-    env_file = environ.get("PIP_CONFIG_FILE")
-    if env_file == os.devnull:
-        return []
-    xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
-    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs.split(os.pathsep) if d]
-    files.append(etc / "pip.conf")
-    if not (env_file and Path(env_file).exists()):
-        xdg_home = environ.get("XDG_CONFIG_HOME") or str(home / ".config")
-        files += [home / ".pip" / "pip.conf", Path(xdg_home) / "pip" / "pip.conf"]
-    files.append(prefix / "pip.conf")
-    if env_file:
-        files.append(Path(env_file))
-    return files
-
-
 def _pip_file_values(path: Path) -> dict[str, str]:
     parser = configparser.RawConfigParser()
     try:
@@ -641,10 +519,11 @@ def _pip_file_values(path: Path) -> dict[str, str]:
     except (configparser.Error, UnicodeDecodeError, OSError):
         return {}
     values: dict[str, str] = {}
-    for section in _PIP_SECTIONS:
+    for section in ("global", "install"):  # pip's order: [global], then the command's own
         if parser.has_section(section):
-            for key, value in parser.items(section):
-                values[key.lower().replace("_", "-").lstrip("-")] = value
+            values.update(
+                (k.lower().replace("_", "-").lstrip("-"), v) for k, v in parser.items(section)
+            )
     return values
 
 
@@ -654,14 +533,24 @@ def read_pip_config(
     prefix: Path | None = None,
     etc: Path = Path("/etc"),
 ) -> PipIndexes:
-    """pip's ``index-url`` and ``extra-index-url`` (whitespace-separated lists, as pip splits them)."""
+    """pip's ``index-url`` and ``extra-index-url`` (whitespace-separated, as pip splits): its
+    files, lowest priority first (user files skipped when PIP_CONFIG_FILE names an existing
+    file, none when it is ``/dev/null``), then the environment."""
     environ = os.environ if environ is None else environ
     home = Path.home() if home is None else home
-    prefix = Path(sys.prefix) if prefix is None else prefix
-    index_url: str | None = None
-    origin = "default"
-    extra: list[str] = []
-    for path in pip_config_files(environ, home, prefix, etc):
+    env_file = environ.get("PIP_CONFIG_FILE")
+    xdg_dirs = environ.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs.split(os.pathsep) if d]
+    files.append(etc / "pip.conf")
+    if not (env_file and Path(env_file).exists()):
+        xdg_home = environ.get("XDG_CONFIG_HOME") or str(home / ".config")
+        files += [home / ".pip" / "pip.conf", Path(xdg_home) / "pip" / "pip.conf"]
+    files.append((prefix or Path(sys.prefix)) / "pip.conf")
+    files += [Path(env_file)] if env_file else []
+    if env_file == os.devnull:
+        files = []
+    index_url, origin, extra = None, "default", []
+    for path in files:
         values = _pip_file_values(path)
         if values.get("index-url", "").strip():
             index_url, origin = values["index-url"].strip(), str(path)

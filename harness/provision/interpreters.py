@@ -1,9 +1,6 @@
-"""Find the Pythons on this machine and order them for a target.
-
-Gunicorn 19.x does not run on Python 3.10+, and pyenv's shims do not expose its
-versions on PATH, so we look in three places: PATH, pyenv's versions folder and uv's
-managed Pythons.  Which one *works* for a release is decided by evidence (the boot
-probe in a built environment, see envs.py); this module only finds and orders them.
+"""Find the Pythons on this machine (PATH, pyenv's versions folder, uv's managed Pythons:
+pyenv's shims hide its versions) and order them. Which one works for a release is decided
+by evidence (the boot trial, environments.py), not here.
 """
 
 from __future__ import annotations
@@ -16,21 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.host import processes
+from harness.host.fsutil import atomic_write_text
 from harness.model.errors import HarnessError
 
-_PROBE = (
+_TRIAL = (
     "import json, platform, sys; print(json.dumps({'version': platform.python_version(), "
     "'impl': platform.python_implementation(), 'executable': sys.executable}))"
 )
 
 
-#: the CPythons gunicorn ever ran on that this finds: 3.x, and 2.7 for the releases before
-#: 19.0 that no Python 3 boots (0.17.0; found by evidence like any other, tried last)
+#: the CPythons found: 3.x, and 2.7 for releases before 19.0 that no Python 3 boots (0.17.0)
 PYTHONS = ("3.", "2.7.")
 
 
 class InterpreterError(HarnessError):
-    """A user-facing, one-line problem with --python."""
+    """A problem with --python."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +53,6 @@ def _candidate_paths() -> list[tuple[str, str]]:
         if not entry or "shims" in Path(entry).parts:
             continue  # pyenv shims dispatch on cwd; we read pyenv's folder directly
         d = Path(entry)
-        if not d.is_dir():
-            continue
         for name in ("python3", "python") + tuple(f"python3.{m}" for m in range(6, 20)):
             p = d / name
             if p.is_file() and os.access(p, os.X_OK):
@@ -68,52 +63,35 @@ def _candidate_paths() -> list[tuple[str, str]]:
             if (d / name).is_file():
                 found.append((str(d / name), "pyenv"))
                 break
-    uv_dirs = [os.environ.get("UV_PYTHON_INSTALL_DIR", "")]
     data_home = os.environ.get("XDG_DATA_HOME", str(Path.home() / ".local" / "share"))
-    uv_dirs.append(str(Path(data_home) / "uv" / "python"))
-    for base in filter(None, uv_dirs):
+    for base in filter(None, [os.environ.get("UV_PYTHON_INSTALL_DIR"), f"{data_home}/uv/python"]):
         for d in sorted(Path(base).glob("cpython-*")):
             if (d / "bin" / "python3").is_file():
                 found.append((str(d / "bin" / "python3"), "uv"))
     return found
 
 
-def probe(path: str, source: str) -> Interpreter | None:
+def trial(path: str, source: str) -> Interpreter | None:
     """Run the interpreter once to learn its exact version; None unless a CPython 3 or 2.7.
-
-    Raises ``Undecided`` (timed out, killed) or ``Cancelled`` (the run was interrupted):
-    no answer, which :func:`discover` does not remember."""
-    done = processes.run_to_end([path, "-c", _PROBE], timeout=15, what=f"{path} -c ...")
+    ``Undecided`` or ``Cancelled`` is no answer, which :func:`discover` does not remember."""
+    done = processes.run_to_end([path, "-c", _TRIAL], timeout=15, what=f"{path} -c ...")
     try:
         data = json.loads(done.stdout) if done.returncode == 0 else {}
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    if data.get("impl") != "CPython" or not str(data.get("version", "")).startswith(PYTHONS):
-        return None
-    return Interpreter(path=path, version=data["version"], source=source)
-
-
-def _identity(path: str) -> str:
-    """What must not change for a remembered probe to hold: the file itself."""
-    st = os.stat(path)  # and the rule it was judged by: a 2.7 refused before is asked again
-    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}:{','.join(PYTHONS)}"
+        if data["impl"] == "CPython" and data["version"].startswith(PYTHONS):
+            return Interpreter(path=path, version=data["version"], source=source)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return None
 
 
 def discover(cache_dir: Path | None = None) -> list[Interpreter]:
-    """Every distinct CPython 3 (and 2.7) we can find, newest first.
-
-    With ``cache_dir`` each executable's version is remembered by its identity (path,
-    size, mtime): running ten interpreters costs a quarter of a second per run.
-    """
-    known: dict[str, dict] = {}
+    """Every distinct CPython 3 (and 2.7) we can find, newest first; with ``cache_dir`` each
+    one's version is remembered by its identity (running ten costs a quarter second)."""
     record = cache_dir / "interpreters.json" if cache_dir is not None else None
-    if record is not None:
-        try:
-            known = json.loads(record.read_text())
-        except (OSError, ValueError):
-            known = {}
+    try:
+        known: dict[str, dict] = json.loads(record.read_text()) if record else {}
+    except (OSError, ValueError):
+        known = {}
     fresh: dict[str, dict] = {}
     seen: dict[str, Interpreter] = {}
     for path, source in _candidate_paths():
@@ -121,40 +99,36 @@ def discover(cache_dir: Path | None = None) -> list[Interpreter]:
         if key in seen:
             continue
         try:
-            ident = _identity(path)
+            st = os.stat(path)
         except OSError:
             continue
+        # what must not change for a remembered trial to hold: the file, and the rule it was
+        # judged by (a 2.7 refused before is asked again)
+        ident = f"{key}:{st.st_size}:{st.st_mtime_ns}:{','.join(PYTHONS)}"
         if ident in known:
-            fresh[ident] = known[ident]
             version = known[ident].get("version")
-            interp = Interpreter(path=path, version=version, source=source) if version else None
         else:
             try:
-                interp = probe(path, source)
+                interp = trial(path, source)
             except processes.Undecided:
                 continue  # no answer: not remembered, asked again next run
-            fresh[ident] = {"version": interp.version if interp else None}
-        if interp is not None:
-            seen[key] = interp
+            version = interp.version if interp else None
+        fresh[ident] = {"version": version}
+        if version:
+            seen[key] = Interpreter(path=path, version=version, source=source)
     if record is not None and fresh != known:
-        from harness.host.fsutil import atomic_write_text
-
         atomic_write_text(record, json.dumps(fresh, indent=1, sort_keys=True))
     return order(seen.values())
 
 
 def order(interps: Iterable[Interpreter], prefer: str | None = None) -> list[Interpreter]:
-    """Newest first (we want the newest Python that works); ``prefer`` (a path) leads.
-
-    One interpreter per exact version: two copies of 3.9.18 are the same evidence.
-    """
+    """Newest first, one per exact version (two 3.9.18 are the same evidence); ``prefer``
+    (a path) leads."""
     ranked = sorted(interps, key=lambda i: (i.version_tuple, i.source == "PATH"), reverse=True)
-    unique: list[Interpreter] = []
-    versions: set[str] = set()
+    first: dict[str, Interpreter] = {}
     for i in ranked:
-        if i.version not in versions:
-            versions.add(i.version)
-            unique.append(i)
+        first.setdefault(i.version, i)
+    unique = list(first.values())
     if prefer:
         unique.sort(key=lambda i: i.path != prefer)
     return unique
@@ -167,7 +141,7 @@ def select(spec: str, available: Sequence[Interpreter]) -> Interpreter:
         if not Path(path).exists():
             raise InterpreterError(f"--python {spec}: no such file")
         try:
-            interp = probe(path, "--python")
+            interp = trial(path, "--python")
         except processes.Undecided as exc:
             raise InterpreterError(f"--python {spec}: {exc}") from None
         if interp is None:
@@ -175,15 +149,12 @@ def select(spec: str, available: Sequence[Interpreter]) -> Interpreter:
         return interp
     matches = [i for i in available if i.version == spec or i.minor == spec]
     if not matches:
-        have = ", ".join(sorted({i.minor for i in available}, key=_vkey)) or "none"
+        minors = sorted({i.minor for i in available}, key=lambda v: [int(p) for p in v.split(".")])
+        have = ", ".join(minors) or "none"
         raise InterpreterError(
             f"--python {spec}: no such Python found on PATH, in pyenv or in uv (found: {have})"
         )
     return order(matches)[0]
-
-
-def _vkey(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split("."))
 
 
 def how_to_get(minor: str) -> str:

@@ -1,33 +1,19 @@
 """Requirement sets: the user's own packages (``--with flask``) next to gunicorn.
 
-Each set is installed once per interpreter, by pip's own resolver, into one directory
-(``layers/`` in the cache, the word's only other use) and shared by every environment on that interpreter through their ``.pth`` file
-(environments.py), so a run over 40 releases resolves and installs Flask once, not 40
-times. It is built in a temporary directory and renamed into place with its manifest
-(what was installed, and a digest of every file) written last; on every first use in a
-process the files are hashed again, so an interrupted or altered layer is never used.
+Each set is installed once per interpreter, by pip's resolver, into a layer (under
+``layers/``) that every environment on that interpreter shares through its ``.pth``: 40
+releases install Flask once. A layer is sealed with a manifest (what was installed, a
+digest of every file), hashed again on first use in a process, never used half-built.
 
-pip runs *in the target interpreter* (markers, tags and ``Requires-Python`` are that
-Python's), from the newest pip wheel whose ``Requires-Python`` admits it, unpacked once
-under the cache and put on ``PYTHONPATH``: 21.3.1 on 3.6, 24.0 on 3.7, the current pip on
-3.9+. Every one of them has the 2020 resolver, none needs a tool virtualenv, and the
-interpreter's own (possibly ancient, possibly absent) pip is never involved. pip reads no
-configuration file: the indexes are the harness's (index.indexes(), with the credentials
-of the URLs they came from), passed in ``PIP_INDEX_URL`` / ``PIP_EXTRA_INDEX_URL``, so the
-layer and gunicorn come from the same place; downloads are cached under ``<cache>/pip``.
+pip runs in the target interpreter, from the newest pip wheel it admits (21.3.1 on 3.6):
+all have the 2020 resolver, the interpreter's own pip is never used, and pip reads no
+configuration: the harness's indexes go in ``PIP_INDEX_URL``/``PIP_EXTRA_INDEX_URL``.
+gunicorn never comes from a layer (pulled in by ``uvicorn-worker``, it is removed).
 
-gunicorn never comes from a layer: when a requirement depends on it (``uvicorn-worker``)
-pip resolves it, and it is removed from the layer before the digest is taken; the
-environment's own site-packages is also ahead of every ``.pth`` entry on ``sys.path``.
-
-A set pip cannot install on an interpreter raises ``LayerError`` (an ``ArtifactError``:
-the runner turns that Python away and tries the next) with pip's one decisive line, and
-leaves nothing in the cache. A set that installs but whose requested packages do not
-import (eventlet 0.30.2 on Python 3.10+) is refused the same way; that refusal is a fact
-about the resolved set, so it is remembered (``<cache>/layers/refused``) like a preflight.
-
-A layer is resolved once: ``--with flask`` keeps the Flask of its first build until the
-cache is cleared (pin it to choose); a new pip release does not rebuild layers.
+A set pip cannot install raises ``LayerError`` (the runner tries the next Python) with
+pip's decisive line and caches nothing; one whose packages do not import (eventlet 0.30.2
+on 3.10+) too, and that refusal is remembered (``layers/refused``). A layer keeps its
+first resolution until the cache is cleared; a new pip release rebuilds nothing.
 """
 
 from __future__ import annotations
@@ -38,14 +24,11 @@ import json
 import os
 import re
 import threading
-import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from email.parser import Parser
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -55,11 +38,8 @@ from harness.host.fsutil import (
     atomic_write_text,
     extract_once,
     keep_recorded_bytecode,
-    private_dir,
     read_regular,
     remove_tree,
-    sweep_temporaries,
-    temp_dir,
 )
 from harness.model.errors import HarnessError
 from harness.provision import index, wheels
@@ -75,21 +55,21 @@ _PIP_PASSTHROUGH = ("PIP_CERT", "PIP_CLIENT_CERT", "PIP_TRUSTED_HOST", "PIP_PROX
 
 
 class RequirementsInvalid(HarnessError):
-    """A ``--with`` requirement or requirements file that is not a requirement (one line)."""
+    """A ``--with`` requirement or requirements file that is not a requirement."""
 
 
 class LayerError(ArtifactError):
-    """This interpreter cannot have the requirement set (pip's or the import's one line)."""
+    """This interpreter cannot have the requirement set."""
 
 
 class LayerUndecided(LayerError):
-    """pip or the import check gave no answer (timeout, signal): never remembered."""
+    """pip or the import trial gave no answer (timeout, signal): never remembered."""
 
 
 @dataclass(frozen=True)
 class RequirementSet:
-    """Requirements in a canonical order, so ``flask`` + ``Jinja2`` is one set whatever
-    the order or spelling on the command line (the layer's key is derived from it)."""
+    """Requirements in a canonical order: ``flask`` + ``Jinja2`` is one set (one layer)
+    whatever the order or spelling."""
 
     requirements: tuple[str, ...]
 
@@ -118,26 +98,12 @@ def _canonical(text: str, where: str) -> str:
     return str(req)
 
 
-def requirement_lines(text: str, source: str) -> list[tuple[str, str]]:
-    """The requirements of a requirements file as (line, where); comments and blanks
-    skipped. pip options (``-r``, ``--index-url``) are refused: the index is the run's."""
-    found = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
-        where = f"{source}:{number}"
-        if not line:
-            continue
-        if line.startswith("-"):
-            raise RequirementsInvalid(f"{where}: pip options are not supported here: {line!r}")
-        found.append((line, where))
-    return found
-
-
 REQUIREMENTS_CAP = 1 << 20  # a requirements file is a few lines
 
 
 def parse(requirements: Sequence[str] = (), files: Sequence[Path] = ()) -> RequirementSet:
-    """``--with REQ`` (repeatable) and ``--with-requirements FILE`` as one set."""
+    """``--with REQ`` (repeatable) and ``--with-requirements FILE`` as one set; pip options in
+    a file (``-r``, ``--index-url``) are refused: the index is the run's."""
     given = [(r, "--with") for r in requirements]
     for path in files:
         try:
@@ -146,7 +112,13 @@ def parse(requirements: Sequence[str] = (), files: Sequence[Path] = ()) -> Requi
             raise RequirementsInvalid(f"--with-requirements {path}: {exc}") from None
         except UnicodeDecodeError:
             raise RequirementsInvalid(f"--with-requirements {path}: not UTF-8 text") from None
-        given += requirement_lines(text, str(path))
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = re.sub(r"(^|\s)#.*$", "", raw).strip()
+            where = f"{path}:{number}"
+            if line.startswith("-"):
+                raise RequirementsInvalid(f"{where}: pip options are not supported here: {line!r}")
+            if line:
+                given.append((line, where))
     return RequirementSet(tuple(sorted({_canonical(r, where) for r, where in given})))
 
 
@@ -154,8 +126,8 @@ _HELP_ONLY = re.compile(r"ResolutionImpossible: for help visit|^\[notice\]")
 
 
 def decisive_line(output: str) -> str:
-    """pip's one line that says why: its last ``ERROR:`` line that is not a pointer to the
-    docs ("No matching distribution found for nosuchpkg==1"), else its last line."""
+    """pip's one line that says why: its last ``ERROR:`` line that is no pointer to the docs,
+    else its last line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [
         line[len("ERROR:") :].strip()
@@ -168,8 +140,7 @@ def decisive_line(output: str) -> str:
 
 
 def top_level_names(record: str) -> list[str]:
-    """The importable top-level names a distribution's RECORD installs (packages and
-    modules, not private ``_x`` ones nor metadata, scripts or data)."""
+    """The public importable top-level packages and modules a distribution's RECORD installs."""
     names: dict[str, None] = {}
     for row in record.splitlines():
         path = row.split(",", 1)[0]
@@ -211,8 +182,8 @@ def _with_credentials(url: str) -> str:
 
 
 def pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The environment pip runs in (no config file, the harness's indexes; for a layer and
-    a dependency's PEP 517 build) and the credential-free index URLs (in a layer's key)."""
+    """The environment pip runs in (no config file, the harness's indexes) and the
+    credential-free index URLs (in a layer's key)."""
     urls = index.indexes().urls
     env = {
         k: v
@@ -231,8 +202,8 @@ def pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
 
 
 def _key(reqs: RequirementSet, interp: Interpreter, urls: Iterable[str]) -> str:
-    """Not pip's version: a new pip release must not rebuild every layer (the environments
-    are keyed on the layer's digest, so a rebuilt layer that differs is never mixed up)."""
+    """Not pip's version: a new pip must not rebuild every layer (environments are keyed on
+    the layer's digest, so a rebuilt layer that differs is never mixed up)."""
     text = json.dumps([LAYOUT, list(reqs.requirements), interp.path, interp.version, list(urls)])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -247,7 +218,7 @@ def _dists(layer: Path) -> list[tuple[str, str, Path]]:
 
 
 def _drop_gunicorn(layer: Path) -> None:
-    """Remove gunicorn (pulled in by e.g. uvicorn-worker) with every file its RECORD names."""
+    """Remove gunicorn (pulled in by uvicorn-worker) and every file its RECORD names."""
     for name, _, info in _dists(layer):
         if name != NEVER_LAYERED:
             continue
@@ -263,7 +234,7 @@ def _drop_gunicorn(layer: Path) -> None:
         remove_tree(info)
 
 
-_IMPORT_PROBE = r"""
+_IMPORT_TRIAL = r"""
 import json, sys
 failed = {}
 for name in sys.argv[1:]:
@@ -291,16 +262,16 @@ def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> s
         return ""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(PYTHONPATH=str(layer), PYTHONDONTWRITEBYTECODE="1")
-    argv = [interp.path, "-S", "-c", _IMPORT_PROBE, *owners]
+    argv = [interp.path, "-S", "-c", _IMPORT_TRIAL, *owners]
     try:  # an interrupt raises Cancelled: never a refusal
-        proc = processes.run_to_end(argv, timeout=120, env=env, what="the import check")
+        proc = processes.run_to_end(argv, timeout=120, env=env, what="the import trial")
     except processes.Undecided as exc:
         raise LayerUndecided(f"{exc} on Python {interp.version}") from None
     try:
         failed = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
     except (ValueError, IndexError, TypeError):
         raise LayerUndecided(
-            f"the import check gave no answer on Python {interp.version}: "
+            f"the import trial gave no answer on Python {interp.version}: "
             f"{decisive_line(proc.stderr)}"
         ) from None
     if not failed:
@@ -310,20 +281,25 @@ def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> s
     return f"{owner} {dists[owner][0]} does not import on Python {interp.version}: {why}"
 
 
-def _load(path: Path, reqs: RequirementSet) -> Layer | None:
-    """A finished layer whose files are still exactly the ones installed."""
+def _known(path: Path, reqs: RequirementSet) -> Layer | None:
+    """The finished layer whose files are still exactly the ones installed; None if there is
+    none; LayerError if this set was refused (not by an interrupt: older runs cached those)."""
+    try:
+        reason = json.loads(_refusal(path).read_text())["reason"]
+    except (OSError, ValueError, KeyError, TypeError):
+        reason = ""
+    if reason and not str(reason).endswith("KeyboardInterrupt"):
+        raise LayerError(reason)
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-        if (
-            manifest.get("layout") != LAYOUT
-            or fsutil.tree_digest(path, MANIFEST) != manifest["digest"]
-        ):
+        digest = manifest["digest"]
+        if manifest.get("layout") != LAYOUT or fsutil.tree_digest(path, MANIFEST) != digest:
             return None
         keep_recorded_bytecode(path)
         installed = tuple((n, v) for n, v in manifest["installed"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return Layer(path, reqs, installed, manifest["digest"], built=False)
+    return Layer(path, reqs, installed, digest, built=False)
 
 
 def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dict) -> None:
@@ -340,56 +316,60 @@ def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dic
         )
 
 
-def _build(interp: Interpreter, reqs: RequirementSet, final: Path, env: dict, pip: str) -> None:
-    """Install into a temporary directory, check the imports, drop gunicorn, seal it."""
-    tmp = temp_dir(final.parent, final.name)
-    try:
-        _pip_install(interp, reqs, tmp, env)
-        refused = _import_failure(interp, tmp, reqs)  # with pip's gunicorn: uvicorn-worker
-        if refused:
-            atomic_write_text(_refusal(final), json.dumps({"reason": refused}))
-            raise LayerError(refused)
-        _drop_gunicorn(tmp)
-        manifest = {
-            "layout": LAYOUT,
-            "requirements": list(reqs.requirements),
-            "python": interp.version,
-            "interpreter": interp.path,
-            "pip": pip,
-            "installed": [[n, v] for n, v, _ in _dists(tmp)],
-            "digest": fsutil.tree_digest(tmp, MANIFEST),
-        }
-        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
-        tmp.rename(final)
-    finally:
-        remove_tree(tmp)
+def _build(
+    interp: Interpreter, reqs: RequirementSet, tmp: Path, final: Path, env: dict, pip: str
+) -> None:
+    """Install into ``tmp``, try the imports, drop gunicorn, write the manifest."""
+    _pip_install(interp, reqs, tmp, env)
+    refused = _import_failure(interp, tmp, reqs)  # with pip's gunicorn: uvicorn-worker
+    if refused:
+        atomic_write_text(_refusal(final), json.dumps({"reason": refused}))
+        raise LayerError(refused)
+    _drop_gunicorn(tmp)
+    manifest = {
+        "layout": LAYOUT,
+        "requirements": list(reqs.requirements),
+        "python": interp.version,
+        "interpreter": interp.path,
+        "pip": pip,
+        "installed": [[n, v] for n, v, _ in _dists(tmp)],
+        "digest": fsutil.tree_digest(tmp, MANIFEST),
+    }
+    atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
 
 
 def _refusal(final: Path) -> Path:
     return final.parent / "refused" / f"{final.name}.json"
 
 
-# per process: a layer verified once, a failure remembered (every target on that Python
-# would otherwise run pip again for a set that cannot be installed)
+# per process: a layer verified once, a failure remembered (else every target on that
+# Python would run pip again)
 _known_here: dict[Path, Layer | LayerError] = {}
 _locks: dict[Path, threading.Lock] = {}
 _locks_lock = threading.Lock()
 
 
 def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
-    """The layer for ``reqs`` on ``interp``: verified and reused, or built now.
-
-    Raises ``LayerError`` when this Python cannot have the set (the runner then tries the
-    next one). Verified once per process; later calls return the same record (or error).
-    """
+    """The layer for ``reqs`` on ``interp``, verified and reused or built now, once per
+    process (later calls return the same layer or ``LayerError``)."""
     env, urls = pip_env(cache_dir)
     final = cache_dir / "layers" / f"py{interp.version}-{_key(reqs, interp, urls)}"
+
+    def build(tmp: Path) -> None:
+        pip, version = wheels.newest_wheel("pip", interp, cache_dir)
+        # unpacked once: pip run from a zip cannot hand its CA bundle to ssl on old Pythons
+        tree = extract_once(pip, cache_dir / "layers" / "pip" / pip.name)
+        _build(interp, reqs, tmp, final, {**env, "PYTHONPATH": str(tree)}, version)
+
     with _locks_lock:
         lock = _locks.setdefault(final, threading.Lock())
     with lock:  # one thread builds, the others wait for its answer
         if final not in _known_here:
             try:
-                _known_here[final] = _ensure(reqs, interp, cache_dir, final, env)
+                layer, built = wheels.built_once(final, lambda: _known(final, reqs), build)
+                if layer is None:
+                    raise LayerError(f"the layer {final.name} did not verify after building")
+                _known_here[final] = replace(layer, built=built)
             except LayerUndecided:
                 raise
             except LayerError as exc:
@@ -400,69 +380,15 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
     return known
 
 
-def _refused(final: Path) -> str:
-    try:  # not a refusal an interrupt wrote (older runs cached those)
-        reason = json.loads(_refusal(final).read_text())["reason"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
-    return "" if str(reason).endswith("KeyboardInterrupt") else reason
-
-
-def _known(final: Path, reqs: RequirementSet) -> Layer | None:
-    """The finished layer, None if there is none, LayerError if this set was refused."""
-    refused = _refused(final)
-    if refused:
-        raise LayerError(refused)
-    return _load(final, reqs)
-
-
-def _pip_tree(wheel: Path, cache_dir: Path) -> Path:
-    """pip's wheel unpacked once, to run from ``PYTHONPATH``: pip run from a zip cannot
-    hand its CA bundle to ssl on old Pythons."""
-    return extract_once(wheel, cache_dir / "layers" / "pip" / wheel.name)
-
-
-def _ensure(
-    reqs: RequirementSet, interp: Interpreter, cache_dir: Path, final: Path, env: dict
-) -> Layer:
-    layer = _known(final, reqs)
-    if layer is not None:
-        return layer
-    root = private_dir(final.parent)
-    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
-        layer = _known(final, reqs)  # another run may have built it meanwhile
-        if layer is not None:
-            return layer
-        sweep_temporaries(root)
-        remove_tree(final)  # incomplete or altered: rebuild, never use
-        pip = wheels.newest_wheel("pip", interp, cache_dir)  # (wheel, version)
-        env = {**env, "PYTHONPATH": str(_pip_tree(pip[0], cache_dir))}
-        _build(interp, reqs, final, env, pip[1])
-    layer = _load(final, reqs)
-    if layer is None:
-        raise LayerError(f"the layer {final.name} did not verify after building")
-    return Layer(layer.path, reqs, layer.installed, layer.digest, built=True)
-
-
-# -- gunicorn's own dependencies: a release's (or a commit's) non-extra ``Requires-Dist``.
-#
-# The harness installs gunicorn's wheel without pip, so what the wheel requires
-# (``packaging`` for 21.0-26.x) comes from a requirement layer of its own,
-# shared by every environment on an interpreter like setuptools; 19.x and 20.x require
-# nothing but setuptools, so their environments are unchanged.
+# -- gunicorn's wheel is installed without pip: what it requires (``packaging`` for 21.0-26.x;
+# nothing for 19.x and 20.x) comes from a layer of its own, shared like setuptools.
 
 
 def gunicorn_dependencies(artifact: Artifact) -> tuple[str, ...]:
-    """gunicorn's own non-extra ``Requires-Dist`` from its wheel's METADATA, without
-    setuptools (shared in every environment already): ``packaging`` for 21.0-26.x."""
-    try:
-        with zipfile.ZipFile(artifact.wheel) as zf:
-            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-            metadata = Parser().parsestr(zf.read(name).decode("utf-8", "replace"))
-    except (OSError, StopIteration, zipfile.BadZipFile) as exc:
-        raise ArtifactError(f"{artifact.wheel.name}: no readable METADATA ({exc})") from None
+    """gunicorn's own non-extra ``Requires-Dist`` but setuptools (in every environment
+    already): ``packaging`` for 21.0-26.x."""
     found = []
-    for text in metadata.get_all("Requires-Dist") or ():
+    for text in wheels.requires_dist(artifact.wheel):
         try:
             req = Requirement(text)
         except InvalidRequirement:
@@ -475,9 +401,8 @@ def gunicorn_dependencies(artifact: Artifact) -> tuple[str, ...]:
 
 
 def dependency_layer(artifact: Artifact, interp: Interpreter, cache_dir: Path) -> Layer | None:
-    """The layer of gunicorn's own dependencies on ``interp`` (None when it has none):
-    resolved once per (interpreter, set) and verified like any layer, as setuptools is
-    shared; ``LayerError`` when this Python cannot have them."""
+    """The layer of gunicorn's own dependencies on ``interp`` (None when it has none);
+    ``LayerError`` when this Python cannot have them."""
     reqs = gunicorn_dependencies(artifact)
     if not reqs:
         return None

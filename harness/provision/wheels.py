@@ -1,23 +1,27 @@
-"""Wheels to install: gunicorn (a release from the index, or a commit built from git),
-a scenario's extras (built here when they ship only an sdist) and setuptools (gunicorn 19.x imports ``pkg_resources``).
-
-Everything lands in the cache once, verified, and is installed by unpacking the wheel
-(see environments.py), so no pip runs per environment.
+"""Wheels to install: gunicorn (a release, or a commit built from git), a scenario's extras
+and setuptools (gunicorn 19.x imports ``pkg_resources``), cached once, verified, and
+installed by unpacking (environments.py): no pip runs per environment.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import io
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from email.parser import HeaderParser
 from pathlib import Path
+from typing import TypeVar
 
+from filelock import FileLock
 from packaging import tags
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -25,10 +29,12 @@ from packaging.version import InvalidVersion, Version
 
 from harness.host import processes
 from harness.host.fsutil import (
+    atomic_write_bytes,
     extract_once,
     keep_recorded_bytecode,
     private_dir,
     remove_tree,
+    sweep_temporaries,
     temp_dir,
 )
 from harness.model.errors import HarnessError
@@ -40,7 +46,35 @@ WHEEL_CAP = Version("0.46")  # wheel 0.46+ needs packaging, which an offline bui
 
 
 class ArtifactError(HarnessError):
-    """A wheel could not be obtained or built (one line, user-facing)."""
+    """A wheel could not be obtained or built."""
+
+
+T = TypeVar("T")
+
+
+def built_once(
+    final: Path, load: Callable[[], T | None], build: Callable[[Path], None]
+) -> tuple[T | None, bool]:
+    """(``load()``, False) when ``final`` verifies; else, under a lock against other runs,
+    ``build`` it in a temporary directory renamed into place (an interrupted build is never
+    taken for a finished one) and (``load()``, True)."""
+    found = load()
+    if found is not None:
+        return found, False
+    root = private_dir(final.parent)
+    with FileLock(str(root / f".{final.name}.lock"), mode=0o600):
+        found = load()  # another run may have built it meanwhile
+        if found is not None:
+            return found, False
+        sweep_temporaries(root)
+        remove_tree(final)  # incomplete or altered: rebuilt, never used
+        tmp = temp_dir(root, final.name)
+        try:
+            build(tmp)
+            tmp.rename(final)
+        finally:
+            remove_tree(tmp)
+    return load(), True
 
 
 @dataclass(frozen=True)
@@ -57,12 +91,8 @@ class Artifact:
 
 
 def package_digest(files: Iterable[tuple[str, bytes]]) -> str:
-    """Digest of a package's source files, independent of where they sit.
-
-    The same function runs over a wheel's entries, an exported git tree and an
-    installed site-packages, which is how we verify that an environment really holds
-    the code we meant to test.
-    """
+    """Digest of a package's ``.py`` files wherever they sit: the same over a wheel, an
+    exported git tree and a site-packages proves an environment holds the code under test."""
     h = hashlib.sha256()
     for rel, data in sorted(files):
         if "__pycache__" in rel or not rel.endswith(".py"):
@@ -81,21 +111,21 @@ def wheel_package_files(wheel: Path, package: str = "gunicorn") -> list[tuple[st
 
 
 def dir_package_files(root: Path, package: str = "gunicorn") -> list[tuple[str, bytes]]:
-    base = root / package
+    """The package's files under ``root``, without bytecode."""
+    found = [(p.relative_to(root).as_posix(), p) for p in (root / package).rglob("*")]
     return [
-        (p.relative_to(root).as_posix(), p.read_bytes()) for p in base.rglob("*") if p.is_file()
+        (rel, p.read_bytes())
+        for rel, p in found
+        if p.is_file() and "__pycache__" not in rel and not rel.endswith((".pyc", ".pyo"))
     ]
 
-
-# -- Is a wheel on disk whole?  What was built here (a commit's wheel, bottle's) or listed
-# without a sha256 has nothing else to be checked against before it is reused.
 
 _INTACT: dict[tuple[str, int, int], bool] = {}
 
 
 def intact(wheel: Path) -> bool:
-    """A readable zip whose every member matches its CRC (a truncated or unreadable file
-    is not); remembered per process by the file's size and mtime."""
+    """A readable zip whose every member matches its CRC, remembered per process by size and
+    mtime: what was built here has nothing else to be checked against before reuse."""
     try:
         st = wheel.stat()
         key = (str(wheel), st.st_size, st.st_mtime_ns)
@@ -107,15 +137,13 @@ def intact(wheel: Path) -> bool:
         return False
 
 
-def _wheel_file(files: Iterable[index.DistFile], py: str | None = None) -> index.DistFile | None:
-    """The pure-Python wheel among a release's files, if it has one."""
+def _wheel_file(files: Iterable[index.DistFile], py3: bool = False) -> index.DistFile | None:
+    """The pure-Python wheel among a release's files (``py3``: one tagged for Python 3)."""
     for f in files:
-        if f.packagetype != "bdist_wheel" or not f.filename.endswith("-none-any.whl"):
-            continue
-        tags = f.filename.rsplit("-", 3)[1]
-        if py and not any(t.startswith("py3") or t == "py2.py3" for t in tags.split(".")):
-            continue
-        return f
+        if f.packagetype == "bdist_wheel" and f.filename.endswith("-none-any.whl"):
+            tags = f.filename.rsplit("-", 3)[1].split(".")
+            if not py3 or any(t.startswith("py3") for t in tags):
+                return f
     return None
 
 
@@ -142,36 +170,16 @@ _DIRECT_BUILD = (
 
 
 def build_wheel(tree: Path, out_dir: Path, python: str = sys.executable) -> Path:
-    """Build a wheel from a source tree with the harness's own setuptools (no network).
-
-    Gunicorn's trees are setup.py projects: calling setuptools' PEP 517 backend
-    directly costs a quarter of a ``pip wheel`` (no pip start-up, no resolver); pip
-    remains the fallback for a tree the direct call cannot build.
-    """
+    """A wheel of a source tree by the harness's own setuptools' PEP 517 backend, offline (a
+    quarter of a ``pip wheel``'s cost); pip is the fallback for a tree it cannot build."""
     tmp = temp_dir(out_dir, "wheel")
     try:
-        direct = _run([python, "-c", _DIRECT_BUILD, str(tmp)], cwd=tree)
-        built = _keep_wheel(direct, tmp, out_dir)
+        built, direct = _build([python, "-c", _DIRECT_BUILD, str(tmp)], tree, tmp, out_dir)
         if built is not None:
             return built
-        proc = _run(
-            [
-                python,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "--no-build-isolation",
-                "--no-index",
-                "--disable-pip-version-check",
-                "-q",
-                "-w",
-                str(tmp),
-                str(tree),
-            ],
-            cwd=tree,
-        )
-        built = _keep_wheel(proc, tmp, out_dir)
+        pip = "-m pip wheel --no-deps --no-build-isolation --no-index --disable-pip-version-check"
+        argv = [python, *pip.split(), "-q", "-w", str(tmp), str(tree)]
+        built, proc = _build(argv, tree, tmp, out_dir)
         if built is None:
             raise ArtifactError(f"building a wheel from {tree.name} failed: {_why(direct, proc)}")
         return built
@@ -187,12 +195,9 @@ def make_wheel(
     entry_points: str = "",
     requires: tuple[str, ...] = (),
 ) -> Path:
-    """A pure-Python wheel holding exactly ``files`` (archive path -> bytes), written
-    atomically.  For code whose build is a copy: a commit's ``gunicorn/`` package, a
-    single-module sdist like bottle 0.12.13 -- no setuptools start-up per build."""
-    import base64
-    import zipfile
-
+    """A pure-Python wheel of exactly ``files`` (archive path -> bytes), written atomically:
+    for code whose build is a copy (a commit's ``gunicorn/``, bottle 0.12.13's module), with
+    no setuptools start-up per build."""
     dist = f"{name}-{version}.dist-info"
     meta = {
         f"{dist}/METADATA": (
@@ -213,28 +218,22 @@ def make_wheel(
         record.append(f"{path},sha256={digest},{len(data)}")
     record.append(f"{dist}/RECORD,,")
     entries[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    private_dir(out_dir)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(entries):
+            zf.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), entries[path])
     final = out_dir / f"{name}-{version}-py3-none-any.whl"
-    tmp = temp_dir(out_dir, name)
-    try:
-        with zipfile.ZipFile(tmp / final.name, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(entries):
-                zf.writestr(zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0)), entries[path])
-        (tmp / final.name).replace(final)
-    finally:
-        remove_tree(tmp)
+    atomic_write_bytes(final, buffer.getvalue())
     return final
 
 
-# -- What a source tree's pyproject.toml says it requires (no TOML parser: the harness
-# runs on 3.9, and gunicorn's ``[project] dependencies`` is a plain list of strings).
-
+# no TOML parser on 3.9; gunicorn's ``[project] dependencies`` is a plain list of strings
 _PROJECT_DEPS = re.compile(r"^\[project\]$.*?^dependencies\s*=\s*\[(.*?)\]", re.M | re.S)
 
 
 def project_dependencies(pyproject: Path) -> tuple[str, ...]:
-    """``[project] dependencies`` of a commit's pyproject.toml (21.0+: ``packaging``), so
-    a commit's wheel requires what its release would; () where there is none (setup.py)."""
+    """``[project] dependencies`` of a commit's pyproject.toml (21.0+: ``packaging``), as its
+    release would require; () where there is none (setup.py)."""
     try:
         text = pyproject.read_text()
     except OSError:
@@ -252,9 +251,8 @@ GUNICORN_ENTRY_POINTS = "[console_scripts]\ngunicorn = gunicorn.app.wsgiapp:run\
 
 
 def tree_wheel(tree: Path, out_dir: Path) -> Path | None:
-    """A gunicorn source tree as a wheel by copying its ``gunicorn/`` package (the code
-    under test, verified by its digest afterwards) with its version; None when the
-    version cannot be read, so the caller builds it with setuptools instead."""
+    """A gunicorn tree's ``gunicorn/`` package copied into a wheel with its version (None when
+    that cannot be read: the caller builds it with setuptools instead)."""
     try:
         init = (tree / "gunicorn" / "__init__.py").read_text()
     except OSError:
@@ -263,11 +261,7 @@ def tree_wheel(tree: Path, out_dir: Path) -> Path | None:
     if not found:
         return None
     version = ".".join(p.strip() for p in found.group(1).split(",") if p.strip())
-    files = {
-        rel: data
-        for rel, data in dir_package_files(tree)
-        if "__pycache__" not in rel and not rel.endswith((".pyc", ".pyo"))
-    }
+    files = dict(dir_package_files(tree))
     requires = project_dependencies(tree / "pyproject.toml")
     return make_wheel("gunicorn", version, files, out_dir, GUNICORN_ENTRY_POINTS, requires)
 
@@ -283,41 +277,22 @@ def _why(*procs: processes.Finished) -> str:
     return last[-1] if last else "no wheel produced"
 
 
-def _run(argv: list[str], cwd: Path, timeout: float = 300) -> processes.Finished:
-    """A build as every program a run starts (processes.run_to_end: own session, token,
-    bounded output; Ctrl-C raises Cancelled); one that gave no answer is a failed build."""
+def _build(
+    argv: list[str], cwd: Path, tmp: Path, out_dir: Path
+) -> tuple[Path | None, processes.Finished]:
+    """Run a build (processes.run_to_end: Ctrl-C raises Cancelled; no answer is a failure)
+    and move the wheel it left in ``tmp`` into ``out_dir`` (None if it failed)."""
     try:
-        return processes.run_to_end(argv, timeout=timeout, cwd=cwd, what="the build")
+        proc = processes.run_to_end(argv, timeout=300, cwd=cwd, what="the build")
     except processes.Undecided as exc:
-        return processes.Finished(-1, "", str(exc))
-
-
-def _keep_wheel(proc: processes.Finished, tmp: Path, out_dir: Path) -> Path | None:
-    """The wheel a successful build left in ``tmp``, moved into ``out_dir``; else None."""
+        proc = processes.Finished(-1, "", str(exc))
     built = sorted(tmp.glob("*.whl"))
     if proc.returncode != 0 or not built:
-        return None
-    final = out_dir / built[0].name
-    built[0].replace(final)
-    return final
-
-
-def _copied_wheel(root: Path, out_dir: Path) -> Path:
-    """An sdist's ``gunicorn/`` package as a wheel, its version from PKG-INFO."""
-    meta = (root / "PKG-INFO").read_text(errors="replace")
-    version = next(
-        ln.split(":", 1)[1].strip() for ln in meta.splitlines() if ln.startswith("Version:")
-    )
-    files = {r: d for r, d in dir_package_files(root) if not r.endswith((".pyc", ".pyo"))}
-    # 0.x finds its workers by entry point (gunicorn.workers): keep the sdist's own
-    points = root / "gunicorn.egg-info" / "entry_points.txt"
-    entry = points.read_text() if points.is_file() else GUNICORN_ENTRY_POINTS
-    return make_wheel("gunicorn", version, files, out_dir, entry)
+        return None, proc
+    return built[0].replace(out_dir / built[0].name), proc
 
 
 def _build_wheel_from_sdist(sdist: Path, out_dir: Path) -> Path:
-    import tarfile
-
     tmp = temp_dir(out_dir, "sdist")
     try:
         with tarfile.open(sdist) as tf:
@@ -325,24 +300,52 @@ def _build_wheel_from_sdist(sdist: Path, out_dir: Path) -> Path:
         roots = [p for p in tmp.iterdir() if p.is_dir()]
         if not roots:
             raise ArtifactError(f"{sdist.name}: empty sdist")
+        root = roots[0]
         try:
-            return build_wheel(roots[0], out_dir)
+            return build_wheel(root, out_dir)
         except ArtifactError:  # a setup.py of Python 2 only (0.x): the package, copied
-            return _copied_wheel(roots[0], out_dir)
+            meta = HeaderParser().parsestr((root / "PKG-INFO").read_text(errors="replace"))
+            # 0.x finds its workers by entry point (gunicorn.workers): keep the sdist's own
+            points = root / "gunicorn.egg-info" / "entry_points.txt"
+            entry = points.read_text() if points.is_file() else GUNICORN_ENTRY_POINTS
+            files = dict(dir_package_files(root))
+            return make_wheel("gunicorn", meta["Version"], files, out_dir, entry)
     finally:
         remove_tree(tmp)
 
 
-def _admits(requires_python: str | None, interp: Interpreter) -> bool:
-    if not requires_python:
-        return True
-    try:
-        return Version(interp.version) in SpecifierSet(requires_python)
-    except (InvalidSpecifier, InvalidVersion):
-        return False
-
-
 _NEWEST: dict[tuple, tuple[Path, str]] = {}
+
+
+def _newest(
+    name: str, interp: Interpreter, cache_dir: Path, spec: SpecifierSet, pure: bool
+) -> tuple[Path, str] | None:
+    """Newest final release of ``name`` in ``spec`` with a wheel for ``interp`` (``pure``: a
+    py3 ``none-any`` one, else the best its tags accept), downloaded. Remembered per process:
+    every environment asks, and setuptools has hundreds of releases to parse."""
+    key = (name, interp.path, interp.version, str(cache_dir), str(spec), pure)
+    known = _NEWEST.get(key)
+    if known is not None and known[0].is_file():
+        return known
+    proj = index.project(name, cache_dir)
+    # newest first: the first fit wins (the index parsed every version already)
+    for ver, files in sorted(((Version(v), f) for v, f in proj.releases.items()), reverse=True):
+        if ver.is_prerelease or ver not in spec:
+            continue
+        if pure:
+            f = _wheel_file(files, py3=True)
+        else:
+            f = _compatible_file(files, interpreter_tags(tuple(interp.version_tuple[:2])))
+        try:
+            if f is None or (
+                f.requires_python and Version(interp.version) not in SpecifierSet(f.requires_python)
+            ):
+                continue
+        except (InvalidSpecifier, InvalidVersion):
+            continue
+        _NEWEST[key] = (index.download(f, cache_dir / "wheels"), str(ver))
+        return _NEWEST[key]
+    return None
 
 
 def newest_wheel(
@@ -352,43 +355,47 @@ def newest_wheel(
     below: Version | None = None,
     series: tuple[int, ...] = (),
 ) -> tuple[Path, str]:
-    """Newest final release of ``name`` with a pure-Python wheel that supports ``interp``.
+    """Newest final release of ``name`` (below ``below``, in ``series``) with a pure-Python
+    wheel that supports ``interp``."""
+    spec = SpecifierSet(f"<{below}" if below is not None else "")
+    if series:
+        spec &= SpecifierSet(f"=={'.'.join(map(str, series))}.*")
+    found = _newest(name, interp, cache_dir, spec, pure=True)
+    if found is None:
+        raise ArtifactError(f"no {name} wheel on the index supports Python {interp.version}")
+    return found
 
-    Remembered per process: every environment asks again, and setuptools has hundreds of
-    releases whose ``requires_python`` would be parsed each time.
-    """
-    key = (name, interp.path, interp.version, str(cache_dir), str(below), series)
-    known = _NEWEST.get(key)
-    if known is not None and known[0].is_file():
-        return known
-    proj = index.project(name, cache_dir)
-    candidates = []
-    for v in proj.releases:
-        try:
-            ver = Version(v)
-        except InvalidVersion:
-            continue
-        if ver.is_prerelease or (below is not None and ver >= below):
-            continue
-        if series and ver.release[: len(series)] != series:
-            continue
-        candidates.append((ver, v))
-    for ver, v in sorted(candidates, reverse=True):  # newest first: the first fit wins
-        f = _wheel_file(proj.releases[v], py="3")
-        if f is not None and _admits(f.requires_python, interp):
-            found = _NEWEST[key] = (index.download(f, cache_dir / "wheels"), str(ver))
-            return found
-    raise ArtifactError(f"no {name} wheel on the index supports Python {interp.version}")
+
+def newest_compatible_wheel(
+    name: str, interp: Interpreter, cache_dir: Path, spec: SpecifierSet
+) -> tuple[Path, str]:
+    """Like :func:`newest_wheel` in ``spec``, manylinux binaries included."""
+    found = _newest(name, interp, cache_dir, spec, pure=False)
+    if found is None:
+        what = f"{name}{spec}" if str(spec) else name
+        raise ArtifactError(
+            f"no {what} wheel on the index for CPython {interp.minor} on this platform"
+        )
+    return found
+
+
+def requires_dist(wheel: Path) -> list[str]:
+    """The wheel's own ``Requires-Dist`` lines (its METADATA), markers included."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            meta = next(
+                n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            )
+            text = zf.read(meta).decode("utf-8", "replace")
+    except (OSError, StopIteration, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{wheel.name}: no readable METADATA ({exc})") from None
+    return HeaderParser().parsestr(text).get_all("Requires-Dist") or []
 
 
 @functools.cache
 def interpreter_tags(version: tuple[int, int]) -> dict[tags.Tag, int]:
-    """The wheel tags a CPython ``version`` accepts on this host, best first (-> rank).
-
-    Computed here rather than in the target (which may lack ``packaging``): its ABI
-    from the version (``cp36m`` before 3.8), its platforms from this host's libc and
-    architecture (``manylinux_2_X_x86_64`` ..., ``linux_x86_64``), as pip would.
-    """
+    """The wheel tags a CPython ``version`` accepts on this host (-> rank, best first), as
+    pip would; computed here, as the target may lack ``packaging``."""
     platforms = list(tags.platform_tags())
     interpreter = f"cp{version[0]}{version[1]}"
     ordered = [
@@ -416,47 +423,6 @@ def _compatible_file(
     return best[1] if best else None
 
 
-def newest_compatible_wheel(
-    name: str, interp: Interpreter, cache_dir: Path, spec: SpecifierSet
-) -> tuple[Path, str]:
-    """Newest final release of ``name`` in ``spec`` with a wheel ``interp`` can install on
-    this host (manylinux binaries included, unlike :func:`newest_wheel`)."""
-    proj = index.project(name, cache_dir)
-    accepted = interpreter_tags(tuple(interp.version_tuple[:2]))
-    best: tuple[Version, index.DistFile] | None = None
-    for v, files in proj.releases.items():
-        try:
-            ver = Version(v)
-        except InvalidVersion:
-            continue
-        if ver.is_prerelease or ver not in spec or (best and ver <= best[0]):
-            continue
-        f = _compatible_file(files, accepted)
-        if f is not None and _admits(f.requires_python, interp):
-            best = (ver, f)
-    if best is None:
-        what = f"{name}{spec}" if str(spec) else name
-        raise ArtifactError(
-            f"no {what} wheel on the index for CPython {interp.minor} on this platform"
-        )
-    return index.download(best[1], cache_dir / "wheels"), str(best[0])
-
-
-def requires_dist(wheel: Path) -> list[str]:
-    """The wheel's own ``Requires-Dist`` lines (its METADATA), markers included."""
-    from email.parser import HeaderParser
-
-    with zipfile.ZipFile(wheel) as zf:
-        meta = next(
-            (n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")),
-            None,
-        )
-        if meta is None:
-            raise ArtifactError(f"{wheel.name}: no METADATA")
-        text = zf.read(meta).decode("utf-8", "replace")
-    return HeaderParser().parsestr(text).get_all("Requires-Dist") or []
-
-
 def setuptools_for(interp: Interpreter, cache_dir: Path) -> Path:
     """Newest setuptools below 81 for this Python: gunicorn 19.x imports pkg_resources."""
     return newest_wheel("setuptools", interp, cache_dir, below=SETUPTOOLS_CAP)[0]
@@ -475,25 +441,11 @@ def build_sdist_with(
             newest_wheel("wheel", interp, cache_dir, below=WHEEL_CAP)[0],
         ):
             (links / dep.name).write_bytes(dep.read_bytes())
-        base = [
-            interp.path,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-index",
-            "--no-cache-dir",
-            "--find-links",
-            str(links),
-            "-q",
-            "--disable-pip-version-check",
-            "-w",
-            str(tmp),
-        ]
+        pip = "-m pip wheel --no-deps --no-index --no-cache-dir -q --disable-pip-version-check"
+        base = [interp.path, *pip.split(), "--find-links", str(links), "-w", str(tmp)]
         # --use-pep517 builds in isolation from the cached backend; pip < 19 lacks the flag.
         for extra in (["--use-pep517"], []):
-            proc = _run(base + extra + [str(sdist)], cwd=tmp)
-            built = _keep_wheel(proc, tmp, out_dir)
+            built = _build(base + extra + [str(sdist)], tmp, tmp, out_dir)[0]
             if built is not None:
                 return built
         return None
@@ -501,10 +453,6 @@ def build_sdist_with(
         return None
     finally:
         remove_tree(tmp)
-
-
-# -- Wheels unpacked once under the cache and shared by every environment (.pth lines):
-# complete or absent, and verified against their wheel once per process.
 
 
 class DamagedWheel(ArtifactError):
@@ -515,8 +463,7 @@ _UNPACKED_OK: set[str] = set()  # shared copies verified by this process
 
 
 def _matches(wheel: Path, tree: Path) -> bool:
-    """Every file of ``wheel`` is in ``tree`` with its size and CRC (a truncated or
-    unreadable shared ``bottle.py`` is told from a good one before any server imports it)."""
+    """Every file of ``wheel`` is in ``tree`` with its size and CRC."""
     try:
         with zipfile.ZipFile(wheel) as zf:
             for info in zf.infolist():
@@ -531,24 +478,22 @@ def _matches(wheel: Path, tree: Path) -> bool:
 
 
 def unpacked(wheel: Path, cache_dir: Path) -> Path:
-    """A wheel unpacked once under the cache (renamed into place: complete or absent),
-    verified against the wheel once per process and unpacked again when damaged."""
+    """A wheel unpacked once under the cache, shared by every environment (.pth lines):
+    complete or absent, verified against the wheel once per process, redone when damaged."""
     final = cache_dir / "unpacked" / wheel.name
     if str(final) in _UNPACKED_OK:
         return final
-    if final.is_dir() or final.is_symlink():
-        if _matches(wheel, final):
-            keep_recorded_bytecode(final)
-            _UNPACKED_OK.add(str(final))
-            return final
-        remove_tree(final)  # damaged: unpacked again below
-    try:
-        extract_once(wheel, final)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        wheel.unlink(missing_ok=True)
-        raise DamagedWheel(
-            f"{wheel.name} in the cache is damaged ({exc}); removed: "
-            "it is fetched or built again on the next run"
-        ) from None
+    if _matches(wheel, final):
+        keep_recorded_bytecode(final)
+    else:
+        remove_tree(final)  # absent or damaged: unpacked (again)
+        try:
+            extract_once(wheel, final)
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            wheel.unlink(missing_ok=True)
+            raise DamagedWheel(
+                f"{wheel.name} in the cache is damaged ({exc}); removed: "
+                "it is fetched or built again on the next run"
+            ) from None
     _UNPACKED_OK.add(str(final))
     return final

@@ -1,23 +1,18 @@
-"""The wheels an async worker class needs (gevent, eventlet), pinned to gunicorn 19's era.
+"""The wheels an async worker class needs (gevent, eventlet), in ranges of gunicorn 19's era.
 
-Gunicorn ships the gevent and eventlet workers but not the libraries.  Each is pinned by a
-range that gunicorn 19.x works with, and its dependencies follow from the wheels' own
-``Requires-Dist`` (markers evaluated for the target interpreter), newest first within
-every range; the binary wheels (gevent, greenlet, zope.interface) are picked by the
-interpreter's tags.  No backtracking: a conflict is an error with its reason, as is a
-Python for which no wheel exists (the runner then tries an older one).
-
-Why these ranges (see README, "Worker classes"):
+Each library's range is one gunicorn 19.x works with; its dependencies follow from the
+wheels' own ``Requires-Dist`` (markers evaluated for the target), newest first in every
+range, binary wheels picked by the interpreter's tags. No backtracking: a conflict is an
+error with its reason, as is a Python with no wheel (the runner then tries an older one).
+Why these ranges (README, "Worker classes"):
 
 - ``gevent>=1.4,<22``: 1.4 is the first with manylinux wheels for CPython 3.6-3.7; 22.x
-  and later were released years after gunicorn 19 and are not what its users ran.
+  and later came years after gunicorn 19.
 - ``eventlet>=0.25,<0.30.3``: gunicorn 19.7-20.0 import ``eventlet.wsgi.ALREADY_HANDLED``,
-  which eventlet 0.30.3 removed (gunicorn 20.1 adapted); 0.25 is the first that
-  supports Python 3.7.
+  removed in 0.30.3 (gunicorn 20.1 adapted); 0.25 is the first for Python 3.7.
 
-Gunicorn before 19.9 has a module named ``gunicorn/workers/async.py``: ``async`` is a
-keyword from Python 3.7 on, so its gevent/eventlet workers import only on Python <= 3.6.
-The runner finds that out by itself (the boot probe imports the worker class).
+Before 19.9 gunicorn has ``gunicorn/workers/async.py`` (``async`` is a keyword from 3.7), so
+those workers import only on Python <= 3.6: the boot trial finds that out.
 """
 
 from __future__ import annotations
@@ -33,7 +28,7 @@ from harness.provision.environments import Extra
 from harness.provision.interpreters import Interpreter
 from harness.provision.wheels import ArtifactError
 
-#: worker class -> the requirement that pins its library
+#: worker class -> the requirement (a version range) of its library
 PINS: dict[str, str] = {
     "gevent": "gevent>=1.4,<22",
     "gevent_wsgi": "gevent>=1.4,<22",
@@ -45,7 +40,7 @@ PROVIDED = frozenset({"setuptools"})
 
 
 def pin_for(worker_class: str | None) -> str | None:
-    """The requirement a worker class brings, or None for gunicorn's own workers."""
+    """The requirement a worker class brings; None for gunicorn's own workers."""
     if not worker_class:
         return None
     return PINS.get(worker_class) or PINS.get(worker_class.rsplit(".", 1)[-1].lower())
@@ -53,16 +48,15 @@ def pin_for(worker_class: str | None) -> str | None:
 
 def marker_environment(interp: Interpreter) -> dict[str, str]:
     """PEP 508 marker values for the target CPython on this host."""
-    env = dict(default_environment())
-    env.update(
-        python_version=interp.minor,
-        python_full_version=interp.version,
-        implementation_name="cpython",
-        implementation_version=interp.version,
-        platform_python_implementation="CPython",
-        extra="",
-    )
-    return env
+    return {
+        **default_environment(),
+        "python_version": interp.minor,
+        "python_full_version": interp.version,
+        "implementation_name": "cpython",
+        "implementation_version": interp.version,
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
 
 
 def resolve(requirement: str, interp: Interpreter, cache_dir: Path) -> tuple[Extra, ...]:

@@ -207,7 +207,7 @@ class CaseScenario(Scenario):
                 f"REQUIRES {req}: Python {interp.version} gets bottle {extra.version} "
                 f"({BOTTLE_AS_REPORTED} runs only on Python <= 3.9)"
             )
-        return EnvNeeds(extras=(extra, *worker), probe_imports=("bottle",), worker_class=wc)
+        return EnvNeeds(extras=(extra, *worker), trial_imports=("bottle",), worker_class=wc)
 
     def requirements(self) -> RequirementSet:
         """--with, plus every REQUIRES the harness does not serve itself (e.g. flask)."""
