@@ -1,5 +1,5 @@
 """A run of 10 releases with ``--with flask`` on a warm cache against the same run without
-it (issue 15's target: within 1.5x).  The layer is resolved once per interpreter and shared,
+it (issue 15's target: within 1.5x).  The installed set is resolved once per interpreter and shared,
 so on a warm cache the only extra cost is reading it back and verifying its digest.
 
     python bench/with_layer.py [--cache-dir DIR] [--runs N]
@@ -38,7 +38,7 @@ def main() -> None:
     a = p.parse_args()
     cases = {"without": [], "--with flask": ["--with", "flask"]}
     for extra in cases.values():
-        run(a.cache_dir, extra)  # warm: environments and the layer built once
+        run(a.cache_dir, extra)  # warm: environments and the installed set built once
     times = {
         name: [run(a.cache_dir, extra) for _ in range(a.runs)] for name, extra in cases.items()
     }

@@ -76,7 +76,7 @@ def test_a_scenario_file_requires_anything(tmp_path: Path) -> None:
     path.write_text('REQUIRES = ["Flask>=2", "bottle==0.12.13"]\ndef check(server):\n    pass\n')
     options = Options(requirements=requirements.parse(["requests"]))
     scenario = registry.create(str(path), options)
-    # bottle stays the harness's own wheel; the rest joins --with in the layer
+    # bottle stays the harness's own wheel; the rest joins --with in the installed set
     assert scenario.requirements().requirements == ("flask>=2", "requests")
 
 
@@ -110,7 +110,7 @@ def test_only_the_non_extra_requirements_but_setuptools_are_installed(tmp_path: 
 def test_19x_needs_nothing_more(tmp_path: Path) -> None:
     artifact = _wheel(tmp_path, ['gevent>=0.13; extra == "gevent"'])
     assert requirements.gunicorn_dependencies(artifact) == ()
-    assert requirements.dependency_layer(artifact, None, tmp_path) is None  # type: ignore[arg-type]
+    assert requirements.dependency_set(artifact, None, tmp_path) is None  # type: ignore[arg-type]
 
 
 # -- pip inside --run ------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_the_flask_app_changes_at_22(tmp_path: Path, cache_dir: Path, no_leaks) 
     assert (rows["21.2.0"]["verdict"], rows["22.0.0"]["verdict"]) == ("pass", "fail")
     assert all(r["flask"] and r["app"] == "app:app" for r in rows.values())  # resolved, served
     assert report["scenario"]["parameters"]["app"] == "app:app"
-    # one layer, shared: asked again it is found, not built, and both environments on that
+    # one installed set, shared: asked again it is found, not built, and both environments on that
     # Python (those with flask alone) put that same directory first on their path
     version = rows["22.0.0"]["python"]
     interp = next(i for i in discover(cache_dir) if i.version == version)

@@ -167,7 +167,7 @@ def test_eventlet_0_30_3_breaks_gunicorn_20_1_at_boot(cache_dir: Path, tmp_path:
 
 
 class _WithEventlet:
-    """boots with eventlet 0.30.3 in every environment's layer: the pin ``--with
+    """boots with eventlet 0.30.3 in every environment's installed set: the pin ``--with
     eventlet==0.30.3`` gives (set here through the package axis's own path)."""
 
     def __init__(self, scenario, cache: Path) -> None:

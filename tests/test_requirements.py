@@ -159,7 +159,7 @@ def interpreter(minor: str, cache_dir: Path) -> Interpreter:
 
 
 def environment(
-    version: str, interp: Interpreter, cache_dir: Path, layer: requirements.Layer
+    version: str, interp: Interpreter, cache_dir: Path, layer: requirements.InstalledSet
 ) -> environments.Environment:
     artifact = wheels.gunicorn_release(version, cache_dir, index.project("gunicorn", cache_dir))
     env = environments.ensure(artifact, interp, cache_dir, EnvNeeds(layer=layer))
@@ -187,7 +187,7 @@ print(json.dumps({"flask": flask.__file__, "flask_version": version("flask"),
 """
 
 
-def identity(layer: requirements.Layer) -> tuple[int, int]:
+def identity(layer: requirements.InstalledSet) -> tuple[int, int]:
     manifest = layer.path / requirements.MANIFEST
     return layer.path.stat().st_ino, manifest.stat().st_mtime_ns
 
@@ -221,11 +221,11 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
 
     # gunicorn's own dependencies (22.0.0: packaging) are a layer of their own, once per Python
     project = index.project("gunicorn", cache_dir)
-    requirements.dependency_layer(
+    requirements.dependency_set(
         wheels.gunicorn_release("22.0.0", cache_dir, project), interp, cache_dir
     )
     before, entries = identity(layer), builds(cache_dir)
-    # another run, another target on the same Python: the same layer, verified, not rebuilt
+    # another run, another target on the same Python: the same installed set, verified, not rebuilt
     again = subprocess.run(
         [
             sys.executable,
@@ -272,14 +272,14 @@ def test_a_set_that_cannot_resolve_is_one_line_and_leaves_nothing(cache_dir):
     before = builds(cache_dir)
     refused = cache_dir / "layers" / "refused"
     refusals = set(refused.iterdir()) if refused.is_dir() else set()
-    with pytest.raises(requirements.LayerError) as err:
+    with pytest.raises(requirements.SetRefused) as err:
         requirements.ensure(requirements.parse(["nosuchpkg-gunicorn-bisect==1"]), interp, cache_dir)
     message = str(err.value)
     assert "No matching distribution found for nosuchpkg-gunicorn-bisect==1" in message
     assert "\n" not in message and isinstance(err.value, ArtifactError)
     assert builds(cache_dir) == before
     assert (set(refused.iterdir()) if refused.is_dir() else set()) == refusals
-    with pytest.raises(requirements.LayerError) as again:  # the next target: the same answer
+    with pytest.raises(requirements.SetRefused) as again:  # the next target: the same answer
         requirements.ensure(requirements.parse(["nosuchpkg-gunicorn-bisect==1"]), interp, cache_dir)
     assert str(again.value) == message
 
@@ -295,7 +295,7 @@ def test_eventlet_0_30_2_layers_where_it_imports_and_turns_newer_pythons_away(ca
     new = interpreter("3.12", cache_dir)
     before = builds(cache_dir) - {"refused"}
     for _ in range(2):  # the second time from the remembered refusal
-        with pytest.raises(requirements.LayerError, match=r"eventlet 0.30.2 does not import on Py"):
+        with pytest.raises(requirements.SetRefused, match=r"eventlet 0.30.2 does not import on Py"):
             requirements.ensure(reqs, new, cache_dir)
     assert builds(cache_dir) - {"refused"} == before  # no layer left for 3.12
 
@@ -360,7 +360,7 @@ with processes.signals_as_flags(lambda: None):
         print("layer", layer.versions)
     except processes.Cancelled:
         print("cancelled")
-    except requirements.LayerError as exc:
+    except requirements.SetRefused as exc:
         print("refused", exc)
     sys.stdout.flush()
     os._exit(0)
@@ -397,5 +397,5 @@ def test_an_interrupt_during_the_import_check_is_not_a_refusal(tmp_path, cache_d
                 "KeyboardInterrupt"}  # fmt: skip
     (cache / "layers" / "refused").mkdir(exist_ok=True)
     (cache / "layers" / "refused" / f"{name}.json").write_text(json.dumps(poisoned))
-    marker.unlink()  # the next run: no interrupt, the same layer
+    marker.unlink()  # the next run: no interrupt, the same installed set
     assert run() == "layer {'slowimp': '1.0'}"

@@ -130,7 +130,7 @@ def _live_dir(parent: Path, prefix: str) -> Path:
     return made
 
 
-def release(path: Path) -> None:
+def _unhold(path: Path) -> None:
     """Stop marking ``path`` (a temporary of ours, perhaps renamed since) as live."""
     with _held_lock:
         fd = _held.pop(str(path), None)
@@ -213,7 +213,7 @@ def remove_tree(path: Path) -> None:
             _writable(str(path))
             shutil.rmtree(path, onerror=retry)
     finally:
-        release(path)
+        _unhold(path)
 
 
 BYTECODE_RECORD = "gunicorn-bisect-bytecode.json"  # in the tree's top __pycache__
@@ -306,7 +306,7 @@ def tree_digest(root: Path, manifest: str) -> str:
 
 def temp_dir(parent: Path, label: str) -> Path:
     """A build directory beside its final place, live until :func:`remove_tree` or
-    :func:`release` (after its rename into place)."""
+    :func:`_unhold` (after its rename into place)."""
     return _live_dir(_beside(parent), f"{PREFIX}{os.getpid()}-{label}-")
 
 

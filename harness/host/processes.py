@@ -514,8 +514,8 @@ _interrupted = False  # the watchdog saw one: a session opened from now on start
 
 
 class Cancel(threading.Event):
-    """A flag: ``wait(seconds)`` sleeps, True if cancelled meanwhile; ``check`` raises
-    ``Cancelled`` once it is set."""
+    """A flag: ``wait(seconds)`` sleeps, True if cancelled meanwhile; ``raise_if_set``
+    raises ``Cancelled`` once it is set."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -524,7 +524,7 @@ class Cancel(threading.Event):
         with _cancels_lock:
             _live_cancels.add(self)
 
-    def check(self) -> None:
+    def raise_if_set(self) -> None:
         if self.is_set():
             raise Cancelled
 

@@ -22,7 +22,7 @@ def result(fut: Future[R], cancel: Cancel | None = None) -> R:
     """``fut.result()``, waking every ``TICK`` (a cancelled run raises here, holding no lock)."""
     while not wait([fut], timeout=TICK).done:
         if cancel is not None:
-            cancel.check()
+            cancel.raise_if_set()
     return fut.result()
 
 
@@ -47,7 +47,7 @@ class Budget:
         while pending:
             done, pending = wait(pending, timeout=TICK, return_when=FIRST_COMPLETED)
             if not done:
-                self.cancel.check()
+                self.cancel.raise_if_set()
             for fut in sorted(done, key=futures.__getitem__):
                 yield futures[fut], fut.result()
 

@@ -231,7 +231,7 @@ class Runner:
         # newest first, every time: the newest Python that boots a release is the answer, and
         # each refusal is cached evidence (environments.preflight), cheap to read again
         for interp in [self.override] if self.override else order(self.interpreters):
-            self.cancel.check()
+            self.cancel.raise_if_set()
             self.progress(f"{target.label}: environment on Python {interp.version}")
             try:
                 artifact, needs = self._needs(target, interp)
@@ -267,7 +267,7 @@ class Runner:
         rows. A target that names its Python (a commit: the Python of the releases around
         it) is tried on that one only: a commit that cannot boot is untestable, not a
         reason to go hunting for another Python."""
-        self.cancel.check()
+        self.cancel.raise_if_set()
         t0 = time.monotonic()
         interpreter = self._python(target.python)
         try:
@@ -320,7 +320,7 @@ class Runner:
             suffix = f" (run {i + 1}/{self.repeat})" if self.repeat > 1 else ""
             self.progress(f"{target.label}: scenario on Python {env.interpreter.version}{suffix}")
             result = self.scenario.run(ctx, self.cancel)
-            self.cancel.check()  # a run cut short by Ctrl-C is not evidence
+            self.cancel.raise_if_set()  # a run cut short by Ctrl-C is not evidence
             if self.on_log is not None:
                 self.on_log(target.label, printable(result.log))
             seconds += result.duration

@@ -2,7 +2,7 @@
 
 Chosen once per run (``maker``): gunicorn's releases on the index and its commits or git refs
 (``Gunicorn``), or a ``--package`` dependency's (``Pinned``: its requirement joins the
-environment's requirement layer, so the interpreter search accounts for it), gunicorn pinned.
+environment's installed requirement set, so the interpreter search accounts for it), gunicorn pinned.
 The Runner and the Lab know only ``Target``; a new kind of target touches this module only.
 """
 
@@ -139,11 +139,11 @@ class Pinned(Target):
 
 
 def pinned_needs(needs: EnvNeeds, requirement: str, interp: Interpreter, cache: Path) -> EnvNeeds:
-    """``needs`` with ``requirement`` in its layer (beside any ``--with`` requirement):
-    raises ``LayerError`` (an ArtifactError) where this Python cannot have it."""
-    given = needs.layer.requirements.requirements if needs.layer is not None else ()
+    """``needs`` with ``requirement`` in its installed set (beside any ``--with`` requirement):
+    raises ``SetRefused`` (an ArtifactError) where this Python cannot have it."""
+    given = needs.user_set.requirements.requirements if needs.user_set is not None else ()
     reqs = requirements.RequirementSet(tuple(sorted({*given, requirement})))
-    return replace(needs, layer=requirements.ensure(reqs, interp, cache))
+    return replace(needs, user_set=requirements.ensure(reqs, interp, cache))
 
 
 @dataclass

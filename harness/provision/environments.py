@@ -25,7 +25,7 @@ from harness.host.fsutil import (
 from harness.model.errors import HarnessError
 from harness.provision import wheels
 from harness.provision.interpreters import Interpreter
-from harness.provision.requirements import Layer, LayerError, dependency_layer
+from harness.provision.requirements import InstalledSet, SetRefused, dependency_set
 from harness.provision.wheels import Artifact, unpacked
 
 MANIFEST = "gunicorn-bisect-env.json"
@@ -87,9 +87,11 @@ class EnvNeeds:
     extras: tuple[Extra, ...] = ()
     trial_imports: tuple[str, ...] = ()  # the boot trial must import these too
     worker_class: str = ""  # resolved by the boot trial ("" = gunicorn's own choice)
-    layer: Layer | None = None  # the user's requirements (requirements.ensure), ahead of the extras
+    user_set: InstalledSet | None = (
+        None  # the user's requirements (requirements.ensure), ahead of the extras
+    )
     #: gunicorn's own Requires-Dist (``packaging`` for 21.0+), set here, not by scenarios
-    dependencies: Layer | None = None
+    dependencies: InstalledSet | None = None
 
 
 class EnvError(HarnessError):
@@ -129,10 +131,10 @@ def _site(root: Path, interp: Interpreter) -> Path:
 def _plan(
     artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: EnvNeeds
 ) -> tuple[EnvNeeds, list[Path], str]:
-    """``needs`` plus the layer of gunicorn's own dependencies (none for 19.x/20.x), the
+    """``needs`` plus the installed set of gunicorn's own dependencies (none for 19.x/20.x), the
     wheels (gunicorn's first) and a digest of every input that shapes the environment: a
     changed choice of any wheel builds a new environment instead of reusing an old one."""
-    deps = dependency_layer(artifact, interp, cache_dir)
+    deps = dependency_set(artifact, interp, cache_dir)
     needs = needs if deps is None else replace(needs, dependencies=deps)
     setuptools = wheels.setuptools_for(interp, cache_dir)
     wheel_files = [artifact.wheel, *(e.wheel for e in needs.extras), setuptools]
@@ -144,7 +146,7 @@ def _plan(
         interp.version,
         needs.worker_class,
         list(needs.trial_imports),
-        needs.layer and [str(needs.layer.path), needs.layer.digest],
+        needs.user_set and [str(needs.user_set.path), needs.user_set.digest],
     ]
     if needs.dependencies:  # only when there are any: 19.x/20.x environments keep their keys
         inputs.append([str(needs.dependencies.path), needs.dependencies.digest])
@@ -245,10 +247,10 @@ def _try_boot(python: Path, needs: EnvNeeds, flags: tuple[str, ...] = (), path: 
 
 
 def _pth_lines(wheels: list[Path], needs: EnvNeeds, cache_dir: Path) -> list[str]:
-    """The user's layer first (their pins win over the harness's own picks, eventlet),
+    """The user's installed set first (their pins win over the harness's own picks, eventlet),
     then gunicorn's dependencies, then the shared unpacked extras and setuptools."""
-    layered = [str(x.path) for x in (needs.layer, needs.dependencies) if x is not None]
-    return [*layered, *(str(unpacked(w, cache_dir)) for w in wheels)]
+    shared = [str(x.path) for x in (needs.user_set, needs.dependencies) if x is not None]
+    return [*shared, *(str(unpacked(w, cache_dir)) for w in wheels)]
 
 
 def _load(
@@ -296,7 +298,7 @@ def preflight(artifact: Artifact, interp: Interpreter, cache_dir: Path, needs: E
     an environment's cost. A pass is not trusted alone: the environment is tried again."""
     try:
         needs, wheel_files, key = _plan(artifact, interp, cache_dir, needs)
-    except LayerError as exc:  # this Python cannot have gunicorn's own dependencies
+    except SetRefused as exc:  # this Python cannot have gunicorn's own dependencies
         return str(exc)
     record = cache_dir / "preflight" / f"{key[:16]}.json"
     try:
@@ -323,7 +325,7 @@ def _build(
     final: Path,
     try_boot: bool,
 ) -> None:
-    """Create the venv in ``tmp``, install gunicorn, share the rest (the layers, extras and
+    """Create the venv in ``tmp``, install gunicorn, share the rest (the installed sets, extras and
     setuptools through a .pth file: only gunicorn, the code under test, is installed and
     verified), try it, and write its manifest."""
     _create_venv(interp, tmp)
@@ -350,7 +352,7 @@ def _build(
         "interpreter": interp.path,
         "extras": {
             **{e.name: e.version for e in needs.extras},
-            **(needs.layer.versions if needs.layer else {}),
+            **(needs.user_set.versions if needs.user_set else {}),
         },
         "works": ok,
         "tried": try_boot,

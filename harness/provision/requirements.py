@@ -1,18 +1,18 @@
 """Requirement sets: the user's own packages (``--with flask``) next to gunicorn.
 
-Each set is installed once per interpreter, by pip's resolver, into a layer (under
+Each set is installed once per interpreter, by pip's resolver, into a folder of its own (under
 ``layers/``) that every environment on that interpreter shares through its ``.pth``: 40
-releases install Flask once. A layer is sealed with a manifest (what was installed, a
+releases install Flask once. An installed set is sealed with a manifest (what was installed, a
 digest of every file), hashed again on first use in a process, never used half-built.
 
 pip runs in the target interpreter, from the newest pip wheel it admits (21.3.1 on 3.6):
 all have the 2020 resolver, the interpreter's own pip is never used, and pip reads no
 configuration: the harness's indexes go in ``PIP_INDEX_URL``/``PIP_EXTRA_INDEX_URL``.
-gunicorn never comes from a layer (pulled in by ``uvicorn-worker``, it is removed).
+gunicorn never comes from an installed set (pulled in by ``uvicorn-worker``, it is removed).
 
-A set pip cannot install raises ``LayerError`` (the runner tries the next Python) with
+A set pip cannot install raises ``SetRefused`` (the runner tries the next Python) with
 pip's decisive line and caches nothing; one whose packages do not import (eventlet 0.30.2
-on 3.10+) too, and that refusal is remembered (``layers/refused``). A layer keeps its
+on 3.10+) too, and that refusal is remembered (``layers/refused``). An installed set keeps its
 first resolution until the cache is cleared; a new pip release rebuilds nothing.
 """
 
@@ -46,9 +46,9 @@ from harness.provision import index, wheels
 from harness.provision.interpreters import Interpreter
 from harness.provision.wheels import Artifact, ArtifactError
 
-LAYOUT = 1  # bump when the way layers are built changes
+LAYOUT = 1  # bump when the way installed sets are built changes
 MANIFEST = "gunicorn-bisect-layer.json"
-NEVER_LAYERED = "gunicorn"  # the code under test comes from the target, never a layer
+NEVER_SHARED = "gunicorn"  # the code under test comes from the target, never an installed set
 INSTALL_TIMEOUT = 900  # seconds for one pip install (sdists may build)
 # pip's settings that say how to reach an index, not which one: the user's, kept
 _PIP_PASSTHROUGH = ("PIP_CERT", "PIP_CLIENT_CERT", "PIP_TRUSTED_HOST", "PIP_PROXY", "PIP_TIMEOUT")
@@ -58,17 +58,17 @@ class RequirementsInvalid(HarnessError):
     """A ``--with`` requirement or requirements file that is not a requirement."""
 
 
-class LayerError(ArtifactError):
+class SetRefused(ArtifactError):
     """This interpreter cannot have the requirement set."""
 
 
-class LayerUndecided(LayerError):
+class SetUndecided(SetRefused):
     """pip or the import trial gave no answer (timeout, signal): never remembered."""
 
 
 @dataclass(frozen=True)
 class RequirementSet:
-    """Requirements in a canonical order: ``flask`` + ``Jinja2`` is one set (one layer)
+    """Requirements in a canonical order: ``flask`` + ``Jinja2`` is one set
     whatever the order or spelling."""
 
     requirements: tuple[str, ...]
@@ -80,7 +80,7 @@ class RequirementSet:
     @property
     def gunicorn(self) -> str | None:
         """The gunicorn requirement in the set, if any (it constrains the resolution only)."""
-        return next((r for r, n in zip(self.requirements, self.names) if n == NEVER_LAYERED), None)
+        return next((r for r, n in zip(self.requirements, self.names) if n == NEVER_SHARED), None)
 
     def __bool__(self) -> bool:
         return bool(self.requirements)
@@ -155,13 +155,13 @@ def top_level_names(record: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Layer:
-    """A built, verified layer: the directory environments put on their path."""
+class InstalledSet:
+    """A built, verified installed set: the directory environments put on their path."""
 
     path: Path
     requirements: RequirementSet
     installed: tuple[tuple[str, str], ...]  # (name, version) of everything pip installed
-    digest: str  # of every file in the layer: part of each environment's cache key
+    digest: str  # of every file in the installed set: part of each environment's cache key
     built: bool  # True when this process built it, False when it found it built
 
     @property
@@ -183,7 +183,7 @@ def _with_credentials(url: str) -> str:
 
 def pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
     """The environment pip runs in (no config file, the harness's indexes) and the
-    credential-free index URLs (in a layer's key)."""
+    credential-free index URLs (in an installed set's key)."""
     urls = index.indexes().urls
     env = {
         k: v
@@ -202,35 +202,35 @@ def pip_env(cache_dir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
 
 
 def _key(reqs: RequirementSet, interp: Interpreter, urls: Iterable[str]) -> str:
-    """Not pip's version: a new pip must not rebuild every layer (environments are keyed on
-    the layer's digest, so a rebuilt layer that differs is never mixed up)."""
+    """Not pip's version: a new pip must not rebuild every installed set (environments are keyed on
+    the installed set's digest, so a rebuilt installed set that differs is never mixed up)."""
     text = json.dumps([LAYOUT, list(reqs.requirements), interp.path, interp.version, list(urls)])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _dists(layer: Path) -> list[tuple[str, str, Path]]:
-    """(canonical name, version, dist-info dir) of what is installed in ``layer``."""
+def _dists(folder: Path) -> list[tuple[str, str, Path]]:
+    """(canonical name, version, dist-info dir) of what is installed in ``folder``."""
     found = []
-    for info in sorted(layer.glob("*.dist-info")):
+    for info in sorted(folder.glob("*.dist-info")):
         name, _, version = info.name[: -len(".dist-info")].partition("-")
         found.append((canonicalize_name(name), version, info))
     return found
 
 
-def _drop_gunicorn(layer: Path) -> None:
+def _drop_gunicorn(folder: Path) -> None:
     """Remove gunicorn (pulled in by uvicorn-worker) and every file its RECORD names."""
-    for name, _, info in _dists(layer):
-        if name != NEVER_LAYERED:
+    for name, _, info in _dists(folder):
+        if name != NEVER_SHARED:
             continue
         record = (info / "RECORD").read_text() if (info / "RECORD").is_file() else ""
         for row in record.splitlines():
             rel = row.split(",", 1)[0]
             if rel.startswith("../"):  # pip wrote scripts relative to its own prefix
                 rel = "bin/" + rel.rsplit("/", 1)[-1] if "/bin/" in rel else ""
-            target = (layer / rel).resolve()
-            if rel and target.is_relative_to(layer.resolve()) and target.is_file():
+            target = (folder / rel).resolve()
+            if rel and target.is_relative_to(folder.resolve()) and target.is_file():
                 target.unlink()
-        remove_tree(layer / "gunicorn")
+        remove_tree(folder / "gunicorn")
         remove_tree(info)
 
 
@@ -249,28 +249,28 @@ print(json.dumps(failed))
 """
 
 
-def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> str:
-    """ "" if every requested package imports from ``layer`` alone (``-S``: no base
+def _import_failure(interp: Interpreter, folder: Path, reqs: RequirementSet) -> str:
+    """ "" if every requested package imports from ``folder`` alone (``-S``: no base
     site-packages), else the first failure as one line."""
-    dists = {name: (version, info) for name, version, info in _dists(layer)}
+    dists = {name: (version, info) for name, version, info in _dists(folder)}
     owners: dict[str, str] = {}  # module -> the requested distribution that installs it
     for name in reqs.names:
         record = dists[name][1] / "RECORD" if name in dists else None
-        if record is not None and record.is_file() and name != NEVER_LAYERED:
+        if record is not None and record.is_file() and name != NEVER_SHARED:
             owners.update((m, name) for m in top_level_names(record.read_text()))
     if not owners:
         return ""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(PYTHONPATH=str(layer), PYTHONDONTWRITEBYTECODE="1")
+    env.update(PYTHONPATH=str(folder), PYTHONDONTWRITEBYTECODE="1")
     argv = [interp.path, "-S", "-c", _IMPORT_TRIAL, *owners]
     try:  # an interrupt raises Cancelled: never a refusal
         proc = processes.run_to_end(argv, timeout=120, env=env, what="the import trial")
     except processes.Undecided as exc:
-        raise LayerUndecided(f"{exc} on Python {interp.version}") from None
+        raise SetUndecided(f"{exc} on Python {interp.version}") from None
     try:
         failed = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
     except (ValueError, IndexError, TypeError):
-        raise LayerUndecided(
+        raise SetUndecided(
             f"the import trial gave no answer on Python {interp.version}: "
             f"{decisive_line(proc.stderr)}"
         ) from None
@@ -281,15 +281,15 @@ def _import_failure(interp: Interpreter, layer: Path, reqs: RequirementSet) -> s
     return f"{owner} {dists[owner][0]} does not import on Python {interp.version}: {why}"
 
 
-def _known(path: Path, reqs: RequirementSet) -> Layer | None:
-    """The finished layer whose files are still exactly the ones installed; None if there is
-    none; LayerError if this set was refused (not by an interrupt: older runs cached those)."""
+def _known(path: Path, reqs: RequirementSet) -> InstalledSet | None:
+    """The finished installed set whose files are still exactly the ones installed; None if there is
+    none; SetRefused if this set was refused (not by an interrupt: older runs cached those)."""
     try:
         reason = json.loads(_refusal(path).read_text())["reason"]
     except (OSError, ValueError, KeyError, TypeError):
         reason = ""
     if reason and not str(reason).endswith("KeyboardInterrupt"):
-        raise LayerError(reason)
+        raise SetRefused(reason)
     try:
         manifest = json.loads((path / MANIFEST).read_text())
         digest = manifest["digest"]
@@ -299,7 +299,7 @@ def _known(path: Path, reqs: RequirementSet) -> Layer | None:
         installed = tuple((n, v) for n, v in manifest["installed"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return Layer(path, reqs, installed, digest, built=False)
+    return InstalledSet(path, reqs, installed, digest, built=False)
 
 
 def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dict) -> None:
@@ -308,10 +308,10 @@ def _pip_install(interp: Interpreter, reqs: RequirementSet, dest: Path, env: dic
     try:
         proc = processes.run_to_end(cmd, timeout=INSTALL_TIMEOUT, env=env, what="pip")
     except processes.Undecided as exc:
-        raise LayerUndecided(f"{exc} on Python {interp.version}") from None
+        raise SetUndecided(f"{exc} on Python {interp.version}") from None
     if proc.returncode != 0:
         why = decisive_line(proc.stderr + "\n" + proc.stdout)
-        raise LayerError(
+        raise SetRefused(
             f"cannot install {' '.join(reqs.requirements)} on Python {interp.version}: {why}"
         )
 
@@ -324,7 +324,7 @@ def _build(
     refused = _import_failure(interp, tmp, reqs)  # with pip's gunicorn: uvicorn-worker
     if refused:
         atomic_write_text(_refusal(final), json.dumps({"reason": refused}))
-        raise LayerError(refused)
+        raise SetRefused(refused)
     _drop_gunicorn(tmp)
     manifest = {
         "layout": LAYOUT,
@@ -342,16 +342,16 @@ def _refusal(final: Path) -> Path:
     return final.parent / "refused" / f"{final.name}.json"
 
 
-# per process: a layer verified once, a failure remembered (else every target on that
+# per process: an installed set verified once, a failure remembered (else every target on that
 # Python would run pip again)
-_known_here: dict[Path, Layer | LayerError] = {}
+_known_here: dict[Path, InstalledSet | SetRefused] = {}
 _locks: dict[Path, threading.Lock] = {}
 _locks_lock = threading.Lock()
 
 
-def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
-    """The layer for ``reqs`` on ``interp``, verified and reused or built now, once per
-    process (later calls return the same layer or ``LayerError``)."""
+def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> InstalledSet:
+    """The installed set for ``reqs`` on ``interp``, verified and reused or built now, once per
+    process (later calls return the same installed set or ``SetRefused``)."""
     env, urls = pip_env(cache_dir)
     final = cache_dir / "layers" / f"py{interp.version}-{_key(reqs, interp, urls)}"
 
@@ -366,22 +366,24 @@ def ensure(reqs: RequirementSet, interp: Interpreter, cache_dir: Path) -> Layer:
     with lock:  # one thread builds, the others wait for its answer
         if final not in _known_here:
             try:
-                layer, built = wheels.built_once(final, lambda: _known(final, reqs), build)
-                if layer is None:
-                    raise LayerError(f"the layer {final.name} did not verify after building")
-                _known_here[final] = replace(layer, built=built)
-            except LayerUndecided:
+                installed, built = wheels.built_once(final, lambda: _known(final, reqs), build)
+                if installed is None:
+                    raise SetRefused(
+                        f"the installed set {final.name} did not verify after building"
+                    )
+                _known_here[final] = replace(installed, built=built)
+            except SetUndecided:
                 raise
-            except LayerError as exc:
+            except SetRefused as exc:
                 _known_here[final] = exc
         known = _known_here[final]
-    if isinstance(known, LayerError):
-        raise LayerError(str(known))
+    if isinstance(known, SetRefused):
+        raise SetRefused(str(known))
     return known
 
 
 # -- gunicorn's wheel is installed without pip: what it requires (``packaging`` for 21.0-26.x;
-# nothing for 19.x and 20.x) comes from a layer of its own, shared like setuptools.
+# nothing for 19.x and 20.x) comes from an installed set of its own, shared like setuptools.
 
 
 def gunicorn_dependencies(artifact: Artifact) -> tuple[str, ...]:
@@ -400,9 +402,9 @@ def gunicorn_dependencies(artifact: Artifact) -> tuple[str, ...]:
     return tuple(found)
 
 
-def dependency_layer(artifact: Artifact, interp: Interpreter, cache_dir: Path) -> Layer | None:
-    """The layer of gunicorn's own dependencies on ``interp`` (None when it has none);
-    ``LayerError`` when this Python cannot have them."""
+def dependency_set(artifact: Artifact, interp: Interpreter, cache_dir: Path) -> InstalledSet | None:
+    """The installed set of gunicorn's own dependencies on ``interp`` (None when it has none);
+    ``SetRefused`` when this Python cannot have them."""
     reqs = gunicorn_dependencies(artifact)
     if not reqs:
         return None

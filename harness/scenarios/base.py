@@ -100,13 +100,13 @@ class Scenario(abc.ABC):
     options: Options
 
     def needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
-        """``own_needs`` plus the requirement layer, resolved once per (interpreter, set);
-        ``LayerError`` turns this interpreter away with pip's reason."""
+        """``own_needs`` plus the installed requirement set, resolved once per (interpreter, set);
+        ``SetRefused`` turns this interpreter away with pip's reason."""
         own = self.own_needs(interp, cache_dir)
         reqs = self.requirements()
         if not reqs:
             return own
-        return replace(own, layer=requirements.ensure(reqs, interp, cache_dir))
+        return replace(own, user_set=requirements.ensure(reqs, interp, cache_dir))
 
     def own_needs(self, interp: Interpreter, cache_dir: Path) -> EnvNeeds:
         return EnvNeeds()

@@ -3,7 +3,7 @@
 ``boots`` serves the case's plain app or ``--app``; ``fail`` quotes the log's decisive line
 (eventlet 0.30.3 removed ``ALREADY_HANDLED``, which gunicorn 20.x's eventlet worker
 imports): how a dependency breaking gunicorn at start-up is bisected (``--package``).  The
-import check does not resolve the worker class here (``JUDGES_IMPORTS``), so a worker
+import trial does not resolve the worker class here (``JUDGES_IMPORTS``), so a worker
 class that fails to import is this case's ``fail``, not an environment ``error``.
 """
 

@@ -40,7 +40,7 @@ FUNCTION = "check"
 #: gunicorn settings the harness owns (where it listens, foreground, its log)
 OWNED = frozenset({"bind", "daemon", "pidfile", "errorlog", "loglevel"})
 #: a REQUIRES the harness serves from its own wheel (the report's bottle); any other
-#: requirement goes into the run's requirement layer, as --with does
+#: requirement goes into the run's installed requirement set, as --with does
 SUPPORTED = {"bottle": "0.12.13"}
 
 

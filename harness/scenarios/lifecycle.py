@@ -267,9 +267,9 @@ class CaseScenario(Scenario):
         try:
             thread.start()
             while thread.is_alive() and time.monotonic() < deadline:
-                cancel.check()
+                cancel.raise_if_set()
                 thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
-            cancel.check()
+            cancel.raise_if_set()
         finally:
             ran_out = thread.is_alive()
             over.set()  # waits in observe() end now; the server goes after this returns

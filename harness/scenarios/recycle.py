@@ -89,14 +89,14 @@ def observe(fixture: ServerFixture) -> Observation:
     gone_at = _recycle(server, o, obs, until, cancel)
     # fresh connections, after the replacements booted (or clearly will not)
     _settle(server, min(time.monotonic() + 3.0, until), cancel)
-    cancel.check()
+    cancel.raise_if_set()
     obs.update(
         recycles=recycles(server),
         path_present=server.listening(),
         path_gone_after_recycle=gone_at,
     )
     results = fresh_connections(server, PROBES, deadline, cancel, o.path)
-    cancel.check()
+    cancel.raise_if_set()
     if len(results) < PROBES and not obs.get("ran_out"):
         obs["ran_out"] = "probes"
     proxied, healthy = server.proxy is not None, server.healthy
@@ -165,7 +165,7 @@ def _until_recycled(
     grace_until: float | None = None
     all_gone_since: float | None = None
     while time.monotonic() < until:
-        cancel.check()
+        cancel.raise_if_set()
         log = server.log
         log.refresh()
         done = recycles(server)
@@ -197,7 +197,7 @@ def _signal_each(server: Server, until: float, cancel: Cancel) -> tuple[int | No
         server.signal(signal.SIGTERM, pid)
         exits = server.log.exits
         while time.monotonic() < until:
-            cancel.check()
+            cancel.raise_if_set()
             server.log.refresh()
             if server.log.exits > exits or not Path(f"/proc/{pid}").exists():
                 break
@@ -308,7 +308,7 @@ def fresh_connections(
     while len(results) < n:
         if time.monotonic() + PROBE_TIMEOUT > until and results:
             break
-        cancel.check()
+        cancel.raise_if_set()
         t0 = time.monotonic()
         r = fresh_connection(server, path)
         results.append(r)

@@ -324,7 +324,7 @@ class CommandScenario(Scenario):
                 log = _read_end(out_path)
                 compat_used = mark.exists()
                 shutil.rmtree(root, ignore_errors=True)
-        cancel.check()  # Ctrl-C: everything is gone, now stop
+        cancel.raise_if_set()  # Ctrl-C: everything is gone, now stop
         code = None if timed_out or flooded else proc.returncode
         obs = Observation(
             exit_code=code if code is None or code >= 0 else None,

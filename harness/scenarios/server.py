@@ -299,7 +299,7 @@ class Server:
         )
         deadline = self.started + self.spec.boot_timeout
         while time.monotonic() < deadline:
-            self.cancel.check()
+            self.cancel.raise_if_set()
             self.log.refresh()
             if self.proc.poll() is not None or self.log.retrying:
                 break  # a bind that failed once fails again: do not wait out the retries
