@@ -168,15 +168,15 @@ def test_the_flask_app_changes_at_22(tmp_path: Path, cache_dir: Path, no_leaks) 
     # Python (those with flask alone) put that same directory first on their path
     version = rows["22.0.0"]["python"]
     interp = next(i for i in discover(cache_dir) if i.version == version)
-    layer = requirements.ensure(requirements.parse(["flask"]), interp, cache_dir)
-    assert not layer.built
+    installed = requirements.ensure(requirements.parse(["flask"]), interp, cache_dir)
+    assert not installed.built
     first = {}
     for env in (cache_dir / "envs").glob(f"gunicorn-2[12].*-py{version}-*"):
         manifest = json.loads((env / "gunicorn-bisect-env.json").read_text())
         if set(manifest["extras"]) == {"flask"}:
             pth = next(env.glob("lib/*/site-packages/gunicorn-bisect-shared.pth"))
             first.setdefault(manifest["label"], set()).add(pth.read_text().split()[0])
-    assert first["21.2.0"] == first["22.0.0"] == {str(layer.path)}
+    assert first["21.2.0"] == first["22.0.0"] == {str(installed.path)}
 
 
 @pytest.mark.real
@@ -201,7 +201,9 @@ def test_an_app_with_no_root_route_serves_every_built_in(
 
 
 @pytest.mark.real
-def test_a_run_command_sees_the_layer_and_no_foreign_pip(tmp_path: Path, cache_dir: Path) -> None:
+def test_a_run_command_sees_the_installed_set_and_no_foreign_pip(
+    tmp_path: Path, cache_dir: Path
+) -> None:
     script = "python -c 'import flask, packaging' && python -m pip install flask"
     report = run_json(
         "22.0.0",

@@ -148,7 +148,7 @@ def test_pip_gets_the_runs_indexes_with_their_credentials_and_no_config_file(tmp
     assert "s3cret" not in json.dumps(urls)  # the key and any record stay clean
 
 
-# --- real layers ---------------------------------------------------------------------------
+# --- real installed sets ---------------------------------------------------------------------------
 
 
 def interpreter(minor: str, cache_dir: Path) -> Interpreter:
@@ -159,10 +159,10 @@ def interpreter(minor: str, cache_dir: Path) -> Interpreter:
 
 
 def environment(
-    version: str, interp: Interpreter, cache_dir: Path, layer: requirements.InstalledSet
+    version: str, interp: Interpreter, cache_dir: Path, installed: requirements.InstalledSet
 ) -> environments.Environment:
     artifact = wheels.gunicorn_release(version, cache_dir, index.project("gunicorn", cache_dir))
-    env = environments.ensure(artifact, interp, cache_dir, EnvNeeds(layer=layer))
+    env = environments.ensure(artifact, interp, cache_dir, EnvNeeds(user_set=installed))
     assert env.works, env.reason
     return env
 
@@ -187,9 +187,9 @@ print(json.dumps({"flask": flask.__file__, "flask_version": version("flask"),
 """
 
 
-def identity(layer: requirements.InstalledSet) -> tuple[int, int]:
-    manifest = layer.path / requirements.MANIFEST
-    return layer.path.stat().st_ino, manifest.stat().st_mtime_ns
+def identity(installed: requirements.InstalledSet) -> tuple[int, int]:
+    manifest = installed.path / requirements.MANIFEST
+    return installed.path.stat().st_ino, manifest.stat().st_mtime_ns
 
 
 def builds(cache_dir: Path) -> set[str]:
@@ -203,28 +203,28 @@ def builds(cache_dir: Path) -> set[str]:
     "minor, release, pip",
     [("3.6", "19.9.0", "21.3.1"), ("3.9", "20.1.0", None), ("3.12", "23.0.0", None)],
 )
-def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
+def test_flask_comes_from_the_installed_set_and_a_second_target_installs_nothing(
     cache_dir, minor, release, pip
 ):
-    """3.6 too, whose own pip predates the resolver: the layer's pip is 21.3.1 there."""
+    """3.6 too, whose own pip predates the resolver: the installed's pip is 21.3.1 there."""
     interp = interpreter(minor, cache_dir)
-    layer = requirements.ensure(requirements.parse(["flask"]), interp, cache_dir)
-    manifest = json.loads((layer.path / requirements.MANIFEST).read_text())
+    installed = requirements.ensure(requirements.parse(["flask"]), interp, cache_dir)
+    manifest = json.loads((installed.path / requirements.MANIFEST).read_text())
     assert pip is None or manifest["pip"] == pip
-    assert "flask" in layer.versions and not (layer.path / "gunicorn").exists()
-    env = environment(release, interp, cache_dir, layer)
+    assert "flask" in installed.versions and not (installed.path / "gunicorn").exists()
+    env = environment(release, interp, cache_dir, installed)
     found = run_in(env, IMPORTS)
-    assert Path(found["flask"]).is_relative_to(layer.path)
-    assert found["flask_version"] == layer.versions["flask"]
+    assert Path(found["flask"]).is_relative_to(installed.path)
+    assert found["flask_version"] == installed.versions["flask"]
     assert Path(found["gunicorn"]).is_relative_to(env.path)
-    assert env.extras["flask"] == layer.versions["flask"]  # what the row shows
+    assert env.extras["flask"] == installed.versions["flask"]  # what the row shows
 
-    # gunicorn's own dependencies (22.0.0: packaging) are a layer of their own, once per Python
+    # gunicorn's own dependencies (22.0.0: packaging) are a installed of their own, once per Python
     project = index.project("gunicorn", cache_dir)
     requirements.dependency_set(
         wheels.gunicorn_release("22.0.0", cache_dir, project), interp, cache_dir
     )
-    before, entries = identity(layer), builds(cache_dir)
+    before, entries = identity(installed), builds(cache_dir)
     # another run, another target on the same Python: the same installed set, verified, not rebuilt
     again = subprocess.run(
         [
@@ -245,14 +245,14 @@ def test_flask_comes_from_the_layer_and_a_second_target_installs_nothing(
         timeout=300,
     )
     assert again.returncode == 0, again.stderr
-    assert again.stdout.split() == ["False", str(layer.path)]
-    other = environment("22.0.0", interp, cache_dir, layer)
-    assert Path(run_in(other, IMPORTS)["flask"]).is_relative_to(layer.path)
-    assert identity(layer) == before and builds(cache_dir) == entries
+    assert again.stdout.split() == ["False", str(installed.path)]
+    other = environment("22.0.0", interp, cache_dir, installed)
+    assert Path(run_in(other, IMPORTS)["flask"]).is_relative_to(installed.path)
+    assert identity(installed) == before and builds(cache_dir) == entries
 
 
 @pytest.mark.real
-def test_an_altered_layer_is_rebuilt_not_used(tmp_path, cache_dir):
+def test_an_altered_installed_set_is_rebuilt_not_used(tmp_path, cache_dir):
     interp = interpreter("3.12", cache_dir)
     cache = tmp_path / "cache"
     (cache / "wheels").mkdir(parents=True)
@@ -285,28 +285,31 @@ def test_a_set_that_cannot_resolve_is_one_line_and_leaves_nothing(cache_dir):
 
 
 @pytest.mark.real
-def test_eventlet_0_30_2_layers_where_it_imports_and_turns_newer_pythons_away(cache_dir):
+def test_eventlet_0_30_2_is_installed_where_it_imports_and_turns_newer_pythons_away(cache_dir):
     """It imports on 3.9; on 3.10 dnspython 1.16 fails ("cannot set 'is_timeout'"), on
     3.12 ``imp`` is gone: those Pythons are turned away with that line."""
     reqs = requirements.parse(["eventlet==0.30.2"])
     old = interpreter("3.9", cache_dir)
-    layer = requirements.ensure(reqs, old, cache_dir)
-    assert layer.versions == {"eventlet": "0.30.2"}
+    installed = requirements.ensure(reqs, old, cache_dir)
+    assert installed.versions == {"eventlet": "0.30.2"}
     new = interpreter("3.12", cache_dir)
     before = builds(cache_dir) - {"refused"}
     for _ in range(2):  # the second time from the remembered refusal
         with pytest.raises(requirements.SetRefused, match=r"eventlet 0.30.2 does not import on Py"):
             requirements.ensure(reqs, new, cache_dir)
-    assert builds(cache_dir) - {"refused"} == before  # no layer left for 3.12
+    assert builds(cache_dir) - {"refused"} == before  # no installed left for 3.12
 
 
 @pytest.mark.real
 def test_a_requirement_on_gunicorn_never_shadows_the_targets(cache_dir):
     interp = interpreter("3.12", cache_dir)
-    layer = requirements.ensure(requirements.parse(["uvicorn-worker"]), interp, cache_dir)
-    assert not list(layer.path.glob("gunicorn-[0-9]*.dist-info"))
-    assert not (layer.path / "gunicorn").exists() and not (layer.path / "bin" / "gunicorn").exists()
-    env = environment("22.0.0", interp, cache_dir, layer)
+    installed = requirements.ensure(requirements.parse(["uvicorn-worker"]), interp, cache_dir)
+    assert not list(installed.path.glob("gunicorn-[0-9]*.dist-info"))
+    assert (
+        not (installed.path / "gunicorn").exists()
+        and not (installed.path / "bin" / "gunicorn").exists()
+    )
+    env = environment("22.0.0", interp, cache_dir, installed)
     found = run_in(
         env,
         "import json, importlib.metadata as md, gunicorn, uvicorn_worker\n"
@@ -314,12 +317,12 @@ def test_a_requirement_on_gunicorn_never_shadows_the_targets(cache_dir):
         " 'worker': uvicorn_worker.__file__}))",
     )
     assert found["v"] == found["dist"] == "22.0.0"
-    assert Path(found["worker"]).is_relative_to(layer.path)
+    assert Path(found["worker"]).is_relative_to(installed.path)
 
 
 # --- an interrupt during the import check is no refusal (issue 26, item 4) ----------------
 
-# A layer whose one module imports slowly while a marker exists; pip's step copies it in
+# A installed whose one module imports slowly while a marker exists; pip's step copies it in
 # (the import check, what this is about, is the real one), and a SIGINT reaches the
 # harness the moment the import check runs.
 INTERRUPTED_IMPORT = r"""
@@ -331,7 +334,7 @@ from harness.provision.interpreters import Interpreter
 
 cache, marker, path, version = sys.argv[1:5]
 
-def pip_copies_the_layer(interp, reqs, dest, env):
+def pip_copies_the_installed_set(interp, reqs, dest, env):
     (dest / "slowimp.py").write_text(
         "import os, time\nif os.path.exists(%r):\n    time.sleep(30)\n" % marker)
     info = dest / "slowimp-1.0.dist-info"
@@ -339,7 +342,7 @@ def pip_copies_the_layer(interp, reqs, dest, env):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slowimp\nVersion: 1.0\n")
     (info / "RECORD").write_text("slowimp.py,,\nslowimp-1.0.dist-info/METADATA,,\n")
 
-requirements._pip_install = pip_copies_the_layer
+requirements._pip_install = pip_copies_the_installed_set
 
 def ctrl_c_at_the_import_check():
     while True:
@@ -356,8 +359,8 @@ with processes.signals_as_flags(lambda: None):
     if os.path.exists(marker):
         threading.Thread(target=ctrl_c_at_the_import_check, daemon=True).start()
     try:
-        layer = requirements.ensure(requirements.parse(["slowimp"]), Interpreter(path, version, "pyenv"), Path(cache))
-        print("layer", layer.versions)
+        installed = requirements.ensure(requirements.parse(["slowimp"]), Interpreter(path, version, "pyenv"), Path(cache))
+        print("layer", installed.versions)
     except processes.Cancelled:
         print("cancelled")
     except requirements.SetRefused as exc:
