@@ -237,7 +237,10 @@ fsutil.keep_recorded_bytecode(tree)  # as a run that reuses the cached tree
 code = __import__("subprocess").run([sys.executable, "-c", "import mod; print(mod.ANSWER)"],
     cwd=tree, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
 print(code.stdout.strip() or code.stderr.strip().splitlines()[-1])
-if sys.argv[3] == "clean":
+if sys.argv[3] == "linked":  # something links a .pyc in during the run: Python never does
+    pyc = next((tree / "__pycache__").glob("mod.*.pyc"))
+    (tree / "__pycache__" / "mod.cpython-38.pyc").symlink_to(pyc)
+if sys.argv[3] in ("clean", "linked"):
     fsutil.record_bytecode()
 """
 
@@ -300,7 +303,11 @@ def test_bytecode_an_interrupted_or_foreign_writer_left_is_compiled_again(tmp_pa
     stray = tree / "other.pyc"  # what Python 2 would write beside a source, by another hand
     stray.write_bytes(b"junk")
     (tree / "__pycache__" / "mod.cpython-39.pyc.140234").write_bytes(b"half")
+    assert _run_in(tree, end="linked") == "42"
+    record = (tree / "__pycache__" / fsutil.BYTECODE_RECORD).read_text()
+    assert "cpython-38" not in record  # a link is never recorded ...
     assert _run_in(tree) == "42"
+    assert not (tree / "__pycache__" / "mod.cpython-38.pyc").is_symlink()  # ... nor kept
     assert not stray.exists()
     assert sorted(os.listdir(tree / "__pycache__")) == sorted([fsutil.BYTECODE_RECORD, pyc.name])
     assert _marked(_pycs(tree)[0])

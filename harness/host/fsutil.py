@@ -232,7 +232,10 @@ def _bytecode_files(root: Path) -> Iterator[Path]:
 
 
 def _sha256(path: Path) -> str | None:
+    """None for what Python never writes as bytecode: a link, anything not a regular file."""
     try:
+        if path.is_symlink():
+            return None
         return hashlib.sha256(read_regular(path, _BYTECODE_CAP)).hexdigest()
     except NotReadable:
         return None
