@@ -284,14 +284,15 @@ def record_bytecode() -> None:
     for root in map(Path, trees):
         if not root.is_dir():
             continue
-        with _bytecode_record(root) as (_, record):
+        with _bytecode_record(root) as (recorded, record):
             sums = {
                 p.relative_to(root).as_posix(): _sha256(p)
                 for p in _bytecode_files(root)
                 if p.name.endswith((".pyc", ".pyo"))
             }
-            text = json.dumps({k: v for k, v in sums.items() if v}, sort_keys=True)
-            atomic_write_text(record, text)
+            kept = {k: v for k, v in sums.items() if v}
+            if kept != recorded:  # a warm run compiled nothing: no write, no fsync
+                atomic_write_text(record, json.dumps(kept, sort_keys=True))
 
 
 def tree_digest(root: Path, manifest: str) -> str:
